@@ -1,0 +1,57 @@
+# TiStream build, test and benchmark entry points. `make test` is what CI runs
+# (.ci/run); `make demo` is the README's first command.
+SHELL := /bin/bash
+TOOLS_BIN := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+
+# Every package of every module in go.work.
+GO_PKGS := ./... ./libs/tidbcodec/... ./proto/gen/go/...
+FUZZTIME ?= 3s
+
+.PHONY: all build tools generate check-generate lint test unit conformance fuzz fuzz-smoke bench demo clean
+
+all: build
+
+build:
+	go build -o bin/tistream ./services/cmd/tistream
+
+tools:
+	scripts/install-tools.sh
+
+generate: tools
+	buf lint
+	buf generate
+
+# Regenerating must not change anything that is checked in.
+check-generate: generate
+	scripts/check-clean.sh proto/gen
+
+lint:
+	scripts/check-gofmt.sh
+	go vet $(GO_PKGS)
+	cd libs/tidbcodec/conformance && GOWORK=off go vet ./...
+
+# Everything CI runs. TISTREAM_REQUIRE_S3=1 turns a missing S3-compatible
+# server into a failure instead of a skip.
+test: tools check-generate lint unit conformance fuzz-smoke
+
+unit:
+	TISTREAM_REQUIRE_S3=1 go test -count=1 $(GO_PKGS)
+
+# Byte-for-byte conformance of libs/tidbcodec with TiDB's own codec. A separate
+# module (GOWORK=off) so TiDB's pinned dependencies never reach the product.
+conformance:
+	cd libs/tidbcodec/conformance && GOWORK=off go test -count=1 ./...
+
+# Runs every fuzz target for FUZZTIME (make fuzz FUZZTIME=5m for a real run).
+fuzz-smoke fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	scripts/bench.sh
+
+demo:
+	scripts/demo.sh
+
+clean:
+	rm -rf bin demo-data

@@ -1,0 +1,3 @@
+module github.com/tistream/tistream/libs/tidbcodec
+
+go 1.26
