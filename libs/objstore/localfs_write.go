@@ -1,0 +1,118 @@
+package objstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// A file system cannot hold a key and a longer key below it ("a/b" and
+// "a/b/c"); these name the two ways a write can run into that.
+var (
+	errKeyIsDir    = errors.New("a directory of other keys has this name (a file store cannot hold both \"k\" and \"k/...\")")
+	errParentIsKey = errors.New("a path prefix of the key is itself an object (a file store cannot hold both \"k\" and \"k/...\")")
+)
+
+// publishAttempts bounds how often publish recreates a parent directory that
+// a concurrent Delete pruned between our MkdirAll and our rename/link.
+const publishAttempts = 16
+
+// writeTemp writes data to a new file in the temp directory and fsyncs it, so
+// whatever later takes its name is complete and durable.
+func (s *LocalFS) writeTemp(data []byte) (string, error) {
+	f, err := os.CreateTemp(s.tmp, "put-*")
+	if err != nil {
+		return "", fmt.Errorf("create temp file: %w", err)
+	}
+	name := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("write temp file %s: %w", name, werr)
+	}
+	return name, nil
+}
+
+// publish gives the temp file the key's name with op (rename or link), making
+// parent directories as needed, then fsyncs the directories it changed.
+// Delete prunes empty directories concurrently, so a parent can vanish
+// between MkdirAll and op: that shows as ENOENT and is retried.
+func (s *LocalFS) publish(key string, op func(final string) error) error {
+	final := s.path(key)
+	parent := filepath.Dir(final)
+	created := false
+	for attempt := 1; ; attempt++ {
+		err := op(final)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			if errors.Is(err, syscall.ENOTDIR) {
+				return fmt.Errorf("%w: %w", errParentIsKey, err)
+			}
+			if fi, serr := os.Lstat(final); serr == nil && fi.IsDir() {
+				return fmt.Errorf("%w: %w", errKeyIsDir, err)
+			}
+			return err
+		}
+		if attempt == publishAttempts {
+			return fmt.Errorf("parent directory kept vanishing after %d attempts: %w", attempt, err)
+		}
+		// ENOENT from MkdirAll is the same race one level up, and EEXIST is
+		// a directory pruned between its mkdir and its check: try again.
+		if err := os.MkdirAll(parent, 0o755); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrExist) {
+			if errors.Is(err, syscall.ENOTDIR) {
+				return fmt.Errorf("%w: %w", errParentIsKey, err)
+			}
+			return fmt.Errorf("create directory %s: %w", parent, err)
+		}
+		created = true
+	}
+	// New directories are durable only once each one's entry in its own
+	// parent is synced too, so after creating any, sync the chain up to the
+	// root. A directory missing by now was pruned after a concurrent Delete of
+	// this very key, which is an outcome Put may have, not an error.
+	for dir := parent; ; dir = filepath.Dir(dir) {
+		if err := syncDir(dir); err != nil && !isMissing(err) {
+			return err
+		}
+		if !created || dir == s.root || !strings.HasPrefix(dir, s.root) {
+			return nil
+		}
+	}
+}
+
+// prune removes empty directories from dir up to (not including) the root.
+// It is best effort: a directory a concurrent Put just filled is not empty,
+// and the Put retries if it loses the race (see publish).
+func (s *LocalFS) prune(dir string) {
+	for dir != s.root && strings.HasPrefix(dir, s.root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// syncDir fsyncs a directory so the entries created or removed in it survive
+// a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
