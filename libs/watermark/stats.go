@@ -1,0 +1,70 @@
+package watermark
+
+// Counters count input the map ignored or distrusted, and garbage
+// collection.
+type Counters struct {
+	UnknownIncarnation uint64 // Resolved or End of an incarnation not in the table
+	Regressed          uint64 // resolved ts below the incarnation's latest (also re-deliveries)
+	AfterEnd           uint64 // resolved ts above the final one, after the END
+	DuplicateStart     uint64 // START of an incarnation already in the table
+	DuplicateEnd       uint64 // END of an incarnation already ended
+	Stale              uint64 // START of an unknown incarnation whose keys newer ones own
+	OutsideSpan        uint64 // START whose range misses the span
+	BadRange           uint64 // START with start >= end
+	InvalidRef         uint64 // START of the zero region id
+	BadPredecessor     uint64 // START with a zero, not-older or excessive predecessor
+	VersionConflicts   uint64 // claims between different regions of one version
+	Forgotten          uint64 // incarnations garbage-collected
+	BootstrapWaits     uint64 // STARTs without predecessors over keys of live older ones
+}
+
+func (c *Counters) add(o Counters) {
+	c.UnknownIncarnation += o.UnknownIncarnation
+	c.Regressed += o.Regressed
+	c.AfterEnd += o.AfterEnd
+	c.DuplicateStart += o.DuplicateStart
+	c.DuplicateEnd += o.DuplicateEnd
+	c.Stale += o.Stale
+	c.OutsideSpan += o.OutsideSpan
+	c.BadRange += o.BadRange
+	c.InvalidRef += o.InvalidRef
+	c.BadPredecessor += o.BadPredecessor
+	c.VersionConflicts += o.VersionConflicts
+	c.Forgotten += o.Forgotten
+	c.BootstrapWaits += o.BootstrapWaits
+}
+
+// list gives the counters in their encoding order.
+func (c *Counters) list() []*uint64 {
+	return []*uint64{&c.UnknownIncarnation, &c.Regressed, &c.AfterEnd, &c.DuplicateStart,
+		&c.DuplicateEnd, &c.Stale, &c.OutsideSpan, &c.BadRange, &c.InvalidRef,
+		&c.BadPredecessor, &c.VersionConflicts, &c.Forgotten, &c.BootstrapWaits}
+}
+
+// Stats describes the map for metrics and debugging.
+type Stats struct {
+	Entries      int    // sub-ranges in the tree
+	Holes        int    // ... owned by nobody (the watermark is 0 while > 0)
+	Incarnations int    // in the table
+	Active       int    // ... whose whole range is safe to claim
+	Pending      int    // ... still waiting for predecessors
+	Ended        int    // ... whose END was read
+	Raw          uint64 // current minimum ts over the entries (0 with a hole)
+	Published    uint64 // Watermark()
+	Counters
+}
+
+// Stats returns the map's statistics in O(1).
+func (m *Map) Stats() Stats {
+	return Stats{
+		Entries:      m.tree.Len(),
+		Holes:        m.holes,
+		Incarnations: m.nIncs,
+		Active:       m.nIncs - len(m.pending),
+		Pending:      len(m.pending),
+		Ended:        m.nEnded,
+		Raw:          m.raw(),
+		Published:    m.published,
+		Counters:     m.counters,
+	}
+}
