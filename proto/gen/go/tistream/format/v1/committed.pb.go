@@ -194,12 +194,10 @@ type CommittedFileHeader struct {
 	OwnerEpoch uint64 `protobuf:"varint,3,opt,name=owner_epoch,json=ownerEpoch,proto3" json:"owner_epoch,omitempty"`
 	Seq        uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	// The file holds every row of the range with prev_watermark < commit_ts <= watermark.
+	// Row count and commit_ts bounds are in the trailer (record_count - 1 and
+	// the block index), as they are only known once the rows are written.
 	PrevWatermark uint64 `protobuf:"varint,5,opt,name=prev_watermark,json=prevWatermark,proto3" json:"prev_watermark,omitempty"`
 	Watermark     uint64 `protobuf:"varint,6,opt,name=watermark,proto3" json:"watermark,omitempty"`
-	// Bounds and count of the rows in the file.
-	MinCommitTs   uint64 `protobuf:"varint,7,opt,name=min_commit_ts,json=minCommitTs,proto3" json:"min_commit_ts,omitempty"`
-	MaxCommitTs   uint64 `protobuf:"varint,8,opt,name=max_commit_ts,json=maxCommitTs,proto3" json:"max_commit_ts,omitempty"`
-	RowCount      uint64 `protobuf:"varint,9,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,27 +270,6 @@ func (x *CommittedFileHeader) GetPrevWatermark() uint64 {
 func (x *CommittedFileHeader) GetWatermark() uint64 {
 	if x != nil {
 		return x.Watermark
-	}
-	return 0
-}
-
-func (x *CommittedFileHeader) GetMinCommitTs() uint64 {
-	if x != nil {
-		return x.MinCommitTs
-	}
-	return 0
-}
-
-func (x *CommittedFileHeader) GetMaxCommitTs() uint64 {
-	if x != nil {
-		return x.MaxCommitTs
-	}
-	return 0
-}
-
-func (x *CommittedFileHeader) GetRowCount() uint64 {
-	if x != nil {
-		return x.RowCount
 	}
 	return 0
 }
@@ -813,7 +790,7 @@ var File_tistream_format_v1_committed_proto protoreflect.FileDescriptor
 
 const file_tistream_format_v1_committed_proto_rawDesc = "" +
 	"\n" +
-	"\"tistream/format/v1/committed.proto\x12\x12tistream.format.v1\"\xaa\x02\n" +
+	"\"tistream/format/v1/committed.proto\x12\x12tistream.format.v1\"\xc5\x01\n" +
 	"\x13CommittedFileHeader\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x1f\n" +
@@ -821,10 +798,7 @@ const file_tistream_format_v1_committed_proto_rawDesc = "" +
 	"ownerEpoch\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12%\n" +
 	"\x0eprev_watermark\x18\x05 \x01(\x04R\rprevWatermark\x12\x1c\n" +
-	"\twatermark\x18\x06 \x01(\x04R\twatermark\x12\"\n" +
-	"\rmin_commit_ts\x18\a \x01(\x04R\vminCommitTs\x12\"\n" +
-	"\rmax_commit_ts\x18\b \x01(\x04R\vmaxCommitTs\x12\x1b\n" +
-	"\trow_count\x18\t \x01(\x04R\browCount\"\xb3\x01\n" +
+	"\twatermark\x18\x06 \x01(\x04R\twatermark\"\xb3\x01\n" +
 	"\fCommittedRow\x12\x1b\n" +
 	"\tcommit_ts\x18\x01 \x01(\x04R\bcommitTs\x12\x19\n" +
 	"\bstart_ts\x18\x02 \x01(\x04R\astartTs\x12&\n" +

@@ -1,0 +1,75 @@
+package storefile
+
+import (
+	"fmt"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/tistream/tistream/libs/formats/container"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// Writer builds one store change file.
+type Writer struct {
+	c       *container.Writer
+	header  *formatv1.StoreFileHeader
+	rec     formatv1.StoreRecord
+	change  formatv1.StoreRecord_RegionChange
+	eventRe formatv1.StoreRecord_ChangeDataEvent
+	buf     []byte
+	rows    int
+}
+
+// NewWriter starts a file with the given header; it is checked as a reader
+// would check it. Blocks are zstd-compressed.
+func NewWriter(h *formatv1.StoreFileHeader) (*Writer, error) {
+	return NewWriterOptions(h, container.Options{Codec: container.CodecZstd})
+}
+
+// NewWriterOptions is NewWriter with explicit container options.
+func NewWriterOptions(h *formatv1.StoreFileHeader, opts container.Options) (*Writer, error) {
+	if err := checkHeader(h); err != nil {
+		return nil, fmt.Errorf("store file header: %w", err)
+	}
+	w := &Writer{c: container.NewWriter(container.KindStoreChange, opts), header: h}
+	if err := w.c.AppendMessage(h); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// AddEvent appends a cdcpb.ChangeDataEvent.
+func (w *Writer) AddEvent(ev *cdcpb.ChangeDataEvent) error {
+	n := ev.Size()
+	if cap(w.buf) < n {
+		w.buf = make([]byte, n)
+	}
+	b := w.buf[:n]
+	if _, err := ev.MarshalToSizedBuffer(b); err != nil {
+		return fmt.Errorf("marshal change data event: %w", err)
+	}
+	for _, e := range ev.Events {
+		if en := e.GetEntries(); en != nil {
+			w.rows += len(en.Entries)
+		}
+	}
+	w.eventRe.ChangeDataEvent = b
+	w.rec.Record = &w.eventRe
+	return w.c.AppendMessage(&w.rec)
+}
+
+// AddRegionChange appends the start or end of a region incarnation.
+func (w *Writer) AddRegionChange(rc *formatv1.RegionChange) error {
+	w.change.RegionChange = rc
+	w.rec.Record = &w.change
+	return w.c.AppendMessage(&w.rec)
+}
+
+// Rows is the number of row entries appended so far.
+func (w *Writer) Rows() int { return w.rows }
+
+// Size is roughly the number of bytes written so far (before compression of
+// the open block).
+func (w *Writer) Size() int { return w.c.Size() }
+
+// Finish returns the encoded file.
+func (w *Writer) Finish() ([]byte, error) { return w.c.Finish() }
