@@ -1,0 +1,181 @@
+package sim
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config sets the shape, rate and events of a simulated cluster.
+type Config struct {
+	Seed      uint64
+	ClusterID uint64
+	Tenants   int // tenant ids are 1..Tenants
+	Stores    int // store ids are 1..Stores, shared by every tenant
+	DBs       int // databases per tenant
+	Tables    int // tables per tenant at start
+	Regions   int // regions per tenant at start (at least one per table group)
+
+	RowsPerSec int           // committed-or-not row changes per simulated second
+	Duration   time.Duration // simulated time to generate traffic for
+	Txns       int           // if > 0, stop after this many transactions instead
+
+	FlushInterval time.Duration // each store cuts a change file this often
+	ResolveEvery  time.Duration // each store publishes resolved ts this often
+
+	SplitEvery    time.Duration // mean interval between region splits, 0 = none
+	MergeEvery    time.Duration // mean interval between region merges
+	TransferEvery time.Duration // mean interval between leader transfers
+	DDLEvery      time.Duration // mean interval between DDL statements
+
+	RowsPerTxn       int     // mean rows of an ordinary transaction
+	RollbackRatio    float64 // share of 2PC/async transactions rolled back
+	OnePCRatio       float64 // share of single-region transactions committed in 1PC
+	AsyncCommitRatio float64 // share of multi-key transactions using async commit
+	CrossTableRatio  float64 // share of transactions writing two tables
+	DeleteRatio      float64 // share of row changes that delete an existing row
+
+	LargeTxnEvery time.Duration // mean interval between large transactions, 0 = none
+	LargeTxnRows  int
+	LongTxnEvery  time.Duration // mean interval between long-running transactions
+	LongTxnHold   time.Duration // how long they hold their locks
+
+	ValueSize int // approximate bytes of a row value
+
+	// StartTime is the physical part of the first TSO (ignored when Realtime).
+	StartTime time.Time
+	// Realtime paces the simulated clock to the wall clock and takes TSO
+	// physical time from it, for pushing into a running fleet.
+	Realtime bool
+	// Producer is written into every file header.
+	Producer string
+}
+
+// DefaultConfig is a small, busy cluster: the flag defaults of `tistream sim`.
+func DefaultConfig() Config {
+	return Config{
+		Seed:             1,
+		ClusterID:        1,
+		Tenants:          1,
+		Stores:           3,
+		DBs:              2,
+		Tables:           8,
+		Regions:          16,
+		RowsPerSec:       5000,
+		Duration:         10 * time.Second,
+		FlushInterval:    time.Second,
+		ResolveEvery:     200 * time.Millisecond,
+		SplitEvery:       2 * time.Second,
+		MergeEvery:       3 * time.Second,
+		TransferEvery:    time.Second,
+		DDLEvery:         5 * time.Second,
+		RowsPerTxn:       5,
+		RollbackRatio:    0.05,
+		OnePCRatio:       0.3,
+		AsyncCommitRatio: 0.3,
+		CrossTableRatio:  0.2,
+		DeleteRatio:      0.1,
+		LongTxnEvery:     10 * time.Second,
+		LongTxnHold:      4 * time.Second,
+		LargeTxnRows:     100_000,
+		ValueSize:        200,
+		StartTime:        time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Producer:         "tistream-sim/1",
+	}
+}
+
+// RegisterFlags binds the config to command-line flags, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed; the same seed writes the same files")
+	fs.Uint64Var(&c.ClusterID, "cluster", c.ClusterID, "upstream cluster id")
+	fs.IntVar(&c.Tenants, "tenants", c.Tenants, "number of tenants (ids 1..N)")
+	fs.IntVar(&c.Stores, "stores", c.Stores, "number of TiKV stores")
+	fs.IntVar(&c.DBs, "dbs", c.DBs, "databases per tenant")
+	fs.IntVar(&c.Tables, "tables", c.Tables, "tables per tenant at start")
+	fs.IntVar(&c.Regions, "regions", c.Regions, "regions per tenant at start")
+	fs.IntVar(&c.RowsPerSec, "rows-per-sec", c.RowsPerSec, "row changes per simulated second")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "simulated time to generate traffic for")
+	fs.IntVar(&c.Txns, "txns", c.Txns, "stop after this many transactions (overrides --duration when > 0)")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "how often each store pushes a change file")
+	fs.DurationVar(&c.ResolveEvery, "resolve-interval", c.ResolveEvery, "how often each store publishes resolved ts")
+	fs.DurationVar(&c.SplitEvery, "split-every", c.SplitEvery, "mean interval between region splits (0 = none)")
+	fs.DurationVar(&c.MergeEvery, "merge-every", c.MergeEvery, "mean interval between region merges (0 = none)")
+	fs.DurationVar(&c.TransferEvery, "transfer-every", c.TransferEvery, "mean interval between leader transfers (0 = none)")
+	fs.DurationVar(&c.DDLEvery, "ddl-every", c.DDLEvery, "mean interval between DDL statements (0 = none)")
+	fs.IntVar(&c.RowsPerTxn, "rows-per-txn", c.RowsPerTxn, "mean rows of an ordinary transaction")
+	fs.Float64Var(&c.RollbackRatio, "rollback-ratio", c.RollbackRatio, "share of 2PC transactions rolled back")
+	fs.Float64Var(&c.OnePCRatio, "1pc-ratio", c.OnePCRatio, "share of single-region transactions committed in 1PC")
+	fs.Float64Var(&c.AsyncCommitRatio, "async-commit-ratio", c.AsyncCommitRatio, "share of multi-key transactions using async commit")
+	fs.Float64Var(&c.CrossTableRatio, "cross-table-ratio", c.CrossTableRatio, "share of transactions writing two tables")
+	fs.Float64Var(&c.DeleteRatio, "delete-ratio", c.DeleteRatio, "share of row changes that delete a row")
+	fs.DurationVar(&c.LargeTxnEvery, "large-txn-every", c.LargeTxnEvery, "mean interval between large transactions (0 = none)")
+	fs.IntVar(&c.LargeTxnRows, "large-txn-rows", c.LargeTxnRows, "rows of a large transaction")
+	fs.DurationVar(&c.LongTxnEvery, "long-txn-every", c.LongTxnEvery, "mean interval between long-running transactions (0 = none)")
+	fs.DurationVar(&c.LongTxnHold, "long-txn-hold", c.LongTxnHold, "how long a long-running transaction holds its locks")
+	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "approximate bytes of a row value")
+	fs.BoolVar(&c.Realtime, "realtime", c.Realtime, "pace the simulated clock to the wall clock (for a live fleet)")
+}
+
+// Validate reports the first setting that cannot work, by its flag name.
+func (c *Config) Validate() error {
+	var errs []error
+	pos := func(v int, name string) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, got %d", name, v))
+		}
+	}
+	ratio := func(v float64, name string) {
+		if v < 0 || v > 1 {
+			errs = append(errs, fmt.Errorf("--%s must be between 0 and 1, got %g", name, v))
+		}
+	}
+	nonneg := func(d time.Duration, name string) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("--%s must not be negative, got %s", name, d))
+		}
+	}
+	if c.ClusterID == 0 {
+		errs = append(errs, errors.New("--cluster must not be 0"))
+	}
+	pos(c.Tenants, "tenants")
+	pos(c.Stores, "stores")
+	pos(c.DBs, "dbs")
+	pos(c.Tables, "tables")
+	pos(c.Regions, "regions")
+	pos(c.RowsPerSec, "rows-per-sec")
+	pos(c.RowsPerTxn, "rows-per-txn")
+	pos(c.ValueSize, "value-size")
+	if c.Txns < 0 {
+		errs = append(errs, fmt.Errorf("--txns must not be negative, got %d", c.Txns))
+	}
+	if c.Txns == 0 && c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("--duration must be positive when --txns is 0, got %s", c.Duration))
+	}
+	if c.FlushInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--flush-interval must be at least 10ms, got %s", c.FlushInterval))
+	}
+	if c.ResolveEvery < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--resolve-interval must be at least 10ms, got %s", c.ResolveEvery))
+	}
+	for _, d := range []struct {
+		v    time.Duration
+		name string
+	}{{c.SplitEvery, "split-every"}, {c.MergeEvery, "merge-every"}, {c.TransferEvery, "transfer-every"},
+		{c.DDLEvery, "ddl-every"}, {c.LargeTxnEvery, "large-txn-every"}, {c.LongTxnEvery, "long-txn-every"},
+		{c.LongTxnHold, "long-txn-hold"}} {
+		nonneg(d.v, d.name)
+	}
+	if c.LargeTxnEvery > 0 {
+		pos(c.LargeTxnRows, "large-txn-rows")
+	}
+	ratio(c.RollbackRatio, "rollback-ratio")
+	ratio(c.OnePCRatio, "1pc-ratio")
+	ratio(c.AsyncCommitRatio, "async-commit-ratio")
+	ratio(c.CrossTableRatio, "cross-table-ratio")
+	ratio(c.DeleteRatio, "delete-ratio")
+	if c.Regions < c.Stores {
+		errs = append(errs, fmt.Errorf("--regions (%d) must be at least --stores (%d) so every store leads a region", c.Regions, c.Stores))
+	}
+	return errors.Join(errs...)
+}

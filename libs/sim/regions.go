@@ -1,0 +1,162 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/google/btree"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/tidbcodec"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// firstTerm is the raft term a freshly created region's first leader has
+// (TiKV starts raft logs at term 5, so the first election wins term 6).
+const firstTerm = 6
+
+// region is one TiKV region of a tenant and its current incarnation.
+type region struct {
+	id      uint64
+	start   []byte // raw TiDB key, inclusive
+	end     []byte // raw TiDB key, exclusive; nil = unbounded
+	version uint64
+	confVer uint64
+	term    uint64
+	leader  int   // index of the leading store
+	peers   []int // store indexes holding a peer (leader included)
+
+	locks  map[string]uint64 // locked key -> start_ts
+	lockTs map[uint64]int    // start_ts -> number of locked keys, for the min
+
+	resolved  uint64 // floor for the next resolved ts (monotonic across incarnations of the keys)
+	published uint64 // last resolved ts published by the current incarnation, 0 if none
+	wire      *formatv1.RegionIncarnation
+	pos       int // index in regionSet.list
+}
+
+func (r *region) contains(key []byte) bool {
+	return bytes.Compare(key, r.start) >= 0 && (r.end == nil || bytes.Compare(key, r.end) < 0)
+}
+
+func (r *region) ref() *formatv1.IncarnationRef {
+	return &formatv1.IncarnationRef{RegionId: r.id, Version: r.version, Term: r.term}
+}
+
+// incarnation is the wire form of the current incarnation, cached until the
+// region changes.
+func (r *region) incarnation(peerID func(regionID uint64, store int) uint64, storeIDs []uint64) *formatv1.RegionIncarnation {
+	if r.wire != nil {
+		return r.wire
+	}
+	m := &metapb.Region{
+		Id:          r.id,
+		StartKey:    tidbcodec.EncodeRegionKey(r.start),
+		EndKey:      tidbcodec.EncodeRegionKey(r.end),
+		RegionEpoch: &metapb.RegionEpoch{ConfVer: r.confVer, Version: r.version},
+	}
+	for _, s := range r.peers {
+		m.Peers = append(m.Peers, &metapb.Peer{Id: peerID(r.id, s), StoreId: storeIDs[s]})
+	}
+	w, err := storefile.Incarnation{Region: m, Term: r.term}.Encode()
+	if err != nil {
+		panic(fmt.Sprintf("encode region %d: %v", r.id, err)) // metapb.Region always marshals
+	}
+	r.wire = w
+	return w
+}
+
+func (r *region) changed() { r.wire = nil }
+
+func (r *region) addLock(key []byte, startTs uint64) {
+	if r.locks == nil {
+		r.locks = make(map[string]uint64)
+		r.lockTs = make(map[uint64]int)
+	}
+	k := string(key)
+	if _, ok := r.locks[k]; ok {
+		return
+	}
+	r.locks[k] = startTs
+	r.lockTs[startTs]++
+}
+
+func (r *region) removeLock(key []byte) {
+	k := string(key)
+	ts, ok := r.locks[k]
+	if !ok {
+		return
+	}
+	delete(r.locks, k)
+	if r.lockTs[ts]--; r.lockTs[ts] == 0 {
+		delete(r.lockTs, ts)
+	}
+}
+
+// minLock is the smallest start_ts of a lock in the region, or 0.
+func (r *region) minLock() uint64 {
+	var min uint64
+	for ts := range r.lockTs {
+		if min == 0 || ts < min {
+			min = ts
+		}
+	}
+	return min
+}
+
+// regionSet is a tenant's regions, ordered by start key, plus a list for
+// picking one at random.
+type regionSet struct {
+	tree *btree.BTreeG[*region]
+	byID map[uint64]*region
+	list []*region
+}
+
+func newRegionSet() *regionSet {
+	return &regionSet{
+		tree: btree.NewG(32, func(a, b *region) bool { return bytes.Compare(a.start, b.start) < 0 }),
+		byID: make(map[uint64]*region),
+	}
+}
+
+func (s *regionSet) add(r *region) {
+	s.tree.ReplaceOrInsert(r)
+	s.byID[r.id] = r
+	r.pos = len(s.list)
+	s.list = append(s.list, r)
+}
+
+func (s *regionSet) remove(r *region) {
+	s.tree.Delete(r)
+	delete(s.byID, r.id)
+	last := s.list[len(s.list)-1]
+	s.list[r.pos] = last
+	last.pos = r.pos
+	s.list = s.list[:len(s.list)-1]
+}
+
+// lookup returns the region holding key.
+func (s *regionSet) lookup(key []byte) *region {
+	var found *region
+	s.tree.DescendLessOrEqual(&region{start: key}, func(r *region) bool {
+		found = r
+		return false
+	})
+	if found == nil || !found.contains(key) {
+		panic(fmt.Sprintf("sim: no region holds key %x: regions must cover the key space", key))
+	}
+	return found
+}
+
+// next returns the region right after r, or nil.
+func (s *regionSet) next(r *region) *region {
+	if r.end == nil {
+		return nil
+	}
+	var found *region
+	s.tree.AscendGreaterOrEqual(&region{start: r.end}, func(n *region) bool {
+		found = n
+		return false
+	})
+	return found
+}
