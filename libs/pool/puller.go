@@ -1,0 +1,225 @@
+package pool
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/tistream/tistream/libs/objstore"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// Filter selects the rows a puller returns (for example the record keys of
+// one table).
+type Filter func(key []byte) bool
+
+// Puller merges the ranges that cover a key span into one stream in commit
+// order: it returns rows only up to the smallest watermark of the ranges it
+// follows, and follows a sealed range into its successors.
+type Puller struct {
+	store      objstore.Store
+	tenant     uint64
+	start, end []byte
+	filter     Filter
+	from       uint64
+	ranges     map[uint64]*followed
+	seen       map[uint64]bool // ranges ever opened
+	resolved   uint64
+}
+
+type followed struct {
+	r     *RangeReader
+	queue []Row // rows not yet returned, in order
+	wm    uint64
+}
+
+// NewPuller opens every range of the tenant's manifest that holds rows of
+// [start, end) (end nil = unbounded) with commit_ts >= from.
+func NewPuller(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte, filter Filter, from uint64) (*Puller, error) {
+	m, err := LoadManifest(ctx, store, tenant)
+	if err != nil {
+		return nil, err
+	}
+	p := &Puller{store: store, tenant: tenant, start: start, end: end, filter: filter, from: from,
+		ranges: map[uint64]*followed{}, seen: map[uint64]bool{}}
+	byID := map[uint64]*formatv1.RangeDescriptor{}
+	for _, d := range m.Ranges {
+		byID[d.RangeId] = d
+	}
+	for _, d := range m.Ranges {
+		if !Overlaps(d, start, end) || !p.frontier(d, byID) {
+			continue
+		}
+		if err := p.open(ctx, d.RangeId); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.ranges) == 0 {
+		return nil, fmt.Errorf("tenant %d: no range holds keys [%x, %x) at ts %d", tenant, start, end, from)
+	}
+	return p, nil
+}
+
+// frontier tells whether d is where a reader starting at p.from begins: it
+// holds rows at or after from, and its parents (if any are still listed)
+// end before from.
+func (p *Puller) frontier(d *formatv1.RangeDescriptor, byID map[uint64]*formatv1.RangeDescriptor) bool {
+	if d.State == formatv1.RangeDescriptor_STATE_RETIRED && d.RetiredAtTs < p.from {
+		return false
+	}
+	if d.OpenedAtTs < p.from {
+		return true
+	}
+	for _, id := range d.ParentRangeIds {
+		if _, ok := byID[id]; ok {
+			return false // a parent still listed covers from; its seal leads here
+		}
+	}
+	return true
+}
+
+func (p *Puller) open(ctx context.Context, id uint64) error {
+	if p.seen[id] {
+		return nil
+	}
+	r, err := OpenRangeReader(ctx, p.store, p.tenant, id, p.from)
+	if err != nil {
+		return fmt.Errorf("open range %d of tenant %d: %w", id, p.tenant, err)
+	}
+	p.seen[id] = true
+	p.ranges[id] = &followed{r: r, wm: r.Watermark()}
+	return nil
+}
+
+// Poll reads whatever the followed ranges have published since the last
+// call and returns the rows that are now complete (commit_ts <= resolved), in
+// commit order, with the new resolved ts. caughtUp is true when every range
+// is at its log's head.
+func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtUp bool, err error) {
+	caughtUp = true
+	for _, id := range sortedIDs(p.ranges) {
+		f := p.ranges[id]
+		for {
+			c, ok, err := f.r.Next(ctx)
+			if err != nil {
+				return nil, 0, false, err
+			}
+			if !ok {
+				break
+			}
+			caughtUp = false
+			for _, row := range c.Rows {
+				if p.filter == nil || p.filter(row.Key) {
+					f.queue = append(f.queue, row)
+				}
+			}
+			f.wm = c.Watermark
+			if c.Sealed {
+				for _, s := range c.Successors {
+					if err := p.openSuccessor(ctx, s); err != nil {
+						return nil, 0, false, err
+					}
+				}
+				break
+			}
+		}
+	}
+	// Sealed ranges whose rows have all been returned drop out; the min
+	// watermark is over the ranges still followed.
+	min := ^uint64(0)
+	for _, f := range p.ranges {
+		min = mini(min, f.wm)
+	}
+	if min == ^uint64(0) || min <= p.resolved {
+		return nil, p.resolved, caughtUp, nil
+	}
+	rows = p.merge(min)
+	for id, f := range p.ranges {
+		if f.r.sealed && len(f.queue) == 0 && f.wm <= min {
+			delete(p.ranges, id)
+		}
+	}
+	p.resolved = min
+	return rows, min, caughtUp, nil
+}
+
+func (p *Puller) openSuccessor(ctx context.Context, id uint64) error {
+	if p.seen[id] {
+		return nil
+	}
+	m, err := LoadManifest(ctx, p.store, p.tenant)
+	if err != nil {
+		return err
+	}
+	for _, d := range m.Ranges {
+		if d.RangeId == id {
+			if !Overlaps(d, p.start, p.end) {
+				return nil
+			}
+			return p.open(ctx, id)
+		}
+	}
+	return fmt.Errorf("tenant %d: successor range %d is not in manifest version %d", p.tenant, id, m.Version)
+}
+
+// merge pops every queued row with commit_ts <= upTo, merged across ranges.
+func (p *Puller) merge(upTo uint64) []Row {
+	h := &rowHeap{}
+	for _, id := range sortedIDs(p.ranges) {
+		f := p.ranges[id]
+		if len(f.queue) > 0 && f.queue[0].CommitTs <= upTo {
+			*h = append(*h, cursor{f: f})
+		}
+	}
+	heap.Init(h)
+	var out []Row
+	for h.Len() > 0 {
+		c := &(*h)[0]
+		out = append(out, c.f.queue[c.i])
+		c.i++
+		if c.i < len(c.f.queue) && c.f.queue[c.i].CommitTs <= upTo {
+			heap.Fix(h, 0)
+		} else {
+			c.f.queue = c.f.queue[c.i:]
+			heap.Pop(h)
+		}
+	}
+	return out
+}
+
+type cursor struct {
+	f *followed
+	i int
+}
+
+type rowHeap []cursor
+
+func (h rowHeap) Len() int { return len(h) }
+func (h rowHeap) Less(i, j int) bool {
+	return Compare(&h[i].f.queue[h[i].i], &h[j].f.queue[h[j].i]) < 0
+}
+func (h rowHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *rowHeap) Push(x any)   { *h = append(*h, x.(cursor)) }
+func (h *rowHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+func sortedIDs(m map[uint64]*followed) []uint64 {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func mini(a, b uint64) uint64 {
+	if a < b {
+		return a
+	}
+	return b
+}

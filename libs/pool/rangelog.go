@@ -1,0 +1,169 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// ErrFenced means another owner with a greater epoch has taken the range
+// over: the caller must stop writing it.
+var ErrFenced = errors.New("range owned by a newer owner")
+
+// ErrNoRange means the range has no log (never opened, or fully expired).
+var ErrNoRange = errors.New("range has no log")
+
+// EncodeEntry encodes a range log entry file.
+func EncodeEntry(e *formatv1.RangeLogEntry) ([]byte, error) {
+	w := container.NewWriter(container.KindRangeLog, container.Options{})
+	if err := w.AppendMessage(e); err != nil {
+		return nil, err
+	}
+	return w.Finish()
+}
+
+// DecodeEntry decodes and checks a range log entry file.
+func DecodeEntry(name string, data []byte) (*formatv1.RangeLogEntry, error) {
+	r, err := container.Open(name, data, container.KindRangeLog)
+	if err != nil {
+		return nil, err
+	}
+	e := &formatv1.RangeLogEntry{}
+	if err := r.NextMessage(e); err != nil {
+		if err == io.EOF {
+			return nil, r.Corrupt(nil, "no entry")
+		}
+		return nil, err
+	}
+	if _, err := r.Next(); err != io.EOF {
+		if err == nil {
+			return nil, r.Corrupt(nil, "more than one record in a range log entry")
+		}
+		return nil, err
+	}
+	if err := checkEntry(e); err != nil {
+		return nil, r.Corrupt(err, "bad range log entry")
+	}
+	return e, nil
+}
+
+func checkEntry(e *formatv1.RangeLogEntry) error {
+	switch {
+	case e.Seq == 0:
+		return errors.New("seq is 0")
+	case e.Watermark < e.PrevWatermark:
+		return fmt.Errorf("watermark %d below prev_watermark %d", e.Watermark, e.PrevWatermark)
+	case e.Kind == formatv1.RangeLogEntry_KIND_OPEN && e.Seq != 1:
+		return fmt.Errorf("OPEN entry at seq %d", e.Seq)
+	case e.Kind != formatv1.RangeLogEntry_KIND_OPEN && e.Seq == 1:
+		return fmt.Errorf("seq 1 is %s, not OPEN", e.Kind)
+	case e.Kind == formatv1.RangeLogEntry_KIND_UNSPECIFIED || e.Kind > formatv1.RangeLogEntry_KIND_SEAL:
+		return fmt.Errorf("unknown kind %d", e.Kind)
+	case e.File != nil && e.Kind != formatv1.RangeLogEntry_KIND_FLUSH:
+		return fmt.Errorf("%s entry names a file", e.Kind)
+	case e.File != nil && (e.File.RowCount == 0 || e.File.MinCommitTs <= e.PrevWatermark || e.File.MaxCommitTs > e.Watermark):
+		return fmt.Errorf("file %s: %d rows in [%d, %d] do not fit (%d, %d]", e.File.Key, e.File.RowCount,
+			e.File.MinCommitTs, e.File.MaxCommitTs, e.PrevWatermark, e.Watermark)
+	case e.Kind != formatv1.RangeLogEntry_KIND_FLUSH && e.Watermark != e.PrevWatermark:
+		return fmt.Errorf("%s entry moves the watermark", e.Kind)
+	}
+	return nil
+}
+
+// GetEntry reads log entry seq; it returns an error matching
+// objstore.ErrNotFound when the entry does not exist (yet).
+func GetEntry(ctx context.Context, store objstore.Store, tenant, rangeID, seq uint64) (*formatv1.RangeLogEntry, error) {
+	key := layout.RangeLogKey(tenant, rangeID, seq)
+	b, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	e, err := DecodeEntry(key, b)
+	if err != nil {
+		return nil, err
+	}
+	if e.TenantId != tenant || e.RangeId != rangeID || e.Seq != seq {
+		return nil, fmt.Errorf("%s: entry says tenant %d range %d seq %d", key, e.TenantId, e.RangeId, e.Seq)
+	}
+	return e, nil
+}
+
+// headHintKey names a best-effort pointer to a recent log seq, so finding the
+// head does not list the whole log.
+func headHintKey(tenant, rangeID uint64) string {
+	return layout.RangePrefix(tenant, rangeID) + "head"
+}
+
+// hintEvery is how often (in entries) writers refresh the head hint.
+const hintEvery = 64
+
+// FindHead returns the last entry of a range's log and the first seq still
+// present (entries before it expired). It lists from the head hint, so the
+// cost does not grow with the log's age.
+func FindHead(ctx context.Context, store objstore.Store, tenant, rangeID uint64) (head *formatv1.RangeLogEntry, first uint64, err error) {
+	prefix := layout.RangeLogPrefix(tenant, rangeID)
+	firstPage, _, err := store.List(ctx, prefix, "", 1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	if len(firstPage) == 0 {
+		return nil, 0, fmt.Errorf("%s: %w", prefix, ErrNoRange)
+	}
+	if first, err = seqOf(firstPage[0].Key); err != nil {
+		return nil, 0, err
+	}
+	after := ""
+	if b, err := store.Get(ctx, headHintKey(tenant, rangeID)); err == nil {
+		if hint, err := seqOf(string(b)); err == nil && hint > first {
+			after = layout.RangeLogKey(tenant, rangeID, hint-1)
+		}
+	}
+	last := ""
+	for {
+		page, more, err := store.List(ctx, prefix, after, 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if len(page) > 0 {
+			last = page[len(page)-1].Key
+			after = last
+		}
+		if !more {
+			break
+		}
+	}
+	if last == "" { // the hint pointed past the end: list everything
+		all, err := objstore.ListAll(ctx, store, prefix, "")
+		if err != nil {
+			return nil, 0, err
+		}
+		last = all[len(all)-1].Key
+	}
+	seq, err := seqOf(last)
+	if err != nil {
+		return nil, 0, err
+	}
+	head, err = GetEntry(ctx, store, tenant, rangeID, seq)
+	return head, first, err
+}
+
+func seqOf(key string) (uint64, error) {
+	i := len(key) - 20
+	if i < 0 {
+		return 0, fmt.Errorf("range log key %q has no 20-digit seq", key)
+	}
+	var n uint64
+	for _, c := range key[i:] {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("range log key %q has no 20-digit seq", key)
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, nil
+}

@@ -1,0 +1,183 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// ErrCompacted means the rows asked for have expired from the pool: the
+// start ts is older than the retention window.
+var ErrCompacted = errors.New("start ts is older than the retained data")
+
+// Chunk is what one range log entry brings a reader: the rows it publishes
+// that the reader asked for (commit_ts >= from), and the watermark after it.
+type Chunk struct {
+	Rows      []Row
+	Watermark uint64
+	// Sealed: the range ended at Watermark; Successors continue its keys.
+	Sealed     bool
+	Successors []uint64
+}
+
+// RangeReader follows one range's log from a start ts.
+type RangeReader struct {
+	store  objstore.Store
+	tenant uint64
+	id     uint64
+	from   uint64
+	seq    uint64 // last entry consumed
+	wm     uint64
+	epoch  uint64
+	next   *formatv1.RangeLogEntry // entry fetched during Seek, consumed first
+	sealed bool
+	// OpenedAt is the ts the range starts after (rows have commit_ts > OpenedAt).
+	OpenedAt uint64
+	Start    []byte
+	End      []byte
+}
+
+// OpenRangeReader positions a reader so that it returns every row of the
+// range with commit_ts >= from, using one listing of the data files (named
+// by watermark) instead of reading the log from its start.
+func OpenRangeReader(ctx context.Context, store objstore.Store, tenant, id, from uint64) (*RangeReader, error) {
+	r := &RangeReader{store: store, tenant: tenant, id: id, from: from}
+	head, first, err := FindHead(ctx, store, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	firstEntry, err := GetEntry(ctx, store, tenant, id, first)
+	if err != nil {
+		return nil, err
+	}
+	if first == 1 {
+		r.OpenedAt, r.Start, r.End = firstEntry.PrevWatermark, firstEntry.StartKey, firstEntry.EndKey
+	} else {
+		open, err := GetEntry(ctx, store, tenant, id, 1)
+		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return nil, err
+		}
+		if open != nil {
+			r.OpenedAt, r.Start, r.End = open.PrevWatermark, open.StartKey, open.EndKey
+		}
+		if from <= firstEntry.PrevWatermark {
+			return nil, fmt.Errorf("range %d of tenant %d keeps rows after ts %d, asked from %d: %w", id, tenant, firstEntry.PrevWatermark, from, ErrCompacted)
+		}
+	}
+	// The head was read before listing data files, so every file published
+	// at or before it is in the listing; files published later are reached
+	// by following the log.
+	files, _, err := store.List(ctx, layout.DataPrefix(tenant, id), layout.DataFileStartAfter(tenant, id, from), 64)
+	if err != nil {
+		return nil, fmt.Errorf("list data files of range %d: %w", id, err)
+	}
+	for _, f := range files {
+		_, seq, err := layout.ParseDataFileKey(f.Key)
+		if err != nil || seq > head.Seq || seq < first {
+			continue
+		}
+		e, err := GetEntry(ctx, store, tenant, id, seq)
+		if err != nil {
+			if errors.Is(err, objstore.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		if e.File == nil || e.File.Key != f.Key {
+			continue // an orphan of a fenced owner
+		}
+		r.seq, r.wm, r.next = seq-1, e.PrevWatermark, e
+		return r, nil
+	}
+	// No published file holds rows >= from: start at the head.
+	r.seq, r.wm, r.epoch = head.Seq, head.Watermark, head.OwnerEpoch
+	r.sealed = head.Kind == formatv1.RangeLogEntry_KIND_SEAL
+	if r.sealed {
+		r.next = head
+		r.seq--
+	}
+	return r, nil
+}
+
+// ID is the range id.
+func (r *RangeReader) ID() uint64 { return r.id }
+
+// Watermark is the range watermark the reader has reached.
+func (r *RangeReader) Watermark() uint64 { return r.wm }
+
+// Next returns the next entry's chunk, or ok=false when the reader has
+// reached the log's head (poll again later).
+func (r *RangeReader) Next(ctx context.Context) (c Chunk, ok bool, err error) {
+	if r.sealed && r.next == nil {
+		return Chunk{}, false, nil
+	}
+	e := r.next
+	r.next = nil
+	if e == nil {
+		e, err = GetEntry(ctx, r.store, r.tenant, r.id, r.seq+1)
+		if errors.Is(err, objstore.ErrNotFound) {
+			return Chunk{}, false, nil
+		}
+		if err != nil {
+			return Chunk{}, false, err
+		}
+	}
+	if e.PrevWatermark != r.wm && r.seq > 0 {
+		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: entry %d starts at watermark %d, the log was at %d", r.id, r.tenant, e.Seq, e.PrevWatermark, r.wm)
+	}
+	if e.OwnerEpoch < r.epoch {
+		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: entry %d has owner epoch %d below %d", r.id, r.tenant, e.Seq, e.OwnerEpoch, r.epoch)
+	}
+	if e.File != nil {
+		if c.Rows, err = r.readFile(ctx, e); err != nil {
+			return Chunk{}, false, err
+		}
+	}
+	r.seq, r.wm, r.epoch = e.Seq, e.Watermark, e.OwnerEpoch
+	c.Watermark = e.Watermark
+	if e.Kind == formatv1.RangeLogEntry_KIND_SEAL {
+		r.sealed = true
+		c.Sealed, c.Successors = true, e.SuccessorRangeIds
+	}
+	return c, true, nil
+}
+
+func (r *RangeReader) readFile(ctx context.Context, e *formatv1.RangeLogEntry) ([]Row, error) {
+	b, err := r.store.Get(ctx, e.File.Key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s published by entry %d of range %d: %w", e.File.Key, e.Seq, r.id, err)
+	}
+	f, err := OpenDataFile(e.File.Key, b)
+	if err != nil {
+		return nil, err
+	}
+	h := f.Header
+	if h.RangeId != r.id || h.TenantId != r.tenant || h.Seq != e.Seq || h.PrevWatermark != e.PrevWatermark || h.Watermark != e.Watermark {
+		return nil, fmt.Errorf("%s: header (range %d seq %d (%d, %d]) does not match log entry %d (%d, %d]",
+			e.File.Key, h.RangeId, h.Seq, h.PrevWatermark, h.Watermark, e.Seq, e.PrevWatermark, e.Watermark)
+	}
+	rows := make([]Row, 0, e.File.RowCount)
+	var n uint64
+	for {
+		row, err := f.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		n++
+		if row.CommitTs >= r.from {
+			rows = append(rows, row.Clone())
+		}
+	}
+	if n != e.File.RowCount {
+		return nil, fmt.Errorf("%s: %d rows, log entry %d says %d", e.File.Key, n, e.Seq, e.File.RowCount)
+	}
+	return rows, nil
+}

@@ -1,0 +1,53 @@
+package route
+
+import (
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+)
+
+// Ref names a region incarnation: one leadership of one region version.
+type Ref struct {
+	RegionID, Version, Term uint64
+}
+
+// Kind of an Event.
+type Kind uint8
+
+const (
+	KindRow Kind = iota + 1
+	KindRegionStart
+	KindRegionEnd
+	KindResolved
+)
+
+// Event is one thing a range receives, in its store stream's order.
+type Event struct {
+	Kind Kind
+	// Row for KindRow (a TiKV row: PREWRITE, COMMIT, ROLLBACK or COMMITTED).
+	Row *cdcpb.Event_Row
+	// Inc is the incarnation of a region change or resolved ts, or the one
+	// that wrote the row.
+	Inc Ref
+	// Start and End are the incarnation's raw key range (KindRegionStart);
+	// End nil = unbounded.
+	Start, End []byte
+	Preds      []Ref
+	// Ts is the resolved ts (KindResolved) or the final resolved ts (KindRegionEnd).
+	Ts uint64
+}
+
+// Position names a point in a store's stream: the file seq whose events a
+// batch holds. A range that has applied a batch of (store, seq) skips any
+// later delivery of the same or an earlier seq from that store, which makes
+// redelivery after a dispatcher restart harmless.
+type Position struct {
+	Store uint64
+	Seq   uint64
+}
+
+// Batch is the events of one store file for one range.
+type Batch struct {
+	RangeID uint64
+	Pos     Position
+	MaxTs   uint64 // the file's max_ts
+	Events  []Event
+}

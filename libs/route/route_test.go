@@ -1,0 +1,98 @@
+package route
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/sim"
+	"github.com/tistream/tistream/libs/tidbcodec"
+)
+
+func TestTableRules(t *testing.T) {
+	_, err := NewTable([]Range{{ID: 1, End: []byte("m")}, {ID: 2, Start: []byte("n")}})
+	require.ErrorContains(t, err, "gap or overlap")
+	_, err = NewTable([]Range{{ID: 1, End: []byte("m")}})
+	require.ErrorContains(t, err, "do not cover")
+	tb, err := NewTable([]Range{{ID: 2, Start: []byte("m")}, {ID: 1, End: []byte("m")}})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), tb.Lookup([]byte("a")).ID)
+	require.Equal(t, uint64(2), tb.Lookup([]byte("m")).ID)
+	var ids []uint64
+	tb.Overlapping([]byte("l"), []byte("n"), func(r *Range) { ids = append(ids, r.ID) })
+	require.Equal(t, []uint64{1, 2}, ids)
+	ids = nil
+	tb.Overlapping([]byte("m"), nil, func(r *Range) { ids = append(ids, r.ID) })
+	require.Equal(t, []uint64{2}, ids)
+}
+
+// Every row of the simulator's files goes to exactly the range owning its
+// key; region events go to every range the region overlaps.
+func TestRouteSimulatedFiles(t *testing.T) {
+	store := objstore.NewMemory()
+	cfg := sim.DefaultConfig()
+	cfg.Duration = 3 * time.Second
+	cfg.SplitEvery, cfg.MergeEvery, cfg.TransferEvery = 200*time.Millisecond, 300*time.Millisecond, 100*time.Millisecond
+	s, err := sim.New(cfg, sim.Options{Store: store})
+	require.NoError(t, err)
+	_, err = s.Run(context.Background())
+	require.NoError(t, err)
+
+	tb, err := NewTable([]Range{
+		{ID: 1, End: tidbcodec.TablePrefix(102)},
+		{ID: 2, Start: tidbcodec.TablePrefix(102), End: tidbcodec.TablePrefix(105)},
+		{ID: 3, Start: tidbcodec.TablePrefix(105)},
+	})
+	require.NoError(t, err)
+	rows, starts := 0, 0
+	for storeID := uint64(1); storeID <= 3; storeID++ {
+		files, err := objstore.ListAll(context.Background(), store, layout.StorePrefix(1, 1, storeID), "")
+		require.NoError(t, err)
+		for _, f := range files {
+			b, err := store.Get(context.Background(), f.Key)
+			require.NoError(t, err)
+			batches, h, err := Route(f.Key, b, tb)
+			require.NoError(t, err)
+			for id, batch := range batches {
+				require.Equal(t, id, batch.RangeID)
+				require.Equal(t, h.Seq, batch.Pos.Seq)
+				rg := rangeByID(tb, id)
+				for _, ev := range batch.Events {
+					switch ev.Kind {
+					case KindRow:
+						rows++
+						require.True(t, contains(rg, ev.Row.Key), "row %x routed to range %d", ev.Row.Key, id)
+					default:
+						require.True(t, overlaps(rg, ev.Start, ev.End) || ev.Kind == KindResolved, "region event outside range %d", id)
+						if ev.Kind == KindRegionStart {
+							starts++
+						}
+					}
+				}
+			}
+		}
+	}
+	require.Greater(t, rows, 1000)
+	require.Greater(t, starts, 10)
+}
+
+func rangeByID(tb *Table, id uint64) Range {
+	for _, r := range tb.Ranges() {
+		if r.ID == id {
+			return r
+		}
+	}
+	return Range{}
+}
+
+func contains(r Range, k []byte) bool {
+	return bytes.Compare(k, r.Start) >= 0 && (len(r.End) == 0 || bytes.Compare(k, r.End) < 0)
+}
+
+func overlaps(r Range, s, e []byte) bool {
+	return (len(e) == 0 || bytes.Compare(r.Start, e) < 0) && (len(r.End) == 0 || bytes.Compare(s, r.End) < 0)
+}
