@@ -1,0 +1,40 @@
+// Package txnmatch is the prewrite buffer of one sorter range: it matches
+// TiKV's Percolator row events (PREWRITE with the value, then COMMIT or
+// ROLLBACK) by (key, start_ts) and emits each committed row once, with its
+// commit_ts, to the range's sorter buffer.
+//
+// Events of one range come from several upstream stores in no fixed
+// relative order (after a region split or a leader transfer the new
+// leader's stream may be read first), so a commit or rollback can arrive
+// before its prewrite: it then waits, and completes when the prewrite
+// arrives. MinPendingCommit is the smallest commit_ts still waiting; the
+// range must not flush past it.
+//
+// Duplicated deliveries of an event (a store file read twice after a
+// restart) are harmless:
+//   - a repeated prewrite overwrites the pending one with the same content;
+//   - a repeated commit or rollback while the prewrite is pending does its
+//     work once;
+//   - a commit repeated after it matched finds no prewrite and becomes a
+//     pending commit. The caller recognises it (its commit_ts is at or below
+//     the range's flushed watermark, or sortbuf.Buffer.Has finds the row)
+//     and removes it with DropPendingCommit, so that it does not hold the
+//     range's flush back. A rollback repeated after it matched becomes a
+//     pending rollback, which holds nothing back (PendingRollbacks and
+//     DropPendingRollback let the caller prune those).
+//
+// If a commit and a rollback of the same (key, start_ts) both wait, the
+// commit wins: Percolator never produces both, and losing a row is worse
+// than keeping one.
+//
+// Memory is bounded by a Budget shared by every matcher of the process.
+// When in-memory prewrites push it over its limit, the matcher that added
+// them moves whole transactions, the largest first, to its SpillStore (the
+// range's space in the sorter's Pebble instances), and routes every later
+// prewrite, commit and rollback of those transactions there. A million-row
+// transaction thus costs a few bytes of memory (one entry in the set of
+// spilled start_ts), not its size.
+//
+// A Matcher is used by one goroutine (its range's); the Budget is safe for
+// concurrent use. Rows passed to emit are only valid during the call.
+package txnmatch

@@ -1,0 +1,241 @@
+package txnmatch
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tistream/tistream/libs/sortbuf"
+)
+
+// ErrInvalidEvent is returned for an event no upstream can have produced
+// (an unknown op, a zero commit_ts). The matcher's state is unchanged.
+var ErrInvalidEvent = errors.New("txnmatch: invalid event")
+
+// Matcher is the prewrite buffer of one range.
+type Matcher struct {
+	spill  sortbuf.SpillStore
+	budget *Budget
+	emit   func(sortbuf.Row) error
+
+	txns      map[uint64]*txn        // in-memory prewrites by start_ts
+	spilled   map[uint64]*spilledTxn // transactions in the spill store
+	commits   pendingCommits
+	rollbacks pendingRollbacks
+
+	prewrites int   // in memory
+	charged   int64 // bytes this matcher holds in the budget
+	spilledN  int64 // prewrites in the spill store
+	emitted   uint64
+	spills    uint64 // transactions moved to the spill store so far
+	scratch   []byte // spill value encoding
+	pool      txnPool
+}
+
+// New returns an empty matcher of one range that emits committed rows to
+// emit and spills to spill when budget is exceeded.
+func New(spill sortbuf.SpillStore, budget *Budget, emit func(sortbuf.Row) error) *Matcher {
+	return &Matcher{
+		spill: spill, budget: budget, emit: emit,
+		txns:      make(map[uint64]*txn),
+		spilled:   make(map[uint64]*spilledTxn),
+		commits:   newPendingCommits(),
+		rollbacks: newPendingRollbacks(),
+	}
+}
+
+// Prewrite records a prewrite, or completes the commit or rollback that
+// arrived before it.
+func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, startTs uint64) error {
+	if !op.Valid() {
+		return fmt.Errorf("%w: prewrite with %s", ErrInvalidEvent, op)
+	}
+	if n := len(key) + len(value) + len(oldValue); n > sortbuf.MaxRowBytes {
+		return fmt.Errorf("%w: prewrite of %d bytes", ErrInvalidEvent, n)
+	}
+	if c := m.commits.get(startTs, key); c != nil {
+		rowOp := c.op
+		if !rowOp.Valid() {
+			rowOp = op
+		}
+		r := sortbuf.Row{
+			CommitTs: c.commitTs, StartTs: startTs, Op: rowOp,
+			Key: key, Value: nilIfEmpty(value), OldValue: nilIfEmpty(oldValue),
+		}
+		if err := m.emitRow(r); err != nil {
+			return err
+		}
+		m.commits.remove(c)
+		m.charge(-commitSize(c.key))
+		if m.rollbacks.remove(startTs, key) { // commit wins; see doc.go
+			m.charge(-rollbackSize(len(key)))
+		}
+		return nil
+	}
+	if m.rollbacks.remove(startTs, key) {
+		m.charge(-rollbackSize(len(key)))
+		return nil
+	}
+	if st := m.spilled[startTs]; st != nil {
+		return m.putSpilled(st, startTs, key, op, value, oldValue)
+	}
+	t := m.txns[startTs]
+	if t == nil {
+		t = m.pool.get()
+		m.txns[startTs] = t
+	}
+	p := makePrewrite(t.alloc(len(key)+len(value)+len(oldValue)), key, op, value, oldValue)
+	delta := p.size()
+	if old, ok := t.rows[string(key)]; ok { // a repeated prewrite
+		delta -= old.size()
+	} else {
+		m.prewrites++
+	}
+	t.put(p)
+	t.bytes += delta
+	if m.charge(delta) > m.budget.limit {
+		return m.spillLargest()
+	}
+	return nil
+}
+
+// Commit emits the row if its prewrite is known; otherwise the commit
+// waits for it (see MinPendingCommit). op may be 0 to take the prewrite's.
+func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) error {
+	if commitTs == 0 || (op != 0 && !op.Valid()) {
+		return fmt.Errorf("%w: commit with commit_ts %d and %s", ErrInvalidEvent, commitTs, op)
+	}
+	if t := m.txns[startTs]; t != nil {
+		if p, ok := t.rows[string(key)]; ok {
+			if err := m.emitRow(p.row(op, startTs, commitTs)); err != nil {
+				return err
+			}
+			m.dropInMemory(t, startTs, key, p)
+			return nil
+		}
+	}
+	if st := m.spilled[startTs]; st != nil {
+		r, ok, err := m.takeSpilled(st, startTs, key, true)
+		if err != nil || ok {
+			if ok {
+				if op.Valid() {
+					r.Op = op
+				}
+				r.CommitTs = commitTs
+				err = m.emitRow(r)
+			}
+			return err
+		}
+	}
+	if m.commits.get(startTs, key) != nil {
+		return nil // a repeated commit: it waits once
+	}
+	m.commits.add(&pendingCommit{key: string(key), startTs: startTs, commitTs: commitTs, op: op})
+	m.charge(commitSize(string(key)))
+	return nil
+}
+
+// Rollback drops the prewrite, or waits for it to drop it on arrival.
+func (m *Matcher) Rollback(key []byte, startTs uint64) error {
+	if t := m.txns[startTs]; t != nil {
+		if p, ok := t.rows[string(key)]; ok {
+			m.dropInMemory(t, startTs, key, p)
+			return nil
+		}
+	}
+	if st := m.spilled[startTs]; st != nil {
+		if _, ok, err := m.takeSpilled(st, startTs, key, false); err != nil || ok {
+			return err
+		}
+	}
+	if m.commits.get(startTs, key) != nil {
+		return nil // the commit wins; see doc.go
+	}
+	if m.rollbacks.add(startTs, string(key)) {
+		m.charge(rollbackSize(len(key)))
+	}
+	return nil
+}
+
+// Committed emits a row committed in one phase (1PC, async commit).
+func (m *Matcher) Committed(row sortbuf.Row) error {
+	if row.CommitTs == 0 || !row.Op.Valid() {
+		return fmt.Errorf("%w: committed row with commit_ts %d and %s", ErrInvalidEvent, row.CommitTs, row.Op)
+	}
+	return m.emitRow(row)
+}
+
+// MinPendingCommit is the smallest commit_ts of the commits waiting for
+// their prewrite, 0 if none: the range must not flush at or past it. O(1).
+func (m *Matcher) MinPendingCommit() uint64 { return m.commits.min() }
+
+// PendingCommits calls fn for each waiting commit, in no particular order,
+// until fn returns false. fn must not change the matcher; collect what to
+// drop and call DropPendingCommit afterwards.
+func (m *Matcher) PendingCommits(fn func(key []byte, startTs, commitTs uint64) bool) {
+	for _, c := range m.commits.heap {
+		if !fn([]byte(c.key), c.startTs, c.commitTs) {
+			return
+		}
+	}
+}
+
+// DropPendingCommit forgets a waiting commit the caller found to be a
+// duplicate of an already emitted row.
+func (m *Matcher) DropPendingCommit(key []byte, startTs uint64) {
+	if c := m.commits.get(startTs, key); c != nil {
+		m.commits.remove(c)
+		m.charge(-commitSize(c.key))
+	}
+}
+
+// PendingRollbacks calls fn for each waiting rollback until fn returns
+// false. fn must not change the matcher.
+func (m *Matcher) PendingRollbacks(fn func(key []byte, startTs uint64) bool) {
+	for startTs, keys := range m.rollbacks.byTxn {
+		for k := range keys {
+			if !fn([]byte(k), startTs) {
+				return
+			}
+		}
+	}
+}
+
+// DropPendingRollback forgets a waiting rollback (one that repeated a
+// rollback already applied, or whose prewrite can no longer arrive).
+func (m *Matcher) DropPendingRollback(key []byte, startTs uint64) {
+	if m.rollbacks.remove(startTs, key) {
+		m.charge(-rollbackSize(len(key)))
+	}
+}
+
+func (m *Matcher) emitRow(r sortbuf.Row) error {
+	if err := m.emit(r); err != nil {
+		return fmt.Errorf("txnmatch: emit: %w", err)
+	}
+	m.emitted++
+	return nil
+}
+
+func (m *Matcher) dropInMemory(t *txn, startTs uint64, key []byte, p prewrite) {
+	delete(t.rows, string(key))
+	t.bytes -= p.size()
+	m.prewrites--
+	m.charge(-p.size())
+	if len(t.rows) == 0 {
+		delete(m.txns, startTs)
+		m.pool.put(t)
+	}
+}
+
+// charge adds n bytes to this matcher's share of the budget and returns the
+// budget's new total.
+func (m *Matcher) charge(n int64) int64 {
+	m.charged += n
+	return m.budget.charge(n)
+}
+
+// Waiting commits and rollbacks are small but unbounded in count, so they
+// are charged too (they cannot be spilled; they end when their prewrite
+// arrives or the caller drops them).
+func commitSize(key string) int64 { return int64(len(key)) + rowOverhead }
+func rollbackSize(klen int) int64 { return int64(klen) + rowOverhead/2 }

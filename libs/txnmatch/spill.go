@@ -1,0 +1,153 @@
+package txnmatch
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tistream/tistream/libs/sortbuf"
+)
+
+// Spilled prewrites are stored under (start_ts, key) with this value:
+//
+//	version[1]=0x01  op[1]  uvarint(len(value))  value  old_value
+//
+// The caller's snapshot code copies spill entries verbatim, so this
+// encoding is part of the snapshot format and carries a version.
+const spillV1 byte = 0x01
+
+var errCorruptSpill = errors.New("txnmatch: corrupt spilled prewrite")
+
+func appendSpillValue(dst []byte, op sortbuf.Op, value, old []byte) []byte {
+	dst = append(dst, spillV1, byte(op))
+	dst = binary.AppendUvarint(dst, uint64(len(value)))
+	dst = append(dst, value...)
+	return append(dst, old...)
+}
+
+// decodeSpillValue fills r's op, value and old value from b (which the
+// SpillStore handed out as a copy, so r may alias it).
+func decodeSpillValue(b []byte, r *sortbuf.Row) error {
+	if len(b) < 3 || b[0] != spillV1 || !sortbuf.Op(b[1]).Valid() {
+		return fmt.Errorf("%w: header", errCorruptSpill)
+	}
+	vlen, n := binary.Uvarint(b[2:])
+	rest := b[2+max(n, 0):]
+	if n <= 0 || vlen > uint64(len(rest)) {
+		return fmt.Errorf("%w: value length", errCorruptSpill)
+	}
+	r.Op = sortbuf.Op(b[1])
+	r.Value = nilIfEmpty(rest[:vlen:vlen])
+	r.OldValue = nilIfEmpty(rest[vlen:])
+	return nil
+}
+
+// putSpilled stores a prewrite of a spilled transaction.
+func (m *Matcher) putSpilled(st *spilledTxn, startTs uint64, key []byte, op sortbuf.Op, value, old []byte) error {
+	// A repeated prewrite must not count twice, or the transaction's span
+	// would never be found empty.
+	_, existed, err := m.spill.Get(startTs, key)
+	if err != nil {
+		return fmt.Errorf("txnmatch: spill lookup: %w", err)
+	}
+	m.scratch = appendSpillValue(m.scratch[:0], op, value, old)
+	if err := m.spill.Put(startTs, key, m.scratch); err != nil {
+		return fmt.Errorf("txnmatch: spill put: %w", err)
+	}
+	if !existed {
+		st.keys++
+		m.spilledN++
+	}
+	return nil
+}
+
+// takeSpilled removes key's spilled prewrite, returning it as a row
+// (without commit_ts) if want.
+func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want bool) (sortbuf.Row, bool, error) {
+	v, ok, err := m.spill.Get(startTs, key)
+	if err != nil {
+		return sortbuf.Row{}, false, fmt.Errorf("txnmatch: spill get: %w", err)
+	}
+	if !ok {
+		return sortbuf.Row{}, false, nil
+	}
+	r := sortbuf.Row{StartTs: startTs, Key: key}
+	if want {
+		if err = decodeSpillValue(v, &r); err != nil {
+			return sortbuf.Row{}, false, err
+		}
+	}
+	st.keys--
+	m.spilledN--
+	if st.keys <= 0 {
+		// The last key: drop the transaction's whole span at once.
+		delete(m.spilled, startTs)
+		err = m.spill.DeleteTxn(startTs)
+	} else {
+		err = m.spill.Delete(startTs, key)
+	}
+	if err != nil {
+		return sortbuf.Row{}, false, fmt.Errorf("txnmatch: spill delete: %w", err)
+	}
+	return r, true, nil
+}
+
+// spillLargest moves this matcher's largest in-memory transactions to the
+// spill store until the budget is back under its low-water mark or nothing
+// is left in memory.
+func (m *Matcher) spillLargest() error {
+	need := m.budget.Used() - m.budget.lowWater()
+	if need <= 0 || len(m.txns) == 0 {
+		return nil
+	}
+	type cand struct {
+		startTs uint64
+		bytes   int64
+	}
+	cands := make([]cand, 0, len(m.txns))
+	for ts, t := range m.txns {
+		cands = append(cands, cand{ts, t.bytes})
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.bytes, a.bytes) })
+	for _, c := range cands {
+		if need <= 0 {
+			break
+		}
+		freed, err := m.spillTxn(c.startTs)
+		if err != nil {
+			return err
+		}
+		need -= freed
+	}
+	return nil
+}
+
+// spillTxn moves one transaction to the spill store and returns the bytes
+// it freed.
+func (m *Matcher) spillTxn(startTs uint64) (int64, error) {
+	t := m.txns[startTs]
+	st := &spilledTxn{}
+	// Registered first: if a Put fails midway, the rows already written
+	// are accounted to the spilled transaction, the rest stay in memory.
+	m.spilled[startTs] = st
+	var freed int64
+	for k, p := range t.rows {
+		m.scratch = appendSpillValue(m.scratch[:0], p.op, p.value(), p.old())
+		if err := m.spill.Put(startTs, p.key(), m.scratch); err != nil {
+			return freed, fmt.Errorf("txnmatch: spill put: %w", err)
+		}
+		st.keys++
+		m.spilledN++
+		delete(t.rows, k)
+		t.bytes -= p.size()
+		m.prewrites--
+		m.charge(-p.size())
+		freed += p.size()
+	}
+	delete(m.txns, startTs)
+	m.pool.put(t)
+	m.spills++
+	return freed, nil
+}
