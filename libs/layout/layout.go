@@ -123,6 +123,16 @@ func PoolTenantPrefix(tenant uint64) string {
 	return fmt.Sprintf("%stenant-%d/", PoolRoot, tenant)
 }
 
+// PoolSchemaSnapshotPrefix holds the schema snapshots copied into the pool,
+// so the pool alone (snapshot plus the meta range's committed rows) is
+// enough to rebuild a tenant's schema at any retained ts.
+func PoolSchemaSnapshotPrefix(tenant uint64) string { return PoolTenantPrefix(tenant) + "schema_snap/" }
+
+// PoolSchemaSnapshotKey names the pool's copy of the snapshot taken at ts.
+func PoolSchemaSnapshotKey(tenant, ts uint64) string {
+	return PoolSchemaSnapshotPrefix(tenant) + Pad(ts)
+}
+
 // ManifestPrefix holds the versions of a tenant's manifest.
 func ManifestPrefix(tenant uint64) string { return PoolTenantPrefix(tenant) + "manifest/" }
 

@@ -17,7 +17,8 @@ type DataFileWriter struct {
 	hdr  *formatv1.CommittedFileHeader
 	rec  formatv1.CommittedRow
 	last Row
-	ref  formatv1.CommittedFileRef
+	rows     uint64
+	min, max uint64 // commit_ts bounds of the rows
 }
 
 // NewDataFile starts a file for rows with prev_watermark < commit_ts <= watermark.
@@ -43,7 +44,7 @@ func (w *DataFileWriter) Add(r *Row) error {
 	if r.CommitTs <= w.hdr.PrevWatermark || r.CommitTs > w.hdr.Watermark {
 		return fmt.Errorf("data file of range %d: row %x at %d outside (%d, %d]", w.hdr.RangeId, r.Key, r.CommitTs, w.hdr.PrevWatermark, w.hdr.Watermark)
 	}
-	if w.ref.RowCount > 0 && Compare(&w.last, r) >= 0 {
+	if w.rows > 0 && Compare(&w.last, r) >= 0 {
 		return fmt.Errorf("data file of range %d: row %x at %d/%d not after %x at %d/%d", w.hdr.RangeId,
 			r.Key, r.CommitTs, r.StartTs, w.last.Key, w.last.CommitTs, w.last.StartTs)
 	}
@@ -52,18 +53,18 @@ func (w *DataFileWriter) Add(r *Row) error {
 	if err := w.c.AppendMessage(&w.rec); err != nil {
 		return err
 	}
-	if w.ref.RowCount == 0 {
-		w.ref.MinCommitTs = r.CommitTs
+	if w.rows == 0 {
+		w.min = r.CommitTs
 	}
-	w.ref.MaxCommitTs = r.CommitTs
-	w.ref.RowCount++
+	w.max = r.CommitTs
+	w.rows++
 	w.last.CommitTs, w.last.StartTs = r.CommitTs, r.StartTs
 	w.last.Key = append(w.last.Key[:0], r.Key...)
 	return nil
 }
 
 // Rows is the number of rows added.
-func (w *DataFileWriter) Rows() uint64 { return w.ref.RowCount }
+func (w *DataFileWriter) Rows() uint64 { return w.rows }
 
 // Finish returns the file and its reference for the range log (Key is left
 // for the caller to fill in).
@@ -72,9 +73,7 @@ func (w *DataFileWriter) Finish() ([]byte, *formatv1.CommittedFileRef, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ref := w.ref
-	ref.Size = uint64(len(b))
-	return b, &ref, nil
+	return b, &formatv1.CommittedFileRef{Size: uint64(len(b)), RowCount: w.rows, MinCommitTs: w.min, MaxCommitTs: w.max}, nil
 }
 
 // blockStats fills the block index of committed data files: commit_ts

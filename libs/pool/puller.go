@@ -110,7 +110,7 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 			}
 			caughtUp = false
 			for _, row := range c.Rows {
-				if p.filter == nil || p.filter(row.Key) {
+				if p.inSpan(row.Key) && (p.filter == nil || p.filter(row.Key)) {
 					f.queue = append(f.queue, row)
 				}
 			}
@@ -142,6 +142,10 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	}
 	p.resolved = min
 	return rows, min, caughtUp, nil
+}
+
+func (p *Puller) inSpan(key []byte) bool {
+	return string(key) >= string(p.start) && (len(p.end) == 0 || string(key) < string(p.end))
 }
 
 func (p *Puller) openSuccessor(ctx context.Context, id uint64) error {

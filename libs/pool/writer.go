@@ -93,6 +93,12 @@ func OpenRange(ctx context.Context, store objstore.Store, tenant, rangeID, epoch
 	return w, nil
 }
 
+// Tenant is the range's tenant.
+func (w *RangeWriter) Tenant() uint64 { return w.tenant }
+
+// ID is the range id.
+func (w *RangeWriter) ID() uint64 { return w.id }
+
 // Watermark is the range's published watermark.
 func (w *RangeWriter) Watermark() uint64 { return w.head.Watermark }
 

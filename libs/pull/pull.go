@@ -1,0 +1,165 @@
+// Package pull reads a tenant's committed data pool as a change stream:
+// rows of one table, one database or the whole tenant from a start ts, in
+// commit order, each with the schema version valid at its commit_ts (rebuilt
+// from the pool's schema snapshot and the meta range's committed rows), and
+// the resolved ts after them.
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tistream/tistream/libs/formats/schemasnap"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/schema"
+	"github.com/tistream/tistream/libs/tidbcodec"
+)
+
+// Request says what to pull.
+type Request struct {
+	Tenant uint64
+	Table  int64  // a table id, or 0
+	DB     string // a database name, or ""
+	From   uint64 // rows with commit_ts >= From
+}
+
+// Row is a pulled row with its table and schema version.
+type Row struct {
+	pool.Row
+	TableID       int64
+	SchemaVersion int64
+}
+
+// ErrUnknown means the table or database does not exist at the start ts.
+var ErrUnknown = errors.New("unknown table or database")
+
+// Stream is an open pull.
+type Stream struct {
+	req      Request
+	data     *pool.Puller
+	meta     *pool.Puller
+	hist     *schema.History
+	metaAt   uint64 // meta range resolved ts reached
+	metaDone bool   // meta puller caught up at its last poll
+	dbID     int64
+	held     []pool.Row // rows above the meta range's resolved ts
+	dataAt   uint64     // data pullers' resolved ts
+	resolved uint64     // last resolved ts returned
+}
+
+var metaStart, metaEnd = []byte("m"), []byte("n")
+
+// Open starts a pull.
+func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, error) {
+	snaps, _, err := store.List(ctx, layout.PoolSchemaSnapshotPrefix(req.Tenant), "", 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(snaps) == 0 {
+		return nil, fmt.Errorf("tenant %d: no schema snapshot in the pool (%s): %w", req.Tenant, layout.PoolSchemaSnapshotPrefix(req.Tenant), pool.ErrNoManifest)
+	}
+	b, err := store.Get(ctx, snaps[0].Key)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := schemasnap.Decode(snaps[0].Key, b)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{req: req, hist: schema.New(req.Tenant)}
+	if err := s.hist.LoadSnapshot(snap); err != nil {
+		return nil, err
+	}
+	if s.meta, err = pool.NewPuller(ctx, store, req.Tenant, metaStart, metaEnd, nil, snap.Header.Ts+1); err != nil {
+		return nil, err
+	}
+	if err := s.advanceMeta(ctx, req.From); err != nil {
+		return nil, err
+	}
+	at := max(req.From, s.hist.Floor())
+	start, end := []byte("t"), []byte("u")
+	filter := func(k []byte) bool { return tidbcodec.ClassifyKey(k) == tidbcodec.KeyRecord }
+	switch {
+	case req.Table != 0:
+		if _, ok := s.hist.Table(req.Table, at); !ok {
+			return nil, fmt.Errorf("tenant %d: table %d does not exist at ts %d: %w", req.Tenant, req.Table, at, ErrUnknown)
+		}
+		span := tidbcodec.TableRecordSpan(req.Table)
+		start, end, filter = span.Start, span.End, span.Contains
+	case req.DB != "":
+		db, ok := s.hist.DBByName(req.DB, at)
+		if !ok {
+			return nil, fmt.Errorf("tenant %d: database %q does not exist at ts %d: %w", req.Tenant, req.DB, at, ErrUnknown)
+		}
+		s.dbID = db.Info.ID
+	}
+	if s.data, err = pool.NewPuller(ctx, store, req.Tenant, start, end, filter, req.From); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// advanceMeta applies the meta range's rows until its resolved ts reaches
+// ts, or until it has nothing more for now (then metaDone is set).
+func (s *Stream) advanceMeta(ctx context.Context, ts uint64) error {
+	for s.metaAt < ts || !s.metaDone {
+		rows, resolved, caughtUp, err := s.meta.Poll(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			r := &rows[i]
+			if _, err := s.hist.ApplyMeta(r.CommitTs, r.Key, r.Op, r.Value); err != nil {
+				return err
+			}
+		}
+		s.metaAt = resolved
+		s.metaDone = caughtUp
+		if caughtUp {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Next returns the rows that became complete since the last call, in commit
+// order, and the resolved ts after them (unchanged if nothing moved). Rows
+// wait until the meta range has been read past them, so each is paired with
+// the schema version valid at its commit_ts even when the meta range lives
+// in another range than the data. caughtUp is true when every range followed
+// is at its log's head and nothing is held back.
+func (s *Stream) Next(ctx context.Context) (rows []Row, resolved uint64, caughtUp bool, err error) {
+	raw, res, dataDone, err := s.data.Poll(ctx)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	s.held = append(s.held, raw...)
+	s.dataAt = max(s.dataAt, res)
+	if err := s.advanceMeta(ctx, s.dataAt); err != nil {
+		return nil, 0, false, err
+	}
+	limit := min(s.dataAt, s.metaAt)
+	n := 0
+	for ; n < len(s.held) && s.held[n].CommitTs <= limit; n++ {
+		r := s.held[n]
+		id, err := tidbcodec.DecodeTableID(r.Key)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("pulled key %x: %w", r.Key, err)
+		}
+		if s.dbID != 0 {
+			if t, ok := s.hist.Table(id, r.CommitTs); !ok || t.DBID != s.dbID {
+				continue
+			}
+		}
+		rows = append(rows, Row{Row: r, TableID: id, SchemaVersion: s.hist.SchemaVersionAt(r.CommitTs)})
+	}
+	s.held = s.held[n:]
+	s.resolved = max(s.resolved, limit)
+	return rows, s.resolved, dataDone && s.metaDone && len(s.held) == 0, nil
+}
+
+// Schema is the schema history the stream keeps.
+func (s *Stream) Schema() *schema.History { return s.hist }

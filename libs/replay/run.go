@@ -1,0 +1,173 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/sorter"
+)
+
+// run delivers every store's files to the tenant's ranges, flushing as it
+// goes and injecting snapshot-and-restore crashes when asked.
+func (tr *tenantRun) run(ctx context.Context, cfg Config, deps sorter.Deps, rng *rand.Rand, sum *Summary) error {
+	flushEvery := cfg.FlushEvery
+	if flushEvery <= 0 {
+		flushEvery = max(1, len(tr.stores))
+	}
+	next := 0 // round-robin position
+	delivered := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var open []uint64
+		for _, s := range tr.stores {
+			if tr.cursor[s] < len(tr.files[s]) {
+				open = append(open, s)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		var store uint64
+		burst := 1
+		if cfg.Random {
+			store = open[rng.IntN(len(open))]
+			burst = 1 + rng.IntN(8)
+		} else {
+			store = open[next%len(open)]
+			next++
+		}
+		for ; burst > 0 && tr.cursor[store] < len(tr.files[store]); burst-- {
+			key := tr.files[store][tr.cursor[store]]
+			if err := tr.deliver(ctx, cfg, key, 0, sum); err != nil {
+				return err
+			}
+			tr.cursor[store]++
+			delivered++
+			if delivered%flushEvery == 0 {
+				if err := tr.flushAll(ctx); err != nil {
+					return err
+				}
+			}
+			if err := tr.chaos(ctx, cfg, deps, rng, sum); err != nil {
+				return err
+			}
+		}
+		if cfg.Progress != nil && delivered%100 == 0 {
+			cfg.Progress(*sum)
+		}
+	}
+	for len(tr.pending) > 0 { // crashes still waiting for more files
+		tr.pending[0].after = 0
+		if err := tr.chaos(ctx, cfg, deps, rng, sum); err != nil {
+			return err
+		}
+	}
+	return tr.flushAll(ctx)
+}
+
+// deliver routes one file and applies its batches; only is a range id to
+// deliver to (redelivery after a restore), 0 for all.
+func (tr *tenantRun) deliver(ctx context.Context, cfg Config, key string, only uint64, sum *Summary) error {
+	data, err := cfg.Buffer.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("replay: read %s: %w", key, err)
+	}
+	batches, _, err := route.Route(key, data, tr.table)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if only == 0 {
+		sum.Files++
+		sum.Bytes += int64(len(data))
+	}
+	for _, id := range sortedKeys(batches) {
+		if only != 0 && id != only {
+			continue
+		}
+		if err := tr.ranges[id].Apply(batches[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tr *tenantRun) flushAll(ctx context.Context) error {
+	for _, id := range sortedKeys(tr.ranges) {
+		if _, err := tr.ranges[id].Flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chaos snapshots a random range now and then, and crashes ranges whose
+// snapshot has gone stale by a few files: the range is dropped, restored by
+// a new owner epoch from that snapshot, and fed again from its positions.
+func (tr *tenantRun) chaos(ctx context.Context, cfg Config, deps sorter.Deps, rng *rand.Rand, sum *Summary) error {
+	if cfg.RestoreChance > 0 && rng.Float64() < cfg.RestoreChance {
+		id := sortedKeys(tr.ranges)[rng.IntN(len(tr.ranges))]
+		if !slices.ContainsFunc(tr.pending, func(p pendingRestore) bool { return p.rangeID == id }) {
+			if _, err := tr.ranges[id].Snapshot(ctx); err != nil {
+				return err
+			}
+			tr.pending = append(tr.pending, pendingRestore{rangeID: id, after: rng.IntN(6)})
+		}
+	}
+	var keep []pendingRestore
+	for _, p := range tr.pending {
+		if p.after > 0 {
+			p.after--
+			keep = append(keep, p)
+			continue
+		}
+		if err := tr.restore(ctx, cfg, deps, p.rangeID, sum); err != nil {
+			return err
+		}
+	}
+	tr.pending = keep
+	return nil
+}
+
+func (tr *tenantRun) restore(ctx context.Context, cfg Config, deps sorter.Deps, id uint64, sum *Summary) error {
+	old := tr.ranges[id]
+	st := old.Stats()
+	sum.Rows += st.Rows
+	sum.RowsFlushed += st.RowsFlushed
+	sum.Flushes += st.Flushes
+	sum.LateCommits += st.LateCommits
+	if err := old.Drop(); err != nil {
+		return err
+	}
+	tr.epochs[id]++
+	r, err := sorter.Restore(ctx, deps, tr.id, id, tr.epochs[id])
+	if err != nil {
+		return fmt.Errorf("replay: restore range %d: %w", id, err)
+	}
+	tr.ranges[id] = r
+	sum.Restores++
+	// Feed it what the snapshot does not include, up to where the others are.
+	for _, s := range tr.stores {
+		from := int(r.Applied()[s])
+		for i := from; i < tr.cursor[s]; i++ {
+			if err := tr.deliver(ctx, cfg, tr.files[s][i], id, sum); err != nil {
+				return err
+			}
+			sum.Redelivered++
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	ks := make([]uint64, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

@@ -1,0 +1,262 @@
+package sorter
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/sortbuf"
+	"github.com/tistream/tistream/libs/txnmatch"
+	"github.com/tistream/tistream/libs/watermark"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// Deps are what ranges of one sorter process share.
+type Deps struct {
+	Pool      objstore.Store // the committed data pool
+	Snapshots objstore.Store // where snapshots go (often the same store)
+	Buffers   sortbuf.Store
+	Budget    *txnmatch.Budget
+	Owner     string // this sorter's identity, written into range logs
+}
+
+// Stats counts what a range did; the bad-input counters are also metrics.
+type Stats struct {
+	Batches        int64
+	Duplicates     int64 // batches skipped: their store position was already applied
+	Rows           int64
+	LateCommits    int64 // commits at or below the published watermark (duplicates or upstream bugs)
+	Flushes        int64
+	RowsFlushed    int64
+	DuplicatePends int64 // pending commits found already in the buffer and dropped
+}
+
+// Range is one sorter range. It is driven by one goroutine at a time.
+type Range struct {
+	deps       Deps
+	tenant, id uint64
+	start, end []byte
+	openedAt   uint64
+	wm         *watermark.Map
+	match      *txnmatch.Matcher
+	buf        sortbuf.Buffer
+	batch      sortbuf.Batch
+	writer     *pool.RangeWriter
+	applied    map[uint64]uint64 // store id -> last store file seq applied
+	published  uint64
+	snapNum    uint64
+	stats      Stats
+}
+
+// Create opens a new range in the pool (its OPEN entry) and returns it empty.
+func Create(ctx context.Context, deps Deps, spec pool.RangeSpec, epoch uint64) (*Range, error) {
+	w, err := pool.CreateRange(ctx, deps.Pool, spec, epoch, deps.Owner)
+	if err != nil {
+		return nil, err
+	}
+	return newRange(deps, w, nil)
+}
+
+func newRange(deps Deps, w *pool.RangeWriter, wm *watermark.Map) (*Range, error) {
+	start, end, openedAt := w.Bounds()
+	if wm == nil {
+		var err error
+		if wm, err = watermark.New(start, end); err != nil {
+			return nil, err
+		}
+	}
+	r := &Range{deps: deps, start: start, end: end, openedAt: openedAt, wm: wm, writer: w,
+		applied: map[uint64]uint64{}, published: w.Watermark()}
+	r.tenant, r.id = tenantAndID(w)
+	r.buf = deps.Buffers.Buffer(r.uid())
+	r.batch = r.buf.NewBatch()
+	r.match = txnmatch.New(r.buf.Spill(), deps.Budget, r.batch.Add)
+	return r, nil
+}
+
+func tenantAndID(w *pool.RangeWriter) (uint64, uint64) { return w.Tenant(), w.ID() }
+
+// uid names the range's buffer: unique per (tenant, range) in a process.
+func (r *Range) uid() uint64 { return r.tenant<<40 | r.id }
+
+// Published is the watermark the range has published to the pool.
+func (r *Range) Published() uint64 { return r.published }
+
+// Stats returns the range's counters.
+func (r *Range) Stats() Stats { return r.stats }
+
+// Watermark is the watermark map's (published, monotonic) watermark.
+func (r *Range) Watermark() uint64 { return r.wm.Watermark() }
+
+// Applied returns the last store file seq applied per store.
+func (r *Range) Applied() map[uint64]uint64 { return r.applied }
+
+// Apply applies one store file's events for this range, in order. A batch
+// at or below the position already applied for its store is a redelivery
+// and is skipped whole.
+func (r *Range) Apply(b *route.Batch) error {
+	if b.Pos.Seq <= r.applied[b.Pos.Store] {
+		r.stats.Duplicates++
+		return nil
+	}
+	for i := range b.Events {
+		if err := r.applyEvent(&b.Events[i]); err != nil {
+			return fmt.Errorf("range %d of tenant %d: store %d file %d: %w", r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
+		}
+	}
+	if err := r.batch.Commit(); err != nil {
+		return fmt.Errorf("range %d of tenant %d: write sorted rows: %w", r.id, r.tenant, err)
+	}
+	r.applied[b.Pos.Store] = b.Pos.Seq
+	r.stats.Batches++
+	return nil
+}
+
+func (r *Range) applyEvent(ev *route.Event) error {
+	switch ev.Kind {
+	case route.KindRegionStart:
+		preds := make([]watermark.Ref, len(ev.Preds))
+		for i, p := range ev.Preds {
+			preds[i] = watermark.Ref(p)
+		}
+		r.wm.Start(watermark.Ref(ev.Inc), ev.Start, ev.End, preds)
+	case route.KindRegionEnd:
+		r.wm.End(watermark.Ref(ev.Inc), ev.Ts)
+	case route.KindResolved:
+		r.wm.Resolved(watermark.Ref(ev.Inc), ev.Ts)
+	case route.KindRow:
+		return r.applyRow(ev.Row)
+	}
+	return nil
+}
+
+func opOf(t cdcpb.Event_Row_OpType) sortbuf.Op {
+	if t == cdcpb.Event_Row_DELETE {
+		return sortbuf.OpDelete
+	}
+	return sortbuf.OpPut
+}
+
+func (r *Range) applyRow(row *cdcpb.Event_Row) error {
+	r.stats.Rows++
+	switch row.Type {
+	case cdcpb.Event_PREWRITE:
+		return r.match.Prewrite(row.Key, opOf(row.OpType), row.Value, row.OldValue, row.StartTs)
+	case cdcpb.Event_ROLLBACK:
+		return r.match.Rollback(row.Key, row.StartTs)
+	case cdcpb.Event_COMMIT:
+		if row.CommitTs <= r.published {
+			// Already published (or lost upstream): never publish it twice.
+			r.stats.LateCommits++
+			return nil
+		}
+		return r.match.Commit(row.Key, opOf(row.OpType), row.StartTs, row.CommitTs)
+	case cdcpb.Event_COMMITTED:
+		if row.CommitTs <= r.published {
+			r.stats.LateCommits++
+			return nil
+		}
+		return r.match.Committed(sortbuf.Row{CommitTs: row.CommitTs, StartTs: row.StartTs, Op: opOf(row.OpType),
+			Key: row.Key, Value: row.Value, OldValue: row.OldValue})
+	}
+	return nil
+}
+
+// Target is the watermark a flush would publish now: the watermark map's,
+// held below any commit still waiting for its prewrite (flushing past it
+// would lose the row).
+func (r *Range) Target() (uint64, error) {
+	t := r.wm.Watermark()
+	if p := r.match.MinPendingCommit(); p != 0 && p <= t {
+		if err := r.dropDuplicatePending(t); err != nil {
+			return 0, err
+		}
+		if p = r.match.MinPendingCommit(); p != 0 && p <= t {
+			t = p - 1
+		}
+	}
+	return t, nil
+}
+
+// dropDuplicatePending drops pending commits at or below t whose row is
+// already buffered: a redelivered commit after its match.
+func (r *Range) dropDuplicatePending(t uint64) error {
+	type pend struct {
+		key         []byte
+		start, comm uint64
+	}
+	var dups []pend
+	var ferr error
+	r.match.PendingCommits(func(key []byte, startTs, commitTs uint64) bool {
+		if commitTs > t {
+			return true
+		}
+		has, err := r.buf.Has(commitTs, startTs, key)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if has {
+			dups = append(dups, pend{append([]byte(nil), key...), startTs, commitTs})
+		}
+		return true
+	})
+	for _, d := range dups {
+		r.match.DropPendingCommit(d.key, d.start)
+		r.stats.DuplicatePends++
+	}
+	return ferr
+}
+
+// Flush publishes everything up to Target if it moved: the rows as one
+// committed data file (none if there are no rows) and the new watermark. It
+// returns whether anything was published.
+func (r *Range) Flush(ctx context.Context) (bool, error) {
+	t, err := r.Target()
+	if err != nil {
+		return false, err
+	}
+	if t <= r.published {
+		return false, nil
+	}
+	var n int64
+	rows := func(yield func(*pool.Row) error) error {
+		return r.buf.Scan(t, func(s sortbuf.Row) error {
+			if s.CommitTs <= r.published {
+				return nil
+			}
+			n++
+			return yield(&pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue})
+		})
+	}
+	if _, err := r.writer.Flush(ctx, t, rows); err != nil {
+		return false, err
+	}
+	if err := r.buf.DeleteUpTo(t); err != nil {
+		return false, fmt.Errorf("range %d of tenant %d: delete flushed rows: %w", r.id, r.tenant, err)
+	}
+	r.published = t
+	r.stats.Flushes++
+	r.stats.RowsFlushed += n
+	return true, nil
+}
+
+func poolOp(op sortbuf.Op) formatv1.Op {
+	if op == sortbuf.OpDelete {
+		return formatv1.Op_OP_DELETE
+	}
+	return formatv1.Op_OP_PUT
+}
+
+// Close releases the range's buffer (its rows stay in Pebble until Drop).
+func (r *Range) Close() { r.batch.Close() }
+
+// Drop deletes the range's local state (the range moved away or is being
+// restored elsewhere).
+func (r *Range) Drop() error {
+	r.batch.Close()
+	return r.buf.Drop()
+}

@@ -1,0 +1,213 @@
+package sorter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/sortbuf"
+	"github.com/tistream/tistream/libs/watermark"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// chunkSize bounds one snapshot record carrying part of an encoded state,
+// well under the container's block limit.
+const chunkSize = 1 << 20
+
+// Snapshot persists everything the range needs to resume: the watermark
+// map, the matcher (with its spilled prewrites), the rows not yet flushed and
+// the store positions they include. It must be called between Applies. It
+// returns the object key written.
+func (r *Range) Snapshot(ctx context.Context) (string, error) {
+	r.snapNum++
+	h := &formatv1.SorterSnapshotHeader{
+		TenantId: r.tenant, RangeId: r.id, OwnerEpoch: r.writer.Epoch(), Number: r.snapNum,
+		PublishedWatermark: r.published, LogSeq: r.writer.Seq(), CreatedUnixMs: time.Now().UnixMilli(),
+		StartKey: r.start, EndKey: r.end, OpenedAt: r.openedAt,
+	}
+	for _, s := range sortedStores(r.applied) {
+		h.Positions = append(h.Positions, &formatv1.StorePosition{StoreId: s, Seq: r.applied[s]})
+	}
+	w := container.NewWriter(container.KindSorterSnapshot, container.Options{Codec: container.CodecZstd})
+	if err := w.AppendMessage(h); err != nil {
+		return "", err
+	}
+	rec := &formatv1.SnapshotRecord{}
+	wmBytes, err := r.wm.MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("range %d: encode watermark map: %w", r.id, err)
+	}
+	for c := range slices.Chunk(wmBytes, chunkSize) {
+		rec.Record = &formatv1.SnapshotRecord_WatermarkChunk{WatermarkChunk: c}
+		if err := w.AppendMessage(rec); err != nil {
+			return "", err
+		}
+	}
+	var mb bytes.Buffer
+	if err := r.match.Snapshot(&mb); err != nil {
+		return "", fmt.Errorf("range %d: encode matcher: %w", r.id, err)
+	}
+	for c := range slices.Chunk(mb.Bytes(), chunkSize) {
+		rec.Record = &formatv1.SnapshotRecord_MatcherChunk{MatcherChunk: c}
+		if err := w.AppendMessage(rec); err != nil {
+			return "", err
+		}
+	}
+	err = r.buf.Scan(^uint64(0), func(s sortbuf.Row) error {
+		if s.CommitTs <= r.published {
+			return nil
+		}
+		rec.Record = &formatv1.SnapshotRecord_Row{Row: &formatv1.CommittedRow{CommitTs: s.CommitTs, StartTs: s.StartTs,
+			Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue}}
+		return w.AppendMessage(rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("range %d: snapshot rows: %w", r.id, err)
+	}
+	err = r.buf.Spill().ForEach(func(startTs uint64, key, value []byte) error {
+		rec.Record = &formatv1.SnapshotRecord_Spilled{Spilled: &formatv1.SpilledPrewrite{StartTs: startTs, Key: key, Value: value}}
+		return w.AppendMessage(rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("range %d: snapshot spilled prewrites: %w", r.id, err)
+	}
+	b, err := w.Finish()
+	if err != nil {
+		return "", err
+	}
+	key := layout.SorterSnapshotKey(r.tenant, r.id, r.writer.Epoch(), r.snapNum)
+	if err := r.deps.Snapshots.Put(ctx, key, b); err != nil {
+		return "", fmt.Errorf("write snapshot %s: %w", key, err)
+	}
+	return key, nil
+}
+
+// Restore takes range id of tenant over with a greater owner epoch: it
+// fences the previous owner in the pool (pool.OpenRange), and rebuilds the
+// state from the latest snapshot, dropping what the pool already published.
+// Feed it again from Applied()+1 of each store. Without a snapshot the range
+// restarts empty and must be fed from each store's first file.
+func Restore(ctx context.Context, deps Deps, tenant, id, epoch uint64) (*Range, error) {
+	w, err := pool.OpenRange(ctx, deps.Pool, tenant, id, epoch, deps.Owner)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := objstore.ListAll(ctx, deps.Snapshots, layout.SorterSnapshotPrefix(tenant, id), "")
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of range %d: %w", id, err)
+	}
+	// A stale buffer of a previous owner in this process must not leak in.
+	if err := deps.Buffers.Buffer(tenant<<40 | id).Drop(); err != nil {
+		return nil, err
+	}
+	if len(snaps) == 0 {
+		return newRange(deps, w, nil)
+	}
+	key := snaps[len(snaps)-1].Key // keys sort by epoch, then number
+	data, err := deps.Snapshots.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot %s: %w", key, err)
+	}
+	return restoreFrom(deps, w, key, data)
+}
+
+func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Range, error) {
+	cr, err := container.Open(key, data, container.KindSorterSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	h := &formatv1.SorterSnapshotHeader{}
+	if err := cr.NextMessage(h); err != nil {
+		if err == io.EOF {
+			return nil, cr.Corrupt(nil, "no header")
+		}
+		return nil, err
+	}
+	start, end, openedAt := w.Bounds()
+	if h.TenantId != w.Tenant() || h.RangeId != w.ID() || !bytes.Equal(h.StartKey, start) || !bytes.Equal(h.EndKey, end) || h.OpenedAt != openedAt {
+		return nil, fmt.Errorf("snapshot %s is of tenant %d range %d [%x, %x) opened at %d, not of this range", key, h.TenantId, h.RangeId, h.StartKey, h.EndKey, h.OpenedAt)
+	}
+	var wmBytes, matchBytes []byte
+	var rows []sortbuf.Row
+	var spilled []*formatv1.SpilledPrewrite
+	published := w.Watermark()
+	for {
+		rec := &formatv1.SnapshotRecord{}
+		err := cr.NextMessage(rec)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch x := rec.Record.(type) {
+		case *formatv1.SnapshotRecord_WatermarkChunk:
+			wmBytes = append(wmBytes, x.WatermarkChunk...)
+		case *formatv1.SnapshotRecord_MatcherChunk:
+			matchBytes = append(matchBytes, x.MatcherChunk...)
+		case *formatv1.SnapshotRecord_Row:
+			if x.Row.CommitTs > published {
+				rows = append(rows, sortbuf.Row{CommitTs: x.Row.CommitTs, StartTs: x.Row.StartTs, Op: sortOp(x.Row.Op),
+					Key: x.Row.Key, Value: x.Row.Value, OldValue: x.Row.OldValue})
+			}
+		case *formatv1.SnapshotRecord_Spilled:
+			spilled = append(spilled, x.Spilled)
+		default:
+			return nil, cr.Corrupt(nil, "snapshot record with nothing set")
+		}
+	}
+	wm, err := watermark.Decode(wmBytes)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: watermark map: %w", key, err)
+	}
+	r, err := newRange(deps, w, wm)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.buf.DeleteUpTo(published); err != nil {
+		return nil, err
+	}
+	for _, s := range spilled {
+		if err := r.buf.Spill().Put(s.StartTs, s.Key, s.Value); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.match.Restore(bytes.NewReader(matchBytes)); err != nil {
+		return nil, fmt.Errorf("snapshot %s: matcher: %w", key, err)
+	}
+	if err := r.buf.Add(rows...); err != nil {
+		return nil, err
+	}
+	for _, p := range h.Positions {
+		r.applied[p.StoreId] = p.Seq
+	}
+	r.snapNum = 0
+	if h.OwnerEpoch == w.Epoch() {
+		r.snapNum = h.Number
+	}
+	return r, nil
+}
+
+func sortOp(op formatv1.Op) sortbuf.Op {
+	if op == formatv1.Op_OP_DELETE {
+		return sortbuf.OpDelete
+	}
+	return sortbuf.OpPut
+}
+
+func sortedStores(m map[uint64]uint64) []uint64 {
+	ks := make([]uint64, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pull"
+	"github.com/tistream/tistream/libs/truth"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+func init() {
+	register(command{name: "pull", summary: "pull a table, database or tenant change stream as JSON Lines", run: runPull})
+}
+
+func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	poolURL := fs.String("pool", "", "committed data pool to read (file:///dir, s3://...)")
+	tenant := fs.Uint64("tenant", 0, "tenant id")
+	table := fs.Int64("table", 0, "pull one table by id")
+	db := fs.String("db", "", "pull one database by name")
+	from := fs.Uint64("from", 0, "start ts: rows with commit_ts >= from")
+	follow := fs.Bool("follow", false, "keep following new data until interrupted")
+	poll := fs.Duration("poll-interval", 200*time.Millisecond, "how often to look for new data with --follow")
+	format := fs.String("format", "jsonl", "output format (jsonl)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tistream pull --pool URL --tenant T [--table ID | --db NAME] [--from TS] [--follow]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *poolURL == "":
+		fmt.Fprintln(stderr, "tistream pull: --pool is required")
+		return 2
+	case *tenant == 0:
+		fmt.Fprintln(stderr, "tistream pull: --tenant is required")
+		return 2
+	case *table != 0 && *db != "":
+		fmt.Fprintln(stderr, "tistream pull: give --table or --db, not both")
+		return 2
+	case *format != "jsonl":
+		fmt.Fprintf(stderr, "tistream pull: --format %q is not supported (jsonl)\n", *format)
+		return 2
+	}
+	store, err := objstore.Open(ctx, *poolURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream pull: --pool: %v\n", err)
+		return 1
+	}
+	s, err := pull.Open(ctx, store, pull.Request{Tenant: *tenant, Table: *table, DB: *db, From: *from})
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+		return 1
+	}
+	bw := bufio.NewWriterSize(stdout, 1<<20)
+	defer bw.Flush()
+	w := truth.NewWriter(bw)
+	var last uint64
+	for {
+		rows, resolved, caughtUp, err := s.Next(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return 0
+			}
+			fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+			return 1
+		}
+		for i := range rows {
+			r := &rows[i]
+			op := truth.OpPut
+			if r.Op == formatv1.Op_OP_DELETE {
+				op = truth.OpDelete
+			}
+			if err := w.WriteRow(truth.Row{Tenant: *tenant, TableID: r.TableID, CommitTs: r.CommitTs, StartTs: r.StartTs,
+				Op: op, Key: r.Key, Value: r.Value, SchemaVersion: r.SchemaVersion}); err != nil {
+				fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+				return 1
+			}
+		}
+		if resolved > last {
+			last = resolved
+			if err := w.WriteResolved(truth.Resolved{Ts: resolved}); err != nil {
+				fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+				return 1
+			}
+		}
+		if caughtUp {
+			if !*follow {
+				if err := w.Flush(); err != nil {
+					fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+					return 1
+				}
+				return 0
+			}
+			if err := w.Flush(); err != nil {
+				return 1
+			}
+			select {
+			case <-ctx.Done():
+				return 0
+			case <-time.After(*poll):
+			}
+		}
+	}
+}
