@@ -12,11 +12,11 @@ import (
 
 // DataFileWriter builds one committed data file.
 type DataFileWriter struct {
-	c    *container.Writer
-	obs  *blockStats
-	hdr  *formatv1.CommittedFileHeader
-	rec  formatv1.CommittedRow
-	last Row
+	c        *container.Writer
+	obs      *blockStats
+	hdr      *formatv1.CommittedFileHeader
+	rec      formatv1.CommittedRow
+	last     Row
 	rows     uint64
 	min, max uint64 // commit_ts bounds of the rows
 }
