@@ -124,3 +124,40 @@ func TestReplayPullVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestSixtySecondHistory is the acceptance run: a 60 s history at
+// 5,000 rows/s with splits, merges and leader transfers, replayed in a random
+// store order over three ranges with stale-snapshot restores, pulled whole,
+// by table and by database, and verified against the truth.
+func TestSixtySecondHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the 60 s history takes about 20 s")
+	}
+	cfg := sim.DefaultConfig()
+	cfg.Duration = 60 * time.Second
+	cfg.LargeTxnEvery = 30 * time.Second
+	cfg.LargeTxnRows = 100_000
+	buffer, truthFile, st := simtest.Run(t, cfg)
+	require.Greater(t, st.RowsCommitted, int64(250_000))
+	require.Greater(t, st.LargeTxns, int64(0))
+	poolStore := objstore.NewMemory()
+	sum, err := replay.Run(context.Background(), replay.Config{Buffer: buffer, Pool: poolStore, Cluster: cfg.ClusterID,
+		Ranges: 3, WorkDir: t.TempDir(), Random: true, Seed: 60, RestoreChance: 0.02})
+	require.NoError(t, err)
+	require.Greater(t, sum.Restores, int64(0))
+	one := uint64(1)
+	check(t, truthFile, pullJSONL(t, poolStore, pull.Request{Tenant: 1}), verify.Options{Tenant: &one})
+
+	// The database's tables over the whole history, created ones included.
+	s, err := pull.Open(context.Background(), poolStore, pull.Request{Tenant: 1, DB: "db2"})
+	require.NoError(t, err)
+	for done := false; !done; {
+		_, _, done, err = s.Next(context.Background())
+		require.NoError(t, err)
+	}
+	db, ok := s.Schema().DBByName("db2", s.Schema().Floor())
+	require.True(t, ok)
+	tables := s.Schema().TableIDsSince(db.Info.ID, 0)
+	require.NotEmpty(t, tables)
+	check(t, truthFile, pullJSONL(t, poolStore, pull.Request{Tenant: 1, DB: "db2"}), verify.Options{Tenant: &one, Tables: tables})
+}
