@@ -48,6 +48,9 @@ type Config struct {
 	RestoreChance float64
 
 	Progress func(Summary)
+	// AfterTenant, if set, runs when a tenant is done and its state still
+	// in memory (for heap profiles).
+	AfterTenant func()
 }
 
 // Summary counts what a replay did.
@@ -72,6 +75,7 @@ type tenantRun struct {
 	epochs  map[uint64]uint64
 	stores  []uint64
 	files   map[uint64][]string // store -> file keys in seq order
+	routers map[uint64]*route.Router
 	cursor  map[uint64]int      // store -> files delivered
 	pending []pendingRestore
 }
@@ -129,6 +133,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		sum.Ranges += len(tr.ranges)
 		if err := tr.run(ctx, cfg, deps, rng, &sum); err != nil {
 			return sum, err
+		}
+		if cfg.AfterTenant != nil {
+			cfg.AfterTenant()
 		}
 		wm := ^uint64(0)
 		for _, r := range tr.ranges {
@@ -209,7 +216,7 @@ func setupTenant(ctx context.Context, cfg Config, deps sorter.Deps, tenant uint6
 		return nil, err
 	}
 	tr := &tenantRun{id: tenant, table: table, ranges: map[uint64]*sorter.Range{}, epochs: map[uint64]uint64{},
-		files: map[uint64][]string{}, cursor: map[uint64]int{}}
+		files: map[uint64][]string{}, cursor: map[uint64]int{}, routers: map[uint64]*route.Router{}}
 	for _, d := range m.Ranges {
 		r, err := sorter.Create(ctx, deps, pool.RangeSpec{Tenant: tenant, RangeID: d.RangeId, Start: d.StartKey,
 			End: d.EndKey, OpenedAt: d.OpenedAtTs}, 1)

@@ -43,7 +43,7 @@ func (tr *tenantRun) run(ctx context.Context, cfg Config, deps sorter.Deps, rng 
 		}
 		for ; burst > 0 && tr.cursor[store] < len(tr.files[store]); burst-- {
 			key := tr.files[store][tr.cursor[store]]
-			if err := tr.deliver(ctx, cfg, key, 0, sum); err != nil {
+			if err := tr.deliver(ctx, cfg, store, key, 0, sum); err != nil {
 				return err
 			}
 			tr.cursor[store]++
@@ -72,12 +72,22 @@ func (tr *tenantRun) run(ctx context.Context, cfg Config, deps sorter.Deps, rng 
 
 // deliver routes one file and applies its batches; only is a range id to
 // deliver to (redelivery after a restore), 0 for all.
-func (tr *tenantRun) deliver(ctx context.Context, cfg Config, key string, only uint64, sum *Summary) error {
+func (tr *tenantRun) deliver(ctx context.Context, cfg Config, store uint64, key string, only uint64, sum *Summary) error {
 	data, err := cfg.Buffer.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("replay: read %s: %w", key, err)
 	}
-	batches, _, err := route.Route(key, data, tr.table)
+	var batches map[uint64]*route.Batch
+	if only == 0 {
+		rt := tr.routers[store]
+		if rt == nil {
+			rt = route.NewRouter(tr.table)
+			tr.routers[store] = rt
+		}
+		batches, _, err = rt.Route(key, data)
+	} else {
+		batches, _, err = route.Route(key, data, tr.table)
+	}
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -154,7 +164,7 @@ func (tr *tenantRun) restore(ctx context.Context, cfg Config, deps sorter.Deps, 
 	for _, s := range tr.stores {
 		from := int(r.Applied()[s])
 		for i := from; i < tr.cursor[s]; i++ {
-			if err := tr.deliver(ctx, cfg, tr.files[s][i], id, sum); err != nil {
+			if err := tr.deliver(ctx, cfg, s, tr.files[s][i], id, sum); err != nil {
 				return err
 			}
 			sum.Redelivered++

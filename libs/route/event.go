@@ -24,9 +24,11 @@ type Event struct {
 	Kind Kind
 	// Row for KindRow (a TiKV row: PREWRITE, COMMIT, ROLLBACK or COMMITTED).
 	Row *cdcpb.Event_Row
-	// Inc is the incarnation of a region change or resolved ts, or the one
-	// that wrote the row.
+	// Inc is the incarnation of a region change, or the one that wrote the row.
 	Inc Ref
+	// Refs are the incarnations a resolved ts is for (KindResolved): one
+	// TiKV ResolvedTs record names many regions at one ts.
+	Refs []Ref
 	// Start and End are the incarnation's raw key range (KindRegionStart);
 	// End nil = unbounded.
 	Start, End []byte

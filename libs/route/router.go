@@ -11,13 +11,80 @@ import (
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
+// Router routes the files of one store stream, read in order. It keeps the
+// decoded incarnations and their key ranges between files, so a large
+// store's header (every region it leads) costs a lookup per region rather
+// than a decode. Not safe for concurrent use.
+type Router struct {
+	table *Table
+	incs  *storefile.IncarnationCache
+	spans map[Ref]*span
+	gen   uint64
+}
+
+// NewRouter routes into table.
+func NewRouter(table *Table) *Router {
+	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}}
+}
+
+// Route decodes one store change file with a fresh router (no cache).
+func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1.StoreFileHeader, error) {
+	return NewRouter(table).Route(name, data)
+}
+
+// span is an incarnation's raw key range and the ranges it overlaps.
+type span struct {
+	ref        Ref
+	start, end []byte
+	ranges     []uint64
+	gen        uint64
+}
+
+func (s *span) contains(key []byte) bool {
+	return string(key) >= string(s.start) && (len(s.end) == 0 || string(key) < string(s.end))
+}
+
+func (rt *Router) spanOf(inc storefile.Incarnation) (*span, error) {
+	ref := refOf(inc)
+	if s, ok := rt.spans[ref]; ok {
+		s.gen = rt.gen
+		return s, nil
+	}
+	start, err := tidbcodec.DecodeRegionKey(inc.Region.StartKey)
+	if err != nil {
+		return nil, fmt.Errorf("region %d start key: %w", ref.RegionID, err)
+	}
+	end, err := tidbcodec.DecodeRegionKey(inc.Region.EndKey)
+	if err != nil {
+		return nil, fmt.Errorf("region %d end key: %w", ref.RegionID, err)
+	}
+	s := &span{ref: ref, start: start, end: end, gen: rt.gen}
+	rt.table.Overlapping(start, end, func(r *Range) { s.ranges = append(s.ranges, r.ID) })
+	rt.spans[ref] = s
+	return s, nil
+}
+
+// sweep forgets spans no file used recently.
+func (rt *Router) sweep() {
+	rt.gen++
+	if rt.gen%16 != 0 {
+		return
+	}
+	for k, s := range rt.spans {
+		if rt.gen-s.gen > 16 {
+			delete(rt.spans, k)
+		}
+	}
+}
+
 // Route decodes one store change file and splits its events per range, in
 // stream order. Rows go to the range owning their key; region changes and
-// resolved ts go to every range the region overlaps. Ranges that receive
-// nothing but are overlapped by a led region still get an (empty) batch so
-// they record the file's position.
-func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1.StoreFileHeader, error) {
-	r, err := storefile.Open(name, data)
+// resolved ts go to every range the region overlaps. Every range overlapped
+// by a region the store leads gets a batch, empty or not, so it records the
+// file's position.
+func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.StoreFileHeader, error) {
+	rt.sweep()
+	r, err := storefile.OpenCached(name, data, rt.incs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -31,32 +98,33 @@ func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1
 		}
 		return b
 	}
-	spans := map[uint64]span{} // region id -> decoded range of the led incarnation
-	regionSpan := func(inc storefile.Incarnation) (span, error) {
-		if s, ok := spans[inc.Region.Id]; ok && s.ref == refOf(inc) {
-			return s, nil
-		}
-		s, err := decodeSpan(inc)
+	spanOf := func(inc storefile.Incarnation) (*span, error) {
+		s, err := rt.spanOf(inc)
 		if err != nil {
-			return s, fmt.Errorf("%s: region %d: %w", name, inc.Region.Id, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		spans[inc.Region.Id] = s
 		return s, nil
 	}
-	toOverlapping := func(s span, ev Event) {
-		table.Overlapping(s.start, s.end, func(rg *Range) {
-			b := batch(rg.ID)
+	toOverlapping := func(s *span, ev Event) {
+		for _, id := range s.ranges {
+			b := batch(id)
 			b.Events = append(b.Events, ev)
-		})
+		}
 	}
 	for _, ri := range h.LeaderRegions {
-		inc, _ := storefile.DecodeIncarnation(ri) // checked by Open
-		s, err := regionSpan(inc)
+		inc, err := storefile.DecodeIncarnationCached(ri, rt.incs)
 		if err != nil {
 			return nil, nil, err
 		}
-		table.Overlapping(s.start, s.end, func(rg *Range) { batch(rg.ID) })
+		s, err := spanOf(inc)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, id := range s.ranges {
+			batch(id)
+		}
 	}
+	resolved := map[uint64][]Ref{} // per range, for the current ResolvedTs record
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -66,7 +134,7 @@ func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1
 			return nil, nil, err
 		}
 		if rc := rec.RegionChange; rc != nil {
-			s, err := regionSpan(rec.Incarnation)
+			s, err := spanOf(rec.Incarnation)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -83,10 +151,10 @@ func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1
 			continue
 		}
 		for _, e := range rec.Event.Events {
+			inc, _ := r.Leader(e.RegionId) // the reader checked the region is led
 			switch x := e.Event.(type) {
 			case *cdcpb.Event_Entries_:
-				inc, _ := r.Leader(e.RegionId) // checked by Next
-				s, err := regionSpan(inc)
+				s, err := spanOf(inc)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -94,53 +162,38 @@ func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1
 					if !s.contains(row.Key) {
 						return nil, nil, fmt.Errorf("%s: row %x of region %d lies outside the region [%x, %x)", name, row.Key, e.RegionId, s.start, s.end)
 					}
-					b := batch(table.Lookup(row.Key).ID)
+					b := batch(rt.table.Lookup(row.Key).ID)
 					b.Events = append(b.Events, Event{Kind: KindRow, Row: row, Inc: s.ref})
 				}
 			case *cdcpb.Event_ResolvedTs:
-				inc, _ := r.Leader(e.RegionId)
-				s, err := regionSpan(inc)
+				s, err := spanOf(inc)
 				if err != nil {
 					return nil, nil, err
 				}
-				toOverlapping(s, Event{Kind: KindResolved, Inc: s.ref, Ts: x.ResolvedTs})
+				toOverlapping(s, Event{Kind: KindResolved, Refs: []Ref{s.ref}, Ts: x.ResolvedTs})
 			}
 		}
-		if rt := rec.Event.ResolvedTs; rt != nil {
-			for _, id := range rt.Regions {
+		if rts := rec.Event.ResolvedTs; rts != nil {
+			clear(resolved)
+			for _, id := range rts.Regions {
 				inc, _ := r.Leader(id)
-				s, err := regionSpan(inc)
+				s, err := spanOf(inc)
 				if err != nil {
 					return nil, nil, err
 				}
-				toOverlapping(s, Event{Kind: KindResolved, Inc: s.ref, Ts: rt.Ts})
+				for _, rid := range s.ranges {
+					resolved[rid] = append(resolved[rid], s.ref)
+				}
+			}
+			for rid, refs := range resolved {
+				b := batch(rid)
+				b.Events = append(b.Events, Event{Kind: KindResolved, Refs: refs, Ts: rts.Ts})
 			}
 		}
 	}
 	return out, h, nil
 }
 
-type span struct {
-	ref        Ref
-	start, end []byte
-}
-
-func (s span) contains(key []byte) bool {
-	return string(key) >= string(s.start) && (len(s.end) == 0 || string(key) < string(s.end))
-}
-
 func refOf(inc storefile.Incarnation) Ref {
 	return Ref{RegionID: inc.Region.Id, Version: inc.Region.GetRegionEpoch().GetVersion(), Term: inc.Term}
-}
-
-func decodeSpan(inc storefile.Incarnation) (span, error) {
-	start, err := tidbcodec.DecodeRegionKey(inc.Region.StartKey)
-	if err != nil {
-		return span{}, fmt.Errorf("start key: %w", err)
-	}
-	end, err := tidbcodec.DecodeRegionKey(inc.Region.EndKey)
-	if err != nil {
-		return span{}, fmt.Errorf("end key: %w", err)
-	}
-	return span{ref: refOf(inc), start: start, end: end}, nil
 }

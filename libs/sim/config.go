@@ -65,7 +65,7 @@ func DefaultConfig() Config {
 		RowsPerSec:       5000,
 		Duration:         10 * time.Second,
 		FlushInterval:    time.Second,
-		ResolveEvery:     200 * time.Millisecond,
+		ResolveEvery:     time.Second,
 		SplitEvery:       2 * time.Second,
 		MergeEvery:       3 * time.Second,
 		TransferEvery:    time.Second,
@@ -98,7 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "simulated time to generate traffic for")
 	fs.IntVar(&c.Txns, "txns", c.Txns, "stop after this many transactions (overrides --duration when > 0)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "how often each store pushes a change file")
-	fs.DurationVar(&c.ResolveEvery, "resolve-interval", c.ResolveEvery, "how often each store publishes resolved ts")
+	fs.DurationVar(&c.ResolveEvery, "resolve-interval", c.ResolveEvery, "how often each store publishes resolved ts (also always just before each file is cut)")
 	fs.DurationVar(&c.SplitEvery, "split-every", c.SplitEvery, "mean interval between region splits (0 = none)")
 	fs.DurationVar(&c.MergeEvery, "merge-every", c.MergeEvery, "mean interval between region merges (0 = none)")
 	fs.DurationVar(&c.TransferEvery, "transfer-every", c.TransferEvery, "mean interval between leader transfers (0 = none)")

@@ -126,7 +126,9 @@ func (r *Range) applyEvent(ev *route.Event) error {
 	case route.KindRegionEnd:
 		r.wm.End(watermark.Ref(ev.Inc), ev.Ts)
 	case route.KindResolved:
-		r.wm.Resolved(watermark.Ref(ev.Inc), ev.Ts)
+		for _, ref := range ev.Refs {
+			r.wm.Resolved(watermark.Ref(ref), ev.Ts)
+		}
 	case route.KindRow:
 		return r.applyRow(ev.Row)
 	}

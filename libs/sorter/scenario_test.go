@@ -29,7 +29,7 @@ func end(id, ver, term, final uint64) route.Event {
 }
 
 func resolved(id, ver, term, ts uint64) route.Event {
-	return route.Event{Kind: route.KindResolved, Inc: route.Ref{RegionID: id, Version: ver, Term: term}, Ts: ts}
+	return route.Event{Kind: route.KindResolved, Refs: []route.Ref{{RegionID: id, Version: ver, Term: term}}, Ts: ts}
 }
 
 func row(t cdcpb.Event_LogType, key, value string, startTs, commitTs uint64) route.Event {

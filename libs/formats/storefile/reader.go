@@ -25,35 +25,39 @@ type Reader struct {
 	header formatv1.StoreFileHeader
 	leader map[uint64]Incarnation // region id -> incarnation led at this point
 	rec    formatv1.StoreRecord
+	cache  *IncarnationCache
 }
 
 // Open checks the file's framing and header. name (the object key) is used in
 // errors.
-func Open(name string, data []byte) (*Reader, error) {
+func Open(name string, data []byte) (*Reader, error) { return OpenCached(name, data, nil) }
+
+// OpenCached is Open with a cache of decoded incarnations shared by the
+// files of one store, read in order.
+func OpenCached(name string, data []byte, cache *IncarnationCache) (*Reader, error) {
+	cache.nextFile()
 	c, err := container.Open(name, data, container.KindStoreChange)
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{c: c}
+	r := &Reader{c: c, cache: cache}
 	if err := c.NextMessage(&r.header); err != nil {
 		if err == io.EOF {
 			return nil, c.Corrupt(nil, "file has no header")
 		}
 		return nil, err
 	}
-	if err := checkHeader(&r.header); err != nil {
+	if r.leader, err = decodeHeader(&r.header, cache); err != nil {
 		return nil, c.Corrupt(err, "bad store file header")
-	}
-	r.leader = make(map[uint64]Incarnation, len(r.header.LeaderRegions))
-	for _, ri := range r.header.LeaderRegions {
-		inc, _ := DecodeIncarnation(ri) // checked by checkHeader
-		r.leader[inc.Region.Id] = inc
 	}
 	return r, nil
 }
 
 // Header is the file's header.
 func (r *Reader) Header() *formatv1.StoreFileHeader { return &r.header }
+
+// Leaders is the number of incarnations the store leads at this point.
+func (r *Reader) Leaders() int { return len(r.leader) }
 
 // Leader returns the incarnation of region id the store leads at the current
 // point of the stream.
@@ -137,7 +141,7 @@ func (r *Reader) checkEvent(ev *cdcpb.ChangeDataEvent) error {
 }
 
 func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, error) {
-	inc, err := DecodeIncarnation(rc.Incarnation)
+	inc, err := r.cache.decode(rc.Incarnation)
 	if err != nil {
 		return inc, err
 	}

@@ -56,32 +56,38 @@ func DecodeIncarnation(ri *formatv1.RegionIncarnation) (Incarnation, error) {
 }
 
 func checkHeader(h *formatv1.StoreFileHeader) error {
+	_, err := decodeHeader(h, nil)
+	return err
+}
+
+// decodeHeader checks the header and returns its leader incarnations.
+func decodeHeader(h *formatv1.StoreFileHeader, cache *IncarnationCache) (map[uint64]Incarnation, error) {
 	switch {
 	case h == nil:
-		return errors.New("missing header")
+		return nil, errors.New("missing header")
 	case h.ClusterId == 0:
-		return errors.New("cluster_id is 0")
+		return nil, errors.New("cluster_id is 0")
 	case h.StoreId == 0:
-		return errors.New("store_id is 0")
+		return nil, errors.New("store_id is 0")
 	case h.Seq == 0:
-		return errors.New("seq is 0 (sequence numbers start at 1)")
+		return nil, errors.New("seq is 0 (sequence numbers start at 1)")
 	case h.MaxTs < h.PrevMaxTs:
-		return fmt.Errorf("max_ts %d is below prev_max_ts %d", h.MaxTs, h.PrevMaxTs)
+		return nil, fmt.Errorf("max_ts %d is below prev_max_ts %d", h.MaxTs, h.PrevMaxTs)
 	case h.Seq == 1 && h.PrevMaxTs != 0:
-		return fmt.Errorf("seq 1 has prev_max_ts %d, want 0", h.PrevMaxTs)
+		return nil, fmt.Errorf("seq 1 has prev_max_ts %d, want 0", h.PrevMaxTs)
 	}
-	seen := make(map[uint64]bool, len(h.LeaderRegions))
+	leaders := make(map[uint64]Incarnation, len(h.LeaderRegions))
 	for i, ri := range h.LeaderRegions {
-		inc, err := DecodeIncarnation(ri)
+		inc, err := cache.decode(ri)
 		if err != nil {
-			return fmt.Errorf("leader_regions[%d]: %w", i, err)
+			return nil, fmt.Errorf("leader_regions[%d]: %w", i, err)
 		}
-		if seen[inc.Region.Id] {
-			return fmt.Errorf("leader_regions[%d]: region %d listed twice", i, inc.Region.Id)
+		if _, dup := leaders[inc.Region.Id]; dup {
+			return nil, fmt.Errorf("leader_regions[%d]: region %d listed twice", i, inc.Region.Id)
 		}
-		seen[inc.Region.Id] = true
+		leaders[inc.Region.Id] = inc
 	}
-	return nil
+	return leaders, nil
 }
 
 // checkRow applies the row rules of the spec.

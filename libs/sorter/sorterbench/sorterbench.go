@@ -179,7 +179,7 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 		for i := range batches {
 			b := &batches[i]
 			b.Pos = route.Position{Store: 1, Seq: seq}
-			b.Events = append(b.Events, route.Event{Kind: route.KindResolved, Inc: route.Ref{RegionID: uint64(i + 1), Version: 1, Term: 1}, Ts: last})
+			b.Events = append(b.Events, route.Event{Kind: route.KindResolved, Refs: []route.Ref{{RegionID: uint64(i + 1), Version: 1, Term: 1}}, Ts: last})
 			if err := ranges[i].Apply(b); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	seed := fs.Uint64("seed", 1, "seed for --random-order and --restore-chance")
 	restore := fs.Float64("restore-chance", 0, "after each file, the chance to crash a random range and restore it from a stale snapshot")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream replay --store URL --pool URL [--tenant T] [flags]")
 		fs.PrintDefaults()
@@ -82,6 +85,28 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if time.Since(last) >= 5*time.Second {
 				last = time.Now()
 				fmt.Fprintf(stderr, "replay: %d files, %.1f MiB read\n", s.Files, float64(s.Bytes)/(1<<20))
+			}
+		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream replay: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "tistream replay: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		cfg.AfterTenant = func() {
+			f, err := os.Create(*memProfile)
+			if err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
 			}
 		}
 	}
