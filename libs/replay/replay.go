@@ -76,7 +76,7 @@ type tenantRun struct {
 	stores  []uint64
 	files   map[uint64][]string // store -> file keys in seq order
 	routers map[uint64]*route.Router
-	cursor  map[uint64]int      // store -> files delivered
+	cursor  map[uint64]int // store -> files delivered
 	pending []pendingRestore
 }
 
