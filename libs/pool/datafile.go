@@ -15,7 +15,7 @@ type DataFileWriter struct {
 	c        *container.Writer
 	obs      *blockStats
 	hdr      *formatv1.CommittedFileHeader
-	rec      formatv1.CommittedRow
+	buf      []byte
 	last     Row
 	rows     uint64
 	min, max uint64 // commit_ts bounds of the rows
@@ -48,9 +48,9 @@ func (w *DataFileWriter) Add(r *Row) error {
 		return fmt.Errorf("data file of range %d: row %x at %d/%d not after %x at %d/%d", w.hdr.RangeId,
 			r.Key, r.CommitTs, r.StartTs, w.last.Key, w.last.CommitTs, w.last.StartTs)
 	}
-	w.rec = formatv1.CommittedRow{CommitTs: r.CommitTs, StartTs: r.StartTs, Op: r.Op, Key: r.Key, Value: r.Value, OldValue: r.OldValue}
 	w.obs.next = r
-	if err := w.c.AppendMessage(&w.rec); err != nil {
+	w.buf = appendRow(w.buf[:0], r)
+	if err := w.c.Append(w.buf); err != nil {
 		return err
 	}
 	if w.rows == 0 {
@@ -119,7 +119,7 @@ func (s *blockStats) Seal(e *formatv1.BlockIndexEntry) {
 type DataFile struct {
 	Header *formatv1.CommittedFileHeader
 	r      *container.Reader
-	row    formatv1.CommittedRow
+	row    Row
 	last   Row
 	n      uint64
 }
@@ -146,11 +146,14 @@ func OpenDataFile(name string, data []byte) (*DataFile, error) {
 // Next returns the next row; its slices are valid until the following call.
 // Rows out of order or outside the file's interval are corruption.
 func (f *DataFile) Next() (*Row, error) {
-	f.row.Reset()
-	if err := f.r.NextMessage(&f.row); err != nil {
+	rec, err := f.r.Next()
+	if err != nil {
 		return nil, err
 	}
-	r := Row{CommitTs: f.row.CommitTs, StartTs: f.row.StartTs, Op: f.row.Op, Key: f.row.Key, Value: f.row.Value, OldValue: f.row.OldValue}
+	if err := parseRow(rec, &f.row); err != nil {
+		return nil, f.r.Corrupt(err, "does not decode as CommittedRow")
+	}
+	r := f.row
 	h := f.Header
 	switch {
 	case r.CommitTs <= h.PrevWatermark || r.CommitTs > h.Watermark:

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tistream/tistream/libs/objstore"
@@ -98,7 +99,7 @@ func (p *Puller) open(ctx context.Context, id uint64) error {
 // is at its log's head.
 func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtUp bool, err error) {
 	caughtUp = true
-	for _, id := range sortedIDs(p.ranges) {
+	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
 		f := p.ranges[id]
 		for {
 			c, ok, err := f.r.Next(ctx)
@@ -127,21 +128,21 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	}
 	// Sealed ranges whose rows have all been returned drop out; the min
 	// watermark is over the ranges still followed.
-	min := ^uint64(0)
+	lowest := ^uint64(0)
 	for _, f := range p.ranges {
-		min = mini(min, f.wm)
+		lowest = min(lowest, f.wm)
 	}
-	if min == ^uint64(0) || min <= p.resolved {
+	if lowest == ^uint64(0) || lowest <= p.resolved {
 		return nil, p.resolved, caughtUp, nil
 	}
-	rows = p.merge(min)
+	rows = p.merge(lowest)
 	for id, f := range p.ranges {
-		if f.r.sealed && len(f.queue) == 0 && f.wm <= min {
+		if f.r.sealed && len(f.queue) == 0 && f.wm <= lowest {
 			delete(p.ranges, id)
 		}
 	}
-	p.resolved = min
-	return rows, min, caughtUp, nil
+	p.resolved = lowest
+	return rows, lowest, caughtUp, nil
 }
 
 func (p *Puller) inSpan(key []byte) bool {
@@ -170,7 +171,7 @@ func (p *Puller) openSuccessor(ctx context.Context, id uint64) error {
 // merge pops every queued row with commit_ts <= upTo, merged across ranges.
 func (p *Puller) merge(upTo uint64) []Row {
 	h := &rowHeap{}
-	for _, id := range sortedIDs(p.ranges) {
+	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
 		f := p.ranges[id]
 		if len(f.queue) > 0 && f.queue[0].CommitTs <= upTo {
 			*h = append(*h, cursor{f: f})
@@ -210,20 +211,4 @@ func (h *rowHeap) Pop() any {
 	c := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return c
-}
-
-func sortedIDs(m map[uint64]*followed) []uint64 {
-	ids := make([]uint64, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-func mini(a, b uint64) uint64 {
-	if a < b {
-		return a
-	}
-	return b
 }

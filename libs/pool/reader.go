@@ -161,7 +161,20 @@ func (r *RangeReader) readFile(ctx context.Context, e *formatv1.RangeLogEntry) (
 		return nil, fmt.Errorf("%s: header (range %d seq %d (%d, %d]) does not match log entry %d (%d, %d]",
 			e.File.Key, h.RangeId, h.Seq, h.PrevWatermark, h.Watermark, e.Seq, e.PrevWatermark, e.Watermark)
 	}
-	rows := make([]Row, 0, e.File.RowCount)
+	rows := make([]Row, 0, min(e.File.RowCount, 1<<20))
+	// One arena for the file's keys and values: a few allocations per file
+	// instead of three per row. Rows keep it alive until they are dropped.
+	arena := make([]byte, 0, len(b))
+	keep := func(v []byte) []byte {
+		if v == nil {
+			return nil
+		}
+		if len(arena)+len(v) > cap(arena) {
+			arena = make([]byte, 0, max(len(b), len(v)))
+		}
+		arena = append(arena, v...)
+		return arena[len(arena)-len(v) : len(arena) : len(arena)]
+	}
 	var n uint64
 	for {
 		row, err := f.Next()
@@ -173,7 +186,8 @@ func (r *RangeReader) readFile(ctx context.Context, e *formatv1.RangeLogEntry) (
 		}
 		n++
 		if row.CommitTs >= r.from {
-			rows = append(rows, row.Clone())
+			rows = append(rows, Row{CommitTs: row.CommitTs, StartTs: row.StartTs, Op: row.Op,
+				Key: keep(row.Key), Value: keep(row.Value), OldValue: keep(row.OldValue)})
 		}
 	}
 	if n != e.File.RowCount {

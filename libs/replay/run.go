@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 
@@ -95,7 +96,7 @@ func (tr *tenantRun) deliver(ctx context.Context, cfg Config, store uint64, key 
 		sum.Files++
 		sum.Bytes += int64(len(data))
 	}
-	for _, id := range sortedKeys(batches) {
+	for _, id := range slices.Sorted(maps.Keys(batches)) {
 		if only != 0 && id != only {
 			continue
 		}
@@ -107,7 +108,7 @@ func (tr *tenantRun) deliver(ctx context.Context, cfg Config, store uint64, key 
 }
 
 func (tr *tenantRun) flushAll(ctx context.Context) error {
-	for _, id := range sortedKeys(tr.ranges) {
+	for _, id := range slices.Sorted(maps.Keys(tr.ranges)) {
 		if _, err := tr.ranges[id].Flush(ctx); err != nil {
 			return err
 		}
@@ -120,7 +121,7 @@ func (tr *tenantRun) flushAll(ctx context.Context) error {
 // a new owner epoch from that snapshot, and fed again from its positions.
 func (tr *tenantRun) chaos(ctx context.Context, cfg Config, deps sorter.Deps, rng *rand.Rand, sum *Summary) error {
 	if cfg.RestoreChance > 0 && rng.Float64() < cfg.RestoreChance {
-		id := sortedKeys(tr.ranges)[rng.IntN(len(tr.ranges))]
+		id := slices.Sorted(maps.Keys(tr.ranges))[rng.IntN(len(tr.ranges))]
 		if !slices.ContainsFunc(tr.pending, func(p pendingRestore) bool { return p.rangeID == id }) {
 			if _, err := tr.ranges[id].Snapshot(ctx); err != nil {
 				return err
@@ -171,13 +172,4 @@ func (tr *tenantRun) restore(ctx context.Context, cfg Config, deps sorter.Deps, 
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[uint64]V) []uint64 {
-	ks := make([]uint64, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

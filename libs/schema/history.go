@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -193,7 +194,7 @@ func (h *History) DB(id int64, ts uint64) (DB, bool) {
 // DBs lists the databases that exist at ts, by id.
 func (h *History) DBs(ts uint64) []DB {
 	var out []DB
-	for _, id := range sortedKeys(h.dbs) {
+	for _, id := range slices.Sorted(maps.Keys(h.dbs)) {
 		if d, ok := h.DB(id, ts); ok {
 			out = append(out, d)
 		}
@@ -215,7 +216,7 @@ func (h *History) DBByName(name string, ts uint64) (DB, bool) {
 // Tables lists the tables of a database at ts, by id.
 func (h *History) Tables(dbID int64, ts uint64) []Table {
 	var out []Table
-	for _, id := range sortedKeys(h.tables) {
+	for _, id := range slices.Sorted(maps.Keys(h.tables)) {
 		if t, ok := h.Table(id, ts); ok && t.DBID == dbID {
 			out = append(out, t)
 		}
@@ -227,7 +228,7 @@ func (h *History) Tables(dbID int64, ts uint64) []Table {
 // any later point: what a pull of the database from ts must cover.
 func (h *History) TableIDsSince(dbID int64, ts uint64) []int64 {
 	var out []int64
-	for _, id := range sortedKeys(h.tables) {
+	for _, id := range slices.Sorted(maps.Keys(h.tables)) {
 		vs := h.tables[id]
 		for i, v := range vs {
 			end := ^uint64(0)
@@ -241,13 +242,4 @@ func (h *History) TableIDsSince(dbID int64, ts uint64) []int64 {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[int64]V) []int64 {
-	ks := make([]int64, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -33,7 +34,7 @@ func (r *Range) Snapshot(ctx context.Context) (string, error) {
 		PublishedWatermark: r.published, LogSeq: r.writer.Seq(), CreatedUnixMs: time.Now().UnixMilli(),
 		StartKey: r.start, EndKey: r.end, OpenedAt: r.openedAt,
 	}
-	for _, s := range sortedStores(r.applied) {
+	for _, s := range slices.Sorted(maps.Keys(r.applied)) {
 		h.Positions = append(h.Positions, &formatv1.StorePosition{StoreId: s, Seq: r.applied[s]})
 	}
 	w := container.NewWriter(container.KindSorterSnapshot, container.Options{Codec: container.CodecZstd})
@@ -201,13 +202,4 @@ func sortOp(op formatv1.Op) sortbuf.Op {
 		return sortbuf.OpDelete
 	}
 	return sortbuf.OpPut
-}
-
-func sortedStores(m map[uint64]uint64) []uint64 {
-	ks := make([]uint64, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

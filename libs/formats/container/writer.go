@@ -40,6 +40,7 @@ type Writer struct {
 	inBlock uint64 // records in the open block
 	first   uint64 // index of the open block's first record
 	done    bool
+	probe   []byte
 }
 
 // NewWriter starts a file of the given kind. The first record appended must be
@@ -103,7 +104,7 @@ func (w *Writer) flushBlock() {
 	}
 	offset := uint64(len(w.out))
 	payload, codec := w.raw, CodecNone
-	if w.opts.Codec == CodecZstd {
+	if w.opts.Codec == CodecZstd && w.compressible() {
 		// Compress into the tail of out, then keep it only if it saves space.
 		start := len(w.out) + blockHeaderLen
 		w.out = append(w.out, make([]byte, blockHeaderLen)...)
@@ -142,6 +143,21 @@ func (w *Writer) flushBlock() {
 	w.first += w.inBlock
 	w.inBlock = 0
 	w.raw = w.raw[:0]
+}
+
+// probeLen is how much of a large block is test-compressed before the whole.
+const probeLen = 4 << 10
+
+// compressible tells whether the open block is worth compressing: a large
+// block is compressed only if a sample of it shrinks by at least 1/8, so
+// incompressible rows (encrypted or random values) cost a 4 KiB probe
+// instead of a full zstd pass that is then thrown away.
+func (w *Writer) compressible() bool {
+	if len(w.raw) < 4*probeLen {
+		return true
+	}
+	w.probe = compress(w.probe[:0], w.raw[len(w.raw)/2:len(w.raw)/2+probeLen])
+	return len(w.probe) < probeLen-probeLen/8
 }
 
 // Finish closes the last block, writes trailer and tail, and returns the file.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,10 +33,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
+	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *child {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintf(stderr, "tistream bench: %v\n", err)
+				return 2
+			}
+			defer f.Close()
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 		res, err := sorterbench.Run(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1})
 		if err != nil {
 			fmt.Fprintf(stderr, "tistream bench: %v\n", err)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of the project, printed as tables. Figures
+# depend on the machine; the closing notes of the issues record what was
+# measured where. BENCH_QUICK=1 shortens the runs (1 run, 200k rows, no scale run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=${BENCH_QUICK:-0}
+runs=3 rows=1000000 benchtime=3x
+if [[ $quick == 1 ]]; then runs=1 rows=200000 benchtime=1x; fi
+
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+go build -o bin/tistream ./services/cmd/tistream
+
+echo
+echo "== store change file decoder (30 s of a 5,000 rows/s history, 3 stores): -cpu 1 is per core"
+go test ./libs/formats/storefile -run '^$' -bench Decode -cpu 1,2 -benchtime "$benchtime" | grep -E '^(Benchmark|goos|cpu)'
+
+echo
+echo "== range watermark map at 270,000 regions"
+go test ./libs/watermark -run '^$' -bench . -benchmem -benchtime 1x | grep -E '^Benchmark'
+
+echo
+echo "== sorter buffer (Pebble) and matcher alone, standard workload"
+go test ./libs/sortbuf -run '^$' -bench StandardIngest -cpu 1,2 -benchtime 1x | grep -E '^Benchmark'
+go test ./libs/txnmatch -run '^$' -bench MatcherPairs -cpu 1,2 -benchtime 1x | grep -E '^Benchmark'
+
+echo
+echo "== the whole ordering core, one process per run ($runs runs each)"
+bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
+
+if [[ $quick != 1 ]]; then
+  echo
+  echo "== scale: 100,000 tables and 270,000 regions, 20 simulated seconds at 5,000 rows/s, replayed in one process"
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+  /usr/bin/time -f "sim: %e s wall, peak RSS %M KiB" bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" \
+    --tables 100000 --regions 270000 --duration 20s --quiet | grep -E 'simulated|files'
+  /usr/bin/time -f "replay: %e s wall, peak RSS %M KiB" bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | head -1
+  bin/tistream pull --pool "file://$dir/pool" --tenant 1 > "$dir/pulled.jsonl"
+  bin/tistream verify --truth "$dir/truth.jsonl" --pulled "$dir/pulled.jsonl" | head -1
+fi
