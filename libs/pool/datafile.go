@@ -22,13 +22,14 @@ type DataFileWriter struct {
 }
 
 // NewDataFile starts a file for rows with prev_watermark < commit_ts <= watermark.
-func NewDataFile(h *formatv1.CommittedFileHeader) (*DataFileWriter, error) {
+// sizeHint is the expected bytes of its rows (0 if unknown).
+func NewDataFile(h *formatv1.CommittedFileHeader, sizeHint int) (*DataFileWriter, error) {
 	if h.Watermark <= h.PrevWatermark {
 		return nil, fmt.Errorf("data file of range %d: watermark %d is not above prev_watermark %d", h.RangeId, h.Watermark, h.PrevWatermark)
 	}
 	obs := &blockStats{}
 	w := &DataFileWriter{
-		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs}),
+		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs, SizeHint: sizeHint}),
 		obs: obs,
 		hdr: h,
 	}

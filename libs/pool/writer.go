@@ -151,11 +151,22 @@ func (w *RangeWriter) append(ctx context.Context, e *formatv1.RangeLogEntry) err
 // RowSource yields the rows of one flush in Compare order.
 type RowSource func(yield func(*Row) error) error
 
+// FlushOptions tune one flush.
+type FlushOptions struct {
+	// SizeHint is about how many bytes of rows the flush writes, so the file
+	// is built in one buffer of the right size.
+	SizeHint int
+}
+
 // Flush publishes watermark wm: the rows with watermark < commit_ts <= wm,
 // read from rows, are written as one data file (none if there are no rows),
 // then a FLUSH entry publishes it. A flush with no rows still publishes the
 // watermark, so readers of idle ranges move on.
-func (w *RangeWriter) Flush(ctx context.Context, wm uint64, rows RowSource) (*formatv1.RangeLogEntry, error) {
+func (w *RangeWriter) Flush(ctx context.Context, wm uint64, rows RowSource, opts ...FlushOptions) (*formatv1.RangeLogEntry, error) {
+	var o FlushOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	prev := w.head.Watermark
 	if wm <= prev {
 		return nil, fmt.Errorf("range %d of tenant %d: flush to %d, already at %d", w.id, w.tenant, wm, prev)
@@ -164,7 +175,7 @@ func (w *RangeWriter) Flush(ctx context.Context, wm uint64, rows RowSource) (*fo
 	e := &formatv1.RangeLogEntry{Kind: formatv1.RangeLogEntry_KIND_FLUSH, PrevWatermark: prev, Watermark: wm}
 	if rows != nil {
 		df, err := NewDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
-			Seq: seq, PrevWatermark: prev, Watermark: wm})
+			Seq: seq, PrevWatermark: prev, Watermark: wm}, o.SizeHint)
 		if err != nil {
 			return nil, err
 		}

@@ -234,7 +234,8 @@ func (r *Range) Flush(ctx context.Context) (bool, error) {
 			return yield(&pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue})
 		})
 	}
-	if _, err := r.writer.Flush(ctx, t, rows); err != nil {
+	hint := int(min(r.buf.Stats().Bytes, 256<<20)) // an estimate: the buffer may hold rows above t
+	if _, err := r.writer.Flush(ctx, t, rows, pool.FlushOptions{SizeHint: hint}); err != nil {
 		return false, err
 	}
 	if err := r.buf.DeleteUpTo(t); err != nil {

@@ -27,6 +27,9 @@ type Options struct {
 	Index bool
 	// Observer annotates index entries (implies Index).
 	Observer BlockObserver
+	// SizeHint is the expected size of the file: the output buffer starts
+	// that large instead of growing by doubling (and copying).
+	SizeHint int
 }
 
 // Writer builds one container file in memory. Files are written whole to
@@ -55,7 +58,7 @@ func NewWriter(kind Kind, opts Options) *Writer {
 	if opts.Observer != nil {
 		opts.Index = true
 	}
-	w := &Writer{opts: opts, out: make([]byte, preambleLen, 4096)}
+	w := &Writer{opts: opts, out: make([]byte, preambleLen, max(4096, opts.SizeHint+opts.SizeHint/16+1024))}
 	putPreamble(w.out, kind)
 	return w
 }

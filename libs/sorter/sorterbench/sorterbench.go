@@ -45,12 +45,14 @@ const (
 
 // Options of one run.
 type Options struct {
-	Rows       int    // default 1,000,000
-	Pairs      bool   // feed PREWRITE + COMMIT pairs through the matcher instead of committed rows
-	Dir        string // scratch directory for Pebble and the pool (required)
-	BatchRows  int    // rows per routed batch ("store file"), default 10,000
-	FlushEvery int    // rows between flushes of every range, default 100,000
+	Rows       int           // default 1,000,000
+	Pairs      bool          // feed PREWRITE + COMMIT pairs through the matcher instead of committed rows
+	Dir        string        // scratch directory for Pebble and the pool (required)
+	BatchRows  int           // rows per routed batch ("store file"), default 10,000
+	FlushEvery time.Duration // how often every range flushes, default 1 s (TiStream's cadence)
 	Seed       uint64
+	// AfterIngest, if set, runs between the phases (heap profiles).
+	AfterIngest func()
 }
 
 // Result of one run.
@@ -74,7 +76,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.BatchRows = 10_000
 	}
 	if o.FlushEvery <= 0 {
-		o.FlushEvery = 100_000
+		o.FlushEvery = time.Second
 	}
 	if o.Dir == "" {
 		return Result{}, errors.New("sorterbench: a scratch directory is required")
@@ -103,6 +105,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.IngestSec = time.Since(start).Seconds()
+	if o.AfterIngest != nil {
+		o.AfterIngest()
+	}
 
 	start = time.Now()
 	n, files, err := output(ctx, store)
@@ -160,12 +165,17 @@ func bootstrap(i int, rt route.Range) route.Event {
 }
 
 // ingest feeds the workload in batches (one "store file" each), publishes
-// resolved ts after every batch and flushes every range every FlushEvery
-// rows and at the end, when every table's resolved ts is reached and its
-// rows are durable and readable in the pool.
+// resolved ts after every batch, flushes every range each FlushEvery of wall
+// time as a sorter does, and once more at the end, when every table's
+// resolved ts is reached and its rows are durable and readable in the pool.
 func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route.Table) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
-	values := rand.NewChaCha8([32]byte{byte(o.Seed), 7})
+	// Values are 256 bytes at random offsets of a 16 MiB random pool: as
+	// incompressible as fresh random bytes for any compressor window, without
+	// timing a random generator as part of the sorter.
+	values := make([]byte, 16<<20)
+	_, _ = rand.NewChaCha8([32]byte{byte(o.Seed), 7}).Read(values)
+	rows := make([]cdcpb.Event_Row, 0, 2*o.BatchRows)
 	batches := make([]route.Batch, len(ranges))
 	for i, rt := range table.Ranges() {
 		batches[i] = route.Batch{RangeID: rt.ID, Events: []route.Event{bootstrap(i, rt)}}
@@ -174,6 +184,7 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 	seq := uint64(0)
 	var last uint64
 	pending := 0
+	lastFlush := time.Now()
 	send := func() error {
 		seq++
 		for i := range batches {
@@ -183,6 +194,7 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 			if err := ranges[i].Apply(b); err != nil {
 				return err
 			}
+			clear(b.Events) // drop pointers into the old row slab so it can be freed
 			b.Events = b.Events[:0]
 		}
 		return nil
@@ -193,16 +205,16 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 		b := &batches[tbl-FirstTable]
 		for j := 0; j < TxnRows; j++ {
 			key := tidbcodec.EncodeRecordKey(tbl, rng.Int64())
-			val := make([]byte, ValueSize)
-			_, _ = values.Read(val)
+			off := rng.IntN(len(values) - ValueSize)
+			val := values[off : off+ValueSize : off+ValueSize]
 			if o.Pairs {
-				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE,
-					OpType: cdcpb.Event_Row_PUT, Key: key, Value: val, StartTs: commit - 5}})
-				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMIT,
-					OpType: cdcpb.Event_Row_PUT, Key: key, StartTs: commit - 5, CommitTs: commit}})
+				rows = append(rows, cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: key, Value: val, StartTs: commit - 5},
+					cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_PUT, Key: key, StartTs: commit - 5, CommitTs: commit})
+				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-2]}, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-1]})
 			} else {
-				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED,
-					OpType: cdcpb.Event_Row_PUT, Key: key, Value: val, StartTs: commit - 5, CommitTs: commit}})
+				rows = append(rows, cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: key, Value: val,
+					StartTs: commit - 5, CommitTs: commit})
+				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-1]})
 			}
 		}
 		last = commit
@@ -211,10 +223,12 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 			if err := send(); err != nil {
 				return err
 			}
-		}
-		if pending%o.FlushEvery == 0 {
-			if err := flushAll(ctx, ranges); err != nil {
-				return err
+			rows = make([]cdcpb.Event_Row, 0, 2*o.BatchRows) // the ranges keep nothing, but a fresh slab keeps it simple
+			if time.Since(lastFlush) >= o.FlushEvery {
+				if err := flushAll(ctx, ranges); err != nil {
+					return err
+				}
+				lastFlush = time.Now()
 			}
 		}
 	}

@@ -34,6 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
+	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,7 +49,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		res, err := sorterbench.Run(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1})
+		opts := sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1}
+		if *memProfile != "" {
+			opts.AfterIngest = func() {
+				if f, err := os.Create(*memProfile); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		}
+		res, err := sorterbench.Run(ctx, opts)
 		if err != nil {
 			fmt.Fprintf(stderr, "tistream bench: %v\n", err)
 			return 1
