@@ -35,7 +35,7 @@ if [[ $quick != 1 ]]; then
   trap 'rm -rf "$dir"' EXIT
   /usr/bin/time -f "sim: %e s wall, peak RSS %M KiB" bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" \
     --tables 100000 --regions 270000 --duration 20s --quiet | grep -E 'simulated|files'
-  /usr/bin/time -f "replay: %e s wall, peak RSS %M KiB" bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | head -1
+  /usr/bin/time -f "replay: %e s wall, peak RSS %M KiB" bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
   bin/tistream pull --pool "file://$dir/pool" --tenant 1 > "$dir/pulled.jsonl"
-  bin/tistream verify --truth "$dir/truth.jsonl" --pulled "$dir/pulled.jsonl" | head -1
+  bin/tistream verify --truth "$dir/truth.jsonl" --pulled "$dir/pulled.jsonl" | sed -n 1p
 fi
