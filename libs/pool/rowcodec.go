@@ -47,6 +47,9 @@ func parseRow(b []byte, r *Row) error {
 		if n < 0 {
 			return fmt.Errorf("bad field tag: %w", protowire.ParseError(n))
 		}
+		if !num.IsValid() {
+			return fmt.Errorf("field number %d out of range", num)
+		}
 		b = b[n:]
 		switch {
 		case num >= 1 && num <= 3 && typ == protowire.VarintType:
