@@ -1,0 +1,90 @@
+package etcdx
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// EmbeddedConfig configures an in-process etcd server (one member).
+type EmbeddedConfig struct {
+	Dir        string // data directory
+	ClientAddr string // host:port for clients, e.g. 127.0.0.1:2379 (port 0 = pick one)
+	PeerAddr   string // host:port for the (single-member) peer URL (port 0 = pick one)
+	Name       string
+}
+
+// Embedded is a running in-process etcd.
+type Embedded struct {
+	etcd     *embed.Etcd
+	Endpoint string // http://host:port
+}
+
+// StartEmbedded starts etcd and waits until it serves (at most 60 s).
+func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
+	if c.Dir == "" {
+		return nil, fmt.Errorf("embedded etcd: a data directory is required")
+	}
+	if c.Name == "" {
+		c.Name = "tistream"
+	}
+	client, err := resolveAddr(c.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: client address: %w", err)
+	}
+	peer, err := resolveAddr(c.PeerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: peer address: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = c.Name
+	cfg.Dir = c.Dir
+	cu := url.URL{Scheme: "http", Host: client}
+	pu := url.URL{Scheme: "http", Host: peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.LogLevel = "error"
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: not ready after 60 s")
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	return &Embedded{etcd: e, Endpoint: cu.String()}, nil
+}
+
+// Close stops the server.
+func (e *Embedded) Close() { e.etcd.Close() }
+
+// resolveAddr picks a free port when the address has port 0.
+func resolveAddr(addr string) (string, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

@@ -1,0 +1,48 @@
+package etcdx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// Registration is a worker's presence in etcd: its WorkerInfo under a lease
+// kept alive by a session. When the process dies or is paused past the TTL,
+// the key goes away and the meta-server moves the worker's tasks.
+type Registration struct {
+	Session *concurrency.Session
+	key     string
+	info    *metav1.WorkerInfo
+	cli     *clientv3.Client
+}
+
+// Register puts info under the worker's key with a lease of ttl.
+func Register(ctx context.Context, cli *clientv3.Client, info *metav1.WorkerInfo, ttl time.Duration) (*Registration, error) {
+	s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(max(ttl/time.Second, 1))), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("etcd session for worker %s: %w", info.Id, err)
+	}
+	r := &Registration{Session: s, key: WorkerKey(info.Kind, info.Id), info: info, cli: cli}
+	if _, err := cli.Put(ctx, r.key, Marshal(info), clientv3.WithLease(s.Lease())); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("etcd register worker %s: %w", info.Id, err)
+	}
+	return r, nil
+}
+
+// UpdateLoad republishes the worker's measured load.
+func (r *Registration) UpdateLoad(ctx context.Context, load float64) error {
+	r.info.Load = load
+	_, err := r.cli.Put(ctx, r.key, Marshal(r.info), clientv3.WithLease(r.Session.Lease()))
+	return err
+}
+
+// Done is closed when the lease is lost (expired or revoked).
+func (r *Registration) Done() <-chan struct{} { return r.Session.Done() }
+
+// Close revokes the lease: the worker leaves at once instead of after the TTL.
+func (r *Registration) Close() error { return r.Session.Close() }

@@ -1,0 +1,82 @@
+package svc
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Common are the settings every service has.
+type Common struct {
+	GRPCAddr    string        `yaml:"grpc_addr"`
+	HTTPAddr    string        `yaml:"http_addr"`
+	LogLevel    string        `yaml:"log_level"`
+	LogFormat   string        `yaml:"log_format"`
+	StopTimeout time.Duration `yaml:"stop_timeout"`
+}
+
+// RegisterFlags binds the settings to flags named prefix+name, with c's
+// values as defaults.
+func (c *Common) RegisterFlags(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&c.GRPCAddr, prefix+"grpc-addr", c.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, prefix+"http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz and /debug/pprof")
+	fs.StringVar(&c.LogLevel, prefix+"log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, prefix+"log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.StopTimeout, prefix+"stop-timeout", c.StopTimeout, "how long a graceful stop may take before it is forced")
+}
+
+// Validate names the first wrong setting.
+func (c *Common) Validate(prefix string) error {
+	var errs []error
+	if c.GRPCAddr == "" {
+		errs = append(errs, fmt.Errorf("--%sgrpc-addr is required", prefix))
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, fmt.Errorf("--%shttp-addr is required", prefix))
+	}
+	if c.StopTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--%sstop-timeout must be positive", prefix))
+	}
+	if _, err := NewLogger(c.LogLevel, c.LogFormat, os.Stderr); err != nil {
+		errs = append(errs, fmt.Errorf("--%slog-level/--%slog-format: %w", prefix, prefix, err))
+	}
+	return errors.Join(errs...)
+}
+
+// LoadYAML reads a YAML config file strictly into dst: unknown keys are
+// errors naming the key and line, so a typo never silently keeps a default.
+func LoadYAML(path string, dst any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil // an empty file keeps every default
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ParseWithConfig parses args twice around an optional --config file:
+// defaults, then the file, then flags given on the command line win.
+func ParseWithConfig(fs *flag.FlagSet, args []string, configFlag *string, dst any) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configFlag == "" {
+		return nil
+	}
+	if err := LoadYAML(*configFlag, dst); err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}
