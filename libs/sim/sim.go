@@ -24,6 +24,9 @@ type Options struct {
 	Store  objstore.Store // where data_change_buffer/ goes
 	Truth  *truth.Writer  // nil = no truth file
 	OnFile FileHook       // nil = none
+	// OnTenant is called once per tenant after its schema snapshot is
+	// written and before its first store file (the fleet's RegisterTenant).
+	OnTenant func(ctx context.Context, cluster, tenant uint64) error
 	// Progress, if set, is called about once per simulated second.
 	Progress func(Stats)
 }

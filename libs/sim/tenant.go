@@ -114,6 +114,11 @@ func (s *Sim) bootstrap() error {
 		if err := s.writeSchemaSnapshot(tn, snapTs); err != nil {
 			return err
 		}
+		if s.opts.OnTenant != nil {
+			if err := s.opts.OnTenant(s.ctx, s.cfg.ClusterID, tn.id); err != nil {
+				return fmt.Errorf("sim: register tenant %d: %w", tn.id, err)
+			}
+		}
 		s.tenants = append(s.tenants, tn)
 	}
 	return nil

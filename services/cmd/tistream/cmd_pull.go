@@ -23,6 +23,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	poolURL := fs.String("pool", "", "committed data pool to read (file:///dir, s3://...)")
+	apiAddr := fs.String("api", "", "pull from a running fleet's api-server at this gRPC address instead of a pool")
+	until := fs.Uint64("until-resolved", 0, "with --api: stop once the resolved ts reaches this ts")
+	timeout := fs.Duration("timeout", 0, "with --api: give up after this long (0 = never)")
 	tenant := fs.Uint64("tenant", 0, "tenant id")
 	table := fs.Int64("table", 0, "pull one table by id")
 	db := fs.String("db", "", "pull one database by name")
@@ -31,15 +34,15 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	poll := fs.Duration("poll-interval", 200*time.Millisecond, "how often to look for new data with --follow")
 	format := fs.String("format", "jsonl", "output format (jsonl)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tistream pull --pool URL --tenant T [--table ID | --db NAME] [--from TS] [--follow]")
+		fmt.Fprintln(stderr, "usage: tistream pull (--pool URL | --api ADDR) --tenant T [--table ID | --db NAME] [--from TS] [--follow | --until-resolved TS]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	switch {
-	case *poolURL == "":
-		fmt.Fprintln(stderr, "tistream pull: --pool is required")
+	case (*poolURL == "") == (*apiAddr == ""):
+		fmt.Fprintln(stderr, "tistream pull: give --pool (read a pool directly) or --api (pull from a fleet)")
 		return 2
 	case *tenant == 0:
 		fmt.Fprintln(stderr, "tistream pull: --tenant is required")
@@ -50,6 +53,21 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case *format != "jsonl":
 		fmt.Fprintf(stderr, "tistream pull: --format %q is not supported (jsonl)\n", *format)
 		return 2
+	}
+	if *apiAddr != "" {
+		bw := bufio.NewWriterSize(stdout, 1<<20)
+		defer bw.Flush()
+		w := truth.NewWriter(bw)
+		p := &apiPull{addr: *apiAddr, tenant: *tenant, table: *table, db: *db, from: *from, untilResolved: *until, timeout: *timeout}
+		if err := p.run(ctx, w); err != nil {
+			fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+			return 1
+		}
+		if err := w.Flush(); err != nil {
+			fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	store, err := objstore.Open(ctx, *poolURL)
 	if err != nil {

@@ -26,6 +26,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	storeURL := fs.String("store", "", "object store for data_change_buffer/ (file:///dir, s3://bucket/prefix?endpoint=...)")
 	truthPath := fs.String("truth", "", "write the ground truth (JSON Lines) to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime)")
+	initialRanges := fs.Uint("initial-ranges", 1, "with --meta: ranges each tenant starts with")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")
 		fmt.Fprintln(stderr, "Simulates TiKV stores and writes what they would push, plus the truth.")
@@ -69,6 +71,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sim: %s simulated, %d rows committed, %d files, %d transactions running\n",
 				st.SimTime, st.RowsCommitted, st.Files, st.Inflight)
 		}
+	}
+	if *meta != "" {
+		cfg.Realtime = true
+		up, err := newUpstream(*meta, uint32(*initialRanges), stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream sim: --meta: %v\n", err)
+			return 1
+		}
+		defer up.Close()
+		opts.OnTenant, opts.OnFile = up.RegisterTenant, up.NotifyFile
 	}
 	s, err := sim.New(cfg, opts)
 	if err != nil {
