@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
 // Registration is a worker's presence in etcd: its WorkerInfo under a lease
