@@ -27,6 +27,7 @@ type Puller struct {
 	ranges     map[uint64]*followed
 	seen       map[uint64]bool // ranges ever opened
 	resolved   uint64
+	opts       ReadOptions
 }
 
 type followed struct {
@@ -38,12 +39,17 @@ type followed struct {
 // NewPuller opens every range of the tenant's manifest that holds rows of
 // [start, end) (end nil = unbounded) with commit_ts >= from.
 func NewPuller(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte, filter Filter, from uint64) (*Puller, error) {
-	m, err := LoadManifest(ctx, store, tenant)
+	return NewPullerWith(ctx, store, tenant, start, end, filter, from, ReadOptions{})
+}
+
+// NewPullerWith is NewPuller with read options (a shared cache, bounded polls).
+func NewPullerWith(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte, filter Filter, from uint64, o ReadOptions) (*Puller, error) {
+	m, err := loadManifest(ctx, store, tenant, o.Cache)
 	if err != nil {
 		return nil, err
 	}
 	p := &Puller{store: store, tenant: tenant, start: start, end: end, filter: filter, from: from,
-		ranges: map[uint64]*followed{}, seen: map[uint64]bool{}}
+		ranges: map[uint64]*followed{}, seen: map[uint64]bool{}, opts: o}
 	byID := map[uint64]*formatv1.RangeDescriptor{}
 	for _, d := range m.Ranges {
 		byID[d.RangeId] = d
@@ -84,7 +90,7 @@ func (p *Puller) open(ctx context.Context, id uint64) error {
 	if p.seen[id] {
 		return nil
 	}
-	r, err := OpenRangeReader(ctx, p.store, p.tenant, id, p.from)
+	r, err := OpenRangeReaderWith(ctx, p.store, p.tenant, id, p.from, p.opts)
 	if err != nil {
 		return fmt.Errorf("open range %d of tenant %d: %w", id, p.tenant, err)
 	}
@@ -101,7 +107,7 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	caughtUp = true
 	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
 		f := p.ranges[id]
-		for {
+		for n := 0; p.opts.MaxEntriesPerPoll <= 0 || n < p.opts.MaxEntriesPerPoll; n++ {
 			c, ok, err := f.r.Next(ctx)
 			if err != nil {
 				return nil, 0, false, err
@@ -153,7 +159,7 @@ func (p *Puller) openSuccessor(ctx context.Context, id uint64) error {
 	if p.seen[id] {
 		return nil
 	}
-	m, err := LoadManifest(ctx, p.store, p.tenant)
+	m, err := loadManifest(ctx, p.store, p.tenant, p.opts.Cache)
 	if err != nil {
 		return err
 	}

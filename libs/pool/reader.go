@@ -36,6 +36,7 @@ type RangeReader struct {
 	epoch  uint64
 	next   *formatv1.RangeLogEntry // entry fetched during Seek, consumed first
 	sealed bool
+	cache  *Cache // shared decoded objects, or nil
 	// OpenedAt is the ts the range starts after (rows have commit_ts > OpenedAt).
 	OpenedAt uint64
 	Start    []byte
@@ -46,19 +47,24 @@ type RangeReader struct {
 // range with commit_ts >= from, using one listing of the data files (named
 // by watermark) instead of reading the log from its start.
 func OpenRangeReader(ctx context.Context, store objstore.Store, tenant, id, from uint64) (*RangeReader, error) {
-	r := &RangeReader{store: store, tenant: tenant, id: id, from: from}
+	return OpenRangeReaderWith(ctx, store, tenant, id, from, ReadOptions{})
+}
+
+// OpenRangeReaderWith is OpenRangeReader with read options (a shared cache).
+func OpenRangeReaderWith(ctx context.Context, store objstore.Store, tenant, id, from uint64, o ReadOptions) (*RangeReader, error) {
+	r := &RangeReader{store: store, tenant: tenant, id: id, from: from, cache: o.Cache}
 	head, first, err := FindHead(ctx, store, tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	firstEntry, err := GetEntry(ctx, store, tenant, id, first)
+	firstEntry, err := r.getEntry(ctx, first)
 	if err != nil {
 		return nil, err
 	}
 	if first == 1 {
 		r.OpenedAt, r.Start, r.End = firstEntry.PrevWatermark, firstEntry.StartKey, firstEntry.EndKey
 	} else {
-		open, err := GetEntry(ctx, store, tenant, id, 1)
+		open, err := r.getEntry(ctx, 1)
 		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
 			return nil, err
 		}
@@ -81,7 +87,7 @@ func OpenRangeReader(ctx context.Context, store objstore.Store, tenant, id, from
 		if err != nil || seq > head.Seq || seq < first {
 			continue
 		}
-		e, err := GetEntry(ctx, store, tenant, id, seq)
+		e, err := r.getEntry(ctx, seq)
 		if err != nil {
 			if errors.Is(err, objstore.ErrNotFound) {
 				continue
@@ -119,7 +125,7 @@ func (r *RangeReader) Next(ctx context.Context) (c Chunk, ok bool, err error) {
 	e := r.next
 	r.next = nil
 	if e == nil {
-		e, err = GetEntry(ctx, r.store, r.tenant, r.id, r.seq+1)
+		e, err = r.pollEntry(ctx, r.seq+1)
 		if errors.Is(err, objstore.ErrNotFound) {
 			return Chunk{}, false, nil
 		}
@@ -148,6 +154,9 @@ func (r *RangeReader) Next(ctx context.Context) (c Chunk, ok bool, err error) {
 }
 
 func (r *RangeReader) readFile(ctx context.Context, e *formatv1.RangeLogEntry) ([]Row, error) {
+	if r.cache != nil {
+		return r.readCachedFile(ctx, e)
+	}
 	b, err := r.store.Get(ctx, e.File.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s published by entry %d of range %d: %w", e.File.Key, e.Seq, r.id, err)

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tistream/tistream/libs/formats/schemasnap"
-	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/schema"
@@ -40,7 +38,7 @@ var ErrUnknown = errors.New("unknown table or database")
 type Stream struct {
 	req      Request
 	data     *pool.Puller
-	meta     *pool.Puller
+	meta     *schema.MetaFollower
 	hist     *schema.History
 	metaAt   uint64 // meta range resolved ts reached
 	metaDone bool   // meta puller caught up at its last poll
@@ -50,30 +48,14 @@ type Stream struct {
 	resolved uint64     // last resolved ts returned
 }
 
-var metaStart, metaEnd = []byte("m"), []byte("n")
-
 // Open starts a pull.
 func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, error) {
-	snaps, _, err := store.List(ctx, layout.PoolSchemaSnapshotPrefix(req.Tenant), "", 1)
+	hist, err := schema.LoadFromPool(ctx, store, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
-	if len(snaps) == 0 {
-		return nil, fmt.Errorf("tenant %d: no schema snapshot in the pool (%s): %w", req.Tenant, layout.PoolSchemaSnapshotPrefix(req.Tenant), pool.ErrNoManifest)
-	}
-	b, err := store.Get(ctx, snaps[0].Key)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := schemasnap.Decode(snaps[0].Key, b)
-	if err != nil {
-		return nil, err
-	}
-	s := &Stream{req: req, hist: schema.New(req.Tenant)}
-	if err := s.hist.LoadSnapshot(snap); err != nil {
-		return nil, err
-	}
-	if s.meta, err = pool.NewPuller(ctx, store, req.Tenant, metaStart, metaEnd, nil, snap.Header.Ts+1); err != nil {
+	s := &Stream{req: req, hist: hist}
+	if s.meta, err = schema.FollowMeta(ctx, store, req.Tenant, hist.Resolved()+1); err != nil {
 		return nil, err
 	}
 	if err := s.advanceMeta(ctx, req.From); err != nil {
@@ -106,19 +88,16 @@ func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, erro
 // ts, or until it has nothing more for now (then metaDone is set).
 func (s *Stream) advanceMeta(ctx context.Context, ts uint64) error {
 	for s.metaAt < ts || !s.metaDone {
-		rows, resolved, caughtUp, err := s.meta.Poll(ctx)
+		b, err := s.meta.Poll(ctx)
 		if err != nil {
 			return err
 		}
-		for i := range rows {
-			r := &rows[i]
-			if _, err := s.hist.ApplyMeta(r.CommitTs, r.Key, r.Op, r.Value); err != nil {
-				return err
-			}
+		if _, err := s.hist.ApplyBatch(b); err != nil {
+			return err
 		}
-		s.metaAt = resolved
-		s.metaDone = caughtUp
-		if caughtUp {
+		s.metaAt = b.Resolved
+		s.metaDone = b.CaughtUp
+		if b.CaughtUp {
 			return nil
 		}
 	}

@@ -2,12 +2,10 @@ package replay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/tistream/tistream/libs/formats/schemasnap"
@@ -17,9 +15,7 @@ import (
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/sortbuf"
 	"github.com/tistream/tistream/libs/sorter"
-	"github.com/tistream/tistream/libs/tidbcodec"
 	"github.com/tistream/tistream/libs/txnmatch"
-	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
 // Config of a replay.
@@ -174,40 +170,14 @@ func setupTenant(ctx context.Context, cfg Config, deps sorter.Deps, tenant uint6
 	if err := cfg.Pool.PutIfAbsent(ctx, layout.PoolSchemaSnapshotKey(tenant, snap.Header.Ts), data); err != nil && !errors.Is(err, objstore.ErrExists) {
 		return nil, fmt.Errorf("replay: copy schema snapshot: %w", err)
 	}
-	var tables []int64
-	for _, o := range snap.Objects {
-		if o.Kind == formatv1.SchemaObject_KIND_TABLE {
-			var ti struct {
-				ID int64 `json:"id"`
-			}
-			if err := json.Unmarshal(o.InfoJson, &ti); err != nil {
-				return nil, fmt.Errorf("replay: tenant %d schema snapshot: %w", tenant, err)
-			}
-			tables = append(tables, ti.ID)
-		}
+	m, err := pool.InitialManifest(tenant, snap, cfg.Ranges, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	slices.Sort(tables)
-	n := min(cfg.Ranges, len(tables)+1)
-	var bounds [][]byte
-	for i := 1; i < n; i++ {
-		bounds = append(bounds, tidbcodec.TablePrefix(tables[i*len(tables)/n]))
-	}
-	bounds = slices.CompactFunc(bounds, func(a, b []byte) bool { return string(a) == string(b) })
-	m := &formatv1.Manifest{TenantId: tenant, Version: 1, CreatedUnixMs: time.Now().UnixMilli()}
 	var rts []route.Range
-	var startKey []byte
-	for i := 0; i <= len(bounds); i++ {
-		var end []byte
-		if i < len(bounds) {
-			end = bounds[i]
-		}
-		id := uint64(i + 1)
-		m.Ranges = append(m.Ranges, &formatv1.RangeDescriptor{RangeId: id, StartKey: startKey, EndKey: end,
-			State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: snap.Header.Ts})
-		rts = append(rts, route.Range{ID: id, Start: startKey, End: end})
-		startKey = end
+	for _, d := range m.Ranges {
+		rts = append(rts, route.Range{ID: d.RangeId, Start: d.StartKey, End: d.EndKey})
 	}
-	m.NextRangeId = uint64(len(m.Ranges) + 1)
 	if err := pool.PublishManifest(ctx, cfg.Pool, m); err != nil {
 		return nil, fmt.Errorf("replay: tenant %d: %w (replay into an empty pool)", tenant, err)
 	}

@@ -1,0 +1,194 @@
+package pool
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tistream/tistream/libs/objstore"
+)
+
+// Cache holds decoded pool objects (range log entries, committed data files,
+// manifests) keyed by object key, so that many readers of the same ranges —
+// every puller of one hot table — fetch and decode each object once. Those
+// objects are immutable once written (put-if-absent), so a cached copy never
+// goes stale. It is bounded by bytes (least recently used objects go first)
+// and loads each key once however many readers miss it at the same time.
+//
+// A Cache is safe for concurrent use. Objects it hands out are shared: callers
+// must not modify them.
+type Cache struct {
+	max         int64
+	notFoundTTL time.Duration
+	now         func() time.Time
+
+	mu       sync.Mutex
+	lru      *list.List // of *cacheItem, most recently used first
+	items    map[string]*list.Element
+	bytes    int64
+	flights  map[string]*flight
+	notFound map[string]time.Time // key -> until when "not found" is believed
+
+	hits, misses, evictions atomic.Int64
+}
+
+// CacheOptions tune a Cache.
+type CacheOptions struct {
+	// NotFoundTTL remembers that an object does not exist for this long, so
+	// readers polling the next log entry of a range share one GET per TTL
+	// instead of one each. It delays seeing a new entry by at most the TTL.
+	// 0 remembers nothing.
+	NotFoundTTL time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// CacheStats are a Cache's counters.
+type CacheStats struct {
+	// Hits were served without a read of their own: from the cache, from a
+	// remembered "not found", or by waiting for another reader's load.
+	Hits int64
+	// Misses each read the object store once.
+	Misses    int64
+	Evictions int64
+	Bytes     int64 // estimated bytes held
+	Objects   int   // objects held
+}
+
+type cacheItem struct {
+	key  string
+	val  any
+	size int64
+}
+
+type flight struct {
+	done chan struct{}
+	val  any
+	err  error
+}
+
+// maxNotFound bounds the remembered "not found" keys.
+const maxNotFound = 1 << 16
+
+// NewCache returns a cache holding up to maxBytes of decoded objects.
+func NewCache(maxBytes int64, opts ...CacheOptions) *Cache {
+	var o CacheOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Cache{max: maxBytes, notFoundTTL: o.NotFoundTTL, now: o.Now, lru: list.New(),
+		items: map[string]*list.Element{}, flights: map[string]*flight{}, notFound: map[string]time.Time{}}
+}
+
+// Stats returns the counters and the current size.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
+		Bytes: c.bytes, Objects: len(c.items)}
+}
+
+// loader reads and decodes one object; size estimates the memory it holds.
+type loader func(ctx context.Context) (val any, size int64, err error)
+
+// get returns the object under key, loading it once for all concurrent
+// callers. A load that fails because its caller's context ended is retried
+// by the waiters whose context is still live. Only a caller that polls for
+// an object to appear (negative) may be answered from a remembered "not
+// found": a reader positioning itself must see everything that exists.
+func (c *Cache) get(ctx context.Context, key string, negative bool, load loader) (any, error) {
+	for {
+		c.mu.Lock()
+		if el, ok := c.items[key]; ok {
+			c.lru.MoveToFront(el)
+			c.mu.Unlock()
+			c.hits.Add(1)
+			return el.Value.(*cacheItem).val, nil
+		}
+		if until, ok := c.notFound[key]; ok && negative {
+			if c.now().Before(until) {
+				c.mu.Unlock()
+				c.hits.Add(1)
+				return nil, fmt.Errorf("%s: %w", key, objstore.ErrNotFound)
+			}
+			delete(c.notFound, key)
+		}
+		if f, ok := c.flights[key]; ok {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+				continue // the loader's caller gave up; load it ourselves
+			}
+			c.hits.Add(1)
+			return f.val, f.err
+		}
+		f := &flight{done: make(chan struct{})}
+		c.flights[key] = f
+		c.mu.Unlock()
+		c.misses.Add(1)
+		c.run(ctx, key, f, load)
+		return f.val, f.err
+	}
+}
+
+func (c *Cache) run(ctx context.Context, key string, f *flight, load loader) {
+	var size int64
+	defer func() {
+		// A panicking decoder must not leave waiters blocked forever.
+		if p := recover(); p != nil {
+			f.val, f.err = nil, fmt.Errorf("load %s: panic: %v", key, p)
+		}
+		c.mu.Lock()
+		delete(c.flights, key)
+		switch {
+		case f.err == nil:
+			delete(c.notFound, key)
+			c.insert(key, f.val, size)
+		case errors.Is(f.err, objstore.ErrNotFound) && c.notFoundTTL > 0:
+			if len(c.notFound) >= maxNotFound {
+				clear(c.notFound)
+			}
+			c.notFound[key] = c.now().Add(c.notFoundTTL)
+		}
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	f.val, size, f.err = load(ctx)
+}
+
+// insert adds an object and evicts the least recently used ones over the
+// budget. Objects larger than the whole budget are not kept. Called with mu.
+func (c *Cache) insert(key string, val any, size int64) {
+	if size > c.max {
+		return
+	}
+	if el, ok := c.items[key]; ok { // raced with another load of the same key
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.lru.PushFront(&cacheItem{key: key, val: val, size: size})
+	c.bytes += size
+	for c.bytes > c.max {
+		el := c.lru.Back()
+		it := el.Value.(*cacheItem)
+		c.lru.Remove(el)
+		delete(c.items, it.key)
+		c.bytes -= it.size
+		c.evictions.Add(1)
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

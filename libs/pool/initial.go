@@ -1,0 +1,66 @@
+package pool
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tistream/tistream/libs/formats/schemasnap"
+	"github.com/tistream/tistream/libs/tidbcodec"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// SnapshotTableIDs returns the ids of the tables in a schema snapshot, sorted.
+func SnapshotTableIDs(snap *schemasnap.Snapshot) ([]int64, error) {
+	var tables []int64
+	for _, o := range snap.Objects {
+		if o.Kind != formatv1.SchemaObject_KIND_TABLE {
+			continue
+		}
+		var ti struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(o.InfoJson, &ti); err != nil {
+			return nil, fmt.Errorf("schema snapshot: table of db %d: %w", o.DbId, err)
+		}
+		tables = append(tables, ti.ID)
+	}
+	slices.Sort(tables)
+	return tables, nil
+}
+
+// InitialManifest is version 1 of the manifest of a tenant that starts from
+// snap: up to n active ranges opened at the snapshot's ts, tiling the whole
+// key space and split only at table boundaries, so that a table's rows start
+// in one range. There are never more ranges than tables plus one (the range
+// before the first table holds the meta keys and anything below them); the
+// boundaries spread the tables evenly by count.
+func InitialManifest(tenant uint64, snap *schemasnap.Snapshot, n int, now time.Time) (*formatv1.Manifest, error) {
+	tables, err := SnapshotTableIDs(snap)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %d: %w", tenant, err)
+	}
+	n = min(max(n, 1), len(tables)+1)
+	var bounds [][]byte
+	for i := 1; i < n; i++ {
+		bounds = append(bounds, tidbcodec.TablePrefix(tables[i*len(tables)/n]))
+	}
+	bounds = slices.CompactFunc(bounds, func(a, b []byte) bool { return string(a) == string(b) })
+	m := &formatv1.Manifest{TenantId: tenant, Version: 1, CreatedUnixMs: now.UnixMilli()}
+	var start []byte
+	for i := 0; i <= len(bounds); i++ {
+		var end []byte
+		if i < len(bounds) {
+			end = bounds[i]
+		}
+		m.Ranges = append(m.Ranges, &formatv1.RangeDescriptor{RangeId: uint64(i + 1), StartKey: start, EndKey: end,
+			State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: snap.Header.Ts})
+		start = end
+	}
+	m.NextRangeId = uint64(len(m.Ranges) + 1)
+	if err := CheckManifest(m); err != nil {
+		return nil, fmt.Errorf("tenant %d: initial manifest: %w", tenant, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,49 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tistream/tistream/libs/objstore"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+// OldestStart returns the smallest start ts from which a reader of the keys
+// [start, end) (end nil = unbounded) can still read the tenant's ranges
+// without ErrCompacted: the pool keeps rows after each range's first
+// retained entry. It costs a listing and a GET per range, so callers use it
+// to explain an ErrCompacted, not on every read.
+func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte) (uint64, error) {
+	m, err := LoadManifest(ctx, store, tenant)
+	if err != nil {
+		return 0, err
+	}
+	var oldest uint64
+	for _, d := range m.Ranges {
+		if !Overlaps(d, start, end) {
+			continue
+		}
+		_, first, err := FindHead(ctx, store, tenant, d.RangeId)
+		if errors.Is(err, ErrNoRange) {
+			continue // not created yet: nothing expired
+		}
+		if err != nil {
+			return 0, fmt.Errorf("range %d of tenant %d: %w", d.RangeId, tenant, err)
+		}
+		if first <= 1 {
+			continue
+		}
+		e, err := GetEntry(ctx, store, tenant, d.RangeId, first)
+		if err != nil {
+			return 0, err
+		}
+		need := e.PrevWatermark + 1
+		if d.State == formatv1.RangeDescriptor_STATE_RETIRED && need > d.RetiredAtTs {
+			// A reader starting after the retirement skips the range.
+			need = d.RetiredAtTs + 1
+		}
+		oldest = max(oldest, need)
+	}
+	return oldest, nil
+}
