@@ -35,8 +35,12 @@ type History struct {
 	dbs      map[int64][]DB
 	tables   map[int64][]Table
 	versions []versionPoint
+	base     uint64 // ts of the schema snapshot the history was built from
 	floor    uint64 // the history answers for ts >= floor
 	last     uint64 // commit ts of the last applied change
+	resolved uint64 // every meta change with commit_ts <= resolved is applied
+	changes  []Change
+	tail     txnTail
 }
 
 type versionPoint struct {
@@ -52,6 +56,24 @@ func New(tenant uint64) *History {
 // Floor is the oldest ts the history can answer for.
 func (h *History) Floor() uint64 { return h.floor }
 
+// LastApplied is the commit ts of the last meta change applied (the
+// snapshot's ts before any).
+func (h *History) LastApplied() uint64 { return h.last }
+
+// Resolved is how far the history is complete: every meta change committed
+// at or before it has been applied.
+func (h *History) Resolved() uint64 { return h.resolved }
+
+// BaseTs is the ts of the schema snapshot the history was built from.
+func (h *History) BaseTs() uint64 { return h.base }
+
+// SetResolved records that every meta change committed at or before ts has
+// been applied. It never moves back.
+func (h *History) SetResolved(ts uint64) {
+	h.closeTail()
+	h.resolved = max(h.resolved, ts)
+}
+
 // LoadSnapshot sets the schema at the snapshot's ts.
 func (h *History) LoadSnapshot(s *schemasnap.Snapshot) error {
 	if s.Header.TenantId != h.Tenant {
@@ -65,36 +87,61 @@ func (h *History) LoadSnapshot(s *schemasnap.Snapshot) error {
 				return err
 			}
 		case formatv1.SchemaObject_KIND_TABLE:
-			if err := h.putTable(ts, o.DbId, o.InfoJson); err != nil {
-				return err
+			info, err := parseTableInfo(o.InfoJson)
+			if err != nil {
+				return fmt.Errorf("TableInfo in db %d of the snapshot at %d: %w", o.DbId, ts, err)
 			}
+			h.putTable(ts, o.DbId, info, o.InfoJson)
 		}
 	}
 	h.versions = append(h.versions[:0], versionPoint{ts: ts, version: s.Header.SchemaVersion})
-	h.floor, h.last = ts, ts
+	h.base, h.floor, h.last, h.resolved = ts, ts, ts, ts
 	return nil
 }
 
-func (h *History) putDB(ts uint64, id int64, raw []byte) error {
+// parseDBInfo decodes a DBInfo as TiDB stores it (a JSON object).
+func parseDBInfo(raw []byte) (*tidbcodec.DBInfo, error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, fmt.Errorf("DBInfo is not a JSON object")
+	}
 	info := &tidbcodec.DBInfo{}
 	if err := json.Unmarshal(raw, info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// parseTableInfo decodes a TableInfo as TiDB stores it (a JSON object).
+func parseTableInfo(raw []byte) (*tidbcodec.TableInfo, error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, fmt.Errorf("TableInfo is not a JSON object")
+	}
+	info := &tidbcodec.TableInfo{}
+	if err := json.Unmarshal(raw, info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func (h *History) putDB(ts uint64, id int64, raw []byte) error {
+	info, err := parseDBInfo(raw)
+	if err != nil {
 		return fmt.Errorf("DBInfo of db %d at %d: %w", id, ts, err)
 	}
 	if info.ID != id {
 		return fmt.Errorf("DBInfo at field DB:%d has id %d", id, info.ID)
 	}
-	h.dbs[id] = appendVersion(h.dbs[id], DB{Ts: ts, Info: info, Raw: slices.Clone(raw)}, func(d DB) uint64 { return d.Ts })
+	h.dbs[id] = appendVersion(h.dbs[id], DB{Ts: ts, Info: info, Raw: slices.Clone(raw)}, dbTs)
 	return nil
 }
 
-func (h *History) putTable(ts uint64, dbID int64, raw []byte) error {
-	info := &tidbcodec.TableInfo{}
-	if err := json.Unmarshal(raw, info); err != nil {
-		return fmt.Errorf("TableInfo in db %d at %d: %w", dbID, ts, err)
-	}
-	h.tables[info.ID] = appendVersion(h.tables[info.ID], Table{Ts: ts, DBID: dbID, Info: info, Raw: slices.Clone(raw)}, func(t Table) uint64 { return t.Ts })
-	return nil
+func (h *History) putTable(ts uint64, dbID int64, info *tidbcodec.TableInfo, raw []byte) {
+	h.tables[info.ID] = appendVersion(h.tables[info.ID], Table{Ts: ts, DBID: dbID, Info: info, Raw: slices.Clone(raw)}, tableTs)
 }
+
+func dbTs(d DB) uint64              { return d.Ts }
+func tableTs(t Table) uint64        { return t.Ts }
+func pointTs(p versionPoint) uint64 { return p.ts }
 
 // appendVersion adds v, replacing a version at the same ts (one transaction
 // writing a key twice keeps the last write).
@@ -108,12 +155,14 @@ func appendVersion[T any](vs []T, v T, ts func(T) uint64) []T {
 
 // ApplyMeta applies one committed change of the meta range. Keys the schema
 // does not depend on (DDL job queues, id allocators, ...) are ignored.
-// It reports whether the schema changed.
+// It reports whether the schema changed. The change log records each
+// transaction's changes; they are complete once a later transaction is
+// applied or SetResolved passes the transaction's commit ts.
 func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value []byte) (bool, error) {
 	if commitTs < h.last {
 		return false, fmt.Errorf("meta change at %d applied after %d: changes must come in commit order", commitTs, h.last)
 	}
-	if commitTs <= h.floor {
+	if commitTs <= h.base {
 		return false, nil // already in the snapshot
 	}
 	mk, err := tidbcodec.DecodeMetaKey(key)
@@ -121,6 +170,9 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 		return false, fmt.Errorf("meta key %x at %d: %w", key, commitTs, err)
 	}
 	h.last = commitTs
+	if h.tail.open && h.tail.ts != commitTs {
+		h.closeTail()
+	}
 	switch {
 	case mk.Type == tidbcodec.MetaStringData && string(mk.Key) == tidbcodec.MetaSchemaVersion:
 		if op != formatv1.Op_OP_PUT {
@@ -130,7 +182,8 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 		if err != nil {
 			return false, fmt.Errorf("schema version %q at %d: %w", value, commitTs, err)
 		}
-		h.versions = appendVersion(h.versions, versionPoint{ts: commitTs, version: v}, func(p versionPoint) uint64 { return p.ts })
+		h.versions = appendVersion(h.versions, versionPoint{ts: commitTs, version: v}, pointTs)
+		h.noteVersion(commitTs)
 		return true, nil
 	case mk.Type != tidbcodec.MetaHashData:
 		return false, nil
@@ -140,10 +193,13 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 			return false, nil // another field of hash DBs
 		}
 		if op == formatv1.Op_OP_DELETE {
-			h.dbs[id] = appendVersion(h.dbs[id], DB{Ts: commitTs}, func(d DB) uint64 { return d.Ts })
-			return true, nil
+			return h.dropDB(commitTs, id), nil
 		}
-		return true, h.putDB(commitTs, id, value)
+		if err := h.putDB(commitTs, id, value); err != nil {
+			return false, err
+		}
+		h.noteDB(commitTs, id)
+		return true, nil
 	}
 	dbID, err := tidbcodec.ParseDBField(string(mk.Key))
 	if err != nil {
@@ -154,10 +210,45 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 		return false, nil // auto-id counters and other fields of the hash
 	}
 	if op == formatv1.Op_OP_DELETE {
-		h.tables[tableID] = appendVersion(h.tables[tableID], Table{Ts: commitTs, DBID: dbID}, func(t Table) uint64 { return t.Ts })
-		return true, nil
+		return h.dropTable(commitTs, dbID, tableID), nil
 	}
-	return true, h.putTable(commitTs, dbID, value)
+	info, err := parseTableInfo(value)
+	if err != nil {
+		return false, fmt.Errorf("TableInfo in db %d at %d: %w", dbID, commitTs, err)
+	}
+	if info.ID != tableID {
+		return false, fmt.Errorf("TableInfo at field DB:%d/Table:%d has id %d", dbID, tableID, info.ID)
+	}
+	h.putTable(commitTs, dbID, info, value)
+	h.noteTable(commitTs, tableID)
+	return true, nil
+}
+
+func (h *History) dropDB(ts uint64, id int64) bool {
+	vs := h.dbs[id]
+	if len(vs) == 0 || vs[len(vs)-1].Info == nil {
+		return false // not there: nothing to drop
+	}
+	h.dbs[id] = appendVersion(vs, DB{Ts: ts}, dbTs)
+	h.noteDB(ts, id)
+	return true
+}
+
+// dropTable deletes table id from database dbID. A delete from a database
+// the table no longer lives in is ignored: moving a table to another
+// database (RENAME TABLE a.t TO b.t) deletes the old field and writes the new
+// one in one transaction, and the two arrive in key order, not write order.
+func (h *History) dropTable(ts uint64, dbID, id int64) bool {
+	vs := h.tables[id]
+	if len(vs) == 0 {
+		return false
+	}
+	if last := vs[len(vs)-1]; last.Info == nil || last.DBID != dbID {
+		return false
+	}
+	h.tables[id] = appendVersion(vs, Table{Ts: ts, DBID: dbID}, tableTs)
+	h.noteTable(ts, id)
+	return true
 }
 
 // at returns the version of vs valid at ts (the last with Ts <= ts).
@@ -172,7 +263,7 @@ func at[T any](vs []T, ts uint64, tsOf func(T) uint64) (T, bool) {
 
 // SchemaVersionAt is the schema version valid for a row committed at ts.
 func (h *History) SchemaVersionAt(ts uint64) int64 {
-	p, ok := at(h.versions, ts, func(p versionPoint) uint64 { return p.ts })
+	p, ok := at(h.versions, ts, pointTs)
 	if !ok {
 		return 0
 	}
@@ -181,13 +272,13 @@ func (h *History) SchemaVersionAt(ts uint64) int64 {
 
 // Table returns the table's schema valid at ts.
 func (h *History) Table(id int64, ts uint64) (Table, bool) {
-	t, ok := at(h.tables[id], ts, func(t Table) uint64 { return t.Ts })
+	t, ok := at(h.tables[id], ts, tableTs)
 	return t, ok && t.Info != nil
 }
 
 // DB returns the database valid at ts.
 func (h *History) DB(id int64, ts uint64) (DB, bool) {
-	d, ok := at(h.dbs[id], ts, func(d DB) uint64 { return d.Ts })
+	d, ok := at(h.dbs[id], ts, dbTs)
 	return d, ok && d.Info != nil
 }
 
