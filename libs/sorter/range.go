@@ -2,6 +2,7 @@ package sorter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
@@ -32,7 +33,13 @@ type Stats struct {
 	Flushes        int64
 	RowsFlushed    int64
 	DuplicatePends int64 // pending commits found already in the buffer and dropped
+	Snapshots      int64 // snapshots written
+	SnapshotBytes  int64 // size of the last snapshot written
 }
+
+// ErrSealed is returned for a range whose log ends with SEAL: it was split
+// or merged and takes no more input.
+var ErrSealed = errors.New("sorter: range is sealed")
 
 // Range is one sorter range. It is driven by one goroutine at a time.
 type Range struct {
@@ -49,6 +56,7 @@ type Range struct {
 	published  uint64
 	snapNum    uint64
 	stats      Stats
+	sealed     bool
 }
 
 // Create opens a new range in the pool (its OPEN entry) and returns it empty.
@@ -94,10 +102,35 @@ func (r *Range) Watermark() uint64 { return r.wm.Watermark() }
 // Applied returns the last store file seq applied per store.
 func (r *Range) Applied() map[uint64]uint64 { return r.applied }
 
+// Tenant is the range's tenant.
+func (r *Range) Tenant() uint64 { return r.tenant }
+
+// ID is the range id.
+func (r *Range) ID() uint64 { return r.id }
+
+// Epoch is the owner epoch the range writes the pool with.
+func (r *Range) Epoch() uint64 { return r.writer.Epoch() }
+
+// Span is the range's key range (end nil = unbounded) and its opened-at ts.
+func (r *Range) Span() (start, end []byte, openedAt uint64) { return r.start, r.end, r.openedAt }
+
+// LogSeq is the seq of the last entry of the range's log.
+func (r *Range) LogSeq() uint64 { return r.writer.Seq() }
+
+// Sealed reports whether the range was sealed (split or merged) by this
+// process.
+func (r *Range) Sealed() bool { return r.sealed }
+
+// Matcher describes the range's prewrite buffer.
+func (r *Range) Matcher() txnmatch.Stats { return r.match.Stats() }
+
 // Apply applies one store file's events for this range, in order. A batch
 // at or below the position already applied for its store is a redelivery
 // and is skipped whole.
 func (r *Range) Apply(b *route.Batch) error {
+	if r.sealed {
+		return fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
+	}
 	if b.Pos.Seq <= r.applied[b.Pos.Store] {
 		r.stats.Duplicates++
 		return nil
@@ -216,11 +249,19 @@ func (r *Range) dropDuplicatePending(t uint64) error {
 // Flush publishes everything up to Target if it moved: the rows as one
 // committed data file (none if there are no rows) and the new watermark. It
 // returns whether anything was published.
-func (r *Range) Flush(ctx context.Context) (bool, error) {
+func (r *Range) Flush(ctx context.Context) (bool, error) { return r.FlushTo(ctx, ^uint64(0)) }
+
+// FlushTo is Flush publishing at most limit: the range can be held at a
+// watermark another range has to reach too (a merge aligns its parents).
+func (r *Range) FlushTo(ctx context.Context, limit uint64) (bool, error) {
+	if r.sealed {
+		return false, fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
+	}
 	t, err := r.Target()
 	if err != nil {
 		return false, err
 	}
+	t = min(t, limit)
 	if t <= r.published {
 		return false, nil
 	}
@@ -254,12 +295,16 @@ func poolOp(op sortbuf.Op) formatv1.Op {
 	return formatv1.Op_OP_PUT
 }
 
-// Close releases the range's buffer (its rows stay in Pebble until Drop).
-func (r *Range) Close() { r.batch.Close() }
+// Close releases the range's buffer (its rows stay in Pebble until Drop)
+// and its share of the matcher budget.
+func (r *Range) Close() {
+	r.batch.Close()
+	r.match.Close()
+}
 
 // Drop deletes the range's local state (the range moved away or is being
-// restored elsewhere).
+// restored elsewhere) and returns its share of the matcher budget.
 func (r *Range) Drop() error {
-	r.batch.Close()
+	r.Close()
 	return r.buf.Drop()
 }

@@ -28,67 +28,110 @@ const chunkSize = 1 << 20
 // the store positions they include. It must be called between Applies. It
 // returns the object key written.
 func (r *Range) Snapshot(ctx context.Context) (string, error) {
+	if r.sealed {
+		return "", fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
+	}
 	r.snapNum++
 	h := &formatv1.SorterSnapshotHeader{
 		TenantId: r.tenant, RangeId: r.id, OwnerEpoch: r.writer.Epoch(), Number: r.snapNum,
 		PublishedWatermark: r.published, LogSeq: r.writer.Seq(), CreatedUnixMs: time.Now().UnixMilli(),
-		StartKey: r.start, EndKey: r.end, OpenedAt: r.openedAt,
+		StartKey: r.start, EndKey: r.end, OpenedAt: r.openedAt, Positions: positions(r.applied),
 	}
-	for _, s := range slices.Sorted(maps.Keys(r.applied)) {
-		h.Positions = append(h.Positions, &formatv1.StorePosition{StoreId: s, Seq: r.applied[s]})
-	}
-	w := container.NewWriter(container.KindSorterSnapshot, container.Options{Codec: container.CodecZstd})
-	if err := w.AppendMessage(h); err != nil {
-		return "", err
-	}
-	rec := &formatv1.SnapshotRecord{}
 	wmBytes, err := r.wm.MarshalBinary()
 	if err != nil {
 		return "", fmt.Errorf("range %d: encode watermark map: %w", r.id, err)
-	}
-	for c := range slices.Chunk(wmBytes, chunkSize) {
-		rec.Record = &formatv1.SnapshotRecord_WatermarkChunk{WatermarkChunk: c}
-		if err := w.AppendMessage(rec); err != nil {
-			return "", err
-		}
 	}
 	var mb bytes.Buffer
 	if err := r.match.Snapshot(&mb); err != nil {
 		return "", fmt.Errorf("range %d: encode matcher: %w", r.id, err)
 	}
-	for c := range slices.Chunk(mb.Bytes(), chunkSize) {
-		rec.Record = &formatv1.SnapshotRecord_MatcherChunk{MatcherChunk: c}
-		if err := w.AppendMessage(rec); err != nil {
-			return "", err
-		}
-	}
-	err = r.buf.Scan(^uint64(0), func(s sortbuf.Row) error {
-		if s.CommitTs <= r.published {
-			return nil
-		}
-		rec.Record = &formatv1.SnapshotRecord_Row{Row: &formatv1.CommittedRow{CommitTs: s.CommitTs, StartTs: s.StartTs,
-			Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue}}
-		return w.AppendMessage(rec)
-	})
+	b, err := encodeSnapshot(h, wmBytes, mb.Bytes(), r.unflushed(nil), r.spilled(nil))
 	if err != nil {
-		return "", fmt.Errorf("range %d: snapshot rows: %w", r.id, err)
-	}
-	err = r.buf.Spill().ForEach(func(startTs uint64, key, value []byte) error {
-		rec.Record = &formatv1.SnapshotRecord_Spilled{Spilled: &formatv1.SpilledPrewrite{StartTs: startTs, Key: key, Value: value}}
-		return w.AppendMessage(rec)
-	})
-	if err != nil {
-		return "", fmt.Errorf("range %d: snapshot spilled prewrites: %w", r.id, err)
-	}
-	b, err := w.Finish()
-	if err != nil {
-		return "", err
+		return "", fmt.Errorf("range %d: %w", r.id, err)
 	}
 	key := layout.SorterSnapshotKey(r.tenant, r.id, r.writer.Epoch(), r.snapNum)
 	if err := r.deps.Snapshots.Put(ctx, key, b); err != nil {
 		return "", fmt.Errorf("write snapshot %s: %w", key, err)
 	}
+	r.stats.Snapshots++
+	r.stats.SnapshotBytes = int64(len(b))
 	return key, nil
+}
+
+func positions(applied map[uint64]uint64) []*formatv1.StorePosition {
+	var out []*formatv1.StorePosition
+	for _, s := range slices.Sorted(maps.Keys(applied)) {
+		out = append(out, &formatv1.StorePosition{StoreId: s, Seq: applied[s]})
+	}
+	return out
+}
+
+// rowSource yields committed rows; spillSource yields spilled prewrites.
+type (
+	rowSource   func(yield func(sortbuf.Row) error) error
+	spillSource func(yield func(startTs uint64, key, value []byte) error) error
+)
+
+// unflushed yields the buffered rows above the published watermark whose
+// key keep selects (all when keep is nil).
+func (r *Range) unflushed(keep func([]byte) bool) rowSource {
+	return func(yield func(sortbuf.Row) error) error {
+		return r.buf.Scan(^uint64(0), func(s sortbuf.Row) error {
+			if s.CommitTs <= r.published || (keep != nil && !keep(s.Key)) {
+				return nil
+			}
+			return yield(s)
+		})
+	}
+}
+
+// spilled yields the matcher's spilled prewrites whose key keep selects.
+func (r *Range) spilled(keep func([]byte) bool) spillSource {
+	return func(yield func(uint64, []byte, []byte) error) error {
+		return r.buf.Spill().ForEach(func(startTs uint64, key, value []byte) error {
+			if keep != nil && !keep(key) {
+				return nil
+			}
+			return yield(startTs, key, value)
+		})
+	}
+}
+
+// encodeSnapshot builds a snapshot file (docs/formats/sorter-snapshot.md).
+func encodeSnapshot(h *formatv1.SorterSnapshotHeader, wmBytes, matchBytes []byte, rows rowSource, spilled spillSource) ([]byte, error) {
+	w := container.NewWriter(container.KindSorterSnapshot, container.Options{Codec: container.CodecZstd})
+	if err := w.AppendMessage(h); err != nil {
+		return nil, err
+	}
+	rec := &formatv1.SnapshotRecord{}
+	for c := range slices.Chunk(wmBytes, chunkSize) {
+		rec.Record = &formatv1.SnapshotRecord_WatermarkChunk{WatermarkChunk: c}
+		if err := w.AppendMessage(rec); err != nil {
+			return nil, err
+		}
+	}
+	for c := range slices.Chunk(matchBytes, chunkSize) {
+		rec.Record = &formatv1.SnapshotRecord_MatcherChunk{MatcherChunk: c}
+		if err := w.AppendMessage(rec); err != nil {
+			return nil, err
+		}
+	}
+	err := rows(func(s sortbuf.Row) error {
+		rec.Record = &formatv1.SnapshotRecord_Row{Row: &formatv1.CommittedRow{CommitTs: s.CommitTs, StartTs: s.StartTs,
+			Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue}}
+		return w.AppendMessage(rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot rows: %w", err)
+	}
+	err = spilled(func(startTs uint64, key, value []byte) error {
+		rec.Record = &formatv1.SnapshotRecord_Spilled{Spilled: &formatv1.SpilledPrewrite{StartTs: startTs, Key: key, Value: value}}
+		return w.AppendMessage(rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot spilled prewrites: %w", err)
+	}
+	return w.Finish()
 }
 
 // Restore takes range id of tenant over with a greater owner epoch: it
@@ -168,6 +211,9 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 	wm, err := watermark.Decode(wmBytes)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: watermark map: %w", key, err)
+	}
+	if ws, we := wm.Span(); !bytes.Equal(ws, start) || !bytes.Equal(we, end) {
+		return nil, fmt.Errorf("snapshot %s: watermark map of [%x, %x), the range is [%x, %x)", key, ws, we, start, end)
 	}
 	r, err := newRange(deps, w, wm)
 	if err != nil {
