@@ -1,0 +1,97 @@
+package metaserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/tistream/tistream/libs/svc"
+)
+
+// maxInitialRanges bounds RegisterTenant's initial_ranges: the tenant and all
+// its range tasks are written in one etcd transaction, and etcd refuses
+// transactions of more than 128 operations by default (--max-txn-ops).
+const maxInitialRanges = 100
+
+// Config is the meta-server's configuration.
+type Config struct {
+	svc.Common `yaml:",inline"`
+	// AdvertiseAddr is the gRPC address other processes dial, published as
+	// the election value ("" = the address the gRPC server listens on).
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// SessionTTL of the leader's etcd session: a dead leader is replaced
+	// after at most this long.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// ScheduleInterval is the scheduler's and the seal reconciler's period;
+	// they also run at every change of workers or tasks.
+	ScheduleInterval time.Duration `yaml:"schedule_interval"`
+	// InitialRanges is RegisterTenant's default when the request says 0.
+	InitialRanges int `yaml:"initial_ranges"`
+	// NotifyInterval coalesces a stream's notifications: at most one etcd
+	// write per stream per interval.
+	NotifyInterval time.Duration `yaml:"notify_interval"`
+	// NotifyQueue bounds the notifications waiting to be forwarded to
+	// dispatchers; more are dropped (dispatchers also list the buffer).
+	NotifyQueue int `yaml:"notify_queue"`
+	// MaxDispatcherConns bounds the cached gRPC connections to dispatchers.
+	MaxDispatcherConns int `yaml:"max_dispatcher_conns"`
+	// WatermarkCacheTTL is how long ListTasks reuses a range's published
+	// watermark read from the pool.
+	WatermarkCacheTTL time.Duration `yaml:"watermark_cache_ttl"`
+}
+
+// DefaultConfig is the configuration with every default.
+func DefaultConfig() Config {
+	return Config{
+		Common: svc.Common{GRPCAddr: ":7100", HTTPAddr: ":7101", LogLevel: "info", LogFormat: "text",
+			StopTimeout: 30 * time.Second},
+		SessionTTL:         10 * time.Second,
+		ScheduleInterval:   2 * time.Second,
+		InitialRanges:      1,
+		NotifyInterval:     200 * time.Millisecond,
+		NotifyQueue:        4096,
+		MaxDispatcherConns: 256,
+		WatermarkCacheTTL:  2 * time.Second,
+	}
+}
+
+// RegisterFlags binds every setting to a flag, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Common.RegisterFlags(fs, "")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "gRPC address other processes dial (default: the listen address)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "etcd session TTL of the leader election (whole seconds, at least 1s)")
+	fs.DurationVar(&c.ScheduleInterval, "schedule-interval", c.ScheduleInterval, "period of the scheduler and the split/merge reconciler")
+	fs.IntVar(&c.InitialRanges, "initial-ranges", c.InitialRanges, fmt.Sprintf("ranges a tenant starts with when RegisterTenant says 0 (1..%d)", maxInitialRanges))
+	fs.DurationVar(&c.NotifyInterval, "notify-interval", c.NotifyInterval, "at most one etcd write per stream per interval for store file notifications")
+	fs.IntVar(&c.NotifyQueue, "notify-queue", c.NotifyQueue, "notifications waiting to be forwarded to dispatchers before new ones are dropped")
+	fs.IntVar(&c.MaxDispatcherConns, "max-dispatcher-conns", c.MaxDispatcherConns, "cached gRPC connections to dispatchers")
+	fs.DurationVar(&c.WatermarkCacheTTL, "watermark-cache-ttl", c.WatermarkCacheTTL, "how long ListTasks reuses a range's published watermark")
+}
+
+// Validate names every wrong setting.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate("")}
+	if c.SessionTTL < time.Second {
+		errs = append(errs, errors.New("--session-ttl must be at least 1s"))
+	}
+	if c.ScheduleInterval <= 0 {
+		errs = append(errs, errors.New("--schedule-interval must be positive"))
+	}
+	if c.InitialRanges < 1 || c.InitialRanges > maxInitialRanges {
+		errs = append(errs, fmt.Errorf("--initial-ranges must be in [1, %d]", maxInitialRanges))
+	}
+	if c.NotifyInterval <= 0 {
+		errs = append(errs, errors.New("--notify-interval must be positive"))
+	}
+	if c.NotifyQueue < 1 {
+		errs = append(errs, errors.New("--notify-queue must be at least 1"))
+	}
+	if c.MaxDispatcherConns < 1 {
+		errs = append(errs, errors.New("--max-dispatcher-conns must be at least 1"))
+	}
+	if c.WatermarkCacheTTL < 0 {
+		errs = append(errs, errors.New("--watermark-cache-ttl must not be negative"))
+	}
+	return errors.Join(errs...)
+}

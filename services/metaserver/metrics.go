@@ -1,0 +1,32 @@
+package metaserver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics of one meta-server. RPC counts and latencies come from grpcx.
+type metrics struct {
+	leader        prometheus.Gauge
+	tasks         *prometheus.GaugeVec   // kind, state
+	assignments   *prometheus.CounterVec // kind, reason
+	notifications *prometheus.CounterVec // result
+	rangeOps      *prometheus.CounterVec // op, phase
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		leader: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_meta_leader",
+			Help: "1 while this meta-server is the leader."}),
+		tasks: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_meta_tasks",
+			Help: "Tasks known to the leader by kind (range, stream) and state."}, []string{"kind", "state"}),
+		assignments: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_assignments_total",
+			Help: "Task assignments written by the scheduler, by kind and reason (unassigned, owner_gone, balance, successor)."},
+			[]string{"kind", "reason"}),
+		notifications: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_notifications_total",
+			Help: "Store file notifications by result (received, forwarded, dropped, forward_failed)."}, []string{"result"}),
+		rangeOps: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_range_ops_total",
+			Help: "Range splits and merges by op (split, merge) and phase (started, completed)."}, []string{"op", "phase"}),
+	}
+}

@@ -1,0 +1,188 @@
+package metaserver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tistream/tistream/libs/etcdx"
+	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// notifyBatch is how many streams one coalesced etcd transaction updates.
+const notifyBatch = 64
+
+// notifyStoreFile records the notification for the next coalesced write and
+// forwards it to the stream's dispatcher; neither waits for etcd.
+func (s *Service) notifyStoreFile(ctx context.Context, req *metav1.NotifyStoreFileRequest) error {
+	switch {
+	case req.TenantId == 0:
+		return status.Error(codes.InvalidArgument, "tenant_id must be non-zero")
+	case req.StoreId == 0:
+		return status.Error(codes.InvalidArgument, "store_id must be non-zero")
+	case req.Seq == 0:
+		return status.Error(codes.InvalidArgument, "seq must be non-zero (store files are numbered from 1)")
+	}
+	info, err := s.tenant(ctx, req.TenantId)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		return status.Errorf(codes.NotFound, "tenant %d is not registered; call RegisterTenant first", req.TenantId)
+	}
+	if info.ClusterId != req.ClusterId {
+		return status.Errorf(codes.InvalidArgument, "tenant %d is registered for cluster %d, the notification names cluster %d",
+			req.TenantId, info.ClusterId, req.ClusterId)
+	}
+	s.m.notifications.WithLabelValues("received").Inc()
+	s.notes.record(streamNote{cluster: req.ClusterId, tenant: req.TenantId, store: req.StoreId, seq: req.Seq, maxTs: req.MaxTs})
+	if e := s.state.streams.get(etcdx.StreamKey(req.TenantId, req.StoreId)); e != nil {
+		if addr := s.state.workerAddr(metav1.WorkerKind_WORKER_KIND_DISPATCHER, e.val.Owner); addr != "" {
+			s.fwd.enqueue(addr, &dispatcherv1.NotifyRequest{TenantId: req.TenantId, StoreId: req.StoreId, Seq: req.Seq, MaxTs: req.MaxTs})
+		}
+	}
+	return nil
+}
+
+// tenant returns a registered tenant from the mirror, falling back to etcd
+// when the mirror has not caught up with a fresh registration.
+func (s *Service) tenant(ctx context.Context, tenant uint64) (*metav1.TenantInfo, error) {
+	if e := s.state.tenants.get(etcdx.TenantKey(tenant)); e != nil {
+		return e.val, nil
+	}
+	info := &metav1.TenantInfo{}
+	found, _, err := etcdx.GetProto(ctx, s.etcd, etcdx.TenantKey(tenant), info)
+	if err != nil || !found {
+		return nil, err
+	}
+	return info, nil
+}
+
+type streamID struct{ tenant, store uint64 }
+
+type streamNote struct{ cluster, tenant, store, seq, maxTs uint64 }
+
+// notifier coalesces notifications: the newest of each stream waits here
+// until the next flush, so a stream costs at most one etcd write per
+// interval however often its store writes files.
+type notifier struct {
+	s        *Service
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending map[streamID]streamNote
+}
+
+func (n *notifier) record(note streamNote) {
+	id := streamID{note.tenant, note.store}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cur, ok := n.pending[id]; !ok || note.seq > cur.seq {
+		n.pending[id] = note
+	}
+}
+
+// reset forgets what an earlier term left unwritten.
+func (n *notifier) reset() {
+	n.mu.Lock()
+	n.pending = map[streamID]streamNote{}
+	n.mu.Unlock()
+}
+
+func (n *notifier) take() map[streamID]streamNote {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.pending
+	n.pending = map[streamID]streamNote{}
+	return p
+}
+
+// flushLoop writes the coalesced notifications while the term lasts.
+func (n *notifier) flushLoop(t *term) {
+	tick := time.NewTicker(n.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+			if err := n.flush(t); err != nil && !errors.Is(err, errNotLeader) && t.ctx.Err() == nil {
+				n.s.log.Warn("write stream positions failed", "err", err)
+			}
+		}
+	}
+}
+
+type streamWrite struct {
+	note streamNote
+	cmp  clientv3.Cmp
+	op   clientv3.Op
+}
+
+// flush writes each pending stream's latest seq, creating the stream task
+// the first time a store appears. A write whose compare fails (the mirror
+// lagged, or the scheduler reassigned the stream meanwhile) goes back to
+// pending for the next flush.
+func (n *notifier) flush(t *term) error {
+	var writes []streamWrite
+	for _, note := range n.take() {
+		key := etcdx.StreamKey(note.tenant, note.store)
+		task := &metav1.StreamTask{ClusterId: note.cluster, TenantId: note.tenant, StoreId: note.store}
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if e := n.s.state.streams.get(key); e != nil {
+			if e.val.LatestSeq >= note.seq {
+				continue
+			}
+			task = proto.Clone(e.val).(*metav1.StreamTask)
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", e.modRev)
+		}
+		task.LatestSeq, task.LatestMaxTs = note.seq, note.maxTs
+		writes = append(writes, streamWrite{note: note, cmp: cmp, op: clientv3.OpPut(key, etcdx.Marshal(task))})
+	}
+	for len(writes) > 0 {
+		batch := writes[:min(len(writes), notifyBatch)]
+		writes = writes[len(batch):]
+		if err := n.write(t, batch); err != nil {
+			for _, w := range append(batch, writes...) {
+				n.record(w.note)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// write commits a batch in one transaction; if any compare fails, it
+// retries the writes one by one so one stale stream does not hold back
+// the others.
+func (n *notifier) write(t *term, batch []streamWrite) error {
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	cmps, ops := make([]clientv3.Cmp, len(batch)), make([]clientv3.Op, len(batch))
+	for i, w := range batch {
+		cmps[i], ops[i] = w.cmp, w.op
+	}
+	ok, _, err := n.s.commit(ctx, t, cmps, ops...)
+	if err != nil || ok {
+		return err
+	}
+	for i, w := range batch {
+		ok, _, err := n.s.commit(ctx, t, []clientv3.Cmp{w.cmp}, w.op)
+		if err != nil {
+			for _, rest := range batch[i:] {
+				n.record(rest.note)
+			}
+			return err
+		}
+		if !ok {
+			n.record(w.note)
+		}
+	}
+	return nil
+}
