@@ -1,0 +1,124 @@
+package sorter
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tistream/tistream/libs/sortbuf"
+	"github.com/tistream/tistream/libs/svc"
+)
+
+// Config is the sorter's configuration.
+type Config struct {
+	svc.Common `yaml:",inline"`
+	// ID names this sorter in etcd (worker key, range task owner) and in
+	// the range logs it writes.
+	ID string `yaml:"id"`
+	// AdvertiseAddr is the gRPC address registered in etcd for dispatchers
+	// to dial; empty = the listening address (with the host name when
+	// listening on every interface).
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// LeaseTTL is the TTL of the worker registration's lease.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// DataDir is the local directory of the sorted buffers (Pebble) and
+	// spilled prewrites. It is wiped at every start; empty =
+	// $TMPDIR/tistream-sorter-{id}.
+	DataDir string `yaml:"data_dir"`
+	// FlushInterval: a range publishes to the pool at most this often.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// SnapshotInterval: a range that applied something new writes a
+	// snapshot (and acknowledges it with Durable) this often.
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// MatcherBudget bounds the bytes of prewrites waiting for their commit
+	// held in memory by all ranges; more are spilled to DataDir.
+	MatcherBudget int64 `yaml:"matcher_budget"`
+	// RetryMin and RetryMax bound the backoff of taking a range and of
+	// registering again after a lost lease.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// Buffer sizes the Pebble instances of the sorted buffers.
+	Buffer sortbuf.Config `yaml:"buffer"`
+}
+
+// DefaultConfig is the configuration the flags default to.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "sorter"
+	}
+	return Config{
+		Common: svc.Common{
+			GRPCAddr:    "0.0.0.0:7340",
+			HTTPAddr:    "0.0.0.0:7341",
+			LogLevel:    "info",
+			LogFormat:   "text",
+			StopTimeout: 30 * time.Second,
+		},
+		ID:               fmt.Sprintf("%s-%d", host, os.Getpid()),
+		LeaseTTL:         10 * time.Second,
+		FlushInterval:    500 * time.Millisecond,
+		SnapshotInterval: 5 * time.Second,
+		MatcherBudget:    256 << 20,
+		RetryMin:         100 * time.Millisecond,
+		RetryMax:         5 * time.Second,
+		Buffer:           sortbuf.DefaultConfig(),
+	}
+}
+
+// RegisterFlags binds the settings to flags, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Common.RegisterFlags(fs, "")
+	fs.StringVar(&c.ID, "id", c.ID, "sorter id in etcd (default hostname-pid)")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "gRPC address other services dial (default: the listening address)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "TTL of the worker registration lease in etcd")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "local directory of the sorted buffers, wiped at start (default $TMPDIR/tistream-sorter-{id})")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "a range publishes to the pool at most this often")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "a changed range writes a snapshot (and sends Durable acks) this often")
+	fs.Int64Var(&c.MatcherBudget, "matcher-budget", c.MatcherBudget, "bytes of unmatched prewrites kept in memory by all ranges before spilling to disk")
+	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed range take or registration")
+	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed range take or registration")
+	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
+	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
+	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
+}
+
+// Validate names every wrong setting by its flag.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate("")}
+	if c.ID == "" {
+		errs = append(errs, errors.New("--id is required"))
+	}
+	positive := func(d time.Duration, name string) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, got %s", name, d))
+		}
+	}
+	positive(c.FlushInterval, "flush-interval")
+	positive(c.SnapshotInterval, "snapshot-interval")
+	positive(c.RetryMin, "retry-min")
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.LeaseTTL))
+	}
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("--retry-max (%s) must be at least --retry-min (%s)", c.RetryMax, c.RetryMin))
+	}
+	if c.MatcherBudget < 1<<20 {
+		errs = append(errs, fmt.Errorf("--matcher-budget must be at least 1 MiB, got %d", c.MatcherBudget))
+	}
+	if err := c.Buffer.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--buffer-*: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// dataDir is DataDir, or the default under the temporary directory.
+func (c *Config) dataDir() string {
+	if c.DataDir != "" {
+		return c.DataDir
+	}
+	return filepath.Join(os.TempDir(), "tistream-sorter-"+c.ID)
+}

@@ -1,0 +1,68 @@
+package sorter
+
+import (
+	"flag"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/route"
+)
+
+func TestConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, "0.0.0.0:7340", cfg.GRPCAddr)
+	require.Equal(t, "0.0.0.0:7341", cfg.HTTPAddr)
+	require.Equal(t, 10*time.Second, cfg.LeaseTTL)
+	require.Equal(t, 500*time.Millisecond, cfg.FlushInterval)
+	require.Equal(t, 5*time.Second, cfg.SnapshotInterval)
+
+	fs := flag.NewFlagSet("sorter", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--id=s7", "--advertise-addr=h:1", "--lease-ttl=3s", "--data-dir=/d",
+		"--flush-interval=1s", "--snapshot-interval=2s", "--buffer-shards=3"}))
+	require.Equal(t, "s7", cfg.ID)
+	require.Equal(t, "h:1", cfg.AdvertiseAddr)
+	require.Equal(t, 3*time.Second, cfg.LeaseTTL)
+	require.Equal(t, "/d", cfg.dataDir())
+	require.Equal(t, 3, cfg.Buffer.Shards)
+	cfg.DataDir = ""
+	require.Equal(t, "tistream-sorter-s7", filepath.Base(cfg.dataDir()))
+
+	bad := DefaultConfig()
+	bad.ID, bad.LeaseTTL, bad.FlushInterval, bad.SnapshotInterval = "", 0, 0, -1
+	bad.Buffer.Shards = 0
+	err := bad.Validate()
+	require.Error(t, err)
+	for _, name := range []string{"--id", "--lease-ttl", "--flush-interval", "--snapshot-interval", "shards"} {
+		require.ErrorContains(t, err, name)
+	}
+	_, err = New(bad, Deps{})
+	require.Error(t, err)
+	_, err = New(DefaultConfig(), Deps{})
+	require.ErrorContains(t, err, "etcd")
+}
+
+// The sorter's conversion is the inverse of the dispatcher's.
+func TestConvertRoundTrip(t *testing.T) {
+	ref := route.Ref{RegionID: 3, Version: 4, Term: 5}
+	in := []route.Event{
+		{Kind: route.KindRegionStart, Inc: ref, Start: []byte("a"), End: []byte("z"), Preds: []route.Ref{{RegionID: 1, Version: 2, Term: 3}}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT,
+			Key: []byte("k"), Value: []byte("v"), OldValue: []byte("o"), StartTs: 10}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_DELETE, Key: []byte("k"), StartTs: 10, CommitTs: 11}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_ROLLBACK, Key: []byte("k"), StartTs: 12}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: []byte("k"), Value: []byte("w"), StartTs: 13, CommitTs: 14}},
+		{Kind: route.KindResolved, Refs: []route.Ref{ref, {RegionID: 9}}, Ts: 20},
+		{Kind: route.KindRegionEnd, Inc: ref, Start: []byte("a"), End: []byte("z"), Ts: 21},
+	}
+	out, err := fromProtoEvents(toProtoEvents(in))
+	require.NoError(t, err)
+	require.Equal(t, in, out)
+	_, err = fromProtoEvents(toProtoEvents([]route.Event{{Kind: route.KindRow}}))
+	require.Error(t, err, "a row event without a row")
+}

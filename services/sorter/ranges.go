@@ -1,0 +1,301 @@
+package sorter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/route"
+	rangesorter "github.com/tistream/tistream/libs/sorter"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+)
+
+// holder is one range assigned to this sorter at one epoch: it takes the
+// range (restore or create), then flushes, snapshots and acknowledges it
+// until the range is reassigned, retired or the lease is lost. Batches are
+// applied by the Ingest streams under mu, so a range is driven by one
+// goroutine at a time.
+type holder struct {
+	s      *Service
+	key    rangeKey
+	epoch  uint64
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	retake chan struct{} // the local state is broken: drop it and take again
+
+	// task is the latest watched task (same epoch); set without mu so the
+	// watcher never waits for a range busy with the pool.
+	task atomic.Pointer[metav1.RangeTask]
+
+	mu sync.Mutex
+	r  *rangesorter.Range // nil until taken, and after a drop
+	// gone: stopped; taken: counted in the ranges gauge.
+	gone, taken bool
+	// snapBatches is r's batch count at its last snapshot (or take).
+	snapBatches int64
+	// durable are the store positions of the last snapshot (or of the
+	// one restored); received the highest file seq per store seen since;
+	// ackDue the stores whose feeders wait for a Durable.
+	durable  map[uint64]uint64
+	received map[uint64]uint64
+	ackDue   map[uint64]bool
+}
+
+func newHolder(s *Service, t *metav1.RangeTask) *holder {
+	k := rangeKey{t.TenantId, t.RangeId}
+	ctx, cancel := context.WithCancel(s.rootCtx)
+	h := &holder{s: s, key: k, epoch: t.Epoch, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		retake:  make(chan struct{}, 1),
+		log:     s.log.With("tenant", k.tenant, "range", k.id, "epoch", t.Epoch),
+		durable: map[uint64]uint64{}, received: map[uint64]uint64{}, ackDue: map[uint64]bool{}}
+	h.task.Store(t)
+	return h
+}
+
+func (h *holder) setTask(t *metav1.RangeTask) { h.task.Store(t) }
+
+func (h *holder) start(context.Context) { go h.run() }
+
+// stop ends the holder and drops the range's local state; graceful first
+// snapshots what changed since the last snapshot, so the next owner resumes
+// from there.
+func (h *holder) stop(graceful bool) {
+	h.cancel()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.r != nil && graceful && !h.r.Sealed() && h.r.Stats().Batches != h.snapBatches {
+		ctx, cancel := context.WithTimeout(context.Background(), h.s.cfg.StopTimeout)
+		if _, err := h.r.Snapshot(ctx); err != nil {
+			h.log.Warn("final snapshot", "err", err)
+		} else {
+			h.s.m.snapshots.Inc()
+		}
+		cancel()
+	}
+	h.dropLocked()
+	h.gone = true
+}
+
+// dropLocked drops the range's local state.
+func (h *holder) dropLocked() {
+	if h.r == nil {
+		return
+	}
+	if err := h.r.Drop(); err != nil {
+		h.log.Warn("drop range buffer", "err", err)
+	}
+	h.r = nil
+	if h.taken {
+		h.taken = false
+		h.s.m.ranges.Dec()
+	}
+}
+
+func (h *holder) run() {
+	defer close(h.done)
+	for h.take() {
+		if !h.loop() {
+			return
+		}
+	}
+}
+
+// take takes the range at the holder's epoch, retrying until it works; it
+// returns false when the holder ends first. A range this epoch can never
+// take (fenced by a newer owner, sealed) waits for its task to change.
+func (h *holder) take() bool {
+	wait := h.s.cfg.RetryMin
+	for {
+		t := h.task.Load()
+		spec := pool.RangeSpec{Tenant: t.TenantId, RangeID: t.RangeId, Start: t.StartKey, End: t.EndKey,
+			OpenedAt: t.OpenedAtTs, Parents: t.ParentRangeIds}
+		if len(spec.End) == 0 {
+			spec.End = nil
+		}
+		r, err := rangesorter.Take(h.ctx, h.s.deps, spec, h.epoch)
+		if err == nil {
+			h.mu.Lock()
+			h.r, h.taken = r, true
+			h.durable = maps.Clone(r.Applied())
+			h.snapBatches = r.Stats().Batches
+			h.mu.Unlock()
+			h.s.m.ranges.Inc()
+			h.s.m.takes.WithLabelValues("taken").Inc()
+			h.log.Info("range taken", "log_seq", r.LogSeq(), "published", r.Published(), "positions", r.Applied())
+			return true
+		}
+		if h.ctx.Err() != nil {
+			return false
+		}
+		switch {
+		case errors.Is(err, pool.ErrFenced), errors.Is(err, rangesorter.ErrSealed):
+			result := "fenced"
+			if errors.Is(err, rangesorter.ErrSealed) {
+				result = "sealed"
+			}
+			h.s.m.takes.WithLabelValues(result).Inc()
+			h.log.Info("range cannot be taken at this epoch; waiting for its task to change", "err", err)
+			<-h.ctx.Done()
+			return false
+		case errors.Is(err, rangesorter.ErrNoLog):
+			h.log.Debug("range has no log yet (its parents are not sealed)", "retry_in", wait)
+		default:
+			h.s.m.takes.WithLabelValues("error").Inc()
+			h.log.Warn("take range", "err", err, "retry_in", wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-h.ctx.Done():
+			return false
+		}
+		wait = min(wait*2, h.s.cfg.RetryMax)
+	}
+}
+
+// loop flushes and snapshots the taken range; it returns true when the
+// range must be taken again (its local state was dropped), false when the
+// holder ends.
+func (h *holder) loop() bool {
+	flushT := time.NewTicker(h.s.cfg.FlushInterval)
+	defer flushT.Stop()
+	snapT := time.NewTicker(h.s.cfg.SnapshotInterval)
+	defer snapT.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-h.retake:
+			h.mu.Lock()
+			h.dropLocked()
+			h.mu.Unlock()
+			return true
+		case <-flushT.C:
+			h.flush()
+		case <-snapT.C:
+			h.snapshot()
+		}
+	}
+}
+
+// flush publishes what the range can; a sealing range is sealed instead.
+func (h *holder) flush() {
+	h.mu.Lock()
+	r, t := h.r, h.task.Load()
+	sealing := t.State == metav1.RangeTask_STATE_SEALING && len(t.SuccessorRangeIds) > 0
+	if r == nil || (r.Sealed() && !sealing) {
+		h.mu.Unlock()
+		return
+	}
+	if sealing {
+		// Also once sealed: as the lowest parent of a merge, it drives the
+		// sealing of the others (an earlier attempt may have stopped half
+		// way).
+		h.mu.Unlock()
+		h.seal(t)
+		return
+	}
+	defer h.mu.Unlock()
+	before := r.Stats().RowsFlushed
+	ok, err := r.Flush(h.ctx)
+	switch {
+	case err == nil:
+		if ok {
+			h.s.m.flushes.Inc()
+			h.s.m.rowsFlushed.Add(float64(r.Stats().RowsFlushed - before))
+		}
+	case errors.Is(err, pool.ErrFenced):
+		h.log.Warn("range fenced by a newer owner; dropping it", "err", err)
+		h.dropLocked()
+	case h.ctx.Err() == nil:
+		h.log.Warn("flush range", "err", err)
+	}
+}
+
+// snapshot writes a snapshot when the range applied something since the
+// last one, then acknowledges the snapshot's positions to the feeders of
+// the stores that wait for it.
+func (h *holder) snapshot() {
+	h.mu.Lock()
+	r := h.r
+	if r == nil || r.Sealed() {
+		h.mu.Unlock()
+		return
+	}
+	if b := r.Stats().Batches; b != h.snapBatches {
+		if _, err := r.Snapshot(h.ctx); err != nil {
+			h.mu.Unlock()
+			if h.ctx.Err() == nil {
+				h.log.Warn("snapshot range", "err", err)
+			}
+			return
+		}
+		h.s.m.snapshots.Inc()
+		h.snapBatches = b
+		h.durable = maps.Clone(r.Applied())
+	}
+	var acks []*sorterv1.Durable
+	for store := range h.ackDue {
+		d := h.durable[store]
+		if d == 0 {
+			continue
+		}
+		acks = append(acks, &sorterv1.Durable{TenantId: h.key.tenant, RangeId: h.key.id, StoreId: store, Seq: d})
+		if d >= h.received[store] {
+			delete(h.ackDue, store)
+		}
+	}
+	h.mu.Unlock()
+	h.s.sendDurable(acks)
+}
+
+// apply applies one range batch; it reports false when the batch is
+// refused (not taken, sealed, or the range failed and is taken again).
+func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.r
+	if r == nil || r.Sealed() || h.gone || !h.s.admit(rangeStore{h.key, store}, seq, r.Applied()[store]) {
+		return false
+	}
+	evs, err := fromProtoEvents(b.Events)
+	if err != nil {
+		h.log.Error("undecodable range batch refused", "store", store, "seq", seq, "err", err)
+		h.s.m.batches.WithLabelValues("error").Inc()
+		return false
+	}
+	dups := r.Stats().Duplicates
+	if err := r.Apply(&route.Batch{RangeID: h.key.id, Pos: route.Position{Store: store, Seq: seq}, MaxTs: maxTs, Events: evs}); err != nil {
+		if errors.Is(err, rangesorter.ErrSealed) {
+			return false
+		}
+		// A half-applied batch leaves the state unknown: take the range
+		// again from its snapshot; the dispatcher resends.
+		h.log.Error("apply failed; taking the range again", "store", store, "seq", seq, "err", err)
+		h.s.m.batches.WithLabelValues("error").Inc()
+		h.dropLocked()
+		select {
+		case h.retake <- struct{}{}:
+		default:
+		}
+		return false
+	}
+	if r.Stats().Duplicates != dups {
+		h.s.m.batches.WithLabelValues("duplicate").Inc()
+	} else {
+		h.s.m.batches.WithLabelValues("applied").Inc()
+		h.s.m.rows.Add(float64(len(evs)))
+		h.s.events.Add(int64(len(evs)))
+	}
+	h.received[store] = max(h.received[store], seq)
+	h.ackDue[store] = true
+	return true
+}
