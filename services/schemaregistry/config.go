@@ -1,0 +1,87 @@
+package schemaregistry
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/tistream/tistream/libs/svc"
+)
+
+// Config is the schema registry's configuration.
+type Config struct {
+	svc.Common `yaml:",inline"`
+	// PersistInterval: each tenant's history is written to the store at
+	// most this often, when it changed (new changes, resolved ts or floor).
+	PersistInterval time.Duration `yaml:"persist_interval"`
+	// Retention is how much schema history is kept, in TSO physical time
+	// behind the tenant's resolved ts (0 = keep everything).
+	Retention time.Duration `yaml:"retention"`
+	// PollInterval is how often a caught-up tenant polls the pool's meta
+	// range for new published entries.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// KeepPersisted is how many persisted histories a tenant keeps: the
+	// newest, and older ones to fall back to when it does not decode.
+	KeepPersisted int `yaml:"keep_persisted"`
+	// MaxChanges bounds the changes of one GetSchemaChanges answer; a longer
+	// answer is cut at a commit ts (its resolved_ts says where).
+	MaxChanges int `yaml:"max_changes"`
+	// RetryBackoff is the first wait before a failed tenant follower starts
+	// again (it doubles up to MaxRetryBackoff).
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+// DefaultConfig is the configuration with every default.
+func DefaultConfig() Config {
+	return Config{
+		Common: svc.Common{GRPCAddr: ":7530", HTTPAddr: ":7531", LogLevel: "info", LogFormat: "text",
+			StopTimeout: 30 * time.Second},
+		PersistInterval: 10 * time.Second,
+		Retention:       24 * time.Hour,
+		PollInterval:    200 * time.Millisecond,
+		KeepPersisted:   2,
+		MaxChanges:      10_000,
+		RetryBackoff:    200 * time.Millisecond,
+		MaxRetryBackoff: 30 * time.Second,
+	}
+}
+
+// RegisterFlags binds every setting to a flag, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Common.RegisterFlags(fs, "")
+	fs.DurationVar(&c.PersistInterval, "persist-interval", c.PersistInterval, "how often each tenant's schema history is persisted when it changed")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "schema history kept behind the resolved ts, in TSO physical time (0 = keep everything)")
+	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often a caught-up tenant polls the pool's meta range")
+	fs.IntVar(&c.KeepPersisted, "keep-persisted", c.KeepPersisted, "persisted histories kept per tenant (at least 2: the newest and one to fall back to)")
+	fs.IntVar(&c.MaxChanges, "max-changes", c.MaxChanges, "most schema changes in one GetSchemaChanges answer")
+	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.RetryBackoff, "first wait before a failed tenant follower restarts")
+	fs.DurationVar(&c.MaxRetryBackoff, "max-retry-backoff", c.MaxRetryBackoff, "longest wait before a failed tenant follower restarts")
+}
+
+// Validate names every wrong setting.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate("")}
+	if c.PersistInterval <= 0 {
+		errs = append(errs, errors.New("--persist-interval must be positive"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("--retention must not be negative"))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	if c.KeepPersisted < 2 {
+		errs = append(errs, errors.New("--keep-persisted must be at least 2"))
+	}
+	if c.MaxChanges < 1 {
+		errs = append(errs, errors.New("--max-changes must be at least 1"))
+	}
+	if c.RetryBackoff <= 0 {
+		errs = append(errs, errors.New("--retry-backoff must be positive"))
+	}
+	if c.MaxRetryBackoff < c.RetryBackoff {
+		errs = append(errs, errors.New("--max-retry-backoff must be at least --retry-backoff"))
+	}
+	return errors.Join(errs...)
+}

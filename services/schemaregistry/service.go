@@ -1,0 +1,229 @@
+package schemaregistry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/svc"
+	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// Deps are what the schema registry runs on.
+type Deps struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Etcd     *clientv3.Client
+	// Pool is the committed data pool: schema snapshots and meta ranges.
+	Pool objstore.Store
+	// Store is where schema_registry/ is persisted (default: Pool).
+	Store objstore.Store
+	// Now is the wall clock (default time.Now): persist intervals and lag.
+	Now func() time.Time
+}
+
+// Service is one schema registry process. It follows every registered
+// tenant; more than one process may run (each follows every tenant and
+// persists the same files, which is harmless: they hold the same history).
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+
+	mu      sync.RWMutex
+	tenants map[uint64]*tenant
+
+	grpc    *grpcx.Server
+	http    *svc.HTTPServer
+	cancel  context.CancelFunc
+	watchWg sync.WaitGroup
+	serving atomic.Bool
+	started bool
+	stopped bool
+}
+
+// New validates the configuration and dependencies; it starts nothing.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("schema registry config: %w", err)
+	}
+	var errs []error
+	if deps.Log == nil {
+		errs = append(errs, errors.New("a logger is required"))
+	}
+	if deps.Registry == nil {
+		errs = append(errs, errors.New("a metrics registry is required"))
+	}
+	if deps.Etcd == nil {
+		errs = append(errs, errors.New("an etcd client is required"))
+	}
+	if deps.Pool == nil {
+		errs = append(errs, errors.New("the committed data pool store is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("schema registry deps: %w", err)
+	}
+	if deps.Store == nil {
+		deps.Store = deps.Pool
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Service{cfg: cfg, deps: deps, log: deps.Log.With("service", "schema-registry"),
+		m: newMetrics(deps.Registry), tenants: map[uint64]*tenant{}}, nil
+}
+
+// Name is the service's name in the fleet.
+func (s *Service) Name() string { return "schema-registry" }
+
+// Start listens, loads the registered tenants and starts following them and
+// the tenant list; it returns once the gRPC server serves.
+func (s *Service) Start(ctx context.Context) error {
+	if s.started {
+		return errors.New("schema registry: started twice")
+	}
+	s.started = true
+	g, err := grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.deps.Registry)
+	if err != nil {
+		return err
+	}
+	schemav1.RegisterSchemaRegistryServiceServer(g, &api{s: s})
+	h, err := svc.NewHTTPServer(s.cfg.HTTPAddr, s.deps.Registry, s.ready)
+	if err != nil {
+		g.Server.Stop()
+		return err
+	}
+	s.grpc, s.http = g, h
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	rev, err := s.syncTenants(ctx, runCtx)
+	if err != nil {
+		cancel()
+		g.Server.Stop()
+		_ = h.Close(ctx)
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	go func() {
+		if err := g.Serve(); err != nil {
+			s.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	g.Health.SetServingStatus(schemav1.SchemaRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.serving.Store(true)
+	s.watchWg.Add(1)
+	go s.watchTenants(runCtx, rev)
+	s.log.Info("schema registry serving", "grpc_addr", g.Addr(), "http_addr", h.Addr())
+	return nil
+}
+
+func (s *Service) ready() error {
+	if !s.serving.Load() {
+		return errors.New("not serving")
+	}
+	return nil
+}
+
+// Stop goes NOT_SERVING, stops following, persists every tenant's history
+// (best effort within ctx) and stops the servers.
+func (s *Service) Stop(ctx context.Context) error {
+	if s.grpc == nil || s.stopped {
+		return nil
+	}
+	s.stopped = true
+	s.serving.Store(false)
+	s.grpc.Health.Shutdown()
+	s.cancel()
+	s.watchWg.Wait()
+	s.mu.Lock()
+	ts := make([]*tenant, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		if err := t.stop(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := t.persist(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("persist tenant %d: %w", t.id, err))
+		}
+	}
+	s.grpc.Shutdown(ctx)
+	if err := s.http.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Service) GRPCAddr() string {
+	if s.grpc == nil {
+		return ""
+	}
+	return s.grpc.Addr()
+}
+
+// HTTPAddr is the address of /metrics, /healthz and /readyz.
+func (s *Service) HTTPAddr() string {
+	if s.http == nil {
+		return ""
+	}
+	return s.http.Addr()
+}
+
+// TenantStatus is where a tenant's history stands.
+type TenantStatus struct {
+	Tenant uint64
+	Loaded bool
+	// Source is the persisted object the history was restored from, or
+	// "snapshot:" and the pool's schema snapshot key.
+	Source string
+	// RestoredLastApplied is the history's last applied ts when loaded.
+	RestoredLastApplied uint64
+	LastApplied         uint64
+	Resolved            uint64
+	Floor               uint64
+	Changes             int
+	// PersistedKey is the object last written, if any.
+	PersistedKey string
+}
+
+// Tenants lists the tenants followed, by id.
+func (s *Service) Tenants() []uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]uint64, 0, len(s.tenants))
+	for id := range s.tenants {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TenantStatus reports a followed tenant's state.
+func (s *Service) TenantStatus(id uint64) (TenantStatus, bool) {
+	t := s.tenant(id)
+	if t == nil {
+		return TenantStatus{}, false
+	}
+	return t.status(), true
+}
+
+func (s *Service) tenant(id uint64) *tenant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[id]
+}
