@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/tistream/tistream/libs/svc"
+)
+
+// flagPrefix prefixes the api-server's flags (none: each service of the
+// binary has its own flag set, as the other services do).
+const flagPrefix = ""
+
+// Config of the api-server.
+type Config struct {
+	svc.Common `yaml:",inline"`
+	// PollInterval is how often a caught-up pull looks for new data.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// CacheBytes bounds the shared cache of decoded log entries and data
+	// files every pull reads through.
+	CacheBytes int64 `yaml:"cache_bytes"`
+	// MaxBatchRows and MaxBatchBytes bound one response message: it closes
+	// at whichever comes first (a single larger row still goes alone).
+	MaxBatchRows  int `yaml:"max_batch_rows"`
+	MaxBatchBytes int `yaml:"max_batch_bytes"`
+	// MaxEntriesPerPoll bounds the range log entries a pull reads per range
+	// per round, so a pull far behind catches up in bounded memory.
+	MaxEntriesPerPoll int `yaml:"max_entries_per_poll"`
+	// MaxHeldRows bounds the rows a pull keeps while it waits for the schema
+	// registry to read past them; beyond it the pull stops reading data.
+	MaxHeldRows int `yaml:"max_held_rows"`
+	// MaxPulls bounds the open pulls; more are refused with RESOURCE_EXHAUSTED.
+	MaxPulls int `yaml:"max_pulls"`
+	// RegistryTimeout bounds one call to the schema registry.
+	RegistryTimeout time.Duration `yaml:"registry_timeout"`
+	// StartWait is how long opening a pull waits for the schema registry to
+	// read up to the start ts before answering UNAVAILABLE.
+	StartWait time.Duration `yaml:"start_wait"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Common: svc.Common{GRPCAddr: ":7630", HTTPAddr: ":7631", LogLevel: "info", LogFormat: "text",
+			StopTimeout: 10 * time.Second},
+		PollInterval:      100 * time.Millisecond,
+		CacheBytes:        256 << 20,
+		MaxBatchRows:      1024,
+		MaxBatchBytes:     1 << 20,
+		MaxEntriesPerPoll: 16,
+		MaxHeldRows:       256 << 10,
+		MaxPulls:          4096,
+		RegistryTimeout:   10 * time.Second,
+		StartWait:         30 * time.Second,
+	}
+}
+
+// RegisterFlags binds the settings to flags, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Common.RegisterFlags(fs, flagPrefix)
+	p := flagPrefix
+	fs.DurationVar(&c.PollInterval, p+"poll-interval", c.PollInterval, "how often a caught-up pull looks for new data")
+	fs.Int64Var(&c.CacheBytes, p+"cache-bytes", c.CacheBytes, "bytes of decoded pool objects shared by all pulls")
+	fs.IntVar(&c.MaxBatchRows, p+"max-batch-rows", c.MaxBatchRows, "rows per response message at most")
+	fs.IntVar(&c.MaxBatchBytes, p+"max-batch-bytes", c.MaxBatchBytes, "bytes of row data per response message at most (a larger row goes alone)")
+	fs.IntVar(&c.MaxEntriesPerPoll, p+"max-entries-per-poll", c.MaxEntriesPerPoll, "range log entries a pull reads per range per round")
+	fs.IntVar(&c.MaxHeldRows, p+"max-held-rows", c.MaxHeldRows, "rows a pull holds while waiting for the schema registry before it stops reading")
+	fs.IntVar(&c.MaxPulls, p+"max-pulls", c.MaxPulls, "open pulls at most; more get RESOURCE_EXHAUSTED")
+	fs.DurationVar(&c.RegistryTimeout, p+"registry-timeout", c.RegistryTimeout, "timeout of one schema registry call")
+	fs.DurationVar(&c.StartWait, p+"start-wait", c.StartWait, "how long a new pull waits for the schema registry to reach its start ts")
+}
+
+// Validate names every wrong setting by its flag.
+func (c *Config) Validate() error {
+	errs := []error{c.Common.Validate(flagPrefix)}
+	positive := func(name string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("--%s%s must be positive", flagPrefix, name))
+		}
+	}
+	positive("poll-interval", c.PollInterval > 0)
+	positive("cache-bytes", c.CacheBytes > 0)
+	positive("max-batch-rows", c.MaxBatchRows > 0)
+	positive("max-batch-bytes", c.MaxBatchBytes > 0)
+	positive("max-entries-per-poll", c.MaxEntriesPerPoll > 0)
+	positive("max-held-rows", c.MaxHeldRows > 0)
+	positive("max-pulls", c.MaxPulls > 0)
+	positive("registry-timeout", c.RegistryTimeout > 0)
+	positive("start-wait", c.StartWait > 0)
+	return errors.Join(errs...)
+}
