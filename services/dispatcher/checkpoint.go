@@ -1,0 +1,172 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// gcListPage is the listing page size of buffer garbage collection.
+const gcListPage = 100
+
+// gcTarget is a written checkpoint whose files may go after GCGrace.
+type gcTarget struct {
+	seq uint64
+	at  time.Time
+}
+
+// loadCheckpoint reads the stream's checkpoint from etcd (none: start at 1).
+func (st *stream) loadCheckpoint(ctx context.Context) error {
+	cp := &metav1.Checkpoint{}
+	found, _, err := etcdx.GetProto(ctx, st.s.etcd, etcdx.CheckpointKey(st.tenant, st.store), cp)
+	if err != nil {
+		return err
+	}
+	if found && cp.Epoch > st.epoch {
+		return fmt.Errorf("%w: checkpoint written at epoch %d, ours is %d", errFenced, cp.Epoch, st.epoch)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if found {
+		st.ckpt = position{cp.Seq, cp.MaxTs}
+		st.written = st.ckpt
+		// A previous owner may have stopped before deleting what its last
+		// checkpoint covers: collect it too (after the grace, from now).
+		if cp.Seq > 0 {
+			st.gcQueue = append(st.gcQueue, gcTarget{seq: cp.Seq, at: time.Now()})
+		}
+	}
+	st.sm.checkpointSeq.Set(float64(st.written.seq))
+	st.log.Info("stream starts from its checkpoint", "checkpoint", cp.Seq, "found", found)
+	return nil
+}
+
+// checkpointOnce writes the checkpoint if it advanced, refreshes the lag
+// and deletes the buffer files the written checkpoint covers.
+func (st *stream) checkpointOnce(ctx context.Context, final bool) error {
+	err := st.writeCheckpoint(ctx)
+	if err != nil {
+		st.sm.ckptFailures.Inc()
+	}
+	st.mu.Lock()
+	w := st.written
+	st.mu.Unlock()
+	if w.maxTs > 0 {
+		lag := time.Since(time.UnixMilli(int64(w.maxTs >> 18)))
+		st.sm.checkpointLag.Set(lag.Seconds())
+	}
+	if err == nil || final {
+		if gerr := st.collect(ctx); gerr != nil && err == nil {
+			err = gerr
+		}
+	}
+	return err
+}
+
+// writeCheckpoint writes the in-memory checkpoint to etcd if it advanced,
+// in a transaction that only succeeds while the stream task still names this
+// dispatcher at this epoch (compared by the task's mod revision, read just
+// before) and this dispatcher's registration still holds the lease the
+// stream started under. A previous owner can therefore never move it.
+func (st *stream) writeCheckpoint(ctx context.Context) error {
+	st.mu.Lock()
+	c, w := st.ckpt, st.written
+	st.mu.Unlock()
+	if c.seq <= w.seq {
+		return nil
+	}
+	cp := &metav1.Checkpoint{Seq: c.seq, MaxTs: c.maxTs, Epoch: st.epoch, UpdatedUnixMs: time.Now().UnixMilli()}
+	taskKey := etcdx.StreamKey(st.tenant, st.store)
+	workerKey := etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_DISPATCHER, st.s.cfg.ID)
+	for range 3 {
+		task := &metav1.StreamTask{}
+		found, rev, err := etcdx.GetProto(ctx, st.s.etcd, taskKey, task)
+		if err != nil {
+			return err
+		}
+		if !found || task.Owner != st.s.cfg.ID || task.Epoch != st.epoch {
+			return fmt.Errorf("%w: the task names owner %q epoch %d", errFenced, task.Owner, task.Epoch)
+		}
+		resp, err := st.s.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(taskKey), "=", rev),
+				clientv3.Compare(clientv3.LeaseValue(workerKey), "=", st.lease)).
+			Then(clientv3.OpPut(etcdx.CheckpointKey(st.tenant, st.store), etcdx.Marshal(cp))).
+			Else(clientv3.OpGet(workerKey)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("write checkpoint %d: %w", c.seq, err)
+		}
+		if resp.Succeeded {
+			st.mu.Lock()
+			st.written = c
+			st.gcQueue = append(st.gcQueue, gcTarget{seq: c.seq, at: time.Now()})
+			st.mu.Unlock()
+			st.sm.checkpointSeq.Set(float64(c.seq))
+			return nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != st.lease {
+			return fmt.Errorf("%w: the worker lease the stream started under is gone", errFenced)
+		}
+		// The task changed (typically latest_seq from a notification): reread.
+	}
+	return fmt.Errorf("write checkpoint %d: the stream task kept changing", c.seq)
+}
+
+// collect deletes the buffer files at or below the newest written
+// checkpoint older than GCGrace, listing from the lowest file not yet
+// deleted. Deleting is idempotent, so a crash midway only repeats work.
+func (st *stream) collect(ctx context.Context) error {
+	now := time.Now()
+	st.mu.Lock()
+	n := 0
+	for n < len(st.gcQueue) && now.Sub(st.gcQueue[n].at) >= st.s.cfg.GCGrace {
+		st.gcReady = max(st.gcReady, st.gcQueue[n].seq)
+		n++
+	}
+	st.gcQueue = st.gcQueue[n:]
+	target, from := st.gcReady, st.gcDone
+	st.mu.Unlock()
+	if target <= from {
+		return nil
+	}
+	prefix := layout.StorePrefix(st.cluster, st.tenant, st.store)
+	after := ""
+	if from > 0 {
+		after = prefix + layout.Pad(from) + "~" // after every key of file `from`
+	}
+	for {
+		objs, more, err := st.s.buffer.List(ctx, prefix, after, gcListPage)
+		if err != nil {
+			return fmt.Errorf("list buffer files to delete: %w", err)
+		}
+		for _, o := range objs {
+			after = o.Key
+			name, err := layout.ParseStoreFileKey(o.Key)
+			if err != nil {
+				continue // not a store file: not ours to delete
+			}
+			if name.Seq > target {
+				more = false
+				break
+			}
+			if err := st.s.buffer.Delete(ctx, o.Key); err != nil {
+				return fmt.Errorf("delete buffer file: %w", err)
+			}
+			st.sm.filesDeleted.Inc()
+		}
+		if !more {
+			break
+		}
+	}
+	st.mu.Lock()
+	st.gcDone = target
+	st.mu.Unlock()
+	return nil
+}

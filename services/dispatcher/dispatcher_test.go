@@ -1,0 +1,637 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/tidbcodec"
+	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// seqsOf lists a store's simulated seqs, ascending.
+func seqsOf(t *testing.T, v *env, storeID uint64) []uint64 {
+	var out []uint64
+	for _, k := range storeFiles(t, v.src, storeID) {
+		n, err := layout.ParseStoreFileKey(k)
+		require.NoError(t, err)
+		out = append(out, n.Seq)
+	}
+	return out
+}
+
+// feed copies a store's simulated files with from <= seq <= to into the
+// buffer.
+func (v *env) feed(storeID, from, to uint64) {
+	v.t.Helper()
+	for _, k := range storeFiles(v.t, v.src, storeID) {
+		n, err := layout.ParseStoreFileKey(k)
+		require.NoError(v.t, err)
+		if n.Seq >= from && n.Seq <= to {
+			copyFiles(v.t, v.src, v.buffer, k)
+		}
+	}
+}
+
+// fedSeqs lists the seqs (ascending, within (after, upto]) whose file feeds
+// rangeID.
+func fedSeqs(exp map[uint64]map[uint64]string, rangeID, after, upto uint64) []uint64 {
+	var out []uint64
+	for _, seq := range slices.Sorted(maps.Keys(exp)) {
+		if _, ok := exp[seq][rangeID]; ok && seq > after && seq <= upto {
+			out = append(out, seq)
+		}
+	}
+	return out
+}
+
+// accepted lists the batches of (range, store) a fake sorter accepted, in
+// arrival order.
+func accepted(f *fakeSorter, rangeID, store uint64) []recvBatch {
+	var out []recvBatch
+	for _, b := range f.received() {
+		if b.rangeID == rangeID && b.store == store && !b.refused {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func seqsOfBatches(bs []recvBatch) []uint64 {
+	out := make([]uint64, len(bs))
+	for i, b := range bs {
+		out[i] = b.seq
+	}
+	return out
+}
+
+// checkContent checks every batch a sorter received for a range against
+// the test's own routing of the same file.
+func checkContent(t *testing.T, f *fakeSorter, rangeID uint64, exp map[uint64]map[uint64]map[uint64]string) {
+	t.Helper()
+	for _, b := range f.received() {
+		require.Equal(t, rangeID, b.rangeID, "sorter got a batch of range %d it does not own", b.rangeID)
+		want, ok := exp[b.store][b.seq][b.rangeID]
+		require.True(t, ok, "store %d file %d does not feed range %d", b.store, b.seq, b.rangeID)
+		require.Equal(t, want, b.digest, "events of store %d file %d range %d", b.store, b.seq, b.rangeID)
+	}
+}
+
+// (1) Every event of every file reaches the sorter owning its range, in seq
+// order per store, and exactly the batches the test's own Router yields;
+// the checkpoints reach the last file and the buffer is emptied.
+func TestDispatchesEveryFileInOrder(t *testing.T) {
+	v := newEnv(t)
+	exp := map[uint64]map[uint64]map[uint64]string{}
+	last := map[uint64]uint64{}
+	for store := uint64(1); store <= testStores; store++ {
+		exp[store] = expectedBatches(t, v.src, store)
+		seqs := seqsOf(t, v, store)
+		require.NotEmpty(t, seqs)
+		last[store] = seqs[len(seqs)-1]
+		v.feed(store, 1, last[store])
+		v.assign(store, "d1", 1)
+	}
+	_, reg := v.dispatcher("d1", nil)
+	for store := uint64(1); store <= testStores; store++ {
+		eventually(t, func() bool { return v.checkpointSeq(store) == last[store] }, "checkpoint of store %d reaches %d", store, last[store])
+		eventually(t, func() bool { return len(v.bufferSeqs(store)) == 0 }, "buffer of store %d emptied", store)
+		cp := v.checkpoint(store)
+		require.Equal(t, uint64(1), cp.Epoch)
+		for i, f := range v.sorters {
+			rangeID := uint64(i + 1)
+			want := fedSeqs(exp[store], rangeID, 0, last[store])
+			require.NotEmpty(t, want)
+			// No restart happened, so each file went exactly once, in order.
+			require.Equal(t, want, seqsOfBatches(accepted(f, rangeID, store)), "store %d range %d", store, rangeID)
+			require.Equal(t, want, f.appliedOrder(rangeID, store))
+		}
+	}
+	for i, f := range v.sorters {
+		checkContent(t, f, uint64(i+1), exp)
+	}
+	require.Zero(t, metric(t, reg, "tistream_dispatcher_stream_restarts_total", nil))
+	for store := uint64(1); store <= testStores; store++ {
+		require.Equal(t, float64(last[store]), metric(t, reg, "tistream_dispatcher_checkpoint_seq", streamLabels(store)))
+		n := float64(len(seqsOf(t, v, store)))
+		eventually(t, func() bool {
+			return metric(t, reg, "tistream_dispatcher_files_deleted_total", streamLabels(store)) == n
+		}, "store %d: every file deleted once", store)
+	}
+}
+
+// (2) The checkpoint advances only over files durable in every range they
+// fed, never beyond; files at or below it are deleted, files above kept.
+func TestCheckpointWaitsForEveryRange(t *testing.T) {
+	v := newEnv(t)
+	const store, limit = 1, 3
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	// Range 2 makes store 1 durable only up to file `limit`: the checkpoint
+	// must stop before the first later file that fed range 2.
+	want := last
+	for _, seq := range seqs {
+		if _, ok := exp[seq][2]; ok && seq > limit {
+			want = seq - 1
+			break
+		}
+	}
+	require.Less(t, want, last, "the simulated files must feed range 2 after file %d", limit)
+	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
+	v.feed(store, 1, last)
+	v.assign(store, "d1", 1)
+
+	// Record every checkpoint value etcd ever holds.
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wch := v.cli.Watch(wctx, etcdx.CheckpointKey(testTenant, store))
+	seen := make(chan uint64, 1024)
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				cp := &metav1.Checkpoint{}
+				if err := proto.Unmarshal(ev.Kv.Value, cp); err == nil {
+					select {
+					case seen <- cp.Seq:
+					default:
+					}
+				}
+			}
+		}
+		close(seen)
+	}()
+
+	v.dispatcher("d1", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == want }, "checkpoint reaches %d", want)
+	// The window holds MaxInFlight files: range 1 gets exactly the files up
+	// to want+MaxInFlight, and the checkpoint stays.
+	ahead := min(last, want+uint64(DefaultConfig().MaxInFlight))
+	eventually(t, func() bool { return slices.Equal(v.sorters[0].appliedOrder(1, store), fedSeqs(exp, 1, 0, ahead)) },
+		"range 1 gets the files up to %d", ahead)
+	time.Sleep(300 * time.Millisecond) // several checkpoint intervals
+	require.Equal(t, want, v.checkpointSeq(store))
+	require.Equal(t, fedSeqs(exp, 1, 0, ahead), v.sorters[0].appliedOrder(1, store), "more than MaxInFlight files in flight")
+	eventually(t, func() bool { return slices.Equal(v.bufferSeqs(store), seqsAbove(seqs, want)) }, "files up to %d deleted, later ones kept: %v", want, v.bufferSeqs(store))
+
+	// Every value written so far: at most want, never going back.
+	prev := uint64(0)
+	for len(seen) > 0 {
+		seq := <-seen
+		require.GreaterOrEqual(t, seq, prev, "checkpoint went back")
+		require.LessOrEqual(t, seq, want, "checkpoint %d written while range 2 was durable only up to file %d", seq, limit)
+		prev = seq
+	}
+
+	// Lift the limit: the checkpoint reaches the last file and the buffer empties.
+	v.sorters[1].set(func(f *fakeSorter) { delete(f.ackLimit, store) })
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	eventually(t, func() bool { return len(v.bufferSeqs(store)) == 0 }, "buffer emptied")
+}
+
+func seqsAbove(seqs []uint64, above uint64) []uint64 {
+	var out []uint64
+	for _, s := range seqs {
+		if s > above {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// (3a) A sorter answering NotOwner makes the stream resend from its
+// checkpoint: the range ends up with every file, in order, none skipped.
+func TestNotOwnerResendsFromCheckpoint(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	v.feed(store, 1, last)
+	v.assign(store, "d1", 1)
+	v.sorters[1].set(func(f *fakeSorter) { f.refuseN[2] = 3 })
+	_, reg := v.dispatcher("d1", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	require.Equal(t, fedSeqs(exp, 2, 0, last), v.sorters[1].appliedOrder(2, store))
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+	require.Positive(t, metric(t, reg, "tistream_dispatcher_stream_restarts_total", map[string]string{"reason": reasonNotOwner}))
+	// Each refusal was followed by a resend of the refused file.
+	got := v.sorters[1].received()
+	for i, b := range got {
+		if b.refused {
+			resent := false
+			for _, later := range got[i+1:] {
+				if later.store == b.store && later.rangeID == b.rangeID && !later.refused && later.seq <= b.seq {
+					resent = true
+					break
+				}
+			}
+			require.True(t, resent, "file %d refused and never resent", b.seq)
+		}
+	}
+	checkContent(t, v.sorters[1], 2, map[uint64]map[uint64]map[uint64]string{store: exp})
+}
+
+// (3b) A range moving to another sorter makes the stream resend, from the
+// checkpoint, to the new owner, which then gets every later file in order.
+func TestRangeMoveResendsFromCheckpoint(t *testing.T) {
+	v := newEnv(t)
+	const store, limit = 1, 3
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	half := seqs[len(seqs)/2]
+	ckpt := half
+	for _, seq := range seqs {
+		if _, ok := exp[seq][2]; ok && seq > limit {
+			ckpt = seq - 1
+			break
+		}
+	}
+	require.Less(t, ckpt, half)
+	sent := min(half, ckpt+uint64(DefaultConfig().MaxInFlight))
+	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
+	v.feed(store, 1, half)
+	v.assign(store, "d1", 1)
+	v.dispatcher("d1", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
+	ahead := min(half, ckpt+uint64(DefaultConfig().MaxInFlight))
+	eventually(t, func() bool { return slices.Equal(v.sorters[1].appliedOrder(2, store), fedSeqs(exp, 2, 0, ahead)) },
+		"range 2 got the files up to %d", ahead)
+
+	// Move range 2 to a new sorter s3 at epoch 2; s2 no longer owns it.
+	s3 := newFakeSorter(t, map[uint64]uint64{2: 2})
+	v.sorters[1].set(func(f *fakeSorter) { f.owned = map[uint64]uint64{} })
+	v.put(etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s3"), &metav1.WorkerInfo{Id: "s3", Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s3.addr})
+	v.put(etcdx.RangeKey(testTenant, 2), &metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
+		State: metav1.RangeTask_STATE_ACTIVE, Epoch: 2, Owner: "s3"})
+	v.feed(store, half+1, last)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	// s3 got everything after the checkpoint, from the file after it, in order.
+	require.Equal(t, fedSeqs(exp, 2, ckpt, last), s3.appliedOrder(2, store))
+	for _, b := range s3.received() {
+		require.Equal(t, uint64(2), b.epoch)
+		require.Greater(t, b.seq, ckpt, "s3 got a file at or below the checkpoint")
+	}
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+	checkContent(t, s3, 2, map[uint64]map[uint64]map[uint64]string{store: exp})
+	for _, b := range v.sorters[1].received() {
+		if !b.refused {
+			require.LessOrEqual(t, b.seq, sent, "s2 accepted file %d after losing range 2", b.seq)
+		}
+	}
+}
+
+// (4) A stream reassigned to another dispatcher at epoch+1: the old
+// dispatcher stops it and can no longer write its checkpoint.
+func TestReassignedStreamIsFenced(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	half := seqs[len(seqs)/2]
+	v.feed(store, 1, half)
+	v.assign(store, "d1", 1)
+	d1, _ := v.dispatcher("d1", nil)
+	d2, _ := v.dispatcher("d2", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == half }, "checkpoint reaches %d", half)
+	old := d1.lookup(testTenant, store)
+	require.NotNil(t, old)
+
+	v.assign(store, "d2", 2)
+	eventually(t, func() bool { return d1.lookup(testTenant, store) == nil }, "d1 drops the stream")
+	select {
+	case <-old.loopDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old stream's loop did not stop")
+	}
+	v.feed(store, half+1, last)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	require.Equal(t, uint64(2), v.checkpoint(store).Epoch)
+	require.NotNil(t, d2.lookup(testTenant, store))
+	for i, f := range v.sorters {
+		for _, b := range accepted(f, uint64(i+1), store) {
+			if b.seq > half {
+				require.Equal(t, "d2", b.dispatcher, "file %d of range %d", b.seq, i+1)
+			}
+		}
+		require.Equal(t, fedSeqs(exp, uint64(i+1), 0, last), f.appliedOrder(uint64(i+1), store))
+	}
+
+	// The old stream, even with a checkpoint far ahead, is fenced.
+	old.mu.Lock()
+	old.ckpt = position{seq: last + 100, maxTs: 1}
+	old.mu.Unlock()
+	err := old.writeCheckpoint(context.Background())
+	require.True(t, errors.Is(err, errFenced), "got %v", err)
+	require.Equal(t, last, v.checkpointSeq(store))
+	require.Equal(t, uint64(2), v.checkpoint(store).Epoch)
+
+	// A stream of the old epoch restarted from scratch is fenced at once by
+	// the newer checkpoint, too.
+	st := newStream(d1, streamKey{testTenant, store}, testCluster, 1, d1.registration().Session.Lease())
+	require.True(t, errors.Is(st.loadCheckpoint(context.Background()), errFenced))
+}
+
+// A lost lease stops every stream; the dispatcher registers again and runs
+// them under the new lease.
+func TestLostLeaseStopsStreams(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	half := seqs[len(seqs)/2]
+	v.feed(store, 1, half)
+	v.assign(store, "d1", 1)
+	d1, reg := v.dispatcher("d1", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == half }, "checkpoint reaches %d", half)
+	old := d1.lookup(testTenant, store)
+	require.NotNil(t, old)
+	lease := d1.registration().Session.Lease()
+	_, err := v.cli.Revoke(context.Background(), lease)
+	require.NoError(t, err)
+	select {
+	case <-old.loopDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not stop after the lease was lost")
+	}
+	eventually(t, func() bool {
+		st := d1.lookup(testTenant, store)
+		return st != nil && st != old && st.lease != lease
+	}, "the stream runs again under a new lease")
+	require.Equal(t, float64(1), metric(t, reg, "tistream_dispatcher_lease_lost_total", nil))
+	v.feed(store, half+1, last)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+}
+
+// (5) Stop drains, writes the final checkpoint and leaves no goroutine
+// behind.
+func TestStopIsClean(t *testing.T) {
+	v := newEnv(t)
+	seqsStore := map[uint64]uint64{}
+	for store := uint64(1); store <= testStores; store++ {
+		seqs := seqsOf(t, v, store)
+		seqsStore[store] = seqs[len(seqs)-1]
+		v.feed(store, 1, seqsStore[store])
+		v.assign(store, "d1", 1)
+	}
+	// The etcd client starts its lease keep-alive goroutines (for its
+	// lifetime) at the first KeepAlive: start them before counting.
+	lease, err := v.cli.Grant(context.Background(), 5)
+	require.NoError(t, err)
+	kctx, kcancel := context.WithCancel(context.Background())
+	_, err = v.cli.KeepAlive(kctx, lease.ID)
+	require.NoError(t, err)
+	kcancel()
+	time.Sleep(100 * time.Millisecond) // let the environment's goroutines settle
+	before := runtime.NumGoroutine()
+	// Checkpoints are written rarely: the final one comes from Stop.
+	d1, _ := v.dispatcher("d1", func(c *Config) { c.CheckpointInterval = time.Hour })
+	for store := uint64(1); store <= testStores; store++ {
+		eventually(t, func() bool { return len(v.sorters[1].appliedOrder(2, store)) > 0 }, "store %d dispatched", store)
+	}
+	for store := uint64(1); store <= testStores; store++ {
+		eventually(t, func() bool {
+			st := d1.lookup(testTenant, store)
+			return st != nil && st.checkpointSeq() == seqsStore[store]
+		}, "store %d durable", store)
+		require.Zero(t, v.checkpointSeq(store))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, d1.Stop(ctx))
+	for store := uint64(1); store <= testStores; store++ {
+		require.Equal(t, seqsStore[store], v.checkpointSeq(store), "final checkpoint of store %d", store)
+		require.Empty(t, v.bufferSeqs(store))
+	}
+	resp, err := v.cli.Get(context.Background(), etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_DISPATCHER, "d1"))
+	require.NoError(t, err)
+	require.Zero(t, resp.Count, "the worker key is gone after Stop")
+	deadline := time.Now().Add(5 * time.Second)
+	for (runtime.NumGoroutine() > before || len(dispatcherGoroutines()) > 0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Empty(t, dispatcherGoroutines(), "goroutines of the dispatcher still run after Stop")
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after Stop, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// dispatcherGoroutines returns the stacks of the goroutines running code of
+// this package (tests excluded).
+func dispatcherGoroutines() []string {
+	buf := make([]byte, 1<<22)
+	var out []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		for _, line := range strings.Split(g, "\n") {
+			if strings.Contains(line, "/services/dispatcher/") && !strings.Contains(line, "_test.go") {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Notify wakes a stream waiting for its next file (no polling here); it
+// refuses bad requests and streams that do not run here.
+func TestNotifyWakesStream(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	half := seqs[len(seqs)/2]
+	v.feed(store, 1, half)
+	v.assign(store, "d1", 1)
+	d1, _ := v.dispatcher("d1", func(c *Config) { c.PollInterval = time.Hour })
+	eventually(t, func() bool { return v.checkpointSeq(store) == half }, "checkpoint reaches %d", half)
+	v.feed(store, half+1, last)
+	cc, err := grpcx.Dial(d1.GRPCAddr())
+	require.NoError(t, err)
+	defer cc.Close()
+	cli := dispatcherv1.NewDispatcherServiceClient(cc)
+	ctx := context.Background()
+	_, err = cli.Notify(ctx, &dispatcherv1.NotifyRequest{TenantId: testTenant, StoreId: 0, Seq: 1})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = cli.Notify(ctx, &dispatcherv1.NotifyRequest{TenantId: testTenant, StoreId: 2, Seq: 1})
+	require.Equal(t, codes.NotFound, status.Code(err))
+	_, err = cli.Notify(ctx, &dispatcherv1.NotifyRequest{TenantId: testTenant, StoreId: store, Seq: half + 1})
+	require.NoError(t, err)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d after Notify", last)
+}
+
+// A failed Start leaves nothing running and Stop is a no-op.
+func TestStartFailureThenStop(t *testing.T) {
+	v := newEnv(t)
+	cfg := DefaultConfig()
+	cfg.ID = "d1"
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "256.0.0.1:1"
+	s, err := New(cfg, Deps{Etcd: v.cli, Buffer: v.buffer})
+	require.NoError(t, err)
+	require.Error(t, s.Start(context.Background()))
+	require.NoError(t, s.Stop(context.Background()))
+	require.Error(t, s.Start(context.Background()), "a second Start")
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--id=x", "--max-in-flight=0", "--lease-ttl=100ms", "--retry-min=2s", "--retry-max=1s", "--gc-grace=-1s"}))
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, flag := range []string{"--max-in-flight", "--lease-ttl", "--retry-max", "--gc-grace"} {
+		require.ErrorContains(t, err, flag)
+	}
+	cfg = DefaultConfig()
+	cfg.ID = ""
+	require.ErrorContains(t, cfg.Validate(), "--id")
+	_, err = New(DefaultConfig(), Deps{})
+	require.ErrorContains(t, err, "etcd")
+}
+
+// A stream starts after the checkpoint in etcd and deletes the files a
+// previous owner left behind it.
+func TestStartsFromCheckpoint(t *testing.T) {
+	v := newEnv(t)
+	const store, from = 1, 3
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	v.put(etcdx.CheckpointKey(testTenant, store), &metav1.Checkpoint{Seq: from, Epoch: 1})
+	v.feed(store, 1, from)
+	v.assign(store, "d1", 2)
+	v.dispatcher("d1", nil)
+	eventually(t, func() bool { return len(v.bufferSeqs(store)) == 0 }, "files up to the checkpoint deleted")
+	v.feed(store, from+1, last)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	for i, f := range v.sorters {
+		require.Equal(t, fedSeqs(exp, uint64(i+1), from, last), f.appliedOrder(uint64(i+1), store))
+	}
+	require.Equal(t, uint64(2), v.checkpoint(store).Epoch)
+}
+
+// (3c) A range table change (range 2 split into 3 and 4 on another sorter)
+// makes the stream reroute from its checkpoint with the new table.
+func TestSplitReroutesFromCheckpoint(t *testing.T) {
+	v := newEnv(t)
+	const store, limit = 1, 3
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	half := seqs[len(seqs)/2]
+	ckpt := half
+	for _, seq := range seqs {
+		if _, ok := exp[seq][2]; ok && seq > limit {
+			ckpt = seq - 1
+			break
+		}
+	}
+	require.Less(t, ckpt, half)
+	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
+	v.feed(store, 1, half)
+	v.assign(store, "d1", 1)
+	v.dispatcher("d1", nil)
+	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
+
+	split := tidbcodec.TablePrefix(106)
+	s3 := newFakeSorter(t, map[uint64]uint64{3: 1, 4: 1})
+	v.put(etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s3"), &metav1.WorkerInfo{Id: "s3", Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s3.addr})
+	v.put(etcdx.RangeKey(testTenant, 3), &metav1.RangeTask{TenantId: testTenant, RangeId: 3, StartKey: splitKey, EndKey: split,
+		State: metav1.RangeTask_STATE_ACTIVE, Epoch: 1, Owner: "s3", ParentRangeIds: []uint64{2}})
+	v.put(etcdx.RangeKey(testTenant, 4), &metav1.RangeTask{TenantId: testTenant, RangeId: 4, StartKey: split,
+		State: metav1.RangeTask_STATE_ACTIVE, Epoch: 1, Owner: "s3", ParentRangeIds: []uint64{2}})
+	v.put(etcdx.RangeKey(testTenant, 2), &metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
+		State: metav1.RangeTask_STATE_RETIRED, Epoch: 1, Owner: "s2", SuccessorRangeIds: []uint64{3, 4}})
+	v.feed(store, half+1, last)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+
+	// The test's own routing with the new table, from the file after the
+	// checkpoint on.
+	tb, err := route.NewTable([]route.Range{{ID: 1, End: splitKey}, {ID: 3, Start: splitKey, End: split}, {ID: 4, Start: split}})
+	require.NoError(t, err)
+	rt := route.NewRouter(tb)
+	want := map[uint64][]uint64{}
+	digests := map[uint64]map[uint64]string{}
+	for _, k := range storeFiles(t, v.src, store) {
+		b, err := v.src.Get(context.Background(), k)
+		require.NoError(t, err)
+		batches, h, err := rt.Route(k, b)
+		require.NoError(t, err)
+		if h.Seq <= ckpt {
+			continue
+		}
+		digests[h.Seq] = map[uint64]string{}
+		for _, id := range slices.Sorted(maps.Keys(batches)) {
+			want[id] = append(want[id], h.Seq)
+			digests[h.Seq][id] = routeDigest(batches[id].Events)
+		}
+	}
+	require.NotEmpty(t, want[3])
+	require.NotEmpty(t, want[4])
+	require.Equal(t, want[3], s3.appliedOrder(3, store))
+	require.Equal(t, want[4], s3.appliedOrder(4, store))
+	for _, b := range s3.received() {
+		require.Equal(t, digests[b.seq][b.rangeID], b.digest, "file %d range %d", b.seq, b.rangeID)
+	}
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+}
+
+// A routing change ends a run even while it is blocked sending to a sorter
+// that stopped reading (its queue and gRPC flow-control window are full):
+// the range's new owner gets every file from the checkpoint on.
+func TestRangeMoveUnblocksStuckSend(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	gate := make(chan struct{})
+	defer close(gate)
+	v.sorters[1].set(func(f *fakeSorter) { f.gate = gate })
+	v.feed(store, 1, last)
+	v.assign(store, "d1", 1)
+	d1, _ := v.dispatcher("d1", func(c *Config) { c.MaxInFlight = 1000 })
+	// Wait until the stream is stuck: the sorter of range 1 stops getting files.
+	prev, stable := -1, 0
+	eventually(t, func() bool {
+		n := len(v.sorters[0].appliedOrder(1, store))
+		if n == prev && n > 0 {
+			stable++
+		} else {
+			prev, stable = n, 0
+		}
+		return stable >= 20
+	}, "the stream gets stuck")
+	require.Less(t, prev, len(fedSeqs(exp, 1, 0, last)), "the stream should be stuck before the last file")
+	require.Zero(t, v.checkpointSeq(store))
+	st := d1.lookup(testTenant, store)
+	require.NotNil(t, st)
+
+	s3 := newFakeSorter(t, map[uint64]uint64{2: 2})
+	v.put(etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s3"), &metav1.WorkerInfo{Id: "s3", Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s3.addr})
+	v.put(etcdx.RangeKey(testTenant, 2), &metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
+		State: metav1.RangeTask_STATE_ACTIVE, Epoch: 2, Owner: "s3"})
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	require.Equal(t, fedSeqs(exp, 2, 0, last), s3.appliedOrder(2, store))
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+}

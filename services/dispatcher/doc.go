@@ -1,0 +1,25 @@
+// Package dispatcher is the dispatcher service (docs/fleet.md, "dispatcher"):
+// it runs the (tenant, store) streams the meta-server assigns to it, reads
+// each store's change files from the data change buffer in sequence order,
+// routes their events by key to the ranges of the tenant's routing table, and
+// sends each file's batches to the sorters owning those ranges over one
+// long-lived Ingest stream per sorter. It advances a stream's checkpoint in
+// etcd only when every range a file fed has acknowledged it as durable, and
+// only then deletes the buffer files behind the checkpoint.
+//
+// The pieces:
+//
+//   - tasks.go: which streams this instance owns (watching stream tasks) and
+//     the lease: a lost lease stops every stream at once and re-registers.
+//   - routes.go, table.go: each tenant's routing table (range tasks and sorter
+//     addresses, watched); a change restarts the streams it affects.
+//   - stream.go, run.go, window.go: one stream's loop: read, route, send, and
+//     the window of unacknowledged files (at most MaxInFlight). A run (from
+//     the checkpoint, with one Router) ends on a routing change even while
+//     blocked sending (watchRouting), on NotOwner for any of its in-flight
+//     files, and when an Ingest stream it used breaks.
+//   - conn.go: one Ingest stream per sorter address, shared by every stream
+//     sending to it; one sender goroutine serialises Sends, so a slow sorter
+//     blocks its senders (gRPC flow control) instead of growing memory.
+//   - checkpoint.go: fenced checkpoint writes and buffer garbage collection.
+package dispatcher

@@ -1,0 +1,214 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/route"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+)
+
+// runOnce runs the stream from its in-memory checkpoint (every file up to
+// it is durable downstream) with a new Router, until it must restart; it
+// returns why.
+func (st *stream) runOnce(ctx context.Context) (string, error) {
+	rctx, cancel := context.WithCancel(ctx)
+	r := newRunState(rctx)
+	conns := map[string]*sorterConn{}
+	var watchDone chan struct{}
+	defer func() {
+		cancel()
+		if watchDone != nil {
+			<-watchDone
+		}
+		for _, c := range conns {
+			c.unsubscribe(r)
+		}
+		st.mu.Lock()
+		st.run, st.window = nil, nil
+		st.sm.inFlight.Set(0)
+		st.mu.Unlock()
+	}()
+	table, reason, err := st.waitTable(r)
+	if err != nil {
+		return reason, err
+	}
+	st.mu.Lock()
+	st.run = r
+	next := st.ckpt.seq + 1
+	st.mu.Unlock()
+	watchDone = make(chan struct{})
+	go st.watchRouting(r, watchDone)
+	router := route.NewRouter(table)
+	for {
+		if reason, err := st.waitSpace(r); err != nil {
+			return reason, err
+		}
+		key, found, err := st.nextFile(rctx, next)
+		if err != nil {
+			return reasonStorage, err
+		}
+		if !found {
+			timer := time.NewTimer(st.s.cfg.PollInterval)
+			reason, err := st.await(r, st.wakeCh, st.drain, timer.C)
+			timer.Stop()
+			if err != nil {
+				return reason, err
+			}
+			continue
+		}
+		data, err := st.s.buffer.Get(rctx, key)
+		if err != nil {
+			return reasonStorage, fmt.Errorf("read store file: %w", err)
+		}
+		batches, h, err := router.Route(key, data)
+		if err == nil {
+			err = checkName(key, h, next)
+		}
+		if err != nil {
+			st.sm.decodeErrors.Inc()
+			return reasonDecode, fmt.Errorf("store file %s: %w", key, err)
+		}
+		st.sm.filesRead.Inc()
+		st.sm.bytesRead.Add(float64(len(data)))
+		reqs, reason, err := st.requests(r, table, batches, h.Seq, h.MaxTs)
+		if err != nil {
+			return reason, err
+		}
+		for _, addr := range slices.Sorted(maps.Keys(reqs)) {
+			c := conns[addr]
+			if c == nil {
+				if c, err = st.s.pool.get(addr); err != nil {
+					return reasonIngest, err
+				}
+				conns[addr] = c
+				if !c.subscribe(r) {
+					return r.reason(), r.err()
+				}
+			}
+			if err := c.send(r, reqs[addr]); err != nil {
+				if reason := r.reason(); reason != "" {
+					return reason, r.err()
+				}
+				if rctx.Err() != nil {
+					return reasonStopped, err
+				}
+				return reasonIngest, err
+			}
+		}
+		next++
+	}
+}
+
+// watchRouting ends the run when the tenant's routing changes in a way
+// that requires a restart (see adopt), even while the run is blocked sending
+// to a sorter that stopped reading: otherwise a stuck sorter that lost its
+// ranges would hold the stream until its connection broke.
+func (st *stream) watchRouting(r *runState, done chan<- struct{}) {
+	defer close(done)
+	for {
+		st.mu.Lock()
+		changed := st.snap.changed
+		st.mu.Unlock()
+		select {
+		case <-changed:
+			if st.adopt() {
+				r.fail(reasonRouting, errRoutingChanged)
+				return
+			}
+		case <-r.failed:
+			return
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+// checkName checks a file's key against its header and the seq expected.
+func checkName(key string, h *formatv1.StoreFileHeader, want uint64) error {
+	n, err := layout.ParseStoreFileKey(key)
+	if err != nil {
+		return err
+	}
+	if h.Seq != want {
+		return fmt.Errorf("header seq %d, want %d", h.Seq, want)
+	}
+	return storefile.CheckName(key, h, n)
+}
+
+// nextFile finds file seq of the stream in the buffer.
+func (st *stream) nextFile(ctx context.Context, seq uint64) (string, bool, error) {
+	objs, _, err := st.s.buffer.List(ctx, layout.StoreFileSeqPrefix(st.cluster, st.tenant, st.store, seq), "", 1)
+	if err != nil {
+		return "", false, fmt.Errorf("list store file %d: %w", seq, err)
+	}
+	if len(objs) == 0 {
+		return "", false, nil
+	}
+	return objs[0].Key, true, nil
+}
+
+// requests groups a file's batches per sorter and adds the file to the
+// window, waiting (without dropping the file) while a range has no
+// registered owner. The requests and the window entry are built from the same
+// routing snapshot; a run whose table is no longer the tenant's ends.
+func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, seq, maxTs uint64) (map[string]*sorterv1.IngestRequest, string, error) {
+	events := make(map[uint64][]*sorterv1.Event, len(batches))
+	for id, b := range batches {
+		evs, rows := toProtoEvents(b.Events)
+		events[id] = evs
+		st.sm.rowsRead.Add(float64(rows))
+	}
+	ids := slices.Sorted(maps.Keys(batches))
+	logged := false
+	for {
+		st.mu.Lock()
+		snap := st.snap
+		st.mu.Unlock()
+		if snap.table != table {
+			return nil, reasonRouting, errRoutingChanged
+		}
+		reqs := map[string]*sorterv1.IngestRequest{}
+		pending := make(map[uint64]string, len(ids))
+		var missing []uint64
+		for _, id := range ids {
+			o, ok := snap.owner(id)
+			if !ok {
+				missing = append(missing, id)
+				continue
+			}
+			req := reqs[o.addr]
+			if req == nil {
+				req = &sorterv1.IngestRequest{TenantId: st.tenant, StoreId: st.store, Seq: seq, MaxTs: maxTs, Dispatcher: st.s.cfg.ID}
+				reqs[o.addr] = req
+			}
+			req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: o.epoch, Events: events[id]})
+			pending[id] = o.addr
+		}
+		if len(missing) == 0 {
+			if st.appendFile(&inflight{seq: seq, maxTs: maxTs, pending: pending, sent: maps.Clone(pending)}, snap) {
+				return reqs, "", nil
+			}
+			continue // the routing changed meanwhile: rebuild
+		}
+		if !logged {
+			st.log.Info("waiting for ranges to get a registered owner", "seq", seq, "ranges", missing)
+			logged = true
+		}
+		if st.draining() {
+			return nil, reasonDrained, errDrained
+		}
+		timer := time.NewTimer(st.s.cfg.PollInterval)
+		reason, err := st.await(r, nil, st.drain, timer.C)
+		timer.Stop()
+		if err != nil {
+			return nil, reason, err
+		}
+	}
+}

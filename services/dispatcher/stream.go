@@ -1,0 +1,228 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+var (
+	errRoutingChanged = errors.New("routing changed")
+	errDrained        = errors.New("drained")
+	// errFenced: the stream task names another owner or epoch, or this
+	// dispatcher's lease is gone: the stream is no longer ours.
+	errFenced = errors.New("stream is no longer owned by this dispatcher")
+)
+
+// streamKey names a stream.
+type streamKey struct{ tenant, store uint64 }
+
+// stream runs one (tenant, store) stream at one epoch. A reassignment (new
+// epoch) is a new stream object.
+type stream struct {
+	s                             *Service
+	tenant, store, cluster, epoch uint64
+	lease                         clientv3.LeaseID // of the registration the stream started under
+	log                           *slog.Logger
+	sm                            *streamMetrics
+	notified                      atomic.Uint64 // latest seq heard of (stream task, Notify)
+
+	ctx        context.Context // the whole stream
+	cancel     context.CancelFunc
+	loopCtx    context.Context // the read loop; cancelled after a graceful drain
+	loopCancel context.CancelFunc
+	drain      chan struct{}
+	drainOnce  sync.Once
+	loopDone   chan struct{}
+	ckptDone   chan struct{}
+	stopOnce   sync.Once
+	wakeCh     chan struct{}
+	spaceCh    chan struct{}
+
+	mu      sync.Mutex
+	snap    *routeSnap
+	durable map[uint64]uint64 // range -> highest seq it acked durable
+	run     *runState
+	window  []*inflight
+	ckpt    position // every file up to it is durable
+	written position // last checkpoint written to etcd
+	gcQueue []gcTarget
+	gcReady uint64 // files up to this seq may be deleted (grace passed)
+	gcDone  uint64 // files up to this seq are deleted
+}
+
+func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.LeaseID) *stream {
+	ctx, cancel := context.WithCancel(context.Background())
+	loopCtx, loopCancel := context.WithCancel(ctx)
+	return &stream{
+		s: s, tenant: key.tenant, store: key.store, cluster: cluster, epoch: epoch, lease: lease,
+		log: s.log.With("tenant", key.tenant, "store", key.store, "epoch", epoch),
+		sm:  s.m.forStream(key.tenant, key.store),
+		ctx: ctx, cancel: cancel, loopCtx: loopCtx, loopCancel: loopCancel,
+		drain: make(chan struct{}), loopDone: make(chan struct{}), ckptDone: make(chan struct{}),
+		wakeCh: make(chan struct{}, 1), spaceCh: make(chan struct{}, 1),
+		snap:    &routeSnap{owners: map[uint64]rangeOwner{}, changed: make(chan struct{})},
+		durable: map[uint64]uint64{},
+	}
+}
+
+func (st *stream) start() {
+	st.s.routes.acquire(st.tenant)
+	st.log.Info("stream started")
+	go st.loop()
+	go st.checkpointer()
+}
+
+// wake makes a stream waiting for its next file list the buffer now.
+func (st *stream) wake() {
+	select {
+	case st.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// stopHard stops at once, without a final checkpoint (the stream is no
+// longer ours, or the lease is gone).
+func (st *stream) stopHard() {
+	st.cancel()
+	<-st.loopDone
+	<-st.ckptDone
+	st.release()
+}
+
+// stopGraceful stops reading files, waits (within ctx and the drain
+// timeout) for the in-flight files to be acknowledged, then writes the final
+// checkpoint and deletes what it covers.
+func (st *stream) stopGraceful(ctx context.Context) {
+	st.drainOnce.Do(func() { close(st.drain) })
+	dctx, cancel := context.WithTimeout(ctx, st.s.cfg.DrainTimeout)
+	select {
+	case <-st.loopDone:
+	case <-dctx.Done():
+		st.log.Warn("drain timed out, in-flight files will be resent by the next owner", "in_flight", st.windowLen())
+	}
+	cancel()
+	st.loopCancel()
+	<-st.loopDone
+	st.cancel()
+	<-st.ckptDone
+	if err := st.checkpointOnce(ctx, true); err != nil {
+		st.log.Warn("final checkpoint not written", "err", err)
+	}
+	st.release()
+}
+
+func (st *stream) release() {
+	st.stopOnce.Do(func() {
+		st.s.routes.release(st.tenant)
+		st.sm.dropGauges()
+		st.log.Info("stream stopped")
+	})
+}
+
+func (st *stream) draining() bool {
+	select {
+	case <-st.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// loop runs the stream from its checkpoint, restarting with a capped
+// backoff after failures, until the stream stops.
+func (st *stream) loop() {
+	defer close(st.loopDone)
+	ctx := st.loopCtx
+	bo := newBackoff(st.s.cfg.RetryMin, st.s.cfg.RetryMax)
+	for {
+		err := st.loadCheckpoint(ctx)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errFenced) {
+			st.fenced(err)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		st.log.Warn("checkpoint not readable, retrying", "err", err)
+		if !bo.wait(ctx) {
+			return
+		}
+	}
+	bo.reset()
+	for ctx.Err() == nil {
+		before := st.checkpointSeq()
+		reason, err := st.runOnce(ctx)
+		if ctx.Err() != nil || reason == reasonStopped || reason == reasonDrained {
+			return
+		}
+		st.sm.restart(reason)
+		if st.checkpointSeq() > before {
+			bo.reset()
+		}
+		switch reason {
+		case reasonRouting:
+			st.log.Debug("routing changed, restarting from the checkpoint", "checkpoint", st.checkpointSeq())
+			continue
+		case reasonDecode:
+			st.log.Error("store file does not decode, stream stopped until a retry", "checkpoint", st.checkpointSeq(), "err", err)
+		default:
+			st.log.Warn("stream failed, restarting from the checkpoint", "reason", reason, "checkpoint", st.checkpointSeq(), "err", err)
+		}
+		if reason == reasonNotOwner || reason == reasonIngest {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := st.s.routes.refresh(rctx, st.tenant); err != nil && ctx.Err() == nil {
+				st.log.Warn("routing refresh failed", "err", err)
+			}
+			cancel()
+		}
+		if !bo.wait(ctx) {
+			return
+		}
+	}
+}
+
+// fenced stops a stream that found it no longer owns its task; the task
+// watcher replaces or removes it when it sees the change.
+func (st *stream) fenced(err error) {
+	st.log.Warn("stream fenced, stopping it", "err", err)
+	st.sm.restart("fenced")
+	st.cancel()
+}
+
+func (st *stream) checkpointSeq() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ckpt.seq
+}
+
+// checkpointer writes the checkpoint at most every CheckpointInterval.
+func (st *stream) checkpointer() {
+	defer close(st.ckptDone)
+	t := time.NewTicker(st.s.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-t.C:
+			if err := st.checkpointOnce(st.ctx, false); err != nil {
+				if errors.Is(err, errFenced) {
+					st.fenced(err)
+					return
+				}
+				if st.ctx.Err() == nil {
+					st.log.Warn("checkpoint write failed", "err", err)
+				}
+			}
+		}
+	}
+}

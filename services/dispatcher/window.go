@@ -1,0 +1,202 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Restart reasons (the reason label of the restarts metric).
+const (
+	reasonRouting  = "routing"   // the table or an owner of an in-flight range changed
+	reasonNotOwner = "not_owner" // a sorter refused a batch
+	reasonIngest   = "ingest"    // an Ingest stream broke
+	reasonDecode   = "decode"    // a store file failed to decode or route
+	reasonStorage  = "storage"   // object storage failed
+	reasonEtcd     = "etcd"      // etcd failed
+	reasonStopped  = "stopped"   // the stream is stopping (not counted)
+	reasonDrained  = "drained"   // graceful stop finished draining (not counted)
+)
+
+// runState is one run of a stream: from its checkpoint, with one Router,
+// until something makes it restart.
+type runState struct {
+	ctx    context.Context
+	failed chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	why    string
+	cause  error
+}
+
+func newRunState(ctx context.Context) *runState {
+	return &runState{ctx: ctx, failed: make(chan struct{})}
+}
+
+// fail ends the run (the first failure wins).
+func (r *runState) fail(reason string, err error) {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.why, r.cause = reason, err
+		r.mu.Unlock()
+		close(r.failed)
+	})
+}
+
+func (r *runState) reason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.why
+}
+
+func (r *runState) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cause
+}
+
+// ended reports whether the run is over: its queued requests are dropped.
+func (r *runState) ended() bool {
+	select {
+	case <-r.failed:
+		return true
+	default:
+		return r.ctx.Err() != nil
+	}
+}
+
+// position is a store file seq and its max_ts.
+type position struct {
+	seq, maxTs uint64
+}
+
+// inflight is a file sent to the sorters and not yet durable everywhere:
+// pending maps each range still owing a Durable ack to the sorter address
+// its batch went to; sent maps every range the file fed to that address.
+type inflight struct {
+	seq, maxTs uint64
+	pending    map[uint64]string
+	sent       map[uint64]string
+}
+
+// onDurable records that range rangeID has made this stream's store durable
+// up to seq, as reported by the sorter at addr. An in-flight file's range is
+// settled only by the sorter its batch went to; the stream-wide record (used
+// to skip ranges of later files) only takes acks from the range's current
+// owner: an ack from a previous owner says nothing about what the next one
+// restored.
+func (st *stream) onDurable(addr string, rangeID, seq uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if o, ok := st.snap.owner(rangeID); ok && o.addr == addr && seq > st.durable[rangeID] {
+		st.durable[rangeID] = seq
+	}
+	for _, f := range st.window {
+		if f.seq > seq {
+			break
+		}
+		if a, ok := f.pending[rangeID]; ok && a == addr {
+			delete(f.pending, rangeID)
+		}
+	}
+	st.advanceLocked()
+}
+
+// onNotOwner fails the current run if the refused batch is one of its
+// in-flight files, even one whose range was already durable there: the run
+// restarts from the checkpoint, below the refused file, so the sorter gets
+// it again before any later file of that range. A refusal of a file behind
+// the checkpoint is stale (the range has it durably).
+func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
+	st.mu.Lock()
+	r := st.run
+	hit := false
+	for _, f := range st.window {
+		if f.seq == seq && f.sent[rangeID] == addr {
+			hit = true
+			break
+		}
+	}
+	st.mu.Unlock()
+	if hit && r != nil {
+		r.fail(reasonNotOwner, fmt.Errorf("sorter %s does not own range %d (file %d)", addr, rangeID, seq))
+	}
+}
+
+// appendFile adds a file about to be sent to the window, unless the
+// routing snapshot its requests were built from (snap) is no longer the
+// stream's: then it reports false and the caller rebuilds them, so a file
+// never waits on an ack from a sorter the stream no longer routes to.
+func (st *stream) appendFile(f *inflight, snap *routeSnap) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.snap != snap {
+		return false
+	}
+	for id := range f.pending {
+		if st.durable[id] >= f.seq {
+			delete(f.pending, id)
+		}
+	}
+	st.window = append(st.window, f)
+	st.advanceLocked()
+	return true
+}
+
+// advanceLocked moves the checkpoint over the durable files at the front of
+// the window. st.mu held.
+func (st *stream) advanceLocked() {
+	n := 0
+	for n < len(st.window) && len(st.window[n].pending) == 0 {
+		st.ckpt = position{st.window[n].seq, st.window[n].maxTs}
+		n++
+	}
+	if n > 0 {
+		st.window = append(st.window[:0], st.window[n:]...)
+		select {
+		case st.spaceCh <- struct{}{}:
+		default:
+		}
+	}
+	st.sm.inFlight.Set(float64(len(st.window)))
+}
+
+func (st *stream) windowLen() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.window)
+}
+
+// adopt takes the tenant's newest routing snapshot and reports whether the
+// run must restart: a new table (the Router routes by it), or a new owner for
+// a range an in-flight file still waits on (its batch went to the old one).
+// Owner changes of other ranges apply to the following files in place.
+func (st *stream) adopt() bool {
+	snap := st.s.routes.current(st.tenant)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	old := st.snap
+	st.snap = snap
+	if snap.table != old.table {
+		st.dropUnroutedLocked()
+		return true
+	}
+	changed := changedRanges(old.owners, snap.owners)
+	for _, f := range st.window {
+		for id := range f.pending {
+			if changed[id] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dropUnroutedLocked forgets the acks of ranges no longer in the table.
+func (st *stream) dropUnroutedLocked() {
+	for id := range st.durable {
+		if _, ok := st.snap.owners[id]; !ok {
+			delete(st.durable, id)
+		}
+	}
+}
