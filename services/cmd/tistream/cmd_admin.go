@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tistream/tistream/libs/grpcx"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+func init() {
+	register(command{name: "admin", summary: "operate a running fleet through the meta-server: tenants, tasks, split, merge", run: runAdmin})
+}
+
+const adminUsage = `usage: tistream admin <subcommand> --meta host:port [flags]
+
+subcommands:
+  tenants                                      registered tenants
+  tasks  --tenant N                            a tenant's ranges (owner, watermark, lag) and store streams (owner, checkpoint, pending files)
+  split  --tenant N --range R --key HEX        split range R at a key (hex of the encoded TiDB key)
+  merge  --tenant N --left L --right R         merge two adjacent ranges
+
+Add --json for machine-readable output.
+`
+
+func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, adminUsage)
+		return 0
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	meta := fs.String("meta", "127.0.0.1:7100", "the meta-server's gRPC address (any member: a standby names the leader)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 10*time.Second, "timeout of the call")
+	tenant := fs.Uint64("tenant", 0, "tenant id")
+	rangeID := fs.Uint64("range", 0, "split: the range to split")
+	key := fs.String("key", "", "split: the split key, hex")
+	left := fs.Uint64("left", 0, "merge: the left range")
+	right := fs.Uint64("right", 0, "merge: the right range")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(msg string) int {
+		fmt.Fprintf(stderr, "tistream admin %s: %s\n\n%s", sub, msg, adminUsage)
+		return 2
+	}
+	conn, err := grpcx.Dial(*meta)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream admin: %v\n", err)
+		return 1
+	}
+	defer conn.Close()
+	c := metav1.NewMetaServiceClient(conn)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	var resp proto.Message
+	switch sub {
+	case "tenants":
+		resp, err = c.ListTenants(ctx, &metav1.ListTenantsRequest{})
+	case "tasks":
+		if *tenant == 0 {
+			return usageErr("--tenant is required")
+		}
+		resp, err = c.ListTasks(ctx, &metav1.ListTasksRequest{TenantId: *tenant})
+	case "split":
+		k, herr := hex.DecodeString(*key)
+		if *tenant == 0 || *rangeID == 0 || herr != nil || len(k) == 0 {
+			return usageErr("--tenant, --range and --key (non-empty hex) are required")
+		}
+		resp, err = c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: *tenant, RangeId: *rangeID, SplitKey: k})
+	case "merge":
+		if *tenant == 0 || *left == 0 || *right == 0 {
+			return usageErr("--tenant, --left and --right are required")
+		}
+		resp, err = c.MergeRanges(ctx, &metav1.MergeRangesRequest{TenantId: *tenant, LeftRangeId: *left, RightRangeId: *right})
+	default:
+		return usageErr(fmt.Sprintf("unknown subcommand %q", sub))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream admin %s: %v\n", sub, err)
+		return 1
+	}
+	if *asJSON {
+		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(resp)
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream admin: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	printAdmin(stdout, resp)
+	return 0
+}
+
+// printAdmin prints a response as aligned columns.
+func printAdmin(w io.Writer, resp proto.Message) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch r := resp.(type) {
+	case *metav1.ListTenantsResponse:
+		fmt.Fprintln(tw, "TENANT\tCLUSTER\tSCHEMA SNAPSHOT TS\tREGISTERED")
+		for _, t := range r.Tenants {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\n", t.TenantId, t.ClusterId, t.SchemaSnapshotTs, time.UnixMilli(t.RegisteredUnixMs).UTC().Format(time.RFC3339))
+		}
+	case *metav1.ListTasksResponse:
+		fmt.Fprintln(tw, "RANGE\tSTATE\tSTART\tEND\tEPOCH\tOWNER\tADDR\tWATERMARK\tLAG")
+		for _, s := range r.Ranges {
+			t := s.Task
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.1fs\n", t.RangeId, shortState(t.State), keyOrInf(t.StartKey, "-inf"),
+				keyOrInf(t.EndKey, "+inf"), t.Epoch, orDash(t.Owner), orDash(s.OwnerAddr), s.PublishedWatermark, s.LagSeconds)
+		}
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "STORE\tEPOCH\tOWNER\tADDR\tLATEST SEQ\tCHECKPOINT SEQ\tPENDING FILES")
+		for _, s := range r.Streams {
+			t := s.Task
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%d\n", t.StoreId, t.Epoch, orDash(t.Owner), orDash(s.OwnerAddr),
+				t.LatestSeq, s.Checkpoint.GetSeq(), s.PendingFiles)
+		}
+	case *metav1.SplitRangeResponse:
+		fmt.Fprintf(tw, "split: new ranges %v (they take over once the range is sealed)\n", r.NewRangeIds)
+	case *metav1.MergeRangesResponse:
+		fmt.Fprintf(tw, "merge: new range %d (it takes over once both ranges are sealed)\n", r.NewRangeId)
+	}
+}
+
+func shortState(s metav1.RangeTask_State) string {
+	switch s {
+	case metav1.RangeTask_STATE_ACTIVE:
+		return "active"
+	case metav1.RangeTask_STATE_SEALING:
+		return "sealing"
+	case metav1.RangeTask_STATE_RETIRED:
+		return "retired"
+	}
+	return s.String()
+}
+
+func keyOrInf(k []byte, inf string) string {
+	if len(k) == 0 {
+		return inf
+	}
+	const max = 24
+	h := hex.EncodeToString(k)
+	if len(h) > max {
+		return h[:max] + "…"
+	}
+	return h
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
