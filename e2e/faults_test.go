@@ -1,0 +1,198 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// Fault-suite knobs: TISTREAM_FAULT_SEED (default: time-based, printed),
+// TISTREAM_FAULT_DURATION (simulated workload, default 40s; `make soak`
+// runs longer).
+const (
+	faultSeedEnv     = "TISTREAM_FAULT_SEED"
+	faultDurationEnv = "TISTREAM_FAULT_DURATION"
+	// recoveredLag is the lag every range must be back under after a fault.
+	recoveredLag = 5 * time.Second
+	// recoveryBound fails the test when a fault is not recovered from in time.
+	recoveryBound = 60 * time.Second
+)
+
+// TestFaults runs the multi-process fleet under a real-time workload with
+// splits, merges and leader transfers, and meanwhile kills (SIGKILL),
+// pauses (SIGSTOP past the lease) and restarts processes of every kind,
+// one fault at a time. After each fault it measures the time until every
+// range is owned and its lag is back under 5 s. At the end it pulls the
+// tenant and every table and verifies them against the truth: nothing lost,
+// nothing duplicated, nothing out of order, whatever was killed.
+func TestFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault injection on a whole fleet")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(faultSeedEnv); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", faultSeedEnv, s, err)
+		}
+		seed = v
+	}
+	duration := 40 * time.Second
+	if s := os.Getenv(faultDurationEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 20*time.Second {
+			t.Fatalf("%s=%q: want a duration of at least 20s", faultDurationEnv, s)
+		}
+		duration = d
+	}
+	t.Logf("fault suite: seed %d (%s=%d to repeat), workload %s", seed, faultSeedEnv, seed, duration)
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+
+	lease := 3 * time.Second
+	f := startProcFleet(t, procFleetOptions{Metas: 2, Sorters: 2, Dispatchers: 2, Extra: map[string][]string{
+		"meta-server": {"--session-ttl", "3s", "--schedule-interval", "500ms"},
+		"sorter":      {"--lease-ttl", lease.String(), "--snapshot-interval", "1s"},
+		"dispatcher":  {"--lease-ttl", lease.String()},
+	}})
+	truthPath := filepath.Join(f.dir, "truth.jsonl")
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	began := time.Now()
+
+	// Warm up: wait until the tenant's ranges are owned and caught up.
+	if d, ok := waitRecovered(f, began, recoveryBound); !ok {
+		t.Fatalf("the fleet never caught up before any fault (%s)", d)
+	}
+
+	type record struct {
+		at        time.Duration
+		what      string
+		recovered time.Duration
+		ok        bool
+	}
+	var log []record
+	// Faults stop 10 s before the workload ends: lag is measured against
+	// the workload's clock, which stops with it.
+	for n := 0; time.Since(began) < duration-10*time.Second && sim.running(); n++ {
+		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
+		faultAt := time.Now()
+		at := faultAt.Sub(began)
+		what := injectFault(t, f, rng, lease)
+		d, ok := waitRecovered(f, faultAt, recoveryBound)
+		if !ok {
+			t.Errorf("fault %d (%s at +%s) not recovered from within %s", n+1, what, at.Round(time.Second), recoveryBound)
+		}
+		log = append(log, record{at, what, d, ok})
+	}
+	select {
+	case <-sim.exited:
+	case <-time.After(duration + 2*time.Minute):
+		t.Fatalf("the simulator did not finish")
+	}
+	if sim.err != nil {
+		t.Fatalf("the simulator failed: %v", sim.err)
+	}
+	// Everything that is down comes back for the pulls.
+	for _, m := range f.members {
+		if !m.p.running() {
+			f.startMember(m)
+		}
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "faults injected (seed %d):\n  %-8s %-48s %s\n", seed, "AT", "FAULT", "RECOVERED (every range owned, lag < 5s)")
+	var worst time.Duration
+	for _, r := range log {
+		status := r.recovered.Round(100 * time.Millisecond).String()
+		if !r.ok {
+			status = "NOT within " + recoveryBound.String()
+		}
+		worst = max(worst, r.recovered)
+		fmt.Fprintf(&b, "  +%-7s %-48s %s\n", r.at.Round(time.Second), r.what, status)
+	}
+	fmt.Fprintf(&b, "  %d faults, slowest recovery %s", len(log), worst.Round(100*time.Millisecond))
+	t.Log(b.String())
+	if len(log) == 0 {
+		t.Fatal("no fault was injected")
+	}
+
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+}
+
+// injectFault applies one random fault and returns what it did. Kinds:
+// kill -9 and restart at once; kill -9 and restart after the lease expired
+// (the work moves to a survivor first); SIGSTOP past the lease, then
+// SIGCONT (the paused process's work moves; it must not publish anything
+// once it wakes).
+func injectFault(t *testing.T, f *procFleet, rng *rand.Rand, lease time.Duration) string {
+	kinds := []string{"sorter", "sorter", "dispatcher", "dispatcher", "meta-server", "schema-registry", "api-server"}
+	kind := kinds[rng.IntN(len(kinds))]
+	ms := f.ofKind(kind)
+	m := ms[rng.IntN(len(ms))]
+	if !m.p.running() {
+		f.startMember(m)
+	}
+	movable := kind == "sorter" || kind == "dispatcher" || kind == "meta-server"
+	switch c := rng.IntN(3); {
+	case c == 0 || !movable:
+		f.kill(m)
+		f.startMember(m)
+		return "kill -9 " + m.name + ", restart"
+	case c == 1:
+		f.kill(m)
+		time.Sleep(lease + 2*time.Second)
+		f.startMember(m)
+		return "kill -9 " + m.name + ", restart after " + (lease + 2*time.Second).String()
+	default:
+		f.pause(m)
+		time.Sleep(lease + 2*time.Second)
+		f.resume(m)
+		return "SIGSTOP " + m.name + " for " + (lease + 2*time.Second).String()
+	}
+}
+
+// waitRecovered waits until every active range and store stream of tenant 1
+// has an owner, every active range has published everything committed up
+// to `since` (the fault) and its lag is under recoveredLag; it returns the
+// time from `since`.
+func waitRecovered(f *procFleet, since time.Time, bound time.Duration) (time.Duration, bool) {
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		if tasks := f.tasks(1, 2*time.Second); tasks != nil && recovered(tasks, since) {
+			return time.Since(since), true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return time.Since(since), false
+}
+
+func recovered(tasks *metav1.ListTasksResponse, since time.Time) bool {
+	sinceTs := uint64(since.UnixMilli()) << 18 // a TSO timestamp's physical part is ms << 18
+	active := 0
+	for _, r := range tasks.Ranges {
+		if r.Task.State != metav1.RangeTask_STATE_ACTIVE {
+			continue
+		}
+		active++
+		if r.Task.Owner == "" || r.OwnerAddr == "" || r.PublishedWatermark < sinceTs || r.LagSeconds >= recoveredLag.Seconds() {
+			return false
+		}
+	}
+	if active == 0 || len(tasks.Streams) == 0 {
+		return false
+	}
+	for _, s := range tasks.Streams {
+		if s.Task.Owner == "" || s.OwnerAddr == "" {
+			return false
+		}
+	}
+	return true
+}
