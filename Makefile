@@ -8,7 +8,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 GO_PKGS := ./... ./libs/tidbcodec/... ./proto/gen/go/...
 FUZZTIME ?= 3s
 
-.PHONY: all build tools generate check-generate lint test unit conformance fuzz fuzz-smoke bench demo clean
+.PHONY: all build tools generate check-generate lint test unit conformance fuzz fuzz-smoke bench demo soak clean
 
 all: build
 
@@ -52,6 +52,13 @@ fuzz-smoke fuzz:
 
 bench:
 	scripts/bench.sh
+
+# The fault suite for longer than make test's short run: random kill -9,
+# SIGSTOP and restarts of every service kind under load, then verify.
+# SOAK=30m for longer; TISTREAM_FAULT_SEED=N repeats a run.
+SOAK ?= 10m
+soak: tools
+	TISTREAM_REQUIRE_S3=1 TISTREAM_FAULT_DURATION=$(SOAK) go test -count=1 -v -timeout 0 -run 'TestFaults$$' ./e2e/
 
 demo:
 	scripts/demo.sh

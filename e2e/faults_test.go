@@ -72,13 +72,7 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("the fleet never caught up before any fault (%s)", d)
 	}
 
-	type record struct {
-		at        time.Duration
-		what      string
-		recovered time.Duration
-		ok        bool
-	}
-	var log []record
+	var log []faultRecord
 	// Faults stop 10 s before the workload ends: lag is measured against
 	// the workload's clock, which stops with it.
 	for n := 0; time.Since(began) < duration-10*time.Second && sim.running(); n++ {
@@ -90,7 +84,7 @@ func TestFaults(t *testing.T) {
 		if !ok {
 			t.Errorf("fault %d (%s at +%s) not recovered from within %s", n+1, what, at.Round(time.Second), recoveryBound)
 		}
-		log = append(log, record{at, what, d, ok})
+		log = append(log, faultRecord{at, what, d, ok})
 	}
 	select {
 	case <-sim.exited:
@@ -107,8 +101,25 @@ func TestFaults(t *testing.T) {
 		}
 	}
 
+	printFaults(t, fmt.Sprintf("seed %d", seed), log)
+	if len(log) == 0 {
+		t.Fatal("no fault was injected")
+	}
+
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+}
+
+// faultRecord is one injected fault and how long the fleet took to recover.
+type faultRecord struct {
+	at        time.Duration // since the workload started
+	what      string
+	recovered time.Duration // from the fault to every range owned and caught up
+	ok        bool
+}
+
+func printFaults(t *testing.T, title string, log []faultRecord) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "faults injected (seed %d):\n  %-8s %-48s %s\n", seed, "AT", "FAULT", "RECOVERED (every range owned, lag < 5s)")
+	fmt.Fprintf(&b, "faults injected (%s):\n  %-8s %-48s %s\n", title, "AT", "FAULT", "RECOVERED (every range owned, caught up to the fault, lag < 5s)")
 	var worst time.Duration
 	for _, r := range log {
 		status := r.recovered.Round(100 * time.Millisecond).String()
@@ -120,10 +131,65 @@ func TestFaults(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "  %d faults, slowest recovery %s", len(log), worst.Round(100*time.Millisecond))
 	t.Log(b.String())
-	if len(log) == 0 {
-		t.Fatal("no fault was injected")
-	}
+}
 
+// TestNetworkFaults cuts and slows the links between the services and
+// etcd and between the services and S3 (through loopback proxies) during a
+// real-time workload: an etcd outage shorter than the worker leases, one
+// longer (every worker loses its lease and registers again), an S3 outage,
+// and S3 answering slowly. Then every table is verified.
+func TestNetworkFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault injection on a whole fleet")
+	}
+	lease := 6 * time.Second
+	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: 2, Dispatchers: 2, Proxied: true, Extra: map[string][]string{
+		"sorter":     {"--lease-ttl", lease.String(), "--snapshot-interval", "1s"},
+		"dispatcher": {"--lease-ttl", lease.String()},
+	}})
+	truthPath := filepath.Join(f.dir, "truth.jsonl")
+	duration := 45 * time.Second
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	began := time.Now()
+	if d, ok := waitRecovered(f, began, recoveryBound); !ok {
+		t.Fatalf("the fleet never caught up before any fault (%s)", d)
+	}
+	faults := []struct {
+		what   string
+		inject func()
+	}{
+		{"etcd unreachable for 3s (< lease)", func() { f.etcdProxy.setDown(true); time.Sleep(3 * time.Second); f.etcdProxy.setDown(false) }},
+		{"S3 unreachable for 3s", func() { f.s3Proxy.setDown(true); time.Sleep(3 * time.Second); f.s3Proxy.setDown(false) }},
+		{"S3 +200ms per chunk for 5s", func() {
+			f.s3Proxy.setLatency(200 * time.Millisecond)
+			time.Sleep(5 * time.Second)
+			f.s3Proxy.setLatency(0)
+		}},
+		{"etcd unreachable for 9s (> lease)", func() { f.etcdProxy.setDown(true); time.Sleep(lease + 3*time.Second); f.etcdProxy.setDown(false) }},
+	}
+	var log []faultRecord
+	for _, fault := range faults {
+		if !sim.running() {
+			t.Errorf("the workload ended before %q", fault.what)
+			break
+		}
+		faultAt := time.Now()
+		fault.inject()
+		d, ok := waitRecovered(f, faultAt, recoveryBound)
+		if !ok {
+			t.Errorf("%s: not recovered from within %s", fault.what, recoveryBound)
+		}
+		log = append(log, faultRecord{faultAt.Sub(began), fault.what, d, ok})
+	}
+	printFaults(t, "network", log)
+	select {
+	case <-sim.exited:
+	case <-time.After(duration + 2*time.Minute):
+		t.Fatalf("the simulator did not finish")
+	}
+	if sim.err != nil {
+		t.Fatalf("the simulator failed: %v", sim.err)
+	}
 	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
 }
 

@@ -6,7 +6,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,14 +37,21 @@ type procFleet struct {
 	bufferURL string
 	poolURL   string
 	etcdAddr  string
-	mu        sync.Mutex
 	members   []*member
+	// With procFleetOptions.Proxied, the services reach etcd and S3 through
+	// these (the simulator and the test's own clients do not).
+	etcdProxy, s3Proxy *faultProxy
+	svcBuffer, svcPool string
+	svcEtcd            string
 }
 
 type procFleetOptions struct {
 	Metas, Sorters, Dispatchers int
 	// Extra flags by -target.
 	Extra map[string][]string
+	// Proxied puts a faultProxy between the services and etcd, and another
+	// between the services and S3.
+	Proxied bool
 }
 
 func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
@@ -54,6 +61,14 @@ func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
 	f.etcdAddr = freeAddr(t)
 	etcd := start(t, "etcd", "etcd", "--data-dir", filepath.Join(f.dir, "etcd"), "--listen-client", f.etcdAddr)
 	waitHTTP(t, etcd, "http://"+f.etcdAddr+"/health", 60*time.Second)
+	f.svcEtcd, f.svcBuffer, f.svcPool = "http://"+f.etcdAddr, f.bufferURL, f.poolURL
+	if o.Proxied {
+		f.etcdProxy = newFaultProxy(t, f.etcdAddr)
+		f.s3Proxy = newFaultProxy(t, strings.TrimPrefix(s3.Endpoint, "http://"))
+		via := *s3
+		via.Endpoint = "http://" + f.s3Proxy.Addr()
+		f.svcEtcd, f.svcBuffer, f.svcPool = "http://"+f.etcdProxy.Addr(), via.URL("buffer"), via.URL("pool")
+	}
 	for i := 1; i <= o.Metas; i++ {
 		f.add("meta-server-"+strconv.Itoa(i), "meta-server", o.Extra)
 	}
@@ -73,7 +88,7 @@ func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
 func (f *procFleet) add(name, kind string, extra map[string][]string, args ...string) *member {
 	m := &member{name: name, kind: kind, grpcAddr: freeAddr(f.t), httpAddr: freeAddr(f.t)}
 	m.args = append([]string{"run", "-target=" + kind, "--grpc-addr", m.grpcAddr, "--http-addr", m.httpAddr,
-		"--etcd", "http://" + f.etcdAddr, "--buffer", f.bufferURL, "--pool", f.poolURL}, args...)
+		"--etcd", f.svcEtcd, "--buffer", f.svcBuffer, "--pool", f.svcPool}, args...)
 	m.args = append(m.args, extra[kind]...)
 	f.members = append(f.members, m)
 	f.startMember(m)
