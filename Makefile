@@ -55,10 +55,10 @@ bench:
 
 # The fault suite for longer than make test's short run: random kill -9,
 # SIGSTOP and restarts of every service kind under load, then verify.
-# SOAK=30m for longer; TISTREAM_FAULT_SEED=N repeats a run.
+# SOAK=30m for longer; each run draws a seed (printed), TISTREAM_FAULT_SEED=N repeats one.
 SOAK ?= 10m
 soak: tools
-	TISTREAM_REQUIRE_S3=1 TISTREAM_FAULT_DURATION=$(SOAK) go test -count=1 -v -timeout 0 -run 'TestFaults$$' ./e2e/
+	TISTREAM_REQUIRE_S3=1 TISTREAM_FAULT_DURATION=$(SOAK) TISTREAM_FAULT_SEED=$${TISTREAM_FAULT_SEED:-$$RANDOM$$RANDOM} go test -count=1 -v -timeout 0 -run 'TestFaults$$' ./e2e/
 
 demo:
 	scripts/demo.sh

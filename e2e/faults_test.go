@@ -15,7 +15,7 @@ import (
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
-// Fault-suite knobs: TISTREAM_FAULT_SEED (default: time-based, printed),
+// Fault-suite knobs: TISTREAM_FAULT_SEED (default 1; printed),
 // TISTREAM_FAULT_DURATION (simulated workload, default 40s; `make soak`
 // runs longer).
 const (
@@ -38,7 +38,9 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection on a whole fleet")
 	}
-	seed := uint64(time.Now().UnixNano())
+	// A fixed seed by default, so make test's outcome does not depend on
+	// the faults a run happens to draw; make soak draws a new one.
+	seed := uint64(1)
 	if s := os.Getenv(faultSeedEnv); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
