@@ -77,14 +77,26 @@ func TestFaults(t *testing.T) {
 	var log []faultRecord
 	// Faults stop 10 s before the workload ends: lag is measured against
 	// the workload's clock, which stops with it.
+	// Every kind gets a fault before any gets a second, in a seeded order.
+	kinds := []string{"sorter", "dispatcher", "meta-server", "schema-registry", "api-server"}
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	for n := 0; time.Since(began) < duration-10*time.Second && sim.running(); n++ {
 		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
+		kind := kinds[n%len(kinds)]
+		var before string
+		if kind == "meta-server" {
+			before = stableAssignments(f)
+		}
 		faultAt := time.Now()
 		at := faultAt.Sub(began)
-		what := injectFault(t, f, rng, lease)
+		what := injectFault(t, f, rng, kind, lease)
 		d, ok := waitRecovered(f, faultAt, recoveryBound)
 		if !ok {
 			t.Errorf("fault %d (%s at +%s) not recovered from within %s", n+1, what, at.Round(time.Second), recoveryBound)
+		}
+		// A new meta-server leader takes over the assignments as they are.
+		if after := assignments(f.tasks(1, 5*time.Second)); kind == "meta-server" && before != after {
+			t.Errorf("fault %d (%s): assignments changed across the leader change:\nbefore %s\nafter  %s", n+1, what, before, after)
 		}
 		log = append(log, faultRecord{at, what, d, ok})
 	}
@@ -200,11 +212,12 @@ func TestNetworkFaults(t *testing.T) {
 // (the work moves to a survivor first); SIGSTOP past the lease, then
 // SIGCONT (the paused process's work moves; it must not publish anything
 // once it wakes).
-func injectFault(t *testing.T, f *procFleet, rng *rand.Rand, lease time.Duration) string {
-	kinds := []string{"sorter", "sorter", "dispatcher", "dispatcher", "meta-server", "schema-registry", "api-server"}
-	kind := kinds[rng.IntN(len(kinds))]
+func injectFault(t *testing.T, f *procFleet, rng *rand.Rand, kind string, lease time.Duration) string {
 	ms := f.ofKind(kind)
 	m := ms[rng.IntN(len(ms))]
+	if kind == "meta-server" {
+		m = f.leader()
+	}
 	if !m.p.running() {
 		f.startMember(m)
 	}
@@ -225,6 +238,34 @@ func injectFault(t *testing.T, f *procFleet, rng *rand.Rand, lease time.Duration
 		f.resume(m)
 		return "SIGSTOP " + m.name + " for " + (lease + 2*time.Second).String()
 	}
+}
+
+// assignments describes who owns each range and stream at which epoch.
+func assignments(tasks *metav1.ListTasksResponse) string {
+	var b strings.Builder
+	for _, r := range tasks.GetRanges() {
+		fmt.Fprintf(&b, "range %d: %s@%d; ", r.Task.RangeId, r.Task.Owner, r.Task.Epoch)
+	}
+	for _, s := range tasks.GetStreams() {
+		fmt.Fprintf(&b, "store %d: %s@%d; ", s.Task.StoreId, s.Task.Owner, s.Task.Epoch)
+	}
+	return b.String()
+}
+
+// stableAssignments waits (up to 15 s) until the assignments read twice
+// 1.5 s apart agree, so that a rebalance still under way after an earlier
+// fault is not mistaken for one caused by the next.
+func stableAssignments(f *procFleet) string {
+	prev := assignments(f.tasks(1, 5*time.Second))
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(1500 * time.Millisecond)
+		cur := assignments(f.tasks(1, 5*time.Second))
+		if cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
 }
 
 // waitRecovered waits until every active range and store stream of tenant 1

@@ -181,3 +181,14 @@ func (f *procFleet) tasks(tenant uint64, timeout time.Duration) *metav1.ListTask
 	}
 	return nil
 }
+
+// leader is the meta-server that reports itself leader in its metrics (the
+// first one when none does yet).
+func (f *procFleet) leader() *member {
+	for _, m := range f.ofKind("meta-server") {
+		if m.p.running() && strings.Contains(metrics(f.t, m.httpAddr), "tistream_meta_leader 1") {
+			return m
+		}
+	}
+	return f.first("meta-server")
+}
