@@ -179,6 +179,11 @@ func TestNetworkFaults(t *testing.T) {
 			time.Sleep(5 * time.Second)
 			f.s3Proxy.setLatency(0)
 		}},
+		{"S3 answers 30% of requests 503 SlowDown for 6s", func() {
+			f.s3Throttle.setSlowDown(0.3)
+			time.Sleep(6 * time.Second)
+			f.s3Throttle.setSlowDown(0)
+		}},
 		{"etcd unreachable for 9s (> lease)", func() { f.etcdProxy.setDown(true); time.Sleep(lease + 3*time.Second); f.etcdProxy.setDown(false) }},
 	}
 	var log []faultRecord
@@ -196,6 +201,9 @@ func TestNetworkFaults(t *testing.T) {
 		log = append(log, faultRecord{faultAt.Sub(began), fault.what, d, ok})
 	}
 	printFaults(t, "network", log)
+	if f.s3Throttle.answered.Load() == 0 {
+		t.Error("the throttling proxy answered no request with SlowDown")
+	}
 	select {
 	case <-sim.exited:
 	case <-time.After(duration + 2*time.Minute):

@@ -39,8 +39,10 @@ type procFleet struct {
 	etcdAddr  string
 	members   []*member
 	// With procFleetOptions.Proxied, the services reach etcd and S3 through
-	// these (the simulator and the test's own clients do not).
+	// these (the simulator and the test's own clients do not): S3 through
+	// s3Throttle, then s3Proxy.
 	etcdProxy, s3Proxy *faultProxy
+	s3Throttle         *s3FaultProxy
 	svcBuffer, svcPool string
 	svcEtcd            string
 }
@@ -65,8 +67,9 @@ func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
 	if o.Proxied {
 		f.etcdProxy = newFaultProxy(t, f.etcdAddr)
 		f.s3Proxy = newFaultProxy(t, strings.TrimPrefix(s3.Endpoint, "http://"))
+		f.s3Throttle = newS3FaultProxy(t, "http://"+f.s3Proxy.Addr())
 		via := *s3
-		via.Endpoint = "http://" + f.s3Proxy.Addr()
+		via.Endpoint = "http://" + f.s3Throttle.Addr()
 		f.svcEtcd, f.svcBuffer, f.svcPool = "http://"+f.etcdProxy.Addr(), via.URL("buffer"), via.URL("pool")
 	}
 	for i := 1; i <= o.Metas; i++ {

@@ -3,8 +3,14 @@
 package e2e
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -142,4 +148,56 @@ func (p *faultProxy) close() {
 	p.ln.Close()
 	p.setDown(true)
 	p.wg.Wait()
+}
+
+// s3FaultProxy is an HTTP reverse proxy in front of the S3 server that can
+// answer a share of requests with 503 SlowDown, as S3 does when it
+// throttles. (Outages and slowness are the faultProxy's, underneath it.)
+type s3FaultProxy struct {
+	srv      *http.Server
+	ln       net.Listener
+	mu       sync.Mutex
+	slowDown float64 // share of requests answered 503 SlowDown
+	rng      *rand.Rand
+	answered atomic.Int64
+}
+
+func newS3FaultProxy(t *testing.T, upstream string) *s3FaultProxy {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &s3FaultProxy{ln: ln, rng: rand.New(rand.NewPCG(7, 7))}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	// The request keeps the Host it was signed for (the proxy's), so the
+	// server's signature check passes.
+	p.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		throttle := p.rng.Float64() < p.slowDown
+		p.mu.Unlock()
+		if throttle {
+			p.answered.Add(1)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go p.srv.Serve(ln)
+	t.Cleanup(func() { p.srv.Close() })
+	return p
+}
+
+func (p *s3FaultProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *s3FaultProxy) setSlowDown(share float64) {
+	p.mu.Lock()
+	p.slowDown = share
+	p.mu.Unlock()
 }
