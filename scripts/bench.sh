@@ -27,6 +27,7 @@ go test ./libs/txnmatch -run '^$' -bench MatcherPairs -cpu 1,2 -benchtime 1x | g
 echo
 echo "== the whole ordering core, one process per run ($runs runs each)"
 bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
+echo; echo "== fleet end-to-end lag: the simulator pushing 10,000 rows/s into an in-process fleet, pulled back over gRPC (target p99 < 2 s)"; bin/tistream lag --duration 30s --rows-per-sec 10000 --flush-interval 1s --dispatchers 1 --sorters 1 2> >(grep -v '^{"level"' >&2)
 
 if [[ $quick != 1 ]]; then
   echo

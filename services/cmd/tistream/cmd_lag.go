@@ -1,0 +1,660 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/sim"
+	"github.com/tistream/tistream/libs/svc"
+	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+func init() {
+	register(command{name: "lag", summary: "benchmark a whole in-process fleet: end-to-end row lag, per-stage resolved lag, throughput", run: runLag})
+}
+
+// lagOptions configure one `tistream lag` run.
+type lagOptions struct {
+	Sim           sim.Config
+	Dispatchers   int
+	Sorters       int
+	InitialRanges uint32
+	DataDir       string        // parent of the run's temporary directory
+	Warmup        time.Duration // lag samples before this (from the sim's start) are left out
+	Sample        time.Duration // how often the stages' resolved ts are sampled
+	Timeout       time.Duration // after the sim ends, how long the pull may take to catch up
+	// Service knobs (0 = the service's default).
+	SorterFlush, APIPoll, RegistryPoll, DispatcherPoll time.Duration
+	LogLevel                                           string
+}
+
+// lagDist is a distribution of lags, in milliseconds.
+type lagDist struct {
+	ms []float64
+}
+
+func (d *lagDist) add(ms float64) { d.ms = append(d.ms, ms) }
+
+func (d *lagDist) sort() { sort.Float64s(d.ms) }
+
+// q is the q-quantile (nearest rank) of the sorted samples; NaN if none.
+func (d *lagDist) q(q float64) float64 {
+	if len(d.ms) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(d.ms)))) - 1
+	return d.ms[min(max(i, 0), len(d.ms)-1)]
+}
+
+// lagResult is what a run measured.
+type lagResult struct {
+	Sim     sim.Stats
+	LogPath string
+	Wall    time.Duration // sim start to the pull's catch-up
+
+	RowsPulled     int64   // every row received
+	Rows           lagDist // end-to-end lag of the rows committed after the warm-up
+	Buffer         lagDist // per-stage resolved-ts lag samples
+	BufferResolved lagDist
+	Pool           lagDist
+	Puller         lagDist
+
+	Objects map[string]*objCount // by kind of object
+	Metrics map[string]float64   // summed Prometheus counters of the workers
+
+	CPU     time.Duration // user+system CPU of the process over the run
+	Elapsed time.Duration // the sim's wall time (the traffic window)
+}
+
+type objCount struct{ n, bytes int64 }
+
+// lagRecorder watches every successful write to the object store: store
+// files (buffer stage) and range log entries (pool stage).
+type lagRecorder struct {
+	mu       sync.Mutex
+	storeMax map[uint64]uint64 // latest store file max_ts per store
+	// latest store file resolved ts per store: the minimum over the regions
+	// of the file of the last resolved ts each got in it
+	storeResolved map[uint64]uint64
+	rangeWM       map[uint64]uint64 // latest published watermark per live range
+	objects       map[string]*objCount
+	errs          int
+}
+
+func newLagRecorder() *lagRecorder {
+	return &lagRecorder{storeMax: map[uint64]uint64{}, storeResolved: map[uint64]uint64{}, rangeWM: map[uint64]uint64{}, objects: map[string]*objCount{}}
+}
+
+// objectKind names the family of an object key for the byte counts.
+func objectKind(key string) string {
+	switch {
+	case strings.HasPrefix(key, layout.BufferRoot):
+		if strings.Contains(key, "/store-") {
+			return "buffer store files"
+		}
+		return "buffer other"
+	case strings.HasPrefix(key, layout.PoolRoot):
+		switch {
+		case strings.Contains(key, "/data/"):
+			return "pool data files"
+		case strings.Contains(key, "/log/"):
+			return "pool range log"
+		}
+		return "pool other"
+	case strings.HasPrefix(key, layout.SnapshotRoot):
+		return "sorter snapshots"
+	case strings.HasPrefix(key, layout.SchemaRegRoot):
+		return "schema registry"
+	}
+	return "other"
+}
+
+// rangeLogKey reports whether key is a range log entry:
+// committed_data_pool/tenant-T/range-R/log/SEQ.
+func rangeLogKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, layout.PoolRoot)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) == 4 && strings.HasPrefix(parts[0], "tenant-") && strings.HasPrefix(parts[1], "range-") && parts[2] == "log"
+}
+
+func (r *lagRecorder) written(key string, data []byte) {
+	var (
+		fileHdr      *formatv1.StoreFileHeader
+		fileResolved uint64
+		entry        *formatv1.RangeLogEntry
+		bad          bool
+	)
+	if _, err := layout.ParseStoreFileKey(key); err == nil {
+		if rd, err := storefile.Open(key, data); err == nil {
+			fileHdr = rd.Header()
+			if fileResolved, err = storeFileResolved(rd); err != nil {
+				bad = true
+			}
+		} else {
+			bad = true
+		}
+	} else if rangeLogKey(key) {
+		if e, err := pool.DecodeEntry(key, data); err == nil {
+			entry = e
+		} else {
+			bad = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := objectKind(key)
+	c := r.objects[k]
+	if c == nil {
+		c = &objCount{}
+		r.objects[k] = c
+	}
+	c.n++
+	c.bytes += int64(len(data))
+	if bad {
+		r.errs++
+	}
+	if fileHdr != nil && fileHdr.MaxTs > r.storeMax[fileHdr.StoreId] {
+		r.storeMax[fileHdr.StoreId] = fileHdr.MaxTs
+	}
+	if fileHdr != nil && fileResolved > r.storeResolved[fileHdr.StoreId] {
+		r.storeResolved[fileHdr.StoreId] = fileResolved
+	}
+	if entry != nil {
+		if entry.Kind == formatv1.RangeLogEntry_KIND_SEAL {
+			delete(r.rangeWM, entry.RangeId) // its successors carry on
+		} else if entry.Watermark >= r.rangeWM[entry.RangeId] {
+			r.rangeWM[entry.RangeId] = entry.Watermark
+		}
+	}
+}
+
+// minTs is the minimum of m's values (0 if empty).
+func minTs(m map[uint64]uint64) uint64 {
+	var lo uint64
+	for _, v := range m {
+		if lo == 0 || v < lo {
+			lo = v
+		}
+	}
+	return lo
+}
+
+func (r *lagRecorder) stages() (bufferMax, bufferResolved, pool uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return minTs(r.storeMax), minTs(r.storeResolved), minTs(r.rangeWM)
+}
+
+// storeFileResolved decodes a store file and returns the minimum over its
+// regions of the last resolved ts each got in the file (0 if none): what
+// the store had resolved when it cut the file, held back by open locks.
+func storeFileResolved(rd *storefile.Reader) (uint64, error) {
+	last := map[uint64]uint64{}
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if rec.Event == nil {
+			continue
+		}
+		for _, e := range rec.Event.Events {
+			if x, ok := e.Event.(*cdcpb.Event_ResolvedTs); ok {
+				last[e.RegionId] = max(last[e.RegionId], x.ResolvedTs)
+			}
+		}
+		if rt := rec.Event.ResolvedTs; rt != nil {
+			for _, id := range rt.Regions {
+				last[id] = max(last[id], rt.Ts)
+			}
+		}
+	}
+	return minTs(last), nil
+}
+
+// recStore is an object store that tells a lagRecorder of every write.
+type recStore struct {
+	objstore.Store
+	r *lagRecorder
+}
+
+func (s recStore) Put(ctx context.Context, key string, data []byte) error {
+	err := s.Store.Put(ctx, key, data)
+	if err == nil {
+		s.r.written(key, data)
+	}
+	return err
+}
+
+func (s recStore) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	err := s.Store.PutIfAbsent(ctx, key, data)
+	if err == nil {
+		s.r.written(key, data)
+	}
+	return err
+}
+
+// lagMs is now minus the physical time of ts, in milliseconds.
+func lagMs(now time.Time, ts uint64) float64 {
+	return float64(now.UnixMicro()-sim.PhysicalMs(ts)*1000) / 1000
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// scrapeCounters sums, over the members whose name starts with prefix, the
+// samples of each metric whose name starts with "tistream_".
+func scrapeCounters(ctx context.Context, f *fleet, into map[string]float64) {
+	for _, m := range f.members {
+		kind, _, _ := strings.Cut(m.name, "-")
+		if kind != "dispatcher" && kind != "sorter" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.s.HTTPAddr()+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "tistream_") {
+				continue
+			}
+			name := line
+			if i := strings.IndexAny(line, "{ "); i >= 0 {
+				name = line[:i]
+			}
+			j := strings.LastIndexByte(line, ' ')
+			v, err := strconv.ParseFloat(line[j+1:], 64)
+			if err != nil {
+				continue
+			}
+			into[name] += v
+		}
+		resp.Body.Close()
+	}
+}
+
+// lagBench starts a fleet, pushes the simulator into it in real time, pulls
+// the tenant back and measures.
+func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResult, err error) {
+	res = &lagResult{Objects: map[string]*objCount{}, Metrics: map[string]float64{}}
+	o.Sim.Realtime = true
+	o.Sim.Tenants = 1
+	if err := o.Sim.Validate(); err != nil {
+		return nil, err
+	}
+	parent := o.DataDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(parent, "tistream-lag-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	logf, err := os.CreateTemp(parent, "tistream-lag-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	res.LogPath = logf.Name()
+	fmt.Fprintf(stderr, "lag: fleet logs in %s\n", res.LogPath)
+	log, err := svc.NewLogger(o.LogLevel, "text", logf)
+	if err != nil {
+		return nil, err
+	}
+
+	rec := newLagRecorder()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
+		LogLevel: o.LogLevel, Log: log,
+		Tune: func(c *fleetConfig) {
+			if o.SorterFlush > 0 {
+				c.Sorter.FlushInterval = o.SorterFlush
+			}
+			if o.APIPoll > 0 {
+				c.APIServer.PollInterval = o.APIPoll
+			}
+			if o.RegistryPoll > 0 {
+				c.SchemaRegistry.PollInterval = o.RegistryPoll
+			}
+			if o.DispatcherPoll > 0 {
+				c.Dispatcher.PollInterval = o.DispatcherPoll
+			}
+		},
+		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, rec} }})
+	if err != nil {
+		return nil, fmt.Errorf("start the fleet: %w", err)
+	}
+	defer func() {
+		if serr := f.stop(context.Background()); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	store, err := objstore.Open(ctx, f.storeURL)
+	if err != nil {
+		return nil, err
+	}
+	up, err := newUpstream(f.meta.GRPCAddr(), o.InitialRanges, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer up.Close()
+	s, err := sim.New(o.Sim, sim.Options{Store: recStore{store, rec}, OnTenant: up.RegisterTenant, OnFile: up.NotifyFile})
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		lastResolved atomic.Uint64 // the puller's last resolved ts
+		finalTs      atomic.Uint64 // the sim's final resolved ts, once it is done
+		simDone      = make(chan struct{})
+		pullDone     = make(chan error, 1)
+		simErr       error
+		rowsMu       sync.Mutex
+	)
+	start := time.Now()
+	cpu0 := cpuTime()
+	warm := start.Add(o.Warmup)
+	go func() {
+		defer close(simDone)
+		res.Sim, simErr = s.Run(ctx)
+		finalTs.Store(res.Sim.FinalResolvedTs)
+	}()
+	go func() {
+		pullDone <- lagPull(ctx, f.api.GRPCAddr(), 1, func(r *apiv1.RowChange, now time.Time) {
+			rowsMu.Lock()
+			res.RowsPulled++
+			if sim.PhysicalMs(r.CommitTs) >= warm.UnixMilli() {
+				res.Rows.add(lagMs(now, r.CommitTs))
+			}
+			rowsMu.Unlock()
+		}, func(ts uint64) bool {
+			lastResolved.Store(ts)
+			fin := finalTs.Load()
+			return fin != 0 && ts >= fin
+		})
+	}()
+
+	// Sample the stages while traffic flows.
+	tick := time.NewTicker(o.Sample)
+	defer tick.Stop()
+	pullErr := error(nil)
+	pulled := false
+sampling:
+	for {
+		select {
+		case <-simDone:
+			break sampling
+		case pullErr = <-pullDone:
+			pulled = true
+			if pullErr != nil {
+				cancel()
+				<-simDone
+				return nil, fmt.Errorf("pull: %w", pullErr)
+			}
+		case now := <-tick.C:
+			if now.Before(warm) {
+				continue
+			}
+			b, br, p := rec.stages()
+			if b != 0 {
+				res.Buffer.add(lagMs(now, b))
+			}
+			if br != 0 {
+				res.BufferResolved.add(lagMs(now, br))
+			}
+			if p != 0 {
+				res.Pool.add(lagMs(now, p))
+			}
+			if r := lastResolved.Load(); r != 0 {
+				res.Puller.add(lagMs(now, r))
+			}
+		}
+	}
+	if simErr != nil {
+		cancel()
+		return nil, fmt.Errorf("sim: %w", simErr)
+	}
+	res.Elapsed = res.Sim.WallTime
+	if !pulled {
+		select {
+		case pullErr = <-pullDone:
+		case <-time.After(o.Timeout):
+			cancel()
+			pullErr = fmt.Errorf("the pull did not reach the final resolved ts %d within %s of the end of traffic (last %d)",
+				finalTs.Load(), o.Timeout, lastResolved.Load())
+			<-pullDone
+		case <-ctx.Done():
+			pullErr = ctx.Err()
+		}
+	}
+	if pullErr != nil {
+		return nil, fmt.Errorf("pull: %w", pullErr)
+	}
+	res.Wall = time.Since(start)
+	res.CPU = cpuTime() - cpu0
+	scrapeCounters(ctx, f, res.Metrics)
+	rec.mu.Lock()
+	for k, c := range rec.objects {
+		res.Objects[k] = &objCount{c.n, c.bytes}
+	}
+	if rec.errs > 0 {
+		fmt.Fprintf(stderr, "lag: %d written objects did not decode\n", rec.errs)
+	}
+	rec.mu.Unlock()
+	for _, d := range []*lagDist{&res.Rows, &res.Buffer, &res.BufferResolved, &res.Pool, &res.Puller} {
+		d.sort()
+	}
+	return res, nil
+}
+
+// lagPull pulls a tenant from the start, retrying until the tenant exists,
+// and calls row for every row and resolved for every resolved ts until
+// resolved returns true.
+func lagPull(ctx context.Context, addr string, tenant uint64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
+	conn, err := grpcx.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := apiv1.NewTiStreamServiceClient(conn)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s, err := c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant})
+		var resp *apiv1.PullTenantResponse
+		if err == nil {
+			resp, err = s.Recv()
+		}
+		if err != nil {
+			// Nothing received yet: the tenant may not be registered.
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("tenant %d: %w", tenant, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for {
+			now := time.Now()
+			for _, ev := range resp.GetEvents() {
+				switch x := ev.Event.(type) {
+				case *apiv1.PullEvent_Row:
+					row(x.Row, now)
+				case *apiv1.PullEvent_Resolved:
+					if resolved(x.Resolved.Ts) {
+						return nil
+					}
+				}
+			}
+			if resp, err = s.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return errors.New("the api-server ended the pull")
+				}
+				return err
+			}
+		}
+	}
+}
+
+func fmtMs(ms float64) string {
+	if math.IsNaN(ms) {
+		return "-"
+	}
+	return strconv.FormatFloat(ms, 'f', 0, 64)
+}
+
+// printLag writes the result as Markdown tables.
+func printLag(w io.Writer, o lagOptions, r *lagResult) {
+	secs := r.Elapsed.Seconds()
+	fmt.Fprintf(w, "tistream lag: %s at %d rows/s, store flush every %s, %d dispatcher(s), %d sorter(s), %d initial range(s); warm-up %s left out\n",
+		o.Sim.Duration, o.Sim.RowsPerSec, o.Sim.FlushInterval, o.Dispatchers, o.Sorters, o.InitialRanges, o.Warmup)
+	fmt.Fprintf(w, "sim: %d rows committed in %d transactions, %d store files (%.1f MiB), %.1f s wall; pulled %d rows, caught up %.1f s after the sim started\n",
+		r.Sim.RowsCommitted, r.Sim.Txns, r.Sim.Files, float64(r.Sim.Bytes)/(1<<20), secs, r.RowsPulled, r.Wall.Seconds())
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| end-to-end row lag (commit → puller) | count | p50 ms | p90 ms | p99 ms | max ms |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| rows committed after the warm-up | %d | %s | %s | %s | %s |\n", len(r.Rows.ms),
+		fmtMs(r.Rows.q(.5)), fmtMs(r.Rows.q(.9)), fmtMs(r.Rows.q(.99)), fmtMs(r.Rows.q(1)))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| resolved-ts lag by stage (sampled every %s) | p50 ms | p99 ms | max ms | adds (p50) ms |\n", o.Sample)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	prev := 0.0
+	for _, st := range []struct {
+		name string
+		d    *lagDist
+	}{
+		{"buffer: min over stores of the last store file's max_ts (cut ts)", &r.Buffer},
+		{"buffer: min over stores of the last store file's resolved ts (held by open locks)", &r.BufferResolved},
+		{"pool: min over ranges of the last published watermark", &r.Pool},
+		{"puller: last resolved event", &r.Puller},
+	} {
+		p50 := st.d.q(.5)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", st.name, fmtMs(p50), fmtMs(st.d.q(.99)), fmtMs(st.d.q(1)), fmtMs(p50-prev))
+		if !math.IsNaN(p50) {
+			prev = p50
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| throughput over the %.1f s of traffic | rows/s | MiB/s |\n", secs)
+	fmt.Fprintln(w, "|---|---:|---:|")
+	mib := func(b float64) string { return strconv.FormatFloat(b/(1<<20)/secs, 'f', 2, 64) }
+	rps := func(n float64) string { return strconv.FormatFloat(n/secs, 'f', 0, 64) }
+	m := r.Metrics
+	fmt.Fprintf(w, "| dispatcher(s) read (row events / store file bytes) | %s | %s |\n", rps(m["tistream_dispatcher_rows_read_total"]), mib(m["tistream_dispatcher_bytes_read_total"]))
+	pd := r.Objects["pool data files"]
+	if pd == nil {
+		pd = &objCount{}
+	}
+	fmt.Fprintf(w, "| sorter(s) in (events) / out (rows flushed, pool data bytes) | %s / %s | %s |\n",
+		rps(m["tistream_sorter_events_total"]), rps(m["tistream_sorter_rows_flushed_total"]), mib(float64(pd.bytes)))
+	fmt.Fprintf(w, "| puller (rows received) | %s | |\n", rps(float64(r.RowsPulled)))
+	fmt.Fprintf(w, "process CPU %.1f s over %.1f s wall (%.2f cores busy, sim + fleet + puller together)\n",
+		r.CPU.Seconds(), r.Wall.Seconds(), r.CPU.Seconds()/max(r.Wall.Seconds(), 1e-9))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| objects written | count | MiB |")
+	fmt.Fprintln(w, "|---|---:|---:|")
+	kinds := make([]string, 0, len(r.Objects))
+	for k := range r.Objects {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "| %s | %d | %.2f |\n", k, r.Objects[k].n, float64(r.Objects[k].bytes)/(1<<20))
+	}
+}
+
+func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lag", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := lagOptions{Sim: sim.DefaultConfig(), LogLevel: "info", Sample: 50 * time.Millisecond}
+	o.Sim.RowsPerSec = 10000
+	o.Sim.Duration = 30 * time.Second
+	o.Sim.RegisterFlags(fs) // --duration, --rows-per-sec, --flush-interval and the rest of the simulator's
+	fs.IntVar(&o.Dispatchers, "dispatchers", 1, "dispatchers to run")
+	fs.IntVar(&o.Sorters, "sorters", 1, "sorters to run")
+	initial := fs.Uint("initial-ranges", 4, "ranges the tenant starts with")
+	fs.StringVar(&o.DataDir, "data-dir", "", "parent of the run's temporary directory, removed at the end, and of its log file (default: the system temp dir)")
+	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "leave out lags of the first this long of traffic")
+	fs.DurationVar(&o.Timeout, "timeout", time.Minute, "how long the pull may take to catch up after the end of traffic")
+	fs.DurationVar(&o.SorterFlush, "sorter-flush-interval", 0, "the sorters' flush interval (0 = default)")
+	fs.DurationVar(&o.APIPoll, "api-poll-interval", 0, "the api-server's poll interval (0 = default)")
+	fs.DurationVar(&o.RegistryPoll, "registry-poll-interval", 0, "the schema registry's poll interval of the pool's meta range (0 = default)")
+	fs.DurationVar(&o.DispatcherPoll, "dispatcher-poll-interval", 0, "the dispatchers' buffer listing interval (0 = default)")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the services' log level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.Dispatchers < 1 || o.Sorters < 1 || *initial < 1 {
+		fmt.Fprintln(stderr, "tistream lag: --dispatchers, --sorters and --initial-ranges must be at least 1")
+		return 2
+	}
+	o.InitialRanges = uint32(*initial)
+	if o.DataDir != "" {
+		if abs, err := filepath.Abs(o.DataDir); err == nil {
+			o.DataDir = abs
+		}
+	}
+	r, err := lagBench(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream lag: %v\n", err)
+		return 1
+	}
+	printLag(stdout, o, r)
+	if r.RowsPulled != r.Sim.RowsCommitted {
+		fmt.Fprintf(stderr, "tistream lag: pulled %d rows, the simulator committed %d\n", r.RowsPulled, r.Sim.RowsCommitted)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/sim"
+)
+
+// TestLagBench runs the lag benchmark briefly at a low rate: it completes,
+// every row the simulator committed arrives exactly once in count, and the
+// percentiles are ordered. No timing assertions.
+func TestLagBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole fleet")
+	}
+	o := lagOptions{Sim: sim.DefaultConfig(), Dispatchers: 1, Sorters: 1, InitialRanges: 2, DataDir: t.TempDir(),
+		Warmup: time.Second, Sample: 50 * time.Millisecond, Timeout: time.Minute, LogLevel: "info"}
+	o.Sim.Duration = 6 * time.Second
+	o.Sim.RowsPerSec = 300
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := lagBench(ctx, o, io.Discard)
+	require.NoError(t, err)
+	require.Positive(t, r.Sim.RowsCommitted)
+	require.Equal(t, r.Sim.RowsCommitted, r.RowsPulled, "rows pulled vs rows the simulator committed")
+	require.NotEmpty(t, r.Rows.ms)
+	for _, d := range []*lagDist{&r.Rows, &r.Buffer, &r.Pool, &r.Puller} {
+		require.NotEmpty(t, d.ms)
+		require.LessOrEqual(t, d.q(.5), d.q(.9))
+		require.LessOrEqual(t, d.q(.9), d.q(.99))
+		require.LessOrEqual(t, d.q(.99), d.q(1))
+	}
+	var out bytes.Buffer
+	printLag(&out, o, r)
+	require.Contains(t, out.String(), "end-to-end row lag")
+	require.Contains(t, out.String(), "dispatcher(s) read")
+}
+
+func TestLagDistQuantile(t *testing.T) {
+	var d lagDist
+	for i := 100; i >= 1; i-- {
+		d.add(float64(i))
+	}
+	d.sort()
+	require.Equal(t, 50.0, d.q(.5))
+	require.Equal(t, 99.0, d.q(.99))
+	require.Equal(t, 100.0, d.q(1))
+	require.Equal(t, 1.0, d.q(0))
+	var empty lagDist
+	require.True(t, empty.q(.5) != empty.q(.5)) // NaN
+}
+
+func TestRangeLogKey(t *testing.T) {
+	require.True(t, rangeLogKey("committed_data_pool/tenant-1/range-3/log/00000000000000000001"))
+	require.False(t, rangeLogKey("committed_data_pool/tenant-1/range-3/data/00000000000000000001-00000000000000000001"))
+	require.False(t, rangeLogKey("committed_data_pool/tenant-1/range-3/head"))
+	require.False(t, rangeLogKey("data_change_buffer/cluster-1/tenant-1/store-1/00000000000000000001-00000000000000000002"))
+}
