@@ -82,7 +82,7 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 	v, err := r.cache.get(ctx, key, false, func(ctx context.Context) (any, int64, error) {
 		b, err := r.store.Get(ctx, key)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read %s published by entry %d of range %d: %w", key, e.Seq, r.id, err)
+			return nil, 0, fileErr(e, r.id, err)
 		}
 		return decodeFile(key, b)
 	})

@@ -19,26 +19,34 @@ func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start
 	if err != nil {
 		return 0, err
 	}
+	byID := map[uint64]*formatv1.RangeDescriptor{}
+	for _, d := range m.Ranges {
+		byID[d.RangeId] = d
+	}
 	var oldest uint64
 	for _, d := range m.Ranges {
 		if !Overlaps(d, start, end) {
 			continue
 		}
+		var need uint64
+		if parentsDropped(d, byID) {
+			need = d.OpenedAtTs + 1 // what its parents held expired
+		}
 		_, first, err := FindHead(ctx, store, tenant, d.RangeId)
-		if errors.Is(err, ErrNoRange) {
-			continue // not created yet: nothing expired
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoRange):
+			// not created yet: nothing expired
+		case errors.Is(err, ErrCompacted):
+			need = max(need, d.RetiredAtTs+1) // expired as a whole
+		case err != nil:
 			return 0, fmt.Errorf("range %d of tenant %d: %w", d.RangeId, tenant, err)
+		case first > 1:
+			e, err := GetEntry(ctx, store, tenant, d.RangeId, first)
+			if err != nil {
+				return 0, err
+			}
+			need = max(need, e.PrevWatermark+1)
 		}
-		if first <= 1 {
-			continue
-		}
-		e, err := GetEntry(ctx, store, tenant, d.RangeId, first)
-		if err != nil {
-			return 0, err
-		}
-		need := e.PrevWatermark + 1
 		if d.State == formatv1.RangeDescriptor_STATE_RETIRED && need > d.RetiredAtTs {
 			// A reader starting after the retirement skips the range.
 			need = d.RetiredAtTs + 1

@@ -58,6 +58,12 @@ func NewPullerWith(ctx context.Context, store objstore.Store, tenant uint64, sta
 		if !Overlaps(d, start, end) || !p.frontier(d, byID) {
 			continue
 		}
+		if from <= d.OpenedAtTs && parentsDropped(d, byID) {
+			// Its parents held the rows up to OpenedAtTs, and retention
+			// deleted them (DeleteRange).
+			return nil, fmt.Errorf("tenant %d: range %d keeps rows after ts %d (the oldest start ts is %d), its parents %v expired, asked from %d: %w",
+				tenant, d.RangeId, d.OpenedAtTs, d.OpenedAtTs+1, d.ParentRangeIds, from, ErrCompacted)
+		}
 		if err := p.open(ctx, d.RangeId); err != nil {
 			return nil, err
 		}
@@ -81,6 +87,20 @@ func (p *Puller) frontier(d *formatv1.RangeDescriptor, byID map[uint64]*formatv1
 	for _, id := range d.ParentRangeIds {
 		if _, ok := byID[id]; ok {
 			return false // a parent still listed covers from; its seal leads here
+		}
+	}
+	return true
+}
+
+// parentsDropped: d was split or merged from ranges the manifest no longer
+// lists (their data expired as a whole).
+func parentsDropped(d *formatv1.RangeDescriptor, byID map[uint64]*formatv1.RangeDescriptor) bool {
+	if len(d.ParentRangeIds) == 0 {
+		return false
+	}
+	for _, id := range d.ParentRangeIds {
+		if _, ok := byID[id]; ok {
+			return false
 		}
 	}
 	return true

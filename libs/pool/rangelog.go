@@ -106,17 +106,41 @@ const hintEvery = 64
 // FindHead returns the last entry of a range's log and the first seq still
 // present (entries before it expired). It lists from the head hint, so the
 // cost does not grow with the log's age.
+//
+// "First" is the first entry at or above the range's retention floor
+// (floorPrefix): compaction keeps the OPEN entry (seq 1) forever, and a
+// fenced owner may have re-created an entry below the floor after it was
+// deleted; both are ignored. With no floor, first is the first entry listed.
 func FindHead(ctx context.Context, store objstore.Store, tenant, rangeID uint64) (head *formatv1.RangeLogEntry, first uint64, err error) {
+	head, first, _, err = findHead(ctx, store, tenant, rangeID)
+	return head, first, err
+}
+
+// findHead is FindHead that also returns the floor it used (0 = none), so a
+// reader can tell afterwards whether compaction moved it meanwhile.
+func findHead(ctx context.Context, store objstore.Store, tenant, rangeID uint64) (head *formatv1.RangeLogEntry, first, floor uint64, err error) {
 	prefix := layout.RangeLogPrefix(tenant, rangeID)
-	firstPage, _, err := store.List(ctx, prefix, "", 1)
+	if floor, err = readFloor(ctx, store, tenant, rangeID); err != nil {
+		return nil, 0, 0, err
+	}
+	from := ""
+	if floor > 1 {
+		from = layout.RangeLogKey(tenant, rangeID, floor-1)
+	}
+	firstPage, _, err := store.List(ctx, prefix, from, 1)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+		return nil, 0, 0, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	if len(firstPage) == 0 {
-		return nil, 0, fmt.Errorf("%s: %w", prefix, ErrNoRange)
+		if floor > 0 {
+			// DeleteRange moved the floor past the head: the whole range
+			// expired.
+			return nil, 0, 0, fmt.Errorf("%s: every entry is below the retention floor %d: the range expired: %w", prefix, floor, ErrCompacted)
+		}
+		return nil, 0, 0, fmt.Errorf("%s: %w", prefix, ErrNoRange)
 	}
 	if first, err = seqOf(firstPage[0].Key); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	after := ""
 	if b, err := store.Get(ctx, headHintKey(tenant, rangeID)); err == nil {
@@ -124,11 +148,14 @@ func FindHead(ctx context.Context, store objstore.Store, tenant, rangeID uint64)
 			after = layout.RangeLogKey(tenant, rangeID, hint-1)
 		}
 	}
+	if after == "" {
+		after = from
+	}
 	last := ""
 	for {
 		page, more, err := store.List(ctx, prefix, after, 0)
 		if err != nil {
-			return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+			return nil, 0, 0, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		if len(page) > 0 {
 			last = page[len(page)-1].Key
@@ -139,18 +166,21 @@ func FindHead(ctx context.Context, store objstore.Store, tenant, rangeID uint64)
 		}
 	}
 	if last == "" { // the hint pointed past the end: list everything
-		all, err := objstore.ListAll(ctx, store, prefix, "")
+		all, err := objstore.ListAll(ctx, store, prefix, from)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
+		}
+		if len(all) == 0 {
+			return nil, 0, 0, fmt.Errorf("%s: %w", prefix, ErrNoRange)
 		}
 		last = all[len(all)-1].Key
 	}
 	seq, err := seqOf(last)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	head, err = GetEntry(ctx, store, tenant, rangeID, seq)
-	return head, first, err
+	return head, first, floor, err
 }
 
 func seqOf(key string) (uint64, error) {

@@ -39,6 +39,12 @@ type Config struct {
 	// WatermarkCacheTTL is how long ListTasks reuses a range's published
 	// watermark read from the pool.
 	WatermarkCacheTTL time.Duration `yaml:"watermark_cache_ttl"`
+	// Retention: a retired range (split or merged away) whose seal
+	// watermark is older than this is deleted from the pool and etcd; 0
+	// keeps them forever. Use the sorters' --retention.
+	Retention time.Duration `yaml:"retention"`
+	// RetentionInterval: how often the leader looks for expired ranges.
+	RetentionInterval time.Duration `yaml:"retention_interval"`
 }
 
 // DefaultConfig is the configuration with every default.
@@ -53,6 +59,8 @@ func DefaultConfig() Config {
 		NotifyQueue:        4096,
 		MaxDispatcherConns: 256,
 		WatermarkCacheTTL:  2 * time.Second,
+		Retention:          24 * time.Hour,
+		RetentionInterval:  time.Minute,
 	}
 }
 
@@ -67,6 +75,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.NotifyQueue, "notify-queue", c.NotifyQueue, "notifications waiting to be forwarded to dispatchers before new ones are dropped")
 	fs.IntVar(&c.MaxDispatcherConns, "max-dispatcher-conns", c.MaxDispatcherConns, "cached gRPC connections to dispatchers")
 	fs.DurationVar(&c.WatermarkCacheTTL, "watermark-cache-ttl", c.WatermarkCacheTTL, "how long ListTasks reuses a range's published watermark")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "retired ranges sealed longer ago than this are deleted (0 = keep forever; use the sorters' value)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the leader deletes expired retired ranges")
 }
 
 // Validate names every wrong setting.
@@ -89,6 +99,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDispatcherConns < 1 {
 		errs = append(errs, errors.New("--max-dispatcher-conns must be at least 1"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("--retention must not be negative (0 = keep forever)"))
+	}
+	if c.RetentionInterval <= 0 {
+		errs = append(errs, errors.New("--retention-interval must be positive"))
 	}
 	if c.WatermarkCacheTTL < 0 {
 		errs = append(errs, errors.New("--watermark-cache-ttl must not be negative"))

@@ -104,6 +104,7 @@ func (s *Service) beginTerm(t *term) {
 	t.spawn(func() { s.scheduleLoop(t) })
 	t.spawn(func() { s.sealLoop(t) })
 	t.spawn(func() { s.notes.flushLoop(t) })
+	t.spawn(func() { s.retentionLoop(t) })
 }
 
 // endTerm stops answering and waits for the leader-only loops.

@@ -37,6 +37,7 @@ type Service struct {
 	buffer objstore.Store
 	pool   objstore.Store
 	m      *metrics
+	rm     *retentionMetrics // retention.go
 	now    func() time.Time
 
 	state *state
@@ -82,7 +83,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	log := deps.Log.With("service", "meta-server")
 	s := &Service{cfg: cfg, log: log, reg: deps.Registry, etcd: deps.Etcd, buffer: deps.Buffer, pool: deps.Pool,
-		m: newMetrics(deps.Registry), now: time.Now,
+		m: newMetrics(deps.Registry), rm: newRetentionMetrics(deps.Registry), now: time.Now,
 		scheduleKick: make(chan struct{}, 1), sealKick: make(chan struct{}, 1)}
 	s.state = newState(deps.Etcd, log, func() { poke(s.scheduleKick) }, func() { poke(s.sealKick) })
 	s.notes = &notifier{s: s, interval: cfg.NotifyInterval, pending: map[streamID]streamNote{}}
