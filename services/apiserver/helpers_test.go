@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	"github.com/tistream/tistream/libs/truth"
 	"github.com/tistream/tistream/libs/verify"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
@@ -148,12 +148,7 @@ type env struct {
 // meta-server does and starts a schema registry on them, on 127.0.0.1:0.
 func startRegistry(t *testing.T, f *fixture, pl objstore.Store, tune ...func(*schemaregistry.Config)) *env {
 	t.Helper()
-	e, err := etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := svctest.Etcd(t)
 	for tenant := uint64(1); tenant <= uint64(f.cfg.Tenants); tenant++ {
 		info := &metav1.TenantInfo{ClusterId: f.cfg.ClusterID, TenantId: tenant, SchemaSnapshotTs: f.snapTs[tenant],
 			RegisteredUnixMs: time.Now().UnixMilli()}
@@ -181,9 +176,7 @@ func startRegistry(t *testing.T, f *fixture, pl objstore.Store, tune ...func(*sc
 
 // runRegistry starts a schema registry on the env's etcd and stores.
 func (e *env) runRegistry(t *testing.T, cfg schemaregistry.Config) *schemaregistry.Service {
-	lw := &testLogWriter{t: t}
-	t.Cleanup(lw.stop)
-	reg, err := schemaregistry.New(cfg, schemaregistry.Deps{Log: slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	reg, err := schemaregistry.New(cfg, schemaregistry.Deps{Log: svctest.Logger(t, slog.LevelWarn),
 		Registry: prometheus.NewRegistry(), Etcd: e.cli, Pool: e.pool, Store: e.store})
 	require.NoError(t, err)
 	require.NoError(t, reg.Start(context.Background()))
@@ -221,28 +214,6 @@ func (e *env) waitRegistry(t *testing.T, f *fixture, ts uint64) {
 	}
 }
 
-// testLogWriter sends a service's logs to t.Log until the test ends.
-type testLogWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
 type server struct {
 	svc    *Service
 	client apiv1.TiStreamServiceClient
@@ -259,9 +230,7 @@ func startServer(t *testing.T, store objstore.Store, schema schemav1.SchemaRegis
 		f(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	lw := &testLogWriter{t: t}
-	t.Cleanup(lw.stop)
-	s, err := New(cfg, Deps{Log: slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})), Registry: reg, Pool: store, Schema: schema})
+	s, err := New(cfg, Deps{Log: svctest.Logger(t, slog.LevelWarn), Registry: reg, Pool: store, Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
 	conn, err := grpcx.Dial(s.GRPCAddr())

@@ -17,6 +17,7 @@ import (
 	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
@@ -43,38 +44,8 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	w := &testLogWriter{t: t}
-	t.Cleanup(w.stop) // registered first, so it runs last
-	e, err := etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
-	return &testEnv{t: t, cli: cli, buffer: objstore.NewMemory(), pool: objstore.NewMemory(),
-		log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-}
-
-// testLogWriter sends the services' logs to t.Log until the test ends.
-type testLogWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+	log := svctest.Logger(t, slog.LevelDebug) // first, so its cleanup runs last
+	return &testEnv{t: t, cli: svctest.Etcd(t), buffer: objstore.NewMemory(), pool: objstore.NewMemory(), log: log}
 }
 
 func testConfig() Config {

@@ -25,6 +25,7 @@ import (
 	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	"github.com/tistream/tistream/libs/truth"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
@@ -142,17 +143,6 @@ func truthAt(initial map[int64]truthTable, ddls []truth.DDL, ts uint64) (map[int
 	return tables, version
 }
 
-// startEtcd runs an embedded etcd for one test and returns a client.
-func startEtcd(t *testing.T) *clientv3.Client {
-	e, err := etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
 func registerTenant(t *testing.T, cli *clientv3.Client, w *world, tenant uint64) {
 	info := &metav1.TenantInfo{ClusterId: w.cluster, TenantId: tenant, SchemaSnapshotTs: w.snapTs, RegisteredUnixMs: time.Now().UnixMilli()}
 	_, err := cli.Put(context.Background(), etcdx.TenantKey(tenant), etcdx.Marshal(info))
@@ -177,9 +167,7 @@ func testConfig() Config {
 // start runs a registry until the test ends (or it is stopped).
 func start(t *testing.T, cfg Config, cli *clientv3.Client, pl, store objstore.Store) *running {
 	reg := prometheus.NewRegistry()
-	lw := &testLogWriter{t: t}
-	t.Cleanup(lw.stop) // registered first, so it runs after Stop
-	log := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := svctest.Logger(t, slog.LevelWarn) // first, so its cleanup runs after Stop
 	s, err := New(cfg, Deps{Log: log, Registry: reg, Etcd: cli, Pool: pl, Store: store})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
@@ -236,26 +224,4 @@ func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
 func (c *countingStore) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	c.count(key)
 	return c.Store.GetRange(ctx, key, off, n)
-}
-
-// testLogWriter sends the service's logs to t.Log until the test ends.
-type testLogWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }

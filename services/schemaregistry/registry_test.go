@@ -16,6 +16,7 @@ import (
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/replay"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -152,7 +153,7 @@ func changesEqual(t *testing.T, want, got []*schemav1.SchemaChange) {
 // the error codes.
 func TestAnswersMatchTruth(t *testing.T) {
 	w := sharedWorld(t)
-	cli := startEtcd(t)
+	cli := svctest.Etcd(t)
 	registerTenant(t, cli, w, 1)
 	cfg := testConfig()
 	cfg.MaxChanges = 7
@@ -259,7 +260,7 @@ func mustLocalFS(t *testing.T) objstore.Store {
 // match the truth (each table keeps the version valid at the floor).
 func TestRetentionFloor(t *testing.T) {
 	w := sharedWorld(t)
-	cli := startEtcd(t)
+	cli := svctest.Etcd(t)
 	registerTenant(t, cli, w, 1)
 	cfg := testConfig()
 	cfg.Retention = 3 * time.Second
@@ -301,7 +302,7 @@ func TestRetentionFloor(t *testing.T) {
 // answers as the truth says.
 func TestPersistRestartContinues(t *testing.T) {
 	w := sharedWorld(t)
-	cli := startEtcd(t)
+	cli := svctest.Etcd(t)
 	registerTenant(t, cli, w, 1)
 	pl := mustLocalFS(t)
 	store := mustLocalFS(t)
@@ -388,7 +389,7 @@ func TestPersistRestartContinues(t *testing.T) {
 // unregisters one as the meta-server would.
 func TestTenantsFollowEtcd(t *testing.T) {
 	w := sharedWorld(t)
-	cli := startEtcd(t)
+	cli := svctest.Etcd(t)
 	r := start(t, testConfig(), cli, w.pool, mustLocalFS(t))
 	require.Empty(t, r.svc.Tenants())
 	ctx := rpcCtx(t)
@@ -474,7 +475,7 @@ func (f *flakyStore) List(ctx context.Context, prefix, startAfter string, limit 
 // restoring an older one, and its answers still match the truth.
 func TestPollFailureResumes(t *testing.T) {
 	w := sharedWorld(t)
-	cli := startEtcd(t)
+	cli := svctest.Etcd(t)
 	registerTenant(t, cli, w, 1)
 	flaky := &flakyStore{Store: w.pool}
 	r := start(t, testConfig(), cli, flaky, mustLocalFS(t))
