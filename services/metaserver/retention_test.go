@@ -19,7 +19,7 @@ import (
 // Ranges retired more recently stay.
 func TestRetiredRangesExpire(t *testing.T) {
 	env := newEnv(t)
-	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = time.Hour, 30 * time.Millisecond })
+	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = time.Hour, 30*time.Millisecond })
 	require.Eventually(t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
 	c := env.client(s)
 	ctx := context.Background()
