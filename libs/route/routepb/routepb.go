@@ -1,0 +1,138 @@
+// Package routepb converts routed events (libs/route) to and from their
+// wire form in the sorter's Ingest API (proto/tistream/sorter/v1): the
+// dispatcher encodes, the sorter decodes, with one mapping between them.
+// Keys and values are shared with the source, not copied.
+package routepb
+
+import (
+	"fmt"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+
+	"github.com/tistream/tistream/libs/route"
+	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+)
+
+// ToProto encodes routed events and counts the row events among them.
+func ToProto(evs []route.Event) (out []*sorterv1.Event, rows int) {
+	out = make([]*sorterv1.Event, len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		pe := &sorterv1.Event{Inc: refToProto(ev.Inc), Ts: ev.Ts}
+		switch ev.Kind {
+		case route.KindRow:
+			pe.Kind = sorterv1.Event_KIND_ROW
+			pe.Row = rowToProto(ev.Row)
+			rows++
+		case route.KindRegionStart:
+			pe.Kind = sorterv1.Event_KIND_REGION_START
+			pe.StartKey, pe.EndKey = ev.Start, ev.End
+			for _, p := range ev.Preds {
+				pe.Preds = append(pe.Preds, refToProto(p))
+			}
+		case route.KindRegionEnd:
+			pe.Kind = sorterv1.Event_KIND_REGION_END
+			pe.StartKey, pe.EndKey = ev.Start, ev.End
+		case route.KindResolved:
+			pe.Kind = sorterv1.Event_KIND_RESOLVED
+			for _, r := range ev.Refs {
+				pe.Refs = append(pe.Refs, refToProto(r))
+			}
+		}
+		out[i] = pe
+	}
+	return out, rows
+}
+
+// FromProto decodes events received over Ingest. An event of an unknown
+// kind, or a row event without a row, is an error naming its index.
+func FromProto(evs []*sorterv1.Event) ([]route.Event, error) {
+	out := make([]route.Event, len(evs))
+	for i, pe := range evs {
+		ev := &out[i]
+		ev.Inc, ev.Ts = refFromProto(pe.GetInc()), pe.GetTs()
+		switch pe.GetKind() {
+		case sorterv1.Event_KIND_ROW:
+			ev.Kind = route.KindRow
+			row, err := rowFromProto(pe.GetRow())
+			if err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+			ev.Row = row
+		case sorterv1.Event_KIND_REGION_START:
+			ev.Kind = route.KindRegionStart
+			ev.Start, ev.End = pe.GetStartKey(), pe.GetEndKey()
+			for _, p := range pe.GetPreds() {
+				ev.Preds = append(ev.Preds, refFromProto(p))
+			}
+		case sorterv1.Event_KIND_REGION_END:
+			ev.Kind = route.KindRegionEnd
+			ev.Start, ev.End = pe.GetStartKey(), pe.GetEndKey()
+		case sorterv1.Event_KIND_RESOLVED:
+			ev.Kind = route.KindResolved
+			for _, r := range pe.GetRefs() {
+				ev.Refs = append(ev.Refs, refFromProto(r))
+			}
+		default:
+			return nil, fmt.Errorf("event %d: unknown kind %v", i, pe.GetKind())
+		}
+	}
+	return out, nil
+}
+
+func refToProto(r route.Ref) *sorterv1.Incarnation {
+	return &sorterv1.Incarnation{RegionId: r.RegionID, Version: r.Version, Term: r.Term}
+}
+
+func refFromProto(r *sorterv1.Incarnation) route.Ref {
+	return route.Ref{RegionID: r.GetRegionId(), Version: r.GetVersion(), Term: r.GetTerm()}
+}
+
+// The row types and ops of both forms, in one table each way.
+var (
+	typeToProto = map[cdcpb.Event_LogType]sorterv1.RowType{
+		cdcpb.Event_PREWRITE:  sorterv1.RowType_ROW_TYPE_PREWRITE,
+		cdcpb.Event_COMMIT:    sorterv1.RowType_ROW_TYPE_COMMIT,
+		cdcpb.Event_ROLLBACK:  sorterv1.RowType_ROW_TYPE_ROLLBACK,
+		cdcpb.Event_COMMITTED: sorterv1.RowType_ROW_TYPE_COMMITTED,
+	}
+	opToProto = map[cdcpb.Event_Row_OpType]sorterv1.RowOp{
+		cdcpb.Event_Row_PUT:    sorterv1.RowOp_ROW_OP_PUT,
+		cdcpb.Event_Row_DELETE: sorterv1.RowOp_ROW_OP_DELETE,
+	}
+	typeFromProto = invert(typeToProto)
+	opFromProto   = invert(opToProto)
+)
+
+func invert[K, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}
+
+func rowToProto(r *cdcpb.Event_Row) *sorterv1.Row {
+	if r == nil {
+		return nil
+	}
+	// Types and ops outside the tables stay unspecified (TiKV leaves the op
+	// of rollbacks and some commits unknown).
+	return &sorterv1.Row{Type: typeToProto[r.Type], Op: opToProto[r.OpType], Key: r.Key, Value: r.Value,
+		OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs}
+}
+
+func rowFromProto(r *sorterv1.Row) (*cdcpb.Event_Row, error) {
+	if r == nil {
+		return nil, fmt.Errorf("row event without a row")
+	}
+	row := &cdcpb.Event_Row{Key: r.Key, Value: r.Value, OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs,
+		Type: cdcpb.Event_UNKNOWN, OpType: cdcpb.Event_Row_UNKNOWN}
+	if t, ok := typeFromProto[r.Type]; ok {
+		row.Type = t
+	}
+	if op, ok := opFromProto[r.Op]; ok {
+		row.OpType = op
+	}
+	return row, nil
+}
