@@ -20,11 +20,21 @@ type Router struct {
 	incs  *storefile.IncarnationCache
 	spans map[Ref]*span
 	gen   uint64
+	tr    *Tracker
+	own   bool // tr is the Router's own: commit it after each file
 }
 
 // NewRouter routes into table.
 func NewRouter(table *Table) *Router {
-	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}}
+	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}, tr: NewTracker(), own: true}
+}
+
+// NewTrackedRouter routes into table, checking the files against tr, which
+// outlives the Router (a stream restarting from its checkpoint makes a new
+// Router but keeps its Tracker). The caller calls tr.Commit after each file
+// it accepts.
+func NewTrackedRouter(table *Table, tr *Tracker) *Router {
+	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}, tr: tr}
 }
 
 // Route decodes one store change file with a fresh router (no cache).
@@ -82,13 +92,21 @@ func (rt *Router) sweep() {
 // resolved ts go to every range the region overlaps. Every range overlapped
 // by a region the store leads gets a batch, empty or not, so it records the
 // file's position.
-func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.StoreFileHeader, error) {
+func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *formatv1.StoreFileHeader, err error) {
 	rt.sweep()
 	r, err := storefile.OpenCached(name, data, rt.incs)
 	if err != nil {
 		return nil, nil, err
 	}
 	h := r.Header()
+	rt.tr.begin(h.Seq)
+	if rt.own {
+		defer func() {
+			if err == nil {
+				rt.tr.Commit()
+			}
+		}()
+	}
 	out := map[uint64]*Batch{}
 	batch := func(id uint64) *Batch {
 		b := out[id]
@@ -120,6 +138,9 @@ func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := rt.tr.lead(name, s.ref, false); err != nil {
+			return nil, nil, err
+		}
 		for _, id := range s.ranges {
 			batch(id)
 		}
@@ -140,11 +161,17 @@ func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.
 			}
 			ev := Event{Inc: s.ref, Start: s.start, End: s.end}
 			if rc.Kind == formatv1.RegionChange_KIND_START {
+				if err := rt.tr.lead(name, s.ref, true); err != nil {
+					return nil, nil, err
+				}
 				ev.Kind = KindRegionStart
 				for _, p := range rc.Predecessors {
 					ev.Preds = append(ev.Preds, Ref{RegionID: p.RegionId, Version: p.Version, Term: p.Term})
 				}
 			} else {
+				if err := rt.tr.resolve(name, s.ref, rc.ResolvedTs, true); err != nil {
+					return nil, nil, err
+				}
 				ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
 			}
 			toOverlapping(s, ev)
@@ -170,6 +197,9 @@ func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.
 				if err != nil {
 					return nil, nil, err
 				}
+				if err := rt.tr.resolve(name, s.ref, x.ResolvedTs, false); err != nil {
+					return nil, nil, err
+				}
 				toOverlapping(s, Event{Kind: KindResolved, Refs: []Ref{s.ref}, Ts: x.ResolvedTs})
 			}
 		}
@@ -179,6 +209,9 @@ func (rt *Router) Route(name string, data []byte) (map[uint64]*Batch, *formatv1.
 				inc, _ := r.Leader(id)
 				s, err := spanOf(inc)
 				if err != nil {
+					return nil, nil, err
+				}
+				if err := rt.tr.resolve(name, s.ref, rts.Ts, false); err != nil {
 					return nil, nil, err
 				}
 				for _, rid := range s.ranges {

@@ -29,7 +29,8 @@ type Stats struct {
 	Batches        int64
 	Duplicates     int64 // batches skipped: their store position was already applied
 	Rows           int64
-	LateCommits    int64 // commits at or below the published watermark (duplicates or upstream bugs)
+	LateCommits    int64 // commits at or below the watermark inherited at Create/Restore: possible replays, dropped
+	RefusedLate    int64 // batches refused with ErrLateCommit
 	Flushes        int64
 	RowsFlushed    int64
 	DuplicatePends int64 // pending commits found already in the buffer and dropped
@@ -40,6 +41,29 @@ type Stats struct {
 // ErrSealed is returned for a range whose log ends with SEAL: it was split
 // or merged and takes no more input.
 var ErrSealed = errors.New("sorter: range is sealed")
+
+// ErrLateCommit is matched (errors.Is) by an Apply error for a batch with a
+// commit at or below the watermark this range instance itself published
+// and above every ts it inherited at Create/Restore (see checkLate):
+// applying it would publish a row below a watermark readers may have
+// passed — a lost row. Apply leaves the range
+// unchanged; the caller refuses the batch (the stream feeding it stops).
+var ErrLateCommit = errors.New("commit at or below the published watermark")
+
+// LateCommitError details ErrLateCommit.
+type LateCommitError struct {
+	Tenant, Range, Store, Seq uint64
+	Key                       []byte
+	StartTs, CommitTs         uint64
+	Published                 uint64
+}
+
+func (e *LateCommitError) Error() string {
+	return fmt.Sprintf("range %d of tenant %d: store %d file %d: commit of key %x start_ts %d commit_ts %d at or below the published watermark %d",
+		e.Range, e.Tenant, e.Store, e.Seq, e.Key, e.StartTs, e.CommitTs, e.Published)
+}
+
+func (e *LateCommitError) Is(target error) bool { return target == ErrLateCommit }
 
 // Range is one sorter range. It is driven by one goroutine at a time.
 type Range struct {
@@ -54,9 +78,14 @@ type Range struct {
 	writer     *pool.RangeWriter
 	applied    map[uint64]uint64 // store id -> last store file seq applied
 	published  uint64
-	snapNum    uint64
-	stats      Stats
-	sealed     bool
+	// inherited bounds the commits of input this instance may see again
+	// (replays): the published watermark and the highest ts of the
+	// watermark map at Create/Restore (a merge's map can be ahead of its
+	// store positions).
+	inherited uint64
+	snapNum   uint64
+	stats     Stats
+	sealed    bool
 }
 
 // Create opens a new range in the pool (its OPEN entry) and returns it empty.
@@ -77,7 +106,7 @@ func newRange(deps Deps, w *pool.RangeWriter, wm *watermark.Map) (*Range, error)
 		}
 	}
 	r := &Range{deps: deps, start: start, end: end, openedAt: openedAt, wm: wm, writer: w,
-		applied: map[uint64]uint64{}, published: w.Watermark()}
+		applied: map[uint64]uint64{}, published: w.Watermark(), inherited: max(w.Watermark(), wm.MaxTs())}
 	r.tenant, r.id = tenantAndID(w)
 	r.buf = deps.Buffers.Buffer(r.uid())
 	r.batch = r.buf.NewBatch()
@@ -95,6 +124,10 @@ func (r *Range) Published() uint64 { return r.published }
 
 // Stats returns the range's counters.
 func (r *Range) Stats() Stats { return r.stats }
+
+// WatermarkCounters are the watermark map's counts of input it ignored
+// (stale or duplicate STARTs, resolved ts going backwards, ...).
+func (r *Range) WatermarkCounters() watermark.Counters { return r.wm.Stats().Counters }
 
 // Watermark is the watermark map's (published, monotonic) watermark.
 func (r *Range) Watermark() uint64 { return r.wm.Watermark() }
@@ -135,6 +168,10 @@ func (r *Range) Apply(b *route.Batch) error {
 		r.stats.Duplicates++
 		return nil
 	}
+	if err := r.checkLate(b); err != nil {
+		r.stats.RefusedLate++
+		return err
+	}
 	for i := range b.Events {
 		if err := r.applyEvent(&b.Events[i]); err != nil {
 			return fmt.Errorf("range %d of tenant %d: store %d file %d: %w", r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
@@ -145,6 +182,28 @@ func (r *Range) Apply(b *route.Batch) error {
 	}
 	r.applied[b.Pos.Store] = b.Pos.Seq
 	r.stats.Batches++
+	return nil
+}
+
+// checkLate refuses a batch with a commit above the inherited bound and at
+// or below the published watermark. A commit at or below the inherited
+// bound may be a replay of input a previous owner (or the parent of a split
+// or merge) applied: it is dropped and counted (LateCommits) when at or
+// below the published watermark, as before.
+func (r *Range) checkLate(b *route.Batch) error {
+	if r.published <= r.inherited {
+		return nil
+	}
+	for i := range b.Events {
+		row := b.Events[i].Row
+		if b.Events[i].Kind != route.KindRow || row == nil {
+			continue
+		}
+		if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs > r.inherited && row.CommitTs <= r.published {
+			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: row.Key,
+				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: r.published}
+		}
+	}
 	return nil
 }
 

@@ -126,3 +126,16 @@ func (m *Map) All() iter.Seq[Entry] {
 		}
 	}
 }
+
+// MaxTs is the greatest ts the map holds: over its entries and every
+// incarnation's latest resolved ts, pending or not. A range restored from
+// a snapshot uses it to bound what the input it was built from can have
+// delivered (commits at or below it may be replays). O(n).
+func (m *Map) MaxTs() uint64 {
+	var mx uint64
+	m.each(func(x *inc) { mx = max(mx, x.latest) })
+	for e := range m.All() {
+		mx = max(mx, e.Ts)
+	}
+	return mx
+}

@@ -37,6 +37,12 @@ type Config struct {
 	// DrainTimeout bounds how long a graceful stop waits for the sorters to
 	// acknowledge in-flight files before writing the final checkpoints.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// BlockedAfter is how long a stream may wait on a sequence gap (file N
+	// missing while a later one exists), or have the same file refused by
+	// its sorter, before it reports itself blocked
+	// (tistream_dispatcher_stream_blocked) and logs errors. Bad files block
+	// at once. See docs/bad-input.md.
+	BlockedAfter time.Duration `yaml:"blocked_after"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -62,6 +68,7 @@ func DefaultConfig() Config {
 		RetryMin:           100 * time.Millisecond,
 		RetryMax:           10 * time.Second,
 		DrainTimeout:       10 * time.Second,
+		BlockedAfter:       30 * time.Second,
 	}
 }
 
@@ -78,6 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed stream")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed stream")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a graceful stop waits for in-flight files to be acknowledged")
+	fs.DurationVar(&c.BlockedAfter, "blocked-after", c.BlockedAfter, "report a stream blocked after waiting this long on a sequence gap or on repeated refusals of one file")
 }
 
 // Validate names every wrong setting by its flag.
@@ -95,6 +103,7 @@ func (c *Config) Validate() error {
 	positive(c.CheckpointInterval, "checkpoint-interval")
 	positive(c.RetryMin, "retry-min")
 	positive(c.DrainTimeout, "drain-timeout")
+	positive(c.BlockedAfter, "blocked-after")
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.LeaseTTL))
 	}

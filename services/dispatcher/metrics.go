@@ -23,6 +23,8 @@ type metrics struct {
 	restarts      *prometheus.CounterVec
 	filesDeleted  *prometheus.CounterVec
 	ckptFailures  *prometheus.CounterVec
+	blocked       *prometheus.GaugeVec
+	duplicates    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,6 +58,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Buffer files deleted behind the checkpoint."}, stream),
 		ckptFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_checkpoint_write_failures_total",
 			Help: "Checkpoint writes that failed (fenced or etcd error)."}, stream),
+		blocked: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_dispatcher_stream_blocked",
+			Help: "1 while a stream is stopped at a store file it will not pass (bad file, sequence gap, repeated refusal), by reason; see docs/bad-input.md."},
+			append(stream, "reason")),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_duplicate_files_skipped_total",
+			Help: "Objects skipped because they hold the same bytes as the store file of their seq under another name."}, stream),
 	}
 }
 
@@ -64,7 +71,7 @@ type streamMetrics struct {
 	m                                            *metrics
 	labels                                       []string
 	filesRead, bytesRead, rowsRead, decodeErrors prometheus.Counter
-	filesDeleted, ckptFailures                   prometheus.Counter
+	filesDeleted, ckptFailures, duplicates       prometheus.Counter
 	inFlight, checkpointSeq, checkpointLag       prometheus.Gauge
 }
 
@@ -75,7 +82,8 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 		filesRead: m.filesRead.WithLabelValues(l...), bytesRead: m.bytesRead.WithLabelValues(l...),
 		rowsRead: m.rowsRead.WithLabelValues(l...), decodeErrors: m.decodeErrors.WithLabelValues(l...),
 		filesDeleted: m.filesDeleted.WithLabelValues(l...), ckptFailures: m.ckptFailures.WithLabelValues(l...),
-		inFlight: m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
+		duplicates: m.duplicates.WithLabelValues(l...),
+		inFlight:   m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
 		checkpointLag: m.checkpointLag.WithLabelValues(l...),
 	}
 }
@@ -90,4 +98,5 @@ func (sm *streamMetrics) dropGauges() {
 	sm.m.inFlight.DeleteLabelValues(sm.labels...)
 	sm.m.checkpointSeq.DeleteLabelValues(sm.labels...)
 	sm.m.checkpointLag.DeleteLabelValues(sm.labels...)
+	sm.m.blocked.DeletePartialMatch(prometheus.Labels{"tenant": sm.labels[0], "store": sm.labels[1]})
 }

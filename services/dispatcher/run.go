@@ -2,15 +2,13 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
-	"github.com/tistream/tistream/libs/formats/storefile"
-	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/route"
-	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -45,16 +43,17 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	st.mu.Unlock()
 	watchDone = make(chan struct{})
 	go st.watchRouting(r, watchDone)
-	router := route.NewRouter(table)
+	router := route.NewTrackedRouter(table, st.tracker)
 	for {
 		if reason, err := st.waitSpace(r); err != nil {
 			return reason, err
 		}
-		key, found, err := st.nextFile(rctx, next)
+		ls, err := st.nextFile(rctx, next)
 		if err != nil {
 			return reasonStorage, err
 		}
-		if !found {
+		if len(ls.keys) == 0 {
+			st.onMissing(next, ls.later)
 			timer := time.NewTimer(st.s.cfg.PollInterval)
 			reason, err := st.await(r, st.wakeCh, st.drain, timer.C)
 			timer.Stop()
@@ -63,7 +62,20 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 			}
 			continue
 		}
-		data, err := st.s.buffer.Get(rctx, key)
+		st.onFound(next)
+		key := ls.keys[0]
+		var data []byte
+		if len(ls.keys) > 1 {
+			key, data, err = st.pickDuplicate(rctx, next, ls.keys)
+			var bad *badFileError
+			if errors.As(err, &bad) {
+				st.sm.decodeErrors.Inc()
+				st.settle(r)
+				return reasonDecode, err
+			}
+		} else {
+			data, err = st.s.buffer.Get(rctx, key)
+		}
 		if err != nil {
 			return reasonStorage, fmt.Errorf("read store file: %w", err)
 		}
@@ -73,8 +85,11 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		}
 		if err != nil {
 			st.sm.decodeErrors.Inc()
-			return reasonDecode, fmt.Errorf("store file %s: %w", key, err)
+			st.settle(r)
+			return reasonDecode, classify(key, next, err)
 		}
+		st.tracker.Commit()
+		st.unblock(next, false)
 		st.sm.filesRead.Inc()
 		st.sm.bytesRead.Add(float64(len(data)))
 		reqs, reason, err := st.requests(r, table, batches, h.Seq, h.MaxTs)
@@ -128,30 +143,6 @@ func (st *stream) watchRouting(r *runState, done chan<- struct{}) {
 			return
 		}
 	}
-}
-
-// checkName checks a file's key against its header and the seq expected.
-func checkName(key string, h *formatv1.StoreFileHeader, want uint64) error {
-	n, err := layout.ParseStoreFileKey(key)
-	if err != nil {
-		return err
-	}
-	if h.Seq != want {
-		return fmt.Errorf("header seq %d, want %d", h.Seq, want)
-	}
-	return storefile.CheckName(key, h, n)
-}
-
-// nextFile finds file seq of the stream in the buffer.
-func (st *stream) nextFile(ctx context.Context, seq uint64) (string, bool, error) {
-	objs, _, err := st.s.buffer.List(ctx, layout.StoreFileSeqPrefix(st.cluster, st.tenant, st.store, seq), "", 1)
-	if err != nil {
-		return "", false, fmt.Errorf("list store file %d: %w", seq, err)
-	}
-	if len(objs) == 0 {
-		return "", false, nil
-	}
-	return objs[0].Key, true, nil
 }
 
 // requests groups a file's batches per sorter and adds the file to the

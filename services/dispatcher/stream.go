@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tistream/tistream/libs/route"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -54,6 +55,16 @@ type stream struct {
 	gcQueue []gcTarget
 	gcReady uint64 // files up to this seq may be deleted (grace passed)
 	gcDone  uint64 // files up to this seq are deleted
+
+	// Bad input (badinput.go), also under mu.
+	blocked    blocked
+	refused    uint64 // lowest file a sorter refused (NotOwner) in refusedRun
+	refusedRun *runState
+
+	// Loop goroutine only.
+	tracker *route.Tracker // incarnations and resolved ts seen, across runs
+	gap     gapState
+	refuse  refuseState
 }
 
 func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.LeaseID) *stream {
@@ -68,6 +79,7 @@ func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.
 		wakeCh: make(chan struct{}, 1), spaceCh: make(chan struct{}, 1),
 		snap:    &routeSnap{owners: map[uint64]rangeOwner{}, changed: make(chan struct{})},
 		durable: map[uint64]uint64{},
+		tracker: route.NewTracker(),
 	}
 }
 
@@ -173,9 +185,22 @@ func (st *stream) loop() {
 			st.log.Debug("routing changed, restarting from the checkpoint", "checkpoint", st.checkpointSeq())
 			continue
 		case reasonDecode:
-			st.log.Error("store file does not decode, stream stopped until a retry", "checkpoint", st.checkpointSeq(), "err", err)
+			var bad *badFileError
+			if errors.As(err, &bad) {
+				st.block(bad.reason, bad.seq, bad.key, bad.err)
+			} else {
+				st.log.Error("store file does not decode, stream stopped until a retry", "checkpoint", st.checkpointSeq(), "err", err)
+			}
 		default:
 			st.log.Warn("stream failed, restarting from the checkpoint", "reason", reason, "checkpoint", st.checkpointSeq(), "err", err)
+		}
+		if reason == reasonNotOwner {
+			st.onRefused(err)
+		} else {
+			st.refuse = refuseState{}
+		}
+		if b := st.blockedState(); b.reason == blockRefused && st.checkpointSeq() >= b.seq {
+			st.unblock(0, true)
 		}
 		if reason == reasonNotOwner || reason == reasonIngest {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

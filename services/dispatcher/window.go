@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Restart reasons (the reason label of the restarts metric).
@@ -117,6 +118,13 @@ func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 			break
 		}
 	}
+	if hit {
+		// The lowest file refused in this run: later files of the store
+		// are refused after it (sticky), whatever the order of the answers.
+		if st.refusedRun != r || seq < st.refused {
+			st.refusedRun, st.refused = r, seq
+		}
+	}
 	st.mu.Unlock()
 	if hit && r != nil {
 		r.fail(reasonNotOwner, fmt.Errorf("sorter %s does not own range %d (file %d)", addr, rangeID, seq))
@@ -152,6 +160,11 @@ func (st *stream) advanceLocked() {
 		n++
 	}
 	if n > 0 {
+		if b := st.blocked; b.reason == blockRefused && st.ckpt.seq >= b.seq {
+			st.blocked = blocked{}
+			st.sm.m.blocked.DeleteLabelValues(st.sm.labels[0], st.sm.labels[1], b.reason)
+			st.log.Info("stream unblocked", "reason", b.reason, "seq", b.seq, "blocked_for", time.Since(b.since).Round(time.Millisecond))
+		}
 		st.window = append(st.window[:0], st.window[n:]...)
 		select {
 		case st.spaceCh <- struct{}{}:

@@ -42,6 +42,11 @@ type Config struct {
 	RetryMax time.Duration `yaml:"retry_max"`
 	// Buffer sizes the Pebble instances of the sorted buffers.
 	Buffer sortbuf.Config `yaml:"buffer"`
+	// Retention: the committed data of the held ranges older than this
+	// (by commit ts) is deleted from the pool; 0 keeps it forever.
+	Retention time.Duration `yaml:"retention"`
+	// RetentionInterval: how often the held ranges are compacted.
+	RetentionInterval time.Duration `yaml:"retention_interval"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -58,14 +63,16 @@ func DefaultConfig() Config {
 			LogFormat:   "text",
 			StopTimeout: 30 * time.Second,
 		},
-		ID:               fmt.Sprintf("%s-%d", host, os.Getpid()),
-		LeaseTTL:         10 * time.Second,
-		FlushInterval:    500 * time.Millisecond,
-		SnapshotInterval: 5 * time.Second,
-		MatcherBudget:    256 << 20,
-		RetryMin:         100 * time.Millisecond,
-		RetryMax:         5 * time.Second,
-		Buffer:           sortbuf.DefaultConfig(),
+		ID:                fmt.Sprintf("%s-%d", host, os.Getpid()),
+		LeaseTTL:          10 * time.Second,
+		FlushInterval:     500 * time.Millisecond,
+		SnapshotInterval:  5 * time.Second,
+		MatcherBudget:     256 << 20,
+		RetryMin:          100 * time.Millisecond,
+		RetryMax:          5 * time.Second,
+		Buffer:            sortbuf.DefaultConfig(),
+		Retention:         24 * time.Hour,
+		RetentionInterval: time.Minute,
 	}
 }
 
@@ -81,6 +88,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MatcherBudget, "matcher-budget", c.MatcherBudget, "bytes of unmatched prewrites kept in memory by all ranges before spilling to disk")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed range take or registration")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed range take or registration")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data older than this is deleted from the pool (0 = keep forever)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
 	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
@@ -100,6 +109,10 @@ func (c *Config) Validate() error {
 	positive(c.FlushInterval, "flush-interval")
 	positive(c.SnapshotInterval, "snapshot-interval")
 	positive(c.RetryMin, "retry-min")
+	positive(c.RetentionInterval, "retention-interval")
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("--retention must not be negative (0 = keep forever), got %s", c.Retention))
+	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.LeaseTTL))
 	}

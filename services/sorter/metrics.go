@@ -18,6 +18,8 @@ type metrics struct {
 	leaseLosses  prometheus.Counter
 	ingestStream prometheus.Gauge
 	seals        *prometheus.CounterVec // op, result
+	blocked      *prometheus.GaugeVec   // tenant, range, store, reason
+	wmIgnored    *prometheus.CounterVec // kind
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		takes: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_range_takes_total",
 			Help: "Range take attempts by result (created, restored, fenced, sealed, error)."}, []string{"result"}),
 		batches: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_batches_total",
-			Help: "Range batches received by result (applied, duplicate, not_owner, error)."}, []string{"result"}),
+			Help: "Range batches received by result (applied, duplicate, not_owner, late_commit, error)."}, []string{"result"}),
 		rows: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_events_total",
 			Help: "Events of applied range batches."}),
 		flushes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_flushes_total",
@@ -46,5 +48,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		seals: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_seals_total",
 			Help: "Split and merge attempts of sealing ranges by op (split, merge) and result (done, not_ready, error)."},
 			[]string{"op", "result"}),
+		blocked: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_stream_blocked",
+			Help: "1 while a range refuses a store's batches it must not apply (reason late_commit: a commit at or below the published watermark); see docs/bad-input.md."},
+			[]string{"tenant", "range", "store", "reason"}),
+		wmIgnored: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_watermark_ignored_total",
+			Help: "Region records the watermark maps ignored, by kind (regressed: a resolved ts below the incarnation's latest; stale_start: a START older than the incarnations owning its keys; duplicate_start, duplicate_end, unknown_incarnation, after_end, bad_start). Re-deliveries count too."},
+			[]string{"kind"}),
 	}
 }

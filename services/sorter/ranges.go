@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/route"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
+	"github.com/tistream/tistream/libs/watermark"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -47,6 +49,9 @@ type holder struct {
 	durable  map[uint64]uint64
 	received map[uint64]uint64
 	ackDue   map[uint64]bool
+	// blocked are the stores whose last batch was refused for a late
+	// commit (the tistream_sorter_stream_blocked series set).
+	blocked map[uint64]bool
 }
 
 func newHolder(s *Service, t *metav1.RangeTask) *holder {
@@ -55,7 +60,7 @@ func newHolder(s *Service, t *metav1.RangeTask) *holder {
 	h := &holder{s: s, key: k, epoch: t.Epoch, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		retake:  make(chan struct{}, 1),
 		log:     s.log.With("tenant", k.tenant, "range", k.id, "epoch", t.Epoch),
-		durable: map[uint64]uint64{}, received: map[uint64]uint64{}, ackDue: map[uint64]bool{}}
+		durable: map[uint64]uint64{}, received: map[uint64]uint64{}, ackDue: map[uint64]bool{}, blocked: map[uint64]bool{}}
 	h.task.Store(t)
 	return h
 }
@@ -87,6 +92,9 @@ func (h *holder) stop(graceful bool) {
 
 // dropLocked drops the range's local state.
 func (h *holder) dropLocked() {
+	for store := range h.blocked {
+		h.unblockLocked(store)
+	}
 	if h.r == nil {
 		return
 	}
@@ -273,8 +281,19 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		return false
 	}
 	dups := r.Stats().Duplicates
+	wmBefore := r.WatermarkCounters()
 	if err := r.Apply(&route.Batch{RangeID: h.key.id, Pos: route.Position{Store: store, Seq: seq}, MaxTs: maxTs, Events: evs}); err != nil {
 		if errors.Is(err, rangesorter.ErrSealed) {
+			return false
+		}
+		if errors.Is(err, rangesorter.ErrLateCommit) {
+			// The range is unchanged: refuse the batch (and, sticky, the
+			// store's later files) on every resend until the file is fixed.
+			h.log.Error("batch refused: a commit at or below the published watermark would be lost to readers past it; the store's stream stops here",
+				"store", store, "seq", seq, "err", err)
+			h.s.m.batches.WithLabelValues("late_commit").Inc()
+			h.s.m.blocked.WithLabelValues(h.labels(store, "late_commit")...).Set(1)
+			h.blocked[store] = true
 			return false
 		}
 		// A half-applied batch leaves the state unknown: take the range
@@ -288,6 +307,8 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		}
 		return false
 	}
+	h.unblockLocked(store)
+	h.countIgnored(wmBefore, r.WatermarkCounters())
 	if r.Stats().Duplicates != dups {
 		h.s.m.batches.WithLabelValues("duplicate").Inc()
 	} else {
@@ -298,4 +319,36 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	h.received[store] = max(h.received[store], seq)
 	h.ackDue[store] = true
 	return true
+}
+
+func (h *holder) labels(store uint64, reason string) []string {
+	return []string{strconv.FormatUint(h.key.tenant, 10), strconv.FormatUint(h.key.id, 10), strconv.FormatUint(store, 10), reason}
+}
+
+// unblockLocked clears a store's blocked series. h.mu held.
+func (h *holder) unblockLocked(store uint64) {
+	if !h.blocked[store] {
+		return
+	}
+	delete(h.blocked, store)
+	h.s.m.blocked.DeleteLabelValues(h.labels(store, "late_commit")...)
+	h.log.Info("store unblocked", "store", store)
+}
+
+// countIgnored adds what the watermark map ignored during one batch to the
+// metrics.
+func (h *holder) countIgnored(before, after watermark.Counters) {
+	add := func(kind string, b, a uint64) {
+		if a > b {
+			h.s.m.wmIgnored.WithLabelValues(kind).Add(float64(a - b))
+		}
+	}
+	add("regressed", before.Regressed, after.Regressed)
+	add("stale_start", before.Stale, after.Stale)
+	add("duplicate_start", before.DuplicateStart, after.DuplicateStart)
+	add("duplicate_end", before.DuplicateEnd, after.DuplicateEnd)
+	add("unknown_incarnation", before.UnknownIncarnation, after.UnknownIncarnation)
+	add("after_end", before.AfterEnd, after.AfterEnd)
+	add("bad_start", before.OutsideSpan+before.BadRange+before.InvalidRef+before.BadPredecessor,
+		after.OutsideSpan+after.BadRange+after.InvalidRef+after.BadPredecessor)
 }

@@ -74,6 +74,8 @@ type Service struct {
 
 	stickyMu sync.Mutex // after a holder's mu, never before
 	sticky   map[rangeStore]uint64
+
+	retentionDone chan struct{} // closed when the retention loop ends (retention.go)
 }
 
 // rangeKey names a range.
@@ -184,6 +186,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 		return fail(err)
 	}
 	go s.run(reg)
+	s.startRetention()
 	for _, name := range []string{"", sorterv1.SorterService_ServiceDesc.ServiceName} {
 		s.grpc.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -212,6 +215,10 @@ func (s *Service) stop(ctx context.Context) error {
 	case <-s.runDone:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("sorter stop: ranges still being released: %w", ctx.Err()))
+	}
+	select {
+	case <-s.retentionDone:
+	case <-ctx.Done():
 	}
 	s.grpc.Shutdown(ctx)
 	if err := s.http.Close(ctx); err != nil {

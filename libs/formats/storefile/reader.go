@@ -1,6 +1,7 @@
 package storefile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -178,13 +179,16 @@ func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, erro
 	return inc, nil
 }
 
+// ErrNameMismatch is matched (errors.Is) by CheckName's errors.
+var ErrNameMismatch = errors.New("store file header does not match its object key")
+
 // CheckName verifies that the object key a file was read from agrees with
 // its header, so a file copied to the wrong place is refused.
 func CheckName(key string, h *formatv1.StoreFileHeader, want layout.StoreFileName) error {
 	if h.ClusterId != want.Cluster || h.TenantId != want.Tenant || h.StoreId != want.Store ||
 		h.Seq != want.Seq || h.MaxTs != want.MaxTs {
-		return fmt.Errorf("%s: header says cluster %d tenant %d store %d seq %d max_ts %d, the key says cluster %d tenant %d store %d seq %d max_ts %d",
-			key, h.ClusterId, h.TenantId, h.StoreId, h.Seq, h.MaxTs, want.Cluster, want.Tenant, want.Store, want.Seq, want.MaxTs)
+		return fmt.Errorf("%s: header says cluster %d tenant %d store %d seq %d max_ts %d, the key says cluster %d tenant %d store %d seq %d max_ts %d: %w",
+			key, h.ClusterId, h.TenantId, h.StoreId, h.Seq, h.MaxTs, want.Cluster, want.Tenant, want.Store, want.Seq, want.MaxTs, ErrNameMismatch)
 	}
 	return nil
 }

@@ -1,0 +1,88 @@
+package route
+
+import (
+	"testing"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/layout"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
+)
+
+func trackerInc(t *testing.T, version, term uint64) *formatv1.RegionIncarnation {
+	ri, err := storefile.Incarnation{Region: &metapb.Region{Id: 2, RegionEpoch: &metapb.RegionEpoch{ConfVer: 1, Version: version}}, Term: term}.Encode()
+	require.NoError(t, err)
+	return ri
+}
+
+// trackerFile is file seq of store 1: a bootstrap START of region 2
+// (version 1 term 5) in file 1, else a header naming (version, term); then a
+// resolved ts.
+func trackerFile(t *testing.T, seq, version, term, resolved uint64) (string, []byte) {
+	h := &formatv1.StoreFileHeader{ClusterId: 1, TenantId: 1, StoreId: 1, Seq: seq, MaxTs: 1000 * seq, PrevMaxTs: 1000 * (seq - 1)}
+	if seq > 1 {
+		h.LeaderRegions = []*formatv1.RegionIncarnation{trackerInc(t, version, term)}
+	}
+	w, err := storefile.NewWriter(h)
+	require.NoError(t, err)
+	if seq == 1 {
+		require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START,
+			Reason: formatv1.RegionChange_REASON_BOOTSTRAP, Incarnation: trackerInc(t, version, term)}))
+	}
+	require.NoError(t, w.AddEvent(&cdcpb.ChangeDataEvent{ResolvedTs: &cdcpb.ResolvedTs{Regions: []uint64{2}, Ts: resolved}}))
+	b, err := w.Finish()
+	require.NoError(t, err)
+	return layout.StoreFileKey(1, 1, 1, seq, h.MaxTs), b
+}
+
+// A store stream's incarnations and resolved ts must not go backwards
+// across files; a Tracker that outlives Routers keeps checking after a
+// restart, and files re-read below its seq are not checked again.
+func TestTrackerRegressions(t *testing.T) {
+	tb, err := NewTable([]Range{{ID: 1}})
+	require.NoError(t, err)
+	k1, f1 := trackerFile(t, 1, 1, 5, 100)
+	k2, f2 := trackerFile(t, 2, 1, 5, 150)
+	_, older := trackerFile(t, 2, 1, 4, 150)
+	_, lower := trackerFile(t, 2, 1, 5, 90)
+
+	tr := NewTracker()
+	rt := NewTrackedRouter(tb, tr)
+	_, _, err = rt.Route(k1, f1)
+	require.NoError(t, err)
+	tr.Commit()
+	require.Equal(t, uint64(1), tr.Seq())
+
+	_, _, err = rt.Route(k2, older)
+	require.ErrorIs(t, err, ErrEpochRegressed)
+	// A new Router (a restart from the checkpoint) with the same Tracker
+	// still refuses it, and the lower resolved ts too.
+	rt = NewTrackedRouter(tb, tr)
+	_, _, err = rt.Route(k2, older)
+	require.ErrorIs(t, err, ErrEpochRegressed)
+	_, _, err = rt.Route(k2, lower)
+	require.ErrorIs(t, err, ErrResolvedRegressed)
+	// Failed files left nothing behind: the good file passes.
+	_, _, err = rt.Route(k2, f2)
+	require.NoError(t, err)
+	tr.Commit()
+	require.Equal(t, uint64(2), tr.Seq())
+
+	// Re-reading files at or below the Tracker's seq is not a regression.
+	rt = NewTrackedRouter(tb, tr)
+	_, _, err = rt.Route(k1, f1)
+	require.NoError(t, err)
+	tr.Commit()
+	require.Equal(t, uint64(2), tr.Seq())
+
+	// A plain Router checks the files it reads in order.
+	rt = NewRouter(tb)
+	_, _, err = rt.Route(k1, f1)
+	require.NoError(t, err)
+	_, _, err = rt.Route(k2, lower)
+	require.ErrorIs(t, err, ErrResolvedRegressed)
+	_, _, err = Route(k2, lower, tb) // a fresh router has no history
+	require.NoError(t, err)
+}

@@ -1,0 +1,100 @@
+package sorter
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/sortbuf"
+	"github.com/tistream/tistream/libs/txnmatch"
+)
+
+// A commit at or below the watermark the range itself published (above
+// the one it inherited at Create) is refused with ErrLateCommit before any
+// event of the batch is applied; a commit at or below the inherited
+// watermark (a possible replay of a previous owner's input) is dropped and
+// counted as before.
+func TestApplyRefusesCommitBelowPublished(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(store, seq uint64, evs ...route.Event) error {
+		return r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs})
+	}
+	// Below the inherited (opened-at) watermark: dropped and counted.
+	require.NoError(t, apply(1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_COMMITTED, "a1", "x", 5, 8), resolved(1, 1, 1, 100)))
+	require.Equal(t, int64(1), r.Stats().LateCommits)
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(100), r.Published())
+
+	// Above the inherited watermark, at or below the published one.
+	err = apply(2, 1, row(cdcpb.Event_COMMITTED, "b1", "y", 40, 50), resolved(1, 1, 1, 200))
+	require.ErrorIs(t, err, ErrLateCommit)
+	var le *LateCommitError
+	require.True(t, errors.As(err, &le))
+	require.Equal(t, uint64(2), le.Store)
+	require.Equal(t, uint64(50), le.CommitTs)
+	require.Equal(t, uint64(100), le.Published)
+	require.Equal(t, int64(1), r.Stats().RefusedLate)
+	require.Zero(t, r.Applied()[2], "the batch's position is not recorded")
+	require.Equal(t, uint64(100), r.Watermark(), "nothing of the batch applied (not even its resolved ts)")
+
+	// The fixed file applies.
+	require.NoError(t, apply(2, 1, row(cdcpb.Event_COMMITTED, "b1", "y", 140, 150), resolved(1, 1, 1, 200)))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(200), r.Published())
+	got, wm := published(t, store)
+	require.Equal(t, uint64(200), wm)
+	require.Len(t, got, 1)
+}
+
+// A range restored from a snapshot whose watermark map is ahead of its
+// published watermark (as after a merge, whose store positions are the
+// parents' minimum) treats commits up to the map's highest ts as possible
+// replays: counted, not refused.
+func TestApplyAfterRestoreAllowsReplays(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: 1}, Events: []route.Event{
+		start(1, 1, 1, "a", "c"), row(cdcpb.Event_COMMITTED, "a1", "x", 40, 50), resolved(1, 1, 1, 100)}}))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	// Resolved to 200 but not flushed before the snapshot.
+	require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: 2}, Events: []route.Event{
+		row(cdcpb.Event_COMMITTED, "a2", "y", 140, 150), resolved(1, 1, 1, 200)}}))
+	_, err = r.Snapshot(ctx)
+	require.NoError(t, err)
+	r.Close()
+
+	r2, err := Restore(ctx, Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}, 1, 1, 2)
+	require.NoError(t, err)
+	_, err = r2.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(200), r2.Published())
+	// Another store's file with a commit at 150 (a replay, e.g. of a merged
+	// parent's input): counted and dropped.
+	require.NoError(t, r2.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 2, Seq: 1}, Events: []route.Event{
+		row(cdcpb.Event_COMMITTED, "b1", "z", 140, 150)}}))
+	require.Equal(t, int64(1), r2.Stats().LateCommits)
+	require.Zero(t, r2.Stats().RefusedLate)
+	// Past what it inherited, a late commit is refused.
+	require.NoError(t, r2.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: 3}, Events: []route.Event{resolved(1, 1, 1, 300)}}))
+	_, err = r2.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(300), r2.Published())
+	err = r2.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 2, Seq: 2}, Events: []route.Event{
+		row(cdcpb.Event_COMMITTED, "b2", "z", 240, 250)}})
+	require.ErrorIs(t, err, ErrLateCommit)
+}

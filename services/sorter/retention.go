@@ -1,0 +1,129 @@
+package sorter
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tistream/tistream/libs/pool"
+)
+
+// Retention: the owner of a range is the only writer of its log, so it is
+// the one that deletes the log's expired front (pool.Compact): every
+// RetentionInterval, each range this sorter holds drops the entries and
+// data files whose rows are all older than Retention (TSO physical time).
+// Readers asking for them get pool.ErrCompacted (OUT_OF_RANGE at the API).
+
+// maxCompactCalls bounds the pool.Compact calls per range and round; each
+// call deletes at most pool.DefaultCompactMaxDeletes objects, and what is
+// left waits for the next round.
+const maxCompactCalls = 4
+
+type retentionMetrics struct {
+	deleted *prometheus.CounterVec // kind: entry, file
+	bytes   prometheus.Counter
+	runs    *prometheus.CounterVec // result: done, more, error
+}
+
+func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
+	f := promauto.With(reg)
+	return &retentionMetrics{
+		deleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_retention_deleted_objects_total",
+			Help: "Committed data pool objects deleted by retention, by kind (entry: range log entry, file: data file)."}, []string{"kind"}),
+		bytes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_retention_deleted_bytes_total",
+			Help: "Bytes of committed data pool objects deleted by retention."}),
+		runs: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_retention_compactions_total",
+			Help: "Range compactions by result (done, more: stopped at its bound, error)."}, []string{"result"}),
+	}
+}
+
+// tsoBefore is the TSO timestamp retention ago from now: rows committed at
+// or below it have expired. ok is false when retention is off.
+func tsoBefore(now time.Time, retention time.Duration) (uint64, bool) {
+	if retention <= 0 {
+		return 0, false
+	}
+	ms := now.Add(-retention).UnixMilli()
+	if ms <= 0 {
+		return 0, false
+	}
+	return uint64(ms) << 18, true
+}
+
+// startRetention starts the periodic compaction of the held ranges, unless
+// retention is off (0); it ends with the service's root context.
+func (s *Service) startRetention() {
+	m := newRetentionMetrics(s.registry)
+	s.retentionDone = make(chan struct{})
+	if s.cfg.Retention <= 0 {
+		close(s.retentionDone)
+		return
+	}
+	go func() {
+		defer close(s.retentionDone)
+		t := time.NewTicker(s.cfg.RetentionInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.rootCtx.Done():
+				return
+			case now := <-t.C:
+				s.compactHeld(s.rootCtx, m, now)
+			}
+		}
+	}()
+}
+
+// compactHeld compacts every range this sorter holds.
+func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time.Time) {
+	before, ok := tsoBefore(now, s.cfg.Retention)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	keys := make([]rangeKey, 0, len(s.holders))
+	for k := range s.holders {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		if s.lookup(k) == nil {
+			continue // released meanwhile: its new owner compacts it
+		}
+		s.compactRange(ctx, m, k, before)
+	}
+}
+
+func (s *Service) compactRange(ctx context.Context, m *retentionMetrics, k rangeKey, before uint64) {
+	for range maxCompactCalls {
+		st, err := pool.Compact(ctx, s.pool, k.tenant, k.id, before)
+		m.deleted.WithLabelValues("entry").Add(float64(st.Entries))
+		m.deleted.WithLabelValues("file").Add(float64(st.Files))
+		m.bytes.Add(float64(st.Bytes))
+		switch {
+		case errors.Is(err, pool.ErrNoRange):
+			return // not created yet
+		case err != nil:
+			if ctx.Err() == nil {
+				m.runs.WithLabelValues("error").Inc()
+				s.log.Warn("retention: compact range", "tenant", k.tenant, "range", k.id, "err", err)
+			}
+			return
+		}
+		if st.Entries+st.Files > 0 {
+			s.log.Debug("retention: compacted range", "tenant", k.tenant, "range", k.id, "before", before,
+				"entries", st.Entries, "files", st.Files, "bytes", st.Bytes, "floor", st.Floor)
+		}
+		if !st.More {
+			m.runs.WithLabelValues("done").Inc()
+			return
+		}
+		m.runs.WithLabelValues("more").Inc()
+	}
+}

@@ -1,0 +1,147 @@
+package sorter
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/pool"
+	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+)
+
+func TestTsoBefore(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	ts, ok := tsoBefore(now, time.Hour)
+	require.True(t, ok)
+	require.Equal(t, uint64(1_700_000_000_000-3_600_000)<<18, ts)
+	_, ok = tsoBefore(now, 0)
+	require.False(t, ok, "0 keeps forever")
+}
+
+// startRetainingSorter starts a sorter whose retention expires the test's
+// (small) commit ts at once.
+func (e *testEnv) startRetainingSorter(id string, reg *prometheus.Registry) *Service {
+	e.t.Helper()
+	cfg := testConfig(e.t, id)
+	cfg.Retention, cfg.RetentionInterval = time.Hour, 20*time.Millisecond
+	s, err := New(cfg, Deps{Log: e.log, Registry: reg, Etcd: e.cli, Pool: e.pool})
+	require.NoError(e.t, err)
+	require.NoError(e.t, s.Start(context.Background()))
+	e.t.Cleanup(func() { stopSorter(e.t, s) })
+	return s
+}
+
+// readFrom reads a range from ts from to its head: rows and watermark.
+func (e *testEnv) readFrom(tenant, id, from uint64) ([]string, uint64, error) {
+	ctx := context.Background()
+	r, err := pool.OpenRangeReader(ctx, e.pool, tenant, id, from)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []string
+	for {
+		c, ok, err := r.Next(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			return out, r.Watermark(), nil
+		}
+		for _, row := range c.Rows {
+			out = append(out, string(row.Value))
+		}
+	}
+}
+
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.Metric {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// With a retention the history is older than, the owner deletes all but
+// the head of its range's log; the range keeps publishing, readers from
+// after the head read on, older ones get ErrCompacted, and a new owner
+// restores the compacted range.
+func TestRetentionCompactsHeldRanges(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	a := e.startRetainingSorter("a", reg)
+	b := e.startSorter("b")
+	e.putTask(tenant, 1, "a", 1)
+	waitTaken(t, a, tenant, 1, 1)
+
+	fa := openFeeder(t, a.GRPCAddr())
+	fa.send(tenant, 1, 1, 1, 1, file1()...)
+	fa.send(tenant, 1, 2, 1, 1, file2()...)
+	fa.waitDurable(tenant, 1, 1, 2)
+	fa.send(tenant, 1, 3, 1, 1, committed(4, "v4", 131, 135), resolvedAt(140))
+	fa.waitDurable(tenant, 1, 1, 3)
+	ctx := context.Background()
+	var head uint64
+	require.Eventually(t, func() bool {
+		h, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
+		require.NoError(t, err)
+		head = h.Watermark
+		return head >= 140 && first == h.Seq
+	}, waitFor, pollEvery, "the log was not compacted down to its head")
+	_, _, err := e.readFrom(tenant, 1, 0)
+	require.ErrorIs(t, err, pool.ErrCompacted)
+	_, _, err = e.readFrom(tenant, 1, 130)
+	require.ErrorIs(t, err, pool.ErrCompacted)
+	rows, _, err := e.readFrom(tenant, 1, 131)
+	require.NoError(t, err)
+	require.Equal(t, []string{"v4"}, rows, "the head's rows stay")
+	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_deleted_objects_total"))
+	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_deleted_bytes_total"))
+	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_compactions_total"))
+
+	// The range keeps working: a reader from after the head gets what is
+	// published next.
+	fa.send(tenant, 1, 4, 1, 1, committed(5, "v5", 141, 145), resolvedAt(150))
+	require.Eventually(t, func() bool {
+		rows, wm, err := e.readFrom(tenant, 1, head+1)
+		require.NoError(t, err)
+		return wm >= 150 && len(rows) == 1 && rows[0] == "v5"
+	}, waitFor, pollEvery)
+
+	// And moves: the new owner restores it from the snapshot.
+	fa.waitDurable(tenant, 1, 1, 4)
+	e.putTask(tenant, 1, "b", 2)
+	waitTaken(t, b, tenant, 1, 2)
+	fb := openFeeder(t, b.GRPCAddr())
+	fb.send(tenant, 1, 5, 1, 2, []*sorterv1.Event{committed(6, "v6", 151, 155), resolvedAt(160)}...)
+	require.Eventually(t, func() bool {
+		rows, wm, err := e.readFrom(tenant, 1, 151)
+		require.NoError(t, err)
+		return wm >= 160 && len(rows) == 1 && rows[0] == "v6"
+	}, waitFor, pollEvery)
+}
+
+func TestRetentionConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	require.Equal(t, 24*time.Hour, cfg.Retention)
+	require.Equal(t, time.Minute, cfg.RetentionInterval)
+	fs := flag.NewFlagSet("sorter", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--retention=0", "--retention-interval=5s"}))
+	require.Zero(t, cfg.Retention)
+	require.Equal(t, 5*time.Second, cfg.RetentionInterval)
+	cfg.Retention, cfg.RetentionInterval = -time.Second, 0
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "--retention must not be negative")
+	require.ErrorContains(t, err, "--retention-interval")
+}
