@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
@@ -138,12 +138,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e, err := etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := svctest.Etcd(t)
 	buffer, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	v := &env{t: t, cli: cli, buffer: buffer, src: simulated(t), log: testLogger(t)}
@@ -270,31 +265,4 @@ func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
 }
 
 // testLogger logs to the test output until the test ends.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.close)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	closed bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-}
-
-var _ io.Writer = (*testWriter)(nil)
+func testLogger(t *testing.T) *slog.Logger { return svctest.Logger(t, slog.LevelInfo) }

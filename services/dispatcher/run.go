@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/route/routepb"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -152,7 +153,7 @@ func (st *stream) watchRouting(r *runState, done chan<- struct{}) {
 func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, seq, maxTs uint64) (map[string]*sorterv1.IngestRequest, string, error) {
 	events := make(map[uint64][]*sorterv1.Event, len(batches))
 	for id, b := range batches {
-		evs, rows := toProtoEvents(b.Events)
+		evs, rows := routepb.ToProto(b.Events)
 		events[id] = evs
 		st.sm.rowsRead.Add(float64(rows))
 	}

@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/stretchr/testify/require"
-
-	"github.com/tistream/tistream/libs/route"
 )
 
 func TestConfig(t *testing.T) {
@@ -45,24 +42,4 @@ func TestConfig(t *testing.T) {
 	require.Error(t, err)
 	_, err = New(DefaultConfig(), Deps{})
 	require.ErrorContains(t, err, "etcd")
-}
-
-// The sorter's conversion is the inverse of the dispatcher's.
-func TestConvertRoundTrip(t *testing.T) {
-	ref := route.Ref{RegionID: 3, Version: 4, Term: 5}
-	in := []route.Event{
-		{Kind: route.KindRegionStart, Inc: ref, Start: []byte("a"), End: []byte("z"), Preds: []route.Ref{{RegionID: 1, Version: 2, Term: 3}}},
-		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT,
-			Key: []byte("k"), Value: []byte("v"), OldValue: []byte("o"), StartTs: 10}},
-		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_DELETE, Key: []byte("k"), StartTs: 10, CommitTs: 11}},
-		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_ROLLBACK, Key: []byte("k"), StartTs: 12}},
-		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: []byte("k"), Value: []byte("w"), StartTs: 13, CommitTs: 14}},
-		{Kind: route.KindResolved, Refs: []route.Ref{ref, {RegionID: 9}}, Ts: 20},
-		{Kind: route.KindRegionEnd, Inc: ref, Start: []byte("a"), End: []byte("z"), Ts: 21},
-	}
-	out, err := fromProtoEvents(toProtoEvents(in))
-	require.NoError(t, err)
-	require.Equal(t, in, out)
-	_, err = fromProtoEvents(toProtoEvents([]route.Event{{Kind: route.KindRow}}))
-	require.Error(t, err, "a row event without a row")
 }

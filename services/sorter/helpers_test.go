@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/svc/svctest"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
@@ -38,40 +38,11 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	w := &testLogWriter{t: t}
-	t.Cleanup(w.stop) // registered first, so it runs last
-	e, err := etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
+	log := svctest.Logger(t, slog.LevelDebug) // first, so its cleanup runs last
+	cli := svctest.Etcd(t)
 	store, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
-	return &testEnv{t: t, cli: cli, pool: store,
-		log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-}
-
-// testLogWriter sends the services' logs to t.Log until the test ends.
-type testLogWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+	return &testEnv{t: t, cli: cli, pool: store, log: log}
 }
 
 func testConfig(t *testing.T, id string) Config {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/route/routepb"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/watermark"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
@@ -274,7 +275,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	if r == nil || r.Sealed() || h.gone || !h.s.admit(rangeStore{h.key, store}, seq, r.Applied()[store]) {
 		return false
 	}
-	evs, err := fromProtoEvents(b.Events)
+	evs, err := routepb.FromProto(b.Events)
 	if err != nil {
 		h.log.Error("undecodable range batch refused", "store", store, "seq", seq, "err", err)
 		h.s.m.batches.WithLabelValues("error").Inc()

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tistream/tistream/libs/etcdx"
@@ -16,6 +15,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/route/routepb"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
 	"github.com/tistream/tistream/libs/tidbcodec"
@@ -23,61 +23,6 @@ import (
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
-
-// toProtoEvents is the dispatcher's conversion (services/dispatcher,
-// convert.go), repeated here to feed the sorter as a dispatcher does.
-func toProtoEvents(evs []route.Event) []*sorterv1.Event {
-	out := make([]*sorterv1.Event, len(evs))
-	for i := range evs {
-		ev := &evs[i]
-		pe := &sorterv1.Event{Inc: toProtoRef(ev.Inc), Ts: ev.Ts}
-		switch ev.Kind {
-		case route.KindRow:
-			pe.Kind = sorterv1.Event_KIND_ROW
-			r := ev.Row
-			if r == nil {
-				break
-			}
-			pe.Row = &sorterv1.Row{Key: r.Key, Value: r.Value, OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs}
-			switch r.Type {
-			case cdcpb.Event_PREWRITE:
-				pe.Row.Type = sorterv1.RowType_ROW_TYPE_PREWRITE
-			case cdcpb.Event_COMMIT:
-				pe.Row.Type = sorterv1.RowType_ROW_TYPE_COMMIT
-			case cdcpb.Event_ROLLBACK:
-				pe.Row.Type = sorterv1.RowType_ROW_TYPE_ROLLBACK
-			case cdcpb.Event_COMMITTED:
-				pe.Row.Type = sorterv1.RowType_ROW_TYPE_COMMITTED
-			}
-			switch r.OpType {
-			case cdcpb.Event_Row_PUT:
-				pe.Row.Op = sorterv1.RowOp_ROW_OP_PUT
-			case cdcpb.Event_Row_DELETE:
-				pe.Row.Op = sorterv1.RowOp_ROW_OP_DELETE
-			}
-		case route.KindRegionStart:
-			pe.Kind = sorterv1.Event_KIND_REGION_START
-			pe.StartKey, pe.EndKey = ev.Start, ev.End
-			for _, p := range ev.Preds {
-				pe.Preds = append(pe.Preds, toProtoRef(p))
-			}
-		case route.KindRegionEnd:
-			pe.Kind = sorterv1.Event_KIND_REGION_END
-			pe.StartKey, pe.EndKey = ev.Start, ev.End
-		case route.KindResolved:
-			pe.Kind = sorterv1.Event_KIND_RESOLVED
-			for _, r := range ev.Refs {
-				pe.Refs = append(pe.Refs, toProtoRef(r))
-			}
-		}
-		out[i] = pe
-	}
-	return out
-}
-
-func toProtoRef(r route.Ref) *sorterv1.Incarnation {
-	return &sorterv1.Incarnation{RegionId: r.RegionID, Version: r.Version, Term: r.Term}
-}
 
 // The simulator's files (region splits, merges, leader moves, 2PC, async
 // commit, 1PC, rollbacks, DDL), routed per store with route.Router as a
@@ -135,7 +80,7 @@ func TestSimulatedFiles(t *testing.T) {
 			require.NoError(t, err)
 			req := &sorterv1.IngestRequest{TenantId: 1, StoreId: st, Seq: h.Seq, MaxTs: h.MaxTs, Dispatcher: "d1"}
 			for _, id := range slices.Sorted(mapsKeys(batches)) {
-				req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: 1, Events: toProtoEvents(batches[id].Events)})
+				req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: 1, Events: wire(batches[id].Events)})
 				last[[2]uint64{id, st}] = h.Seq
 			}
 			if len(req.Batches) > 0 {
@@ -242,4 +187,10 @@ func cmpU(a, b uint64) int {
 
 func fmtChange(c simtest.Committed) string {
 	return fmt.Sprintf("%x@%d/%d del=%v len=%d", c.Key, c.CommitTs, c.StartTs, c.Delete, len(c.Value))
+}
+
+// wire is the dispatcher's encoding of routed events.
+func wire(evs []route.Event) []*sorterv1.Event {
+	pb, _ := routepb.ToProto(evs)
+	return pb
 }
