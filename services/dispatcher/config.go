@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/tistream/tistream/libs/svc"
@@ -13,19 +12,13 @@ import (
 // Config is the dispatcher's configuration.
 type Config struct {
 	svc.Common `yaml:",inline"`
-	// ID names this dispatcher in etcd (worker key, stream task owner).
-	ID string `yaml:"id"`
-	// AdvertiseAddr is the gRPC address registered in etcd for others to
-	// dial; empty = the listening address (with the host name when listening
-	// on every interface).
-	AdvertiseAddr string `yaml:"advertise_addr"`
+	// ID, AdvertiseAddr, LeaseTTL: the registration in etcd.
+	svc.Worker `yaml:",inline"`
 	// PollInterval is how often a stream lists the buffer when no Notify
 	// arrives.
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// CheckpointInterval bounds how often a stream writes its checkpoint.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
-	// LeaseTTL is the TTL of the worker registration's lease.
-	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// GCGrace is how long buffer files behind a written checkpoint are kept.
 	GCGrace time.Duration `yaml:"gc_grace"`
 	// MaxInFlight bounds the unacknowledged files of one stream.
@@ -47,10 +40,6 @@ type Config struct {
 
 // DefaultConfig is the configuration the flags default to.
 func DefaultConfig() Config {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "dispatcher"
-	}
 	return Config{
 		Common: svc.Common{
 			GRPCAddr:    "0.0.0.0:7330",
@@ -59,10 +48,9 @@ func DefaultConfig() Config {
 			LogFormat:   "text",
 			StopTimeout: 30 * time.Second,
 		},
-		ID:                 fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Worker:             svc.DefaultWorker("dispatcher"),
 		PollInterval:       time.Second,
 		CheckpointInterval: time.Second,
-		LeaseTTL:           10 * time.Second,
 		GCGrace:            0,
 		MaxInFlight:        8,
 		RetryMin:           100 * time.Millisecond,
@@ -75,11 +63,9 @@ func DefaultConfig() Config {
 // RegisterFlags binds the settings to flags, with c's values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, "")
-	fs.StringVar(&c.ID, "id", c.ID, "dispatcher id in etcd (default hostname-pid)")
-	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "gRPC address other services dial (default: the listening address)")
+	c.Worker.RegisterFlags(fs, "dispatcher")
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often a stream lists the buffer without a notification")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", c.CheckpointInterval, "at most one checkpoint write per stream this often")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "TTL of the worker registration lease in etcd")
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "keep buffer files behind a checkpoint this long before deleting them")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "unacknowledged store files per stream")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed stream")
@@ -90,10 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate names every wrong setting by its flag.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate("")}
-	if c.ID == "" {
-		errs = append(errs, errors.New("--id is required"))
-	}
+	errs := []error{c.Common.Validate(""), c.Worker.Validate()}
 	positive := func(d time.Duration, name string) {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("--%s must be positive, got %s", name, d))
@@ -104,9 +87,6 @@ func (c *Config) Validate() error {
 	positive(c.RetryMin, "retry-min")
 	positive(c.DrainTimeout, "drain-timeout")
 	positive(c.BlockedAfter, "blocked-after")
-	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.LeaseTTL))
-	}
 	if c.GCGrace < 0 {
 		errs = append(errs, fmt.Errorf("--gc-grace must not be negative, got %s", c.GCGrace))
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -112,7 +110,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 			s.log.Error("gRPC server ended", "err", err)
 		}
 	}()
-	s.advertise = advertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
+	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
 	if s.http, err = svc.NewHTTPServer(s.cfg.HTTPAddr, s.registry, s.ready); err != nil {
 		s.grpc.Shutdown(ctx)
 		return fmt.Errorf("dispatcher HTTP server: %w", err)
@@ -219,23 +217,4 @@ func (s *Service) deliver(addr string, resp *sorterv1.IngestResponse) {
 			st.onNotOwner(addr, n.RangeId, n.Seq)
 		}
 	}
-}
-
-// advertiseAddr is the address registered for others to dial: the
-// configured one, else the listening address, with the host name in place
-// of an unspecified (all interfaces) host.
-func advertiseAddr(configured, listening string) string {
-	if configured != "" {
-		return configured
-	}
-	host, port, err := net.SplitHostPort(listening)
-	if err != nil {
-		return listening
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return net.JoinHostPort(h, port)
-		}
-	}
-	return listening
 }

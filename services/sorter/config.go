@@ -15,15 +15,8 @@ import (
 // Config is the sorter's configuration.
 type Config struct {
 	svc.Common `yaml:",inline"`
-	// ID names this sorter in etcd (worker key, range task owner) and in
-	// the range logs it writes.
-	ID string `yaml:"id"`
-	// AdvertiseAddr is the gRPC address registered in etcd for dispatchers
-	// to dial; empty = the listening address (with the host name when
-	// listening on every interface).
-	AdvertiseAddr string `yaml:"advertise_addr"`
-	// LeaseTTL is the TTL of the worker registration's lease.
-	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// ID, AdvertiseAddr, LeaseTTL: the registration in etcd.
+	svc.Worker `yaml:",inline"`
 	// DataDir is the local directory of the sorted buffers (Pebble) and
 	// spilled prewrites. It is wiped at every start; empty =
 	// $TMPDIR/tistream-sorter-{id}.
@@ -51,10 +44,6 @@ type Config struct {
 
 // DefaultConfig is the configuration the flags default to.
 func DefaultConfig() Config {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "sorter"
-	}
 	return Config{
 		Common: svc.Common{
 			GRPCAddr:    "0.0.0.0:7340",
@@ -63,8 +52,7 @@ func DefaultConfig() Config {
 			LogFormat:   "text",
 			StopTimeout: 30 * time.Second,
 		},
-		ID:                fmt.Sprintf("%s-%d", host, os.Getpid()),
-		LeaseTTL:          10 * time.Second,
+		Worker:            svc.DefaultWorker("sorter"),
 		FlushInterval:     500 * time.Millisecond,
 		SnapshotInterval:  5 * time.Second,
 		MatcherBudget:     256 << 20,
@@ -79,9 +67,7 @@ func DefaultConfig() Config {
 // RegisterFlags binds the settings to flags, with c's values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, "")
-	fs.StringVar(&c.ID, "id", c.ID, "sorter id in etcd (default hostname-pid)")
-	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "gRPC address other services dial (default: the listening address)")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "TTL of the worker registration lease in etcd")
+	c.Worker.RegisterFlags(fs, "sorter")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "local directory of the sorted buffers, wiped at start (default $TMPDIR/tistream-sorter-{id})")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "a range publishes to the pool at most this often")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "a changed range writes a snapshot (and sends Durable acks) this often")
@@ -97,10 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate names every wrong setting by its flag.
 func (c *Config) Validate() error {
-	errs := []error{c.Common.Validate("")}
-	if c.ID == "" {
-		errs = append(errs, errors.New("--id is required"))
-	}
+	errs := []error{c.Common.Validate(""), c.Worker.Validate()}
 	positive := func(d time.Duration, name string) {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("--%s must be positive, got %s", name, d))
@@ -112,9 +95,6 @@ func (c *Config) Validate() error {
 	positive(c.RetentionInterval, "retention-interval")
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("--retention must not be negative (0 = keep forever), got %s", c.Retention))
-	}
-	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("--lease-ttl must be at least 1s, got %s", c.LeaseTTL))
 	}
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("--retry-max (%s) must be at least --retry-min (%s)", c.RetryMax, c.RetryMin))

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,7 +166,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 		return fail(fmt.Errorf("sorter gRPC server: %w", err))
 	}
 	sorterv1.RegisterSorterServiceServer(s.grpc.Server, &api{s: s})
-	s.advertise = advertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
+	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
 	if s.http, err = svc.NewHTTPServer(s.cfg.HTTPAddr, s.registry, s.ready); err != nil {
 		return fail(fmt.Errorf("sorter HTTP server: %w", err))
 	}
@@ -481,23 +479,4 @@ func (s *Service) task(k rangeKey) *metav1.RangeTask {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tasks[k]
-}
-
-// advertiseAddr is the address registered for others to dial: the
-// configured one, else the listening address, with the host name in place
-// of an unspecified (all interfaces) host.
-func advertiseAddr(configured, listening string) string {
-	if configured != "" {
-		return configured
-	}
-	host, port, err := net.SplitHostPort(listening)
-	if err != nil {
-		return listening
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return net.JoinHostPort(h, port)
-		}
-	}
-	return listening
 }
