@@ -25,6 +25,10 @@ const (
 	recoveredLag = 5 * time.Second
 	// recoveryBound fails the test when a fault is not recovered from in time.
 	recoveryBound = 60 * time.Second
+	// recoveryTarget is the promise (lag back under 5 s within 15 s of a
+	// failure); a slower recovery is flagged in the table, not failed, so a
+	// loaded CI machine does not decide the outcome.
+	recoveryTarget = 15 * time.Second
 )
 
 // TestFaults runs the multi-process fleet under a real-time workload with
@@ -137,8 +141,11 @@ func printFaults(t *testing.T, title string, log []faultRecord) {
 	var worst time.Duration
 	for _, r := range log {
 		status := r.recovered.Round(100 * time.Millisecond).String()
-		if !r.ok {
+		switch {
+		case !r.ok:
 			status = "NOT within " + recoveryBound.String()
+		case r.recovered > recoveryTarget:
+			status += " (over the " + recoveryTarget.String() + " target)"
 		}
 		worst = max(worst, r.recovered)
 		fmt.Fprintf(&b, "  +%-7s %-48s %s\n", r.at.Round(time.Second), r.what, status)
