@@ -98,3 +98,44 @@ func TestApplyAfterRestoreAllowsReplays(t *testing.T) {
 		row(cdcpb.Event_COMMITTED, "b2", "z", 240, 250)}})
 	require.ErrorIs(t, err, ErrLateCommit)
 }
+
+// A commit below the published watermark that the range has already
+// published (the same key, start_ts and commit_ts) is a re-upload — a new
+// leader re-writing a crashed leader's events (store-file spec, rule 3) —
+// and is dropped with proof instead of refused; the published rows stay as
+// they were. A different commit at the same ts is still refused.
+func TestApplyDropsProvenDuplicateCommit(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(store, seq uint64, evs ...route.Event) error {
+		return r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs})
+	}
+	require.NoError(t, apply(1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_COMMITTED, "a1", "x", 40, 50),
+		row(cdcpb.Event_COMMITTED, "b1", "y", 60, 70), resolved(1, 1, 1, 100)))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.NoError(t, apply(1, 2, resolved(1, 1, 1, 200)))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	before, wm := published(t, store)
+	require.Equal(t, uint64(200), wm)
+	require.Len(t, before, 2)
+
+	// The takeover re-upload from another store: both rows again.
+	require.NoError(t, apply(2, 1, row(cdcpb.Event_COMMITTED, "a1", "x", 40, 50), row(cdcpb.Event_COMMITTED, "b1", "y", 60, 70)))
+	require.Equal(t, int64(2), r.Stats().ProvenDuplicates)
+	require.Zero(t, r.Stats().RefusedLate)
+	require.NoError(t, apply(1, 3, resolved(1, 1, 1, 300)))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	after, wm := published(t, store)
+	require.Equal(t, uint64(300), wm)
+	require.Equal(t, before, after, "nothing published twice")
+
+	// Same ts, another start_ts: not a duplicate, refused.
+	err = apply(2, 2, row(cdcpb.Event_COMMITTED, "a1", "x", 41, 50))
+	require.ErrorIs(t, err, ErrLateCommit)
+}

@@ -1,9 +1,11 @@
 package sorter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/objstore"
@@ -26,16 +28,19 @@ type Deps struct {
 
 // Stats counts what a range did; the bad-input counters are also metrics.
 type Stats struct {
-	Batches        int64
-	Duplicates     int64 // batches skipped: their store position was already applied
-	Rows           int64
-	LateCommits    int64 // commits at or below the watermark inherited at Create/Restore: possible replays, dropped
-	RefusedLate    int64 // batches refused with ErrLateCommit
-	Flushes        int64
-	RowsFlushed    int64
-	DuplicatePends int64 // pending commits found already in the buffer and dropped
-	Snapshots      int64 // snapshots written
-	SnapshotBytes  int64 // size of the last snapshot written
+	Batches     int64
+	Duplicates  int64 // batches skipped: their store position was already applied
+	Rows        int64
+	LateCommits int64 // commits at or below the watermark inherited at Create/Restore: possible replays, dropped
+	RefusedLate int64 // batches refused with ErrLateCommit
+	// ProvenDuplicates are commits below the published watermark found
+	// already published (re-uploads), dropped.
+	ProvenDuplicates int64
+	Flushes          int64
+	RowsFlushed      int64
+	DuplicatePends   int64 // pending commits found already in the buffer and dropped
+	Snapshots        int64 // snapshots written
+	SnapshotBytes    int64 // size of the last snapshot written
 }
 
 // ErrSealed is returned for a range whose log ends with SEAL: it was split
@@ -186,25 +191,76 @@ func (r *Range) Apply(b *route.Batch) error {
 }
 
 // checkLate refuses a batch with a commit above the inherited bound and at
-// or below the published watermark. A commit at or below the inherited
-// bound may be a replay of input a previous owner (or the parent of a split
-// or merge) applied: it is dropped and counted (LateCommits) when at or
-// below the published watermark, as before.
+// or below the published watermark, unless the pool proves it a duplicate:
+// the same row (key, start_ts, commit_ts) is already published in this
+// range's log. Duplicates are legitimate: a new leader re-writes a crashed
+// leader's events it cannot prove were uploaded (store-file spec, rule 3);
+// they are then dropped and counted (ProvenDuplicates, LateCommits). A
+// commit at or below the inherited bound may be a replay of input a previous
+// owner (or the parent of a split or merge) applied: it is dropped and
+// counted (LateCommits) when at or below the published watermark, as before.
 func (r *Range) checkLate(b *route.Batch) error {
 	if r.published <= r.inherited {
 		return nil
 	}
+	proven := 0
 	for i := range b.Events {
 		row := b.Events[i].Row
 		if b.Events[i].Kind != route.KindRow || row == nil {
 			continue
 		}
 		if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs > r.inherited && row.CommitTs <= r.published {
+			dup, err := r.publishedHas(row)
+			if err != nil {
+				return fmt.Errorf("range %d of tenant %d: store %d file %d: look up a commit below the published watermark in the pool: %w",
+					r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
+			}
+			if dup {
+				proven++
+				continue
+			}
 			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: row.Key,
 				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: r.published}
 		}
 	}
+	r.stats.ProvenDuplicates += int64(proven)
 	return nil
+}
+
+// publishedHas reports whether the range has published the row of a commit
+// (same key, start_ts and commit_ts): it reads the range's log from the
+// commit's ts up to the first chunk whose watermark covers it — rows with
+// commit_ts <= W are all in chunks up to the first one with watermark >= W.
+// Rare (only for commits below the published watermark), so it reads the
+// pool directly. Compacted data cannot prove anything: false.
+func (r *Range) publishedHas(row *cdcpb.Event_Row) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rd, err := pool.OpenRangeReader(ctx, r.deps.Pool, r.tenant, r.id, row.CommitTs)
+	if errors.Is(err, pool.ErrCompacted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for {
+		c, ok, err := rd.Next(ctx)
+		if errors.Is(err, pool.ErrCompacted) {
+			return false, nil
+		}
+		if err != nil || !ok {
+			return false, err
+		}
+		for i := range c.Rows {
+			pr := &c.Rows[i]
+			if pr.CommitTs == row.CommitTs && pr.StartTs == row.StartTs && bytes.Equal(pr.Key, row.Key) {
+				return true, nil
+			}
+		}
+		if c.Watermark >= row.CommitTs || c.Sealed {
+			return false, nil
+		}
+	}
 }
 
 func (r *Range) applyEvent(ev *route.Event) error {

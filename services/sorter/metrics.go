@@ -20,6 +20,7 @@ type metrics struct {
 	seals        *prometheus.CounterVec // op, result
 	blocked      *prometheus.GaugeVec   // tenant, range, store, reason
 	wmIgnored    *prometheus.CounterVec // kind
+	provenDups   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,6 +52,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocked: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_stream_blocked",
 			Help: "1 while a range refuses a store's batches it must not apply (reason late_commit: a commit at or below the published watermark); see docs/bad-input.md."},
 			[]string{"tenant", "range", "store", "reason"}),
+		provenDups: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_duplicate_commits_dropped_total",
+			Help: "Commits below a range's published watermark found already published in the pool (re-uploads, e.g. a new leader re-writing a crashed leader's events), dropped."}),
 		wmIgnored: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_watermark_ignored_total",
 			Help: "Region records the watermark maps ignored, by kind (regressed: a resolved ts below the incarnation's latest; stale_start: a START older than the incarnations owning its keys; duplicate_start, duplicate_end, unknown_incarnation, after_end, bad_start). Re-deliveries count too."},
 			[]string{"kind"}),

@@ -281,7 +281,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		h.s.m.batches.WithLabelValues("error").Inc()
 		return false
 	}
-	dups := r.Stats().Duplicates
+	dups, proven := r.Stats().Duplicates, r.Stats().ProvenDuplicates
 	wmBefore := r.WatermarkCounters()
 	if err := r.Apply(&route.Batch{RangeID: h.key.id, Pos: route.Position{Store: store, Seq: seq}, MaxTs: maxTs, Events: evs}); err != nil {
 		if errors.Is(err, rangesorter.ErrSealed) {
@@ -310,6 +310,10 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	}
 	h.unblockLocked(store)
 	h.countIgnored(wmBefore, r.WatermarkCounters())
+	if n := r.Stats().ProvenDuplicates - proven; n > 0 {
+		h.log.Warn("dropped commits below the published watermark: already published (a re-upload)", "store", store, "seq", seq, "commits", n)
+		h.s.m.provenDups.Add(float64(n))
+	}
 	if r.Stats().Duplicates != dups {
 		h.s.m.batches.WithLabelValues("duplicate").Inc()
 	} else {
