@@ -28,6 +28,7 @@ echo
 echo "== the whole ordering core, one process per run ($runs runs each)"
 bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
 echo; echo "== fleet end-to-end lag: the simulator pushing 10,000 rows/s into an in-process fleet, pulled back over gRPC (target p99 < 2 s)"; bin/tistream lag --duration 30s --rows-per-sec 10000 --flush-interval 1s --dispatchers 1 --sorters 1 2> >(grep -v '^{"level"' >&2)
+echo; echo "== one dispatcher and one sorter at saturation: drain a backlog of $rows row changes, default settings then the flow-control window opened"; for a in "" "--dispatcher-max-in-flight 1000"; do bin/tistream lag --backlog-rows "$rows" $a 2> >(grep -v '^{"level"' >&2); done
 
 if [[ $quick != 1 ]]; then
   echo

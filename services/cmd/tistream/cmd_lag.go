@@ -47,6 +47,8 @@ type lagOptions struct {
 	Timeout       time.Duration // after the sim ends, how long the pull may take to catch up
 	// Service knobs (0 = the service's default).
 	SorterFlush, APIPoll, RegistryPoll, DispatcherPoll time.Duration
+	SorterSnapshot                                     time.Duration
+	DispatcherMaxInFlight                              int
 	LogLevel                                           string
 }
 
@@ -350,21 +352,7 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
-		LogLevel: o.LogLevel, Log: log,
-		Tune: func(c *fleetConfig) {
-			if o.SorterFlush > 0 {
-				c.Sorter.FlushInterval = o.SorterFlush
-			}
-			if o.APIPoll > 0 {
-				c.APIServer.PollInterval = o.APIPoll
-			}
-			if o.RegistryPoll > 0 {
-				c.SchemaRegistry.PollInterval = o.RegistryPoll
-			}
-			if o.DispatcherPoll > 0 {
-				c.Dispatcher.PollInterval = o.DispatcherPoll
-			}
-		},
+		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o),
 		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, rec} }})
 	if err != nil {
 		return nil, fmt.Errorf("start the fleet: %w", err)
@@ -629,7 +617,14 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.APIPoll, "api-poll-interval", 0, "the api-server's poll interval (0 = default)")
 	fs.DurationVar(&o.RegistryPoll, "registry-poll-interval", 0, "the schema registry's poll interval of the pool's meta range (0 = default)")
 	fs.DurationVar(&o.DispatcherPoll, "dispatcher-poll-interval", 0, "the dispatchers' buffer listing interval (0 = default)")
+	fs.DurationVar(&o.SorterSnapshot, "sorter-snapshot-interval", 0, "the sorters' snapshot interval, which paces their durable acks (0 = default)")
+	fs.IntVar(&o.DispatcherMaxInFlight, "dispatcher-max-in-flight", 0, "the dispatchers' unacknowledged files per stream (0 = default)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the services' log level")
+	var d drainOptions
+	fs.Int64Var(&d.BacklogRows, "backlog-rows", 0, "drain mode: generate a backlog of this many row changes (not in real time, at --rows-per-sec of simulated time) before registering the tenant, then time how fast the fleet drains it (0 = the real-time lag mode)")
+	fs.BoolVar(&d.Pull, "backlog-pull", true, "drain mode: pull the tenant after the drain and check its row count (false = check the sorters' rows flushed instead)")
+	fs.DurationVar(&d.Timeout, "drain-timeout", 30*time.Minute, "drain mode: how long the drain (and then the pull) may take")
+	fs.DurationVar(&d.Idle, "idle-sample", 2*time.Second, "drain mode: how long to sample the idle fleet's CPU before registering the tenant")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -645,6 +640,19 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if abs, err := filepath.Abs(o.DataDir); err == nil {
 			o.DataDir = abs
 		}
+	}
+	if d.BacklogRows > 0 {
+		r, err := drainBench(ctx, o, d, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream lag: %v\n", err)
+			return 1
+		}
+		printDrain(stdout, o, d, r)
+		if err := drainCheck(r); err != nil {
+			fmt.Fprintf(stderr, "tistream lag: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	r, err := lagBench(ctx, o, stderr)
 	if err != nil {

@@ -61,3 +61,36 @@ func TestRangeLogKey(t *testing.T) {
 	require.False(t, rangeLogKey("committed_data_pool/tenant-1/range-3/head"))
 	require.False(t, rangeLogKey("data_change_buffer/cluster-1/tenant-1/store-1/00000000000000000001-00000000000000000002"))
 }
+
+// TestDrainBench runs the drain (backlog) mode at a tiny size: it completes,
+// the rows pulled back equal the rows the simulator committed, and the
+// sorter flushed at least as many. No timing assertions.
+func TestDrainBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole fleet")
+	}
+	o := lagOptions{Sim: sim.DefaultConfig(), Dispatchers: 1, Sorters: 1, InitialRanges: 2, DataDir: t.TempDir(), LogLevel: "info"}
+	o.Sim.RowsPerSec = 10000
+	d := drainOptions{BacklogRows: 20000, Idle: 100 * time.Millisecond, Timeout: time.Minute, Pull: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := drainBench(ctx, o, d, io.Discard)
+	require.NoError(t, err)
+	require.Positive(t, r.Sim.RowsCommitted)
+	require.True(t, r.Pulled)
+	require.Equal(t, r.Sim.RowsCommitted, r.RowsPull, "rows pulled vs rows the simulator committed")
+	// The sorter also flushes rows the truth does not count (DDL's meta rows).
+	require.GreaterOrEqual(t, r.Metrics["tistream_sorter_rows_flushed_total"], float64(r.Sim.RowsCommitted), "sorter rows flushed vs rows committed")
+	require.Equal(t, float64(r.Sim.RowEvents), r.Metrics["tistream_dispatcher_rows_read_total"], "dispatcher row events read vs row events written")
+	require.NoError(t, drainCheck(r))
+	require.Positive(t, r.Drain)
+	var out bytes.Buffer
+	printDrain(&out, o, d, r)
+	require.Contains(t, out.String(), "drained in")
+	require.Contains(t, out.String(), "CPU per million committed rows")
+}
+
+func TestBacklogDuration(t *testing.T) {
+	require.Equal(t, 100*time.Second, backlogDuration(1_000_000, 10000))
+	require.Equal(t, 100*time.Millisecond, backlogDuration(1, 10000))
+}
