@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 		PollInterval:       time.Second,
 		CheckpointInterval: time.Second,
 		GCGrace:            0,
-		MaxInFlight:        8,
+		MaxInFlight:        64,
 		RetryMin:           100 * time.Millisecond,
 		RetryMax:           10 * time.Second,
 		DrainTimeout:       10 * time.Second,

@@ -182,7 +182,7 @@ func TestCheckpointWaitsForEveryRange(t *testing.T) {
 	eventually(t, func() bool { return v.checkpointSeq(store) == want }, "checkpoint reaches %d", want)
 	// The window holds MaxInFlight files: range 1 gets exactly the files up
 	// to want+MaxInFlight, and the checkpoint stays.
-	ahead := min(last, want+uint64(DefaultConfig().MaxInFlight))
+	ahead := min(last, want+testMaxInFlight)
 	eventually(t, func() bool { return slices.Equal(v.sorters[0].appliedOrder(1, store), fedSeqs(exp, 1, 0, ahead)) },
 		"range 1 gets the files up to %d", ahead)
 	time.Sleep(300 * time.Millisecond) // several checkpoint intervals
@@ -265,13 +265,13 @@ func TestRangeMoveResendsFromCheckpoint(t *testing.T) {
 		}
 	}
 	require.Less(t, ckpt, half)
-	sent := min(half, ckpt+uint64(DefaultConfig().MaxInFlight))
+	sent := min(half, ckpt+testMaxInFlight)
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
 	v.feed(store, 1, half)
 	v.assign(store, "d1", 1)
 	v.dispatcher("d1", nil)
 	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
-	ahead := min(half, ckpt+uint64(DefaultConfig().MaxInFlight))
+	ahead := min(half, ckpt+testMaxInFlight)
 	eventually(t, func() bool { return slices.Equal(v.sorters[1].appliedOrder(2, store), fedSeqs(exp, 2, 0, ahead)) },
 		"range 2 got the files up to %d", ahead)
 

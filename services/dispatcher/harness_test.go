@@ -167,6 +167,9 @@ func (v *env) assign(storeID uint64, id string, epoch uint64) {
 		StoreId: storeID, Epoch: epoch, Owner: id})
 }
 
+// testMaxInFlight is the tests' window of unacknowledged files per stream.
+const testMaxInFlight = 8
+
 // dispatcher starts a dispatcher with test settings.
 func (v *env) dispatcher(id string, tweak func(*Config)) (*Service, *prometheus.Registry) {
 	v.t.Helper()
@@ -178,6 +181,8 @@ func (v *env) dispatcher(id string, tweak func(*Config)) (*Service, *prometheus.
 	cfg.LeaseTTL = 5 * time.Second
 	cfg.RetryMin, cfg.RetryMax = 20*time.Millisecond, 200*time.Millisecond
 	cfg.DrainTimeout = 2 * time.Second
+	// A window smaller than the test's files, so the tests see it limit.
+	cfg.MaxInFlight = testMaxInFlight
 	if tweak != nil {
 		tweak(&cfg)
 	}
