@@ -155,7 +155,11 @@ func (f rangeFollower) reset(kvs []*mvccpb.KeyValue, rev int64) {
 func (f rangeFollower) apply(ev *clientv3.Event) {
 	f.r.mu.Lock()
 	defer f.r.mu.Unlock()
-	if ev.Kv.ModRevision <= f.tr.rev {
+	// Strictly older only: the keys one etcd transaction writes share its
+	// revision (a split writes the parent and both children at once), so
+	// "<=" would keep the first and drop the rest. An event at the revision
+	// a reset read is in that read already; applying it again is harmless.
+	if ev.Kv.ModRevision < f.tr.rev {
 		return
 	}
 	f.tr.rev = ev.Kv.ModRevision
@@ -201,7 +205,7 @@ func (f sorterFollower) reset(kvs []*mvccpb.KeyValue, rev int64) {
 
 func (f sorterFollower) apply(ev *clientv3.Event) {
 	f.r.mu.Lock()
-	if ev.Kv.ModRevision <= f.r.sortersRev {
+	if ev.Kv.ModRevision < f.r.sortersRev { // see rangeFollower.apply
 		f.r.mu.Unlock()
 		return
 	}
