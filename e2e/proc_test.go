@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -140,16 +141,33 @@ func run(t *testing.T, timeout time.Duration, stdout string, args ...string) {
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free at the time of the
-// call.
+// call and never handed out before in this test binary: the kernel may give
+// a just-closed port to the next listener, and two services of one fleet
+// must not be told the same port.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 100; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !portsGiven[addr] {
+			portsGiven[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no fresh free port in 100 tries")
+	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[string]bool{}
+)
 
 // waitReady polls a service's /readyz until it answers 200, the process
 // exits, or the timeout passes.
