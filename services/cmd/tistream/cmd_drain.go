@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/sim"
-	"github.com/tistream/tistream/libs/svc"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
@@ -97,44 +95,19 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 	if err := o.Sim.Validate(); err != nil {
 		return nil, err
 	}
-	parent := o.DataDir
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(parent, "tistream-drain-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	logf, err := os.CreateTemp(parent, "tistream-drain-*.log")
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	res.LogPath = logf.Name()
-	fmt.Fprintf(stderr, "drain: fleet logs in %s\n", res.LogPath)
-	log, err := svc.NewLogger(o.LogLevel, "text", logf)
-	if err != nil {
-		return nil, err
-	}
-
-	rec := newLagRecorder()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
-		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o),
-		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, rec} }})
+	bf, err := startBenchFleet(ctx, o, "drain", stderr)
 	if err != nil {
-		return nil, fmt.Errorf("start the fleet: %w", err)
+		return nil, err
 	}
 	defer func() {
-		if serr := f.stop(context.Background()); serr != nil && err == nil {
-			err = serr
+		if cerr := bf.close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
+	f, rec := bf.fleet, bf.rec
+	res.LogPath = bf.logPath
 
 	// 1-2. The backlog, written straight to the store (not observed: the
 	// recorder counts what the services write), no tenant registration, no

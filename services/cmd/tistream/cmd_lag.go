@@ -315,6 +315,65 @@ func scrapeCounters(ctx context.Context, f *fleet, into map[string]float64) {
 	}
 }
 
+// benchFleet is the in-process fleet the lag and drain benchmarks
+// measure: in a temporary directory (removed by close), with its logs in a
+// file kept next to it, every object-store write seen by a recorder.
+type benchFleet struct {
+	*fleet
+	rec     *lagRecorder
+	logPath string
+	logf    *os.File
+	dir     string
+}
+
+func startBenchFleet(ctx context.Context, o lagOptions, name string, stderr io.Writer) (_ *benchFleet, err error) {
+	parent := o.DataDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	b := &benchFleet{rec: newLagRecorder()}
+	if b.dir, err = os.MkdirTemp(parent, "tistream-"+name+"-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = b.close()
+		}
+	}()
+	if b.logf, err = os.CreateTemp(parent, "tistream-"+name+"-*.log"); err != nil {
+		return nil, err
+	}
+	b.logPath = b.logf.Name()
+	fmt.Fprintf(stderr, "%s: fleet logs in %s\n", name, b.logPath)
+	log, err := svc.NewLogger(o.LogLevel, "text", b.logf)
+	if err != nil {
+		return nil, err
+	}
+	b.fleet, err = startFleet(ctx, fleetOptions{Dir: b.dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
+		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o),
+		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, b.rec} }})
+	if err != nil {
+		return nil, fmt.Errorf("start the fleet: %w", err)
+	}
+	return b, nil
+}
+
+// close stops the fleet, closes the log and removes the directory.
+func (b *benchFleet) close() error {
+	var err error
+	if b.fleet != nil {
+		err = b.fleet.stop(context.Background())
+	}
+	if b.logf != nil {
+		b.logf.Close()
+	}
+	os.RemoveAll(b.dir)
+	return err
+}
+
 // lagBench starts a fleet, pushes the simulator into it in real time, pulls
 // the tenant back and measures.
 func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResult, err error) {
@@ -324,44 +383,19 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	if err := o.Sim.Validate(); err != nil {
 		return nil, err
 	}
-	parent := o.DataDir
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp(parent, "tistream-lag-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	logf, err := os.CreateTemp(parent, "tistream-lag-*.log")
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	res.LogPath = logf.Name()
-	fmt.Fprintf(stderr, "lag: fleet logs in %s\n", res.LogPath)
-	log, err := svc.NewLogger(o.LogLevel, "text", logf)
-	if err != nil {
-		return nil, err
-	}
-
-	rec := newLagRecorder()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
-		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o),
-		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, rec} }})
+	bf, err := startBenchFleet(ctx, o, "lag", stderr)
 	if err != nil {
-		return nil, fmt.Errorf("start the fleet: %w", err)
+		return nil, err
 	}
 	defer func() {
-		if serr := f.stop(context.Background()); serr != nil && err == nil {
-			err = serr
+		if cerr := bf.close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
+	f, rec := bf.fleet, bf.rec
+	res.LogPath = bf.logPath
 
 	store, err := objstore.Open(ctx, f.storeURL)
 	if err != nil {
