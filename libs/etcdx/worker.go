@@ -3,6 +3,7 @@ package etcdx
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
@@ -46,3 +47,24 @@ func (r *Registration) Done() <-chan struct{} { return r.Session.Done() }
 
 // Close revokes the lease: the worker leaves at once instead of after the TTL.
 func (r *Registration) Close() error { return r.Session.Close() }
+
+// CurrentRegistration holds a worker's live registration, replaced after a
+// lost lease; nil while it has none. Safe for concurrent use.
+type CurrentRegistration struct {
+	mu sync.Mutex
+	r  *Registration
+}
+
+// Get returns the current registration, or nil.
+func (c *CurrentRegistration) Get() *Registration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// Set replaces the current registration (nil: none).
+func (c *CurrentRegistration) Set(r *Registration) {
+	c.mu.Lock()
+	c.r = r
+	c.mu.Unlock()
+}

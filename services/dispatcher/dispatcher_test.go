@@ -346,7 +346,7 @@ func TestReassignedStreamIsFenced(t *testing.T) {
 
 	// A stream of the old epoch restarted from scratch is fenced at once by
 	// the newer checkpoint, too.
-	st := newStream(d1, streamKey{testTenant, store}, testCluster, 1, d1.registration().Session.Lease())
+	st := newStream(d1, streamKey{testTenant, store}, testCluster, 1, d1.worker.Get().Session.Lease())
 	require.True(t, errors.Is(st.loadCheckpoint(context.Background()), errFenced))
 }
 
@@ -364,7 +364,7 @@ func TestLostLeaseStopsStreams(t *testing.T) {
 	eventually(t, func() bool { return v.checkpointSeq(store) == half }, "checkpoint reaches %d", half)
 	old := d1.lookup(testTenant, store)
 	require.NotNil(t, old)
-	lease := d1.registration().Session.Lease()
+	lease := d1.worker.Get().Session.Lease()
 	_, err := v.cli.Revoke(context.Background(), lease)
 	require.NoError(t, err)
 	select {

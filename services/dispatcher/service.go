@@ -55,8 +55,7 @@ type Service struct {
 	stopOnce    sync.Once
 	stopErr     error
 
-	workerMu sync.Mutex
-	worker   *etcdx.Registration // current registration (replaced after a lost lease)
+	worker etcdx.CurrentRegistration // replaced after a lost lease
 
 	mu      sync.Mutex
 	streams map[streamKey]*stream
@@ -121,7 +120,7 @@ func (s *Service) Start(ctx context.Context) (err error) {
 		_ = s.http.Close(ctx)
 		return err
 	}
-	s.setRegistration(reg)
+	s.worker.Set(reg)
 	rootCtx, rootCancel := context.WithCancel(context.Background())
 	s.rootCancel = rootCancel
 	s.pool = newConnPool(s.log, s.m, s.deliver)
@@ -167,7 +166,7 @@ func (s *Service) stop(ctx context.Context) error {
 	s.stopStreams(all, ctx)
 	s.takeStreams(nil)
 	var errs []error
-	if reg := s.registration(); reg != nil {
+	if reg := s.worker.Get(); reg != nil {
 		if err := reg.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("revoke lease: %w", err))
 		}
@@ -187,22 +186,10 @@ func (s *Service) ready() error {
 	if s.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if s.registration() == nil {
+	if s.worker.Get() == nil {
 		return errors.New("not registered")
 	}
 	return nil
-}
-
-func (s *Service) registration() *etcdx.Registration {
-	s.workerMu.Lock()
-	defer s.workerMu.Unlock()
-	return s.worker
-}
-
-func (s *Service) setRegistration(r *etcdx.Registration) {
-	s.workerMu.Lock()
-	s.worker = r
-	s.workerMu.Unlock()
 }
 
 // deliver hands a sorter's acknowledgements to the streams they concern.

@@ -20,7 +20,7 @@ import (
 func (s *Service) supervise(ctx context.Context) {
 	defer close(s.superDone)
 	for {
-		reg := s.registration()
+		reg := s.worker.Get()
 		fctx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -41,7 +41,7 @@ func (s *Service) supervise(ctx context.Context) {
 		for {
 			reg, err := s.register(ctx)
 			if err == nil {
-				s.setRegistration(reg)
+				s.worker.Set(reg)
 				break
 			}
 			s.log.Warn("registration failed, retrying", "err", err)

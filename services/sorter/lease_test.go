@@ -23,13 +23,13 @@ func TestLeaseLoss(t *testing.T) {
 	f.waitDurable(tenant, 1, 1, 2)
 	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))
 
-	old := s.registration()
+	old := s.worker.Get()
 	require.NotNil(t, old)
 	h := s.lookup(rangeKey{tenant, 1})
 	_, err := e.cli.Revoke(context.Background(), old.Session.Lease())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		r := s.registration()
+		r := s.worker.Get()
 		return r != nil && r != old
 	}, waitFor, pollEvery, "not registered again")
 	waitTaken(t, s, tenant, 1, 1)
@@ -37,7 +37,7 @@ func TestLeaseLoss(t *testing.T) {
 	resp, err := e.cli.Get(context.Background(), etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s1"))
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
-	require.Equal(t, int64(s.registration().Session.Lease()), resp.Kvs[0].Lease)
+	require.Equal(t, int64(s.worker.Get().Session.Lease()), resp.Kvs[0].Lease)
 
 	// It continues: a redelivery is skipped, new files are applied.
 	f2 := openFeeder(t, s.GRPCAddr())

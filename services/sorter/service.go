@@ -59,8 +59,7 @@ type Service struct {
 	stopOnce   sync.Once
 	stopErr    error
 
-	workerMu sync.Mutex
-	worker   *etcdx.Registration // current registration (replaced after a lost lease)
+	worker etcdx.CurrentRegistration // replaced after a lost lease
 
 	// mu guards the maps below; a holder's own state has its own lock.
 	mu      sync.Mutex
@@ -235,22 +234,10 @@ func (s *Service) ready() error {
 	if s.stopping.Load() {
 		return errors.New("stopping")
 	}
-	if s.registration() == nil {
+	if s.worker.Get() == nil {
 		return errors.New("not registered")
 	}
 	return nil
-}
-
-func (s *Service) registration() *etcdx.Registration {
-	s.workerMu.Lock()
-	defer s.workerMu.Unlock()
-	return s.worker
-}
-
-func (s *Service) setRegistration(r *etcdx.Registration) {
-	s.workerMu.Lock()
-	s.worker = r
-	s.workerMu.Unlock()
 }
 
 // register puts this sorter's WorkerInfo under a new lease.
@@ -271,7 +258,7 @@ func (s *Service) run(reg *etcdx.Registration) {
 	defer close(s.runDone)
 	ctx := s.rootCtx
 	for {
-		s.setRegistration(reg)
+		s.worker.Set(reg)
 		wctx, cancel := context.WithCancel(ctx)
 		watchDone := make(chan struct{})
 		go func() {
@@ -287,10 +274,10 @@ func (s *Service) run(reg *etcdx.Registration) {
 			if err := reg.Close(); err != nil {
 				s.log.Warn("revoke lease", "err", err)
 			}
-			s.setRegistration(nil)
+			s.worker.Set(nil)
 			return
 		}
-		s.setRegistration(nil)
+		s.worker.Set(nil)
 		s.m.leaseLosses.Inc()
 		s.log.Warn("worker lease lost: dropped every range, registering again")
 		if reg = s.reregister(ctx); reg == nil {
