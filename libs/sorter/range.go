@@ -1,7 +1,6 @@
 package sorter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,62 +202,77 @@ func (r *Range) checkLate(b *route.Batch) error {
 	if r.published <= r.inherited {
 		return nil
 	}
-	proven := 0
+	var late []*cdcpb.Event_Row
+	lo, hi := uint64(0), uint64(0)
 	for i := range b.Events {
 		row := b.Events[i].Row
 		if b.Events[i].Kind != route.KindRow || row == nil {
 			continue
 		}
 		if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs > r.inherited && row.CommitTs <= r.published {
-			dup, err := r.publishedHas(row)
-			if err != nil {
-				return fmt.Errorf("range %d of tenant %d: store %d file %d: look up a commit below the published watermark in the pool: %w",
-					r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
+			if len(late) == 0 || row.CommitTs < lo {
+				lo = row.CommitTs
 			}
-			if dup {
-				proven++
-				continue
-			}
+			hi = max(hi, row.CommitTs)
+			late = append(late, row)
+		}
+	}
+	if len(late) == 0 {
+		return nil
+	}
+	have, err := r.publishedBetween(lo, hi)
+	if err != nil {
+		return fmt.Errorf("range %d of tenant %d: store %d file %d: look up commits below the published watermark in the pool: %w",
+			r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
+	}
+	for _, row := range late {
+		if !have[publishedRow{string(row.Key), row.StartTs, row.CommitTs}] {
 			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: row.Key,
 				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: r.published}
 		}
 	}
-	r.stats.ProvenDuplicates += int64(proven)
+	r.stats.ProvenDuplicates += int64(len(late))
 	return nil
 }
 
-// publishedHas reports whether the range has published the row of a commit
-// (same key, start_ts and commit_ts): it reads the range's log from the
-// commit's ts up to the first chunk whose watermark covers it — rows with
-// commit_ts <= W are all in chunks up to the first one with watermark >= W.
-// Rare (only for commits below the published watermark), so it reads the
-// pool directly. Compacted data cannot prove anything: false.
-func (r *Range) publishedHas(row *cdcpb.Event_Row) (bool, error) {
+// publishedRow identifies a published row.
+type publishedRow struct {
+	key               string
+	startTs, commitTs uint64
+}
+
+// publishedBetween returns the rows the range has published with commit_ts
+// in [lo, hi], in one read of its log from lo up to the first chunk whose
+// watermark covers hi (rows with commit_ts <= W are all in chunks up to the
+// first one with watermark >= W). Rare (only for commits below the
+// published watermark), so it reads the pool directly. Compacted data
+// proves nothing: its rows are simply not in the set.
+func (r *Range) publishedBetween(lo, hi uint64) (map[publishedRow]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rd, err := pool.OpenRangeReader(ctx, r.deps.Pool, r.tenant, r.id, row.CommitTs)
+	have := map[publishedRow]bool{}
+	rd, err := pool.OpenRangeReader(ctx, r.deps.Pool, r.tenant, r.id, lo)
 	if errors.Is(err, pool.ErrCompacted) {
-		return false, nil
+		return have, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	for {
 		c, ok, err := rd.Next(ctx)
 		if errors.Is(err, pool.ErrCompacted) {
-			return false, nil
+			return have, nil
 		}
 		if err != nil || !ok {
-			return false, err
+			return have, err
 		}
 		for i := range c.Rows {
-			pr := &c.Rows[i]
-			if pr.CommitTs == row.CommitTs && pr.StartTs == row.StartTs && bytes.Equal(pr.Key, row.Key) {
-				return true, nil
+			if pr := &c.Rows[i]; pr.CommitTs <= hi {
+				have[publishedRow{string(pr.Key), pr.StartTs, pr.CommitTs}] = true
 			}
 		}
-		if c.Watermark >= row.CommitTs || c.Sealed {
-			return false, nil
+		if c.Watermark >= hi || c.Sealed {
+			return have, nil
 		}
 	}
 }
