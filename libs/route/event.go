@@ -35,6 +35,11 @@ type Event struct {
 	Preds      []Ref
 	// Ts is the resolved ts (KindResolved) or the final resolved ts (KindRegionEnd).
 	Ts uint64
+	// TakeoverStore and TakeoverSeq mark a takeover END (KindRegionEnd): the
+	// crashed leader's store (non-zero) and the last file of its stream
+	// proven to hold the incarnation's events the END's writer did not write
+	// again (store-change-file spec, "Takeover").
+	TakeoverStore, TakeoverSeq uint64
 }
 
 // Position names a point in a store's stream: the file seq whose events a

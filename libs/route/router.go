@@ -169,10 +169,14 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 					ev.Preds = append(ev.Preds, Ref{RegionID: p.RegionId, Version: p.Version, Term: p.Term})
 				}
 			} else {
-				if err := rt.tr.resolve(name, s.ref, rc.ResolvedTs, true); err != nil {
+				ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
+				if rc.Reason == formatv1.RegionChange_REASON_TAKEOVER {
+					// On behalf of another store's incarnation: nothing
+					// this stream led ends.
+					ev.TakeoverStore, ev.TakeoverSeq = rc.Takeover.GetStoreId(), rc.Takeover.GetThroughSeq()
+				} else if err := rt.tr.resolve(name, s.ref, rc.ResolvedTs, true); err != nil {
 					return nil, nil, err
 				}
-				ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
 			}
 			toOverlapping(s, ev)
 			continue

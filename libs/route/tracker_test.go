@@ -86,3 +86,38 @@ func TestTrackerRegressions(t *testing.T) {
 	_, _, err = Route(k2, lower, tb) // a fresh router has no history
 	require.NoError(t, err)
 }
+
+// A takeover END (store-change-file spec, "Takeover") reaches every range
+// its incarnation overlaps with the proof, and leaves the stream's own
+// leadership of the region (a newer incarnation) untouched: its later
+// resolved ts still route.
+func TestRouteTakeoverEnd(t *testing.T) {
+	tb, err := NewTable([]Range{{ID: 1, End: []byte("m")}, {ID: 2, Start: []byte("m")}})
+	require.NoError(t, err)
+	h := &formatv1.StoreFileHeader{ClusterId: 1, TenantId: 1, StoreId: 3, Seq: 1, MaxTs: 1000}
+	w, err := storefile.NewWriter(h)
+	require.NoError(t, err)
+	own := trackerInc(t, 1, 6)
+	require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START,
+		Reason: formatv1.RegionChange_REASON_LEADER_TRANSFER, Incarnation: own,
+		Predecessors: []*formatv1.IncarnationRef{{RegionId: 2, Version: 1, Term: 5}}}))
+	require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END,
+		Reason: formatv1.RegionChange_REASON_TAKEOVER, Incarnation: trackerInc(t, 1, 5), ResolvedTs: 300,
+		Takeover: &formatv1.TakeoverSource{StoreId: 1, ThroughSeq: 7}}))
+	require.NoError(t, w.AddEvent(&cdcpb.ChangeDataEvent{ResolvedTs: &cdcpb.ResolvedTs{Regions: []uint64{2}, Ts: 400}}))
+	b, err := w.Finish()
+	require.NoError(t, err)
+	out, _, err := Route(layout.StoreFileKey(1, 1, 3, 1, 1000), b, tb)
+	require.NoError(t, err)
+	for _, id := range []uint64{1, 2} {
+		evs := out[id].Events
+		require.Len(t, evs, 3, "range %d", id)
+		require.Equal(t, KindRegionEnd, evs[1].Kind)
+		require.Equal(t, Ref{RegionID: 2, Version: 1, Term: 5}, evs[1].Inc)
+		require.Equal(t, uint64(1), evs[1].TakeoverStore)
+		require.Equal(t, uint64(7), evs[1].TakeoverSeq)
+		require.Equal(t, uint64(300), evs[1].Ts)
+		require.Equal(t, KindResolved, evs[2].Kind)
+		require.Equal(t, []Ref{{RegionID: 2, Version: 1, Term: 6}}, evs[2].Refs)
+	}
+}

@@ -156,11 +156,17 @@ func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, erro
 		if rc.Reason == formatv1.RegionChange_REASON_UNSPECIFIED {
 			return inc, fmt.Errorf("start of region %d without a reason", id)
 		}
+		if rc.Reason == formatv1.RegionChange_REASON_TAKEOVER {
+			return inc, fmt.Errorf("start of region %d with reason %s (a takeover writes only an END)", id, rc.Reason)
+		}
 		if rc.Reason != formatv1.RegionChange_REASON_BOOTSTRAP && len(rc.Predecessors) == 0 {
 			return inc, fmt.Errorf("start of region %d (%s) names no predecessor", id, rc.Reason)
 		}
 		r.leader[id] = inc
 	case formatv1.RegionChange_KIND_END:
+		if rc.Reason == formatv1.RegionChange_REASON_TAKEOVER {
+			return inc, r.checkTakeoverEnd(rc, inc)
+		}
 		cur, ok := r.leader[id]
 		if !ok {
 			return inc, fmt.Errorf("end of region %d, which the store does not lead", id)
@@ -177,6 +183,23 @@ func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, erro
 		return inc, fmt.Errorf("unknown region change kind %d", rc.Kind)
 	}
 	return inc, nil
+}
+
+// checkTakeoverEnd applies the rules of a takeover END: it names the
+// crashed leader's store, and an incarnation this store does not lead (it
+// would end that one with a plain END).
+func (r *Reader) checkTakeoverEnd(rc *formatv1.RegionChange, inc Incarnation) error {
+	id := inc.Region.Id
+	if rc.Takeover.GetStoreId() == 0 {
+		return fmt.Errorf("takeover end of region %d version %d term %d without the crashed leader's store", id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term)
+	}
+	if cur, ok := r.leader[id]; ok && cur.Term == inc.Term && cur.Region.GetRegionEpoch().GetVersion() == inc.Region.GetRegionEpoch().GetVersion() {
+		return fmt.Errorf("takeover end of region %d version %d term %d, which the store leads itself", id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term)
+	}
+	if rc.ResolvedTs > r.header.MaxTs {
+		return fmt.Errorf("takeover end of region %d with resolved ts %d above the file's max_ts %d", id, rc.ResolvedTs, r.header.MaxTs)
+	}
+	return nil
 }
 
 // ErrNameMismatch is matched (errors.Is) by CheckName's errors.

@@ -113,12 +113,37 @@ func TestRoundTripWithRegionChanges(t *testing.T) {
 	require.Equal(t, uint64(900), recs[5].Event.ResolvedTs.Ts)
 }
 
+// A takeover END (store-change-file spec, "Takeover") ends an incarnation
+// the store does not lead, on a crashed leader's behalf; the store's own
+// leaderships are untouched by it.
+func TestTakeoverEnd(t *testing.T) {
+	tk := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Reason: formatv1.RegionChange_REASON_TAKEOVER,
+		Incarnation: inc(t, region(10, 5, "a", "m"), 1), ResolvedTs: 400,
+		Takeover: &formatv1.TakeoverSource{StoreId: 4, ThroughSeq: 9}}
+	b := build(t, header(t), item{ev: rowsEvent(10, commit("b", 200, 250))}, item{rc: tk},
+		item{ev: resolvedEvent(500, 10)})
+	recs, err := readAll("k", b)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, uint64(4), recs[1].RegionChange.Takeover.StoreId)
+	require.Equal(t, uint64(1), recs[1].Incarnation.Term, "the crashed leader's incarnation, term 1")
+}
+
 func TestRulesViolationsAreCorruptErrors(t *testing.T) {
 	endOther := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Incarnation: inc(t, region(99, 1, "a", "b"), 1)}
 	startLed := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START, Reason: formatv1.RegionChange_REASON_BOOTSTRAP,
 		Incarnation: inc(t, region(10, 5, "a", "m"), 2)}
 	noPred := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START, Reason: formatv1.RegionChange_REASON_LEADER_TRANSFER,
 		Incarnation: inc(t, region(12, 5, "m", "z"), 3)}
+	takeoverStart := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START, Reason: formatv1.RegionChange_REASON_TAKEOVER,
+		Incarnation:  inc(t, region(12, 5, "m", "z"), 3),
+		Predecessors: []*formatv1.IncarnationRef{{RegionId: 12, Version: 5, Term: 2}}, Takeover: &formatv1.TakeoverSource{StoreId: 4}}
+	takeoverNoSource := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Reason: formatv1.RegionChange_REASON_TAKEOVER,
+		Incarnation: inc(t, region(99, 1, "a", "b"), 1)}
+	takeoverOfLed := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Reason: formatv1.RegionChange_REASON_TAKEOVER,
+		Incarnation: inc(t, region(10, 5, "a", "m"), 2), Takeover: &formatv1.TakeoverSource{StoreId: 4, ThroughSeq: 9}}
+	takeoverAboveMax := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Reason: formatv1.RegionChange_REASON_TAKEOVER,
+		Incarnation: inc(t, region(99, 1, "a", "b"), 1), Takeover: &formatv1.TakeoverSource{StoreId: 4, ThroughSeq: 9}, ResolvedTs: 1001}
 	for _, tc := range []struct {
 		name string
 		item item
@@ -135,6 +160,10 @@ func TestRulesViolationsAreCorruptErrors(t *testing.T) {
 		{"end of a region not led", item{rc: endOther}, "does not lead"},
 		{"start of a region already led", item{rc: startLed}, "still leads"},
 		{"start without predecessor", item{rc: noPred}, "names no predecessor"},
+		{"start with reason takeover", item{rc: takeoverStart}, "a takeover writes only an END"},
+		{"takeover end without source", item{rc: takeoverNoSource}, "without the crashed leader's store"},
+		{"takeover end of a led region", item{rc: takeoverOfLed}, "which the store leads itself"},
+		{"takeover end above max_ts", item{rc: takeoverAboveMax}, "above the file's max_ts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := build(t, header(t), tc.item)

@@ -33,6 +33,7 @@ func ToProto(evs []route.Event) (out []*sorterv1.Event, rows int) {
 		case route.KindRegionEnd:
 			pe.Kind = sorterv1.Event_KIND_REGION_END
 			pe.StartKey, pe.EndKey = ev.Start, ev.End
+			pe.TakeoverStore, pe.TakeoverSeq = ev.TakeoverStore, ev.TakeoverSeq
 		case route.KindResolved:
 			pe.Kind = sorterv1.Event_KIND_RESOLVED
 			for _, r := range ev.Refs {
@@ -68,6 +69,7 @@ func FromProto(evs []*sorterv1.Event) ([]route.Event, error) {
 		case sorterv1.Event_KIND_REGION_END:
 			ev.Kind = route.KindRegionEnd
 			ev.Start, ev.End = pe.GetStartKey(), pe.GetEndKey()
+			ev.TakeoverStore, ev.TakeoverSeq = pe.GetTakeoverStore(), pe.GetTakeoverSeq()
 		case sorterv1.Event_KIND_RESOLVED:
 			ev.Kind = route.KindResolved
 			for _, r := range pe.GetRefs() {
@@ -119,7 +121,7 @@ func rowToProto(r *cdcpb.Event_Row) *sorterv1.Row {
 	// Types and ops outside the tables stay unspecified (TiKV leaves the op
 	// of rollbacks and some commits unknown).
 	return &sorterv1.Row{Type: typeToProto[r.Type], Op: opToProto[r.OpType], Key: r.Key, Value: r.Value,
-		OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs}
+		OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs, Generation: r.Generation}
 }
 
 func rowFromProto(r *sorterv1.Row) (*cdcpb.Event_Row, error) {
@@ -127,7 +129,7 @@ func rowFromProto(r *sorterv1.Row) (*cdcpb.Event_Row, error) {
 		return nil, fmt.Errorf("row event without a row")
 	}
 	row := &cdcpb.Event_Row{Key: r.Key, Value: r.Value, OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs,
-		Type: cdcpb.Event_UNKNOWN, OpType: cdcpb.Event_Row_UNKNOWN}
+		Generation: r.Generation, Type: cdcpb.Event_UNKNOWN, OpType: cdcpb.Event_Row_UNKNOWN}
 	if t, ok := typeFromProto[r.Type]; ok {
 		row.Type = t
 	}

@@ -16,6 +16,10 @@ func TestRoundTrip(t *testing.T) {
 		{Kind: route.KindRegionStart, Inc: ref, Start: []byte("a"), End: []byte("z"), Preds: []route.Ref{{RegionID: 1, Version: 2, Term: 3}}},
 		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT,
 			Key: []byte("k"), Value: []byte("v"), OldValue: []byte("o"), StartTs: 10}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT,
+			Key: []byte("k"), Value: []byte("v2"), StartTs: 10, Generation: 7}},
+		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT,
+			Key: []byte("k"), StartTs: 10, Generation: 1 << 63}}, // a lock refresh of a generation
 		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_DELETE, Key: []byte("k"), StartTs: 10, CommitTs: 11}},
 		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_ROLLBACK, Key: []byte("k"), StartTs: 12}},
 		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: []byte("k"), Value: []byte("w"), StartTs: 13, CommitTs: 14}},
@@ -23,7 +27,8 @@ func TestRoundTrip(t *testing.T) {
 		{Kind: route.KindRegionEnd, Inc: ref, Start: []byte("a"), End: []byte("z"), Ts: 21},
 	}
 	pb, rows := ToProto(in)
-	require.Equal(t, 4, rows)
+	require.Equal(t, 6, rows)
+	require.Equal(t, uint64(7), pb[2].GetRow().GetGeneration())
 	out, err := FromProto(pb)
 	require.NoError(t, err)
 	require.Equal(t, in, out)

@@ -83,6 +83,15 @@ const (
 	RegionChange_REASON_LEADER_TRANSFER RegionChange_Reason = 2
 	RegionChange_REASON_SPLIT           RegionChange_Reason = 3
 	RegionChange_REASON_MERGE           RegionChange_Reason = 4
+	// KIND_END only: a new leader ends an incarnation on behalf of its
+	// crashed leader store, which it does not lead itself; takeover names the
+	// part of the crashed leader's stream proven to hold the events it did
+	// not write again (store-change-file spec, "Takeover").
+	RegionChange_REASON_TAKEOVER RegionChange_Reason = 5
+	// KIND_START of a merge source's next version after TiKV rolled the merge
+	// back (RollbackMerge); its predecessor is the source incarnation that
+	// ended at PrepareMerge.
+	RegionChange_REASON_ROLLBACK_MERGE RegionChange_Reason = 6
 )
 
 // Enum value maps for RegionChange_Reason.
@@ -93,6 +102,8 @@ var (
 		2: "REASON_LEADER_TRANSFER",
 		3: "REASON_SPLIT",
 		4: "REASON_MERGE",
+		5: "REASON_TAKEOVER",
+		6: "REASON_ROLLBACK_MERGE",
 	}
 	RegionChange_Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":     0,
@@ -100,6 +111,8 @@ var (
 		"REASON_LEADER_TRANSFER": 2,
 		"REASON_SPLIT":           3,
 		"REASON_MERGE":           4,
+		"REASON_TAKEOVER":        5,
+		"REASON_ROLLBACK_MERGE":  6,
 	}
 )
 
@@ -469,7 +482,11 @@ type RegionChange struct {
 	// transfer, the parent on a split, source and target on a merge).
 	Predecessors []*IncarnationRef `protobuf:"bytes,4,rep,name=predecessors,proto3" json:"predecessors,omitempty"`
 	// KIND_END only: the last resolved ts of the incarnation, 0 if none.
-	ResolvedTs    uint64 `protobuf:"varint,5,opt,name=resolved_ts,json=resolvedTs,proto3" json:"resolved_ts,omitempty"`
+	ResolvedTs uint64 `protobuf:"varint,5,opt,name=resolved_ts,json=resolvedTs,proto3" json:"resolved_ts,omitempty"`
+	// REASON_TAKEOVER only: the crashed leader's stream and how far the new
+	// leader read it. The incarnation is complete for a reader only once it has
+	// read that stream through that file too.
+	Takeover      *TakeoverSource `protobuf:"bytes,6,opt,name=takeover,proto3" json:"takeover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +556,71 @@ func (x *RegionChange) GetResolvedTs() uint64 {
 	return 0
 }
 
+func (x *RegionChange) GetTakeover() *TakeoverSource {
+	if x != nil {
+		return x.Takeover
+	}
+	return nil
+}
+
+// TakeoverSource names the part of a crashed leader's stream that a new
+// leader proved holds the incarnation's events it did not write again.
+type TakeoverSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store that led the incarnation (wrote its START).
+	StoreId uint64 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The last file of that store's stream whose header lists the
+	// incarnation or that carries a record of it; 0 if no such file was ever
+	// uploaded (the new leader then wrote every event of it).
+	ThroughSeq    uint64 `protobuf:"varint,2,opt,name=through_seq,json=throughSeq,proto3" json:"through_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TakeoverSource) Reset() {
+	*x = TakeoverSource{}
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TakeoverSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TakeoverSource) ProtoMessage() {}
+
+func (x *TakeoverSource) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TakeoverSource.ProtoReflect.Descriptor instead.
+func (*TakeoverSource) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TakeoverSource) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *TakeoverSource) GetThroughSeq() uint64 {
+	if x != nil {
+		return x.ThroughSeq
+	}
+	return 0
+}
+
 var File_tistream_format_v1_store_file_proto protoreflect.FileDescriptor
 
 const file_tistream_format_v1_store_file_proto_rawDesc = "" +
@@ -565,25 +647,32 @@ const file_tistream_format_v1_store_file_proto_rawDesc = "" +
 	"\x0eIncarnationRef\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04term\x18\x03 \x01(\x04R\x04term\"\xf0\x03\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\"\xe1\x04\n" +
 	"\fRegionChange\x129\n" +
 	"\x04kind\x18\x01 \x01(\x0e2%.tistream.format.v1.RegionChange.KindR\x04kind\x12?\n" +
 	"\x06reason\x18\x02 \x01(\x0e2'.tistream.format.v1.RegionChange.ReasonR\x06reason\x12G\n" +
 	"\vincarnation\x18\x03 \x01(\v2%.tistream.format.v1.RegionIncarnationR\vincarnation\x12F\n" +
 	"\fpredecessors\x18\x04 \x03(\v2\".tistream.format.v1.IncarnationRefR\fpredecessors\x12\x1f\n" +
 	"\vresolved_ts\x18\x05 \x01(\x04R\n" +
-	"resolvedTs\":\n" +
+	"resolvedTs\x12>\n" +
+	"\btakeover\x18\x06 \x01(\v2\".tistream.format.v1.TakeoverSourceR\btakeover\":\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_START\x10\x01\x12\f\n" +
-	"\bKIND_END\x10\x02\"v\n" +
+	"\bKIND_END\x10\x02\"\xa6\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10REASON_BOOTSTRAP\x10\x01\x12\x1a\n" +
 	"\x16REASON_LEADER_TRANSFER\x10\x02\x12\x10\n" +
 	"\fREASON_SPLIT\x10\x03\x12\x10\n" +
-	"\fREASON_MERGE\x10\x04B\xd9\x01\n" +
+	"\fREASON_MERGE\x10\x04\x12\x13\n" +
+	"\x0fREASON_TAKEOVER\x10\x05\x12\x19\n" +
+	"\x15REASON_ROLLBACK_MERGE\x10\x06\"L\n" +
+	"\x0eTakeoverSource\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x1f\n" +
+	"\vthrough_seq\x18\x02 \x01(\x04R\n" +
+	"throughSeqB\xd9\x01\n" +
 	"\x16com.tistream.format.v1B\x0eStoreFileProtoP\x01ZEgithub.com/tistream/tistream/proto/gen/go/tistream/format/v1;formatv1\xa2\x02\x03TFX\xaa\x02\x12Tistream.Format.V1\xca\x02\x12Tistream\\Format\\V1\xe2\x02\x1eTistream\\Format\\V1\\GPBMetadata\xea\x02\x14Tistream::Format::V1b\x06proto3"
 
 var (
@@ -599,7 +688,7 @@ func file_tistream_format_v1_store_file_proto_rawDescGZIP() []byte {
 }
 
 var file_tistream_format_v1_store_file_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tistream_format_v1_store_file_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tistream_format_v1_store_file_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_tistream_format_v1_store_file_proto_goTypes = []any{
 	(RegionChange_Kind)(0),    // 0: tistream.format.v1.RegionChange.Kind
 	(RegionChange_Reason)(0),  // 1: tistream.format.v1.RegionChange.Reason
@@ -608,6 +697,7 @@ var file_tistream_format_v1_store_file_proto_goTypes = []any{
 	(*RegionIncarnation)(nil), // 4: tistream.format.v1.RegionIncarnation
 	(*IncarnationRef)(nil),    // 5: tistream.format.v1.IncarnationRef
 	(*RegionChange)(nil),      // 6: tistream.format.v1.RegionChange
+	(*TakeoverSource)(nil),    // 7: tistream.format.v1.TakeoverSource
 }
 var file_tistream_format_v1_store_file_proto_depIdxs = []int32{
 	4, // 0: tistream.format.v1.StoreFileHeader.leader_regions:type_name -> tistream.format.v1.RegionIncarnation
@@ -616,11 +706,12 @@ var file_tistream_format_v1_store_file_proto_depIdxs = []int32{
 	1, // 3: tistream.format.v1.RegionChange.reason:type_name -> tistream.format.v1.RegionChange.Reason
 	4, // 4: tistream.format.v1.RegionChange.incarnation:type_name -> tistream.format.v1.RegionIncarnation
 	5, // 5: tistream.format.v1.RegionChange.predecessors:type_name -> tistream.format.v1.IncarnationRef
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7, // 6: tistream.format.v1.RegionChange.takeover:type_name -> tistream.format.v1.TakeoverSource
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_tistream_format_v1_store_file_proto_init() }
@@ -638,7 +729,7 @@ func file_tistream_format_v1_store_file_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_format_v1_store_file_proto_rawDesc), len(file_tistream_format_v1_store_file_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

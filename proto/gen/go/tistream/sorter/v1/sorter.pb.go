@@ -394,14 +394,16 @@ func (x *Incarnation) GetTerm() uint64 {
 
 // Row is one TiKV row event.
 type Row struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          RowType                `protobuf:"varint,1,opt,name=type,proto3,enum=tistream.sorter.v1.RowType" json:"type,omitempty"`
-	Op            RowOp                  `protobuf:"varint,2,opt,name=op,proto3,enum=tistream.sorter.v1.RowOp" json:"op,omitempty"`
-	Key           []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
-	OldValue      []byte                 `protobuf:"bytes,5,opt,name=old_value,json=oldValue,proto3" json:"old_value,omitempty"`
-	StartTs       uint64                 `protobuf:"varint,6,opt,name=start_ts,json=startTs,proto3" json:"start_ts,omitempty"`
-	CommitTs      uint64                 `protobuf:"varint,7,opt,name=commit_ts,json=commitTs,proto3" json:"commit_ts,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Type     RowType                `protobuf:"varint,1,opt,name=type,proto3,enum=tistream.sorter.v1.RowType" json:"type,omitempty"`
+	Op       RowOp                  `protobuf:"varint,2,opt,name=op,proto3,enum=tistream.sorter.v1.RowOp" json:"op,omitempty"`
+	Key      []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value    []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	OldValue []byte                 `protobuf:"bytes,5,opt,name=old_value,json=oldValue,proto3" json:"old_value,omitempty"`
+	StartTs  uint64                 `protobuf:"varint,6,opt,name=start_ts,json=startTs,proto3" json:"start_ts,omitempty"`
+	CommitTs uint64                 `protobuf:"varint,7,opt,name=commit_ts,json=commitTs,proto3" json:"commit_ts,omitempty"`
+	// Pipelined DML generation of a prewrite (cdcpb.Event.Row.generation).
+	Generation    uint64 `protobuf:"varint,8,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,17 +487,30 @@ func (x *Row) GetCommitTs() uint64 {
 	return 0
 }
 
+func (x *Row) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // Event is one routed event (libs/route.Event).
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Event_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=tistream.sorter.v1.Event_Kind" json:"kind,omitempty"`
-	Row           *Row                   `protobuf:"bytes,2,opt,name=row,proto3" json:"row,omitempty"`
-	Inc           *Incarnation           `protobuf:"bytes,3,opt,name=inc,proto3" json:"inc,omitempty"`
-	StartKey      []byte                 `protobuf:"bytes,4,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
-	EndKey        []byte                 `protobuf:"bytes,5,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
-	Preds         []*Incarnation         `protobuf:"bytes,6,rep,name=preds,proto3" json:"preds,omitempty"`
-	Ts            uint64                 `protobuf:"varint,7,opt,name=ts,proto3" json:"ts,omitempty"`
-	Refs          []*Incarnation         `protobuf:"bytes,8,rep,name=refs,proto3" json:"refs,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Kind     Event_Kind             `protobuf:"varint,1,opt,name=kind,proto3,enum=tistream.sorter.v1.Event_Kind" json:"kind,omitempty"`
+	Row      *Row                   `protobuf:"bytes,2,opt,name=row,proto3" json:"row,omitempty"`
+	Inc      *Incarnation           `protobuf:"bytes,3,opt,name=inc,proto3" json:"inc,omitempty"`
+	StartKey []byte                 `protobuf:"bytes,4,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey   []byte                 `protobuf:"bytes,5,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	Preds    []*Incarnation         `protobuf:"bytes,6,rep,name=preds,proto3" json:"preds,omitempty"`
+	Ts       uint64                 `protobuf:"varint,7,opt,name=ts,proto3" json:"ts,omitempty"`
+	Refs     []*Incarnation         `protobuf:"bytes,8,rep,name=refs,proto3" json:"refs,omitempty"`
+	// KIND_REGION_END of a takeover END (store-change-file spec, rule 3): the
+	// crashed leader's store (non-zero) and the last file of its stream proven
+	// to hold the rest of the incarnation's events. The store that carried
+	// the END is the request's store_id.
+	TakeoverStore uint64 `protobuf:"varint,9,opt,name=takeover_store,json=takeoverStore,proto3" json:"takeover_store,omitempty"`
+	TakeoverSeq   uint64 `protobuf:"varint,10,opt,name=takeover_seq,json=takeoverSeq,proto3" json:"takeover_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,6 +599,20 @@ func (x *Event) GetRefs() []*Incarnation {
 		return x.Refs
 	}
 	return nil
+}
+
+func (x *Event) GetTakeoverStore() uint64 {
+	if x != nil {
+		return x.TakeoverStore
+	}
+	return 0
+}
+
+func (x *Event) GetTakeoverSeq() uint64 {
+	if x != nil {
+		return x.TakeoverSeq
+	}
+	return 0
 }
 
 // IngestResponse reports progress back to the dispatcher.
@@ -803,7 +832,7 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\vIncarnation\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04term\x18\x03 \x01(\x04R\x04term\"\xde\x01\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\"\xfe\x01\n" +
 	"\x03Row\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.tistream.sorter.v1.RowTypeR\x04type\x12)\n" +
 	"\x02op\x18\x02 \x01(\x0e2\x19.tistream.sorter.v1.RowOpR\x02op\x12\x10\n" +
@@ -811,7 +840,10 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1b\n" +
 	"\told_value\x18\x05 \x01(\fR\boldValue\x12\x19\n" +
 	"\bstart_ts\x18\x06 \x01(\x04R\astartTs\x12\x1b\n" +
-	"\tcommit_ts\x18\a \x01(\x04R\bcommitTs\"\xb6\x03\n" +
+	"\tcommit_ts\x18\a \x01(\x04R\bcommitTs\x12\x1e\n" +
+	"\n" +
+	"generation\x18\b \x01(\x04R\n" +
+	"generation\"\x80\x04\n" +
 	"\x05Event\x122\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1e.tistream.sorter.v1.Event.KindR\x04kind\x12)\n" +
 	"\x03row\x18\x02 \x01(\v2\x17.tistream.sorter.v1.RowR\x03row\x121\n" +
@@ -820,7 +852,10 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\aend_key\x18\x05 \x01(\fR\x06endKey\x125\n" +
 	"\x05preds\x18\x06 \x03(\v2\x1f.tistream.sorter.v1.IncarnationR\x05preds\x12\x0e\n" +
 	"\x02ts\x18\a \x01(\x04R\x02ts\x123\n" +
-	"\x04refs\x18\b \x03(\v2\x1f.tistream.sorter.v1.IncarnationR\x04refs\"i\n" +
+	"\x04refs\x18\b \x03(\v2\x1f.tistream.sorter.v1.IncarnationR\x04refs\x12%\n" +
+	"\x0etakeover_store\x18\t \x01(\x04R\rtakeoverStore\x12!\n" +
+	"\ftakeover_seq\x18\n" +
+	" \x01(\x04R\vtakeoverSeq\"i\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bKIND_ROW\x10\x01\x12\x15\n" +
