@@ -17,7 +17,8 @@ type Buffer interface {
 	UID() uint64
 	// NewBatch starts a write batch; many rows per batch is the fast path.
 	NewBatch() Batch
-	// Add writes rows in one batch.
+	// Add writes rows in one batch. A row with the (commit_ts, start_ts,
+	// key) of one already buffered, or added before it, replaces it.
 	Add(rows ...Row) error
 	// Scan calls fn for every row with commit_ts <= upTo in (commit_ts,
 	// start_ts, key) order, from a consistent view taken when Scan starts.
@@ -44,7 +45,9 @@ type Buffer interface {
 }
 
 // Batch collects rows of one buffer for a single write. Rows are copied in
-// Add, so the caller may reuse its slices at once. Commit writes them and
+// Add, so the caller may reuse its slices at once. A row replaces one with
+// the same (commit_ts, start_ts, key), the last added winning, within the
+// batch as well as in the buffer. Commit writes them and
 // empties the batch for reuse; Close releases it. A batch is not safe for
 // concurrent use.
 type Batch interface {

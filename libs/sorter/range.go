@@ -177,10 +177,11 @@ func (r *Range) Apply(b *route.Batch) error {
 		return err
 	}
 	for i := range b.Events {
-		if err := r.applyEvent(&b.Events[i]); err != nil {
+		if err := r.applyEvent(b.Pos.Store, &b.Events[i]); err != nil {
 			return fmt.Errorf("range %d of tenant %d: store %d file %d: %w", r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
 		}
 	}
+	r.wm.Progress(b.Pos.Store, b.Pos.Seq)
 	if err := r.batch.Commit(); err != nil {
 		return fmt.Errorf("range %d of tenant %d: write sorted rows: %w", r.id, r.tenant, err)
 	}
@@ -277,19 +278,26 @@ func (r *Range) publishedBetween(lo, hi uint64) (map[publishedRow]bool, error) {
 	}
 }
 
-func (r *Range) applyEvent(ev *route.Event) error {
+// applyEvent applies one event read from store's stream: the watermark map
+// learns which store leads an incarnation, so that only its leader (or a
+// proven takeover) ends it.
+func (r *Range) applyEvent(store uint64, ev *route.Event) error {
 	switch ev.Kind {
 	case route.KindRegionStart:
 		preds := make([]watermark.Ref, len(ev.Preds))
 		for i, p := range ev.Preds {
 			preds[i] = watermark.Ref(p)
 		}
-		r.wm.Start(watermark.Ref(ev.Inc), ev.Start, ev.End, preds)
+		r.wm.StartFrom(store, watermark.Ref(ev.Inc), ev.Start, ev.End, preds)
 	case route.KindRegionEnd:
-		r.wm.End(watermark.Ref(ev.Inc), ev.Ts)
+		var tk *watermark.Takeover
+		if ev.TakeoverStore != 0 {
+			tk = &watermark.Takeover{Store: ev.TakeoverStore, ThroughSeq: ev.TakeoverSeq}
+		}
+		r.wm.EndFrom(store, watermark.Ref(ev.Inc), ev.Start, ev.End, ev.Ts, tk)
 	case route.KindResolved:
 		for _, ref := range ev.Refs {
-			r.wm.Resolved(watermark.Ref(ref), ev.Ts)
+			r.wm.ResolvedFrom(store, watermark.Ref(ref), ev.Ts)
 		}
 	case route.KindRow:
 		return r.applyRow(ev.Row)
@@ -308,7 +316,7 @@ func (r *Range) applyRow(row *cdcpb.Event_Row) error {
 	r.stats.Rows++
 	switch row.Type {
 	case cdcpb.Event_PREWRITE:
-		return r.match.Prewrite(row.Key, opOf(row.OpType), row.Value, row.OldValue, row.StartTs)
+		return r.match.Prewrite(row.Key, opOf(row.OpType), row.Value, row.OldValue, row.StartTs, row.Generation)
 	case cdcpb.Event_ROLLBACK:
 		return r.match.Rollback(row.Key, row.StartTs)
 	case cdcpb.Event_COMMIT:
@@ -412,6 +420,7 @@ func (r *Range) FlushTo(ctx context.Context, limit uint64) (bool, error) {
 		return false, fmt.Errorf("range %d of tenant %d: delete flushed rows: %w", r.id, r.tenant, err)
 	}
 	r.published = t
+	r.match.Forget(t)
 	r.stats.Flushes++
 	r.stats.RowsFlushed += n
 	return true, nil

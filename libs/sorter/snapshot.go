@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -230,6 +231,11 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 	if err := r.match.Restore(bytes.NewReader(matchBytes)); err != nil {
 		return nil, fmt.Errorf("snapshot %s: matcher: %w", key, err)
 	}
+	if n := r.dropLatePending(published); n > 0 {
+		slog.Warn("restored range: dropped commits waiting for their prewrite at or below the published watermark (resolved by the previous owner)",
+			"tenant", r.tenant, "range", r.id, "snapshot", key, "published", published, "commits", n)
+	}
+	r.match.Forget(published)
 	if err := r.buf.Add(rows...); err != nil {
 		return nil, err
 	}
@@ -241,6 +247,33 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 		r.snapNum = h.Number
 	}
 	return r, nil
+}
+
+// dropLatePending drops the restored matcher's commits waiting for their
+// prewrite with commit_ts <= published, as applyRow drops such a commit on
+// arrival: one can only be there if the previous owner resolved it after
+// the snapshot (matched it, or dropped it as a duplicate) and then
+// published past it. Its row, if any, is published, so neither its
+// prewrite nor dropDuplicatePending (the buffer has nothing at or below
+// published) would ever end it, and Target would hold the range below its
+// published watermark forever. They count as LateCommits.
+func (r *Range) dropLatePending(published uint64) int {
+	type pend struct {
+		key     []byte
+		startTs uint64
+	}
+	var late []pend
+	r.match.PendingCommits(func(key []byte, startTs, commitTs uint64) bool {
+		if commitTs <= published {
+			late = append(late, pend{bytes.Clone(key), startTs})
+		}
+		return true
+	})
+	for _, p := range late {
+		r.match.DropPendingCommit(p.key, p.startTs)
+	}
+	r.stats.LateCommits += int64(len(late))
+	return len(late)
 }
 
 func sortOp(op formatv1.Op) sortbuf.Op {

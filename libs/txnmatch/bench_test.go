@@ -77,7 +77,7 @@ func feedPairs(b *testing.B, e *sortbuf.Engine, w *sortbuftest.Workload, perTabl
 			ranges[uid] = r
 		}
 		for _, kv := range txn.Rows {
-			if err := r.m.Prewrite(kv.Key, sortbuf.OpPut, kv.Value, nil, txn.StartTs); err != nil {
+			if err := r.m.Prewrite(kv.Key, sortbuf.OpPut, kv.Value, nil, txn.StartTs, 0); err != nil {
 				b.Fatal(err)
 			}
 		}

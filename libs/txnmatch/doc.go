@@ -10,12 +10,25 @@
 // arrives. MinPendingCommit is the smallest commit_ts still waiting; the
 // range must not flush past it.
 //
+// TiKV can also write several prewrites of one (key, start_ts): a lock
+// refresh (a PUT with an empty value, re-sent by a heartbeat) and the
+// generations of pipelined DML. The prewrite of highest rank (generation,
+// then content over a refresh) wins in every arrival order, also when it
+// arrives after its commit matched a lower one: the row is then emitted
+// again with the same commit_ts, start_ts and key, which replaces it in the
+// sorter buffer. Rows that can still be outranked are kept in a correction
+// index until the range calls Forget after its flush (corrections.go).
+//
 // Duplicated deliveries of an event (a store file read twice after a
 // restart) are harmless:
-//   - a repeated prewrite overwrites the pending one with the same content;
+//   - a repeated prewrite is dropped (at equal rank the first is kept)
+//     while its prewrite is pending or its row is in the correction index;
+//     after an ordinary row was emitted it waits as a new prewrite, and a
+//     repeated commit would emit the same row again;
 //   - a repeated commit or rollback while the prewrite is pending does its
 //     work once;
-//   - a commit repeated after it matched finds no prewrite and becomes a
+//   - a commit repeated after it matched is dropped if its row is in the
+//     correction index; otherwise it finds no prewrite and becomes a
 //     pending commit. The caller recognises it (its commit_ts is at or below
 //     the range's flushed watermark, or sortbuf.Buffer.Has finds the row)
 //     and removes it with DropPendingCommit, so that it does not hold the

@@ -58,7 +58,7 @@ func newUnlimited(t *testing.T) *harness { return newHarness(t, math.MaxInt64) }
 
 func (h *harness) prewrite(key, value string, startTs uint64) {
 	h.t.Helper()
-	require.NoError(h.t, h.m.Prewrite([]byte(key), sortbuf.OpPut, []byte(value), nil, startTs))
+	require.NoError(h.t, h.m.Prewrite([]byte(key), sortbuf.OpPut, []byte(value), nil, startTs, 0))
 }
 
 func (h *harness) commit(key string, startTs, commitTs uint64) {

@@ -71,7 +71,7 @@ func TestLargeTransactionBoundedHeap(t *testing.T) {
 	heap := newHeapPeak()
 	for i := uint64(0); i < rows; i++ {
 		fill(i)
-		require.NoError(t, m.Prewrite(key, sortbuf.OpPut, value, nil, startTs))
+		require.NoError(t, m.Prewrite(key, sortbuf.OpPut, value, nil, startTs, 0))
 		if i%8192 == 0 {
 			heap.sample()
 		}

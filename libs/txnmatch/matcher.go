@@ -21,14 +21,20 @@ type Matcher struct {
 	spilled   map[uint64]*spilledTxn // transactions in the spill store
 	commits   pendingCommits
 	rollbacks pendingRollbacks
+	// corrections are rows emitted from a prewrite that a later one may
+	// outrank, until Forget (corrections.go).
+	corrections pendingCommits
 
-	prewrites int   // in memory
-	charged   int64 // bytes this matcher holds in the budget
-	spilledN  int64 // prewrites in the spill store
-	emitted   uint64
-	spills    uint64 // transactions moved to the spill store so far
-	scratch   []byte // spill value encoding
-	pool      txnPool
+	prewrites  int   // in memory
+	charged    int64 // bytes this matcher holds in the budget
+	spilledN   int64 // prewrites in the spill store
+	emitted    uint64
+	spills     uint64 // transactions moved to the spill store so far
+	reemitted  uint64
+	superseded uint64
+	refreshes  uint64 // lock refreshes ignored
+	scratch    []byte // spill value encoding
+	pool       txnPool
 }
 
 // New returns an empty matcher of one range that emits committed rows to
@@ -36,22 +42,31 @@ type Matcher struct {
 func New(spill sortbuf.SpillStore, budget *Budget, emit func(sortbuf.Row) error) *Matcher {
 	return &Matcher{
 		spill: spill, budget: budget, emit: emit,
-		txns:      make(map[uint64]*txn),
-		spilled:   make(map[uint64]*spilledTxn),
-		commits:   newPendingCommits(),
-		rollbacks: newPendingRollbacks(),
+		txns:        make(map[uint64]*txn),
+		spilled:     make(map[uint64]*spilledTxn),
+		commits:     newPendingCommits(),
+		rollbacks:   newPendingRollbacks(),
+		corrections: newPendingCommits(),
 	}
 }
 
 // Prewrite records a prewrite, or completes the commit or rollback that
-// arrived before it.
-func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, startTs uint64) error {
+// arrived before it. generation is the pipelined DML generation (0 if not
+// pipelined). Of several prewrites of one (key, start_ts) the one of
+// highest generation wins, whatever their order; a lock refresh (a PUT
+// with an empty value) is ignored (corrections.go).
+func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, startTs, generation uint64) error {
 	if !op.Valid() {
 		return fmt.Errorf("%w: prewrite with %s", ErrInvalidEvent, op)
 	}
 	if n := len(key) + len(value) + len(oldValue); n > sortbuf.MaxRowBytes {
 		return fmt.Errorf("%w: prewrite of %d bytes", ErrInvalidEvent, n)
 	}
+	if isRefresh(op, value) {
+		m.refreshes++
+		return nil
+	}
+	rk := rankOf(generation)
 	if c := m.commits.get(startTs, key); c != nil {
 		rowOp := c.op
 		if !rowOp.Valid() {
@@ -69,27 +84,40 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 		if m.rollbacks.remove(startTs, key) { // commit wins; see doc.go
 			m.charge(-rollbackSize(len(key)))
 		}
+		if rk.supersedable() {
+			m.remember(c, rk)
+		}
 		return nil
+	}
+	if m.corrections.len() > 0 {
+		if e := m.corrections.get(startTs, key); e != nil {
+			return m.correct(e, key, op, value, oldValue, rk)
+		}
 	}
 	if m.rollbacks.remove(startTs, key) {
 		m.charge(-rollbackSize(len(key)))
 		return nil
 	}
 	if st := m.spilled[startTs]; st != nil {
-		return m.putSpilled(st, startTs, key, op, value, oldValue)
+		return m.putSpilled(st, startTs, key, op, value, oldValue, generation)
 	}
 	t := m.txns[startTs]
+	var delta int64
 	if t == nil {
 		t = m.pool.get()
 		m.txns[startTs] = t
 	}
-	p := makePrewrite(t.alloc(len(key)+len(value)+len(oldValue)), key, op, value, oldValue)
-	delta := p.size()
-	if old, ok := t.rows[string(key)]; ok { // a repeated prewrite
+	if old, ok := t.rows[string(key)]; ok { // a repeated prewrite: the first of the highest rank wins
+		m.superseded++
+		if !old.rank().less(rk) {
+			return nil
+		}
 		delta -= old.size()
 	} else {
 		m.prewrites++
 	}
+	p := makePrewrite(t.alloc(len(key)+len(value)+len(oldValue)), key, op, generation, value, oldValue)
+	delta += p.size()
 	t.put(p)
 	t.bytes += delta
 	if m.charge(delta) > m.budget.limit {
@@ -109,21 +137,32 @@ func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) er
 			if err := m.emitRow(p.row(op, startTs, commitTs)); err != nil {
 				return err
 			}
+			if rk := p.rank(); rk.supersedable() {
+				m.remember(&pendingCommit{key: string(key), startTs: startTs, commitTs: commitTs, op: op}, rk)
+			}
 			m.dropInMemory(t, startTs, key, p)
 			return nil
 		}
 	}
 	if st := m.spilled[startTs]; st != nil {
-		r, ok, err := m.takeSpilled(st, startTs, key, true)
+		r, gen, ok, err := m.takeSpilled(st, startTs, key, true)
 		if err != nil || ok {
 			if ok {
+				rk := rankOf(gen)
 				if op.Valid() {
 					r.Op = op
 				}
 				r.CommitTs = commitTs
-				err = m.emitRow(r)
+				if err = m.emitRow(r); err == nil && rk.supersedable() {
+					m.remember(&pendingCommit{key: string(key), startTs: startTs, commitTs: commitTs, op: op}, rk)
+				}
 			}
 			return err
+		}
+	}
+	if m.corrections.len() > 0 {
+		if e := m.corrections.get(startTs, key); e != nil && e.commitTs == commitTs {
+			return nil // a repeated commit of a row emitted already
 		}
 	}
 	if m.commits.get(startTs, key) != nil {
@@ -143,7 +182,7 @@ func (m *Matcher) Rollback(key []byte, startTs uint64) error {
 		}
 	}
 	if st := m.spilled[startTs]; st != nil {
-		if _, ok, err := m.takeSpilled(st, startTs, key, false); err != nil || ok {
+		if _, _, ok, err := m.takeSpilled(st, startTs, key, false); err != nil || ok {
 			return err
 		}
 	}

@@ -80,7 +80,7 @@ func TestEventOrders(t *testing.T) {
 			h.prewrite("k", "v", 10)
 			h.prewrite("k", "v", 10)
 			h.commit("k", 10, 20)
-		}, []string{"20/10/k=v"}, Stats{Emitted: 1}},
+		}, []string{"20/10/k=v"}, Stats{Emitted: 1, Superseded: 1}},
 		{"repeated commit while pending", func(h *harness) {
 			h.commit("k", 10, 20)
 			h.commit("k", 10, 20)
@@ -124,20 +124,21 @@ func nilIfNone(s []string) []string {
 
 func TestRowFields(t *testing.T) {
 	h := newUnlimited(t)
-	require.NoError(t, h.m.Prewrite([]byte("a"), sortbuf.OpPut, []byte("new"), []byte("old"), 10))
-	require.NoError(t, h.m.Prewrite([]byte("b"), sortbuf.OpDelete, nil, []byte("gone"), 10))
-	require.NoError(t, h.m.Prewrite([]byte("c"), sortbuf.OpPut, []byte("v"), nil, 10))
+	require.NoError(t, h.m.Prewrite([]byte("a"), sortbuf.OpPut, []byte("new"), []byte("old"), 10, 0))
+	require.NoError(t, h.m.Prewrite([]byte("b"), sortbuf.OpDelete, nil, []byte("gone"), 10, 0))
+	require.NoError(t, h.m.Prewrite([]byte("c"), sortbuf.OpPut, []byte("v"), nil, 10, 0))
 	require.NoError(t, h.m.Commit([]byte("a"), 0, 10, 20))
 	require.NoError(t, h.m.Commit([]byte("b"), 0, 10, 20))
 	require.NoError(t, h.m.Commit([]byte("c"), sortbuf.OpDelete, 10, 20), "the commit's op wins when given")
 	require.NoError(t, h.m.Commit([]byte("d"), sortbuf.OpDelete, 10, 20))
-	require.NoError(t, h.m.Prewrite([]byte("d"), sortbuf.OpPut, nil, []byte("o"), 10))
+	require.NoError(t, h.m.Prewrite([]byte("d"), sortbuf.OpPut, nil, []byte("o"), 10, 0)) // a lock refresh: ignored
+	require.NoError(t, h.m.Prewrite([]byte("d"), sortbuf.OpPut, []byte("dv"), []byte("o"), 10, 0))
 	require.NoError(t, h.m.Committed(sortbuf.Row{CommitTs: 7, StartTs: 7, Op: sortbuf.OpPut, Key: []byte("1pc"), Value: []byte("x")}))
 	want := []sortbuf.Row{
 		{CommitTs: 20, StartTs: 10, Op: sortbuf.OpPut, Key: []byte("a"), Value: []byte("new"), OldValue: []byte("old")},
 		{CommitTs: 20, StartTs: 10, Op: sortbuf.OpDelete, Key: []byte("b"), OldValue: []byte("gone")},
 		{CommitTs: 20, StartTs: 10, Op: sortbuf.OpDelete, Key: []byte("c"), Value: []byte("v")},
-		{CommitTs: 20, StartTs: 10, Op: sortbuf.OpDelete, Key: []byte("d"), OldValue: []byte("o")},
+		{CommitTs: 20, StartTs: 10, Op: sortbuf.OpDelete, Key: []byte("d"), Value: []byte("dv"), OldValue: []byte("o")},
 		{CommitTs: 7, StartTs: 7, Op: sortbuf.OpPut, Key: []byte("1pc"), Value: []byte("x")},
 	}
 	require.Equal(t, want, h.out.rows)
@@ -146,8 +147,8 @@ func TestRowFields(t *testing.T) {
 func TestInvalidEvents(t *testing.T) {
 	h := newUnlimited(t)
 	cases := []error{
-		h.m.Prewrite([]byte("k"), 0, nil, nil, 1),
-		h.m.Prewrite([]byte("k"), 9, nil, nil, 1),
+		h.m.Prewrite([]byte("k"), 0, nil, nil, 1, 0),
+		h.m.Prewrite([]byte("k"), 9, nil, nil, 1, 0),
 		h.m.Commit([]byte("k"), 0, 1, 0),
 		h.m.Commit([]byte("k"), 5, 1, 2),
 		h.m.Committed(sortbuf.Row{CommitTs: 0, Op: sortbuf.OpPut}),
@@ -172,7 +173,7 @@ func TestEmitErrorKeepsPrewrite(t *testing.T) {
 
 	h.commit("j", 11, 21)
 	h.out.fail = boom
-	require.ErrorIs(t, h.m.Prewrite([]byte("j"), sortbuf.OpPut, []byte("w"), nil, 11), boom)
+	require.ErrorIs(t, h.m.Prewrite([]byte("j"), sortbuf.OpPut, []byte("w"), nil, 11, 0), boom)
 	require.Equal(t, uint64(21), h.m.MinPendingCommit(), "the commit still waits")
 	h.out.fail = nil
 	h.prewrite("j", "w", 11)
@@ -231,13 +232,13 @@ func TestBudgetSharedAndReleased(t *testing.T) {
 	out := &sink{}
 	a := New(sortbuf.NewMemory().Buffer(1).Spill(), budget, out.emit)
 	b := New(sortbuf.NewMemory().Buffer(2).Spill(), budget, out.emit)
-	require.NoError(t, a.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 1000), nil, 1))
-	require.NoError(t, b.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 500), nil, 1))
+	require.NoError(t, a.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 1000), nil, 1, 0))
+	require.NoError(t, b.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 500), nil, 1, 0))
 	require.NoError(t, b.Commit([]byte("x"), 0, 5, 6))
 	require.Equal(t, a.Stats().Bytes+b.Stats().Bytes, budget.Used())
 	require.Greater(t, a.Stats().Bytes, int64(1000))
 	a.Close()
 	require.Equal(t, b.Stats().Bytes, budget.Used())
 	require.Equal(t, Stats{}, a.Stats())
-	require.NoError(t, a.Prewrite([]byte("k"), sortbuf.OpPut, nil, nil, 2), "a closed matcher is empty, not broken")
+	require.NoError(t, a.Prewrite([]byte("k"), sortbuf.OpPut, nil, nil, 2, 0), "a closed matcher is empty, not broken")
 }

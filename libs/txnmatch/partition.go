@@ -12,17 +12,18 @@ import (
 // Restore like any other snapshot.
 
 // SnapshotKeys writes a snapshot of the part of the state whose keys
-// satisfy keep: the in-memory prewrites, waiting commits and rollbacks of
-// those keys, and the spilled transactions counted by their kept keys only
+// satisfy keep: the in-memory prewrites, waiting commits and rollbacks and
+// correction index entries of those keys, and the spilled transactions counted by their kept keys only
 // (a spilled transaction with no kept key is left out). The spilled rows
 // themselves are the caller's to copy, with the same predicate, from the
 // SpillStore (ForEach). The matcher is not changed.
 func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 	part := &Matcher{
-		txns:      make(map[uint64]*txn),
-		spilled:   make(map[uint64]*spilledTxn),
-		commits:   newPendingCommits(),
-		rollbacks: newPendingRollbacks(),
+		txns:        make(map[uint64]*txn),
+		spilled:     make(map[uint64]*spilledTxn),
+		commits:     newPendingCommits(),
+		rollbacks:   newPendingRollbacks(),
+		corrections: newPendingCommits(),
 	}
 	for ts, t := range m.txns {
 		var kept *txn
@@ -67,6 +68,12 @@ func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 			}
 		}
 	}
+	for _, c := range m.corrections.heap {
+		if keep([]byte(c.key)) {
+			cp := *c
+			part.corrections.add(&cp)
+		}
+	}
 	return part.Snapshot(w)
 }
 
@@ -80,10 +87,11 @@ func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 // spill stores.
 func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte) error, snaps ...[]byte) error {
 	out := &Matcher{
-		txns:      make(map[uint64]*txn),
-		spilled:   make(map[uint64]*spilledTxn),
-		commits:   newPendingCommits(),
-		rollbacks: newPendingRollbacks(),
+		txns:        make(map[uint64]*txn),
+		spilled:     make(map[uint64]*spilledTxn),
+		commits:     newPendingCommits(),
+		rollbacks:   newPendingRollbacks(),
+		corrections: newPendingCommits(),
 	}
 	for i, b := range snaps {
 		st, err := decodeSnapshot(b)
@@ -121,6 +129,11 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 				out.rollbacks.add(ts, k)
 			}
 		}
+		for _, c := range st.corrections {
+			if out.corrections.get(c.startTs, []byte(c.key)) == nil {
+				out.corrections.add(c)
+			}
+		}
 	}
 	for _, ts := range sortedKeys(out.spilled) {
 		t := out.txns[ts]
@@ -130,7 +143,7 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 		keys := sortedKeys(t.rows)
 		for _, k := range keys {
 			p := t.rows[k]
-			if err := respill(ts, p.key(), appendSpillValue(nil, p.op, p.value(), p.old())); err != nil {
+			if err := respill(ts, p.key(), appendSpillValue(nil, p.op, p.gen, p.value(), p.old())); err != nil {
 				return fmt.Errorf("txnmatch: respill: %w", err)
 			}
 		}

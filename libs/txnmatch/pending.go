@@ -6,18 +6,21 @@ import (
 	"github.com/tistream/tistream/libs/sortbuf"
 )
 
-// pendingCommit is a commit whose prewrite has not arrived.
+// pendingCommit is a commit whose prewrite has not arrived, or, in the
+// correction index, a commit already matched (see corrections.go).
 type pendingCommit struct {
 	key      string
 	startTs  uint64
 	commitTs uint64
 	op       sortbuf.Op
-	idx      int // position in the heap
+	rank     rank // correction index only: the rank of the prewrite emitted
+	idx      int  // position in the heap
 }
 
-// pendingCommits indexes waiting commits by (start_ts, key) and keeps them
-// in a min-heap by commit_ts, so MinPendingCommit is O(1) and adding or
-// removing one O(log n).
+// pendingCommits indexes commits by (start_ts, key) and keeps them in a
+// min-heap by commit_ts, so MinPendingCommit is O(1), adding or removing
+// one O(log n), and Forget O(log n) per entry it drops. It holds the
+// waiting commits, and (a second instance) the correction index.
 type pendingCommits struct {
 	byTxn map[uint64]map[string]*pendingCommit
 	heap  commitHeap

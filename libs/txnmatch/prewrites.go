@@ -14,6 +14,7 @@ type prewrite struct {
 	buf  []byte
 	klen int32
 	vlen int32
+	gen  uint64 // pipelined DML generation, 0 if not pipelined
 }
 
 // rowOverhead approximates the bookkeeping of one in-memory prewrite (map
@@ -21,16 +22,16 @@ type prewrite struct {
 // payload so that many tiny rows are not free.
 const rowOverhead = 96
 
-func newPrewrite(key []byte, op sortbuf.Op, value, old []byte) prewrite {
-	return makePrewrite(make([]byte, 0, len(key)+len(value)+len(old)), key, op, value, old)
+func newPrewrite(key []byte, op sortbuf.Op, gen uint64, value, old []byte) prewrite {
+	return makePrewrite(make([]byte, 0, len(key)+len(value)+len(old)), key, op, gen, value, old)
 }
 
 // makePrewrite copies key, value and old into buf, which has room for them.
-func makePrewrite(buf []byte, key []byte, op sortbuf.Op, value, old []byte) prewrite {
+func makePrewrite(buf []byte, key []byte, op sortbuf.Op, gen uint64, value, old []byte) prewrite {
 	buf = append(buf, key...)
 	buf = append(buf, value...)
 	buf = append(buf, old...)
-	return prewrite{op: op, buf: buf, klen: int32(len(key)), vlen: int32(len(value))}
+	return prewrite{op: op, buf: buf, klen: int32(len(key)), vlen: int32(len(value)), gen: gen}
 }
 
 // keyString is a string view of the key bytes, which are never modified.
@@ -45,6 +46,7 @@ func (p *prewrite) key() []byte   { return p.buf[:p.klen:p.klen] }
 func (p *prewrite) value() []byte { return p.buf[p.klen : p.klen+p.vlen : p.klen+p.vlen] }
 func (p *prewrite) old() []byte   { return p.buf[p.klen+p.vlen:] }
 func (p *prewrite) size() int64   { return int64(len(p.buf)) + rowOverhead }
+func (p *prewrite) rank() rank    { return rankOf(p.gen) }
 
 // txn holds the in-memory prewrites of one transaction. Their bytes are
 // carved out of chunks owned by the txn, so a prewrite allocates nothing in

@@ -15,12 +15,13 @@ var ErrCorruptSnapshot = errors.New("txnmatch: corrupt snapshot")
 
 // decoded is a snapshot's content before it is installed.
 type decoded struct {
-	txns      map[uint64]*txn
-	spilled   map[uint64]*spilledTxn
-	commits   []*pendingCommit
-	rollbacks pendingRollbacks
-	prewrites int
-	spilledN  int64
+	txns        map[uint64]*txn
+	spilled     map[uint64]*spilledTxn
+	commits     []*pendingCommit
+	rollbacks   pendingRollbacks
+	corrections []*pendingCommit
+	prewrites   int
+	spilledN    int64
 }
 
 func decodeSnapshot(data []byte) (*decoded, error) {
@@ -31,10 +32,11 @@ func decodeSnapshot(data []byte) (*decoded, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptSnapshot)
 	}
-	if v := body[len(snapshotMagic)]; v != snapshotVersion {
+	v := body[len(snapshotMagic)]
+	if v != 1 && v != snapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrCorruptSnapshot, v)
 	}
-	d := decoder{b: body[len(snapshotMagic)+1:]}
+	d := decoder{b: body[len(snapshotMagic)+1:], version: v}
 	st := &decoded{
 		txns:      make(map[uint64]*txn),
 		spilled:   make(map[uint64]*spilledTxn),
@@ -44,6 +46,9 @@ func decodeSnapshot(data []byte) (*decoded, error) {
 	d.spilledTxns(st)
 	d.commits(st)
 	d.rollbacks(st)
+	if d.version >= 2 {
+		d.corrections(st)
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
 	}
@@ -56,8 +61,9 @@ func decodeSnapshot(data []byte) (*decoded, error) {
 // decoder reads the snapshot body; the first error sticks and every later
 // read returns zero values, so callers check d.err once per loop.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version byte
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -142,6 +148,10 @@ func (d *decoder) txns(st *decoded) {
 		t := &txn{rows: make(map[string]prewrite, rows)}
 		for j := 0; j < rows && d.err == nil; j++ {
 			op := d.op(false)
+			var gen uint64
+			if d.version >= 2 {
+				gen = d.uint()
+			}
 			key, value, old := d.bytes(), d.bytes(), d.bytes()
 			if d.err != nil {
 				break
@@ -150,7 +160,7 @@ func (d *decoder) txns(st *decoded) {
 				d.fail("key %q of transaction %d twice", key, startTs)
 				break
 			}
-			p := newPrewrite(key, op, value, old)
+			p := newPrewrite(key, op, gen, value, old)
 			t.put(p)
 			t.bytes += p.size()
 			st.prewrites++
@@ -211,6 +221,31 @@ func (d *decoder) rollbacks(st *decoded) {
 	}
 }
 
+func (d *decoder) corrections(st *decoded) {
+	n := d.count(6)
+	seen := make(map[uint64]map[string]bool)
+	for i := 0; i < n && d.err == nil; i++ {
+		key := d.bytes()
+		startTs, commitTs, gen := d.uint(), d.uint(), d.uint()
+		op := d.op(true)
+		if d.err != nil {
+			break
+		}
+		r := rankOf(gen)
+		// An entry the matcher cannot have made is rejected, so that every
+		// accepted snapshot encodes back to the same bytes.
+		if commitTs == 0 || !r.supersedable() || seen[startTs][string(key)] {
+			d.fail("correction of %q at %d/%d", key, startTs, commitTs)
+			break
+		}
+		if seen[startTs] == nil {
+			seen[startTs] = make(map[string]bool)
+		}
+		seen[startTs][string(key)] = true
+		st.corrections = append(st.corrections, &pendingCommit{key: string(key), startTs: startTs, commitTs: commitTs, op: op, rank: r})
+	}
+}
+
 // install makes st the matcher's state and charges it to the budget.
 func (m *Matcher) install(st *decoded) {
 	m.txns, m.spilled, m.rollbacks = st.txns, st.spilled, st.rollbacks
@@ -227,6 +262,10 @@ func (m *Matcher) install(st *decoded) {
 		for k := range keys {
 			bytes += rollbackSize(len(k))
 		}
+	}
+	for _, c := range st.corrections {
+		m.corrections.add(c)
+		bytes += commitSize(c.key)
 	}
 	m.charge(bytes)
 }

@@ -13,18 +13,23 @@ import (
 // uvarint length + bytes, sections in a fixed order and sorted, so equal
 // states encode to equal bytes):
 //
-//	magic "TXMS"  version[1]=1
-//	n_txns       { start_ts  n_rows { op[1] key value old_value } }
-//	n_spilled    { start_ts  n_keys }
-//	n_commits    { key start_ts commit_ts op[1] }
-//	n_rollbacks  { key start_ts }
+//	magic "TXMS"  version[1]=2
+//	n_txns         { start_ts  n_rows { op[1] generation key value old_value } }
+//	n_spilled      { start_ts  n_keys }
+//	n_commits      { key start_ts commit_ts op[1] }
+//	n_rollbacks    { key start_ts }
+//	n_corrections  { key start_ts commit_ts generation op[1] }
 //	crc32c[4, little-endian] of everything before
+//
+// Version 1 (still read) has no generation in n_txns (generation 0) and no
+// n_corrections section (an empty correction index). op is the commit's, 0
+// if it gave none.
 //
 // Spilled rows themselves are not here: the caller saves them through the
 // SpillStore's ForEach and puts them back before using the restored matcher.
 const (
 	snapshotMagic   = "TXMS"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -44,6 +49,7 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 		for _, k := range keys {
 			p := t.rows[k]
 			e.buf = append(e.buf, byte(p.op))
+			e.uint(p.gen)
 			e.bytes(p.key())
 			e.bytes(p.value())
 			e.bytes(p.old())
@@ -60,10 +66,7 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 		e.uint(uint64(m.spilled[ts].keys))
 	}
 
-	commits := slices.Clone(m.commits.heap)
-	slices.SortFunc(commits, func(a, b *pendingCommit) int {
-		return cmp.Or(cmp.Compare(a.startTs, b.startTs), cmp.Compare(a.key, b.key))
-	})
+	commits := sortedCommits(m.commits.heap)
 	e.uint(uint64(len(commits)))
 	for _, c := range commits {
 		e.bytes([]byte(c.key))
@@ -78,6 +81,19 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 		for _, k := range sortedKeys(m.rollbacks.byTxn[ts]) {
 			e.bytes([]byte(k))
 			e.uint(ts)
+		}
+	}
+
+	corrections := sortedCommits(m.corrections.heap)
+	e.uint(uint64(len(corrections)))
+	for _, c := range corrections {
+		e.bytes([]byte(c.key))
+		e.uint(c.startTs)
+		e.uint(c.commitTs)
+		e.uint(c.rank.gen)
+		e.buf = append(e.buf, byte(c.op))
+		if err := e.flushIfLarge(w); err != nil { // a pipelined transaction indexes every key
+			return err
 		}
 	}
 	e.crc = crc32.Update(e.crc, castagnoli, e.buf)
@@ -108,6 +124,14 @@ func (e *encoder) flushIfLarge(w io.Writer) error {
 	return nil
 }
 
+func sortedCommits(h commitHeap) []*pendingCommit {
+	out := slices.Clone(h)
+	slices.SortFunc(out, func(a, b *pendingCommit) int {
+		return cmp.Or(cmp.Compare(a.startTs, b.startTs), cmp.Compare(a.key, b.key))
+	})
+	return out
+}
+
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 	keys := make([]K, 0, len(m))
 	for k := range m {
@@ -121,7 +145,7 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 // bound it (io.LimitReader) when its source is not trusted to be small.
 // Any malformed input is an error and leaves the matcher empty.
 func (m *Matcher) Restore(r io.Reader) error {
-	if len(m.txns) > 0 || len(m.spilled) > 0 || m.commits.len() > 0 || m.rollbacks.n > 0 {
+	if len(m.txns) > 0 || len(m.spilled) > 0 || m.commits.len() > 0 || m.rollbacks.n > 0 || m.corrections.len() > 0 {
 		return fmt.Errorf("txnmatch: restore into a matcher that is not empty")
 	}
 	data, err := io.ReadAll(r)

@@ -12,47 +12,75 @@ import (
 
 // Spilled prewrites are stored under (start_ts, key) with this value:
 //
-//	version[1]=0x01  op[1]  uvarint(len(value))  value  old_value
+//	version[1]=0x02  op[1]  uvarint(generation)  uvarint(len(value))  value  old_value
 //
-// The caller's snapshot code copies spill entries verbatim, so this
-// encoding is part of the snapshot format and carries a version.
-const spillV1 byte = 0x01
+// Version 0x01 (written before generations) has no generation field and is
+// read as generation 0. The caller's snapshot code copies spill entries
+// verbatim, so this encoding is part of the snapshot format and carries a
+// version.
+const (
+	spillV1 byte = 0x01
+	spillV2 byte = 0x02
+)
 
 var errCorruptSpill = errors.New("txnmatch: corrupt spilled prewrite")
 
-func appendSpillValue(dst []byte, op sortbuf.Op, value, old []byte) []byte {
-	dst = append(dst, spillV1, byte(op))
+func appendSpillValue(dst []byte, op sortbuf.Op, gen uint64, value, old []byte) []byte {
+	dst = append(dst, spillV2, byte(op))
+	dst = binary.AppendUvarint(dst, gen)
 	dst = binary.AppendUvarint(dst, uint64(len(value)))
 	dst = append(dst, value...)
 	return append(dst, old...)
 }
 
 // decodeSpillValue fills r's op, value and old value from b (which the
-// SpillStore handed out as a copy, so r may alias it).
-func decodeSpillValue(b []byte, r *sortbuf.Row) error {
-	if len(b) < 3 || b[0] != spillV1 || !sortbuf.Op(b[1]).Valid() {
-		return fmt.Errorf("%w: header", errCorruptSpill)
+// SpillStore handed out as a copy, so r may alias it) and returns the
+// generation.
+func decodeSpillValue(b []byte, r *sortbuf.Row) (uint64, error) {
+	if len(b) < 3 || (b[0] != spillV1 && b[0] != spillV2) || !sortbuf.Op(b[1]).Valid() {
+		return 0, fmt.Errorf("%w: header", errCorruptSpill)
 	}
-	vlen, n := binary.Uvarint(b[2:])
-	rest := b[2+max(n, 0):]
+	rest := b[2:]
+	var gen uint64
+	if b[0] == spillV2 {
+		var n int
+		if gen, n = binary.Uvarint(rest); n <= 0 {
+			return 0, fmt.Errorf("%w: generation", errCorruptSpill)
+		}
+		rest = rest[n:]
+	}
+	vlen, n := binary.Uvarint(rest)
+	rest = rest[max(n, 0):]
 	if n <= 0 || vlen > uint64(len(rest)) {
-		return fmt.Errorf("%w: value length", errCorruptSpill)
+		return 0, fmt.Errorf("%w: value length", errCorruptSpill)
 	}
 	r.Op = sortbuf.Op(b[1])
 	r.Value = nilIfEmpty(rest[:vlen:vlen])
 	r.OldValue = nilIfEmpty(rest[vlen:])
-	return nil
+	return gen, nil
 }
 
-// putSpilled stores a prewrite of a spilled transaction.
-func (m *Matcher) putSpilled(st *spilledTxn, startTs uint64, key []byte, op sortbuf.Op, value, old []byte) error {
+// putSpilled stores a prewrite of a spilled transaction unless one of
+// equal or higher rank is there.
+func (m *Matcher) putSpilled(st *spilledTxn, startTs uint64, key []byte, op sortbuf.Op, value, old []byte, gen uint64) error {
 	// A repeated prewrite must not count twice, or the transaction's span
 	// would never be found empty.
-	_, existed, err := m.spill.Get(startTs, key)
+	prev, existed, err := m.spill.Get(startTs, key)
 	if err != nil {
 		return fmt.Errorf("txnmatch: spill lookup: %w", err)
 	}
-	m.scratch = appendSpillValue(m.scratch[:0], op, value, old)
+	if existed {
+		var r sortbuf.Row
+		pgen, err := decodeSpillValue(prev, &r)
+		if err != nil {
+			return err
+		}
+		m.superseded++
+		if !rankOf(pgen).less(rankOf(gen)) {
+			return nil
+		}
+	}
+	m.scratch = appendSpillValue(m.scratch[:0], op, gen, value, old)
 	if err := m.spill.Put(startTs, key, m.scratch); err != nil {
 		return fmt.Errorf("txnmatch: spill put: %w", err)
 	}
@@ -64,19 +92,20 @@ func (m *Matcher) putSpilled(st *spilledTxn, startTs uint64, key []byte, op sort
 }
 
 // takeSpilled removes key's spilled prewrite, returning it as a row
-// (without commit_ts) if want.
-func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want bool) (sortbuf.Row, bool, error) {
+// (without commit_ts) and its generation if want.
+func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want bool) (sortbuf.Row, uint64, bool, error) {
 	v, ok, err := m.spill.Get(startTs, key)
 	if err != nil {
-		return sortbuf.Row{}, false, fmt.Errorf("txnmatch: spill get: %w", err)
+		return sortbuf.Row{}, 0, false, fmt.Errorf("txnmatch: spill get: %w", err)
 	}
 	if !ok {
-		return sortbuf.Row{}, false, nil
+		return sortbuf.Row{}, 0, false, nil
 	}
 	r := sortbuf.Row{StartTs: startTs, Key: key}
+	var gen uint64
 	if want {
-		if err = decodeSpillValue(v, &r); err != nil {
-			return sortbuf.Row{}, false, err
+		if gen, err = decodeSpillValue(v, &r); err != nil {
+			return sortbuf.Row{}, 0, false, err
 		}
 	}
 	st.keys--
@@ -89,9 +118,9 @@ func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want b
 		err = m.spill.Delete(startTs, key)
 	}
 	if err != nil {
-		return sortbuf.Row{}, false, fmt.Errorf("txnmatch: spill delete: %w", err)
+		return sortbuf.Row{}, 0, false, fmt.Errorf("txnmatch: spill delete: %w", err)
 	}
-	return r, true, nil
+	return r, gen, true, nil
 }
 
 // spillLargest moves this matcher's largest in-memory transactions to the
@@ -134,7 +163,7 @@ func (m *Matcher) spillTxn(startTs uint64) (int64, error) {
 	m.spilled[startTs] = st
 	var freed int64
 	for k, p := range t.rows {
-		m.scratch = appendSpillValue(m.scratch[:0], p.op, p.value(), p.old())
+		m.scratch = appendSpillValue(m.scratch[:0], p.op, p.gen, p.value(), p.old())
 		if err := m.spill.Put(startTs, p.key(), m.scratch); err != nil {
 			return freed, fmt.Errorf("txnmatch: spill put: %w", err)
 		}

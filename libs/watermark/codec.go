@@ -3,26 +3,37 @@ package watermark
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"maps"
+	"slices"
 )
 
-// Snapshot encoding, version 1 (all integers uvarint, byte strings as
+// Snapshot encoding, version 2 (all integers uvarint, byte strings as
 // uvarint length + bytes):
 //
 //	"TSWM" version(1 byte)
 //	span start, span end (empty = unbounded), published, claims since sweep
 //	counter count, counters
 //	incarnation count, per incarnation (sorted by Ref):
-//	  region id, version, term, latest, flags (1 = ended, 2 = pending), start, end
+//	  region id, version, term, latest, leader store, flags (1 = ended,
+//	  2 = pending), start, end
 //	  if pending: waiting count, refs (3 uvarints each); covered count, ranges
 //	entry count, per entry: shared prefix length with the previous start,
 //	  rest of the start, owner (0 = hole, i+1 = incarnation i), base
+//	position count, per store (ascending): store, seq
+//	held END count, per held END (by Ref): ref, final, proof count, proofs
+//	  (store, through seq)
+//	early END count, per early END (by Ref): ref, start, end, record count,
+//	  per record: from store, final, proof count, proofs
 //	CRC32C of everything before, 4 bytes little-endian
+//
+// Version 1 had no leader store, no positions and no held or early ENDs
+// (13 counters); it still decodes, with every store unknown (trusted).
 //
 // Entry starts are prefix-compressed: neighbouring region boundaries of one
 // table share most of their bytes.
 const (
 	codecMagic   = "TSWM"
-	codecVersion = 1
+	codecVersion = 2
 	flagEnded    = 1
 	flagPending  = 2
 )
@@ -53,13 +64,20 @@ func Decode(b []byte) (*Map, error) {
 	return build(s, false)
 }
 
-func (s *snapshot) encode() []byte {
-	b := append([]byte(codecMagic), codecVersion)
+func (s *snapshot) encode() []byte { return s.encodeAs(codecVersion) }
+
+// encodeAs writes encoding version v: 1 leaves out what version 2 added (it
+// exists to test that old snapshots still decode).
+func (s *snapshot) encodeAs(v byte) []byte {
+	b := append([]byte(codecMagic), v)
 	b = appendStr(b, s.start)
 	b = appendStr(b, s.end)
 	b = binary.AppendUvarint(b, s.published)
 	b = binary.AppendUvarint(b, s.sinceSweep)
 	cs := s.counters.list()
+	if v == 1 {
+		cs = cs[:v1Counters]
+	}
 	b = binary.AppendUvarint(b, uint64(len(cs)))
 	for _, c := range cs {
 		b = binary.AppendUvarint(b, *c)
@@ -68,6 +86,9 @@ func (s *snapshot) encode() []byte {
 	for _, x := range s.incs {
 		b = appendRef(b, x.ref)
 		b = binary.AppendUvarint(b, x.latest)
+		if v > 1 {
+			b = binary.AppendUvarint(b, x.store)
+		}
 		var flags byte
 		if x.ended {
 			flags |= flagEnded
@@ -101,7 +122,85 @@ func (s *snapshot) encode() []byte {
 		b = binary.AppendUvarint(b, e.base)
 		prev = e.start
 	}
+	if v > 1 {
+		b = s.appendSources(b)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func (s *snapshot) appendSources(b []byte) []byte {
+	stores := slices.Sorted(maps.Keys(s.reads))
+	b = binary.AppendUvarint(b, uint64(len(stores)))
+	for _, st := range stores {
+		b = binary.AppendUvarint(b, st)
+		b = binary.AppendUvarint(b, s.reads[st])
+	}
+	held := slices.SortedFunc(maps.Keys(s.held), Ref.Compare)
+	b = binary.AppendUvarint(b, uint64(len(held)))
+	for _, r := range held {
+		h := s.held[r]
+		b = appendRef(b, r)
+		b = binary.AppendUvarint(b, h.final)
+		b = appendProofs(b, h.proofs)
+	}
+	early := slices.SortedFunc(maps.Keys(s.early), Ref.Compare)
+	b = binary.AppendUvarint(b, uint64(len(early)))
+	for _, r := range early {
+		e := s.early[r]
+		b = appendRef(b, r)
+		b = appendStr(b, e.rng.start)
+		b = appendStr(b, e.rng.end)
+		b = binary.AppendUvarint(b, uint64(len(e.ends)))
+		for _, rec := range e.ends {
+			b = binary.AppendUvarint(b, rec.from)
+			b = binary.AppendUvarint(b, rec.final)
+			b = appendProofs(b, rec.proofs)
+		}
+	}
+	return b
+}
+
+func appendProofs(b []byte, ps []Takeover) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ps)))
+	for _, p := range ps {
+		b = binary.AppendUvarint(b, p.Store)
+		b = binary.AppendUvarint(b, p.ThroughSeq)
+	}
+	return b
+}
+
+func (d *decoder) sources(s *snapshot) {
+	s.reads = make(map[uint64]uint64)
+	for range d.count(2) {
+		st, q := d.uvarint(), d.uvarint()
+		if _, dup := s.reads[st]; dup && d.err == nil {
+			d.fail("store position twice")
+		}
+		s.reads[st] = q
+	}
+	s.held = make(map[Ref]heldEnd)
+	for range d.count(5) {
+		r, final := d.ref(), d.uvarint()
+		s.held[r] = heldEnd{final: final, proofs: d.proofs()}
+	}
+	s.early = make(map[Ref]earlyEnd)
+	for range d.count(7) {
+		r := d.ref()
+		e := earlyEnd{rng: keyRange{d.str(), d.str()}}
+		e.ends = make([]endRecord, d.count(3))
+		for i := range e.ends {
+			e.ends[i] = endRecord{from: d.uvarint(), final: d.uvarint(), proofs: d.proofs()}
+		}
+		s.early[r] = e
+	}
+}
+
+func (d *decoder) proofs() []Takeover {
+	ps := make([]Takeover, d.count(2))
+	for i := range ps {
+		ps[i] = Takeover{Store: d.uvarint(), ThroughSeq: d.uvarint()}
+	}
+	return ps
 }
 
 func decode(b []byte) (*snapshot, error) {
@@ -112,12 +211,16 @@ func decode(b []byte) (*snapshot, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, corrupt("checksum mismatch")
 	}
-	if v := body[len(codecMagic)]; v != codecVersion {
+	v := body[len(codecMagic)]
+	if v != 1 && v != codecVersion {
 		return nil, corrupt("unknown version %d", v)
 	}
 	d := &decoder{b: body[len(codecMagic)+1:]}
 	s := &snapshot{start: d.str(), end: d.str(), published: d.uvarint(), sinceSweep: d.uvarint()}
 	cs := s.counters.list()
+	if v == 1 {
+		cs = cs[:v1Counters]
+	}
 	if n := d.uvarint(); d.err == nil && n != uint64(len(cs)) {
 		return nil, corrupt("%d counters, want %d", n, len(cs))
 	}
@@ -128,6 +231,9 @@ func decode(b []byte) (*snapshot, error) {
 	for i := range s.incs {
 		x := &s.incs[i]
 		x.ref, x.latest = d.ref(), d.uvarint()
+		if v > 1 {
+			x.store = d.uvarint()
+		}
 		flags := d.byte()
 		x.ended, x.pending = flags&flagEnded != 0, flags&flagPending != 0
 		if flags&^(flagEnded|flagPending) != 0 {
@@ -162,6 +268,9 @@ func decode(b []byte) (*snapshot, error) {
 		}
 		s.entries[i] = entryState{start: start, owner: int(owner) - 1, base: d.uvarint()}
 		prev = start
+	}
+	if v > 1 {
+		d.sources(s)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")

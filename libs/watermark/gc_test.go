@@ -13,7 +13,7 @@ import (
 // are about one per live region.
 func TestGCKeepsTableAtLiveRegions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 1))
-	h := genHistoryMix(rng, 4, 400, 20_000, mix{split: 25, merge: 12, transfer: 13})
+	h := genHistoryMix(rng, 4, 400, 20_000, mix{split: 25, merge: 12, transfer: 13, crash: 4})
 	for _, span := range []keyRange{{}, {"k00100", "k00300x"}} {
 		m := mustNew(t, span.start, span.end)
 		delivered := make([]int, len(h.streams))

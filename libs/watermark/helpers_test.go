@@ -2,6 +2,8 @@ package watermark
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,9 +49,17 @@ func fingerprint(m *Map) string {
 	st := m.Stats()
 	st.Counters = Counters{}
 	fmt.Fprintf(&b, "%+v\n%s\n", st, entriesString(m))
-	for _, x := range m.export().incs {
-		fmt.Fprintf(&b, "%v [%q,%q) latest=%d ended=%v pending=%v waiting=%v covered=%v\n",
-			x.ref, x.start, x.end, x.latest, x.ended, x.pending, x.waiting, x.covered)
+	s := m.export()
+	for _, x := range s.incs {
+		fmt.Fprintf(&b, "%v [%q,%q) latest=%d store=%d ended=%v pending=%v waiting=%v covered=%v\n",
+			x.ref, x.start, x.end, x.latest, x.store, x.ended, x.pending, x.waiting, x.covered)
+	}
+	fmt.Fprintf(&b, "reads=%v\n", s.reads)
+	for _, r := range slices.SortedFunc(maps.Keys(s.held), Ref.Compare) {
+		fmt.Fprintf(&b, "held %v %+v\n", r, s.held[r])
+	}
+	for _, r := range slices.SortedFunc(maps.Keys(s.early), Ref.Compare) {
+		fmt.Fprintf(&b, "early %v %+v\n", r, s.early[r])
 	}
 	return b.String()
 }

@@ -22,21 +22,30 @@ type event struct {
 	preds      []Ref
 	ts         uint64
 	time       int
+	from, pos  uint64    // the store (1-based) and the record's place in its stream (1-based: its "file")
+	takeover   *Takeover // a takeover END
 }
 
+// apply delivers the record as a sorter does: from its store's stream, then
+// the position reached in that stream.
 func (e event) apply(m *Map) {
 	switch e.kind {
 	case 's':
-		m.Start(e.ref, k(e.start), k(e.end), e.preds)
+		m.StartFrom(e.from, e.ref, k(e.start), k(e.end), e.preds)
 	case 'r':
-		m.Resolved(e.ref, e.ts)
+		m.ResolvedFrom(e.from, e.ref, e.ts)
 	case 'e':
-		m.End(e.ref, e.ts)
+		m.EndFrom(e.from, e.ref, k(e.start), k(e.end), e.ts, e.takeover)
 	}
+	m.Progress(e.from, e.pos)
 }
 
 func (e event) String() string {
-	return fmt.Sprintf("%c %v [%q,%q) %v ts=%d @%d", e.kind, e.ref, e.start, e.end, e.preds, e.ts, e.time)
+	tk := ""
+	if e.takeover != nil {
+		tk = fmt.Sprintf(" takeover of store %d through %d", e.takeover.Store, e.takeover.ThroughSeq)
+	}
+	return fmt.Sprintf("%c %v [%q,%q) %v ts=%d @%d store %d pos %d%s", e.kind, e.ref, e.start, e.end, e.preds, e.ts, e.time, e.from, e.pos, tk)
 }
 
 // hinc is one incarnation of the history.
@@ -46,8 +55,14 @@ type hinc struct {
 	store      int
 	startTime  int
 	startPos   int // index of its START in its store's stream
-	endPos     int // index of its END, -1 while live
+	endPos     int // index of its END, -1 while live (in endStore's stream)
+	endStore   int
 	last       uint64
+	// A takeover: its leader crashed after crashPos records of its stream
+	// were uploaded; the END in endStore's stream proves them through
+	// proofPos.
+	takenOver          bool
+	crashPos, proofPos int
 }
 
 type history struct {
@@ -58,11 +73,13 @@ type history struct {
 	t       int
 	rng     *rand.Rand
 	nextID  uint64
+	kept    []int // per store: records known uploaded at its last crash
 }
 
 func (h *history) emit(store int, e event) int {
 	h.t++
 	e.time = h.t
+	e.from, e.pos = uint64(store+1), uint64(len(h.streams[store])+1)
 	h.streams[store] = append(h.streams[store], e)
 	return len(h.streams[store]) - 1
 }
@@ -76,7 +93,8 @@ func (h *history) startInc(ref Ref, s, e string, store int, preds []Ref) *hinc {
 }
 
 func (h *history) endInc(x *hinc) {
-	x.endPos = h.emit(x.store, event{kind: 'e', ref: x.ref, ts: x.last})
+	x.endStore = x.store
+	x.endPos = h.emit(x.store, event{kind: 'e', ref: x.ref, start: x.start, end: x.end, ts: x.last})
 }
 
 func (h *history) resolve(x *hinc) {
@@ -87,9 +105,9 @@ func (h *history) resolve(x *hinc) {
 }
 
 // mix is the percentage of each kind of step; the rest are resolved ts.
-type mix struct{ split, merge, transfer int }
+type mix struct{ split, merge, transfer, crash int }
 
-var defaultMix = mix{split: 18, merge: 14, transfer: 18}
+var defaultMix = mix{split: 18, merge: 14, transfer: 18, crash: 6}
 
 // genHistory makes a history over nStores stores with region boundaries
 // taken from nKeys grid keys, and ops random steps.
@@ -122,6 +140,8 @@ func genHistoryMix(rng *rand.Rand, nStores, nKeys, ops int, mx mix) *history {
 			h.merge()
 		case p < mx.split+mx.merge+mx.transfer:
 			h.transfer(nStores)
+		case p < mx.split+mx.merge+mx.transfer+mx.crash:
+			h.crash(nStores)
 		default:
 			h.resolve(h.live[rng.IntN(len(h.live))])
 		}
@@ -191,6 +211,53 @@ func (h *history) transfer(nStores int) {
 	h.live[i] = n
 }
 
+// crash loses the tail of a store's stream back to (at most a few) resolved
+// ts records — the file it had not uploaded — and every region it leads is
+// taken over by another store (store-change-file spec, "Takeover"): the new
+// leader starts its own incarnation naming the old one, then ends the old one
+// on its behalf with a proof: the old leader's stream through the last
+// uploaded record of it. The re-written rows of the takeover are implicit
+// (the model's commits are ts bounds, see oracle). The crashed store then
+// goes on (restarted) with new leaderships only.
+func (h *history) crash(nStores int) {
+	if nStores < 2 {
+		return
+	}
+	a := h.rng.IntN(nStores)
+	st := h.streams[a]
+	n := len(st)
+	if h.kept == nil {
+		h.kept = make([]int, nStores)
+	}
+	for lost := h.rng.IntN(4); lost > 0 && n > h.kept[a] && st[n-1].kind == 'r'; lost-- {
+		n--
+	}
+	h.streams[a] = st[:n]
+	h.kept[a] = n // what a crash already found uploaded stays uploaded
+	for i, x := range h.live {
+		if x.store != a {
+			continue
+		}
+		// What a reader can have of x: its uploaded records.
+		x.last, x.proofPos = 0, 0
+		for j, e := range h.streams[a] {
+			if e.ref == x.ref {
+				x.proofPos = j + 1
+				if e.kind == 'r' {
+					x.last = max(x.last, e.ts)
+				}
+			}
+		}
+		x.takenOver, x.crashPos = true, n
+		to := (a + 1 + h.rng.IntN(nStores-1)) % nStores
+		nx := h.startInc(Ref{x.ref.RegionID, x.ref.Version, x.ref.Term + 1}, x.start, x.end, to, []Ref{x.ref})
+		x.endStore = to
+		x.endPos = h.emit(to, event{kind: 'e', ref: x.ref, start: x.start, end: x.end, ts: x.last,
+			takeover: &Takeover{Store: uint64(a + 1), ThroughSeq: uint64(x.proofPos)}})
+		h.live[i] = nx
+	}
+}
+
 // segments returns the grid segments inside span: the unit ranges between
 // consecutive boundaries, which no region boundary cuts.
 func (h *history) segments(span keyRange) []keyRange {
@@ -238,10 +305,24 @@ func newOracle(h *history, span keyRange) *oracle {
 func (o *oracle) safe(delivered []int) uint64 {
 	out := uint64(math.MaxUint64)
 	for _, cs := range o.covers {
+		out = min(out, o.safeOver(cs, delivered))
+	}
+	return out
+}
+
+// safeOver is safe for one grid segment, given the incarnations over it.
+func (o *oracle) safeOver(cs []*hinc, delivered []int) uint64 {
+	out := uint64(math.MaxUint64)
+	{
 		for _, x := range cs {
 			d := delivered[x.store]
-			if x.endPos >= 0 && x.endPos < d {
+			if x.endPos >= 0 && x.endPos < delivered[x.endStore] && (!x.takenOver || d >= x.proofPos) {
 				continue
+			}
+			if x.takenOver {
+				// Its commits after the last uploaded record were lost and
+				// are re-written with the takeover END.
+				d = min(d, x.crashPos)
 			}
 			at := x.startTime
 			if d > 0 {
@@ -251,6 +332,25 @@ func (o *oracle) safe(delivered []int) uint64 {
 		}
 	}
 	return out
+}
+
+// checkEntries checks the claim the map rests on key by key (docs/watermarks.md
+// section 3): no entry's ts passes the true safe ts of any grid segment it
+// covers. Stronger than comparing the span's minimum.
+func (o *oracle) checkEntries(m *Map, delivered []int) error {
+	segs := o.h.segments(keyRange{m.start, m.end})
+	for e := range m.All() {
+		r := keyRange{string(e.Start), string(e.End)}
+		for i, seg := range segs {
+			if seg.intersect(r).empty() {
+				continue
+			}
+			if safe := o.safeOver(o.covers[i], delivered); e.Ts > safe {
+				return fmt.Errorf("entry [%q,%q) of %v at %d passes segment [%q,%q)'s safe ts %d", e.Start, e.End, e.Owner, e.Ts, seg.start, seg.end, safe)
+			}
+		}
+	}
+	return nil
 }
 
 // final is the watermark once everything is delivered: per key the greatest

@@ -19,6 +19,9 @@ type inc struct {
 	// them has base 0 (bit 30) and the ended flag (bit 31).
 	meta uint32
 	slot int32 // slot in the min-tree while it owns entries, else -1
+	// store is the leader's store: the stream that wrote the START (0 =
+	// unknown). It keeps the struct at 96 bytes.
+	store uint64
 }
 
 const (
@@ -162,6 +165,8 @@ func (m *Map) forget(x *inc) {
 	}
 	delete(m.loose, x)
 	delete(m.touched, x)
+	delete(m.held, x.ref)
+	delete(m.foreignEnd, x.ref)
 	m.unslot(x)
 	m.counters.Forgotten++
 }

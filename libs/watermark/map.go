@@ -35,6 +35,13 @@ type Map struct {
 	sinceSweep int    // claims since the last sweep
 	published  uint64 // the monotonic watermark
 	counters   Counters
+
+	reads map[uint64]uint64 // store -> last file of its stream the span has read
+	held  map[Ref]*heldEnd  // takeover ENDs waiting for their proof (source.go)
+	early map[Ref]*earlyEnd // ENDs read before their START
+	// foreignEnd remembers, for Diagnose, which store sent an END that was
+	// not trusted (not persisted).
+	foreignEnd map[Ref]uint64
 }
 
 // ErrBadSpan is returned for a span that is empty (start >= end).
@@ -54,15 +61,19 @@ func New(start, end []byte) (*Map, error) {
 
 func newMap(start, end string) *Map {
 	return &Map{
-		start:    start,
-		end:      end,
-		tree:     btree.NewG(btreeDegree, entryLess),
-		byRegion: make(map[uint64]*inc),
-		extra:    make(map[Ref]*inc),
-		pending:  make(map[*inc]struct{}),
-		waiters:  make(map[Ref][]*inc),
-		loose:    make(map[*inc]struct{}),
-		touched:  make(map[*inc]bool),
+		start:      start,
+		end:        end,
+		tree:       btree.NewG(btreeDegree, entryLess),
+		byRegion:   make(map[uint64]*inc),
+		extra:      make(map[Ref]*inc),
+		pending:    make(map[*inc]struct{}),
+		waiters:    make(map[Ref][]*inc),
+		loose:      make(map[*inc]struct{}),
+		touched:    make(map[*inc]bool),
+		reads:      make(map[uint64]uint64),
+		held:       make(map[Ref]*heldEnd),
+		early:      make(map[Ref]*earlyEnd),
+		foreignEnd: make(map[Ref]uint64),
 	}
 }
 

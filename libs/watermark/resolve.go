@@ -29,17 +29,21 @@ func (m *Map) Resolved(x Ref, ts uint64) {
 
 // End applies x's END with its last resolved ts (0 if it never published
 // one). Once x is also ready it is complete, and successors waiting on it
-// claim its keys.
+// claim its keys. An END of an unknown incarnation is counted and dropped;
+// EndFrom keeps it for the START to come.
 func (m *Map) End(x Ref, finalTs uint64) {
 	i := m.lookup(x)
 	if i == nil {
 		m.counters.UnknownIncarnation++
 		return
 	}
-	if i.ended() {
-		m.counters.DuplicateEnd++
-		return
-	}
+	m.end1(i, 0, finalTs, nil)
+	m.finish()
+}
+
+// endNow ends i: its final ts applies and the parts where it is ready
+// become complete.
+func (m *Map) endNow(i *inc, finalTs uint64) {
 	if finalTs > 0 {
 		m.raise(i, finalTs)
 	}
@@ -48,7 +52,6 @@ func (m *Map) End(x Ref, finalTs uint64) {
 	if parts := i.completeParts(); len(parts) > 0 {
 		m.queue = append(m.queue, progress{p: i, parts: append([]keyRange(nil), parts...)})
 	}
-	m.finish()
 }
 
 // raise records ts as x's latest and lifts x's entries.

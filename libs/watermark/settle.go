@@ -112,7 +112,7 @@ func (m *Map) settle() {
 func (m *Map) finish() {
 	m.settle()
 	m.flush()
-	if len(m.loose) > 0 && 2*m.sinceSweep >= len(m.loose) {
+	if n := len(m.loose) + len(m.early); n > 0 && 2*m.sinceSweep >= n {
 		m.sinceSweep = 0
 		m.sweep()
 	}
@@ -129,6 +129,7 @@ func (m *Map) finish() {
 // since the last sweep, so its cost is amortized over the claims, which are
 // what can make incarnations stale (each claim adds at most one candidate).
 func (m *Map) sweep() {
+	m.sweepEarly()
 	for x := range m.loose {
 		if x.owned() > 0 || x.complete() || !m.known(x) {
 			delete(m.loose, x)

@@ -1,6 +1,10 @@
 package watermark
 
-import "errors"
+import (
+	"errors"
+	"maps"
+	"slices"
+)
 
 // ErrBadSplitKey is returned by Split for a key not strictly inside the span.
 var ErrBadSplitKey = errors.New("watermark: split key not inside the span")
@@ -53,6 +57,19 @@ func (s *snapshot) clip(a, b string) *snapshot {
 		}
 		remap[i] = len(out.incs)
 		out.incs = append(out.incs, c)
+	}
+	out.reads = maps.Clone(s.reads)
+	out.held = make(map[Ref]heldEnd)
+	for _, is := range out.incs {
+		if h, ok := s.held[is.ref]; ok {
+			out.held[is.ref] = h
+		}
+	}
+	out.early = make(map[Ref]earlyEnd)
+	for r, e := range s.early {
+		if e.rng = e.rng.intersect(span); !e.rng.empty() {
+			out.early[r] = e
+		}
 	}
 	for i, e := range s.entries {
 		end := s.end
@@ -120,6 +137,7 @@ func Merge(left, right *Map) (*Map, error) {
 			j++
 		}
 	}
+	joinSources(s, ls, rs)
 	for _, e := range ls.entries {
 		if e.owner >= 0 {
 			e.owner = lmap[e.owner]
@@ -141,7 +159,10 @@ func joinInc(l, r *incState, boundary string) (incState, error) {
 		return incState{}, corrupt("incarnation %v does not meet at the boundary", l.ref)
 	}
 	j := incState{ref: l.ref, start: l.start, end: r.end, latest: min(l.latest, r.latest),
-		ended: l.ended && r.ended, pending: l.pending || r.pending}
+		store: l.store, ended: l.ended && r.ended, pending: l.pending || r.pending}
+	if j.store == 0 {
+		j.store = r.store // a known leader is the more conservative
+	}
 	if !j.pending {
 		return j, nil
 	}
@@ -159,4 +180,44 @@ func joinInc(l, r *incState, boundary string) (incState, error) {
 	}
 	j.covered = normalize(j.covered)
 	return j, nil
+}
+
+// joinSources merges the halves' store positions (the lower one where both
+// read a store: the more conservative), held ENDs (every proof either half
+// waits for, on incarnations the merge did not end) and early ENDs.
+func joinSources(s, l, r *snapshot) {
+	s.reads = maps.Clone(l.reads)
+	for st, q := range r.reads {
+		if lq, ok := s.reads[st]; !ok || q < lq {
+			s.reads[st] = q
+		}
+	}
+	ended := make(map[Ref]bool, len(s.incs))
+	for _, is := range s.incs {
+		ended[is.ref] = is.ended
+	}
+	s.held = make(map[Ref]heldEnd)
+	for _, half := range []*snapshot{l, r} {
+		for ref, h := range half.held {
+			if e, ok := ended[ref]; !ok || e {
+				continue
+			}
+			j := s.held[ref]
+			j.final = max(j.final, h.final)
+			j.proofs = addProofs(slices.Clone(j.proofs), h.proofs)
+			s.held[ref] = j
+		}
+	}
+	s.early = maps.Clone(l.early)
+	for ref, e := range r.early {
+		if j, ok := s.early[ref]; ok {
+			e.rng = keyRange{min(j.rng.start, e.rng.start), maxEnd(j.rng.end, e.rng.end)}
+			ends := slices.Clone(j.ends)
+			for _, rec := range e.ends {
+				ends = addEnd(ends, rec)
+			}
+			e.ends = ends
+		}
+		s.early[ref] = e
+	}
 }

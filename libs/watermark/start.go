@@ -22,8 +22,10 @@ const maxPreds = 64
 // than x, a zero one, or more than maxPreds), and a stale START (every key of
 // the range is already owned by incarnations newer than x: x was seen,
 // completed and forgotten, and this is a re-delivery).
-func (m *Map) Start(x Ref, start, end []byte, preds []Ref) {
-	defer m.finish()
+func (m *Map) Start(x Ref, start, end []byte, preds []Ref) { m.StartFrom(0, x, start, end, preds) }
+
+// start1 is Start without finish; store is the leader's (0 = unknown).
+func (m *Map) start1(store uint64, x Ref, start, end []byte, preds []Ref) {
 	if x.RegionID == 0 {
 		m.counters.InvalidRef++
 		return
@@ -46,7 +48,7 @@ func (m *Map) Start(x Ref, start, end []byte, preds []Ref) {
 		m.countConflicts(r, x)
 		return
 	}
-	n := &inc{ref: x, start: m.intern(r.start), end: m.intern(r.end), slot: -1}
+	n := &inc{ref: x, start: m.intern(r.start), end: m.intern(r.end), slot: -1, store: store}
 	if len(preds) == 0 {
 		m.bootstrap(n)
 		return

@@ -3,6 +3,8 @@ package watermark
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -18,12 +20,16 @@ type snapshot struct {
 	counters   Counters
 	incs       []incState // sorted by Ref
 	entries    []entryState
+	reads      map[uint64]uint64
+	held       map[Ref]heldEnd
+	early      map[Ref]earlyEnd
 }
 
 type incState struct {
 	ref        Ref
 	start, end string
 	latest     uint64
+	store      uint64
 	ended      bool
 	pending    bool
 	waiting    []Ref
@@ -53,13 +59,22 @@ func (m *Map) export() *snapshot {
 	idx := make(map[*inc]int, len(all))
 	for i, x := range all {
 		idx[x] = i
-		is := incState{ref: x.ref, start: x.start, end: x.end, latest: x.latest, ended: x.ended()}
+		is := incState{ref: x.ref, start: x.start, end: x.end, latest: x.latest, store: x.store, ended: x.ended()}
 		if x.pend != nil {
 			is.pending = true
 			is.waiting = append([]Ref(nil), x.pend.waiting...)
 			is.covered = append([]keyRange(nil), x.pend.covered...)
 		}
 		s.incs = append(s.incs, is)
+	}
+	s.reads = maps.Clone(m.reads)
+	s.held = make(map[Ref]heldEnd, len(m.held))
+	for r, h := range m.held {
+		s.held[r] = heldEnd{final: h.final, proofs: slices.Clone(h.proofs)}
+	}
+	s.early = make(map[Ref]earlyEnd, len(m.early))
+	for r, e := range m.early {
+		s.early[r] = earlyEnd{rng: e.rng, ends: slices.Clone(e.ends)}
 	}
 	s.entries = make([]entryState, 0, m.tree.Len())
 	m.tree.Ascend(func(e *entry) bool {
@@ -106,6 +121,9 @@ func build(s *snapshot, sweep bool) (*Map, error) {
 	m.coalesce(span)
 	m.published, m.counters = s.published, s.counters
 	m.sinceSweep = int(min(s.sinceSweep, 1<<31))
+	if err := m.buildSources(s, span); err != nil {
+		return nil, err
+	}
 	for _, x := range incs { // oldest first: predecessors settle first
 		for _, w := range append([]Ref(nil), x.waitingRefs()...) {
 			if p := m.lookup(w); p != nil && p.ended() {
@@ -135,7 +153,7 @@ func (m *Map) buildInc(is *incState, span keyRange) (*inc, error) {
 	if r.empty() || r.intersect(span) != r {
 		return nil, corrupt("incarnation %v range outside the span", is.ref)
 	}
-	x := &inc{ref: is.ref, start: is.start, end: is.end, latest: is.latest, slot: -1}
+	x := &inc{ref: is.ref, start: is.start, end: is.end, latest: is.latest, slot: -1, store: is.store}
 	if is.ended {
 		x.setEnded()
 	}
@@ -239,4 +257,39 @@ func (x *inc) waitingRefs() []Ref {
 		return nil
 	}
 	return x.pend.waiting
+}
+
+// buildSources installs the store positions, held ENDs and early ENDs of a
+// snapshot, then applies the held ENDs the positions already prove (Merge
+// can join a half that read further).
+func (m *Map) buildSources(s *snapshot, span keyRange) error {
+	for st, q := range s.reads {
+		if st == 0 {
+			return corrupt("position of store 0")
+		}
+		m.reads[st] = q
+	}
+	for r, h := range s.held {
+		x := m.lookup(r)
+		if x == nil || x.ended() || len(h.proofs) == 0 || len(h.proofs) > maxPreds {
+			return corrupt("held end of %v", r)
+		}
+		m.held[r] = &heldEnd{final: h.final, proofs: slices.Clone(h.proofs)}
+	}
+	for r, e := range s.early {
+		if r.RegionID == 0 || e.rng.empty() || e.rng.intersect(span) != e.rng || len(e.ends) == 0 || len(e.ends) > maxPreds {
+			return corrupt("early end of %v", r)
+		}
+		if m.lookup(r) != nil {
+			return corrupt("early end of started %v", r)
+		}
+		m.early[r] = &earlyEnd{rng: e.rng, ends: slices.Clone(e.ends)}
+	}
+	for _, r := range m.heldOrder() {
+		if h := m.held[r]; m.proven(h.proofs) {
+			delete(m.held, r)
+			m.endNow(m.lookup(r), h.final)
+		}
+	}
+	return nil
 }

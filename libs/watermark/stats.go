@@ -16,6 +16,11 @@ type Counters struct {
 	VersionConflicts   uint64 // claims between different regions of one version
 	Forgotten          uint64 // incarnations garbage-collected
 	BootstrapWaits     uint64 // STARTs without predecessors over keys of live older ones
+	ForeignEnd         uint64 // ENDs from another store than the leader's, without a takeover proof for it
+	ForeignResolved    uint64 // resolved ts from another store than the leader's
+	TakeoverWaits      uint64 // takeover ENDs that had to wait for the crashed leader's stream
+	EarlyEnds          uint64 // ENDs read before their incarnation's START, kept for it
+	EarlyDropped       uint64 // ... dropped because too many were kept
 }
 
 func (c *Counters) add(o Counters) {
@@ -32,14 +37,23 @@ func (c *Counters) add(o Counters) {
 	c.VersionConflicts += o.VersionConflicts
 	c.Forgotten += o.Forgotten
 	c.BootstrapWaits += o.BootstrapWaits
+	c.ForeignEnd += o.ForeignEnd
+	c.ForeignResolved += o.ForeignResolved
+	c.TakeoverWaits += o.TakeoverWaits
+	c.EarlyEnds += o.EarlyEnds
+	c.EarlyDropped += o.EarlyDropped
 }
 
 // list gives the counters in their encoding order.
 func (c *Counters) list() []*uint64 {
 	return []*uint64{&c.UnknownIncarnation, &c.Regressed, &c.AfterEnd, &c.DuplicateStart,
 		&c.DuplicateEnd, &c.Stale, &c.OutsideSpan, &c.BadRange, &c.InvalidRef,
-		&c.BadPredecessor, &c.VersionConflicts, &c.Forgotten, &c.BootstrapWaits}
+		&c.BadPredecessor, &c.VersionConflicts, &c.Forgotten, &c.BootstrapWaits,
+		&c.ForeignEnd, &c.ForeignResolved, &c.TakeoverWaits, &c.EarlyEnds, &c.EarlyDropped}
 }
+
+// v1Counters is how many counters encoding version 1 carried.
+const v1Counters = 13
 
 // Stats describes the map for metrics and debugging.
 type Stats struct {
@@ -49,6 +63,8 @@ type Stats struct {
 	Active       int    // ... whose whole range is safe to claim
 	Pending      int    // ... still waiting for predecessors
 	Ended        int    // ... whose END was read
+	Held         int    // takeover ENDs waiting for the crashed leader's stream
+	Early        int    // ENDs kept for incarnations not started yet
 	Raw          uint64 // current minimum ts over the entries (0 with a hole)
 	Published    uint64 // Watermark()
 	Counters
@@ -63,6 +79,8 @@ func (m *Map) Stats() Stats {
 		Active:       m.nIncs - len(m.pending),
 		Pending:      len(m.pending),
 		Ended:        m.nEnded,
+		Held:         len(m.held),
+		Early:        len(m.early),
 		Raw:          m.raw(),
 		Published:    m.published,
 		Counters:     m.counters,

@@ -19,6 +19,7 @@ func RunContract(t *testing.T, newStore func(t *testing.T) sortbuf.Store) {
 		{"ScanUpTo", testScanUpTo},
 		{"ValuesRoundTrip", testValuesRoundTrip},
 		{"IdempotentAdd", testIdempotentAdd},
+		{"AddReplacesSameKey", testAddReplacesSameKey},
 		{"Has", testHas},
 		{"DeleteUpTo", testDeleteUpTo},
 		{"LateRowsIgnored", testLateRows},

@@ -96,6 +96,43 @@ func testIdempotentAdd(t *testing.T, s sortbuf.Store) {
 	require.Equal(t, []string{"10/5/k"}, ids(scanAll(t, b, math.MaxUint64)))
 }
 
+// A row added again with the same (commit_ts, start_ts, key) replaces the
+// one buffered, the last added winning, also within one batch: the
+// transaction matcher re-emits a row when a prewrite of higher rank (a
+// later pipelined DML generation, the real prewrite after a lock refresh)
+// arrives after the commit.
+func testAddReplacesSameKey(t *testing.T, s sortbuf.Store) {
+	b := s.Buffer(1)
+	v := func(op sortbuf.Op, value, old string) sortbuf.Row {
+		return sortbuf.Row{CommitTs: 10, StartTs: 5, Op: op, Key: []byte("k"), Value: []byte(value), OldValue: []byte(old)}
+	}
+	last := func() sortbuf.Row {
+		t.Helper()
+		got := scanAll(t, b, math.MaxUint64)
+		require.Len(t, got, 1)
+		return got[0]
+	}
+	require.NoError(t, b.Add(v(sortbuf.OpPut, "", "")))
+	require.NoError(t, b.Add(v(sortbuf.OpPut, "second", "o")))
+	require.Equal(t, "second", string(last().Value), "Buffer.Add across calls")
+	require.NoError(t, b.Add(v(sortbuf.OpPut, "third", ""), v(sortbuf.OpDelete, "", "fourth")))
+	require.Equal(t, sortbuf.OpDelete, last().Op, "Buffer.Add within one call")
+	require.Equal(t, "fourth", string(last().OldValue))
+
+	batch := b.NewBatch()
+	defer batch.Close()
+	require.NoError(t, batch.Add(v(sortbuf.OpPut, "fifth", "")))
+	require.NoError(t, batch.Add(v(sortbuf.OpPut, "sixth", "o6")))
+	require.NoError(t, batch.Commit())
+	require.Equal(t, "sixth", string(last().Value), "Batch.Add within one batch")
+	require.Equal(t, "o6", string(last().OldValue))
+	require.NoError(t, batch.Add(v(sortbuf.OpPut, "seventh", "")))
+	require.NoError(t, batch.Commit())
+	got := last()
+	require.Equal(t, "seventh", string(got.Value), "Batch.Add across commits")
+	require.Empty(t, got.OldValue)
+}
+
 func testHas(t *testing.T, s sortbuf.Store) {
 	b := s.Buffer(1)
 	require.NoError(t, b.Add(row(10, 5, "k"), row(20, 15, "k")))

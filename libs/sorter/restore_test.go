@@ -1,0 +1,59 @@
+package sorter
+
+import (
+	"context"
+	"testing"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/sortbuf"
+	"github.com/tistream/tistream/libs/txnmatch"
+)
+
+// A commit re-uploaded by another store waits in the matcher (its row was
+// matched already) when the snapshot is taken; the old owner then finds it
+// a duplicate, drops it and publishes past it. The new owner restores it
+// from the snapshot, but the row it duplicates is gone from the buffer
+// (published), so nothing can resolve it: it must be dropped at restore,
+// or it holds the range below its published watermark forever.
+func TestRestoreDropsPendingCommitsBelowPublished(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	newDeps := func() Deps {
+		return Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	}
+	r, err := Create(ctx, newDeps(), pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(r *Range, store, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
+	}
+	apply(r, 1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_PREWRITE, "b", "x", 40, 0), row(cdcpb.Event_COMMIT, "b", "", 40, 50))
+	apply(r, 2, 1, row(cdcpb.Event_COMMIT, "b", "", 40, 50)) // the re-upload: waits
+	require.Equal(t, 1, r.Matcher().PendingCommits)
+	_, err = r.Snapshot(ctx)
+	require.NoError(t, err)
+
+	apply(r, 1, 2, resolved(1, 1, 1, 100))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(100), r.Published(), "the old owner drops the duplicate and publishes past it")
+	r.Close()
+
+	r2, err := Restore(ctx, newDeps(), 1, 1, 2)
+	require.NoError(t, err)
+	apply(r2, 1, 2, resolved(1, 1, 1, 100))
+	apply(r2, 1, 3, resolved(1, 1, 1, 200))
+	_, err = r2.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(200), r2.Published(), "the restored range advances")
+	require.Zero(t, r2.Matcher().PendingCommits, "a pending commit at or below the published watermark is not restored")
+	require.Equal(t, int64(1), r2.Stats().LateCommits)
+	got, wm := published(t, store)
+	require.Equal(t, uint64(200), wm)
+	require.Equal(t, []string{"b@50=x"}, got)
+}
