@@ -9,27 +9,36 @@ import (
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
-// blockedGauge reads tistream_sorter_stream_blocked for (range, store).
-func blockedGauge(t *testing.T, s *Service, rangeID, store string) float64 {
+// gaugeValue sums the gauge name over the series whose labels include want.
+func gaugeValue(t *testing.T, s *Service, name string, want map[string]string) float64 {
 	t.Helper()
 	fams, err := s.registry.Gather()
 	require.NoError(t, err)
 	sum := 0.0
 	for _, fam := range fams {
-		if fam.GetName() != "tistream_sorter_stream_blocked" {
+		if fam.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range fam.Metric {
 			l := map[string]string{}
 			for _, p := range m.Label {
 				l[p.GetName()] = p.GetValue()
 			}
-			if l["range"] == rangeID && l["store"] == store && l["reason"] == "late_commit" {
-				sum += m.GetGauge().GetValue()
+			for k, v := range want {
+				if l[k] != v {
+					continue series
+				}
 			}
+			sum += m.GetGauge().GetValue()
 		}
 	}
 	return sum
+}
+
+// blockedGauge reads tistream_sorter_stream_blocked for (range, store).
+func blockedGauge(t *testing.T, s *Service, rangeID, store string) float64 {
+	return gaugeValue(t, s, "tistream_sorter_stream_blocked", map[string]string{"range": rangeID, "store": store, "reason": "late_commit"})
 }
 
 func counterValue(t *testing.T, s *Service, name, label, value string) float64 {
@@ -90,7 +99,8 @@ func TestBadInputCommitBelowPublishedWatermark(t *testing.T) {
 	require.Equal(t, uint64(140), wm)
 
 	// The file is replaced by a good one: accepted, the alert clears.
-	f.send(tenant, 2, 1, 1, 1, committed(4, "v4", 141, 145), resolvedAt(150))
+	f.send(tenant, 2, 1, 1, 1, committed(4, "v4", 141, 145))
+	f.send(tenant, 1, 4, 1, 1, resolvedAt(150))
 	want = append(want, "4@145 OP_PUT=v4")
 	require.Equal(t, want, e.waitPublished(tenant, 1, 150))
 	f.waitDurable(tenant, 1, 2, 1)
@@ -98,11 +108,13 @@ func TestBadInputCommitBelowPublishedWatermark(t *testing.T) {
 }
 
 // Bad input cases 7 and 8 at the sorter, where streams of several stores
-// meet: a resolved ts going backwards and a START of an incarnation older
-// than the one owning its keys are ignored by the watermark map (the
-// watermark never goes backwards and nothing is published early) and
-// counted in tistream_sorter_watermark_ignored_total. Within one store
-// stream the dispatcher refuses them (services/dispatcher).
+// meet: a resolved ts of an incarnation from a store that does not lead it,
+// a resolved ts going backwards (a re-delivered older record) and a START
+// of an incarnation older than the one owning its keys are ignored by the
+// watermark map (the watermark never goes backwards and nothing is
+// published early) and counted in tistream_sorter_watermark_ignored_total.
+// Within one store stream the dispatcher refuses regressions
+// (services/dispatcher).
 func TestBadInputRegressionsIgnoredAndCounted(t *testing.T) {
 	e := newEnv(t)
 	s := e.startSorter("s1")
@@ -115,11 +127,14 @@ func TestBadInputRegressionsIgnoredAndCounted(t *testing.T) {
 
 	older := &sorterv1.Event{Kind: sorterv1.Event_KIND_REGION_START, Inc: &sorterv1.Incarnation{RegionId: 7, Version: 0, Term: 1},
 		StartKey: regionStart().StartKey, EndKey: regionStart().EndKey}
-	f.send(tenant, 2, 1, 1, 1, resolvedAt(120), older)
+	f.send(tenant, 2, 1, 1, 1, resolvedAt(500), older)
 	f.waitDurable(tenant, 1, 2, 1)
+	f.send(tenant, 1, 3, 1, 1, resolvedAt(120))
+	f.waitDurable(tenant, 1, 1, 3)
 	require.Eventually(t, func() bool {
 		return counterValue(t, s, "tistream_sorter_watermark_ignored_total", "kind", "regressed") == 1 &&
-			counterValue(t, s, "tistream_sorter_watermark_ignored_total", "kind", "stale_start") == 1
+			counterValue(t, s, "tistream_sorter_watermark_ignored_total", "kind", "stale_start") == 1 &&
+			counterValue(t, s, "tistream_sorter_watermark_ignored_total", "kind", "foreign_resolved") == 1
 	}, waitFor, pollEvery)
 	rows, wm := e.published(tenant, 1)
 	require.Equal(t, rows12, rows)

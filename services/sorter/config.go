@@ -35,11 +35,16 @@ type Config struct {
 	RetryMax time.Duration `yaml:"retry_max"`
 	// Buffer sizes the Pebble instances of the sorted buffers.
 	Buffer sortbuf.Config `yaml:"buffer"`
-	// Retention: the committed data of the held ranges older than this
-	// (by commit ts) is deleted from the pool; 0 keeps it forever.
+	// Retention: the committed data of the held ranges published longer
+	// ago than this (wall clock, not commit ts) is deleted from the pool;
+	// 0 keeps it forever.
 	Retention time.Duration `yaml:"retention"`
 	// RetentionInterval: how often the held ranges are compacted.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
+	// StallAfter: a range whose published watermark has not moved for this
+	// long while its stores' files keep arriving is reported as stalled
+	// (log and tistream_sorter_watermark_stalled_seconds, with the cause).
+	StallAfter time.Duration `yaml:"stall_after"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 		Buffer:            sortbuf.DefaultConfig(),
 		Retention:         24 * time.Hour,
 		RetentionInterval: time.Minute,
+		StallAfter:        30 * time.Second,
 	}
 }
 
@@ -74,8 +80,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MatcherBudget, "matcher-budget", c.MatcherBudget, "bytes of unmatched prewrites kept in memory by all ranges before spilling to disk")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed range take or registration")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed range take or registration")
-	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data older than this is deleted from the pool (0 = keep forever)")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data published longer ago than this is deleted from the pool (0 = keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
+	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report a range whose watermark has not moved for this long while input arrives")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
 	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
@@ -93,6 +100,7 @@ func (c *Config) Validate() error {
 	positive(c.SnapshotInterval, "snapshot-interval")
 	positive(c.RetryMin, "retry-min")
 	positive(c.RetentionInterval, "retention-interval")
+	positive(c.StallAfter, "stall-after")
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("--retention must not be negative (0 = keep forever), got %s", c.Retention))
 	}

@@ -61,6 +61,7 @@ func testConfig(t *testing.T, id string) Config {
 	cfg.Buffer.MaxOpenFiles = 64
 	cfg.Buffer.GCInterval = 0
 	cfg.Retention = 0 // the test histories are "old": retention_test.go turns it on
+	cfg.StallAfter = 300 * time.Millisecond
 	return cfg
 }
 

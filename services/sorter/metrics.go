@@ -21,6 +21,8 @@ type metrics struct {
 	blocked      *prometheus.GaugeVec   // tenant, range, store, reason
 	wmIgnored    *prometheus.CounterVec // kind
 	provenDups   prometheus.Counter
+	stalled      *prometheus.GaugeVec   // tenant, range, cause
+	stalls       *prometheus.CounterVec // cause
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,7 +57,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		provenDups: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_duplicate_commits_dropped_total",
 			Help: "Commits below a range's published watermark found already published in the pool (re-uploads, e.g. a new leader re-writing a crashed leader's events), dropped."}),
 		wmIgnored: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_watermark_ignored_total",
-			Help: "Region records the watermark maps ignored, by kind (regressed: a resolved ts below the incarnation's latest; stale_start: a START older than the incarnations owning its keys; duplicate_start, duplicate_end, unknown_incarnation, after_end, bad_start). Re-deliveries count too."},
+			Help: "Region records the watermark maps ignored or held, by kind (regressed: a resolved ts below the incarnation's latest; stale_start: a START older than the incarnations owning its keys; duplicate_start, duplicate_end, unknown_incarnation, after_end, bad_start; foreign_end, foreign_resolved: from a store that does not lead the incarnation; takeover_wait: a takeover END waiting for the crashed leader's stream; early_end: an END kept until its START). Re-deliveries count too."},
 			[]string{"kind"}),
+		stalled: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_watermark_stalled_seconds",
+			Help: "How long a range's published watermark has not moved while its stores' files kept arriving (set once past --stall-after), by cause: pending-commit (a commit waits for its prewrite), takeover-wait, foreign-end, unknown-predecessor, end-not-read, start-not-read, hole, upstream. See docs/fault-tolerance.md."},
+			[]string{"tenant", "range", "cause"}),
+		stalls: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_watermark_stalls_total",
+			Help: "Ranges found stalled (watermark not moving past --stall-after while input arrives), by cause."},
+			[]string{"cause"}),
 	}
 }

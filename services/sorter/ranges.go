@@ -53,6 +53,8 @@ type holder struct {
 	// blocked are the stores whose last batch was refused for a late
 	// commit (the tistream_sorter_stream_blocked series set).
 	blocked map[uint64]bool
+	// stall watches the published watermark (stall.go).
+	stall stallWatch
 }
 
 func newHolder(s *Service, t *metav1.RangeTask) *holder {
@@ -96,6 +98,8 @@ func (h *holder) dropLocked() {
 	for store := range h.blocked {
 		h.unblockLocked(store)
 	}
+	h.clearStallLocked()
+	h.stall = stallWatch{}
 	if h.r == nil {
 		return
 	}
@@ -221,6 +225,7 @@ func (h *holder) flush() {
 			h.s.m.flushes.Inc()
 			h.s.m.rowsFlushed.Add(float64(r.Stats().RowsFlushed - before))
 		}
+		h.watchStallLocked(ok)
 	case errors.Is(err, pool.ErrFenced):
 		h.log.Warn("range fenced by a newer owner; dropping it", "err", err)
 		h.dropLocked()
@@ -356,4 +361,8 @@ func (h *holder) countIgnored(before, after watermark.Counters) {
 	add("after_end", before.AfterEnd, after.AfterEnd)
 	add("bad_start", before.OutsideSpan+before.BadRange+before.InvalidRef+before.BadPredecessor,
 		after.OutsideSpan+after.BadRange+after.InvalidRef+after.BadPredecessor)
+	add("foreign_end", before.ForeignEnd, after.ForeignEnd)
+	add("foreign_resolved", before.ForeignResolved, after.ForeignResolved)
+	add("takeover_wait", before.TakeoverWaits, after.TakeoverWaits)
+	add("early_end", before.EarlyEnds+before.EarlyDropped, after.EarlyEnds+after.EarlyDropped)
 }

@@ -74,8 +74,10 @@ func TestIngestFlushAndDurable(t *testing.T) {
 	require.Equal(t, rows12, rows)
 	require.Equal(t, uint64(130), wm)
 
-	// A second store feeds the same range.
-	f.send(tenant, 2, 1, 1, 1, committed(4, "v4", 131, 135), resolvedAt(140))
+	// A second store feeds the same range (the region's resolved ts comes
+	// from its leader, store 1).
+	f.send(tenant, 2, 1, 1, 1, committed(4, "v4", 131, 135))
+	f.send(tenant, 1, 3, 1, 1, resolvedAt(140))
 	require.Equal(t, append(rows12, "4@135 OP_PUT=v4"), e.waitPublished(tenant, 1, 140))
 	f.waitDurable(tenant, 1, 2, 1)
 }
