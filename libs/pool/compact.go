@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
-// Retention: Compact deletes the front of a range's log once its rows are
-// older than the retention window (docs/formats/committed-data-pool.md,
-// "Retention").
+// Retention: CompactPublished deletes the front of a range's log once it was
+// published longer ago than the retention window, by the wall clock of the
+// owners that wrote it (each entry's created_unix_ms), not by the rows'
+// commit ts: a tenant whose TSOs are old (an upstream clock behind, a
+// replay of old history) keeps its data as long as any other
+// (docs/formats/committed-data-pool.md, "Retention"). Compact does the same
+// by commit ts (entry watermark), for tools and tests.
 //
 // The range's retention floor is a set of marker objects
 // range-{r}/floor/{seq:020}; the highest one, F, says "every log entry below
@@ -23,7 +29,7 @@ import (
 // The order of one compaction is what makes it safe for concurrent readers:
 //
 //  1. read the log from its first retained entry and pick the entries to
-//     drop (watermark <= before, never the head);
+//     drop (expired, and every entry before them too; never the head);
 //  2. PUT the new floor marker F — from here on, no new reader uses them;
 //  3. delete the log entries below F (keeping seq 1), then the data files
 //     whose seq is below F;
@@ -98,16 +104,63 @@ func readFloor(ctx context.Context, store objstore.Store, tenant, rangeID uint64
 	return seqOf(all[len(all)-1].Key)
 }
 
-// Compact deletes the front of a range's log: the entries whose rows are all
-// at or below before (entry watermark <= before), in log order, with the data
-// files they publish — but never the head entry nor the OPEN entry. Readers
-// from a ts at or below the last watermark dropped then get ErrCompacted.
+// Compact deletes the front of a range's log by commit ts: the entries whose
+// rows are all at or below before (entry watermark <= before), in log order,
+// with the data files they publish — but never the head entry nor the OPEN
+// entry. Readers from a ts at or below the last watermark dropped then get
+// ErrCompacted. The services' retention uses CompactPublished instead:
+// commit ts says when a row was committed upstream, not when TiStream got
+// it. Otherwise as CompactPublished.
+func Compact(ctx context.Context, store objstore.Store, tenant, rangeID, before uint64, opts ...CompactOptions) (CompactStats, error) {
+	return compact(ctx, store, tenant, rangeID, func(e *formatv1.RangeLogEntry) (bool, bool) {
+		return true, e.Watermark <= before
+	}, opts)
+}
+
+// CompactPublished deletes the front of a range's log that was published
+// before cutoff (now minus the retention window), in log order, with the
+// data files it publishes — but never the head entry nor the OPEN entry.
+// An entry is published when its created_unix_ms (the writer's wall clock)
+// is before cutoff; an entry without one counts as published when the next
+// entry that has one was (an entry is only written after its predecessor
+// exists, so log order is publication order). The walk stops at the first
+// entry published at or after cutoff, so an owner whose clock ran ahead
+// delays retention instead of hastening it. The rows' commit ts play no
+// part: rows are kept at least the window after TiStream published them,
+// however old their TSOs, and a range keeps everything it published since
+// its tenant was registered (or it was split or merged off) for the
+// window. Readers from a ts at or below the last watermark dropped get
+// ErrCompacted.
+//
 // Only the range's owner should call it (it is still safe if a stale owner
 // does too). It also deletes garbage a crashed earlier call, or a fenced
 // owner, left below the floor. The work per call is bounded by
 // opts.MaxDeletes. A range without a log returns an error matching
 // ErrNoRange.
-func Compact(ctx context.Context, store objstore.Store, tenant, rangeID, before uint64, opts ...CompactOptions) (CompactStats, error) {
+func CompactPublished(ctx context.Context, store objstore.Store, tenant, rangeID uint64, cutoff time.Time, opts ...CompactOptions) (CompactStats, error) {
+	ms := cutoff.UnixMilli()
+	return compact(ctx, store, tenant, rangeID, func(e *formatv1.RangeLogEntry) (bool, bool) {
+		if e.CreatedUnixMs <= 0 {
+			return false, false
+		}
+		return true, e.CreatedUnixMs < ms
+	}, opts)
+}
+
+// PublishedAt is when a range log entry was published (its writer's wall
+// clock); ok is false for an entry that does not say.
+func PublishedAt(e *formatv1.RangeLogEntry) (t time.Time, ok bool) {
+	if e.CreatedUnixMs <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(e.CreatedUnixMs), true
+}
+
+// expiry says whether an entry has expired: known is false when the entry
+// cannot tell by itself (it then expires with the next entry that can).
+type expiry func(e *formatv1.RangeLogEntry) (known, expired bool)
+
+func compact(ctx context.Context, store objstore.Store, tenant, rangeID uint64, expired expiry, opts []CompactOptions) (CompactStats, error) {
 	var o CompactOptions
 	if len(opts) > 0 {
 		o = opts[0]
@@ -122,30 +175,68 @@ func Compact(ctx context.Context, store objstore.Store, tenant, rangeID, before 
 		return st, err
 	}
 	// 1. Pick the entries to drop, from the first retained one (the OPEN
-	// entry stays: OpenRange and readers need its bounds).
-	next, n := max(first, 2), 0
+	// entry stays: OpenRange and readers need its bounds). Entries that
+	// cannot tell whether they expired wait in pending for the next one
+	// that can.
+	type candidate struct {
+		seq       uint64
+		objects   int // the entry, and its data file if any
+		watermark uint64
+	}
+	var pending []candidate
+	start := max(first, 2)
+	next, drop, n := start, start, 0 // entries [start, drop) are dropped
+	// below: every entry below the floor has a watermark <= below — the
+	// watermark of the last entry dropped, or of the one before start.
+	var below uint64
+	if start >= head.Seq {
+		below = head.PrevWatermark
+	}
+	take := func() {
+		for _, c := range pending {
+			if n >= budget {
+				break
+			}
+			n += c.objects
+			drop, below = c.seq+1, c.watermark
+		}
+		pending = pending[:0]
+	}
 	for next < head.Seq && n < budget {
 		e, err := GetEntry(ctx, store, tenant, rangeID, next)
 		if err != nil {
 			return st, fmt.Errorf("compact range %d of tenant %d: read entry %d: %w", rangeID, tenant, next, err)
 		}
-		if e.Watermark > before {
+		if next == start {
+			below = e.PrevWatermark
+		}
+		known, gone := expired(e)
+		if known && !gone {
 			break
 		}
-		n++
+		c := candidate{seq: next, objects: 1, watermark: e.Watermark}
 		if e.File != nil {
-			n++
+			c.objects++
+		}
+		pending = append(pending, c)
+		if known {
+			take()
 		}
 		next++
+	}
+	if len(pending) > 0 && next == head.Seq {
+		if known, gone := expired(head); known && gone {
+			take() // published before the head, which expired
+		}
 	}
 	cut := floor
 	if first > 1 {
 		cut = max(cut, first)
 	}
-	if next > max(first, 2) {
+	if drop > start {
 		// 2. Move the floor first: no reader starting from now on uses what
 		// follows.
-		cut = next
+		cut = drop
 		if err := store.Put(ctx, floorKey(tenant, rangeID, cut), []byte(layout.Pad(cut))); err != nil {
 			return st, fmt.Errorf("compact range %d of tenant %d: write floor %d: %w", rangeID, tenant, cut, err)
 		}
@@ -193,9 +284,9 @@ func Compact(ctx context.Context, store objstore.Store, tenant, rangeID, before 
 		st.Bytes += obj.Size
 	}
 	left -= len(doomed)
-	// Data files list in watermark order: those below the floor have a
-	// watermark <= before, except orphans of fenced owners, which a later
-	// call (with a later before) reaches.
+	// Data files list in watermark order: those the log published below the
+	// floor have a watermark <= below; orphans of fenced owners may have a
+	// greater one, and a later call (with a later floor) reaches them.
 	dataPrefix := layout.DataPrefix(tenant, rangeID)
 	doomed = doomed[:0]
 	for after, done := "", false; !done; {
@@ -214,7 +305,7 @@ func Compact(ctx context.Context, store objstore.Store, tenant, rangeID, before 
 			if err != nil {
 				continue // not a data file: leave it alone
 			}
-			if wm > before {
+			if wm > below {
 				done = true
 				break
 			}

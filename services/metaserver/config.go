@@ -39,9 +39,10 @@ type Config struct {
 	// WatermarkCacheTTL is how long ListTasks reuses a range's published
 	// watermark read from the pool.
 	WatermarkCacheTTL time.Duration `yaml:"watermark_cache_ttl"`
-	// Retention: a retired range (split or merged away) whose seal
-	// watermark is older than this is deleted from the pool and etcd; 0
-	// keeps them forever. Use the sorters' --retention.
+	// Retention: a retired range (split or merged away) whose SEAL entry
+	// was published longer ago than this (wall clock, not commit ts) is
+	// deleted from the pool and etcd; 0 keeps them forever. Use the
+	// sorters' --retention.
 	Retention time.Duration `yaml:"retention"`
 	// RetentionInterval: how often the leader looks for expired ranges.
 	RetentionInterval time.Duration `yaml:"retention_interval"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,10 +21,13 @@ import (
 )
 
 // Retention of retired ranges. A range retired by a split or merge has no
-// owner any more, so no sorter compacts it: once its seal watermark is older
-// than the retention window, all its rows have expired, and the leader
-// deletes it as a whole, in this order (each step idempotent, so a new
-// leader redoes what a crash left):
+// owner any more, so no sorter compacts it: once its SEAL entry was
+// published longer ago than the retention window (by the wall clock of the
+// sorter that wrote it, recorded in the entry — not by the seal
+// watermark's commit ts, which may be far in the past for a tenant with
+// old TSOs), everything it published has expired, and the leader deletes
+// it as a whole, in this order (each step idempotent, so a new leader
+// redoes what a crash left):
 //
 //  1. publish the next manifest without it — new readers never open it (a
 //     reader from before its successors opened gets ErrCompacted: their
@@ -37,6 +41,11 @@ type retentionMetrics struct {
 	deleted *prometheus.CounterVec // kind: range, entry, file, snapshot
 	bytes   prometheus.Counter
 	errors  prometheus.Counter
+
+	// sealed caches when each retired range's SEAL entry was published
+	// (an immutable fact), so a round reads each log head once.
+	sealedMu sync.Mutex
+	sealed   map[[2]uint64]time.Time
 }
 
 func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
@@ -48,6 +57,7 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 			Help: "Bytes of the objects of retired ranges deleted by retention."}),
 		errors: f.NewCounter(prometheus.CounterOpts{Name: "tistream_meta_retention_errors_total",
 			Help: "Failed deletions of expired retired ranges (retried next round)."}),
+		sealed: map[[2]uint64]time.Time{},
 	}
 }
 
@@ -74,20 +84,19 @@ func (s *Service) retentionLoop(t *term) {
 	}
 }
 
-// expireRetired deletes every retired range whose seal watermark is older
-// than the retention window at now.
+// expireRetired deletes every retired range whose SEAL entry was published
+// longer than the retention window before now.
 func (s *Service) expireRetired(t *term, now time.Time) error {
-	ms := now.Add(-s.cfg.Retention).UnixMilli()
-	if ms <= 0 {
-		return nil
-	}
-	before := uint64(ms) << 18
+	cutoff := now.Add(-s.cfg.Retention)
 	for _, e := range s.state.ranges.list(etcdx.RangesPrefix) {
 		r := e.val
-		if r.State != metav1.RangeTask_STATE_RETIRED || r.SealWatermark == 0 || r.SealWatermark > before {
+		if r.State != metav1.RangeTask_STATE_RETIRED || r.SealWatermark == 0 {
 			continue
 		}
-		err := s.deleteRetired(t, e)
+		expired, err := s.sealExpired(t.ctx, r.TenantId, r.RangeId, cutoff)
+		if err == nil && expired {
+			err = s.deleteRetired(t, e)
+		}
 		if errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
 			return errNotLeader
 		}
@@ -97,6 +106,51 @@ func (s *Service) expireRetired(t *term, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// sealExpired says whether the retired range's SEAL entry was published
+// before cutoff. A range whose log lies below its floor, or is gone while
+// the latest manifest no longer lists it, is being deleted already (a
+// crash midway): it has expired, so the deletion completes. A log that is
+// missing otherwise, does not end with a SEAL, or ends with a SEAL that
+// does not say when it was published never expires by itself: keeping
+// data is the safe mistake.
+func (s *Service) sealExpired(ctx context.Context, tenant, id uint64, cutoff time.Time) (bool, error) {
+	k := [2]uint64{tenant, id}
+	s.rm.sealedMu.Lock()
+	at, ok := s.rm.sealed[k]
+	s.rm.sealedMu.Unlock()
+	if !ok {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		head, _, err := pool.FindHead(ctx, s.pool, tenant, id)
+		switch {
+		case errors.Is(err, pool.ErrCompacted):
+			return true, nil // DeleteRange moved the floor past the head
+		case errors.Is(err, pool.ErrNoRange):
+			m, err := pool.LoadManifest(ctx, s.pool, tenant)
+			if err != nil {
+				return false, fmt.Errorf("read manifest: %w", err)
+			}
+			for _, d := range m.Ranges {
+				if d.RangeId == id {
+					return false, nil
+				}
+			}
+			return true, nil // unlisted, then deleted: finish
+		case err != nil:
+			return false, fmt.Errorf("find log head: %w", err)
+		case head.Kind != formatv1.RangeLogEntry_KIND_SEAL:
+			return false, nil
+		}
+		if at, ok = pool.PublishedAt(head); !ok {
+			return false, nil
+		}
+		s.rm.sealedMu.Lock()
+		s.rm.sealed[k] = at
+		s.rm.sealedMu.Unlock()
+	}
+	return at.Before(cutoff), nil
 }
 
 func (s *Service) deleteRetired(t *term, e *entry[*metav1.RangeTask]) error {
@@ -130,6 +184,9 @@ func (s *Service) deleteRetired(t *term, e *entry[*metav1.RangeTask]) error {
 		return err // changed meanwhile: the next round looks again
 	}
 	s.rm.deleted.WithLabelValues("range").Inc()
+	s.rm.sealedMu.Lock()
+	delete(s.rm.sealed, [2]uint64{tenant, id})
+	s.rm.sealedMu.Unlock()
 	s.log.Info("retention: deleted retired range", "tenant", tenant, "range", id, "seal_watermark", e.val.SealWatermark,
 		"manifest_version", version, "entries", st.Entries, "files", st.Files, "snapshots", len(snaps), "bytes", st.Bytes)
 	return nil

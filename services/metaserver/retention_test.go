@@ -16,10 +16,14 @@ import (
 // A range retired longer ago than the retention window is deleted: dropped
 // from the manifest, its pool objects and snapshots deleted, its task
 // removed; readers from before its successors opened get ErrCompacted.
-// Ranges retired more recently stay.
+// The window counts from when the range was sealed (its SEAL entry was
+// published), not from its seal watermark: range 1 is sealed at a
+// watermark a year old, yet stays until the window has passed since the
+// seal. Ranges retired more recently stay.
 func TestRetiredRangesExpire(t *testing.T) {
+	const retention = 3 * time.Second
 	env := newEnv(t)
-	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = time.Hour, 30*time.Millisecond })
+	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
 	require.Eventually(t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
 	c := env.client(s)
 	ctx := context.Background()
@@ -27,9 +31,9 @@ func TestRetiredRangesExpire(t *testing.T) {
 	env.sorter("s1")
 	require.Eventually(t, func() bool { return env.owners(1)[1] == "s1@1" }, waitFor, pollEvery)
 	nowMs := uint64(time.Now().UnixMilli())
-	W1, W2 := tso(nowMs-2*3600_000), tso(nowMs-10*60_000) // 2 h and 10 min ago
+	W1, W2 := tso(nowMs-365*24*3600_000), tso(nowMs-10*60_000) // a year and 10 min ago
 
-	// Range 1 is split at W1 (expired).
+	// Range 1 is split at W1.
 	w1, err := pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1, "s1")
 	require.NoError(t, err)
 	require.NoError(t, env.pool.Put(ctx, layout.SorterSnapshotKey(1, 1, 1, 1), []byte("snapshot")))
@@ -45,9 +49,23 @@ func TestRetiredRangesExpire(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, w1.Seal(ctx, split.NewRangeIds))
+	sealed := time.Now()
 
-	require.Eventually(t, func() bool { _, ok := env.ranges(1)[1]; return !ok }, waitFor, pollEvery, "range 1 was not deleted")
+	// Just sealed: it stays, whatever its seal watermark says.
+	require.Eventually(t, func() bool { return env.ranges(1)[1].State == metav1.RangeTask_STATE_RETIRED }, waitFor, pollEvery)
+	time.Sleep(300 * time.Millisecond) // several retention rounds
+	require.Less(t, time.Since(sealed), retention, "the test ran too slowly to check this")
+	require.Contains(t, env.ranges(1), uint64(1), "range 1 was deleted as soon as it was sealed")
 	m, err := pool.LoadManifest(ctx, env.pool, 1)
+	require.NoError(t, err)
+	require.Contains(t, descriptors(m), uint64(1))
+	_, err = pool.NewPuller(ctx, env.pool, 1, nil, nil, nil, tso(1000)+1)
+	require.NoError(t, err, "its rows are still readable")
+
+	// Once the window has passed since the seal, it goes.
+	require.Eventually(t, func() bool { _, ok := env.ranges(1)[1]; return !ok }, waitFor, pollEvery, "range 1 was not deleted")
+	require.GreaterOrEqual(t, time.Since(sealed), retention)
+	m, err = pool.LoadManifest(ctx, env.pool, 1)
 	require.NoError(t, err)
 	d := descriptors(m)
 	require.NotContains(t, d, uint64(1))

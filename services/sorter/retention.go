@@ -12,14 +12,18 @@ import (
 )
 
 // Retention: the owner of a range is the only writer of its log, so it is
-// the one that deletes the log's expired front (pool.Compact): every
-// RetentionInterval, each range this sorter holds drops the entries and
-// data files whose rows are all older than Retention (TSO physical time).
-// Readers asking for them get pool.ErrCompacted (OUT_OF_RANGE at the API).
+// the one that deletes the log's expired front (pool.CompactPublished):
+// every RetentionInterval, each range this sorter holds drops the entries
+// and data files published longer than Retention ago (by the wall clock of
+// the sorter that published them, recorded in each log entry). The rows'
+// commit ts play no part: a tenant whose TSOs are old — an upstream clock
+// behind, the simulator's fixed start, a replay of old history — keeps its
+// data as long after publication as any other. Readers asking for dropped
+// rows get pool.ErrCompacted (OUT_OF_RANGE at the API).
 
-// maxCompactCalls bounds the pool.Compact calls per range and round; each
-// call deletes at most pool.DefaultCompactMaxDeletes objects, and what is
-// left waits for the next round.
+// maxCompactCalls bounds the pool.CompactPublished calls per range and
+// round; each call deletes at most pool.DefaultCompactMaxDeletes objects,
+// and what is left waits for the next round.
 const maxCompactCalls = 4
 
 type retentionMetrics struct {
@@ -40,17 +44,13 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 	}
 }
 
-// tsoBefore is the TSO timestamp retention ago from now: rows committed at
-// or below it have expired. ok is false when retention is off.
-func tsoBefore(now time.Time, retention time.Duration) (uint64, bool) {
+// publishedBefore is the wall-clock time retention ago from now: what was
+// published before it has expired. ok is false when retention is off.
+func publishedBefore(now time.Time, retention time.Duration) (time.Time, bool) {
 	if retention <= 0 {
-		return 0, false
+		return time.Time{}, false
 	}
-	ms := now.Add(-retention).UnixMilli()
-	if ms <= 0 {
-		return 0, false
-	}
-	return uint64(ms) << 18, true
+	return now.Add(-retention), true
 }
 
 // startRetention starts the periodic compaction of the held ranges, unless
@@ -79,7 +79,7 @@ func (s *Service) startRetention() {
 
 // compactHeld compacts every range this sorter holds.
 func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time.Time) {
-	before, ok := tsoBefore(now, s.cfg.Retention)
+	cutoff, ok := publishedBefore(now, s.cfg.Retention)
 	if !ok {
 		return
 	}
@@ -96,13 +96,13 @@ func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time
 		if s.lookup(k) == nil {
 			continue // released meanwhile: its new owner compacts it
 		}
-		s.compactRange(ctx, m, k, before)
+		s.compactRange(ctx, m, k, cutoff)
 	}
 }
 
-func (s *Service) compactRange(ctx context.Context, m *retentionMetrics, k rangeKey, before uint64) {
+func (s *Service) compactRange(ctx context.Context, m *retentionMetrics, k rangeKey, cutoff time.Time) {
 	for range maxCompactCalls {
-		st, err := pool.Compact(ctx, s.pool, k.tenant, k.id, before)
+		st, err := pool.CompactPublished(ctx, s.pool, k.tenant, k.id, cutoff)
 		m.deleted.WithLabelValues("entry").Add(float64(st.Entries))
 		m.deleted.WithLabelValues("file").Add(float64(st.Files))
 		m.bytes.Add(float64(st.Bytes))
@@ -117,7 +117,7 @@ func (s *Service) compactRange(ctx context.Context, m *retentionMetrics, k range
 			return
 		}
 		if st.Entries+st.Files > 0 {
-			s.log.Debug("retention: compacted range", "tenant", k.tenant, "range", k.id, "before", before,
+			s.log.Debug("retention: compacted range", "tenant", k.tenant, "range", k.id, "published_before", cutoff,
 				"entries", st.Entries, "files", st.Files, "bytes", st.Bytes, "floor", st.Floor)
 		}
 		if !st.More {

@@ -13,21 +13,21 @@ import (
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
-func TestTsoBefore(t *testing.T) {
+func TestPublishedBefore(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
-	ts, ok := tsoBefore(now, time.Hour)
+	cutoff, ok := publishedBefore(now, time.Hour)
 	require.True(t, ok)
-	require.Equal(t, uint64(1_700_000_000_000-3_600_000)<<18, ts)
-	_, ok = tsoBefore(now, 0)
+	require.Equal(t, time.UnixMilli(1_700_000_000_000-3_600_000), cutoff)
+	_, ok = publishedBefore(now, 0)
 	require.False(t, ok, "0 keeps forever")
 }
 
-// startRetainingSorter starts a sorter whose retention expires the test's
-// (small) commit ts at once.
-func (e *testEnv) startRetainingSorter(id string, reg *prometheus.Registry) *Service {
+// startRetainingSorter starts a sorter with the given retention, compacting
+// every interval.
+func (e *testEnv) startRetainingSorter(id string, reg *prometheus.Registry, retention, interval time.Duration) *Service {
 	e.t.Helper()
 	cfg := testConfig(e.t, id)
-	cfg.Retention, cfg.RetentionInterval = time.Hour, 20*time.Millisecond
+	cfg.Retention, cfg.RetentionInterval = retention, interval
 	s, err := New(cfg, Deps{Log: e.log, Registry: reg, Etcd: e.cli, Pool: e.pool})
 	require.NoError(e.t, err)
 	require.NoError(e.t, s.Start(context.Background()))
@@ -72,14 +72,14 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-// With a retention the history is older than, the owner deletes all but
-// the head of its range's log; the range keeps publishing, readers from
-// after the head read on, older ones get ErrCompacted, and a new owner
-// restores the compacted range.
+// With a retention shorter than the time since the range published, the
+// owner deletes all but the head of its range's log; the range keeps
+// publishing, readers from after the head read on, older ones get
+// ErrCompacted, and a new owner restores the compacted range.
 func TestRetentionCompactsHeldRanges(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
-	a := e.startRetainingSorter("a", reg)
+	a := e.startRetainingSorter("a", reg, time.Millisecond, 20*time.Millisecond)
 	b := e.startSorter("b")
 	e.putTask(tenant, 1, "a", 1)
 	waitTaken(t, a, tenant, 1, 1)
@@ -144,4 +144,55 @@ func TestRetentionConfig(t *testing.T) {
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "--retention must not be negative")
 	require.ErrorContains(t, err, "--retention-interval")
+}
+
+// Retention counts from when the sorter published the rows, not from their
+// commit ts: a range whose rows' TSOs are more than a year old (here: tiny,
+// 1970) but were published just now keeps every one of them under a 24 h
+// retention. Before, the cutoff was now - 24 h as a TSO and the owner
+// deleted everything but the head of the log as soon as it was published.
+// Once 24 h have passed since, the rows expire as any others do.
+func TestRetentionCountsFromPublication(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	a := e.startRetainingSorter("a", reg, 24*time.Hour, time.Hour) // rounds run by hand below
+	e.putTask(tenant, 1, "a", 1)
+	waitTaken(t, a, tenant, 1, 1)
+	fa := openFeeder(t, a.GRPCAddr())
+	fa.send(tenant, 1, 1, 1, 1, file1()...)
+	fa.waitDurable(tenant, 1, 1, 1)
+	fa.send(tenant, 1, 2, 1, 1, file2()...)
+	fa.waitDurable(tenant, 1, 1, 2)
+	fa.send(tenant, 1, 3, 1, 1, committed(4, "v4", 131, 135), resolvedAt(140))
+	fa.waitDurable(tenant, 1, 1, 3)
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		h, _, err := pool.FindHead(ctx, e.pool, tenant, 1)
+		require.NoError(t, err)
+		return h.Watermark >= 140
+	}, waitFor, pollEvery)
+	all, _, err := e.readFrom(tenant, 1, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"v1", "v2", "v3", "", "v4"}, all)
+	head, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), first)
+	require.Greater(t, head.Seq, uint64(3), "several entries to expire")
+
+	m := newRetentionMetrics(prometheus.NewRegistry())
+	a.compactHeld(ctx, m, time.Now())
+	_, first, err = pool.FindHead(ctx, e.pool, tenant, 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), first, "nothing was published 24 h ago")
+	got, _, err := e.readFrom(tenant, 1, 0)
+	require.NoError(t, err)
+	require.Equal(t, all, got)
+
+	// A day later.
+	a.compactHeld(ctx, m, time.Now().Add(25*time.Hour))
+	h, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
+	require.NoError(t, err)
+	require.Equal(t, h.Seq, first, "all but the head expired")
+	_, _, err = e.readFrom(tenant, 1, 0)
+	require.ErrorIs(t, err, pool.ErrCompacted)
 }
