@@ -25,7 +25,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	poolURL := fs.String("pool", "", "committed data pool to read (file:///dir, s3://...)")
 	apiAddr := fs.String("api", "", "pull from a running fleet's api-server at this gRPC address instead of a pool")
 	until := fs.Uint64("until-resolved", 0, "with --api: stop once the resolved ts reaches this ts")
-	timeout := fs.Duration("timeout", 0, "with --api: give up after this long (0 = never)")
+	timeout := fs.Duration("timeout", 0, "with --api: give up after this long, keeping what arrived, and exit 1 (0 = never)")
 	tenant := fs.Uint64("tenant", 0, "tenant id")
 	table := fs.Int64("table", 0, "pull one table by id")
 	db := fs.String("db", "", "pull one database by name")
@@ -55,16 +55,12 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *apiAddr != "" {
-		bw := bufio.NewWriterSize(stdout, 1<<20)
-		defer bw.Flush()
-		w := truth.NewWriter(bw)
+		// Rows, DDLs and resolved events go to stdout as they arrive; the
+		// summary (how far, and why it stopped) to stderr.
 		p := &apiPull{addr: *apiAddr, tenant: *tenant, table: *table, db: *db, from: *from, untilResolved: *until, timeout: *timeout}
-		if err := p.run(ctx, w); err != nil {
-			fmt.Fprintf(stderr, "tistream pull: %v\n", err)
-			return 1
-		}
-		if err := w.Flush(); err != nil {
-			fmt.Fprintf(stderr, "tistream pull: %v\n", err)
+		sum := p.run(ctx, stdout)
+		fmt.Fprintln(stderr, sum.line(p))
+		if sum.failed() {
 			return 1
 		}
 		return 0
@@ -82,6 +78,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	bw := bufio.NewWriterSize(stdout, 1<<20)
 	defer bw.Flush()
 	w := truth.NewWriter(bw)
+	defer w.Flush() // before bw's: what was pulled before an error is written too
 	var last uint64
 	for {
 		rows, resolved, caughtUp, err := s.Next(ctx)
