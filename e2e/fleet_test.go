@@ -30,9 +30,9 @@ import (
 // stream against the truth (no row lost, duplicated, reordered or changed;
 // resolved promises kept; DDLs in place). Then check through the admin API
 // that the ranges were spread over at least `sorters` sorters.
-func workload(t *testing.T, dir, bufferURL, metaAddr, apiAddr string, sorters int) {
+func workload(t *testing.T, dir, bufferURL, metaAddr, apiAddr string, sorters int, simExtra ...string) {
 	truthPath := filepath.Join(dir, "truth.jsonl")
-	run(t, 3*time.Minute, "", simArgs(bufferURL, metaAddr, truthPath, "8s")...)
+	run(t, 3*time.Minute, "", append(simArgs(bufferURL, metaAddr, truthPath, "8s"), simExtra...)...)
 	pullAndVerify(t, dir, truthPath, apiAddr)
 	checkSpread(t, dir, metaAddr, sorters)
 }
@@ -146,8 +146,17 @@ func TestFleetAsProcesses(t *testing.T) {
 		t.Skip("starts a whole fleet")
 	}
 	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: 2, Dispatchers: 2})
-	workload(t, f.dir, f.bufferURL, f.first("meta-server").grpcAddr, f.first("api-server").grpcAddr, 2)
+	workload(t, f.dir, f.bufferURL, f.first("meta-server").grpcAddr, f.first("api-server").grpcAddr, 2, upstreamChaos...)
 }
+
+// upstreamChaos makes the simulated upstream do what an independent one
+// found the core wrong on (issue 15): stores crash and their incarnations
+// are taken over (partial, full, cascaded), crashed stores restart, lock
+// refreshes, pipelined DML generations across leaders, rolled-back merges.
+// Through the fleet, the takeover ENDs and generations also cross the
+// dispatcher-to-sorter wire.
+var upstreamChaos = []string{"--crash-every", "2s", "--crash-down", "2s", "--heartbeat-every", "300ms",
+	"--pipelined-every", "1s", "--rollback-merge-ratio", "0.2"}
 
 // TestFleetUp: the same workload against `tistream up`, the embedded
 // default (embedded etcd, local-disk object store, every service in one

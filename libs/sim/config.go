@@ -43,6 +43,25 @@ type Config struct {
 
 	ValueSize int // approximate bytes of a row value
 
+	// CrashEvery is the mean interval between store crashes (0 = none). A
+	// crashed store loses its open change file; the new leaders of its
+	// regions take its incarnations over (store-change-file spec,
+	// "Takeover"). It restarts CrashDown later, leading nothing.
+	CrashEvery time.Duration
+	CrashDown  time.Duration
+	// HeartbeatEvery is how often a long-running, large or pipelined
+	// transaction refreshes its primary lock: a PREWRITE of the primary key
+	// with op PUT and an empty value (0 = never).
+	HeartbeatEvery time.Duration
+	// PipelinedEvery is the mean interval between pipelined DML transactions
+	// (0 = none): each prewrites its keys in generations 1..n, n at most
+	// PipelinedGenerations, a new value each time, then commits.
+	PipelinedEvery       time.Duration
+	PipelinedGenerations int
+	// RollbackMergeRatio is the share of merges TiKV rolls back after the
+	// source's END: the source starts its next version again.
+	RollbackMergeRatio float64
+
 	// StartTime is the physical part of the first TSO (ignored when Realtime).
 	StartTime time.Time
 	// Realtime paces the simulated clock to the wall clock and takes TSO
@@ -55,33 +74,35 @@ type Config struct {
 // DefaultConfig is a small, busy cluster: the flag defaults of `tistream sim`.
 func DefaultConfig() Config {
 	return Config{
-		Seed:             1,
-		ClusterID:        1,
-		Tenants:          1,
-		Stores:           3,
-		DBs:              2,
-		Tables:           8,
-		Regions:          16,
-		RowsPerSec:       5000,
-		Duration:         10 * time.Second,
-		FlushInterval:    time.Second,
-		ResolveEvery:     time.Second,
-		SplitEvery:       2 * time.Second,
-		MergeEvery:       3 * time.Second,
-		TransferEvery:    time.Second,
-		DDLEvery:         5 * time.Second,
-		RowsPerTxn:       5,
-		RollbackRatio:    0.05,
-		OnePCRatio:       0.3,
-		AsyncCommitRatio: 0.3,
-		CrossTableRatio:  0.2,
-		DeleteRatio:      0.1,
-		LongTxnEvery:     10 * time.Second,
-		LongTxnHold:      4 * time.Second,
-		LargeTxnRows:     100_000,
-		ValueSize:        200,
-		StartTime:        time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Producer:         "tistream-sim/1",
+		Seed:                 1,
+		ClusterID:            1,
+		Tenants:              1,
+		Stores:               3,
+		DBs:                  2,
+		Tables:               8,
+		Regions:              16,
+		RowsPerSec:           5000,
+		Duration:             10 * time.Second,
+		FlushInterval:        time.Second,
+		ResolveEvery:         time.Second,
+		SplitEvery:           2 * time.Second,
+		MergeEvery:           3 * time.Second,
+		TransferEvery:        time.Second,
+		DDLEvery:             5 * time.Second,
+		RowsPerTxn:           5,
+		RollbackRatio:        0.05,
+		OnePCRatio:           0.3,
+		AsyncCommitRatio:     0.3,
+		CrossTableRatio:      0.2,
+		DeleteRatio:          0.1,
+		LongTxnEvery:         10 * time.Second,
+		LongTxnHold:          4 * time.Second,
+		LargeTxnRows:         100_000,
+		ValueSize:            200,
+		CrashDown:            3 * time.Second,
+		PipelinedGenerations: 3,
+		StartTime:            time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Producer:             "tistream-sim/1",
 	}
 }
 
@@ -114,6 +135,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LongTxnEvery, "long-txn-every", c.LongTxnEvery, "mean interval between long-running transactions (0 = none)")
 	fs.DurationVar(&c.LongTxnHold, "long-txn-hold", c.LongTxnHold, "how long a long-running transaction holds its locks")
 	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "approximate bytes of a row value")
+	fs.DurationVar(&c.CrashEvery, "crash-every", c.CrashEvery, "mean interval between store crashes; new leaders take the crashed store's incarnations over (0 = none)")
+	fs.DurationVar(&c.CrashDown, "crash-down", c.CrashDown, "how long a crashed store stays down before it restarts (at least --flush-interval)")
+	fs.DurationVar(&c.HeartbeatEvery, "heartbeat-every", c.HeartbeatEvery, "how often long-running, large and pipelined transactions refresh their primary lock (a PREWRITE with an empty PUT value; 0 = never)")
+	fs.DurationVar(&c.PipelinedEvery, "pipelined-every", c.PipelinedEvery, "mean interval between pipelined DML transactions (0 = none)")
+	fs.IntVar(&c.PipelinedGenerations, "pipelined-generations", c.PipelinedGenerations, "most generations a pipelined DML transaction prewrites")
+	fs.Float64Var(&c.RollbackMergeRatio, "rollback-merge-ratio", c.RollbackMergeRatio, "share of merges rolled back after the source's END")
 	fs.BoolVar(&c.Realtime, "realtime", c.Realtime, "pace the simulated clock to the wall clock (for a live fleet)")
 }
 
@@ -163,12 +190,28 @@ func (c *Config) Validate() error {
 		name string
 	}{{c.SplitEvery, "split-every"}, {c.MergeEvery, "merge-every"}, {c.TransferEvery, "transfer-every"},
 		{c.DDLEvery, "ddl-every"}, {c.LargeTxnEvery, "large-txn-every"}, {c.LongTxnEvery, "long-txn-every"},
-		{c.LongTxnHold, "long-txn-hold"}} {
+		{c.LongTxnHold, "long-txn-hold"}, {c.CrashEvery, "crash-every"}, {c.CrashDown, "crash-down"},
+		{c.HeartbeatEvery, "heartbeat-every"}, {c.PipelinedEvery, "pipelined-every"}} {
 		nonneg(d.v, d.name)
 	}
 	if c.LargeTxnEvery > 0 {
 		pos(c.LargeTxnRows, "large-txn-rows")
 	}
+	if c.CrashEvery > 0 {
+		if c.Stores < 2 {
+			errs = append(errs, fmt.Errorf("--crash-every needs at least 2 --stores (a crashed store's regions need another peer), got %d", c.Stores))
+		}
+		if c.CrashDown < c.FlushInterval {
+			errs = append(errs, fmt.Errorf("--crash-down (%s) must be at least --flush-interval (%s)", c.CrashDown, c.FlushInterval))
+		}
+	}
+	if c.HeartbeatEvery > 0 && c.HeartbeatEvery < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--heartbeat-every must be 0 or at least 10ms, got %s", c.HeartbeatEvery))
+	}
+	if c.PipelinedEvery > 0 {
+		pos(c.PipelinedGenerations, "pipelined-generations")
+	}
+	ratio(c.RollbackMergeRatio, "rollback-merge-ratio")
 	ratio(c.RollbackRatio, "rollback-ratio")
 	ratio(c.OnePCRatio, "1pc-ratio")
 	ratio(c.AsyncCommitRatio, "async-commit-ratio")
@@ -178,4 +221,40 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--regions (%d) must be at least --stores (%d) so every store leads a region", c.Regions, c.Stores))
 	}
 	return errors.Join(errs...)
+}
+
+// EnableChaos turns on, at moderate rates for histories of a few seconds to
+// a minute, every upstream behaviour a consumer must survive beyond plain
+// region churn: store crashes with takeovers (every form), restarts, lock
+// refreshes, pipelined DML and rolled-back merges. Other fields are kept.
+func (c *Config) EnableChaos() {
+	c.CrashEvery = 2 * time.Second
+	c.CrashDown = max(2*time.Second, c.FlushInterval)
+	c.HeartbeatEvery = 300 * time.Millisecond
+	c.PipelinedEvery = 400 * time.Millisecond
+	c.PipelinedGenerations = 4
+	c.RollbackMergeRatio = 0.2
+	if c.LongTxnEvery == 0 {
+		c.LongTxnEvery = 2 * time.Second
+		c.LongTxnHold = 2 * time.Second
+	}
+}
+
+// ChaosConfig is a short busy history (3 stores, 2 tenants, 10 s) with
+// fast region churn and EnableChaos's behaviours on.
+func ChaosConfig() Config {
+	c := DefaultConfig()
+	c.Duration = 10 * time.Second
+	c.RowsPerSec = 2000
+	c.Tenants = 2
+	c.SplitEvery = 300 * time.Millisecond
+	c.MergeEvery = 500 * time.Millisecond
+	c.TransferEvery = 200 * time.Millisecond
+	c.DDLEvery = time.Second
+	c.LargeTxnEvery = 4 * time.Second
+	c.LargeTxnRows = 5000
+	c.LongTxnEvery = 2 * time.Second
+	c.LongTxnHold = 2 * time.Second
+	c.EnableChaos()
+	return c
 }

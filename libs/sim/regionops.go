@@ -11,7 +11,9 @@ func (s *Sim) startIncarnation(tn *tenant, r *region, reason formatv1.RegionChan
 	st := tn.streams[r.leader]
 	st.led[r.id] = r
 	r.published = 0
-	st.appendChange(&formatv1.RegionChange{
+	r.upPublished = 0
+	r.startSeq = 0
+	st.appendChange(r.id, &formatv1.RegionChange{
 		Kind: formatv1.RegionChange_KIND_START, Reason: reason, Incarnation: s.wire(r), Predecessors: preds,
 	})
 }
@@ -20,7 +22,7 @@ func (s *Sim) startIncarnation(tn *tenant, r *region, reason formatv1.RegionChan
 func (s *Sim) endIncarnation(tn *tenant, r *region, reason formatv1.RegionChange_Reason) {
 	st := tn.streams[r.leader]
 	delete(st.led, r.id)
-	st.appendChange(&formatv1.RegionChange{
+	st.appendChange(r.id, &formatv1.RegionChange{
 		Kind: formatv1.RegionChange_KIND_END, Reason: reason, Incarnation: s.wire(r), ResolvedTs: r.published,
 	})
 }
@@ -41,10 +43,11 @@ func (s *Sim) split(tn *tenant) {
 		return
 	}
 	r := tn.regions.lookup(key)
-	if bytes.Equal(key, r.start) {
+	if bytes.Equal(key, r.start) || !s.mayChange(r) {
 		return
 	}
 	parent := r.ref()
+	lost := s.endDebt(r)
 	s.endIncarnation(tn, r, formatv1.RegionChange_REASON_SPLIT)
 	tn.regions.remove(r)
 	left := &region{id: s.newRegionID(), start: r.start, end: key, version: r.version + 1, confVer: r.confVer,
@@ -63,6 +66,14 @@ func (s *Sim) split(tn *tenant) {
 	preds := []*formatv1.IncarnationRef{parent}
 	s.startIncarnation(tn, left, formatv1.RegionChange_REASON_SPLIT, preds)
 	s.startIncarnation(tn, r, formatv1.RegionChange_REASON_SPLIT, preds)
+	if lost != nil {
+		// If the leader's crash loses the split, a new leader of both
+		// parts takes the parent over.
+		ds := []*debt{lost}
+		left.preds, left.debts = preds, ds
+		r.preds, r.debts = preds, ds
+		s.freeze(tn.streams[r.leader], left, r)
+	}
 	s.stats.Splits++
 }
 
@@ -75,11 +86,18 @@ func (s *Sim) merge(tn *tenant) {
 	}
 	src := tn.regions.list[s.rng.IntN(len(tn.regions.list))]
 	dst := tn.regions.next(src)
-	if dst == nil {
+	if dst == nil || !s.mayChange(src, dst) {
+		return
+	}
+	if s.cfg.RollbackMergeRatio > 0 && s.rng.Float64() < s.cfg.RollbackMergeRatio {
+		s.rollbackMerge(tn, src)
 		return
 	}
 	preds := []*formatv1.IncarnationRef{src.ref(), dst.ref()}
+	lostSrc, lostDst := s.endDebt(src), s.endDebt(dst)
+	srcStream := tn.streams[src.leader]
 	s.endIncarnation(tn, src, formatv1.RegionChange_REASON_MERGE)
+	srcEnd := len(srcStream.recs) - 1
 	s.endIncarnation(tn, dst, formatv1.RegionChange_REASON_MERGE)
 	tn.regions.remove(src)
 	tn.regions.remove(dst)
@@ -92,6 +110,21 @@ func (s *Sim) merge(tn *tenant) {
 	}
 	tn.regions.add(dst)
 	s.startIncarnation(tn, dst, formatv1.RegionChange_REASON_MERGE, preds)
+	switch {
+	case lostDst != nil:
+		// The target's leader is about to crash: if the merge is lost, a
+		// new leader of the merged region takes over what ended with it.
+		dst.preds, dst.debts = preds, []*debt{lostDst}
+		if lostSrc != nil {
+			dst.debts = []*debt{lostSrc, lostDst}
+		}
+		s.freeze(tn.streams[dst.leader], dst)
+	case lostSrc != nil:
+		// Only the source's END may be lost: the merged region's leader
+		// then takes the source over.
+		srcStream.recs[srcEnd].lostEnd, srcStream.recs[srcEnd].succ = lostSrc, dst
+		s.freeze(srcStream, dst)
+	}
 	s.stats.Merges++
 }
 
@@ -103,17 +136,41 @@ func (s *Sim) transfer(tn *tenant) {
 		return
 	}
 	to := r.peers[1+s.rng.IntN(len(r.peers)-1)]
-	prev := r.ref()
-	s.endIncarnation(tn, r, formatv1.RegionChange_REASON_LEADER_TRANSFER)
-	// the new leader becomes peers[0]
-	for i, p := range r.peers {
-		if p == to {
-			r.peers[0], r.peers[i] = r.peers[i], r.peers[0]
-		}
+	if s.quiet(to) || !s.mayChange(r) {
+		return
 	}
-	r.leader = to
-	r.term++
-	r.changed()
+	prev := r.ref()
+	from := tn.streams[r.leader]
+	lost := s.endDebt(r)
+	s.endIncarnation(tn, r, formatv1.RegionChange_REASON_LEADER_TRANSFER)
+	if lost != nil {
+		// If the crash loses the END, the new leader takes the ended
+		// incarnation over after its own START.
+		rec := &from.recs[len(from.recs)-1]
+		rec.lostEnd, rec.succ = lost, r
+		s.freeze(from, r)
+	}
+	r.lead(to)
 	s.startIncarnation(tn, r, formatv1.RegionChange_REASON_LEADER_TRANSFER, []*formatv1.IncarnationRef{prev})
 	s.stats.Transfers++
+}
+
+// rollbackMerge is a merge of src that TiKV rolled back after the source's
+// leader applied PrepareMerge: the source ends as for a merge, then starts
+// again at version+2 (PrepareMerge and RollbackMerge each raise the version)
+// under the same leader and term, naming the ended incarnation. The target
+// is untouched.
+func (s *Sim) rollbackMerge(tn *tenant, src *region) {
+	prev := src.ref()
+	lost := s.endDebt(src)
+	s.endIncarnation(tn, src, formatv1.RegionChange_REASON_MERGE)
+	src.version += 2
+	src.changed()
+	preds := []*formatv1.IncarnationRef{prev}
+	s.startIncarnation(tn, src, formatv1.RegionChange_REASON_ROLLBACK_MERGE, preds)
+	if lost != nil {
+		src.preds, src.debts = preds, []*debt{lost}
+		s.freeze(tn.streams[src.leader], src)
+	}
+	s.stats.RollbackMerges++
 }

@@ -33,6 +33,25 @@ type region struct {
 	published uint64 // last resolved ts published by the current incarnation, 0 if none
 	wire      *formatv1.RegionIncarnation
 	pos       int // index in regionSet.list
+
+	// What a reader of the uploaded files knows of the current
+	// incarnation: the seq of the leader's file that uploaded its START (0 =
+	// not uploaded yet) and its greatest uploaded resolved ts.
+	startSeq    uint64
+	upPublished uint64
+	// While the current incarnation's START is not uploaded yet and was
+	// written by a store about to crash (a split, merge or takeover), or
+	// while a takeover due for this region is not uploaded yet: the
+	// predecessors its START names and the incarnations a reader knows
+	// whose END is not uploaded (oldest first). A takeover of the region
+	// writes the same START predecessors and a takeover END of each debt.
+	preds []*formatv1.IncarnationRef
+	debts []*debt
+	// frozenIn is the open file of a store about to crash that holds a
+	// split, merge or transfer record that made or ended this region's
+	// incarnation: until that file is cut or lost, the region takes part
+	// in no other split, merge or transfer.
+	frozenIn *stream
 }
 
 func (r *region) contains(key []byte) bool {
@@ -159,4 +178,17 @@ func (s *regionSet) next(r *region) *region {
 		return false
 	})
 	return found
+}
+
+// lead makes store to the region's leader at the next term; the leader is
+// always peers[0].
+func (r *region) lead(to int) {
+	for i, p := range r.peers {
+		if p == to {
+			r.peers[0], r.peers[i] = r.peers[i], r.peers[0]
+		}
+	}
+	r.leader = to
+	r.term++
+	r.changed()
 }

@@ -48,6 +48,7 @@ type Sim struct {
 
 	tenants  []*tenant
 	storeIDs []uint64
+	stores   []storeState // by store index
 	nextReg  uint64
 
 	inflight int
@@ -103,6 +104,7 @@ func (s *Sim) Run(ctx context.Context) (Stats, error) {
 	for i := range s.cfg.Stores {
 		s.storeIDs = append(s.storeIDs, uint64(i+1))
 	}
+	s.initStores()
 	if err := s.bootstrap(); err != nil {
 		return s.stats, err
 	}
@@ -218,6 +220,12 @@ func (s *Sim) generate() {
 		if s.chance(s.cfg.TransferEvery) {
 			s.transfer(tn)
 		}
+		if s.chance(s.cfg.PipelinedEvery) {
+			s.startDML(tn, 2+s.rng.IntN(6), txnPipelined)
+		}
+	}
+	if s.chance(s.cfg.CrashEvery) {
+		s.planCrash()
 	}
 }
 
@@ -248,7 +256,10 @@ func (s *Sim) resolve() {
 func (s *Sim) flush() error {
 	maxTs := s.ts()
 	for _, tn := range s.tenants {
-		for _, st := range tn.streams {
+		for i, st := range tn.streams {
+			if s.stores[i].down {
+				continue // a crashed store uploads nothing
+			}
 			h := &formatv1.StoreFileHeader{
 				ClusterId: s.cfg.ClusterID, TenantId: tn.id, MaxTs: maxTs,
 				CreatedUnixMs: s.physNow(), Producer: s.cfg.Producer,
@@ -265,6 +276,9 @@ func (s *Sim) flush() error {
 			s.stats.Bytes += int64(len(b))
 			s.stats.RowEvents += int64(rows)
 		}
+	}
+	if s.cfg.CrashEvery > 0 {
+		s.scheduleCrashes()
 	}
 	return nil
 }

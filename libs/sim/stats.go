@@ -27,7 +27,33 @@ type Stats struct {
 	Merges        int64
 	Transfers     int64
 	Regions       int
-	Inflight      int
+
+	// Store crashes, restarts and the takeovers of the crashed stores'
+	// incarnations (Takeovers counts new leaders taking a region over;
+	// each is partial or full, and cascaded when it takes over what an
+	// earlier takeover lost in a second crash; TakeoverEnds counts the
+	// takeover ENDs uploaded).
+	Crashes           int64
+	Restarts          int64
+	Takeovers         int64
+	TakeoversPartial  int64
+	TakeoversFull     int64
+	TakeoversCascaded int64
+	// TakeoversOfLostEnds: the leader of a transfer's or merge's successor
+	// in another store takes over the predecessor whose END a crash lost.
+	TakeoversOfLostEnds int64
+	// ENDs of splits, merges (and rolled back merges) and transfers lost in
+	// crashes.
+	LostSplits     int64
+	LostMergeEnds  int64
+	LostTransfers  int64
+	TakeoverEnds   int64
+	RollbackMerges int64
+
+	Heartbeats         int64 // lock refreshes: PREWRITEs with an empty PUT value
+	PipelinedTxns      int64
+	PipelinedPrewrites int64 // prewrites of generation 2 and above
+	Inflight           int
 
 	Files           int64
 	Bytes           int64
@@ -45,6 +71,18 @@ func (st Stats) Print(w io.Writer) {
 	fmt.Fprintf(w, "schema        %d DDL statements committed\n", st.DDLs)
 	fmt.Fprintf(w, "regions       %d splits, %d merges, %d leader transfers; %d regions at the end\n",
 		st.Splits, st.Merges, st.Transfers, st.Regions)
+	if st.RollbackMerges > 0 {
+		fmt.Fprintf(w, "              %d merges rolled back\n", st.RollbackMerges)
+	}
+	if st.Crashes > 0 {
+		fmt.Fprintf(w, "crashes       %d store crashes, %d restarts; %d takeovers (%d partial, %d full, %d cascaded, %d of lost ENDs), %d takeover ENDs\n",
+			st.Crashes, st.Restarts, st.Takeovers, st.TakeoversPartial, st.TakeoversFull, st.TakeoversCascaded, st.TakeoversOfLostEnds, st.TakeoverEnds)
+		fmt.Fprintf(w, "              lost with the crashes: %d split, %d merge and %d transfer ENDs\n", st.LostSplits, st.LostMergeEnds, st.LostTransfers)
+	}
+	if st.Heartbeats > 0 || st.PipelinedTxns > 0 {
+		fmt.Fprintf(w, "locks         %d lock refreshes, %d pipelined transactions (%d prewrites of later generations)\n",
+			st.Heartbeats, st.PipelinedTxns, st.PipelinedPrewrites)
+	}
 	fmt.Fprintf(w, "files         %d store change files, %.1f MiB\n", st.Files, float64(st.Bytes)/(1<<20))
 	fmt.Fprintf(w, "final resolved ts %d (truth is complete at or below it)\n", st.FinalResolvedTs)
 }

@@ -27,12 +27,25 @@ type stream struct {
 	recs        []pendingRecord
 	logIndex    uint64
 	rows        int // rows in the open file
+
+	// lastRecs are the records of the last uploaded file (a "full"
+	// takeover writes its rows again).
+	lastRecs []pendingRecord
+	// frozen are the regions that split, merge or transfer records of
+	// this open file (of a store about to crash) created or ended.
+	frozen []*region
 }
 
 // pendingRecord is one record of the open file: an event batch or a region change.
 type pendingRecord struct {
-	ev *cdcpb.ChangeDataEvent
-	rc *formatv1.RegionChange
+	ev       *cdcpb.ChangeDataEvent
+	rc       *formatv1.RegionChange
+	regionID uint64 // for rc: the region id
+	// lostEnd, for an END of a store about to crash whose successor another
+	// store leads (a transfer away, a merge source): the incarnation that
+	// successor's leader (succ) takes over if the END is lost.
+	lostEnd *debt
+	succ    *region
 }
 
 func newStream(storeID uint64) *stream {
@@ -68,8 +81,8 @@ func (s *stream) newEvent(regionID uint64, row *cdcpb.Event_Row) *cdcpb.Event {
 	}
 }
 
-func (s *stream) appendChange(rc *formatv1.RegionChange) {
-	s.recs = append(s.recs, pendingRecord{rc: rc})
+func (s *stream) appendChange(regionID uint64, rc *formatv1.RegionChange) {
+	s.recs = append(s.recs, pendingRecord{rc: rc, regionID: regionID})
 }
 
 // appendResolved publishes ts for the given regions (one cdcpb.ResolvedTs
@@ -123,9 +136,28 @@ func (s *stream) cut(h *formatv1.StoreFileHeader, wire func(*region) *formatv1.R
 		return nil, err
 	}
 	s.prevMax = h.MaxTs
-	s.recs = s.recs[:0]
+	s.lastRecs = s.recs
+	s.recs = nil
 	s.rows = 0
 	led := s.ledSorted()
+	// What a reader now knows: the START of every led incarnation and the
+	// last resolved ts each published. Every takeover END that was due with
+	// it is in this file or in the file of another store cut at the same
+	// time (a region led by another store after a takeover here is cleared
+	// by that store's cut).
+	for _, r := range led {
+		if r.startSeq == 0 {
+			r.startSeq = s.seq
+		}
+		r.upPublished = r.published
+		r.preds, r.debts = nil, nil
+	}
+	for _, r := range s.frozen {
+		if r.frozenIn == s {
+			r.frozenIn = nil
+		}
+	}
+	s.frozen = nil
 	s.openLeaders = make([]*formatv1.RegionIncarnation, len(led))
 	for i, r := range led {
 		s.openLeaders[i] = wire(r)

@@ -18,6 +18,7 @@ const (
 	txnLarge
 	txnLong
 	txnDDL
+	txnPipelined
 )
 
 // commit protocols
@@ -35,6 +36,7 @@ type mutation struct {
 	value  []byte
 	table  *table // nil for meta keys
 	handle int64
+	gen    uint64 // generation of its last prewrite (pipelined DML)
 }
 
 // txn is one Percolator transaction in flight.
@@ -49,6 +51,10 @@ type txn struct {
 	tables   []*table
 	done     int // mutations prewritten, then committed
 	onCommit func(commitTs uint64)
+
+	gen, gens   uint64 // pipelined DML: generation being written, and the last one
+	heartbeats  bool   // lock refreshes are scheduled
+	primaryDone bool   // the primary lock is gone: no more refreshes
 }
 
 // batchRows is how many rows a transaction prewrites or commits per tick:
@@ -81,6 +87,12 @@ func (s *Sim) startDML(tn *tenant, n int, kind txnKind) {
 		tb.inflight++
 	}
 	t.proto = s.pickProtocol(t)
+	if kind == txnPipelined {
+		t.gen, t.gens = 1, 1
+		if g := s.cfg.PipelinedGenerations; g >= 2 {
+			t.gens = 2 + uint64(s.rng.IntN(g-1))
+		}
+	}
 	s.begin(t)
 	s.stats.Txns++
 	switch kind {
@@ -88,6 +100,8 @@ func (s *Sim) startDML(tn *tenant, n int, kind txnKind) {
 		s.stats.LargeTxns++
 	case txnLong:
 		s.stats.LongTxns++
+	case txnPipelined:
+		s.stats.PipelinedTxns++
 	}
 }
 
@@ -156,10 +170,13 @@ func (s *Sim) begin(t *txn) {
 
 func (s *Sim) prewrite(t *txn) {
 	end := min(t.done+batchRows, len(t.muts))
-	for _, m := range t.muts[t.done:end] {
+	for i := t.done; i < end; i++ {
+		m := &t.muts[i]
+		m.gen = t.gen
 		r := t.tn.regions.lookup(m.key)
 		r.addLock(m.key, t.startTs)
-		s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: m.op, Key: m.key, Value: m.value, StartTs: t.startTs})
+		s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: m.op, Key: m.key, Value: m.value, StartTs: t.startTs,
+			Generation: t.gen})
 		s.stats.Prewrites++
 	}
 	t.done = end
@@ -167,6 +184,82 @@ func (s *Sim) prewrite(t *txn) {
 		s.sched.at(s.now+tickMs, func() { s.prewrite(t) })
 		return
 	}
+	s.startHeartbeats(t)
+	if t.gen < t.gens {
+		s.sched.at(s.now+s.generationGap(), func() { s.nextGeneration(t) })
+		return
+	}
+	s.prewritten(t)
+}
+
+// generationGap is the time between two flushes of a pipelined
+// transaction: long enough that generations often land in different files,
+// and, around region changes and crashes, in different stores' streams.
+func (s *Sim) generationGap() int64 { return int64(250 + s.rng.IntN(500)) }
+
+// nextGeneration flushes a pipelined transaction again: about two keys in
+// three get a new value, written as a PREWRITE of the next generation; in
+// the last generation some existing rows are deleted instead.
+func (s *Sim) nextGeneration(t *txn) {
+	t.gen++
+	last := t.gen == t.gens
+	var idx []int
+	for i := range t.muts {
+		if s.rng.IntN(3) != 0 {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		idx = append(idx, s.rng.IntN(len(t.muts)))
+	}
+	for _, i := range idx {
+		m := &t.muts[i]
+		if _, exists := m.table.handleIdx[m.handle]; last && exists && s.rng.IntN(4) == 0 {
+			m.op, m.value = cdcpb.Event_Row_DELETE, nil
+		} else {
+			m.op, m.value = cdcpb.Event_Row_PUT, m.table.value(s.rng, nil)
+		}
+		m.gen = t.gen
+		r := t.tn.regions.lookup(m.key)
+		s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: m.op, Key: m.key, Value: m.value, StartTs: t.startTs,
+			Generation: t.gen})
+		s.stats.Prewrites++
+		s.stats.PipelinedPrewrites++
+	}
+	if !last {
+		s.sched.at(s.now+s.generationGap(), func() { s.nextGeneration(t) })
+		return
+	}
+	s.prewritten(t)
+}
+
+// startHeartbeats schedules the lock refreshes of a long-running, large or
+// pipelined transaction once its primary key is locked.
+func (s *Sim) startHeartbeats(t *txn) {
+	if s.cfg.HeartbeatEvery <= 0 || t.heartbeats || (t.kind != txnLong && t.kind != txnLarge && t.kind != txnPipelined) {
+		return
+	}
+	t.heartbeats = true
+	s.sched.at(s.now+s.cfg.HeartbeatEvery.Milliseconds(), func() { s.heartbeat(t) })
+}
+
+// heartbeat is TiKV's TxnHeartBeat on the primary lock: the lock is
+// rewritten and the CDC stream gets a PREWRITE of the primary key with op
+// PUT and an empty value, same start_ts and generation.
+func (s *Sim) heartbeat(t *txn) {
+	if t.primaryDone {
+		return
+	}
+	m := t.muts[0]
+	r := t.tn.regions.lookup(m.key)
+	s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: m.key, StartTs: t.startTs,
+		Generation: m.gen})
+	s.stats.Heartbeats++
+	s.sched.at(s.now+s.cfg.HeartbeatEvery.Milliseconds(), func() { s.heartbeat(t) })
+}
+
+// prewritten waits, then commits: every key is locked with its final value.
+func (s *Sim) prewritten(t *txn) {
 	if t.proto == protoAsync {
 		// Async commit decides commit_ts at prewrite: above start_ts and
 		// above TiKV's max_ts, so above every resolved ts already published.
@@ -184,6 +277,7 @@ func (s *Sim) prewrite(t *txn) {
 // follow a few milliseconds later, possibly in the next change file and
 // after region changes.
 func (s *Sim) commitPrimary(t *txn) {
+	t.primaryDone = true
 	if t.rollback {
 		s.stats.Rollbacks++
 	} else if t.proto == proto2PC {

@@ -45,6 +45,15 @@ type Committed struct {
 // each record.
 func Visit(t testing.TB, store objstore.Store, cluster, tenant, storeID uint64, fn func(f layout.StoreFileName, r *storefile.Reader, rec storefile.Record)) {
 	t.Helper()
+	VisitFiles(t, store, cluster, tenant, storeID, nil, fn)
+}
+
+// VisitFiles is Visit that also calls onFile (if not nil) when each file is
+// opened, before its records: a file may hold no record at all (a store
+// that leads nothing, such as one just restarted after a crash).
+func VisitFiles(t testing.TB, store objstore.Store, cluster, tenant, storeID uint64, onFile func(f layout.StoreFileName, r *storefile.Reader),
+	fn func(f layout.StoreFileName, r *storefile.Reader, rec storefile.Record)) {
+	t.Helper()
 	ctx := context.Background()
 	files, err := objstore.ListAll(ctx, store, layout.StorePrefix(cluster, tenant, storeID), "")
 	require.NoError(t, err)
@@ -55,6 +64,9 @@ func Visit(t testing.TB, store objstore.Store, cluster, tenant, storeID uint64, 
 		require.NoError(t, err)
 		rd, err := storefile.Open(f.Key, b)
 		require.NoError(t, err)
+		if onFile != nil {
+			onFile(name, rd)
+		}
 		for {
 			rec, err := rd.Next()
 			if errors.Is(err, io.EOF) {
@@ -66,12 +78,28 @@ func Visit(t testing.TB, store objstore.Store, cluster, tenant, storeID uint64, 
 	}
 }
 
+// prewriteRank orders the PREWRITEs of one (key, start_ts) as the spec
+// does: by generation, then content (a PUT with an empty value is a lock
+// refresh and carries none; a DELETE is content).
+func prewriteRank(r *cdcpb.Event_Row) [2]uint64 {
+	content := uint64(0)
+	if r.OpType == cdcpb.Event_Row_DELETE || len(r.Value) > 0 {
+		content = 1
+	}
+	return [2]uint64{r.Generation, content}
+}
+
 // CommittedChanges decodes all files of a tenant and matches prewrites with
-// commits, returning every committed change in (commit_ts, start_ts, key) order.
+// commits, returning every committed change in (commit_ts, start_ts, key)
+// order. Of several PREWRITEs of one (key, start_ts) the one of the greatest
+// rank (generation, has content) is the value (the spec's rule; equal ranks
+// must be the same write), and a commit written more than once (a takeover
+// writing events of the crashed leader again) counts once.
 func CommittedChanges(t testing.TB, store objstore.Store, cluster, tenant uint64, stores int) []Committed {
 	t.Helper()
 	prewrites := map[string]*cdcpb.Event_Row{}
 	var commits []*cdcpb.Event_Row
+	seen := map[string]bool{}
 	for s := uint64(1); s <= uint64(stores); s++ {
 		Visit(t, store, cluster, tenant, s, func(_ layout.StoreFileName, _ *storefile.Reader, rec storefile.Record) {
 			if rec.Event == nil {
@@ -81,9 +109,26 @@ func CommittedChanges(t testing.TB, store objstore.Store, cluster, tenant uint64
 				for _, row := range e.GetEntries().GetEntries() {
 					switch row.Type {
 					case cdcpb.Event_PREWRITE:
-						prewrites[fmt.Sprintf("%x|%d", row.Key, row.StartTs)] = row
+						k := fmt.Sprintf("%x|%d", row.Key, row.StartTs)
+						old, ok := prewrites[k]
+						if !ok {
+							prewrites[k] = row
+							break
+						}
+						a, b := prewriteRank(old), prewriteRank(row)
+						switch {
+						case b[0] > a[0] || (b[0] == a[0] && b[1] > a[1]):
+							prewrites[k] = row
+						case a == b:
+							require.True(t, old.OpType == row.OpType && bytes.Equal(old.Value, row.Value),
+								"two different PREWRITEs of %x at %d with one rank %v", row.Key, row.StartTs, a)
+						}
 					case cdcpb.Event_COMMIT, cdcpb.Event_COMMITTED:
-						commits = append(commits, row)
+						k := fmt.Sprintf("%x|%d|%d", row.Key, row.StartTs, row.CommitTs)
+						if !seen[k] {
+							seen[k] = true
+							commits = append(commits, row)
+						}
 					}
 				}
 			}
