@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -37,8 +38,28 @@ type Server struct {
 	log    *slog.Logger
 }
 
+// ServerOptions are a server's settings beyond its address: what the
+// service kernel (libs/svc) sets for every service alike.
+type ServerOptions struct {
+	// MaxRecvBytes bounds one received message (0 = MaxMessage).
+	MaxRecvBytes int
+	// Unary and Stream interceptors run after recovery, metrics and
+	// logging (authentication, limits).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// Creds are the transport credentials (nil = plaintext).
+	Creds credentials.TransportCredentials
+	// MaxConcurrentStreams bounds the streams of one connection (0 = gRPC's default).
+	MaxConcurrentStreams uint32
+}
+
 // NewServer listens on addr and prepares a server; register services, then Serve.
 func NewServer(addr string, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	return NewServerWith(addr, log, reg, ServerOptions{})
+}
+
+// NewServerWith is NewServer with options.
+func NewServerWith(addr string, log *slog.Logger, reg prometheus.Registerer, o ServerOptions) (*Server, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -61,15 +82,27 @@ func NewServer(addr string, log *slog.Logger, reg prometheus.Registerer) (*Serve
 		}
 		return logging.LevelWarn
 	})}
-	s := grpc.NewServer(
-		grpc.MaxRecvMsgSize(MaxMessage), grpc.MaxSendMsgSize(MaxMessage),
+	maxRecv := o.MaxRecvBytes
+	if maxRecv <= 0 {
+		maxRecv = MaxMessage
+	}
+	unary := append([]grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(recoverOpt), metrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(slogLogger(log), logOpts...)}, o.Unary...)
+	stream := append([]grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(recoverOpt), metrics.StreamServerInterceptor(),
+		logging.StreamServerInterceptor(slogLogger(log), logOpts...)}, o.Stream...)
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxRecv), grpc.MaxSendMsgSize(MaxMessage),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recoverOpt), metrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(slogLogger(log), logOpts...)),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recoverOpt), metrics.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(slogLogger(log), logOpts...)),
-	)
+		grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...),
+	}
+	if o.Creds != nil {
+		opts = append(opts, grpc.Creds(o.Creds))
+	}
+	if o.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(o.MaxConcurrentStreams))
+	}
+	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	return &Server{Server: s, Health: h, lis: lis, log: log}, nil
@@ -77,6 +110,21 @@ func NewServer(addr string, log *slog.Logger, reg prometheus.Registerer) (*Serve
 
 // Addr is the address the server listens on (with the port picked for :0).
 func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// SetServing sets the health status of one service name ("" = the server).
+func (s *Server) SetServing(name string, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.Health.SetServingStatus(name, st)
+}
+
+// Close stops a server that may never have served, closing its listener.
+func (s *Server) Close() {
+	s.Server.Stop()
+	_ = s.lis.Close() // Stop closes only the listeners Serve was given
+}
 
 // Serve serves until Stop; run it in a goroutine.
 func (s *Server) Serve() error { return s.Server.Serve(s.lis) }

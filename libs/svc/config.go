@@ -18,13 +18,18 @@ type Common struct {
 	LogLevel    string        `yaml:"log_level"`
 	LogFormat   string        `yaml:"log_format"`
 	StopTimeout time.Duration `yaml:"stop_timeout"`
+	// Pprof serves /debug/pprof on the HTTP address (off by default:
+	// profiles and heap dumps are for operators, not for whoever reaches
+	// the port).
+	Pprof bool `yaml:"pprof"`
 }
 
 // RegisterFlags binds the settings to flags named prefix+name, with c's
 // values as defaults.
 func (c *Common) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.GRPCAddr, prefix+"grpc-addr", c.GRPCAddr, "gRPC listen address")
-	fs.StringVar(&c.HTTPAddr, prefix+"http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz and /debug/pprof")
+	fs.StringVar(&c.HTTPAddr, prefix+"http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz and /readyz (and /debug/pprof with --pprof)")
+	fs.BoolVar(&c.Pprof, prefix+"pprof", c.Pprof, "serve /debug/pprof on the HTTP address")
 	fs.StringVar(&c.LogLevel, prefix+"log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, prefix+"log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.StopTimeout, prefix+"stop-timeout", c.StopTimeout, "how long a graceful stop may take before it is forced")

@@ -20,12 +20,16 @@ type Service interface {
 	Start(ctx context.Context) error
 	// Stop shuts it down gracefully within ctx's deadline.
 	Stop(ctx context.Context) error
+	// Failed receives the service's failure after it started (a server
+	// that stopped serving, a fatal error of its background work).
+	Failed() <-chan error
 }
 
 // Run starts services in order, waits until ctx is cancelled (SIGTERM) or
-// one of them fails (failed is closed), then stops them in reverse order,
-// each within stopTimeout.
-func Run(ctx context.Context, log *slog.Logger, stopTimeout time.Duration, failed <-chan error, services ...Service) error {
+// one of them fails, then stops them in reverse order, each within
+// stopTimeout. A failure is returned: the process must not live on with a
+// dead service.
+func Run(ctx context.Context, log *slog.Logger, stopTimeout time.Duration, services ...Service) error {
 	var started []Service
 	stopAll := func() error {
 		var errs []error
@@ -50,11 +54,9 @@ func Run(ctx context.Context, log *slog.Logger, stopTimeout time.Duration, faile
 		log.Info("service started", "service", s.Name())
 		started = append(started, s)
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-failed:
-		runErr = err
+	runErr := WaitFailure(ctx, started)
+	if runErr != nil {
+		log.Error("a service failed; stopping", "err", runErr)
 	}
 	return errors.Join(runErr, stopAll())
 }
@@ -73,4 +75,29 @@ func NewLogger(level, format string, w interface{ Write([]byte) (int, error) }) 
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// WaitFailure waits until ctx ends (nil) or one of the services fails (its
+// error, naming it).
+func WaitFailure(ctx context.Context, services []Service) error {
+	failed := make(chan error, len(services))
+	done := make(chan struct{})
+	defer close(done)
+	for _, s := range services {
+		go func() {
+			select {
+			case err, ok := <-s.Failed():
+				if ok {
+					failed <- fmt.Errorf("%s failed: %w", s.Name(), err)
+				}
+			case <-done:
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failed:
+		return err
+	}
 }

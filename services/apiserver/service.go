@@ -3,20 +3,18 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 )
 
 // Deps are what the api-server reads from.
@@ -31,8 +29,10 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// Service is the api-server.
+// Service is the api-server. The kernel (libs/svc) runs its servers and
+// lifecycle; the service adds its API and its stop (end the open pulls).
 type Service struct {
+	*svc.Kernel
 	cfg    Config
 	log    *slog.Logger
 	reg    *prometheus.Registry
@@ -49,11 +49,6 @@ type Service struct {
 
 	mu    sync.Mutex
 	pulls map[*pullState]struct{}
-	grpc  *grpcx.Server
-	http  *svc.HTTPServer
-	done  chan struct{} // closed when Serve returns
-	// stopped: Stop has run (a second call does nothing).
-	stopped bool
 }
 
 // pullState is what the service knows of one open pull (for metrics).
@@ -97,38 +92,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.cache = pool.NewCache(cfg.CacheBytes, pool.CacheOptions{NotFoundTTL: cfg.PollInterval / 2, Now: deps.Now})
 	s.m = newMetrics(deps.Registry, s)
 	s.store = newCountingStore(deps.Pool, s.m)
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "api-server", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
+		HealthNames: []string{serviceName}}, svc.Funcs{
+		OnRegister: func(g *grpc.Server) { apiv1.RegisterTiStreamServiceServer(g, &handler{s: s}) },
+		OnStop:     s.stopPulls,
+		OnReady:    s.ready,
+	})
 	return s, nil
-}
-
-// Name is the service's name in logs.
-func (s *Service) Name() string { return "api-server" }
-
-// Start listens and serves; it returns once both servers listen.
-func (s *Service) Start(ctx context.Context) error {
-	g, err := grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.reg)
-	if err != nil {
-		return fmt.Errorf("api-server: %w", err)
-	}
-	apiv1.RegisterTiStreamServiceServer(g, &handler{s: s})
-	h, err := svc.NewHTTPServer(s.cfg.HTTPAddr, s.reg, s.ready)
-	if err != nil {
-		g.Server.Stop()
-		return fmt.Errorf("api-server: %w", err)
-	}
-	g.Health.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
-	g.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.grpc, s.http, s.done = g, h, done
-	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		if err := g.Serve(); err != nil {
-			s.log.Error("grpc server stopped", "err", err)
-		}
-	}()
-	s.log.Info("api-server serving", "grpc_addr", g.Addr(), "http_addr", h.Addr())
-	return nil
 }
 
 func (s *Service) ready() error {
@@ -138,53 +108,11 @@ func (s *Service) ready() error {
 	return nil
 }
 
-// Stop stops gracefully: NOT_SERVING, every open pull ends with UNAVAILABLE
-// (clients reconnect to another api-server), then the gRPC server stops,
-// forced when ctx ends first. Calling it again does nothing.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	g, h, done := s.grpc, s.http, s.done
-	stopped := s.stopped
-	s.stopped = true
-	s.mu.Unlock()
-	if stopped {
-		return nil
-	}
-	if g != nil {
-		g.Health.Shutdown() // NOT_SERVING before the pulls end, so clients go elsewhere
-	}
+// stopPulls ends every open pull with UNAVAILABLE (clients reconnect to
+// another api-server) once the service is NOT_SERVING.
+func (s *Service) stopPulls(context.Context) error {
 	s.stop()
-	var errs []error
-	if g != nil {
-		g.Shutdown(ctx)
-		<-done
-	}
-	if h != nil {
-		if err := h.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("api-server: close http: %w", err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// GRPCAddr is the gRPC listening address (after Start).
-func (s *Service) GRPCAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.grpc == nil {
-		return ""
-	}
-	return s.grpc.Addr()
-}
-
-// HTTPAddr is the metrics and health listening address (after Start).
-func (s *Service) HTTPAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.http == nil {
-		return ""
-	}
-	return s.http.Addr()
+	return nil
 }
 
 // admit registers an open pull, or refuses it beyond MaxPulls.

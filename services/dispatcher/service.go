@@ -12,10 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 
 	"github.com/tistream/tistream/libs/etcdx"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
@@ -31,8 +30,10 @@ type Deps struct {
 	Buffer objstore.Store
 }
 
-// Service is a running dispatcher.
+// Service is a running dispatcher. The kernel (libs/svc) runs its servers
+// and lifecycle.
 type Service struct {
+	*svc.Kernel
 	cfg      Config
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -40,8 +41,6 @@ type Service struct {
 	buffer   objstore.Store
 	m        *metrics
 
-	grpc      *grpcx.Server
-	http      *svc.HTTPServer
 	advertise string
 	routes    *routes
 	pool      *connPool
@@ -49,11 +48,7 @@ type Service struct {
 	rootCancel  context.CancelFunc // route watchers
 	superCancel context.CancelFunc // the stream task watcher
 	superDone   chan struct{}
-	started     atomic.Bool // Start was called
-	running     atomic.Bool // Start succeeded
 	stopping    atomic.Bool
-	stopOnce    sync.Once
-	stopErr     error
 
 	worker etcdx.CurrentRegistration // replaced after a lost lease
 
@@ -78,46 +73,27 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, log: deps.Log.With("service", "dispatcher", "dispatcher", cfg.ID), registry: deps.Registry,
 		etcd: deps.Etcd, buffer: deps.Buffer, m: newMetrics(deps.Registry),
 		superDone: make(chan struct{}), streams: map[streamKey]*stream{},
-	}, nil
+	}
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "dispatcher", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
+		HealthNames: []string{dispatcherv1.DispatcherService_ServiceDesc.ServiceName}}, svc.Funcs{
+		OnRegister: func(g *grpc.Server) { dispatcherv1.RegisterDispatcherServiceServer(g, &grpcService{s: s}) },
+		OnStart:    s.start,
+		OnStop:     s.stop,
+		OnReady:    s.ready,
+	})
+	return s, nil
 }
 
-// Name implements svc.Service.
-func (s *Service) Name() string { return "dispatcher" }
-
-// GRPCAddr is the address the gRPC server listens on (after Start).
-func (s *Service) GRPCAddr() string { return s.grpc.Addr() }
-
-// HTTPAddr is the address of /metrics and the probes (after Start).
-func (s *Service) HTTPAddr() string { return s.http.Addr() }
-
-// Start serves DispatcherService and health, registers the worker in etcd
-// and starts following the stream tasks; it returns once serving.
-func (s *Service) Start(ctx context.Context) (err error) {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("dispatcher: already started")
-	}
-	if s.grpc, err = grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.registry); err != nil {
-		return fmt.Errorf("dispatcher gRPC server: %w", err)
-	}
-	dispatcherv1.RegisterDispatcherServiceServer(s.grpc.Server, &grpcService{s: s})
-	go func() {
-		if err := s.grpc.Serve(); err != nil {
-			s.log.Error("gRPC server ended", "err", err)
-		}
-	}()
-	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
-	if s.http, err = svc.NewHTTPServer(s.cfg.HTTPAddr, s.registry, s.ready); err != nil {
-		s.grpc.Shutdown(ctx)
-		return fmt.Errorf("dispatcher HTTP server: %w", err)
-	}
+// start registers the worker in etcd and starts following the stream
+// tasks.
+func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
+	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, k.GRPCAddr())
 	reg, err := s.register(ctx)
 	if err != nil {
-		s.grpc.Shutdown(ctx)
-		_ = s.http.Close(ctx)
 		return err
 	}
 	s.worker.Set(reg)
@@ -133,29 +109,15 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	superCtx, superCancel := context.WithCancel(rootCtx)
 	s.superCancel = superCancel
 	go s.supervise(superCtx)
-	for _, name := range []string{"", dispatcherv1.DispatcherService_ServiceDesc.ServiceName} {
-		s.grpc.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	s.running.Store(true)
-	s.log.Info("dispatcher started", "grpc_addr", s.grpc.Addr(), "advertise_addr", s.advertise, "http_addr", s.http.Addr())
+	s.log.Info("dispatcher started", "advertise_addr", s.advertise)
 	return nil
 }
 
-// Stop shuts down gracefully: NOT_SERVING, stop taking streams, stop
+// stop shuts down gracefully once NOT_SERVING: stop taking streams, stop
 // reading files and wait (bounded) for in-flight files to be acknowledged,
-// write final checkpoints, revoke the lease, close the Ingest streams and
-// stop the servers.
-func (s *Service) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
-	return s.stopErr
-}
-
+// write final checkpoints, revoke the lease, close the Ingest streams.
 func (s *Service) stop(ctx context.Context) error {
-	if !s.running.Load() {
-		return nil // never started, or Start failed and cleaned up
-	}
 	s.stopping.Store(true)
-	s.grpc.Health.Shutdown()
 	s.superCancel()
 	<-s.superDone
 	// Draining streams stay registered so their acknowledgements still
@@ -174,11 +136,6 @@ func (s *Service) stop(ctx context.Context) error {
 	s.pool.close()
 	s.rootCancel()
 	s.routes.wait()
-	s.grpc.Shutdown(ctx)
-	if err := s.http.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("close HTTP server: %w", err))
-	}
-	s.log.Info("dispatcher stopped")
 	return errors.Join(errs...)
 }
 

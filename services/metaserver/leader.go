@@ -9,7 +9,6 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // metaServiceName is the gRPC health name that is SERVING only on the leader,
@@ -100,7 +99,7 @@ func (s *Service) beginTerm(t *term) {
 	s.notes.reset()
 	s.cur.Store(t)
 	s.m.leader.Set(1)
-	s.grpc.Health.SetServingStatus(metaServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.SetServing(metaServiceName, true)
 	t.spawn(func() { s.scheduleLoop(t) })
 	t.spawn(func() { s.sealLoop(t) })
 	t.spawn(func() { s.notes.flushLoop(t) })
@@ -111,7 +110,7 @@ func (s *Service) beginTerm(t *term) {
 func (s *Service) endTerm(t *term) {
 	s.cur.CompareAndSwap(t, nil)
 	s.m.leader.Set(0)
-	s.grpc.Health.SetServingStatus(metaServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	s.SetServing(metaServiceName, false)
 	t.cancel()
 	t.wg.Wait()
 	s.log.Info("meta-server leadership ended", "election_key", t.key)

@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 )
 
 // Deps are what the meta-server runs on.
@@ -28,8 +27,10 @@ type Deps struct {
 	Pool     objstore.Store // the committed data pool (manifests, range logs)
 }
 
-// Service is one meta-server process: a leader or a standby.
+// Service is one meta-server process: a leader or a standby. The kernel
+// (libs/svc) runs its servers and lifecycle.
 type Service struct {
+	*svc.Kernel
 	cfg    Config
 	log    *slog.Logger
 	reg    *prometheus.Registry
@@ -52,8 +53,6 @@ type Service struct {
 	cur          atomic.Pointer[term]
 	election     atomic.Pointer[concurrency.Election]
 
-	grpc      *grpcx.Server
-	http      *svc.HTTPServer
 	advertise string
 	cancel    context.CancelFunc
 	// campaignDone is closed once the campaign loop has resigned.
@@ -89,38 +88,29 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.notes = &notifier{s: s, interval: cfg.NotifyInterval, pending: map[streamID]streamNote{}}
 	s.fwd = newForwarder(log, s.m, cfg.NotifyQueue, cfg.MaxDispatcherConns)
 	s.wm = newWatermarkCache(deps.Pool, cfg.WatermarkCacheTTL, func() time.Time { return s.now() })
+	// Health names only the server (""): MetaService's own status says
+	// whether this member leads (state.go), not whether it is up.
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "meta-server", Common: cfg.Common, Log: log, Registry: deps.Registry},
+		svc.Funcs{
+			OnRegister: func(g *grpc.Server) { metav1.RegisterMetaServiceServer(g, &api{s: s}) },
+			OnStart:    s.start,
+			OnStop:     s.stop,
+			OnReady:    s.ready,
+		})
 	return s, nil
 }
 
-// Name is the service's name in `tistream run -target`.
-func (s *Service) Name() string { return "meta-server" }
-
-// Start listens, registers MetaService and starts following etcd and
-// campaigning; it returns at once (leadership comes when it comes).
-func (s *Service) Start(ctx context.Context) error {
-	h, err := svc.NewHTTPServer(s.cfg.HTTPAddr, s.reg, s.ready)
-	if err != nil {
-		return fmt.Errorf("meta-server HTTP: %w", err)
-	}
-	g, err := grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.reg)
-	if err != nil {
-		return errors.Join(fmt.Errorf("meta-server gRPC: %w", err), h.Close(ctx))
-	}
-	metav1.RegisterMetaServiceServer(g.Server, &api{s: s})
-	g.Health.SetServingStatus(metaServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	s.grpc, s.http = g, h
+// start starts following etcd and campaigning; it returns at once
+// (leadership comes when it comes).
+func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
 	s.advertise = s.cfg.AdvertiseAddr
 	if s.advertise == "" {
-		s.advertise = g.Addr()
+		s.advertise = k.GRPCAddr()
 	}
+	k.SetServing(metaServiceName, false) // until elected
 	// Background work lives until Stop, not until Start's ctx ends.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.spawn(func() {
-		if err := g.Serve(); err != nil {
-			s.log.Error("gRPC server stopped", "err", err)
-		}
-	})
 	s.state.run(rctx, s.spawn)
 	s.fwd.run(rctx, s.spawn)
 	s.campaignDone = make(chan struct{})
@@ -128,7 +118,7 @@ func (s *Service) Start(ctx context.Context) error {
 		defer close(s.campaignDone)
 		s.campaignLoop(rctx)
 	})
-	s.log.Info("meta-server started", "grpc_addr", g.Addr(), "http_addr", h.Addr(), "advertise", s.advertise)
+	s.log.Info("meta-server started", "advertise", s.advertise)
 	return nil
 }
 
@@ -140,7 +130,8 @@ func (s *Service) spawn(fn func()) {
 	}()
 }
 
-// ready is /readyz: serving (as leader or standby) and not stopping.
+// ready is /readyz and gRPC health: serving (as leader or standby) and not
+// stopping.
 func (s *Service) ready() error {
 	if s.stopping.Load() {
 		return errors.New("stopping")
@@ -151,13 +142,10 @@ func (s *Service) ready() error {
 	return nil
 }
 
-// Stop: NOT_SERVING, resign leadership (a standby takes over at once),
-// drain RPCs, stop gRPC, close the HTTP server.
-func (s *Service) Stop(ctx context.Context) error {
-	if s.grpc == nil || !s.stopping.CompareAndSwap(false, true) {
-		return nil // never started, or stopped already
-	}
-	s.grpc.Health.Shutdown()
+// stop, once NOT_SERVING: resign leadership (a standby takes over at once)
+// and end the background work.
+func (s *Service) stop(ctx context.Context) error {
+	s.stopping.Store(true)
 	s.cancel() // ends the term (resign), the mirrors and the forwarder
 	var err error
 	select {
@@ -165,7 +153,6 @@ func (s *Service) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("meta-server stop: resign leadership: %w", ctx.Err())
 	}
-	s.grpc.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -177,23 +164,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("meta-server stop: background work still running: %w", ctx.Err()))
 	}
 	s.fwd.close()
-	return errors.Join(err, s.http.Close(ctx))
-}
-
-// GRPCAddr is the address the gRPC server listens on.
-func (s *Service) GRPCAddr() string {
-	if s.grpc == nil {
-		return ""
-	}
-	return s.grpc.Addr()
-}
-
-// HTTPAddr is the address of /metrics, /healthz and /readyz.
-func (s *Service) HTTPAddr() string {
-	if s.http == nil {
-		return ""
-	}
-	return s.http.Addr()
+	return err
 }
 
 // IsLeader reports whether this meta-server currently leads.

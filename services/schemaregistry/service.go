@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 )
 
 // Deps are what the schema registry runs on.
@@ -35,7 +34,9 @@ type Deps struct {
 // Service is one schema registry process. It follows every registered
 // tenant; more than one process may run (each follows every tenant and
 // persists the same files, which is harmless: they hold the same history).
+// The kernel (libs/svc) runs its servers and lifecycle.
 type Service struct {
+	*svc.Kernel
 	cfg  Config
 	deps Deps
 	log  *slog.Logger
@@ -44,13 +45,9 @@ type Service struct {
 	mu      sync.RWMutex
 	tenants map[uint64]*tenant
 
-	grpc    *grpcx.Server
-	http    *svc.HTTPServer
 	cancel  context.CancelFunc
 	watchWg sync.WaitGroup
 	serving atomic.Bool
-	started bool
-	stopped bool
 }
 
 // New validates the configuration and dependencies; it starts nothing.
@@ -80,50 +77,31 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{cfg: cfg, deps: deps, log: deps.Log.With("service", "schema-registry"),
-		m: newMetrics(deps.Registry), tenants: map[uint64]*tenant{}}, nil
+	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With("service", "schema-registry"),
+		m: newMetrics(deps.Registry), tenants: map[uint64]*tenant{}}
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "schema-registry", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
+		HealthNames: []string{schemav1.SchemaRegistryService_ServiceDesc.ServiceName}}, svc.Funcs{
+		OnRegister: func(g *grpc.Server) { schemav1.RegisterSchemaRegistryServiceServer(g, &api{s: s}) },
+		OnStart:    s.start,
+		OnStop:     s.stop,
+		OnReady:    s.ready,
+	})
+	return s, nil
 }
 
-// Name is the service's name in the fleet.
-func (s *Service) Name() string { return "schema-registry" }
-
-// Start listens, loads the registered tenants and starts following them and
-// the tenant list; it returns once the gRPC server serves.
-func (s *Service) Start(ctx context.Context) error {
-	if s.started {
-		return errors.New("schema registry: started twice")
-	}
-	s.started = true
-	g, err := grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.deps.Registry)
-	if err != nil {
-		return err
-	}
-	schemav1.RegisterSchemaRegistryServiceServer(g, &api{s: s})
-	h, err := svc.NewHTTPServer(s.cfg.HTTPAddr, s.deps.Registry, s.ready)
-	if err != nil {
-		g.Server.Stop()
-		return err
-	}
-	s.grpc, s.http = g, h
+// start loads the registered tenants and starts following them and the
+// tenant list; calls wait until it is done.
+func (s *Service) start(ctx context.Context, _ *svc.Kernel) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	rev, err := s.syncTenants(ctx, runCtx)
 	if err != nil {
 		cancel()
-		g.Server.Stop()
-		_ = h.Close(ctx)
 		return fmt.Errorf("list tenants: %w", err)
 	}
-	go func() {
-		if err := g.Serve(); err != nil {
-			s.log.Error("gRPC server stopped", "err", err)
-		}
-	}()
-	g.Health.SetServingStatus(schemav1.SchemaRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.serving.Store(true)
 	s.watchWg.Add(1)
 	go s.watchTenants(runCtx, rev)
-	s.log.Info("schema registry serving", "grpc_addr", g.Addr(), "http_addr", h.Addr())
 	return nil
 }
 
@@ -134,15 +112,10 @@ func (s *Service) ready() error {
 	return nil
 }
 
-// Stop goes NOT_SERVING, stops following, persists every tenant's history
-// (best effort within ctx) and stops the servers.
-func (s *Service) Stop(ctx context.Context) error {
-	if s.grpc == nil || s.stopped {
-		return nil
-	}
-	s.stopped = true
+// stop stops following and persists every tenant's history (best effort
+// within ctx).
+func (s *Service) stop(ctx context.Context) error {
 	s.serving.Store(false)
-	s.grpc.Health.Shutdown()
 	s.cancel()
 	s.watchWg.Wait()
 	s.mu.Lock()
@@ -161,27 +134,7 @@ func (s *Service) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("persist tenant %d: %w", t.id, err))
 		}
 	}
-	s.grpc.Shutdown(ctx)
-	if err := s.http.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
-	}
 	return errors.Join(errs...)
-}
-
-// GRPCAddr is the address the gRPC server listens on.
-func (s *Service) GRPCAddr() string {
-	if s.grpc == nil {
-		return ""
-	}
-	return s.grpc.Addr()
-}
-
-// HTTPAddr is the address of /metrics, /healthz and /readyz.
-func (s *Service) HTTPAddr() string {
-	if s.http == nil {
-		return ""
-	}
-	return s.http.Addr()
 }
 
 // TenantStatus is where a tenant's history stands.

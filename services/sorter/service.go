@@ -11,10 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc"
 
 	"github.com/tistream/tistream/libs/etcdx"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/sortbuf"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
@@ -35,8 +34,10 @@ type Deps struct {
 	Snapshots objstore.Store
 }
 
-// Service is one sorter process.
+// Service is one sorter process. The kernel (libs/svc) runs its servers
+// and lifecycle.
 type Service struct {
+	*svc.Kernel
 	cfg      Config
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -47,17 +48,13 @@ type Service struct {
 
 	engine    *sortbuf.Engine
 	deps      rangesorter.Deps
-	grpc      *grpcx.Server
-	http      *svc.HTTPServer
 	advertise string
 
 	rootCtx    context.Context // lives until Stop
 	rootCancel context.CancelFunc
 	runDone    chan struct{}
-	started    atomic.Bool
 	stopping   atomic.Bool
-	stopOnce   sync.Once
-	stopErr    error
+	stopErr    error // of the ranges' release: the buffers are closed only without one
 
 	worker etcdx.CurrentRegistration // replaced after a lost lease
 
@@ -107,127 +104,78 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, log: deps.Log.With("service", "sorter", "sorter", cfg.ID), registry: deps.Registry,
 		etcd: deps.Etcd, pool: deps.Pool, snaps: deps.Snapshots, m: newMetrics(deps.Registry),
 		runDone: make(chan struct{}), holders: map[rangeKey]*holder{}, tasks: map[rangeKey]*metav1.RangeTask{},
 		sticky: map[rangeStore]uint64{}, feeders: map[tenantStore]map[*ingestStream]struct{}{},
-	}, nil
-}
-
-// Name implements svc.Service.
-func (s *Service) Name() string { return "sorter" }
-
-// GRPCAddr is the address the gRPC server listens on (after Start).
-func (s *Service) GRPCAddr() string {
-	if s.grpc == nil {
-		return ""
 	}
-	return s.grpc.Addr()
-}
-
-// HTTPAddr is the address of /metrics and the probes (after Start).
-func (s *Service) HTTPAddr() string {
-	if s.http == nil {
-		return ""
-	}
-	return s.http.Addr()
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "sorter", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
+		HealthNames: []string{sorterv1.SorterService_ServiceDesc.ServiceName}}, svc.Funcs{
+		OnRegister: func(g *grpc.Server) { sorterv1.RegisterSorterServiceServer(g, &api{s: s}) },
+		OnStart:    s.start,
+		OnStop:     s.stop,
+		OnClosed:   s.closed,
+		OnReady:    s.ready,
+	})
+	return s, nil
 }
 
 // ID is the sorter's worker id.
 func (s *Service) ID() string { return s.cfg.ID }
 
-// Start opens the local buffers, serves SorterService and health, registers
-// the worker in etcd and starts following the range tasks; it returns once
-// serving.
-func (s *Service) Start(ctx context.Context) (err error) {
-	if !s.started.CompareAndSwap(false, true) {
-		return errors.New("sorter: already started")
-	}
+// start opens the local buffers, registers the worker in etcd and starts
+// following the range tasks.
+func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 	bcfg := s.cfg.Buffer
 	bcfg.Logger = s.log.With("component", "sortbuf")
 	dir := s.cfg.dataDir()
 	if s.engine, err = sortbuf.Open(dir, bcfg); err != nil {
-		return fmt.Errorf("sorter: open buffers in %s: %w", dir, err)
+		return fmt.Errorf("open buffers in %s: %w", dir, err)
 	}
 	s.deps = rangesorter.Deps{Pool: s.pool, Snapshots: s.snaps, Buffers: s.engine,
 		Budget: txnmatch.NewBudget(s.cfg.MatcherBudget), Owner: s.cfg.ID}
-	fail := func(err error) error {
-		if s.grpc != nil {
-			s.grpc.Shutdown(ctx)
-		}
-		if s.http != nil {
-			_ = s.http.Close(ctx)
-		}
-		return errors.Join(err, s.engine.Close())
-	}
-	if s.grpc, err = grpcx.NewServer(s.cfg.GRPCAddr, s.log, s.registry); err != nil {
-		return fail(fmt.Errorf("sorter gRPC server: %w", err))
-	}
-	sorterv1.RegisterSorterServiceServer(s.grpc.Server, &api{s: s})
-	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, s.grpc.Addr())
-	if s.http, err = svc.NewHTTPServer(s.cfg.HTTPAddr, s.registry, s.ready); err != nil {
-		return fail(fmt.Errorf("sorter HTTP server: %w", err))
-	}
+	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, k.GRPCAddr())
 	// Background work lives until Stop, not until Start's ctx ends.
 	s.rootCtx, s.rootCancel = context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		if err := s.grpc.Serve(); err != nil {
-			s.log.Error("gRPC server ended", "err", err)
-		}
-	}()
 	reg, err := s.register(ctx)
 	if err != nil {
 		s.rootCancel()
-		s.rootCancel = nil // nothing for Stop to do
-		return fail(err)
+		return errors.Join(err, s.engine.Close())
 	}
 	go s.run(reg)
 	s.startRetention()
-	for _, name := range []string{"", sorterv1.SorterService_ServiceDesc.ServiceName} {
-		s.grpc.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	s.log.Info("sorter started", "grpc_addr", s.grpc.Addr(), "advertise_addr", s.advertise, "http_addr", s.http.Addr(), "data_dir", dir)
+	s.log.Info("sorter started", "advertise_addr", s.advertise, "data_dir", dir)
 	return nil
 }
 
-// Stop shuts down gracefully: NOT_SERVING, stop following the range tasks,
-// snapshot and drop every range (the next owner restores from there),
-// revoke the lease, end the Ingest streams, stop the servers and close the
-// buffers.
-func (s *Service) Stop(ctx context.Context) error {
-	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
-	return s.stopErr
-}
-
+// stop, once NOT_SERVING: stop following the range tasks, snapshot and
+// drop every range (the next owner restores from there), revoke the lease.
 func (s *Service) stop(ctx context.Context) error {
-	if !s.started.Load() || s.rootCancel == nil {
-		return nil
-	}
 	s.stopping.Store(true)
-	s.grpc.Health.Shutdown()
-	var errs []error
 	s.rootCancel()
 	select {
 	case <-s.runDone:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("sorter stop: ranges still being released: %w", ctx.Err()))
+		s.stopErr = fmt.Errorf("sorter stop: ranges still being released: %w", ctx.Err())
 	}
 	select {
 	case <-s.retentionDone:
 	case <-ctx.Done():
 	}
-	s.grpc.Shutdown(ctx)
-	if err := s.http.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("close HTTP server: %w", err))
+	return s.stopErr
+}
+
+// closed closes the buffers once no Ingest call is in flight (not when
+// ranges may still be releasing).
+func (s *Service) closed() error {
+	if s.stopErr != nil {
+		return nil
 	}
-	if len(errs) == 0 {
-		if err := s.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close buffers: %w", err))
-		}
+	if err := s.engine.Close(); err != nil {
+		return fmt.Errorf("close buffers: %w", err)
 	}
-	s.log.Info("sorter stopped")
-	return errors.Join(errs...)
+	return nil
 }
 
 func (s *Service) ready() error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,7 +96,10 @@ type env struct {
 
 // target is one service the run command can start.
 type target struct {
-	name        string
+	name string
+	// after are the services it talks to, which a whole fleet in one
+	// process (tistream up) starts first: the start order of every fleet.
+	after       []string
 	needsBuffer bool
 	common      func(*fleetConfig) *svc.Common
 	validate    func(*fleetConfig) error
@@ -105,7 +109,7 @@ type target struct {
 
 var targets = []target{
 	{
-		name: "meta-server", needsBuffer: true,
+		name: "meta-server", needsBuffer: true, // assigns everyone's work
 		common:   func(c *fleetConfig) *svc.Common { return &c.MetaServer.Common },
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.MetaServer.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.MetaServer.Validate() },
@@ -114,7 +118,7 @@ var targets = []target{
 		},
 	},
 	{
-		name: "dispatcher", needsBuffer: true,
+		name: "dispatcher", needsBuffer: true, after: []string{"meta-server", "sorter"},
 		common:   func(c *fleetConfig) *svc.Common { return &c.Dispatcher.Common },
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.Dispatcher.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.Dispatcher.Validate() },
@@ -124,6 +128,7 @@ var targets = []target{
 	},
 	{
 		name:     "sorter",
+		after:    []string{"meta-server"},
 		common:   func(c *fleetConfig) *svc.Common { return &c.Sorter.Common },
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.Sorter.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.Sorter.Validate() },
@@ -133,6 +138,7 @@ var targets = []target{
 	},
 	{
 		name:     "schema-registry",
+		after:    []string{"meta-server"},
 		common:   func(c *fleetConfig) *svc.Common { return &c.SchemaRegistry.Common },
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.SchemaRegistry.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.SchemaRegistry.Validate() },
@@ -142,6 +148,7 @@ var targets = []target{
 	},
 	{
 		name:   "api-server",
+		after:  []string{"schema-registry"},
 		common: func(c *fleetConfig) *svc.Common { return &c.APIServer.Common },
 		flags: func(c *fleetConfig, fs *flag.FlagSet) {
 			c.APIServer.RegisterFlags(fs)
@@ -178,6 +185,29 @@ type withConn struct {
 func (w *withConn) Stop(ctx context.Context) error {
 	err := w.fleetService.Stop(ctx)
 	return errors.Join(err, w.conn.Close())
+}
+
+// startOrder lists the targets so that each comes after the ones it talks
+// to (a topological order of after; the table's order among equals).
+func startOrder() []target {
+	var out []target
+	done := map[string]bool{}
+	for len(out) < len(targets) {
+		progress := false
+		for _, t := range targets {
+			waiting := slices.ContainsFunc(t.after, func(d string) bool { return !done[d] })
+			if done[t.name] || waiting {
+				continue
+			}
+			out = append(out, t)
+			done[t.name] = true
+			progress = true
+		}
+		if !progress {
+			panic("tistream: the targets' after lists form a cycle")
+		}
+	}
+	return out
 }
 
 func findTarget(name string) (target, bool) {
@@ -296,7 +326,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
 		return 2
 	}
-	if err := svc.Run(ctx, log, common.StopTimeout, nil, s); err != nil {
+	if err := svc.Run(ctx, log, common.StopTimeout, s); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
 	}

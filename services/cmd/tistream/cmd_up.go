@@ -88,10 +88,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "push changes:  tistream sim --store %s --meta %s --truth truth.jsonl --duration 10s\n", f.storeURL, f.meta.GRPCAddr())
 	fmt.Fprintf(stdout, "pull a tenant: tistream pull --api %s --tenant 1\n", f.api.GRPCAddr())
-	<-ctx.Done()
-	log.Info("stopping the fleet")
-	if err := f.stop(context.Background()); err != nil {
-		fmt.Fprintf(stderr, "tistream up: %v\n", err)
+	failure := svc.WaitFailure(ctx, f.services())
+	if failure != nil {
+		log.Error("a service failed; stopping the fleet", "err", failure)
+		fmt.Fprintf(stderr, "tistream up: %v; stopping the fleet\n", failure)
+	} else {
+		log.Info("stopping the fleet")
+	}
+	if err := f.stop(context.Background()); err != nil || failure != nil {
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream up: %v\n", err)
+		}
 		return 1
 	}
 	fmt.Fprintln(stdout, "tistream up: stopped")
@@ -160,9 +167,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		o.Tune(&fc)
 	}
 	f.stopTo = fc.MetaServer.StopTimeout
-	// start builds and starts one service; the meta-server first (it
-	// assigns work), the registry before the api-server (which dials it),
-	// workers in between.
+	// start builds and starts one service.
 	start := func(name, target string, c *fleetConfig) (fleetService, error) {
 		e, closeEnv, err := openEnv(ctx, o.Log.With("instance", name), []string{f.etcd.Endpoint}, f.storeURL, f.storeURL)
 		if err != nil {
@@ -183,35 +188,51 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		f.members = append(f.members, member{name, s})
 		return s, nil
 	}
-	if f.meta, err = start("meta-server", "meta-server", &fc); err != nil {
-		return nil, err
-	}
-	if f.registry, err = start("schema-registry", "schema-registry", &fc); err != nil {
-		return nil, err
-	}
-	for i := 1; i <= o.Sorters; i++ {
-		c := fc
-		c.Sorter.ID = "sorter-" + strconv.Itoa(i)
-		c.Sorter.DataDir = filepath.Join(o.Dir, c.Sorter.ID)
-		setAddrs(&c.Sorter.Common, 0)
-		if _, err := start(c.Sorter.ID, "sorter", &c); err != nil {
+	// The same start order as separate processes need (each service after
+	// the ones it talks to: startOrder), with several sorters and
+	// dispatchers, each its own worker id.
+	for _, t := range startOrder() {
+		switch t.name {
+		case "meta-server":
+			f.meta, err = start(t.name, t.name, &fc)
+		case "schema-registry":
+			f.registry, err = start(t.name, t.name, &fc)
+		case "api-server":
+			c := fc
+			c.APIServer.SchemaRegistryAddr = f.registry.GRPCAddr()
+			f.api, err = start(t.name, t.name, &c)
+		case "sorter":
+			for i := 1; i <= o.Sorters && err == nil; i++ {
+				c := fc
+				c.Sorter.ID = "sorter-" + strconv.Itoa(i)
+				c.Sorter.DataDir = filepath.Join(o.Dir, c.Sorter.ID)
+				setAddrs(&c.Sorter.Common, 0)
+				_, err = start(c.Sorter.ID, t.name, &c)
+			}
+		case "dispatcher":
+			for i := 1; i <= o.Dispatchers && err == nil; i++ {
+				c := fc
+				c.Dispatcher.ID = "dispatcher-" + strconv.Itoa(i)
+				setAddrs(&c.Dispatcher.Common, 0)
+				_, err = start(c.Dispatcher.ID, t.name, &c)
+			}
+		default:
+			err = fmt.Errorf("tistream up does not know how to run %s", t.name)
+		}
+		if err != nil {
 			return nil, err
 		}
-	}
-	for i := 1; i <= o.Dispatchers; i++ {
-		c := fc
-		c.Dispatcher.ID = "dispatcher-" + strconv.Itoa(i)
-		setAddrs(&c.Dispatcher.Common, 0)
-		if _, err := start(c.Dispatcher.ID, "dispatcher", &c); err != nil {
-			return nil, err
-		}
-	}
-	c := fc
-	c.APIServer.SchemaRegistryAddr = f.registry.GRPCAddr()
-	if f.api, err = start("api-server", "api-server", &c); err != nil {
-		return nil, err
 	}
 	return f, nil
+}
+
+// services are the fleet's services, in start order.
+func (f *fleet) services() []svc.Service {
+	out := make([]svc.Service, len(f.members))
+	for i, m := range f.members {
+		out[i] = m.s
+	}
+	return out
 }
 
 // stop stops the services in reverse start order, each gracefully within

@@ -1,0 +1,164 @@
+package svc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// fakeLogic is a service whose readiness and start the test controls.
+type fakeLogic struct {
+	notReady atomic.Pointer[error]
+	startErr error
+	started  atomic.Bool
+	stopped  atomic.Bool
+	closed   atomic.Bool
+}
+
+func (f *fakeLogic) Register(*grpc.Server) {}
+func (f *fakeLogic) Start(_ context.Context, k *Kernel) error {
+	if k.GRPCAddr() == "" || k.HTTPAddr() == "" {
+		return errors.New("addresses unknown in Start")
+	}
+	f.started.Store(true)
+	return f.startErr
+}
+func (f *fakeLogic) Stop(context.Context) error { f.stopped.Store(true); return nil }
+func (f *fakeLogic) Closed() error              { f.closed.Store(true); return nil }
+func (f *fakeLogic) Ready() error {
+	if e := f.notReady.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func newTestKernel(logic Logic, pprof bool) *Kernel {
+	return NewKernel(KernelConfig{Name: "test", Log: slog.New(slog.DiscardHandler), ProbeInterval: 10 * time.Millisecond,
+		HealthNames: []string{"test.v1.Test"},
+		Common:      Common{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StopTimeout: time.Second, Pprof: pprof}}, logic)
+}
+
+// probes reads both health surfaces: gRPC health of the named service and
+// /readyz.
+func probes(t *testing.T, k *Kernel) (grpcServing, httpReady bool) {
+	t.Helper()
+	cc, err := grpc.NewClient(k.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer cc.Close()
+	resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: "test.v1.Test"})
+	require.NoError(t, err)
+	r, err := http.Get("http://" + k.HTTPAddr() + "/readyz")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return resp.Status == healthpb.HealthCheckResponse_SERVING, r.StatusCode == http.StatusOK
+}
+
+// One lifecycle: addresses are empty (not a panic) before Start, known in
+// the service's Start; Start runs once; Stop runs the service's steps in
+// order, once.
+func TestKernelLifecycle(t *testing.T) {
+	f := &fakeLogic{}
+	k := newTestKernel(f, false)
+	require.Equal(t, StateNew, k.State())
+	require.Empty(t, k.GRPCAddr())
+	require.NoError(t, k.Start(context.Background()))
+	require.True(t, f.started.Load())
+	require.Equal(t, StateRunning, k.State())
+	require.ErrorContains(t, k.Start(context.Background()), "start in state running")
+	require.NoError(t, k.Stop(context.Background()))
+	require.NoError(t, k.Stop(context.Background()))
+	require.True(t, f.stopped.Load() && f.closed.Load())
+	require.Equal(t, StateTerminated, k.State())
+
+	// Stop before Start does nothing; Start after it is refused.
+	k2 := newTestKernel(&fakeLogic{}, false)
+	require.NoError(t, k2.Stop(context.Background()))
+	require.Error(t, k2.Start(context.Background()))
+}
+
+// The gRPC health service and /readyz come from one probe and agree: a
+// service that stops being ready (a lost lease, say) is NOT_SERVING on
+// both, and SERVING again on both when it recovers.
+func TestKernelHealthSurfacesAgree(t *testing.T) {
+	f := &fakeLogic{}
+	k := newTestKernel(f, false)
+	require.NoError(t, k.Start(context.Background()))
+	defer k.Stop(context.Background())
+	agree := func(want bool) {
+		require.Eventually(t, func() bool {
+			g, h := probes(t, k)
+			return g == want && h == want
+		}, 5*time.Second, 10*time.Millisecond)
+	}
+	agree(true)
+	lost := errors.New("lease lost")
+	f.notReady.Store(&lost)
+	agree(false)
+	f.notReady.Store(nil)
+	agree(true)
+}
+
+// A failure after start (a dead server, a fatal background error) is
+// reported on Failed, makes the service not ready, and makes Run return
+// it: the process does not live on with a dead service.
+func TestKernelFailureStopsRun(t *testing.T) {
+	f := &fakeLogic{}
+	k := newTestKernel(f, false)
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), slog.New(slog.DiscardHandler), time.Second, k) }()
+	require.Eventually(t, func() bool { return k.State() == StateRunning }, 5*time.Second, 5*time.Millisecond)
+	k.Fail(errors.New("disk gone"))
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "test failed: disk gone")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the failure")
+	}
+	require.Equal(t, StateFailed, k.State())
+	require.True(t, f.stopped.Load(), "stopped gracefully all the same")
+}
+
+// A service whose Start fails leaves nothing listening.
+func TestKernelStartFailureReleasesPorts(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	k := NewKernel(KernelConfig{Name: "test", Common: Common{GRPCAddr: addr, HTTPAddr: "127.0.0.1:0"}},
+		&fakeLogic{startErr: errors.New("no etcd")})
+	require.ErrorContains(t, k.Start(context.Background()), "no etcd")
+	require.Equal(t, StateFailed, k.State())
+	lis, err = net.Listen("tcp", addr)
+	require.NoError(t, err, "the gRPC port was released")
+	require.NoError(t, lis.Close())
+	require.NoError(t, k.Stop(context.Background()))
+}
+
+// /debug/pprof is served only when asked for.
+func TestKernelPprofOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		k := newTestKernel(&fakeLogic{}, on)
+		require.NoError(t, k.Start(context.Background()))
+		r, err := http.Get("http://" + k.HTTPAddr() + "/debug/pprof/")
+		require.NoError(t, err)
+		r.Body.Close()
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		require.Equal(t, want, r.StatusCode, "pprof %v", on)
+		require.NoError(t, k.Stop(context.Background()))
+	}
+}
