@@ -5,7 +5,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
 # Every package of every module in go.work.
-GO_PKGS := ./... ./libs/tidbcodec/... ./proto/gen/go/...
+GO_PKGS := ./... ./client/... ./libs/tidbcodec/... ./proto/gen/go/...
 FUZZTIME ?= 3s
 
 .PHONY: all build tools generate check-generate lint test unit conformance fuzz fuzz-smoke bench demo soak clean
@@ -15,8 +15,11 @@ all: build
 build:
 	go build -o bin/tistream ./services/cmd/tistream
 
+# Go tools from the module proxy, and MariaDB (Debian's package) for the
+# MySQL sink's tests when it is missing.
 tools:
 	scripts/install-tools.sh
+	scripts/install-mariadb.sh
 
 generate: tools
 	buf lint
@@ -31,14 +34,15 @@ lint:
 	go vet $(GO_PKGS)
 	cd libs/tidbcodec/conformance && GOWORK=off go vet ./...
 
-# Everything CI runs. TISTREAM_REQUIRE_S3=1 turns a missing S3-compatible
-# server into a failure instead of a skip. The fuzz targets' corpora
-# (testdata/fuzz) run as ordinary tests here; new fuzzing is `make fuzz`, kept
+# Everything CI runs. TISTREAM_REQUIRE_S3=1 and TISTREAM_REQUIRE_MARIADB=1
+# turn a missing S3-compatible server or MariaDB into a failure instead of a
+# skip. The fuzz targets' corpora (testdata/fuzz) run as ordinary tests
+# here; new fuzzing is `make fuzz`, kept
 # out of CI so a run's outcome does not depend on what a fuzzer stumbles on.
 test: tools check-generate lint unit conformance
 
 unit:
-	TISTREAM_REQUIRE_S3=1 go test -count=1 $(GO_PKGS)
+	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_MARIADB=1 go test -count=1 $(GO_PKGS)
 
 # Byte-for-byte conformance of libs/tidbcodec with TiDB's own codec. A separate
 # module (GOWORK=off) so TiDB's pinned dependencies never reach the product.

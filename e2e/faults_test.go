@@ -70,7 +70,7 @@ func TestFaults(t *testing.T) {
 		"dispatcher":  {"--lease-ttl", lease.String()},
 	}})
 	truthPath := filepath.Join(f.dir, "truth.jsonl")
-	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String(), f.clients().upstream)...)
 	began := time.Now()
 
 	// Warm up: wait until the tenant's ranges are owned and caught up.
@@ -124,7 +124,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal("no fault was injected")
 	}
 
-	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr, f.clients().admin)
 }
 
 // faultRecord is one injected fault and how long the fleet took to recover.
@@ -170,7 +170,7 @@ func TestNetworkFaults(t *testing.T) {
 	}})
 	truthPath := filepath.Join(f.dir, "truth.jsonl")
 	duration := 45 * time.Second
-	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String(), f.clients().upstream)...)
 	began := time.Now()
 	if d, ok := waitRecovered(f, began, recoveryBound); !ok {
 		t.Fatalf("the fleet never caught up before any fault (%s)", d)
@@ -219,7 +219,7 @@ func TestNetworkFaults(t *testing.T) {
 	if sim.err != nil {
 		t.Fatalf("the simulator failed: %v", sim.err)
 	}
-	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr, f.clients().admin)
 }
 
 // injectFault applies one random fault and returns what it did. Kinds:

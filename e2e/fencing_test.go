@@ -35,7 +35,7 @@ func TestPausedSorterIsFenced(t *testing.T) {
 	}})
 	truthPath := filepath.Join(f.dir, "truth.jsonl")
 	duration := 25 * time.Second
-	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String(), f.clients().upstream)...)
 	began := time.Now()
 	if _, ok := waitRecovered(f, began, recoveryBound); !ok {
 		t.Fatal("the fleet never caught up")
@@ -85,7 +85,7 @@ func TestPausedSorterIsFenced(t *testing.T) {
 		t.Fatalf("the simulator failed: %v", sim.err)
 	}
 	checkEpochsNeverGoDown(t, f, 1)
-	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr, f.clients().admin)
 }
 
 func rangesOwnedBy(tasks *metav1.ListTasksResponse, owner string) []uint64 {

@@ -30,35 +30,44 @@ import (
 // stream against the truth (no row lost, duplicated, reordered or changed;
 // resolved promises kept; DDLs in place). Then check through the admin API
 // that the ranges were spread over at least `sorters` sorters.
-func workload(t *testing.T, dir, bufferURL, metaAddr, apiAddr string, sorters int, simExtra ...string) {
+func workload(t *testing.T, dir, bufferURL, metaAddr, apiAddr string, sorters int, cl clientCreds, simExtra ...string) {
 	truthPath := filepath.Join(dir, "truth.jsonl")
-	run(t, 3*time.Minute, "", append(simArgs(bufferURL, metaAddr, truthPath, "8s"), simExtra...)...)
-	pullAndVerify(t, dir, truthPath, apiAddr)
-	checkSpread(t, dir, metaAddr, sorters)
+	run(t, 3*time.Minute, "", append(simArgs(bufferURL, metaAddr, truthPath, "8s", cl.upstream), simExtra...)...)
+	pullAndVerify(t, dir, truthPath, apiAddr, cl.admin)
+	checkSpread(t, dir, metaAddr, sorters, cl.admin)
+}
+
+// clientCreds are the credentials flags of a fleet's clients: the
+// simulator pushes as an upstream, pulls and admin calls are an admin's.
+type clientCreds struct{ upstream, admin []string }
+
+// clients are a process fleet's client credentials.
+func (f *procFleet) clients() clientCreds {
+	return clientCreds{upstream: f.tls.clientFlags("upstream"), admin: f.tls.clientFlags("admin")}
 }
 
 // simArgs is the simulated workload every fleet test pushes: one tenant,
 // 2,000 rows/s in real time, four initial ranges.
-func simArgs(bufferURL, metaAddr, truthPath, duration string) []string {
-	return []string{"sim", "--store", bufferURL, "--meta", metaAddr, "--truth", truthPath,
-		"--tenants", "1", "--duration", duration, "--rows-per-sec", "2000", "--initial-ranges", "4", "--quiet"}
+func simArgs(bufferURL, metaAddr, truthPath, duration string, creds []string) []string {
+	return append([]string{"sim", "--store", bufferURL, "--meta", metaAddr, "--truth", truthPath,
+		"--tenants", "1", "--duration", duration, "--rows-per-sec", "2000", "--initial-ranges", "4", "--quiet"}, creds...)
 }
 
 // pullAndVerify pulls the tenant and then every table through the
 // api-server until the resolved ts reaches the truth's end, and verifies
 // each stream against the truth.
-func pullAndVerify(t *testing.T, dir, truthPath, apiAddr string) {
+func pullAndVerify(t *testing.T, dir, truthPath, apiAddr string, creds []string) {
 	end, tables, created := truthEnd(t, truthPath)
 	until := strconv.FormatUint(end, 10)
 	pulled := filepath.Join(dir, "pulled.jsonl")
-	run(t, 3*time.Minute, pulled, "pull", "--api", apiAddr, "--tenant", "1", "--until-resolved", until, "--timeout", "150s")
+	run(t, 3*time.Minute, pulled, append([]string{"pull", "--api", apiAddr, "--tenant", "1", "--until-resolved", until, "--timeout", "150s"}, creds...)...)
 	run(t, time.Minute, "", "verify", "--truth", truthPath, "--pulled", pulled, "--tenant", "1")
 	for _, id := range tables {
 		// A table created during the run is pulled from its creation.
 		table, from := strconv.FormatInt(id, 10), strconv.FormatUint(created[id], 10)
 		pulled := filepath.Join(dir, "pulled-"+table+".jsonl")
-		run(t, 2*time.Minute, pulled, "pull", "--api", apiAddr, "--tenant", "1", "--table", table, "--from", from,
-			"--until-resolved", until, "--timeout", "90s")
+		run(t, 2*time.Minute, pulled, append([]string{"pull", "--api", apiAddr, "--tenant", "1", "--table", table, "--from", from,
+			"--until-resolved", until, "--timeout", "90s"}, creds...)...)
 		run(t, time.Minute, "", "verify", "--truth", truthPath, "--pulled", pulled, "--tenant", "1", "--table", table, "--from", from)
 	}
 }
@@ -66,9 +75,9 @@ func pullAndVerify(t *testing.T, dir, truthPath, apiAddr string) {
 // checkSpread checks through the admin API that every active range and
 // every store stream has an owner, that the ranges are spread over at
 // least `sorters` sorters, and that every stream has a checkpoint.
-func checkSpread(t *testing.T, dir, metaAddr string, sorters int) {
+func checkSpread(t *testing.T, dir, metaAddr string, sorters int, creds []string) {
 	tasksPath := filepath.Join(dir, "tasks.json")
-	run(t, time.Minute, tasksPath, "admin", "tasks", "--meta", metaAddr, "--tenant", "1", "--json")
+	run(t, time.Minute, tasksPath, append([]string{"admin", "tasks", "--meta", metaAddr, "--tenant", "1", "--json"}, creds...)...)
 	b, err := os.ReadFile(tasksPath)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +135,8 @@ func truthEnd(t *testing.T, path string) (uint64, []int64, map[int64]uint64) {
 			rows++
 			tables[l.Row.TableID] = true
 		case truth.KindDDL:
-			if l.DDL.Action == "create_table" {
+			// A truncate creates its table anew under a new id.
+			if l.DDL.Action == "create_table" || l.DDL.Action == "truncate_table" {
 				created[l.DDL.TableID] = l.DDL.CommitTs
 			}
 		}
@@ -146,7 +156,7 @@ func TestFleetAsProcesses(t *testing.T) {
 		t.Skip("starts a whole fleet")
 	}
 	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: 2, Dispatchers: 2})
-	workload(t, f.dir, f.bufferURL, f.first("meta-server").grpcAddr, f.first("api-server").grpcAddr, 2, upstreamChaos...)
+	workload(t, f.dir, f.bufferURL, f.first("meta-server").grpcAddr, f.first("api-server").grpcAddr, 2, f.clients(), upstreamChaos...)
 }
 
 // upstreamChaos makes the simulated upstream do what an independent one
@@ -169,7 +179,9 @@ func TestFleetUp(t *testing.T) {
 	p := start(t, "up", "up", "--data-dir", filepath.Join(dir, "fleet"), "--etcd-port", "0", "--meta-port", "0",
 		"--api-port", "0", "--dispatchers", "2", "--sorters", "2")
 	addrs := waitUp(t, p, 90*time.Second)
-	workload(t, dir, addrs["object store"], addrs["meta-server"], addrs["api-server"], 2)
+	tlsDir := filepath.Join(dir, "fleet", "tls") // tistream up's throw-away CA
+	workload(t, dir, addrs["object store"], addrs["meta-server"], addrs["api-server"], 2,
+		clientCreds{upstream: []string{"--credentials", filepath.Join(tlsDir, "upstream")}, admin: []string{"--credentials", filepath.Join(tlsDir, "admin")}})
 }
 
 // waitUp waits for `tistream up` to print its addresses and returns them by

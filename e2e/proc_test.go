@@ -180,8 +180,13 @@ func waitReady(t *testing.T, p *proc, httpAddr string, timeout time.Duration) {
 // timeout passes.
 func waitHTTP(t *testing.T, p *proc, url string, timeout time.Duration) {
 	t.Helper()
+	waitHTTPWith(t, p, &http.Client{Timeout: time.Second}, url, timeout)
+}
+
+// waitHTTPWith is waitHTTP with a client of the caller's (TLS).
+func waitHTTPWith(t *testing.T, p *proc, client *http.Client, url string, timeout time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
 	for {
 		resp, err := client.Get(url)
 		if err == nil {

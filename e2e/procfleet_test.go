@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore/s3test"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
@@ -45,6 +44,9 @@ type procFleet struct {
 	s3Throttle         *s3FaultProxy
 	svcBuffer, svcPool string
 	svcEtcd            string
+	// tls is the fleet's CA and credentials: every member and client
+	// speaks TLS, etcd included, as in a real deployment.
+	tls *fleetTLS
 }
 
 type procFleetOptions struct {
@@ -60,17 +62,30 @@ func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
 	t.Helper()
 	s3 := s3test.Start(t)
 	f := &procFleet{t: t, dir: t.TempDir(), bufferURL: s3.URL("buffer"), poolURL: s3.URL("pool")}
+	var ids []string
+	for i := 1; i <= o.Metas; i++ {
+		ids = append(ids, "meta-server/meta-server-"+strconv.Itoa(i))
+	}
+	for i := 1; i <= o.Sorters; i++ {
+		ids = append(ids, "sorter/sorter-"+strconv.Itoa(i))
+	}
+	for i := 1; i <= o.Dispatchers; i++ {
+		ids = append(ids, "dispatcher/dispatcher-"+strconv.Itoa(i))
+	}
+	f.tls = newFleetTLS(t, f.dir, append(ids, "schema-registry/schema-registry", "api-server/api-server"))
 	f.etcdAddr = freeAddr(t)
-	etcd := start(t, "etcd", "etcd", "--data-dir", filepath.Join(f.dir, "etcd"), "--listen-client", f.etcdAddr)
-	waitHTTP(t, etcd, "http://"+f.etcdAddr+"/health", 60*time.Second)
-	f.svcEtcd, f.svcBuffer, f.svcPool = "http://"+f.etcdAddr, f.bufferURL, f.poolURL
+	ef := f.tls.files("etcd")
+	etcd := start(t, "etcd", "etcd", "--data-dir", filepath.Join(f.dir, "etcd"), "--listen-client", f.etcdAddr,
+		"--tls-cert", ef.CertFile, "--tls-key", ef.KeyFile, "--tls-ca", ef.CAFile)
+	waitHTTPWith(t, etcd, f.tls.httpClient(t, "admin"), "https://"+f.etcdAddr+"/health", 60*time.Second)
+	f.svcEtcd, f.svcBuffer, f.svcPool = "https://"+f.etcdAddr, f.bufferURL, f.poolURL
 	if o.Proxied {
 		f.etcdProxy = newFaultProxy(t, f.etcdAddr)
 		f.s3Proxy = newFaultProxy(t, strings.TrimPrefix(s3.Endpoint, "http://"))
 		f.s3Throttle = newS3FaultProxy(t, "http://"+f.s3Proxy.Addr())
 		via := *s3
 		via.Endpoint = "http://" + f.s3Throttle.Addr()
-		f.svcEtcd, f.svcBuffer, f.svcPool = "http://"+f.etcdProxy.Addr(), via.URL("buffer"), via.URL("pool")
+		f.svcEtcd, f.svcBuffer, f.svcPool = "https://"+f.etcdProxy.Addr(), via.URL("buffer"), via.URL("pool")
 	}
 	for i := 1; i <= o.Metas; i++ {
 		f.add("meta-server-"+strconv.Itoa(i), "meta-server", o.Extra)
@@ -92,6 +107,7 @@ func (f *procFleet) add(name, kind string, extra map[string][]string, args ...st
 	m := &member{name: name, kind: kind, grpcAddr: freeAddr(f.t), httpAddr: freeAddr(f.t)}
 	m.args = append([]string{"run", "-target=" + kind, "--grpc-addr", m.grpcAddr, "--http-addr", m.httpAddr,
 		"--etcd", f.svcEtcd, "--buffer", f.svcBuffer, "--pool", f.svcPool}, args...)
+	m.args = append(m.args, f.tls.serverFlags(name, kind)...)
 	m.args = append(m.args, extra[kind]...)
 	f.members = append(f.members, m)
 	f.startMember(m)
@@ -170,10 +186,7 @@ func (f *procFleet) tasks(tenant uint64, timeout time.Duration) *metav1.ListTask
 		if !m.p.running() {
 			continue
 		}
-		conn, err := grpcx.Dial(m.grpcAddr)
-		if err != nil {
-			continue
-		}
+		conn := f.tls.dial(f.t, m.grpcAddr, "admin")
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		resp, err := metav1.NewMetaServiceClient(conn).ListTasks(ctx, &metav1.ListTasksRequest{TenantId: tenant})
 		cancel()

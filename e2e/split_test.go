@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
@@ -30,16 +29,13 @@ func TestRangeSplitAndMergeLive(t *testing.T) {
 	}})
 	truthPath := filepath.Join(f.dir, "truth.jsonl")
 	duration := 25 * time.Second
-	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String())...)
+	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String(), f.clients().upstream)...)
 	began := time.Now()
 	if _, ok := waitRecovered(f, began, recoveryBound); !ok {
 		t.Fatal("the fleet never caught up")
 	}
 	time.Sleep(5 * time.Second) // let data flow through the range first
-	conn, err := grpcx.Dial(f.first("meta-server").grpcAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := f.tls.dial(t, f.first("meta-server").grpcAddr, "admin")
 	defer conn.Close()
 	meta := metav1.NewMetaServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -102,7 +98,7 @@ func TestRangeSplitAndMergeLive(t *testing.T) {
 	if sim.err != nil {
 		t.Fatalf("the simulator failed: %v", sim.err)
 	}
-	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr)
+	pullAndVerify(t, f.dir, truthPath, f.first("api-server").grpcAddr, f.clients().admin)
 }
 
 func waitState(t *testing.T, f *procFleet, rangeID uint64, want metav1.RangeTask_State) {

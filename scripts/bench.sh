@@ -30,6 +30,18 @@ bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,p
 echo; echo "== fleet end-to-end lag: the simulator pushing 10,000 rows/s into an in-process fleet, pulled back over gRPC (target p99 < 2 s)"; bin/tistream lag --duration 30s --rows-per-sec 10000 --flush-interval 1s --dispatchers 1 --sorters 1 2> >(grep -v '^{"level"' >&2)
 echo; echo "== one dispatcher and one sorter at saturation: drain a backlog of $rows row changes, default settings then the flow-control window opened"; for a in "" "--dispatcher-max-in-flight 1000"; do bin/tistream lag --backlog-rows "$rows" $a 2> >(grep -v '^{"level"' >&2); done
 
+echo
+echo "== client: decoding a row change into column names and typed values (schema cached)"
+go test ./client -run '^$' -bench DecodeRow -benchmem | grep -E '^Benchmark'
+echo
+echo "== MySQL sink into MariaDB alone (a fake api-server with the rows ready): 5,000 transactions of 10 rows"
+go test ./libs/sink/mysql -run '^$' -bench SinkApply -benchtime 3x | grep -E '^Benchmark'
+echo
+echo "== MySQL sink end to end: simulator -> fleet of processes -> sink -> MariaDB at 5,000 rows/s for 30 s (with and without long transactions)"
+for extra in "" "--long-txn-every 0"; do
+  TISTREAM_SINK_MEASURE=1 TISTREAM_SINK_SIM_ARGS="$extra" go test ./e2e -count=1 -v -run 'TestSinkMySQLMeasure$' | grep -E 'sink applied|rows equal'
+done
+
 if [[ $quick != 1 ]]; then
   echo
   echo "== scale: 100,000 tables and 270,000 regions, 20 simulated seconds at 5,000 rows/s, replayed in one process"

@@ -4,7 +4,7 @@
 set -euo pipefail
 fuzztime=${1:-3s}
 cd "$(dirname "$0")/.."
-targets=$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' libs services 2>/dev/null | sort || true)
+targets=$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' libs services client 2>/dev/null | sort || true)
 for f in $targets; do
   dir=$(dirname "$f")
   for fn in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //'); do

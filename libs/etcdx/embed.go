@@ -6,7 +6,10 @@ import (
 	"net/url"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/tistream/tistream/libs/tlsx"
 )
 
 // EmbeddedConfig configures an in-process etcd server (one member).
@@ -15,6 +18,9 @@ type EmbeddedConfig struct {
 	ClientAddr string // host:port for clients, e.g. 127.0.0.1:2379 (port 0 = pick one)
 	PeerAddr   string // host:port for the (single-member) peer URL (port 0 = pick one)
 	Name       string
+	// TLS, when set, serves clients over TLS with this certificate and
+	// requires client certificates signed by its CA (https:// endpoint).
+	TLS *tlsx.Files
 }
 
 // Embedded is a running in-process etcd.
@@ -43,6 +49,11 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.Name = c.Name
 	cfg.Dir = c.Dir
 	cu := url.URL{Scheme: "http", Host: client}
+	if c.TLS != nil {
+		cu.Scheme = "https"
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
+			TrustedCAFile: c.TLS.CAFile, ClientCertAuth: true}
+	}
 	pu := url.URL{Scheme: "http", Host: peer}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}

@@ -152,14 +152,19 @@ func slogLogger(l *slog.Logger) logging.Logger {
 	})
 }
 
-// Dial connects to a TiStream service (plaintext: TiStream runs inside a
-// trusted network; put TLS at the mesh or add credentials here).
-func Dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+// Dial connects to a TiStream service with the caller's transport
+// credentials (svc.ClientCredentials: TLS with its certificate); nil means
+// plaintext (an --insecure fleet, tests). Extra options (per-RPC
+// credentials such as a bearer token) are added last.
+func Dial(addr string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

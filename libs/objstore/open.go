@@ -14,8 +14,9 @@ import (
 //	s3://bucket/prefix?params   S3 store (see S3Config and docs/object-storage.md)
 //	mem://                      a new, empty in-memory store
 //
-// Unknown schemes and parameters are errors. Errors never quote the URL
-// itself, which may carry a secret key.
+// Unknown schemes and parameters are errors, and so are credentials in an
+// s3:// URL (use its credentials_file parameter or the AWS credential
+// chain). Errors never quote the URL itself.
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {

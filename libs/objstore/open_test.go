@@ -57,8 +57,13 @@ func TestOpenRejects(t *testing.T) {
 		{"s3://b:9000/x", "takes no port"},
 		{"s3://b/a/../c", `".." path segment`},
 		{"s3://b?endpoint=127.0.0.1:9000", "not an http:// or https:// URL"},
-		{"s3://b?access_key=AK", "must be given together"},
-		{"s3://user:pw@b", "user info"},
+		{"s3://b?access_key=AK", "credentials are not accepted in the URL"},
+		{"s3://b?credentials_file=", "credentials_file needs a path"},
+		{"s3://b?ca_file=", "ca_file needs a path"},
+		{"s3://b?endpoint=http://h&ca_file=/ca.pem", "only meaningful with an https:// endpoint"},
+		{"s3://b?credentials_file=/nonexistent/tistream-credentials", "s3 credentials file: open /nonexistent/tistream-credentials: no such file"},
+		{"s3://b?endpoint=https://h&ca_file=/nonexistent/ca.pem", "s3 CA file: open /nonexistent/ca.pem: no such file"},
+		{"s3://user:pw@b", "credentials are not accepted in the URL"},
 		{"%zz", "malformed URL"},
 	} {
 		_, err := Open(context.Background(), c.url)
@@ -66,19 +71,99 @@ func TestOpenRejects(t *testing.T) {
 	}
 }
 
-func TestOpenErrorsHideSecret(t *testing.T) {
+// A secret in a URL is refused, saying why and what to do instead, and
+// no error of Open, of the URL parser or of a credentials file ever quotes
+// a secret.
+func TestOpenRefusesSecretsInURL(t *testing.T) {
 	const secret = "TOP-SECRET-VALUE"
+	const access = "AKIDSECRETACCESSKEYID"
 	for _, raw := range []string{
-		"s3://b?secret_key=" + secret,                       // no access key
-		"s3://b?secret_key=" + secret + "&bogus=1",          // unknown parameter
-		"s3://b?secret_key=" + secret + "&endpoint=ftp://x", // bad endpoint
-		"s3://b?secret_key=" + secret + "&x=%zz",            // malformed query
-		"s3://b:" + secret + "@host",
+		"s3://b?secret_key=" + secret,
+		"s3://b?access_key=" + access + "&secret_key=" + secret,
+		"s3://b?access_key=" + access,
+		"s3://b/p?endpoint=http://127.0.0.1:9000&access_key=" + access + "&secret_key=" + secret + "&region=r",
+		"s3://b?secret_key=" + secret + "&secret_key=" + secret, // given twice
+		"s3://b?secret_key=" + secret + "&bogus=1",              // unknown parameter
+		"s3://b?secret_key=" + secret + "&endpoint=ftp://x",     // bad endpoint
+		"s3://" + access + ":" + secret + "@b",
 	} {
 		_, err := Open(context.Background(), raw)
-		require.Error(t, err)
+		require.ErrorIs(t, err, errSecretInURL, raw)
+		for _, want := range []string{"not accepted in the URL", "process lists, shell history and logs", "credentials_file=PATH", "AWS_ACCESS_KEY_ID"} {
+			require.ErrorContains(t, err, want, raw)
+		}
+		require.NotContains(t, err.Error(), secret, raw)
+		require.NotContains(t, err.Error(), access, raw)
+	}
+}
+
+func TestErrorsNeverQuoteSecrets(t *testing.T) {
+	const secret = "TOP-SECRET-VALUE"
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	urls := []string{
+		"s3://b?x=%zz&secret_key=" + secret, // malformed query
+		"s3://b:" + secret + "@host",
+		"s3://b:9000?secret_key=" + secret,
+		"s3://b?credentials_file=" + file("broken", "[default\naws_secret_access_key = "+secret+"\n"),
+		"s3://b?credentials_file=" + file("half", "[default]\naws_secret_access_key = "+secret+"\n"),
+		"s3://b?credentials_file=" + file("other-profile", "[prod]\naws_access_key_id = AK\naws_secret_access_key = "+secret+"\n"),
+		"s3://b?credentials_file=" + file("garbage", secret+"\n"),
+		"s3://b?endpoint=https://h&ca_file=" + file("ca-garbage", secret),
+	}
+	for _, raw := range urls {
+		_, err := Open(context.Background(), raw)
+		require.Error(t, err, raw)
 		require.NotContains(t, err.Error(), secret, raw)
 	}
+	// The struct's own checks do not quote it either.
+	for _, cfg := range []S3Config{
+		{Bucket: "b", SecretKey: secret},
+		{Bucket: "b", AccessKey: "AK", SecretKey: secret, CredentialsFile: "/x"},
+		{Bucket: "b", AccessKey: "AK", SecretKey: secret, Endpoint: "ftp://" + "h"},
+	} {
+		err := cfg.Validate()
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), secret)
+	}
+}
+
+// A credentials file is read again when the cache asks, so a rotated
+// secret takes effect; while it cannot be read, the last good credentials
+// stay in use for a short while.
+func TestCredentialsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials")
+	write := func(id, secret string) {
+		content := "# TiStream's store\n[default]\naws_access_key_id = " + id + "\naws_secret_access_key = " + secret + "\n"
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	}
+	write("AK1", "S1")
+	p := &fileCredentials{path: path}
+	ctx := context.Background()
+	c, err := p.Retrieve(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "AK1", c.AccessKeyID)
+	require.Equal(t, "S1", c.SecretAccessKey)
+	require.True(t, c.CanExpire)
+	require.WithinDuration(t, time.Now().Add(credentialsFileRefresh), c.Expires, time.Minute)
+
+	write("AK2", "S2")
+	c, err = p.Retrieve(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "AK2", c.AccessKeyID)
+
+	require.NoError(t, os.Remove(path))
+	c, err = p.Retrieve(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "AK2", c.AccessKeyID)
+	require.WithinDuration(t, time.Now().Add(30*time.Second), c.Expires, 5*time.Second)
+
+	_, err = (&fileCredentials{path: path}).Retrieve(ctx)
+	require.ErrorContains(t, err, "no such file")
 }
 
 func TestParseS3URL(t *testing.T) {
@@ -99,8 +184,12 @@ func TestParseS3URL(t *testing.T) {
 		},
 		{"s3://bucket?path_style=true", S3Config{Bucket: "bucket", PathStyle: true}},
 		{
-			"s3://bucket?access_key=AK&secret_key=S%2FK&max_attempts=3&max_backoff=250ms",
-			S3Config{Bucket: "bucket", AccessKey: "AK", SecretKey: "S/K", MaxAttempts: 3, MaxBackoff: 250 * time.Millisecond},
+			"s3://bucket?credentials_file=/etc/tistream/s3&max_attempts=3&max_backoff=250ms",
+			S3Config{Bucket: "bucket", CredentialsFile: "/etc/tistream/s3", MaxAttempts: 3, MaxBackoff: 250 * time.Millisecond},
+		},
+		{
+			"s3://bucket?endpoint=https://s3.internal:9000&ca_file=/etc/tistream/ca.pem",
+			S3Config{Bucket: "bucket", Endpoint: "https://s3.internal:9000", PathStyle: true, CAFile: "/etc/tistream/ca.pem"},
 		},
 	} {
 		u, err := url.Parse(c.url)
@@ -128,6 +217,8 @@ func TestS3ConfigValidate(t *testing.T) {
 		{func(c *S3Config) { c.Endpoint = "http://h?x=1" }, "must not have"},
 		{func(c *S3Config) { c.SecretKey = "s" }, "must be given together"},
 		{func(c *S3Config) { c.AccessKey = "a" }, "must be given together"},
+		{func(c *S3Config) { c.AccessKey, c.SecretKey, c.CredentialsFile = "a", "s", "/f" }, "not both"},
+		{func(c *S3Config) { c.Endpoint, c.CAFile = "http://h", "/ca.pem" }, "only meaningful with an https:// endpoint"},
 		{func(c *S3Config) { c.MaxAttempts = -1 }, "max attempts -1"},
 		{func(c *S3Config) { c.MaxBackoff = -time.Second }, "max backoff -1s is negative"},
 	} {

@@ -3,6 +3,8 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,6 +43,13 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	var roots *x509.CertPool
+	if cfg.CAFile != "" {
+		var err error
+		if roots, err = loadCAFile(cfg.CAFile); err != nil {
+			return nil, err
+		}
+	}
 	opts := []func(*config.LoadOptions) error{
 		// The SDK now adds CRC checksums to every upload and asks for them
 		// on downloads ("when supported"). S3-compatible servers differ in
@@ -51,14 +60,27 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			if roots != nil {
+				if tr.TLSClientConfig == nil {
+					tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+				}
+				tr.TLSClientConfig.RootCAs = roots
+			}
 		})),
 	}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
-	if cfg.AccessKey != "" {
+	switch {
+	case cfg.AccessKey != "":
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
+	case cfg.CredentialsFile != "":
+		// Read it now, so that a missing or malformed file shows at startup.
+		if _, err := readCredentialsFile(cfg.CredentialsFile); err != nil {
+			return nil, fmt.Errorf("s3 bucket %q: %w", cfg.Bucket, err)
+		}
+		opts = append(opts, config.WithCredentialsProvider(aws.NewCredentialsCache(&fileCredentials{path: cfg.CredentialsFile})))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

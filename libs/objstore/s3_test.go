@@ -3,6 +3,7 @@ package objstore_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/objstore/objstoretest"
 	"github.com/tistream/tistream/libs/objstore/s3test"
+	"github.com/tistream/tistream/libs/tlsx"
 )
 
 // s3Config is a configuration for srv's bucket under prefix, with tiny
@@ -66,20 +68,113 @@ func TestS3OpenURL(t *testing.T) {
 
 func TestS3CredentialsFromEnvironment(t *testing.T) {
 	srv := s3test.Start(t)
-	// Keep the rest of the AWS chain (shared files, instance metadata) out of
-	// reach, so the test proves the environment variables were used.
+	// Keep the rest of the AWS chain out of reach, so the test proves the
+	// environment variables were used.
+	isolateAWSEnv(t, srv.AccessKey, srv.SecretKey)
+	ctx := context.Background()
+	s, err := objstore.Open(ctx, "s3://"+srv.Bucket+"/env?endpoint="+srv.Endpoint)
+	require.NoError(t, err)
+	require.NoError(t, s.Put(ctx, "k", []byte("v")))
+}
+
+// isolateAWSEnv keeps the AWS credential chain's other sources (shared
+// files, instance metadata) out of reach and sets the environment's keys.
+func isolateAWSEnv(t *testing.T, accessKey, secretKey string) {
 	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_ACCESS_KEY_ID", accessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secretKey)
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// credentials_file is used, and wins over the environment.
+func TestS3CredentialsFile(t *testing.T) {
+	srv := s3test.Start(t)
+	isolateAWSEnv(t, "WRONGKEYFROMENV", "wrong-secret-from-env")
 	ctx := context.Background()
-	s, err := objstore.Open(ctx, "s3://"+srv.Bucket+"/env?endpoint="+srv.Endpoint)
+	s, err := objstore.Open(ctx, srv.URL("file-creds"))
 	require.NoError(t, err)
 	require.NoError(t, s.Put(ctx, "k", []byte("v")))
+
+	// Without it, the environment's wrong keys are used and rejected.
+	_, err = objstore.Open(ctx, "s3://"+srv.Bucket+"?endpoint="+srv.Endpoint+"&max_attempts=1")
+	require.ErrorContains(t, err, `access key id "WRONGKEYFROMENV" were rejected`)
+}
+
+// Whatever fails — a rejected key from a credentials file, a missing
+// object, a missing bucket, an untrusted certificate — the secret is not in
+// the error.
+func TestS3SecretNeverInErrors(t *testing.T) {
+	srv := s3test.Start(t)
+	tls := s3test.StartWith(t, s3test.Options{TLS: true})
+	isolateAWSEnv(t, "", "")
+	ctx := context.Background()
+	const secret = "never-print-this-secret-4711"
+	creds := filepath.Join(t.TempDir(), "credentials")
+	require.NoError(t, os.WriteFile(creds, []byte("[default]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+secret+"\n"), 0o600))
+	var errs []error
+	for _, u := range []string{
+		"s3://" + srv.Bucket + "?endpoint=" + srv.Endpoint + "&credentials_file=" + creds,
+		"s3://no-such-bucket?endpoint=" + srv.Endpoint + "&credentials_file=" + creds,
+		"s3://" + tls.Bucket + "?endpoint=" + tls.Endpoint + "&credentials_file=" + creds,
+	} {
+		_, err := objstore.Open(ctx, u)
+		errs = append(errs, err)
+	}
+	cfg := s3Config(srv, "")
+	cfg.SecretKey = secret
+	_, err := objstore.NewS3(ctx, cfg)
+	errs = append(errs, err)
+	// An operation's error, after a good start.
+	good, err := objstore.NewS3(ctx, s3Config(srv, ""))
+	require.NoError(t, err)
+	_, err = good.Get(ctx, "missing")
+	errs = append(errs, err)
+	for i, err := range errs {
+		require.Error(t, err, i)
+		t.Logf("%d: %v", i, err)
+		require.NotContains(t, err.Error(), secret, i)
+		require.NotContains(t, err.Error(), srv.SecretKey, i)
+	}
+}
+
+// ca_file makes an https endpoint signed by a private CA trusted; without
+// it, or with another CA, the start fails at once saying why.
+func TestS3CAFile(t *testing.T) {
+	srv := s3test.StartWith(t, s3test.Options{TLS: true})
+	isolateAWSEnv(t, "", "")
+	ctx := context.Background()
+	s, err := objstore.Open(ctx, srv.URL("tls"))
+	require.NoError(t, err)
+	require.NoError(t, s.Put(ctx, "k", []byte("over https")))
+	require.NoError(t, s.PutIfAbsent(ctx, "once", []byte("1")))
+	require.ErrorIs(t, s.PutIfAbsent(ctx, "once", []byte("2")), objstore.ErrExists)
+	got, err := s.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "over https", string(got))
+
+	other, err := tlsx.NewCA("another CA", time.Hour)
+	require.NoError(t, err)
+	otherFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	require.NoError(t, os.WriteFile(otherFile, other.CertPEM, 0o600))
+	base := "s3://" + srv.Bucket + "?endpoint=" + srv.Endpoint + "&credentials_file=" + srv.CredentialsFile
+	for name, u := range map[string]string{
+		"system roots": base,
+		"another CA":   base + "&ca_file=" + otherFile,
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := objstore.Open(ctx, u)
+			require.ErrorContains(t, err, fmt.Sprintf("s3 bucket %q at endpoint %s: the server's TLS certificate is not trusted", srv.Bucket, srv.Endpoint))
+			require.ErrorContains(t, err, "x509: certificate signed by unknown authority")
+			require.ErrorContains(t, err, "ca_file=PATH")
+			require.NotContains(t, err.Error(), "gave up after", "a certificate error is not retried")
+			require.Less(t, time.Since(start), 2*time.Second)
+		})
+	}
 }
 
 func TestS3MissingBucket(t *testing.T) {

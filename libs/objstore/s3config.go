@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -38,9 +39,20 @@ type S3Config struct {
 	PathStyle bool
 	// AccessKey and SecretKey, if set, are used instead of the AWS
 	// credential chain (env AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-	// shared files, instance roles). Meant for tests and local servers.
+	// shared files, instance roles). For programmatic use only: an s3://
+	// URL cannot carry them (see CredentialsFile).
 	AccessKey string
 	SecretKey string
+	// CredentialsFile, if set, names a file in the AWS shared credentials
+	// format whose [default] profile holds aws_access_key_id and
+	// aws_secret_access_key (and optionally aws_session_token). It is used
+	// instead of the AWS credential chain and read again every
+	// credentialsFileRefresh, so a rotated file takes effect without a
+	// restart. URL parameter credentials_file.
+	CredentialsFile string
+	// CAFile, if set, names a PEM bundle of CA certificates trusted for an
+	// https endpoint instead of the system's roots. URL parameter ca_file.
+	CAFile string
 	// MaxAttempts bounds the attempts per request, including the first;
 	// 0 means DefaultS3MaxAttempts.
 	MaxAttempts int
@@ -77,6 +89,12 @@ func (c S3Config) Validate() error {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return fmt.Errorf("s3 config: access key and secret key must be given together (or neither, to use the AWS credential chain)")
 	}
+	if c.CredentialsFile != "" && c.AccessKey != "" {
+		return fmt.Errorf("s3 config: give either a credentials file or an access key and secret key, not both")
+	}
+	if c.CAFile != "" && c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "https://") {
+		return fmt.Errorf("s3 config: a CA file (ca_file) is only meaningful with an https:// endpoint, and the endpoint is %q", c.Endpoint)
+	}
 	if c.MaxAttempts < 0 || c.MaxAttempts > maxS3Attempts {
 		return fmt.Errorf("s3 config: max attempts %d is outside 0..%d (0 means the default %d)", c.MaxAttempts, maxS3Attempts, DefaultS3MaxAttempts)
 	}
@@ -100,11 +118,18 @@ func (c S3Config) withDefaults() S3Config {
 // normPrefix strips the slashes around a configured prefix.
 func normPrefix(p string) string { return strings.Trim(p, "/") }
 
+// errSecretInURL explains why an s3:// URL cannot carry credentials and
+// what to do instead. It never quotes the value given.
+var errSecretInURL = errors.New("s3 URL: credentials are not accepted in the URL (access_key, secret_key or user info), " +
+	"because URLs end up in process lists, shell history and logs; put them in a file in the AWS shared credentials format " +
+	"([default] with aws_access_key_id and aws_secret_access_key) and name it with credentials_file=PATH, " +
+	"or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or any other source of the AWS credential chain)")
+
 // parseS3URL turns s3://bucket/prefix?params into an S3Config. Errors never
-// quote the raw URL, which may hold a secret key.
+// quote the raw URL or a parameter's value that may be a secret.
 func parseS3URL(u *url.URL) (S3Config, error) {
 	if u.User != nil {
-		return S3Config{}, fmt.Errorf("s3 URL: user info is not supported; use the access_key and secret_key parameters or the AWS credential chain")
+		return S3Config{}, errSecretInURL
 	}
 	if u.Port() != "" {
 		return S3Config{}, fmt.Errorf("s3 URL: the host part is the bucket name and takes no port; put the server in the endpoint parameter")
@@ -113,6 +138,9 @@ func parseS3URL(u *url.URL) (S3Config, error) {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return S3Config{}, fmt.Errorf("s3 URL: malformed query string")
+	}
+	if q.Has("access_key") || q.Has("secret_key") {
+		return S3Config{}, errSecretInURL
 	}
 	pathStyleSet := false
 	for name, vals := range q {
@@ -131,10 +159,15 @@ func parseS3URL(u *url.URL) (S3Config, error) {
 				return S3Config{}, fmt.Errorf("s3 URL: path_style=%q: want true or false", v)
 			}
 			cfg.PathStyle, pathStyleSet = b, true
-		case "access_key":
-			cfg.AccessKey = v
-		case "secret_key":
-			cfg.SecretKey = v
+		case "credentials_file", "ca_file":
+			if v == "" {
+				return S3Config{}, fmt.Errorf("s3 URL: %s needs a path", name)
+			}
+			if name == "ca_file" {
+				cfg.CAFile = v
+			} else {
+				cfg.CredentialsFile = v
+			}
 		case "max_attempts":
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -148,7 +181,7 @@ func parseS3URL(u *url.URL) (S3Config, error) {
 			}
 			cfg.MaxBackoff = d
 		default:
-			return S3Config{}, fmt.Errorf("s3 URL: unknown parameter %q (known: endpoint, region, path_style, access_key, secret_key, max_attempts, max_backoff)", name)
+			return S3Config{}, fmt.Errorf("s3 URL: unknown parameter %q (known: endpoint, region, path_style, credentials_file, ca_file, max_attempts, max_backoff)", name)
 		}
 	}
 	if !pathStyleSet && cfg.Endpoint != "" {

@@ -2,6 +2,7 @@ package objstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -92,6 +93,9 @@ func (s *S3) bucketErr(ctx context.Context, creds aws.CredentialsProvider, err e
 	}
 	status, code := httpStatus(err), apiCode(err)
 	switch {
+	case isCertificateError(err):
+		return fmt.Errorf("%s: the server's TLS certificate is not trusted (%v); if a private CA signed it, name its PEM bundle with ca_file=PATH",
+			where, certificateCause(err))
 	case credentialCodes[code] || status == 403:
 		return fmt.Errorf("%s: credentials with access key id %q were rejected or lack access to the bucket (HTTP %d %s)",
 			where, accessKeyID(ctx, creds), status, code)
@@ -118,4 +122,14 @@ func accessKeyID(ctx context.Context, creds aws.CredentialsProvider) string {
 		return "(unavailable)"
 	}
 	return c.AccessKeyID
+}
+
+// certificateCause is the innermost TLS verification error, without the
+// SDK's request wrapping.
+func certificateCause(err error) error {
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return verr.Err
+	}
+	return err
 }

@@ -27,6 +27,9 @@ const baseBackoff = 100 * time.Millisecond
 //     racing another one on the same key: the write did not happen and a
 //     retry gets a definite answer (success or 412).
 //
+// and, before them all, a server certificate that is not trusted is never
+// retried.
+//
 // Two SDK defaults are replaced. The backoff is full jitter over a capped
 // exponential (the SDK's legacy backoff stops jittering once it reaches the
 // cap, so clients hammering a recovering server stay in lockstep). And the
@@ -39,6 +42,14 @@ func newRetryer(maxAttempts int, maxBackoff time.Duration) aws.RetryerV2 {
 		o.MaxBackoff = maxBackoff
 		o.Backoff = jitterBackoff{base: min(baseBackoff, maxBackoff), ceiling: maxBackoff}
 		o.RateLimiter = ratelimit.None
+		// An untrusted server certificate stays untrusted: fail at once
+		// (the SDK counts any failed send as a retryable connection error).
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if isCertificateError(err) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
 		o.Retryables = append(o.Retryables,
 			retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{429: {}}},
 			retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}},

@@ -61,6 +61,18 @@ type Change struct {
 	// Info is the new DBInfo (database changes) or TableInfo (table
 	// changes) JSON; nil for drops and ChangeVersion.
 	Info json.RawMessage
+	// The table's database and name just before the change (what a
+	// rename, an alter or a drop changed); empty for creations and
+	// database changes.
+	OldDBID      int64
+	OldDBName    string
+	OldTableName string
+	// Job is the finished DDL job whose last change this is; nil for the
+	// intermediate steps of an online DDL, for changes whose job never
+	// came, and while the job may still come (jobs.go).
+	Job *Job
+	// settled: no job will be attached any more.
+	settled bool
 }
 
 // objKey names a database or a table in the open transaction's changes.
@@ -78,6 +90,7 @@ type txnTail struct {
 	start   int            // index in changes of its first entry
 	objs    map[objKey]int // entry of each object it touched
 	version bool           // it moved the schema version
+	jobs    []*Job         // finished jobs written in the same transaction
 }
 
 func (h *History) openTail(ts uint64) {
@@ -105,7 +118,17 @@ func (h *History) closeTail() {
 		}
 	}
 	h.changes = kept
+	jobs := t.jobs
+	for i := t.start; i < len(h.changes); i++ {
+		h.changes[i].settled = h.changes[i].Kind == ChangeVersion
+		h.settleObject(i)
+	}
 	h.tail = txnTail{}
+	for _, j := range jobs {
+		if len(h.changes) > 0 {
+			h.attachJob(j, h.changes[len(h.changes)-1].SchemaVersion)
+		}
+	}
 }
 
 // set records (or replaces) the open transaction's entry for an object; a
@@ -186,6 +209,12 @@ func (h *History) complete(c Change) Change {
 			c.TableName = t.Info.Name.O
 		} else if t, ok := h.Table(c.TableID, c.CommitTs-1); ok {
 			c.TableName = t.Info.Name.O
+		}
+		if t, ok := h.Table(c.TableID, c.CommitTs-1); ok {
+			c.OldDBID, c.OldTableName = t.DBID, t.Info.Name.O
+			if d, ok := h.DB(t.DBID, c.CommitTs-1); ok {
+				c.OldDBName = d.Info.Name.O
+			}
 		}
 	}
 	return c

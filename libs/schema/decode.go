@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/tidbcodec"
 )
 
 // decoder rebuilds a history from its records, checking the order and the
@@ -24,6 +25,7 @@ type decoder struct {
 	wantCounts    [4]uint64
 	lastChangeTs  uint64
 	lastVersionTs uint64
+	version       uint64 // the file's format version
 }
 
 // Decode reads a history written by Encode. Every problem is a
@@ -69,8 +71,8 @@ func (d *decoder) header(rec []byte) error {
 		return d.r.Corrupt(nil, "first record is not the header")
 	}
 	f := fields{b: rec[1:]}
-	if v := f.uvarint("format version"); f.err == "" && v != HistoryFormatVersion {
-		return d.r.Corrupt(nil, "history format version %d, this reader knows %d", v, HistoryFormatVersion)
+	if d.version = f.uvarint("format version"); f.err == "" && (d.version < 1 || d.version > HistoryFormatVersion) {
+		return d.r.Corrupt(nil, "history format version %d, this reader knows 1 to %d", d.version, HistoryFormatVersion)
 	}
 	h := New(f.uvarint("tenant"))
 	h.base, h.floor, h.last, h.resolved = f.uvarint("base ts"), f.uvarint("floor ts"), f.uvarint("last applied ts"), f.uvarint("resolved ts")
@@ -199,6 +201,11 @@ func (d *decoder) change(f *fields) error {
 	c := Change{CommitTs: f.uvarint("commit ts"), SchemaVersion: f.varint("schema version"), Kind: ChangeKind(f.byte("kind")),
 		DBID: f.varint("db id"), TableID: f.varint("table id")}
 	dbName, tableName, info := f.bytes("db name"), f.bytes("table name"), f.bytes("info")
+	c.settled = true // version 1 had no jobs to wait for
+	var names [][]byte
+	if d.version >= 2 {
+		names = readChangeV2(f, &c)
+	}
 	if msg := f.done(); msg != "" {
 		return d.r.Corrupt(nil, "change: %s", msg)
 	}
@@ -211,14 +218,47 @@ func (d *decoder) change(f *fields) error {
 	if c.CommitTs <= d.h.base || c.CommitTs < d.h.floor || c.CommitTs > d.h.last {
 		return d.r.Corrupt(nil, "change at %d outside (base %d, last applied %d] or below the floor %d", c.CommitTs, d.h.base, d.h.last, d.h.floor)
 	}
-	if !utf8.Valid(dbName) || !utf8.Valid(tableName) {
-		return d.r.Corrupt(nil, "change at %d: names are not UTF-8", c.CommitTs)
+	for _, n := range append(names, dbName, tableName) {
+		if !utf8.Valid(n) {
+			return d.r.Corrupt(nil, "change at %d: names are not UTF-8", c.CommitTs)
+		}
 	}
 	d.lastChangeTs = c.CommitTs
 	c.DBName, c.TableName = string(dbName), string(tableName)
+	if len(names) > 0 {
+		c.OldDBName, c.OldTableName = string(names[0]), string(names[1])
+	}
+	if c.Job != nil {
+		c.Job.SchemaName, c.Job.TableName, c.Job.Query = string(names[2]), string(names[3]), string(names[4])
+	}
 	if len(info) > 0 {
 		c.Info = bytes.Clone(info)
 	}
 	d.h.changes = append(d.h.changes, c)
 	return nil
+}
+
+// readChangeV2 reads what format version 2 added to a change record and
+// returns its strings (old db name, old table name and, with a job, its
+// schema name, table name and query) for the caller to check.
+func readChangeV2(f *fields, c *Change) [][]byte {
+	c.settled = f.byte("settled") == 1
+	c.OldDBID = f.varint("old db id")
+	names := [][]byte{f.bytes("old db name"), f.bytes("old table name")}
+	switch f.byte("job flag") {
+	case 0:
+		return names
+	case 1:
+	default:
+		f.fail("job flag", "not 0 or 1")
+		return names
+	}
+	j := &Job{ID: f.varint("job id"), Type: tidbcodec.ActionType(f.byte("job type")), State: tidbcodec.JobState(f.varint("job state")),
+		SchemaID: f.varint("job schema id"), TableID: f.varint("job table id")}
+	names = append(names, f.bytes("job schema name"), f.bytes("job table name"), f.bytes("job query"))
+	j.CommitTs = f.uvarint("job commit ts")
+	if f.err == "" {
+		c.Job = j
+	}
+	return names
 }

@@ -22,9 +22,10 @@ const (
 	recVersion = 'V'
 	recChange  = 'C'
 
-	// HistoryFormatVersion is the version of the record layout; a reader
-	// refuses others.
-	HistoryFormatVersion = 1
+	// HistoryFormatVersion is the version of the record layout. Version 2
+	// added the change's old names, DDL job and settled flag; a reader
+	// reads 1 and 2 and refuses others.
+	HistoryFormatVersion = 2
 )
 
 // Encode writes the whole history as one TSSH container file. Call it
@@ -91,11 +92,41 @@ func (h *History) Encode() ([]byte, error) {
 		b = appendBytes(b, []byte(c.DBName))
 		b = appendBytes(b, []byte(c.TableName))
 		b = appendBytes(b, c.Info)
+		b = appendChangeV2(b, &c)
 		if err := w.Append(b); err != nil {
 			return nil, fmt.Errorf("change at %d: %w", c.CommitTs, err)
 		}
 	}
 	return w.Finish()
+}
+
+// appendChangeV2 appends what format version 2 added to a change record.
+func appendChangeV2(b []byte, c *Change) []byte {
+	b = append(b, boolByte(c.settled))
+	b = binary.AppendVarint(b, c.OldDBID)
+	b = appendBytes(b, []byte(c.OldDBName))
+	b = appendBytes(b, []byte(c.OldTableName))
+	if c.Job == nil {
+		return append(b, 0)
+	}
+	j := c.Job
+	b = append(b, 1)
+	b = binary.AppendVarint(b, j.ID)
+	b = append(b, byte(j.Type))
+	b = binary.AppendVarint(b, int64(j.State))
+	b = binary.AppendVarint(b, j.SchemaID)
+	b = binary.AppendVarint(b, j.TableID)
+	b = appendBytes(b, []byte(j.SchemaName))
+	b = appendBytes(b, []byte(j.TableName))
+	b = appendBytes(b, []byte(j.Query))
+	return binary.AppendUvarint(b, j.CommitTs)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func appendBytes(b, v []byte) []byte {

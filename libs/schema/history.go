@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/tistream/tistream/libs/formats/schemasnap"
 	"github.com/tistream/tistream/libs/tidbcodec"
@@ -41,6 +42,10 @@ type History struct {
 	resolved uint64 // every meta change with commit_ts <= resolved is applied
 	changes  []Change
 	tail     txnTail
+	// JobWait: how long a change waits for its DDL job (jobs.go).
+	JobWait time.Duration
+	scan    int // changes below it are settled
+	badJobs int // DDL history entries that did not decode
 }
 
 type versionPoint struct {
@@ -50,7 +55,7 @@ type versionPoint struct {
 
 // New returns an empty history; load a snapshot before applying changes.
 func New(tenant uint64) *History {
-	return &History{Tenant: tenant, dbs: map[int64][]DB{}, tables: map[int64][]Table{}}
+	return &History{Tenant: tenant, dbs: map[int64][]DB{}, tables: map[int64][]Table{}, JobWait: DefaultJobWait}
 }
 
 // Floor is the oldest ts the history can answer for.
@@ -72,6 +77,7 @@ func (h *History) BaseTs() uint64 { return h.base }
 func (h *History) SetResolved(ts uint64) {
 	h.closeTail()
 	h.resolved = max(h.resolved, ts)
+	h.settleWaited()
 }
 
 // LoadSnapshot sets the schema at the snapshot's ts.
@@ -186,6 +192,9 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 		h.noteVersion(commitTs)
 		return true, nil
 	case mk.Type != tidbcodec.MetaHashData:
+		return false, nil
+	case string(mk.Key) == tidbcodec.MetaDDLJobHistory:
+		h.applyJob(commitTs, op, value)
 		return false, nil
 	case string(mk.Key) == tidbcodec.MetaDBs:
 		id, err := tidbcodec.ParseDBField(string(mk.Field))

@@ -24,7 +24,7 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Duration = 20 * time.Second
 	cfg.RowsPerSec = 500
-	cfg.DDLEvery = 500 * time.Millisecond
+	cfg.DDLEvery = 300 * time.Millisecond
 	store, truthBytes, st := simtest.Run(t, cfg)
 	require.Greater(t, st.DDLs, int64(10))
 
@@ -51,6 +51,9 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 		require.NoError(t, err)
 	}
 
+	h.SetResolved(st.FinalResolvedTs)
+	require.Equal(t, h.Resolved(), h.ChangesResolved(), "every job arrived")
+
 	r := truth.NewReader(bytes.NewReader(truthBytes), "truth")
 	kinds := map[string]int{}
 	rows := 0
@@ -62,27 +65,8 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 		require.NoError(t, err)
 		switch l.Kind {
 		case truth.KindDDL:
-			d := l.DDL
-			kinds[d.Action]++
-			require.Equal(t, d.SchemaVersion, h.SchemaVersionAt(d.CommitTs), "version at DDL %+v", d)
-			require.Equal(t, d.SchemaVersion-1, h.SchemaVersionAt(d.CommitTs-1), "version just before DDL %+v", d)
-			_, existsAfter := h.Table(d.TableID, d.CommitTs)
-			_, existsBefore := h.Table(d.TableID, d.CommitTs-1)
-			switch d.Action {
-			case "create_table":
-				require.True(t, existsAfter && !existsBefore, "%+v", d)
-			case "drop_table":
-				require.True(t, !existsAfter && existsBefore, "%+v", d)
-			case "add_column":
-				before, _ := h.Table(d.TableID, d.CommitTs-1)
-				after, _ := h.Table(d.TableID, d.CommitTs)
-				require.Len(t, after.Info.Columns, len(before.Info.Columns)+1, "%+v", d)
-			}
-			tbl, _ := h.Table(d.TableID, d.CommitTs-1)
-			if d.Action == "create_table" {
-				tbl, _ = h.Table(d.TableID, d.CommitTs)
-			}
-			require.Equal(t, d.DBID, tbl.DBID)
+			kinds[l.DDL.Action]++
+			checkDDL(t, h, l.DDL)
 		case truth.KindRow:
 			rows++
 			require.Equal(t, l.Row.SchemaVersion, h.SchemaVersionAt(l.Row.CommitTs))
@@ -91,9 +75,67 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 		}
 	}
 	require.Greater(t, rows, 1000)
-	require.Greater(t, kinds["create_table"], 0)
-	require.Greater(t, kinds["add_column"], 0)
-	require.Greater(t, kinds["drop_table"], 0)
+	for _, k := range []string{"create_table", "add_column", "drop_column", "add_index", "truncate_table", "rename_table", "drop_table", "alter_table"} {
+		require.Greater(t, kinds[k], 0, "no %s in the simulated history", k)
+	}
+}
+
+// checkDDL checks one truth DDL against the history: the schema version,
+// the table before and after, its TableInfo, and the DDL job attached to
+// the change (only to a statement's last step).
+func checkDDL(t *testing.T, h *schema.History, d truth.DDL) {
+	t.Helper()
+	require.Equal(t, d.SchemaVersion, h.SchemaVersionAt(d.CommitTs), "version at DDL %+v", d)
+	require.Equal(t, d.SchemaVersion-1, h.SchemaVersionAt(d.CommitTs-1), "version just before DDL %+v", d)
+	after, existsAfter := h.Table(d.TableID, d.CommitTs)
+	before, existsBefore := h.Table(d.TableID, d.CommitTs-1)
+	switch d.Action {
+	case "create_table":
+		require.True(t, existsAfter && !existsBefore, "%+v", d)
+	case "drop_table":
+		require.True(t, !existsAfter && existsBefore, "%+v", d)
+	case "truncate_table":
+		_, oldBefore := h.Table(d.OldTableID, d.CommitTs-1)
+		_, oldAfter := h.Table(d.OldTableID, d.CommitTs)
+		require.True(t, existsAfter && !existsBefore && oldBefore && !oldAfter, "%+v", d)
+	case "add_column":
+		require.Len(t, after.Info.Columns, len(before.Info.Columns)+1, "%+v", d)
+	case "drop_column":
+		require.Len(t, after.Info.Columns, len(before.Info.Columns)-1, "%+v", d)
+	case "add_index":
+		require.Equal(t, tidbcodec.StatePublic, after.Info.Indices[len(after.Info.Indices)-1].State, "%+v", d)
+	case "rename_table":
+		require.NotEqual(t, before.Info.Name.O, after.Info.Name.O, "%+v", d)
+	case "alter_table":
+		require.True(t, existsAfter && existsBefore, "%+v", d)
+	}
+	if existsAfter {
+		require.Equal(t, d.DBID, after.DBID, "%+v", d)
+		require.Equal(t, d.TableName, after.Info.Name.O)
+		require.JSONEq(t, string(d.TableInfo), string(after.Raw))
+	} else {
+		require.Equal(t, d.DBID, before.DBID, "%+v", d)
+	}
+	var c *schema.Change
+	for _, ch := range h.Changes(d.CommitTs-1, d.CommitTs) {
+		if ch.TableID == d.TableID {
+			c = &ch
+		}
+	}
+	require.NotNil(t, c, "no change for %+v", d)
+	require.Equal(t, d.DBName, c.DBName)
+	if d.JobID == 0 {
+		require.Nil(t, c.Job, "an intermediate step has no job: %+v", d)
+		return
+	}
+	require.NotNil(t, c.Job, "%+v", d)
+	require.Equal(t, d.JobID, c.Job.ID)
+	require.Equal(t, d.Query, c.Job.Query)
+	require.Equal(t, tidbcodec.JobStateSynced, c.Job.State)
+	require.Greater(t, c.Job.CommitTs, d.CommitTs, "TiDB writes the job after its last change")
+	if existsBefore {
+		require.Equal(t, before.Info.Name.O, c.OldTableName)
+	}
 }
 
 func TestChangesOutOfOrderAreRefused(t *testing.T) {

@@ -131,7 +131,7 @@ func TestDecodeChecksRecords(t *testing.T) {
 		want string
 	}{
 		{"no header", recs[1:], "first record is not the header"},
-		{"format version", append([][]byte{header(func(f []uint64) { f[0] = 2 })}, recs[1:]...), "history format version 2"},
+		{"format version", append([][]byte{header(func(f []uint64) { f[0] = 3 })}, recs[1:]...), "history format version 3"},
 		{"floor below base", append([][]byte{header(func(f []uint64) { f[3] = 1 })}, recs[1:]...), "inconsistent ts"},
 		{"counts", append([][]byte{header(func(f []uint64) { f[9]++ })}, recs[1:]...), "header counts"},
 		{"sections out of order", swap(1, last), "record after"},

@@ -34,6 +34,7 @@ func (h *History) Truncate(before uint64) bool {
 	i := sort.Search(len(h.changes), func(i int) bool { return h.changes[i].CommitTs >= before })
 	if i > 0 {
 		h.changes = slices.Clone(h.changes[i:])
+		h.scan = 0
 	}
 	h.floor = before
 	return true

@@ -87,18 +87,33 @@ func answersAt(h *schema.History, ts uint64) map[string]any {
 func TestChangeLogMatchesTruth(t *testing.T) {
 	h, ddls := simHistory(t)
 	cs := h.Changes(h.Floor(), h.Resolved())
-	require.Len(t, cs, len(ddls), "one change per DDL")
-	kinds := map[string]schema.ChangeKind{"create_table": schema.ChangeCreateTable, "add_column": schema.ChangeAlterTable, "drop_table": schema.ChangeDropTable}
-	for i, d := range ddls {
+	kinds := map[string]schema.ChangeKind{"create_table": schema.ChangeCreateTable, "drop_table": schema.ChangeDropTable,
+		"truncate_table": schema.ChangeCreateTable}
+	i := 0
+	for _, d := range ddls {
+		if d.Action == "truncate_table" {
+			// The old table's drop, then the new one's creation.
+			require.Equal(t, schema.ChangeDropTable, cs[i].Kind, "%+v", d)
+			require.Equal(t, d.OldTableID, cs[i].TableID, "%+v", d)
+			require.Equal(t, cs[i].Job, cs[i+1].Job, "both halves carry the job")
+			i++
+		}
 		c := cs[i]
+		i++
+		want, ok := kinds[d.Action]
+		if !ok {
+			want = schema.ChangeAlterTable
+		}
 		require.Equal(t, d.CommitTs, c.CommitTs, "%+v", d)
-		require.Equal(t, kinds[d.Action], c.Kind, "%+v", d)
+		require.Equal(t, want, c.Kind, "%+v", d)
 		require.Equal(t, d.SchemaVersion, c.SchemaVersion, "%+v", d)
 		require.Equal(t, d.TableID, c.TableID, "%+v", d)
 		require.Equal(t, d.DBID, c.DBID, "%+v", d)
-		require.NotEmpty(t, c.TableName)
-		require.NotEmpty(t, c.DBName)
+		require.Equal(t, d.TableName, c.TableName)
+		require.Equal(t, d.DBName, c.DBName)
+		require.Equal(t, d.JobID, c.Job.GetID())
 	}
+	require.Len(t, cs, i, "one change per DDL step, two per truncate")
 }
 
 // Truncate keeps every answer for ts at or above the new floor.

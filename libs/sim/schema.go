@@ -16,10 +16,21 @@ const (
 )
 
 type column struct {
-	id   int64
-	name string
-	kind int
-	size int // varchar length written
+	id        int64
+	name      string
+	kind      int
+	size      int  // varchar length written
+	writeOnly bool // being dropped: no longer public (TiDB's first step of DROP COLUMN)
+}
+
+// index is a secondary index on one column. The simulator writes no index
+// keys: consumers of record keys never see them, and TiDB's index KVs are
+// not part of the change streams TiStream serves.
+type index struct {
+	id     int64
+	name   string
+	column string
+	state  tidbcodec.SchemaState
 }
 
 // table is a simulated table: its schema and the handles of its live rows.
@@ -29,10 +40,13 @@ type table struct {
 	name      string
 	cols      []column // value columns; the handle column "id" is the record key
 	maxColID  int64
+	indexes   []index
+	maxIdxID  int64
 	handles   []int64
 	handleIdx map[int64]int
 	inflight  int  // transactions writing it
 	ddlBusy   bool // a DDL on it is running: no new writes
+	jobBusy   bool // its last DDL's job is not in the history yet: no new DDL (TiDB runs one job per table)
 	dropped   bool
 	updateTS  uint64
 }
@@ -53,6 +67,14 @@ func newTable(id int64, db *database, valueSize int) *table {
 	}
 	t.maxColID = 4
 	return t
+}
+
+// clone copies the schema of t (not its rows) for a DDL to change.
+func (t *table) clone() *table {
+	c := *t
+	c.cols = append([]column(nil), t.cols...)
+	c.indexes = append([]index(nil), t.indexes...)
+	return &c
 }
 
 func (t *table) addColumn() column {
@@ -126,6 +148,9 @@ func (t *table) info() *tidbcodec.TableInfo {
 	ti.Columns = append(ti.Columns, idCol)
 	for i, c := range t.cols {
 		ci := &tidbcodec.ColumnInfo{ID: c.id, Name: tidbcodec.NewCIStr(c.name), Offset: i + 1, State: tidbcodec.StatePublic, Version: 2}
+		if c.writeOnly {
+			ci.State = tidbcodec.StateWriteOnly
+		}
 		switch c.kind {
 		case colInt:
 			ci.FieldType = tidbcodec.FieldType{Tp: tidbcodec.TypeLong, Flen: 11, Charset: "binary", Collate: "binary"}
@@ -133,6 +158,19 @@ func (t *table) info() *tidbcodec.TableInfo {
 			ci.FieldType = tidbcodec.FieldType{Tp: tidbcodec.TypeVarchar, Flen: c.size, Charset: "utf8mb4", Collate: "utf8mb4_bin"}
 		}
 		ti.Columns = append(ti.Columns, ci)
+	}
+	ti.MaxIndexID = t.maxIdxID
+	for _, x := range t.indexes {
+		for _, ci := range ti.Columns {
+			if ci.Name.O != x.column {
+				continue
+			}
+			if x.state == tidbcodec.StatePublic {
+				ci.FieldType.Flag |= tidbcodec.MultipleKeyFlag
+			}
+			ti.Indices = append(ti.Indices, &tidbcodec.IndexInfo{ID: x.id, Name: tidbcodec.NewCIStr(x.name), State: x.state,
+				Tp: tidbcodec.IndexTypeBtree, Columns: []*tidbcodec.IndexColumn{{Name: ci.Name, Offset: ci.Offset, Length: tidbcodec.UnspecifiedLength}}})
+		}
 	}
 	return ti
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -22,6 +23,14 @@ type Common struct {
 	// profiles and heap dumps are for operators, not for whoever reaches
 	// the port).
 	Pprof bool `yaml:"pprof"`
+	// MaxRecvBytes bounds one message a client sends (0 = 128 MiB, what
+	// an internal Ingest batch may need); public services set a few MiB.
+	MaxRecvBytes int `yaml:"max_recv_bytes"`
+	// MaxConcurrentStreams bounds the calls in flight on one client
+	// connection (0 = 1024).
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// Security: TLS, certificates, tokens (security.go).
+	Security Security `yaml:",inline"`
 }
 
 // RegisterFlags binds the settings to flags named prefix+name, with c's
@@ -30,6 +39,13 @@ func (c *Common) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.GRPCAddr, prefix+"grpc-addr", c.GRPCAddr, "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, prefix+"http-addr", c.HTTPAddr, "HTTP listen address for /metrics, /healthz and /readyz (and /debug/pprof with --pprof)")
 	fs.BoolVar(&c.Pprof, prefix+"pprof", c.Pprof, "serve /debug/pprof on the HTTP address")
+	fs.IntVar(&c.MaxRecvBytes, prefix+"max-recv-bytes", c.MaxRecvBytes, "largest message a client may send (0 = 128 MiB); larger ones are refused with RESOURCE_EXHAUSTED")
+	fs.Func(prefix+"max-concurrent-streams", "calls in flight on one client connection at most (default 1024)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		c.MaxConcurrentStreams = uint32(n)
+		return err
+	})
+	c.Security.RegisterFlags(fs, prefix)
 	fs.StringVar(&c.LogLevel, prefix+"log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, prefix+"log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.StopTimeout, prefix+"stop-timeout", c.StopTimeout, "how long a graceful stop may take before it is forced")
@@ -44,11 +60,17 @@ func (c *Common) Validate(prefix string) error {
 	if c.HTTPAddr == "" {
 		errs = append(errs, fmt.Errorf("--%shttp-addr is required", prefix))
 	}
+	if c.MaxRecvBytes < 0 {
+		errs = append(errs, fmt.Errorf("--%smax-recv-bytes must not be negative", prefix))
+	}
 	if c.StopTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--%sstop-timeout must be positive", prefix))
 	}
 	if _, err := NewLogger(c.LogLevel, c.LogFormat, os.Stderr); err != nil {
 		errs = append(errs, fmt.Errorf("--%slog-level/--%slog-format: %w", prefix, prefix, err))
+	}
+	if err := c.Security.Validate(prefix); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/tistream/tistream/libs/grpcx"
 )
@@ -80,9 +81,18 @@ type KernelConfig struct {
 	// ProbeInterval is how often readiness is re-evaluated for the gRPC
 	// health service (default 500 ms); /readyz evaluates it on each call.
 	ProbeInterval time.Duration
-	// Server are further options for the gRPC server (TLS, auth, limits).
+	// Public: callers may come without a client certificate and
+	// authenticate with a bearer token instead (the api-server and the
+	// meta-server); internal services require a certificate.
+	Public bool
+	// Server are further interceptors for the gRPC server (limits);
+	// message sizes and streams come from Common.
 	Server grpcx.ServerOptions
 }
+
+// defaultMaxConcurrentStreams bounds the calls in flight on one client
+// connection unless Common says otherwise.
+const defaultMaxConcurrentStreams = 1024
 
 // Kernel runs one service: it owns the gRPC and HTTP servers, drives both
 // health surfaces (gRPC health and /readyz) from one probe, records the
@@ -155,7 +165,18 @@ func (k *Kernel) Start(ctx context.Context) error {
 	if !k.state.CompareAndSwap(int32(StateNew), int32(StateStarting)) {
 		return fmt.Errorf("%s: start in state %s", k.cfg.Name, k.State())
 	}
-	g, err := grpcx.NewServerWith(k.cfg.Common.GRPCAddr, k.log, k.cfg.Registry, k.cfg.Server)
+	opts, err := securedServer(k.cfg.Common.Security, k.cfg.Public, k.log, k.cfg.Registry)
+	if err != nil {
+		k.state.Store(int32(StateFailed))
+		return fmt.Errorf("%s: %w", k.cfg.Name, err)
+	}
+	opts.MaxRecvBytes, opts.MaxConcurrentStreams = k.cfg.Common.MaxRecvBytes, k.cfg.Common.MaxConcurrentStreams
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = defaultMaxConcurrentStreams
+	}
+	opts.Unary = append(opts.Unary, k.cfg.Server.Unary...)
+	opts.Stream = append(opts.Stream, k.cfg.Server.Stream...)
+	g, err := grpcx.NewServerWith(k.cfg.Common.GRPCAddr, k.log, k.cfg.Registry, opts)
 	if err != nil {
 		k.state.Store(int32(StateFailed))
 		return fmt.Errorf("%s: %w", k.cfg.Name, err)
@@ -351,4 +372,10 @@ func (k *Kernel) SetServing(name string, serving bool) {
 	if g := k.grpc.Load(); g != nil && k.State() < StateStopping {
 		g.SetServing(name, serving)
 	}
+}
+
+// ClientCredentials are what this service presents when it calls another
+// (ClientCredentials of its security settings).
+func (k *Kernel) ClientCredentials() (credentials.TransportCredentials, error) {
+	return ClientCredentials(k.cfg.Common.Security, k.log)
 }

@@ -46,7 +46,8 @@ func (f *fakeLogic) Ready() error {
 func newTestKernel(logic Logic, pprof bool) *Kernel {
 	return NewKernel(KernelConfig{Name: "test", Log: slog.New(slog.DiscardHandler), ProbeInterval: 10 * time.Millisecond,
 		HealthNames: []string{"test.v1.Test"},
-		Common:      Common{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StopTimeout: time.Second, Pprof: pprof}}, logic)
+		Common: Common{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StopTimeout: time.Second, Pprof: pprof,
+			Security: Security{Insecure: true}}}, logic)
 }
 
 // probes reads both health surfaces: gRPC health of the named service and
@@ -136,7 +137,7 @@ func TestKernelStartFailureReleasesPorts(t *testing.T) {
 	require.NoError(t, err)
 	addr := lis.Addr().String()
 	require.NoError(t, lis.Close())
-	k := NewKernel(KernelConfig{Name: "test", Common: Common{GRPCAddr: addr, HTTPAddr: "127.0.0.1:0"}},
+	k := NewKernel(KernelConfig{Name: "test", Common: Common{GRPCAddr: addr, HTTPAddr: "127.0.0.1:0", Security: Security{Insecure: true}}},
 		&fakeLogic{startErr: errors.New("no etcd")})
 	require.ErrorContains(t, k.Start(context.Background()), "no etcd")
 	require.Equal(t, StateFailed, k.State())

@@ -1,7 +1,6 @@
 package tidbcodec
 
 import (
-	"encoding/binary"
 	"strconv"
 	"strings"
 )
@@ -129,7 +128,7 @@ func MetaSchemaDiffKey(version int64) []byte {
 // sign-flipped EncodeInt form). TiDB also inserts the job into the table
 // mysql.tidb_ddl_history; both copies are written.
 func MetaDDLJobHistoryKey(jobID int64) []byte {
-	return EncodeMetaHashKey([]byte(MetaDDLJobHistory), binary.BigEndian.AppendUint64(nil, uint64(jobID)))
+	return EncodeMetaHashKey([]byte(MetaDDLJobHistory), DDLJobField(jobID))
 }
 
 // MetaKey is a decoded meta key. Field is set for hash data keys, Index for

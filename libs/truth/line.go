@@ -59,6 +59,17 @@ type DDL struct {
 	TableID       int64
 	Action        string // e.g. "create_table", "add_column", "drop_table"
 	SchemaVersion int64  // the tenant's schema version after the change
+
+	// Optional (omitted when empty): the database and table names after
+	// the change (before it, for drops); the dropped table of a truncate;
+	// the DDL job that finished with this change and its statement; the
+	// table's TableInfo JSON after the change (empty for drops).
+	DBName     string
+	TableName  string
+	OldTableID int64
+	JobID      int64
+	Query      string
+	TableInfo  []byte
 }
 
 // Kind tells which field of a Line is set.

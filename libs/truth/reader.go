@@ -223,5 +223,44 @@ func (r *Reader) decodeDDL() error {
 	if d.Action != string(action) { // reuse the string while actions repeat
 		d.Action = string(action)
 	}
+	return r.decodeDDLOptional(d)
+}
+
+// decodeDDLOptional reads the optional fields of a DDL line; absent ones
+// are zero.
+func (r *Reader) decodeDDLOptional(d *DDL) error {
+	sc := &r.sc
+	var err error
+	d.DBName, d.TableName, d.Query, d.TableInfo, d.OldTableID, d.JobID = "", "", "", nil, 0, 0
+	for _, f := range []struct {
+		id  fieldID
+		dst *string
+	}{{fDB, &d.DBName}, {fTable, &d.TableName}, {fQuery, &d.Query}} {
+		if sc.slots[f.id].kind == vNone {
+			continue
+		}
+		v, err := sc.stringField(f.id, &r.scratch)
+		if err != nil {
+			return err
+		}
+		*f.dst = string(v)
+	}
+	if sc.slots[fTableInfo].kind != vNone {
+		v, err := sc.stringField(fTableInfo, &r.scratch)
+		if err != nil {
+			return err
+		}
+		d.TableInfo = bytes.Clone(v)
+	}
+	if sc.slots[fOldTableID].kind != vNone {
+		if d.OldTableID, err = sc.intField(fOldTableID); err != nil {
+			return err
+		}
+	}
+	if sc.slots[fJobID].kind != vNone {
+		if d.JobID, err = sc.intField(fJobID); err != nil {
+			return err
+		}
+	}
 	return nil
 }

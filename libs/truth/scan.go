@@ -24,12 +24,19 @@ const (
 	fResolvedTs
 	fDBID
 	fAction
+	fDB
+	fTable
+	fOldTableID
+	fJobID
+	fQuery
+	fTableInfo
 	nFields
 )
 
 var fieldNames = [nFields]string{
 	"type", "tenant", "table_id", "commit_ts", "start_ts", "op", "key", "value",
 	"schema_version", "ts", "resolved_ts", "db_id", "action",
+	"db", "table", "old_table_id", "job_id", "query", "table_info",
 }
 
 func lookupField(name []byte) (fieldID, bool) {
@@ -61,6 +68,18 @@ func lookupField(name []byte) (fieldID, bool) {
 		return fDBID, true
 	case "action":
 		return fAction, true
+	case "db":
+		return fDB, true
+	case "table":
+		return fTable, true
+	case "old_table_id":
+		return fOldTableID, true
+	case "job_id":
+		return fJobID, true
+	case "query":
+		return fQuery, true
+	case "table_info":
+		return fTableInfo, true
 	}
 	return 0, false
 }

@@ -82,12 +82,14 @@ func (w *Writer) WriteEnd(e End) error {
 }
 
 // WriteDDL writes {"type":"ddl","tenant":T,"commit_ts":N,"db_id":N,
-// "table_id":N,"action":"...","schema_version":N}.
+// "table_id":N,"action":"...","schema_version":N} and the optional fields
+// that are set ("db", "table", "old_table_id", "job_id", "query",
+// "table_info": the TableInfo JSON as a string).
 func (w *Writer) WriteDDL(d DDL) error {
 	if w.err != nil {
 		return w.err
 	}
-	if d.Action == "" || d.DBID < 0 || d.TableID < 0 || d.SchemaVersion < 0 {
+	if d.Action == "" || d.DBID < 0 || d.TableID < 0 || d.SchemaVersion < 0 || d.OldTableID < 0 || d.JobID < 0 {
 		return fmt.Errorf("truth: ddl needs an action and non-negative ids: %+v", d)
 	}
 	b := append(w.buf, `{"type":"ddl","tenant":`...)
@@ -102,8 +104,28 @@ func (w *Writer) WriteDDL(d DDL) error {
 	b = appendString(b, d.Action)
 	b = append(b, `,"schema_version":`...)
 	b = strconv.AppendInt(b, d.SchemaVersion, 10)
+	b = appendOptString(b, `,"db":`, d.DBName)
+	b = appendOptString(b, `,"table":`, d.TableName)
+	b = appendOptInt(b, `,"old_table_id":`, d.OldTableID)
+	b = appendOptInt(b, `,"job_id":`, d.JobID)
+	b = appendOptString(b, `,"query":`, d.Query)
+	b = appendOptString(b, `,"table_info":`, string(d.TableInfo))
 	w.buf = append(b, "}\n"...)
 	return w.maybeFlush()
+}
+
+func appendOptString(b []byte, field, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, field...), s)
+}
+
+func appendOptInt(b []byte, field string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, field...), v, 10)
 }
 
 // appendString appends s as a JSON string, escaping what JSON requires.

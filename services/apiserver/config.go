@@ -33,6 +33,12 @@ type Config struct {
 	MaxHeldRows int `yaml:"max_held_rows"`
 	// MaxPulls bounds the open pulls; more are refused with RESOURCE_EXHAUSTED.
 	MaxPulls int `yaml:"max_pulls"`
+	// MaxPullsPerTenant and MaxPullsPerClient bound the open pulls of one
+	// tenant and of one caller (its certificate or token identity, or its
+	// address without authentication), so one tenant or client cannot take
+	// the api-server's memory from the others.
+	MaxPullsPerTenant int `yaml:"max_pulls_per_tenant"`
+	MaxPullsPerClient int `yaml:"max_pulls_per_client"`
 	// RegistryTimeout bounds one call to the schema registry.
 	RegistryTimeout time.Duration `yaml:"registry_timeout"`
 	// StartWait is how long opening a pull waits for the schema registry to
@@ -43,15 +49,19 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		// Clients send small requests: a few MiB is plenty, and bounds
+		// what an anonymous caller can make the server allocate.
 		Common: svc.Common{GRPCAddr: ":7630", HTTPAddr: ":7631", LogLevel: "info", LogFormat: "text",
-			StopTimeout: 10 * time.Second},
+			StopTimeout: 10 * time.Second, MaxRecvBytes: 4 << 20, MaxConcurrentStreams: 256},
 		PollInterval:      100 * time.Millisecond,
 		CacheBytes:        256 << 20,
 		MaxBatchRows:      1024,
 		MaxBatchBytes:     1 << 20,
 		MaxEntriesPerPoll: 16,
 		MaxHeldRows:       256 << 10,
-		MaxPulls:          4096,
+		MaxPulls:          1024,
+		MaxPullsPerTenant: 256,
+		MaxPullsPerClient: 64,
 		RegistryTimeout:   10 * time.Second,
 		StartWait:         30 * time.Second,
 	}
@@ -68,6 +78,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxEntriesPerPoll, p+"max-entries-per-poll", c.MaxEntriesPerPoll, "range log entries a pull reads per range per round")
 	fs.IntVar(&c.MaxHeldRows, p+"max-held-rows", c.MaxHeldRows, "rows a pull holds while waiting for the schema registry before it stops reading")
 	fs.IntVar(&c.MaxPulls, p+"max-pulls", c.MaxPulls, "open pulls at most; more get RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxPullsPerTenant, p+"max-pulls-per-tenant", c.MaxPullsPerTenant, "open pulls of one tenant at most")
+	fs.IntVar(&c.MaxPullsPerClient, p+"max-pulls-per-client", c.MaxPullsPerClient, "open pulls of one client (identity, or address without authentication) at most")
 	fs.DurationVar(&c.RegistryTimeout, p+"registry-timeout", c.RegistryTimeout, "timeout of one schema registry call")
 	fs.DurationVar(&c.StartWait, p+"start-wait", c.StartWait, "how long a new pull waits for the schema registry to reach its start ts")
 }
@@ -87,6 +99,8 @@ func (c *Config) Validate() error {
 	positive("max-entries-per-poll", c.MaxEntriesPerPoll > 0)
 	positive("max-held-rows", c.MaxHeldRows > 0)
 	positive("max-pulls", c.MaxPulls > 0)
+	positive("max-pulls-per-tenant", c.MaxPullsPerTenant > 0)
+	positive("max-pulls-per-client", c.MaxPullsPerClient > 0)
 	positive("registry-timeout", c.RegistryTimeout > 0)
 	positive("start-wait", c.StartWait > 0)
 	return errors.Join(errs...)

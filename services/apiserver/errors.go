@@ -2,8 +2,14 @@ package apiserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+
+	"github.com/tistream/tistream/libs/auth"
+	"google.golang.org/grpc/peer"
 
 	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/pool"
@@ -50,11 +56,38 @@ func (s *Service) pullStatus(ctx context.Context, err error) error {
 	}
 	switch {
 	case errors.Is(err, container.ErrCorrupt):
-		return status.Errorf(codes.DataLoss, "%v", err)
+		return s.internalError(codes.DataLoss, "stored change data failed its integrity check", err)
 	case errors.Is(err, pool.ErrCompacted):
-		return status.Errorf(codes.OutOfRange, "%v", err)
+		return s.internalError(codes.OutOfRange, "the data at the requested ts was removed by retention; pull from a later ts", err)
 	case errors.Is(err, pool.ErrNoManifest):
-		return status.Errorf(codes.NotFound, "%v", err)
+		return s.internalError(codes.NotFound, "the tenant has no data", err)
 	}
-	return status.Errorf(codes.Unavailable, "%v: %s", err, resumeHint)
+	return s.internalError(codes.Unavailable, "the change data could not be read; "+resumeHint, err)
+}
+
+// clientOf names the caller for the per-client bound: its authenticated
+// identity, else its address.
+func clientOf(ctx context.Context) string {
+	if id, ok := auth.FromContext(ctx); ok {
+		return string(id.Role) + "/" + id.Name
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		host, _, err := net.SplitHostPort(p.Addr.String())
+		if err == nil {
+			return "addr/" + host
+		}
+		return "addr/" + p.Addr.String()
+	}
+	return "unknown"
+}
+
+// internalError is what a client learns of a failure inside the server: a
+// code, what failed in its terms and an incident id; the detail (object
+// keys, buckets, layout) goes to the server log under that id only.
+func (s *Service) internalError(code codes.Code, what string, err error) error {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	s.log.Warn("pull failed", "incident", id, "code", code.String(), "what", what, "err", err)
+	return status.Errorf(code, "%s (incident %s in the api-server's log)", what, id)
 }

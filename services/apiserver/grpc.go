@@ -65,9 +65,9 @@ var errNoTenant = status.Error(codes.InvalidArgument, "tenant_id is required")
 
 // serve runs one pull to its end and returns the status it ends with.
 func (s *Service) serve(ctx context.Context, sp spec, send sendFunc) error {
-	st, ok := s.admit(sp.kind)
-	if !ok {
-		return status.Errorf(codes.ResourceExhausted, "the api-server serves %d pulls already; retry later or on another api-server", s.cfg.MaxPulls)
+	st, err := s.admit(sp.kind, sp.tenant, clientOf(ctx))
+	if err != nil {
+		return err
 	}
 	defer s.release(st)
 	ctx, cancel := context.WithCancel(ctx)
@@ -119,7 +119,7 @@ func (s *Service) open(ctx context.Context, sp spec, st *pullState, send sendFun
 	case errors.Is(err, pool.ErrNoManifest):
 		return nil, status.Errorf(codes.NotFound, "tenant %d has no data in the committed data pool", sp.tenant)
 	case err != nil:
-		return nil, fmt.Errorf("open the pool of tenant %d at ts %d: %w", sp.tenant, start, err)
+		return nil, s.internalError(codes.Unavailable, fmt.Sprintf("tenant %d: the change data at ts %d could not be opened; %s", sp.tenant, start, resumeHint), err)
 	}
 	p := &pull{s: s, state: st, tenant: sp.tenant, puller: puller, sch: t.sch, sent: max(start, 1) - 1,
 		out: &batcher{send: send, kind: sp.kind, m: s.m, maxRows: s.cfg.MaxBatchRows, maxBytes: s.cfg.MaxBatchBytes}}
@@ -138,7 +138,12 @@ func (s *Service) outOfRange(ctx context.Context, tenant, start uint64, span tid
 	}
 	oldest = max(oldest, floor)
 	if perr != nil || oldest <= start {
-		return status.Errorf(codes.OutOfRange, "tenant %d: start ts %d is older than the retained data: %v", tenant, start, cause)
+		return s.internalError(codes.OutOfRange, fmt.Sprintf("tenant %d: start ts %d is older than the retained data", tenant, start), errors.Join(cause, perr))
 	}
-	return status.Errorf(codes.OutOfRange, "tenant %d: start ts %d is older than the retained data; the oldest available start ts is %d", tenant, start, oldest)
+	st := status.Newf(codes.OutOfRange, "tenant %d: start ts %d is older than the retained data; the oldest available start ts is %d", tenant, start, oldest)
+	// Clients read the oldest start ts from the detail, not the text.
+	if withDetail, err := st.WithDetails(&apiv1.StartTsOutOfRange{OldestStartTs: oldest}); err == nil {
+		st = withDetail
+	}
+	return st.Err()
 }

@@ -157,6 +157,7 @@ func startRegistry(t *testing.T, f *fixture, pl objstore.Store, tune ...func(*sc
 	}
 	cfg := schemaregistry.DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.RetryBackoff, cfg.MaxRetryBackoff = 10*time.Millisecond, 100*time.Millisecond
 	cfg.Retention = 0
@@ -167,7 +168,7 @@ func startRegistry(t *testing.T, f *fixture, pl objstore.Store, tune ...func(*sc
 	require.NoError(t, err)
 	r := &env{cli: cli, cfg: cfg, pool: pl, store: store}
 	r.registry = r.runRegistry(t, cfg)
-	conn, err := grpcx.Dial(r.registry.GRPCAddr())
+	conn, err := grpcx.Dial(r.registry.GRPCAddr(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	r.schema = schemav1.NewSchemaRegistryServiceClient(conn)
@@ -224,6 +225,7 @@ func startServer(t *testing.T, store objstore.Store, schema schemav1.SchemaRegis
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.StartWait = 5 * time.Second
 	for _, f := range tune {
@@ -233,7 +235,7 @@ func startServer(t *testing.T, store objstore.Store, schema schemav1.SchemaRegis
 	s, err := New(cfg, Deps{Log: svctest.Logger(t, slog.LevelWarn), Registry: reg, Pool: store, Schema: schema})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
-	conn, err := grpcx.Dial(s.GRPCAddr())
+	conn, err := grpcx.Dial(s.GRPCAddr(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		conn.Close()

@@ -25,6 +25,7 @@ type metrics struct {
 	resolvedLag   *prometheus.HistogramVec
 	registryCalls *prometheus.CounterVec
 	storeRequests *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	m := &metrics{
 		pullsOpen: f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_apiserver_pulls_open",
 			Help: "Pulls being served, by kind (table, db, tenant)."}, []string{"kind"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_refused_total",
+			Help: "Pulls refused by a bound: max_pulls, max_pulls_per_tenant, max_pulls_per_client."}, []string{"bound"}),
 		pullsEnded: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_pulls_ended_total",
 			Help: "Pulls that ended, by kind and gRPC code."}, []string{"kind", "code"}),
 		rowsSent: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_rows_sent_total",

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -13,9 +12,9 @@ import (
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/replay"
-	"github.com/tistream/tistream/libs/truth"
 	"github.com/tistream/tistream/libs/verify"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
+	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"github.com/tistream/tistream/services/schemaregistry"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,74 +27,6 @@ func pullCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), pullTimeout)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-var ddlKindOf = map[string]apiv1.DDL_Kind{
-	"create_table": apiv1.DDL_KIND_CREATE_TABLE,
-	"add_column":   apiv1.DDL_KIND_ALTER_TABLE,
-	"drop_table":   apiv1.DDL_KIND_DROP_TABLE,
-}
-
-// checkDDLs compares the DDL events of a pull with the truth's DDLs.
-func checkDDLs(t *testing.T, want []truth.DDL, got []*apiv1.DDL) {
-	t.Helper()
-	type ddl struct {
-		commitTs      uint64
-		tableID, dbID int64
-		kind          apiv1.DDL_Kind
-		version       int64
-	}
-	w := make([]ddl, len(want))
-	for i, d := range want {
-		w[i] = ddl{d.CommitTs, d.TableID, d.DBID, ddlKindOf[d.Action], d.SchemaVersion}
-	}
-	g := make([]ddl, len(got))
-	for i, d := range got {
-		g[i] = ddl{d.CommitTs, d.TableId, d.DbId, d.Kind, d.SchemaVersion}
-		require.Equal(t, fmt.Sprintf("sbtest%d", d.TableId), d.TableName)
-		if d.Kind == apiv1.DDL_KIND_DROP_TABLE {
-			require.Empty(t, d.TableInfoJson)
-		} else {
-			require.NotEmpty(t, d.TableInfoJson)
-		}
-	}
-	require.Equal(t, w, g)
-}
-
-// tablesAt is the truth's tables of a tenant's database at ts: the schema
-// snapshot's (listed through the API at the snapshot's ts) with the DDLs
-// up to ts applied.
-func tablesAt(t *testing.T, s *server, f *fixture, tenant uint64, db string, ts uint64) []int64 {
-	t.Helper()
-	ctx := pullCtx(t)
-	snap := f.snapTs[tenant]
-	dbs, err := s.client.ListDBs(ctx, &apiv1.ListDBsRequest{TenantId: tenant, Ts: snap})
-	require.NoError(t, err)
-	var dbID int64
-	for _, d := range dbs.Dbs {
-		if d.Name == db {
-			dbID = d.Id
-		}
-	}
-	require.NotZero(t, dbID, "database %s", db)
-	initial, err := s.client.ListTables(ctx, &apiv1.ListTablesRequest{TenantId: tenant, Db: db, Ts: snap})
-	require.NoError(t, err)
-	set := map[int64]bool{}
-	for _, tb := range initial.Tables {
-		set[tb.Id] = true
-	}
-	for _, d := range f.ddls {
-		if d.Tenant != tenant || d.CommitTs > ts || d.DBID != dbID {
-			continue
-		}
-		switch d.Action {
-		case "create_table":
-			set[d.TableID] = true
-		case "drop_table":
-			delete(set, d.TableID)
-		}
-	}
-	return slices.Sorted(maps.Keys(set))
 }
 
 // dbID finds a database's id through the API.
@@ -129,36 +60,6 @@ func TestPullTenantMatchesTruth(t *testing.T) {
 	}
 }
 
-// tableWithDDL picks a table of tenant 1 that exists at from and is
-// altered after it.
-func tableWithDDL(t *testing.T, f *fixture, from uint64) int64 {
-	created, dropped := map[int64]uint64{}, map[int64]uint64{}
-	for _, d := range f.ddls {
-		if d.Tenant != 1 {
-			continue
-		}
-		switch d.Action {
-		case "create_table":
-			created[d.TableID] = d.CommitTs
-		case "drop_table":
-			dropped[d.TableID] = d.CommitTs
-		}
-	}
-	for _, d := range f.ddls {
-		if d.Tenant == 1 && d.Action == "add_column" && d.CommitTs > from {
-			if c, ok := created[d.TableID]; ok && c >= from {
-				continue
-			}
-			if dr, ok := dropped[d.TableID]; ok && dr < from {
-				continue
-			}
-			return d.TableID
-		}
-	}
-	t.Fatal("no table altered after the start ts")
-	return 0
-}
-
 // TestPullTableAndDB pulls one table (by id and by names) and one
 // database from the middle of the history and verifies them against the
 // truth, DDL events included (tables created in the database later too).
@@ -174,7 +75,7 @@ func TestPullTableAndDB(t *testing.T) {
 	require.NoError(t, err)
 	byID := collect(t, recv, 1, f.final)
 	check(t, f, byID, verify.Options{Tenant: &one, Tables: []int64{id}, From: from})
-	checkDDLs(t, f.ddlsOf(1, from, []int64{id}), byID.ddls)
+	checkDDLs(t, tableDDLs(f, 1, from, id), byID.ddls)
 	require.NotEmpty(t, byID.ddls)
 
 	// The same table by names.
@@ -186,33 +87,36 @@ func TestPullTableAndDB(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, db)
-	recv, err = s.open(pullCtx(t), req{kind: kindTable, tenant: 1, db: db, table: fmt.Sprintf("sbtest%d", id), start: from})
+	listed, err := s.client.ListTables(pullCtx(t), &apiv1.ListTablesRequest{TenantId: 1, Db: db, Ts: from})
+	require.NoError(t, err)
+	var name string
+	for _, tb := range listed.Tables {
+		if tb.Id == id {
+			name = tb.Name
+		}
+	}
+	recv, err = s.open(pullCtx(t), req{kind: kindTable, tenant: 1, db: db, table: name, start: from})
 	require.NoError(t, err)
 	byName := collect(t, recv, 1, f.final)
 	require.Equal(t, byID.jsonl.String(), byName.jsonl.String())
 
-	// The database: its tables at the start and those created in it later.
+	// The database: its tables at the start and those that come into it
+	// later; rows checked for those that stay in it throughout.
 	tables := tablesAt(t, s, f, 1, "db2", from)
-	listed, err := s.client.ListTables(pullCtx(t), &apiv1.ListTablesRequest{TenantId: 1, Db: "db2", Ts: from})
+	listed, err = s.client.ListTables(pullCtx(t), &apiv1.ListTablesRequest{TenantId: 1, Db: "db2", Ts: from})
 	require.NoError(t, err)
 	var ids []int64
 	for _, tb := range listed.Tables {
 		ids = append(ids, tb.Id)
-		require.Equal(t, fmt.Sprintf("sbtest%d", tb.Id), tb.Name)
 		require.NotEmpty(t, tb.TableInfoJson)
 	}
 	require.Equal(t, tables, ids, "ListTables at the start ts")
-	db2 := dbID(t, s, 1, "db2")
-	for _, d := range f.ddlsOf(1, from, nil) {
-		if d.Action == "create_table" && d.DBID == db2 {
-			tables = append(tables, d.TableID)
-		}
-	}
+	ddls, steady := dbPullExpect(t, s, f, 1, "db2", from)
 	recv, err = s.open(pullCtx(t), req{kind: kindDB, tenant: 1, db: "db2", start: from})
 	require.NoError(t, err)
 	p := collect(t, recv, 1, f.final)
-	check(t, f, p, verify.Options{Tenant: &one, Tables: tables, From: from})
-	checkDDLs(t, f.ddlsOf(1, from, tables), p.ddls)
+	check(t, f, p, verify.Options{Tenant: &one, Tables: steady, From: from})
+	checkDDLs(t, ddls, p.ddls)
 }
 
 // TestPullFollowsNewData opens a pull while the pool is still being
@@ -477,7 +381,12 @@ func TestPullWaitsForRegistry(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		again, _ := e.registry.TenantStatus(tenant)
-		regAt = again.Resolved
+		// Changes are served up to where they are complete, jobs
+		// included: at or below the registry's resolved ts.
+		resp, err := e.schema.GetSchemaChanges(pullCtx(t), &schemav1.GetSchemaChangesRequest{TenantId: tenant,
+			FromTs: f.snapTs[tenant], ToTs: f.snapTs[tenant]})
+		require.NoError(t, err)
+		regAt = resp.ResolvedTs
 		return again.Resolved == st.Resolved
 	})
 	require.Less(t, regAt, f.final)

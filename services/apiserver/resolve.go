@@ -47,6 +47,13 @@ func (s *Service) resolve(ctx context.Context, sp spec, ts, base uint64) (target
 			return target{}, err
 		}
 		sch.table, sch.version = t.Id, t.SchemaVersion
+		if partitioned(t.InfoJson) {
+			// Partitions are keyed by their own ids, anywhere in the
+			// tenant's key space: read it all, keep the partitions.
+			sch.member = newMembers()
+			sch.member.set(t.Id, t.InfoJson)
+			return target{span: tenantSpan, filter: recordKeys, sch: sch}, nil
+		}
 		span := tidbcodec.TableRecordSpan(t.Id)
 		return target{span: span, filter: span.Contains, sch: sch}, nil
 	case kindDB:
@@ -71,9 +78,9 @@ func (s *Service) resolve(ctx context.Context, sp spec, ts, base uint64) (target
 		if err != nil {
 			return target{}, err
 		}
-		sch.member = map[int64]bool{}
+		sch.member = newMembers()
 		for _, t := range tables {
-			sch.member[t.Id] = true
+			sch.member.set(t.Id, t.InfoJson)
 			sch.version = max(sch.version, t.SchemaVersion)
 		}
 		return target{span: tenantSpan, filter: recordKeys, sch: sch}, nil
@@ -183,7 +190,7 @@ func (s *Service) firstSnapshotTs(ctx context.Context, tenant uint64) (uint64, b
 func (s *Service) defaultStart(ctx context.Context, tenant uint64) (uint64, error) {
 	ts, ok, err := s.firstSnapshotTs(ctx, tenant)
 	if err != nil {
-		return 0, status.Errorf(codes.Unavailable, "read the pool: %v", err)
+		return 0, s.internalError(codes.Unavailable, "the change data could not be read; "+resumeHint, err)
 	}
 	if ok {
 		return ts, nil

@@ -18,9 +18,9 @@ type schemaFollower struct {
 	s      *Service
 	tenant uint64
 	kind   string
-	table  int64          // table pulls
-	db     int64          // database pulls
-	member map[int64]bool // database pulls: the database's tables now
+	table  int64    // table pulls
+	db     int64    // database pulls
+	member *members // database pulls, and pulls of a partitioned table: what is followed now
 	// known: every change with commit_ts <= known has been fetched.
 	known   uint64
 	version int64 // the schema version after the changes applied so far
@@ -108,56 +108,54 @@ func (f *schemaFollower) applyThrough(ts uint64, emit func(*apiv1.DDL) error) er
 	return nil
 }
 
-var ddlKinds = map[schemav1.SchemaChange_Kind]apiv1.DDL_Kind{
-	schemav1.SchemaChange_KIND_CREATE_TABLE: apiv1.DDL_KIND_CREATE_TABLE,
-	schemav1.SchemaChange_KIND_ALTER_TABLE:  apiv1.DDL_KIND_ALTER_TABLE,
-	schemav1.SchemaChange_KIND_DROP_TABLE:   apiv1.DDL_KIND_DROP_TABLE,
-}
-
 // apply updates what the pull covers and returns the change's DDL event if
-// it concerns a pulled table.
+// it concerns the pull.
 func (f *schemaFollower) apply(c *schemav1.SchemaChange) *apiv1.DDL {
-	if c.Kind == schemav1.SchemaChange_KIND_DROP_DATABASE && f.kind == kindDB && c.DbId == f.db {
-		clear(f.member)
-		return nil
-	}
-	kind, ok := ddlKinds[c.Kind]
-	if !ok {
-		return nil
-	}
+	d := ddlEvent(c)
 	switch f.kind {
+	case kindTenant:
+		return d
 	case kindTable:
-		if c.TableId != f.table {
+		if d == nil || (c.TableId != f.table && d.OldTableId != f.table) {
 			return nil
 		}
-	case kindDB:
-		in := f.member[c.TableId]
-		switch {
-		case c.Kind == schemav1.SchemaChange_KIND_DROP_TABLE:
-			if !in && c.DbId != f.db {
-				return nil
-			}
-			delete(f.member, c.TableId)
-		case c.DbId == f.db:
-			f.member[c.TableId] = true // created in, or moved into, the database
-		case in:
-			delete(f.member, c.TableId) // moved to another database
-		default:
-			return nil
+		if f.member != nil && d.TableId == f.table && d.Kind != apiv1.DDL_KIND_DROP_TABLE {
+			f.member.set(f.table, d.TableInfoJson) // partitions added or dropped
 		}
+		return d
 	}
-	d := &apiv1.DDL{CommitTs: c.CommitTs, Kind: kind, DbId: c.DbId, TableId: c.TableId,
-		DbName: c.DbName, TableName: c.TableName}
-	if kind != apiv1.DDL_KIND_DROP_TABLE {
-		d.TableInfoJson = c.InfoJson
+	if c.Kind == schemav1.SchemaChange_KIND_DROP_DATABASE {
+		if c.DbId != f.db {
+			return nil
+		}
+		f.member.clear()
+		return d
+	}
+	if d == nil || c.TableId == 0 {
+		return nil
+	}
+	in := f.member.has(c.TableId) || (d.OldTableId != 0 && f.member.has(d.OldTableId))
+	switch {
+	case d.Kind == apiv1.DDL_KIND_DROP_TABLE:
+		if !in && c.DbId != f.db {
+			return nil
+		}
+		f.member.remove(c.TableId)
+	case c.DbId == f.db:
+		f.member.remove(d.OldTableId)
+		f.member.set(c.TableId, d.TableInfoJson) // created in, moved into, or altered in the database
+	case in:
+		f.member.remove(c.TableId) // moved to another database
+	default:
+		return nil
 	}
 	return d
 }
 
 // wants tells whether rows of the table are pulled at the current position.
 func (f *schemaFollower) wants(tableID int64) bool {
-	if f.kind == kindDB {
-		return f.member[tableID]
+	if f.member != nil {
+		return f.member.wanted[tableID]
 	}
 	return true
 }

@@ -15,6 +15,8 @@ import (
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Deps are what the api-server reads from.
@@ -47,13 +49,17 @@ type Service struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
-	mu    sync.Mutex
-	pulls map[*pullState]struct{}
+	mu      sync.Mutex
+	pulls   map[*pullState]struct{}
+	pullsOf map[uint64]int // open pulls by tenant
+	pullsBy map[string]int // open pulls by client
 }
 
 // pullState is what the service knows of one open pull (for metrics).
 type pullState struct {
 	kind     string
+	tenant   uint64
+	client   string
 	resolved atomic.Uint64 // last resolved ts sent
 }
 
@@ -86,6 +92,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	stopping, stop := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, log: deps.Log.With("service", "api-server"), reg: deps.Registry, schema: deps.Schema,
 		now: deps.Now, stopping: stopping, stop: stop, pulls: map[*pullState]struct{}{},
+		pullsOf: map[uint64]int{}, pullsBy: map[string]int{},
 		pos: positions{m: map[uint64]position{}}}
 	// Remembering a missing log entry for half a poll interval lets every
 	// pull following a range share one GET per interval.
@@ -93,7 +100,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.m = newMetrics(deps.Registry, s)
 	s.store = newCountingStore(deps.Pool, s.m)
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "api-server", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
-		HealthNames: []string{serviceName}}, svc.Funcs{
+		HealthNames: []string{serviceName}, Public: true}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { apiv1.RegisterTiStreamServiceServer(g, &handler{s: s}) },
 		OnStop:     s.stopPulls,
 		OnReady:    s.ready,
@@ -115,23 +122,44 @@ func (s *Service) stopPulls(context.Context) error {
 	return nil
 }
 
-// admit registers an open pull, or refuses it beyond MaxPulls.
-func (s *Service) admit(kind string) (*pullState, bool) {
+// admit registers an open pull, or says which bound refuses it.
+func (s *Service) admit(kind string, tenant uint64, client string) (*pullState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pulls) >= s.cfg.MaxPulls {
-		return nil, false
+	switch {
+	case len(s.pulls) >= s.cfg.MaxPulls:
+		return nil, s.refusePull("max_pulls", "the api-server serves %d pulls already (--max-pulls); retry later or on another api-server", s.cfg.MaxPulls)
+	case s.pullsOf[tenant] >= s.cfg.MaxPullsPerTenant:
+		return nil, s.refusePull("max_pulls_per_tenant", "tenant %d has %d pulls open (--max-pulls-per-tenant)", tenant, s.cfg.MaxPullsPerTenant)
+	case s.pullsBy[client] >= s.cfg.MaxPullsPerClient:
+		return nil, s.refusePull("max_pulls_per_client", "this client has %d pulls open (--max-pulls-per-client)", s.cfg.MaxPullsPerClient)
 	}
-	p := &pullState{kind: kind}
+	p := &pullState{kind: kind, tenant: tenant, client: client}
 	s.pulls[p] = struct{}{}
+	s.pullsOf[tenant]++
+	s.pullsBy[client]++
 	s.m.pullsOpen.WithLabelValues(kind).Inc()
-	return p, true
+	return p, nil
+}
+
+func (s *Service) refusePull(bound, format string, args ...any) error {
+	s.m.refused.WithLabelValues(bound).Inc()
+	return status.Errorf(codes.ResourceExhausted, format, args...)
 }
 
 func (s *Service) release(p *pullState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pulls, p)
+	dec := func(m map[string]int, k string) {
+		if m[k]--; m[k] <= 0 {
+			delete(m, k)
+		}
+	}
+	if s.pullsOf[p.tenant]--; s.pullsOf[p.tenant] <= 0 {
+		delete(s.pullsOf, p.tenant)
+	}
+	dec(s.pullsBy, p.client)
 	s.m.pullsOpen.WithLabelValues(p.kind).Dec()
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/tistream/tistream/libs/grpcx"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -27,6 +29,7 @@ var errPoolClosed = errors.New("dispatcher is stopping")
 // new one, so the requests of one run on one connection are never split
 // across two gRPC streams (which could reorder them).
 type connPool struct {
+	creds   credentials.TransportCredentials // what the dispatcher presents to sorters
 	log     *slog.Logger
 	m       *metrics
 	deliver func(addr string, resp *sorterv1.IngestResponse)
@@ -37,8 +40,8 @@ type connPool struct {
 	wg     sync.WaitGroup // every connection's send and receive loops
 }
 
-func newConnPool(log *slog.Logger, m *metrics, deliver func(string, *sorterv1.IngestResponse)) *connPool {
-	return &connPool{log: log, m: m, deliver: deliver, conns: map[string]*sorterConn{}}
+func newConnPool(log *slog.Logger, m *metrics, creds credentials.TransportCredentials, deliver func(string, *sorterv1.IngestResponse)) *connPool {
+	return &connPool{log: log, m: m, creds: creds, deliver: deliver, conns: map[string]*sorterConn{}}
 }
 
 // get returns the live connection to addr, opening one if needed.
@@ -51,7 +54,7 @@ func (p *connPool) get(addr string) (*sorterConn, error) {
 	if c := p.conns[addr]; c != nil {
 		return c, nil
 	}
-	cc, err := grpcx.Dial(addr)
+	cc, err := grpcx.Dial(addr, p.creds)
 	if err != nil {
 		return nil, err
 	}

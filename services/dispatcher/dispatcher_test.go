@@ -464,7 +464,7 @@ func TestNotifyWakesStream(t *testing.T) {
 	d1, _ := v.dispatcher("d1", func(c *Config) { c.PollInterval = time.Hour })
 	eventually(t, func() bool { return v.checkpointSeq(store) == half }, "checkpoint reaches %d", half)
 	v.feed(store, half+1, last)
-	cc, err := grpcx.Dial(d1.GRPCAddr())
+	cc, err := grpcx.Dial(d1.GRPCAddr(), nil)
 	require.NoError(t, err)
 	defer cc.Close()
 	cli := dispatcherv1.NewDispatcherServiceClient(cc)
@@ -484,6 +484,7 @@ func TestStartFailureThenStop(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ID = "d1"
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "256.0.0.1:1"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	s, err := New(cfg, Deps{Etcd: v.cli, Buffer: v.buffer})
 	require.NoError(t, err)
 	require.Error(t, s.Start(context.Background()))
@@ -493,6 +494,8 @@ func TestStartFailureThenStop(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	cfg := DefaultConfig()
+	require.ErrorContains(t, cfg.Validate(), "--tls-cert is required", "TLS by default")
+	cfg.Security.Insecure = true
 	require.NoError(t, cfg.Validate())
 	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
@@ -505,7 +508,9 @@ func TestConfigValidate(t *testing.T) {
 	cfg = DefaultConfig()
 	cfg.ID = ""
 	require.ErrorContains(t, cfg.Validate(), "--id")
-	_, err = New(DefaultConfig(), Deps{})
+	cfg = DefaultConfig()
+	cfg.Security.Insecure = true
+	_, err = New(cfg, Deps{})
 	require.ErrorContains(t, err, "etcd")
 }
 

@@ -176,6 +176,7 @@ func (v *env) dispatcher(id string, tweak func(*Config)) (*Service, *prometheus.
 	cfg := DefaultConfig()
 	cfg.ID = id
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.PollInterval = 50 * time.Millisecond
 	cfg.CheckpointInterval = 50 * time.Millisecond
 	cfg.LeaseTTL = 5 * time.Second

@@ -99,7 +99,11 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
 	s.worker.Set(reg)
 	rootCtx, rootCancel := context.WithCancel(context.Background())
 	s.rootCancel = rootCancel
-	s.pool = newConnPool(s.log, s.m, s.deliver)
+	creds, err := k.ClientCredentials()
+	if err != nil {
+		return errors.Join(err, reg.Close())
+	}
+	s.pool = newConnPool(s.log, s.m, creds, s.deliver)
 	s.routes = newRoutes(rootCtx, s.etcd, s.log, func() { s.pool.prune(s.routes.liveAddrs()) })
 	s.routes.wg.Add(1)
 	go func() {

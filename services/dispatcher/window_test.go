@@ -14,7 +14,9 @@ import (
 // it is durable in every range it fed, counting only acks of the sorter each
 // batch went to.
 func TestWindowCheckpointRule(t *testing.T) {
-	s, err := New(DefaultConfig(), Deps{Etcd: &clientv3.Client{}, Buffer: objstore.NewMemory()})
+	cfg := DefaultConfig()
+	cfg.Security.Insecure = true
+	s, err := New(cfg, Deps{Etcd: &clientv3.Client{}, Buffer: objstore.NewMemory()})
 	require.NoError(t, err)
 	st := newStream(s, streamKey{1, 1}, 1, 1, 0)
 	snap := &routeSnap{owners: map[uint64]rangeOwner{1: {sorter: "a", addr: "A", epoch: 1}, 2: {sorter: "b", addr: "B", epoch: 1}},

@@ -46,13 +46,45 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// RetentionInterval: how often the leader looks for expired ranges.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
+
+	// Bounds on what a MetaService client controls (docs/operations.md,
+	// "Bounds"). Over a bound a call is refused, nothing changes, and
+	// tistream_meta_requests_refused_total counts it.
+
+	// MaxKeyBytes bounds a key a client gives (SplitRange's split_key): it
+	// is stored in etcd and in every manifest.
+	MaxKeyBytes int `yaml:"max_key_bytes"`
+	// MaxRangesPerTenant bounds a tenant's ACTIVE ranges: a split beyond
+	// it, or a registration asking for more, is refused.
+	MaxRangesPerTenant int `yaml:"max_ranges_per_tenant"`
+	// RangeOpsPerMinute is each tenant's token bucket for SplitRange and
+	// MergeRanges together: this many per minute, and as many at once.
+	RangeOpsPerMinute int `yaml:"range_ops_per_minute"`
+	// MaxStoresPerTenant bounds a tenant's stream tasks: NotifyStoreFile for
+	// a store without a stream creates one, up to this many.
+	MaxStoresPerTenant int `yaml:"max_stores_per_tenant"`
+	// MaxConcurrentCalls bounds the MetaService calls served at once; more
+	// are refused at once.
+	MaxConcurrentCalls int `yaml:"max_concurrent_calls"`
 }
+
+// defaultMaxRecvBytes is the meta-server's --max-recv-bytes: its requests
+// are ids and at most one key of --max-key-bytes, so a message beyond this
+// is refused by gRPC before it is decoded (the services' default, 128 MiB,
+// is sized for Ingest batches).
+const defaultMaxRecvBytes = 1 << 20
+
+// Limits of the bounds' settings themselves.
+const (
+	minKeyBytes = 64
+	maxKeyBytes = 64 << 10
+)
 
 // DefaultConfig is the configuration with every default.
 func DefaultConfig() Config {
 	return Config{
 		Common: svc.Common{GRPCAddr: ":7100", HTTPAddr: ":7101", LogLevel: "info", LogFormat: "text",
-			StopTimeout: 30 * time.Second},
+			StopTimeout: 30 * time.Second, MaxRecvBytes: defaultMaxRecvBytes},
 		SessionTTL:         10 * time.Second,
 		ScheduleInterval:   2 * time.Second,
 		InitialRanges:      1,
@@ -62,6 +94,11 @@ func DefaultConfig() Config {
 		WatermarkCacheTTL:  2 * time.Second,
 		Retention:          24 * time.Hour,
 		RetentionInterval:  time.Minute,
+		MaxKeyBytes:        4 << 10,
+		MaxRangesPerTenant: 10_000,
+		RangeOpsPerMinute:  60,
+		MaxStoresPerTenant: 1024,
+		MaxConcurrentCalls: 256,
 	}
 }
 
@@ -78,6 +115,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WatermarkCacheTTL, "watermark-cache-ttl", c.WatermarkCacheTTL, "how long ListTasks reuses a range's published watermark")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "retired ranges sealed longer ago than this are deleted (0 = keep forever; use the sorters' value)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the leader deletes expired retired ranges")
+	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", c.MaxKeyBytes, fmt.Sprintf("largest split key a client may give, in bytes (%d..%d)", minKeyBytes, maxKeyBytes))
+	fs.IntVar(&c.MaxRangesPerTenant, "max-ranges-per-tenant", c.MaxRangesPerTenant, "ACTIVE ranges a tenant may have; splits beyond are refused (at least --initial-ranges)")
+	fs.IntVar(&c.RangeOpsPerMinute, "range-ops-per-minute", c.RangeOpsPerMinute, "splits and merges per tenant per minute (a token bucket of this size)")
+	fs.IntVar(&c.MaxStoresPerTenant, "max-stores-per-tenant", c.MaxStoresPerTenant, "stores (stream tasks) a tenant may have; notifications for more are refused")
+	fs.IntVar(&c.MaxConcurrentCalls, "max-concurrent-calls", c.MaxConcurrentCalls, "MetaService calls served at once; more are refused with RESOURCE_EXHAUSTED")
 }
 
 // Validate names every wrong setting.
@@ -109,6 +151,21 @@ func (c *Config) Validate() error {
 	}
 	if c.WatermarkCacheTTL < 0 {
 		errs = append(errs, errors.New("--watermark-cache-ttl must not be negative"))
+	}
+	if c.MaxKeyBytes < minKeyBytes || c.MaxKeyBytes > maxKeyBytes {
+		errs = append(errs, fmt.Errorf("--max-key-bytes must be in [%d, %d]", minKeyBytes, maxKeyBytes))
+	}
+	if c.MaxRangesPerTenant < max(c.InitialRanges, 1) {
+		errs = append(errs, errors.New("--max-ranges-per-tenant must be at least 1 and at least --initial-ranges"))
+	}
+	if c.RangeOpsPerMinute < 1 {
+		errs = append(errs, errors.New("--range-ops-per-minute must be at least 1"))
+	}
+	if c.MaxStoresPerTenant < 1 {
+		errs = append(errs, errors.New("--max-stores-per-tenant must be at least 1"))
+	}
+	if c.MaxConcurrentCalls < 1 {
+		errs = append(errs, errors.New("--max-concurrent-calls must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

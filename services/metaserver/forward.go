@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/tistream/tistream/libs/grpcx"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	"google.golang.org/grpc"
@@ -22,6 +24,7 @@ const (
 // best effort: a full queue or a failed call drops the notification (the
 // dispatcher's poll timer finds the file anyway), never blocks the RPC.
 type forwarder struct {
+	creds    credentials.TransportCredentials // set at start: what the meta-server presents to dispatchers
 	log      *slog.Logger
 	m        *metrics
 	queue    chan forwardReq
@@ -113,7 +116,7 @@ func (f *forwarder) conn(addr string) (*dispatcherConn, error) {
 		_ = f.conns[oldest].conn.Close()
 		delete(f.conns, oldest)
 	}
-	cc, err := grpcx.Dial(addr)
+	cc, err := grpcx.Dial(addr, f.creds)
 	if err != nil {
 		return nil, err
 	}

@@ -55,55 +55,58 @@ func (s *Service) toStatus(ctx context.Context, err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
-func (a *api) RegisterTenant(ctx context.Context, req *metav1.RegisterTenantRequest) (*metav1.RegisterTenantResponse, error) {
-	t, err := a.s.gate(ctx)
+// serve runs one call: a slot of --max-concurrent-calls, the leader gate,
+// then the work, whose error is converted at the boundary.
+func serve[Resp any](ctx context.Context, s *Service, method string, work func(*term) (Resp, error)) (Resp, error) {
+	var zero Resp
+	release, err := s.admit(method)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	resp, err := a.s.registerTenant(ctx, t, req)
-	return resp, a.s.toStatus(ctx, err)
+	defer release()
+	t, err := s.gate(ctx)
+	if err != nil {
+		return zero, err
+	}
+	resp, err := work(t)
+	if err != nil {
+		return zero, s.toStatus(ctx, err)
+	}
+	return resp, nil
+}
+
+func (a *api) RegisterTenant(ctx context.Context, req *metav1.RegisterTenantRequest) (*metav1.RegisterTenantResponse, error) {
+	return serve(ctx, a.s, "RegisterTenant", func(t *term) (*metav1.RegisterTenantResponse, error) {
+		return a.s.registerTenant(ctx, t, req)
+	})
 }
 
 func (a *api) NotifyStoreFile(ctx context.Context, req *metav1.NotifyStoreFileRequest) (*metav1.NotifyStoreFileResponse, error) {
-	if _, err := a.s.gate(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.s.notifyStoreFile(ctx, req); err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	return &metav1.NotifyStoreFileResponse{}, nil
+	return serve(ctx, a.s, "NotifyStoreFile", func(*term) (*metav1.NotifyStoreFileResponse, error) {
+		return &metav1.NotifyStoreFileResponse{}, a.s.notifyStoreFile(ctx, req)
+	})
 }
 
 func (a *api) ListTenants(ctx context.Context, _ *metav1.ListTenantsRequest) (*metav1.ListTenantsResponse, error) {
-	if _, err := a.s.gate(ctx); err != nil {
-		return nil, err
-	}
-	resp, err := a.s.listTenants(ctx)
-	return resp, a.s.toStatus(ctx, err)
+	return serve(ctx, a.s, "ListTenants", func(*term) (*metav1.ListTenantsResponse, error) {
+		return a.s.listTenants(ctx)
+	})
 }
 
 func (a *api) ListTasks(ctx context.Context, req *metav1.ListTasksRequest) (*metav1.ListTasksResponse, error) {
-	if _, err := a.s.gate(ctx); err != nil {
-		return nil, err
-	}
-	resp, err := a.s.listTasks(ctx, req)
-	return resp, a.s.toStatus(ctx, err)
+	return serve(ctx, a.s, "ListTasks", func(*term) (*metav1.ListTasksResponse, error) {
+		return a.s.listTasks(ctx, req)
+	})
 }
 
 func (a *api) SplitRange(ctx context.Context, req *metav1.SplitRangeRequest) (*metav1.SplitRangeResponse, error) {
-	t, err := a.s.gate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.s.splitRange(ctx, t, req)
-	return resp, a.s.toStatus(ctx, err)
+	return serve(ctx, a.s, "SplitRange", func(t *term) (*metav1.SplitRangeResponse, error) {
+		return a.s.splitRange(ctx, t, req)
+	})
 }
 
 func (a *api) MergeRanges(ctx context.Context, req *metav1.MergeRangesRequest) (*metav1.MergeRangesResponse, error) {
-	t, err := a.s.gate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.s.mergeRanges(ctx, t, req)
-	return resp, a.s.toStatus(ctx, err)
+	return serve(ctx, a.s, "MergeRanges", func(t *term) (*metav1.MergeRangesResponse, error) {
+		return a.s.mergeRanges(ctx, t, req)
+	})
 }

@@ -51,6 +51,7 @@ func newEnv(t *testing.T) *testEnv {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.SessionTTL = 2 * time.Second
 	cfg.ScheduleInterval = 100 * time.Millisecond
 	cfg.NotifyInterval = 50 * time.Millisecond
@@ -81,15 +82,15 @@ func stopMeta(t *testing.T, s *Service) {
 }
 
 // leader starts a meta-server and waits until it leads.
-func (e *testEnv) leader() (*Service, metav1.MetaServiceClient) {
+func (e *testEnv) leader(edit ...func(*Config)) (*Service, metav1.MetaServiceClient) {
 	e.t.Helper()
-	s := e.startMeta()
+	s := e.startMeta(edit...)
 	require.Eventually(e.t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
 	return s, e.client(s)
 }
 
 func (e *testEnv) client(s *Service) metav1.MetaServiceClient {
-	conn, err := grpcx.Dial(s.GRPCAddr())
+	conn, err := grpcx.Dial(s.GRPCAddr(), nil)
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() { _ = conn.Close() })
 	return metav1.NewMetaServiceClient(conn)

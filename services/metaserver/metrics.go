@@ -12,6 +12,7 @@ type metrics struct {
 	assignments   *prometheus.CounterVec // kind, reason
 	notifications *prometheus.CounterVec // result
 	rangeOps      *prometheus.CounterVec // op, phase
+	refused       *prometheus.CounterVec // method, reason (bounds.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,5 +29,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Store file notifications by result (received, forwarded, dropped, forward_failed)."}, []string{"result"}),
 		rangeOps: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_range_ops_total",
 			Help: "Range splits and merges by op (split, merge) and phase (started, completed)."}, []string{"op", "phase"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_requests_refused_total",
+			Help: "MetaService calls refused by method and reason (concurrency, key_too_large, rate, too_many_ranges, too_many_stores, unknown_tenant, malformed, no_such_file); nothing was changed."},
+			[]string{"method", "reason"}),
 	}
 }

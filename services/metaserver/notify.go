@@ -3,15 +3,18 @@ package metaserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -20,34 +23,86 @@ const notifyBatch = 64
 
 // notifyStoreFile records the notification for the next coalesced write and
 // forwards it to the stream's dispatcher; neither waits for etcd.
+//
+// A store without a stream task gets one (docs/operations.md, "Bounds"):
+// only while its tenant has fewer than --max-stores-per-tenant stores, and
+// only if the file the notification names exists in the data change
+// buffer, so that notifications made up for stores that never wrote a file
+// create nothing.
 func (s *Service) notifyStoreFile(ctx context.Context, req *metav1.NotifyStoreFileRequest) error {
+	const method = "NotifyStoreFile"
 	switch {
 	case req.TenantId == 0:
-		return status.Error(codes.InvalidArgument, "tenant_id must be non-zero")
+		return s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant_id must be non-zero")
 	case req.StoreId == 0:
-		return status.Error(codes.InvalidArgument, "store_id must be non-zero")
+		return s.refuse(method, reasonMalformed, codes.InvalidArgument, "store_id must be non-zero")
 	case req.Seq == 0:
-		return status.Error(codes.InvalidArgument, "seq must be non-zero (store files are numbered from 1)")
+		return s.refuse(method, reasonMalformed, codes.InvalidArgument, "seq must be non-zero (store files are numbered from 1)")
 	}
 	info, err := s.tenant(ctx, req.TenantId)
 	if err != nil {
 		return err
 	}
 	if info == nil {
-		return status.Errorf(codes.NotFound, "tenant %d is not registered; call RegisterTenant first", req.TenantId)
+		return s.refuse(method, reasonUnknownTenant, codes.NotFound, "tenant %d is not registered; call RegisterTenant first", req.TenantId)
 	}
 	if info.ClusterId != req.ClusterId {
-		return status.Errorf(codes.InvalidArgument, "tenant %d is registered for cluster %d, the notification names cluster %d",
+		return s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant %d is registered for cluster %d, the notification names cluster %d",
 			req.TenantId, info.ClusterId, req.ClusterId)
+	}
+	e := s.state.streams.get(etcdx.StreamKey(req.TenantId, req.StoreId))
+	if e == nil {
+		if err := s.admitNewStore(ctx, req); err != nil {
+			return err
+		}
 	}
 	s.m.notifications.WithLabelValues("received").Inc()
 	s.notes.record(streamNote{cluster: req.ClusterId, tenant: req.TenantId, store: req.StoreId, seq: req.Seq, maxTs: req.MaxTs})
-	if e := s.state.streams.get(etcdx.StreamKey(req.TenantId, req.StoreId)); e != nil {
+	if e != nil {
 		if addr := s.state.workerAddr(metav1.WorkerKind_WORKER_KIND_DISPATCHER, e.val.Owner); addr != "" {
 			s.fwd.enqueue(addr, &dispatcherv1.NotifyRequest{TenantId: req.TenantId, StoreId: req.StoreId, Seq: req.Seq, MaxTs: req.MaxTs})
 		}
 	}
 	return nil
+}
+
+// admitNewStore checks a notification for a store that has no stream task
+// (in the mirror): the tenant's store count, then the file in the buffer.
+func (s *Service) admitNewStore(ctx context.Context, req *metav1.NotifyStoreFileRequest) error {
+	limit := s.cfg.MaxStoresPerTenant
+	var existing []uint64
+	for _, st := range s.state.streams.list(etcdx.StreamTenantPrefix(req.TenantId)) {
+		existing = append(existing, st.val.StoreId)
+	}
+	if slices.Contains(existing, req.StoreId) || s.notes.admittedStore(req.TenantId, req.StoreId) {
+		return nil // admitted meanwhile
+	}
+	// Cheap refusal first: a flood of made-up stores costs no buffer read.
+	if len(existing) >= limit {
+		return s.tooManyStores(req.TenantId, req.StoreId, len(existing))
+	}
+	key := layout.StoreFileKey(req.ClusterId, req.TenantId, req.StoreId, req.Seq, req.MaxTs)
+	if _, err := s.buffer.GetRange(ctx, key, 0, 0); err != nil {
+		if errors.Is(err, objstore.ErrNotFound) {
+			return s.refuse("NotifyStoreFile", reasonNoSuchFile, codes.FailedPrecondition,
+				"store %d of tenant %d has no stream yet and the data change buffer has no file seq %d max_ts %d of it; notify only files already written",
+				req.StoreId, req.TenantId, req.Seq, req.MaxTs)
+		}
+		return fmt.Errorf("check store %d file %d in the data change buffer: %w", req.StoreId, req.Seq, err)
+	}
+	if ok, n := s.notes.admitStore(req.TenantId, req.StoreId, existing, limit); !ok {
+		return s.tooManyStores(req.TenantId, req.StoreId, n)
+	}
+	return nil
+}
+
+// admittedStore reports whether a store's first notification was admitted
+// this term.
+func (n *notifier) admittedStore(tenant, store uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.admitted[tenant][store]
+	return ok
 }
 
 // tenant returns a registered tenant from the mirror, falling back to etcd
@@ -77,6 +132,10 @@ type notifier struct {
 
 	mu      sync.Mutex
 	pending map[streamID]streamNote
+	// admitted are the stores, by tenant, whose first notification was
+	// accepted this term; their stream tasks may not be in the mirror yet
+	// (bounds.go, admitStore).
+	admitted map[uint64]map[uint64]struct{}
 }
 
 func (n *notifier) record(note streamNote) {
@@ -92,6 +151,7 @@ func (n *notifier) record(note streamNote) {
 func (n *notifier) reset() {
 	n.mu.Lock()
 	n.pending = map[streamID]streamNote{}
+	n.admitted = nil
 	n.mu.Unlock()
 }
 

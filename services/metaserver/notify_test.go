@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	"google.golang.org/grpc/codes"
 )
@@ -25,6 +27,7 @@ func TestNotifyStoreFile(t *testing.T) {
 		_, err := c.NotifyStoreFile(ctx, &metav1.NotifyStoreFileRequest{ClusterId: testCluster, TenantId: 1, StoreId: 5, Seq: seq, MaxTs: tso(seq)})
 		require.NoError(t, err)
 	}
+	env.storeFile(1, 5, 1) // a new store's first notification must name a file it wrote
 
 	notify(1)
 	require.Eventually(t, func() bool { return env.streams(1)[5] != nil }, waitFor, pollEvery)
@@ -84,6 +87,9 @@ func TestNotifyStoreFileBadRequests(t *testing.T) {
 		{&metav1.NotifyStoreFileRequest{ClusterId: testCluster, TenantId: 0, StoreId: 1, Seq: 1}, codes.InvalidArgument, "tenant_id"},
 		{&metav1.NotifyStoreFileRequest{ClusterId: testCluster, TenantId: 1, StoreId: 0, Seq: 1}, codes.InvalidArgument, "store_id"},
 		{&metav1.NotifyStoreFileRequest{ClusterId: testCluster, TenantId: 1, StoreId: 1, Seq: 0}, codes.InvalidArgument, "seq"},
+		// No such file in the buffer: a made-up store gets no stream.
+		{&metav1.NotifyStoreFileRequest{ClusterId: testCluster, TenantId: 1, StoreId: 1, Seq: 1, MaxTs: tso(1)}, codes.FailedPrecondition,
+			"store 1 of tenant 1 has no stream yet and the data change buffer has no file seq 1"},
 	} {
 		_, err := c.NotifyStoreFile(context.Background(), tc.req)
 		requireCode(t, err, tc.code, tc.contains)
@@ -91,4 +97,14 @@ func TestNotifyStoreFileBadRequests(t *testing.T) {
 	// Nothing was queued for the next coalesced write either.
 	require.Empty(t, s.notes.take())
 	require.Equal(t, before, env.dump())
+	for reason, n := range map[string]float64{reasonUnknownTenant: 1, reasonMalformed: 4, reasonNoSuchFile: 1} {
+		require.Equal(t, n, testutil.ToFloat64(s.m.refused.WithLabelValues("NotifyStoreFile", reason)), reason)
+	}
+}
+
+// storeFile puts a (content-free) store change file with max ts tso(seq)
+// into the buffer: the meta-server only checks that it exists.
+func (e *testEnv) storeFile(tenant, store, seq uint64) {
+	e.t.Helper()
+	require.NoError(e.t, e.buffer.Put(context.Background(), layout.StoreFileKey(testCluster, tenant, store, seq, tso(seq)), []byte("file")))
 }

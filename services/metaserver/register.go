@@ -26,18 +26,23 @@ const maxTxnOps = 120
 // put-if-absent), etcd last, so etcd never names a range the pool lacks; a
 // retry finds the manifest and makes etcd agree with it.
 func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.RegisterTenantRequest) (*metav1.RegisterTenantResponse, error) {
+	const method = "RegisterTenant"
 	if req.ClusterId == 0 {
-		return nil, status.Error(codes.InvalidArgument, "cluster_id must be non-zero")
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "cluster_id must be non-zero")
 	}
 	if req.TenantId == 0 {
-		return nil, status.Error(codes.InvalidArgument, "tenant_id must be non-zero")
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant_id must be non-zero")
 	}
 	n := int(req.InitialRanges)
 	if n == 0 {
 		n = s.cfg.InitialRanges
 	}
 	if n > maxInitialRanges {
-		return nil, status.Errorf(codes.InvalidArgument, "initial_ranges %d is more than %d; split ranges later instead", n, maxInitialRanges)
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "initial_ranges %d is more than %d; split ranges later instead", n, maxInitialRanges)
+	}
+	if n > s.cfg.MaxRangesPerTenant {
+		return nil, s.refuse(method, reasonTooManyRanges, codes.ResourceExhausted,
+			"initial_ranges %d is more than the %d active ranges a tenant may have (--max-ranges-per-tenant)", n, s.cfg.MaxRangesPerTenant)
 	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()

@@ -45,6 +45,7 @@ type Service struct {
 	notes *notifier
 	fwd   *forwarder
 	wm    *watermarkCache
+	lim   *limits    // bounds.go
 	regMu sync.Mutex // serialises RegisterTenant (rare; keeps retries simple)
 	opMu  sync.Mutex // serialises SplitRange and MergeRanges (id allocation)
 
@@ -87,10 +88,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.state = newState(deps.Etcd, log, func() { poke(s.scheduleKick) }, func() { poke(s.sealKick) })
 	s.notes = &notifier{s: s, interval: cfg.NotifyInterval, pending: map[streamID]streamNote{}}
 	s.fwd = newForwarder(log, s.m, cfg.NotifyQueue, cfg.MaxDispatcherConns)
+	s.lim = newLimits(cfg)
 	s.wm = newWatermarkCache(deps.Pool, cfg.WatermarkCacheTTL, func() time.Time { return s.now() })
 	// Health names only the server (""): MetaService's own status says
 	// whether this member leads (state.go), not whether it is up.
-	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "meta-server", Common: cfg.Common, Log: log, Registry: deps.Registry},
+	// Public: producers and admins may authenticate with bearer tokens.
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "meta-server", Common: cfg.Common, Log: log, Registry: deps.Registry, Public: true},
 		svc.Funcs{
 			OnRegister: func(g *grpc.Server) { metav1.RegisterMetaServiceServer(g, &api{s: s}) },
 			OnStart:    s.start,
@@ -108,6 +111,11 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
 		s.advertise = k.GRPCAddr()
 	}
 	k.SetServing(metaServiceName, false) // until elected
+	creds, err := k.ClientCredentials()
+	if err != nil {
+		return err
+	}
+	s.fwd.creds = creds
 	// Background work lives until Stop, not until Start's ctx ends.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

@@ -19,11 +19,18 @@ import (
 // two children and the parent's SEALING state in one transaction. The
 // parent's sorter does the rest; sealLoop completes it.
 func (s *Service) splitRange(ctx context.Context, t *term, req *metav1.SplitRangeRequest) (*metav1.SplitRangeResponse, error) {
+	const method = "SplitRange"
 	if req.TenantId == 0 || req.RangeId == 0 {
-		return nil, status.Error(codes.InvalidArgument, "tenant_id and range_id must be non-zero")
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant_id and range_id must be non-zero")
 	}
 	if len(req.SplitKey) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "split_key is required")
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "split_key is required")
+	}
+	if err := s.checkKey(method, "split_key", req.SplitKey); err != nil {
+		return nil, err
+	}
+	if err := s.rangeOpAllowed(ctx, method, req.TenantId); err != nil {
+		return nil, err
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
@@ -36,9 +43,12 @@ func (s *Service) splitRange(ctx context.Context, t *term, req *metav1.SplitRang
 		return nil, status.Errorf(codes.InvalidArgument, "split_key %x is not strictly inside range %d %s: it must be above the start key and below the end key",
 			req.SplitKey, r.RangeId, span(r.StartKey, r.EndKey))
 	}
-	ids, err := s.allocRangeIDs(ctx, req.TenantId, 2)
+	ids, active, err := s.allocRangeIDs(ctx, req.TenantId, 2)
 	if err != nil {
 		return nil, err
+	}
+	if active+1 > s.cfg.MaxRangesPerTenant { // the parent goes, two children come
+		return nil, s.tooManyRanges(req.TenantId, active)
 	}
 	c1 := &metav1.RangeTask{TenantId: r.TenantId, RangeId: ids[0], StartKey: r.StartKey, EndKey: req.SplitKey,
 		State: metav1.RangeTask_STATE_ACTIVE, ParentRangeIds: []uint64{r.RangeId}}
@@ -58,11 +68,15 @@ func (s *Service) splitRange(ctx context.Context, t *term, req *metav1.SplitRang
 // transaction that creates the child and marks both SEALING, so the two
 // are never sealing on different sorters.
 func (s *Service) mergeRanges(ctx context.Context, t *term, req *metav1.MergeRangesRequest) (*metav1.MergeRangesResponse, error) {
+	const method = "MergeRanges"
 	if req.TenantId == 0 || req.LeftRangeId == 0 || req.RightRangeId == 0 {
-		return nil, status.Error(codes.InvalidArgument, "tenant_id, left_range_id and right_range_id must be non-zero")
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant_id, left_range_id and right_range_id must be non-zero")
 	}
 	if req.LeftRangeId == req.RightRangeId {
-		return nil, status.Errorf(codes.InvalidArgument, "cannot merge range %d with itself", req.LeftRangeId)
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "cannot merge range %d with itself", req.LeftRangeId)
+	}
+	if err := s.rangeOpAllowed(ctx, method, req.TenantId); err != nil {
+		return nil, err
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
@@ -82,7 +96,7 @@ func (s *Service) mergeRanges(ctx context.Context, t *term, req *metav1.MergeRan
 	if s.state.workerAddr(metav1.WorkerKind_WORKER_KIND_SORTER, owner) == "" {
 		return nil, status.Errorf(codes.FailedPrecondition, "range %d has no live sorter to merge on; retry once it is assigned", a.val.RangeId)
 	}
-	ids, err := s.allocRangeIDs(ctx, req.TenantId, 1)
+	ids, _, err := s.allocRangeIDs(ctx, req.TenantId, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +143,20 @@ func (s *Service) startSeal(ctx context.Context, t *term, parents []*entry[*meta
 	return nil
 }
 
+// rangeOpAllowed admits a split or merge of a registered tenant within its
+// --range-ops-per-minute. Every call that gets this far takes a token,
+// whether the operation then succeeds or not.
+func (s *Service) rangeOpAllowed(ctx context.Context, method string, tenant uint64) error {
+	info, err := s.tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if info == nil { // no bucket for a tenant that does not exist
+		return s.refuse(method, reasonUnknownTenant, codes.NotFound, "tenant %d is not registered", tenant)
+	}
+	return s.takeRangeOp(method, tenant)
+}
+
 // activeRange reads a range task from etcd (not the mirror: an admin's
 // request must see its own previous writes) and checks that it may be split
 // or merged.
@@ -170,32 +198,41 @@ func (s *Service) activeRange(ctx context.Context, tenant, id uint64) (*entry[*m
 // next_range_id (the pool is the source of truth for ids) and above every
 // range task in etcd (children of operations still in flight are in etcd
 // only). Two concurrent allocations are caught by the create-revision
-// compares of startSeal.
-func (s *Service) allocRangeIDs(ctx context.Context, tenant uint64, n int) ([]uint64, error) {
+// compares of startSeal. It also counts the tenant's ACTIVE range tasks
+// (--max-ranges-per-tenant), read from etcd like the ids: the mirror may
+// not show a split that just started.
+func (s *Service) allocRangeIDs(ctx context.Context, tenant uint64, n int) (ids []uint64, active int, err error) {
 	m, err := pool.LoadManifest(ctx, s.pool, tenant)
 	if err != nil {
 		if errors.Is(err, pool.ErrNoManifest) {
-			return nil, status.Errorf(codes.FailedPrecondition, "tenant %d has no manifest in the pool; repeat RegisterTenant", tenant)
+			return nil, 0, status.Errorf(codes.FailedPrecondition, "tenant %d has no manifest in the pool; repeat RegisterTenant", tenant)
 		}
-		return nil, fmt.Errorf("tenant %d: read manifest: %w", tenant, err)
+		return nil, 0, fmt.Errorf("tenant %d: read manifest: %w", tenant, err)
 	}
 	next := m.NextRangeId
-	resp, err := s.etcd.Get(ctx, etcdx.RangeTenantPrefix(tenant), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := s.etcd.Get(ctx, etcdx.RangeTenantPrefix(tenant), clientv3.WithPrefix())
 	if err != nil {
-		return nil, fmt.Errorf("tenant %d: list range tasks: %w", tenant, err)
+		return nil, 0, fmt.Errorf("tenant %d: list range tasks: %w", tenant, err)
 	}
 	for _, kv := range resp.Kvs {
 		_, id, err := etcdx.ParseTwoIDs(string(kv.Key), etcdx.RangesPrefix)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		next = max(next, id+1)
+		r := &metav1.RangeTask{}
+		if err := proto.Unmarshal(kv.Value, r); err != nil {
+			return nil, 0, fmt.Errorf("range task %s: %w", kv.Key, err)
+		}
+		if r.State == metav1.RangeTask_STATE_ACTIVE {
+			active++
+		}
 	}
-	ids := make([]uint64, n)
+	ids = make([]uint64, n)
 	for i := range ids {
 		ids[i] = next + uint64(i)
 	}
-	return ids, nil
+	return ids, active, nil
 }
 
 // span renders [start, end) in hex for messages ("" end = unbounded).

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/svc"
 )
 
@@ -30,6 +31,10 @@ type Config struct {
 	// again (it doubles up to MaxRetryBackoff).
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	// JobWait is how long, in TSO time past its commit ts, a schema change
+	// waits for the DDL job TiDB writes after it (its SQL text and type)
+	// before it is served without one (libs/schema/jobs.go).
+	JobWait time.Duration `yaml:"job_wait"`
 }
 
 // DefaultConfig is the configuration with every default.
@@ -44,6 +49,7 @@ func DefaultConfig() Config {
 		MaxChanges:      10_000,
 		RetryBackoff:    200 * time.Millisecond,
 		MaxRetryBackoff: 30 * time.Second,
+		JobWait:         schema.DefaultJobWait,
 	}
 }
 
@@ -57,6 +63,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxChanges, "max-changes", c.MaxChanges, "most schema changes in one GetSchemaChanges answer")
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.RetryBackoff, "first wait before a failed tenant follower restarts")
 	fs.DurationVar(&c.MaxRetryBackoff, "max-retry-backoff", c.MaxRetryBackoff, "longest wait before a failed tenant follower restarts")
+	fs.DurationVar(&c.JobWait, "job-wait", c.JobWait, "how long (TSO time) a schema change waits for its DDL job before it is served without one")
 }
 
 // Validate names every wrong setting.
@@ -79,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryBackoff <= 0 {
 		errs = append(errs, errors.New("--retry-backoff must be positive"))
+	}
+	if c.JobWait < 0 {
+		errs = append(errs, errors.New("--job-wait must not be negative"))
 	}
 	if c.MaxRetryBackoff < c.RetryBackoff {
 		errs = append(errs, errors.New("--max-retry-backoff must be at least --retry-backoff"))

@@ -128,7 +128,8 @@ func (a *api) GetSchemaChanges(_ context.Context, req *schemav1.GetSchemaChanges
 		if req.FromTs < h.Floor() {
 			return status.Errorf(codes.OutOfRange, "tenant %d: from_ts %d is below the registry's floor %d (schema changes older than the retention window are dropped)", req.TenantId, req.FromTs, h.Floor())
 		}
-		resp.ResolvedTs, resp.FloorTs = h.Resolved(), h.Floor()
+		// Changes are complete, jobs included, up to ChangesResolved.
+		resp.ResolvedTs, resp.FloorTs = h.ChangesResolved(), h.Floor()
 		to := req.ToTs
 		if to == 0 || to > resp.ResolvedTs {
 			to = resp.ResolvedTs
@@ -159,6 +160,12 @@ func changeProto(c schema.Change) *schemav1.SchemaChange {
 	if c.Kind == schema.ChangeAlterDB {
 		kind = schemav1.SchemaChange_KIND_VERSION
 	}
-	return &schemav1.SchemaChange{CommitTs: c.CommitTs, SchemaVersion: c.SchemaVersion, Kind: kind,
-		DbId: c.DBID, TableId: c.TableID, DbName: c.DBName, TableName: c.TableName, InfoJson: c.Info}
+	out := &schemav1.SchemaChange{CommitTs: c.CommitTs, SchemaVersion: c.SchemaVersion, Kind: kind,
+		DbId: c.DBID, TableId: c.TableID, DbName: c.DBName, TableName: c.TableName, InfoJson: c.Info,
+		OldDbId: c.OldDBID, OldDbName: c.OldDBName, OldTableName: c.OldTableName}
+	if j := c.Job; j != nil {
+		out.Job = &schemav1.DDLJob{Id: j.ID, Type: int32(j.Type), State: int32(j.State), SchemaId: j.SchemaID,
+			TableId: j.TableID, SchemaName: j.SchemaName, TableName: j.TableName, Query: j.Query, CommitTs: j.CommitTs}
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -114,7 +116,8 @@ func readDDLs(t *testing.T, truthBytes []byte, tenant uint64) []truth.DDL {
 // truthTable is what the simulator's truth says of a table at a ts.
 type truthTable struct {
 	id, dbID  int64
-	columns   int    // the simulator's tables start with 4 columns (id, k, c, pad); add_column adds one
+	name      string
+	columns   int    // the simulator's tables start with 4 columns (id, k, c, pad)
 	versionTs uint64 // commit ts of the DDL that made this version (the snapshot's for initial tables)
 }
 
@@ -128,17 +131,20 @@ func truthAt(initial map[int64]truthTable, ddls []truth.DDL, ts uint64) (map[int
 			break
 		}
 		version = d.SchemaVersion
-		switch d.Action {
-		case "create_table":
-			tables[d.TableID] = truthTable{id: d.TableID, dbID: d.DBID, columns: 4, versionTs: d.CommitTs}
-		case "add_column":
-			tb := tables[d.TableID]
-			tb.columns++
-			tb.versionTs = d.CommitTs
-			tables[d.TableID] = tb
-		case "drop_table":
+		// Every DDL but a drop writes the table's new TableInfo (its
+		// columns) into the truth; a truncate drops the old table.
+		delete(tables, d.OldTableID)
+		if d.Action == "drop_table" {
 			delete(tables, d.TableID)
+			continue
 		}
+		var ti struct {
+			Cols []json.RawMessage `json:"cols"`
+		}
+		if err := json.Unmarshal(d.TableInfo, &ti); err != nil {
+			panic(fmt.Sprintf("truth DDL %+v: TableInfo: %v", d, err))
+		}
+		tables[d.TableID] = truthTable{id: d.TableID, dbID: d.DBID, name: d.TableName, columns: len(ti.Cols), versionTs: d.CommitTs}
 	}
 	return tables, version
 }
@@ -158,6 +164,7 @@ type running struct {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.PollInterval = 10 * time.Millisecond
 	cfg.RetryBackoff, cfg.MaxRetryBackoff = 10*time.Millisecond, 100*time.Millisecond
 	cfg.Retention = 0
@@ -172,7 +179,7 @@ func start(t *testing.T, cfg Config, cli *clientv3.Client, pl, store objstore.St
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(func() { _ = s.Stop(context.Background()) })
-	conn, err := grpcx.Dial(s.GRPCAddr())
+	conn, err := grpcx.Dial(s.GRPCAddr(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &running{svc: s, client: schemav1.NewSchemaRegistryServiceClient(conn), reg: reg}

@@ -91,6 +91,7 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.JobWait = t.s.cfg.JobWait
 	f, err := schema.FollowMeta(ctx, pl, t.id, h.Resolved()+1)
 	if err != nil {
 		return nil, err
@@ -116,6 +117,7 @@ func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64) (*
 	if err != nil {
 		return nil, &unusableError{reason: err}
 	}
+	h.JobWait = t.s.cfg.JobWait
 	if h.Tenant != t.id {
 		return nil, unusable("%s holds tenant %d", key, h.Tenant)
 	}

@@ -1,6 +1,7 @@
 package schemaregistry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,7 +60,8 @@ func initialTables(t *testing.T, r *running, w *world, at uint64) map[int64]trut
 		resp, err := r.client.ListTables(ctx, &schemav1.ListTablesRequest{TenantId: 1, DbName: d.Name, Ts: at})
 		require.NoError(t, err)
 		for _, tb := range resp.Tables {
-			out[tb.Id] = truthTable{id: tb.Id, dbID: d.Id, columns: 4, versionTs: tb.VersionTs}
+			require.Equal(t, fmt.Sprintf("sbtest%d", tb.Id), tb.Name)
+			out[tb.Id] = truthTable{id: tb.Id, dbID: d.Id, name: tb.Name, columns: 4, versionTs: tb.VersionTs}
 		}
 	}
 	require.Len(t, out, w.simCfg.Tables)
@@ -83,8 +85,7 @@ func checkAgainstTruth(t *testing.T, r *running, w *world, initial map[int64]tru
 		for _, tb := range resp.Tables {
 			require.Equal(t, version, tb.SchemaVersion, "ts %d table %d", ts, tb.Id)
 			require.Equal(t, d.Name, tb.DbName)
-			require.Equal(t, fmt.Sprintf("sbtest%d", tb.Id), tb.Name)
-			got[tb.Id] = truthTable{id: tb.Id, dbID: tb.DbId, columns: columns(t, tb.InfoJson), versionTs: tb.VersionTs}
+			got[tb.Id] = truthTable{id: tb.Id, dbID: tb.DbId, name: tb.Name, columns: columns(t, tb.InfoJson), versionTs: tb.VersionTs}
 		}
 	}
 	require.Equal(t, want, got, "tables at ts %d", ts)
@@ -122,11 +123,34 @@ func wantChanges(w *world, from, to uint64) []*schemav1.SchemaChange {
 	}
 	var out []*schemav1.SchemaChange
 	for _, d := range w.ddls {
-		if d.CommitTs > from && d.CommitTs <= to {
-			out = append(out, &schemav1.SchemaChange{CommitTs: d.CommitTs, SchemaVersion: d.SchemaVersion,
-				Kind: kinds[d.Action], DbId: d.DBID, TableId: d.TableID})
+		if d.CommitTs <= from || d.CommitTs > to {
+			continue
 		}
+		kind, ok := kinds[d.Action]
+		if !ok {
+			kind = schemav1.SchemaChange_KIND_ALTER_TABLE
+		}
+		if d.Action == "truncate_table" {
+			// The old table's drop (it sorts first: a smaller id), then
+			// the new one's creation.
+			out = append(out, &schemav1.SchemaChange{CommitTs: d.CommitTs, SchemaVersion: d.SchemaVersion,
+				Kind: schemav1.SchemaChange_KIND_DROP_TABLE, DbId: d.DBID, TableId: d.OldTableID, TableName: d.TableName,
+				Job: &schemav1.DDLJob{Id: d.JobID, Query: d.Query}})
+			kind = schemav1.SchemaChange_KIND_CREATE_TABLE
+		}
+		c := &schemav1.SchemaChange{CommitTs: d.CommitTs, SchemaVersion: d.SchemaVersion, Kind: kind, DbId: d.DBID,
+			TableId: d.TableID, TableName: d.TableName}
+		if d.JobID != 0 {
+			c.Job = &schemav1.DDLJob{Id: d.JobID, Query: d.Query}
+		}
+		out = append(out, c)
 	}
+	slices.SortStableFunc(out, func(a, b *schemav1.SchemaChange) int {
+		if a.CommitTs != b.CommitTs {
+			return cmp.Compare(a.CommitTs, b.CommitTs)
+		}
+		return cmp.Compare(a.TableId, b.TableId)
+	})
 	return out
 }
 
@@ -134,7 +158,11 @@ func wantChanges(w *world, from, to uint64) []*schemav1.SchemaChange {
 func simplify(cs []*schemav1.SchemaChange) []*schemav1.SchemaChange {
 	out := make([]*schemav1.SchemaChange, len(cs))
 	for i, c := range cs {
-		out[i] = &schemav1.SchemaChange{CommitTs: c.CommitTs, SchemaVersion: c.SchemaVersion, Kind: c.Kind, DbId: c.DbId, TableId: c.TableId}
+		out[i] = &schemav1.SchemaChange{CommitTs: c.CommitTs, SchemaVersion: c.SchemaVersion, Kind: c.Kind, DbId: c.DbId, TableId: c.TableId,
+			TableName: c.TableName}
+		if c.Job != nil {
+			out[i].Job = &schemav1.DDLJob{Id: c.Job.Id, Query: c.Job.Query}
+		}
 	}
 	return out
 }
@@ -161,7 +189,7 @@ func TestAnswersMatchTruth(t *testing.T) {
 	st := r.waitResolved(t, 1, w.final)
 	require.Equal(t, "snapshot:", st.Source[:len("snapshot:")])
 	require.Equal(t, w.snapTs, st.Floor)
-	require.Equal(t, w.ddls[len(w.ddls)-1].CommitTs, st.LastApplied)
+	require.Greater(t, st.LastApplied, w.ddls[len(w.ddls)-1].CommitTs, "the last DDL's job comes after it")
 
 	initial := initialTables(t, r, w, w.snapTs)
 	for id, tb := range initial {
@@ -210,7 +238,6 @@ func TestAnswersMatchTruth(t *testing.T) {
 			require.Empty(t, c.InfoJson)
 		} else {
 			require.NotEmpty(t, c.InfoJson)
-			require.Equal(t, fmt.Sprintf("sbtest%d", c.TableId), c.TableName)
 		}
 	}
 
@@ -358,7 +385,7 @@ func TestPersistRestartContinues(t *testing.T) {
 	st2 := r2.waitResolved(t, 1, w.final)
 	require.Equal(t, st1.PersistedKey, st2.Source)
 	require.Equal(t, st1.LastApplied, st2.RestoredLastApplied)
-	require.Equal(t, w.ddls[len(w.ddls)-1].CommitTs, st2.LastApplied)
+	require.Greater(t, st2.LastApplied, w.ddls[len(w.ddls)-1].CommitTs)
 	require.Zero(t, counted.snapReads.Load(), "the restart read the schema snapshot")
 	require.Equal(t, 1.0, r2.counter(t, "tistream_schema_registry_restores_total"))
 

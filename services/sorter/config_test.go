@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/tlsx"
 )
 
 func TestConfig(t *testing.T) {
 	cfg := DefaultConfig()
+	require.ErrorContains(t, cfg.Validate(), "--tls-ca is required", "TLS by default")
+	cfg.Security.TLS = tlsx.Files{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, "0.0.0.0:7340", cfg.GRPCAddr)
 	require.Equal(t, "0.0.0.0:7341", cfg.HTTPAddr)
@@ -40,6 +44,8 @@ func TestConfig(t *testing.T) {
 	}
 	_, err = New(bad, Deps{})
 	require.Error(t, err)
-	_, err = New(DefaultConfig(), Deps{})
+	good := DefaultConfig()
+	good.Security.Insecure = true
+	_, err = New(good, Deps{})
 	require.ErrorContains(t, err, "etcd")
 }

@@ -49,6 +49,7 @@ func testConfig(t *testing.T, id string) Config {
 	cfg := DefaultConfig()
 	cfg.ID = id
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.DataDir = t.TempDir()
 	cfg.LeaseTTL = 2 * time.Second
 	cfg.FlushInterval = 30 * time.Millisecond
@@ -120,7 +121,7 @@ type feeder struct {
 
 func openFeeder(t *testing.T, addr string) *feeder {
 	t.Helper()
-	conn, err := grpcx.Dial(addr)
+	conn, err := grpcx.Dial(addr, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	ctx, cancel := context.WithCancel(context.Background())

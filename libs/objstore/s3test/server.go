@@ -2,6 +2,8 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tistream/tistream/libs/tlsx"
 )
 
 const (
@@ -35,22 +39,40 @@ const (
 
 // Server is a running versitygw with one empty bucket.
 type Server struct {
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// with Options.TLS
 	Bucket    string
 	AccessKey string
 	SecretKey string
+	// CredentialsFile holds AccessKey and SecretKey in the AWS shared
+	// credentials format ([default]), for the credentials_file parameter.
+	CredentialsFile string
+	// CA signed the server's certificate and CAFile holds it in PEM (for
+	// the ca_file parameter); nil and "" without Options.TLS.
+	CA     *tlsx.CA
+	CAFile string
 
 	logPath string
 }
 
+// Options change how Start runs the server.
+type Options struct {
+	// TLS serves https with a certificate for 127.0.0.1 signed by a
+	// throw-away ECDSA CA made for the server (tlsx.NewCA; Server.CA,
+	// Server.CAFile).
+	TLS bool
+}
+
 // URL returns an s3:// URL for objstore.Open naming the server's bucket under
-// prefix (which may be empty), with the credentials and endpoint inline.
+// prefix (which may be empty), with the endpoint, the credentials file and,
+// with TLS, the CA file. No secret is in the URL.
 func (s *Server) URL(prefix string) string {
 	q := url.Values{}
 	q.Set("endpoint", s.Endpoint)
 	q.Set("region", Region)
-	q.Set("access_key", s.AccessKey)
-	q.Set("secret_key", s.SecretKey)
+	q.Set("credentials_file", s.CredentialsFile)
+	if s.CAFile != "" {
+		q.Set("ca_file", s.CAFile)
+	}
 	u := url.URL{Scheme: "s3", Host: s.Bucket, Path: "/" + prefix, RawQuery: q.Encode()}
 	return u.String()
 }
@@ -71,6 +93,12 @@ func (s *Server) Log() string {
 // Start runs a fresh server for the test and stops it in t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
@@ -89,8 +117,19 @@ func Start(t testing.TB) *Server {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
+	s.CredentialsFile = filepath.Join(dir, "credentials")
+	creds := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", s.AccessKey, s.SecretKey)
+	if err := os.WriteFile(s.CredentialsFile, []byte(creds), 0o600); err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	var tlsFiles []string
+	if o.TLS {
+		if tlsFiles, err = s.writeTLS(dir); err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+	}
 	for try := 1; ; try++ {
-		err = s.start(t, bin, data)
+		err = s.start(t, bin, data, tlsFiles)
 		if err == nil {
 			break
 		}
@@ -105,9 +144,43 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// writeTLS makes the CA and the server's certificate and key, and returns
+// versitygw's --cert and --key arguments.
+func (s *Server) writeTLS(dir string) ([]string, error) {
+	ca, err := tlsx.NewCA("s3test CA", 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := ca.Issue("s3test/versitygw", []string{"127.0.0.1", "localhost"}, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.CA, s.CAFile = ca, filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(s.CAFile, ca.CertPEM, 0o600); err != nil {
+		return nil, err
+	}
+	f, err := tlsx.WriteLeaf(dir, "server", leaf, s.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"--cert", f.CertFile, "--key", f.KeyFile}, nil
+}
+
+// httpClient reaches the server (with TLS, trusting its CA), each request
+// taking at most timeout (0 = no limit).
+func (s *Server) httpClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if s.CA != nil {
+		roots := x509.NewCertPool()
+		roots.AddCert(s.CA.Cert)
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
 // start launches versitygw on a free port and waits until it answers. On
 // success the process is stopped by t.Cleanup; on error it is already gone.
-func (s *Server) start(t testing.TB, bin, data string) error {
+func (s *Server) start(t testing.TB, bin, data string, tlsArgs []string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -118,17 +191,14 @@ func (s *Server) start(t testing.TB, bin, data string) error {
 		return err
 	}
 	defer logf.Close() // the child has its own copy of the descriptor
-	cmd := exec.Command(bin,
-		"--port", addr,
-		"--access", s.AccessKey,
-		"--secret", s.SecretKey,
-		"--region", Region,
-		"--health", healthPath,
-		"posix", data)
+	args := append([]string{"--port", addr, "--region", Region, "--health", healthPath}, tlsArgs...)
+	cmd := exec.Command(bin, append(args, "posix", data)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Keep the server's own config sources out: a developer's VGW_* or
-	// ROOT_* variables must not change what the tests run against.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// ROOT_* variables must not change what the tests run against. The
+	// root credentials go in the environment, not the process list.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
@@ -136,7 +206,10 @@ func (s *Server) start(t testing.TB, bin, data string) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	s.Endpoint = "http://" + addr
-	if err := waitReady(s.Endpoint+healthPath, exited); err != nil {
+	if len(tlsArgs) > 0 {
+		s.Endpoint = "https://" + addr
+	}
+	if err := waitReady(s.httpClient(time.Second), s.Endpoint+healthPath, exited); err != nil {
 		stop(cmd, exited)
 		return err
 	}
@@ -151,8 +224,7 @@ func (s *Server) start(t testing.TB, bin, data string) error {
 
 // waitReady polls the health endpoint until it answers 200, the process
 // exits, or readyTimeout passes.
-func waitReady(healthURL string, exited <-chan error) error {
-	client := &http.Client{Timeout: time.Second}
+func waitReady(client *http.Client, healthURL string, exited <-chan error) error {
 	deadline := time.Now().Add(readyTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -202,6 +274,7 @@ func (s *Server) createBucket() error {
 		Region:       Region,
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		HTTPClient:   s.httpClient(0),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -24,10 +27,31 @@ func TestStartServesABucket(t *testing.T) {
 	require.Equal(t, "/some/prefix", u.Path)
 	q := u.Query()
 	require.Equal(t, srv.Endpoint, q.Get("endpoint"))
-	require.Equal(t, srv.AccessKey, q.Get("access_key"))
-	require.Equal(t, srv.SecretKey, q.Get("secret_key"))
 	require.Equal(t, Region, q.Get("region"))
+	require.Equal(t, srv.CredentialsFile, q.Get("credentials_file"))
+	require.False(t, q.Has("ca_file"))
+	require.NotContains(t, srv.URL("p"), srv.SecretKey, "no secret in the URL")
+	creds, err := os.ReadFile(srv.CredentialsFile)
+	require.NoError(t, err)
+	require.Contains(t, string(creds), "aws_secret_access_key = "+srv.SecretKey)
+	fi, err := os.Stat(srv.CredentialsFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	require.Contains(t, srv.Log(), "127.0.0.1")
+}
+
+func TestStartTLS(t *testing.T) {
+	srv := StartWith(t, Options{TLS: true})
+	require.True(t, strings.HasPrefix(srv.Endpoint, "https://127.0.0.1:"), srv.Endpoint)
+	resp, err := srv.httpClient(time.Second).Get(srv.Endpoint + healthPath)
+	require.NoError(t, err, "the server's CA is trusted")
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = http.Get(srv.Endpoint + healthPath)
+	require.ErrorContains(t, err, "certificate", "the system roots do not trust the throw-away CA")
+	u, err := url.Parse(srv.URL(""))
+	require.NoError(t, err)
+	require.Equal(t, srv.CAFile, u.Query().Get("ca_file"))
 }
 
 // recordingTB stands in for the test handed to Start, to see whether Start

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tistream/tistream/libs/grpcx"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -47,6 +46,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	key := fs.String("key", "", "split: the split key, hex")
 	left := fs.Uint64("left", 0, "merge: the left range")
 	right := fs.Uint64("right", 0, "merge: the right range")
+	var cc clientCreds
+	cc.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -57,7 +58,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tistream admin %s: %s\n\n%s", sub, msg, adminUsage)
 		return 2
 	}
-	conn, err := grpcx.Dial(*meta)
+	conn, err := cc.dial(*meta)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream admin: %v\n", err)
 		return 1

@@ -154,7 +154,7 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		objs0[k] = *c
 	}
 	rec.mu.Unlock()
-	up, err := newUpstream(f.meta.GRPCAddr(), o.InitialRanges, stderr)
+	up, err := newUpstream(f.meta.GRPCAddr(), f.upstream, o.InitialRanges, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 	if d.Pull {
 		t0 := time.Now()
 		pctx, pcancel := context.WithTimeout(ctx, d.Timeout)
-		err := lagPull(pctx, f.api.GRPCAddr(), 1, func(*apiv1.RowChange, time.Time) { res.RowsPull++ },
+		err := lagPull(pctx, f.api.GRPCAddr(), f.admin, 1, func(*apiv1.RowChange, time.Time) { res.RowsPull++ },
 			func(ts uint64) bool { return ts >= final })
 		pcancel()
 		if err != nil {

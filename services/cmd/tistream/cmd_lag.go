@@ -21,7 +21,6 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/formats/storefile"
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
@@ -49,7 +48,9 @@ type lagOptions struct {
 	SorterFlush, APIPoll, RegistryPoll, DispatcherPoll time.Duration
 	SorterSnapshot                                     time.Duration
 	DispatcherMaxInFlight                              int
-	LogLevel                                           string
+	// Insecure runs the fleet without TLS (to measure what TLS costs).
+	Insecure bool
+	LogLevel string
 }
 
 // lagDist is a distribution of lags, in milliseconds.
@@ -353,7 +354,7 @@ func startBenchFleet(ctx context.Context, o lagOptions, name string, stderr io.W
 		return nil, err
 	}
 	b.fleet, err = startFleet(ctx, fleetOptions{Dir: b.dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
-		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o),
+		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o), Insecure: o.Insecure,
 		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, b.rec} }})
 	if err != nil {
 		return nil, fmt.Errorf("start the fleet: %w", err)
@@ -401,7 +402,7 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	if err != nil {
 		return nil, err
 	}
-	up, err := newUpstream(f.meta.GRPCAddr(), o.InitialRanges, stderr)
+	up, err := newUpstream(f.meta.GRPCAddr(), f.upstream, o.InitialRanges, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +429,7 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 		finalTs.Store(res.Sim.FinalResolvedTs)
 	}()
 	go func() {
-		pullDone <- lagPull(ctx, f.api.GRPCAddr(), 1, func(r *apiv1.RowChange, now time.Time) {
+		pullDone <- lagPull(ctx, f.api.GRPCAddr(), f.admin, 1, func(r *apiv1.RowChange, now time.Time) {
 			rowsMu.Lock()
 			res.RowsPulled++
 			if sim.PhysicalMs(r.CommitTs) >= warm.UnixMilli() {
@@ -518,8 +519,8 @@ sampling:
 // lagPull pulls a tenant from the start, retrying until the tenant exists,
 // and calls row for every row and resolved for every resolved ts until
 // resolved returns true.
-func lagPull(ctx context.Context, addr string, tenant uint64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
-	conn, err := grpcx.Dial(addr)
+func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
+	conn, err := creds.dial(addr)
 	if err != nil {
 		return err
 	}
@@ -654,6 +655,7 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.SorterSnapshot, "sorter-snapshot-interval", 0, "the sorters' snapshot interval, which paces their durable acks (0 = default)")
 	fs.IntVar(&o.DispatcherMaxInFlight, "dispatcher-max-in-flight", 0, "the dispatchers' unacknowledged files per stream (0 = default)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the services' log level")
+	fs.BoolVar(&o.Insecure, "insecure", false, "run the fleet without TLS (default: TLS everywhere, as tistream up): to measure what TLS costs")
 	var d drainOptions
 	fs.Int64Var(&d.BacklogRows, "backlog-rows", 0, "drain mode: generate a backlog of this many row changes (not in real time, at --rows-per-sec of simulated time) before registering the tenant, then time how fast the fleet drains it (0 = the real-time lag mode)")
 	fs.BoolVar(&d.Pull, "backlog-pull", true, "drain mode: pull the tenant after the drain and check its row count (false = check the sorters' rows flushed instead)")

@@ -21,6 +21,8 @@ func init() {
 
 func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+	var cc clientCreds
+	cc.register(fs)
 	fs.SetOutput(stderr)
 	poolURL := fs.String("pool", "", "committed data pool to read (file:///dir, s3://...)")
 	apiAddr := fs.String("api", "", "pull from a running fleet's api-server at this gRPC address instead of a pool")
@@ -33,6 +35,7 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	follow := fs.Bool("follow", false, "keep following new data until interrupted")
 	poll := fs.Duration("poll-interval", 200*time.Millisecond, "how often to look for new data with --follow")
 	format := fs.String("format", "jsonl", "output format (jsonl)")
+	decode := fs.Bool("decode", false, "with --api: write rows decoded (column names and values, old values) instead of TiDB's bytes")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream pull (--pool URL | --api ADDR) --tenant T [--table ID | --db NAME] [--from TS] [--follow | --until-resolved TS]")
 		fs.PrintDefaults()
@@ -50,6 +53,9 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case *table != 0 && *db != "":
 		fmt.Fprintln(stderr, "tistream pull: give --table or --db, not both")
 		return 2
+	case *decode && *apiAddr == "":
+		fmt.Fprintln(stderr, "tistream pull: --decode needs --api")
+		return 2
 	case *format != "jsonl":
 		fmt.Fprintf(stderr, "tistream pull: --format %q is not supported (jsonl)\n", *format)
 		return 2
@@ -57,7 +63,8 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *apiAddr != "" {
 		// Rows, DDLs and resolved events go to stdout as they arrive; the
 		// summary (how far, and why it stopped) to stderr.
-		p := &apiPull{addr: *apiAddr, tenant: *tenant, table: *table, db: *db, from: *from, untilResolved: *until, timeout: *timeout}
+		p := &apiPull{addr: *apiAddr, creds: &cc, tenant: *tenant, table: *table, db: *db, from: *from, untilResolved: *until, timeout: *timeout,
+			decode: *decode}
 		sum := p.run(ctx, stdout)
 		fmt.Fprintln(stderr, sum.line(p))
 		if sum.failed() {

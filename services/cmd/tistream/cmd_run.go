@@ -16,6 +16,7 @@ import (
 	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tlsx"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"github.com/tistream/tistream/services/apiserver"
 	"github.com/tistream/tistream/services/dispatcher"
@@ -161,7 +162,11 @@ var targets = []target{
 			return c.APIServer.Validate()
 		},
 		build: func(c *fleetConfig, e env) (fleetService, error) {
-			conn, err := grpcx.Dial(c.APIServer.SchemaRegistryAddr)
+			creds, err := svc.ClientCredentials(c.APIServer.Security, e.log)
+			if err != nil {
+				return nil, fmt.Errorf("api-server: %w", err)
+			}
+			conn, err := grpcx.Dial(c.APIServer.SchemaRegistryAddr, creds)
 			if err != nil {
 				return nil, fmt.Errorf("api-server: dial the schema registry: %w", err)
 			}
@@ -315,7 +320,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "tistream run: %v\n", err)
 		return 2
 	}
-	e, closeEnv, err := openEnv(ctx, log, fc.Etcd, fc.Buffer, fc.Pool)
+	e, closeEnv, err := openEnv(ctx, log, fc.Etcd, common.Security, fc.Buffer, fc.Pool)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
 		return 1
@@ -335,7 +340,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // openEnv connects to etcd and opens the object stores (an empty URL is
 // not opened).
-func openEnv(ctx context.Context, log *slog.Logger, endpoints []string, bufferURL, poolURL string) (env, func(), error) {
+func openEnv(ctx context.Context, log *slog.Logger, endpoints []string, sec svc.Security, bufferURL, poolURL string) (env, func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e := env{log: log, reg: reg}
@@ -350,7 +355,19 @@ func openEnv(ctx context.Context, log *slog.Logger, endpoints []string, bufferUR
 			return env{}, nil, fmt.Errorf("open --pool: %w", err)
 		}
 	}
-	e.etcd, err = clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	ecfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}
+	if slices.ContainsFunc(endpoints, func(u string) bool { return strings.HasPrefix(u, "https://") }) {
+		// etcd over TLS: the service presents its own certificate.
+		if sec.Insecure || sec.TLS.CAFile == "" {
+			return env{}, nil, fmt.Errorf("etcd %v is https: the service's --tls-ca, --tls-cert and --tls-key are used to reach it", endpoints)
+		}
+		src, err := tlsx.NewSource(sec.TLS, log)
+		if err != nil {
+			return env{}, nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+		ecfg.TLS = tlsx.ClientConfig(src)
+	}
+	e.etcd, err = clientv3.New(ecfg)
 	if err != nil {
 		return env{}, nil, fmt.Errorf("etcd %v: %w", endpoints, err)
 	}

@@ -59,7 +59,7 @@ func TestDeployManifestsParse(t *testing.T) {
 	objs := readK8s(t)
 	var config string
 	for _, o := range objs {
-		if o.Kind == "ConfigMap" {
+		if o.Kind == "ConfigMap" && o.Data["tistream.yaml"] != "" {
 			config = o.Data["tistream.yaml"]
 		}
 	}
@@ -113,11 +113,11 @@ func TestRunRejectsBadCommandLines(t *testing.T) {
 
 func TestRunConfigFileUnknownKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	require.NoError(t, os.WriteFile(path, []byte("etcd: [http://127.0.0.1:1]\npool: file:///tmp/p\nsorter:\n  flush_intervall: 1s\n"), 0o644))
+	require.NoError(t, os.WriteFile(path, []byte("etcd: [http://127.0.0.1:1]\npool: file:///tmp/p\nsorter:\n  insecure: true\n  flush_intervall: 1s\n"), 0o644))
 	_, _, err := parseRun([]string{"-target=sorter", "--config", path}, io.Discard)
 	require.ErrorContains(t, err, "flush_intervall")
 	// Flags win over the file.
-	require.NoError(t, os.WriteFile(path, []byte("etcd: [http://127.0.0.1:1]\npool: file:///tmp/p\nsorter:\n  flush_interval: 3s\n"), 0o644))
+	require.NoError(t, os.WriteFile(path, []byte("etcd: [http://127.0.0.1:1]\npool: file:///tmp/p\nsorter:\n  insecure: true\n  flush_interval: 3s\n"), 0o644))
 	_, fc, err := parseRun([]string{"-target=sorter", "--config", path, "--flush-interval", "2s"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "2s", fc.Sorter.FlushInterval.String())

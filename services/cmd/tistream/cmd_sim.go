@@ -20,6 +20,8 @@ func init() {
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	var cc clientCreds
+	cc.register(fs)
 	fs.SetOutput(stderr)
 	cfg := sim.DefaultConfig()
 	cfg.RegisterFlags(fs)
@@ -74,7 +76,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *meta != "" {
 		cfg.Realtime = true
-		up, err := newUpstream(*meta, uint32(*initialRanges), stderr)
+		up, err := newUpstream(*meta, &cc, uint32(*initialRanges), stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tistream sim: --meta: %v\n", err)
 			return 1

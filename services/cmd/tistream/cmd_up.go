@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tistream/tistream/libs/auth"
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
@@ -37,6 +38,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sorters := fs.Int("sorters", 1, "sorters to run")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFile := fs.String("log-file", "", "write the services' logs here (default <data-dir>/tistream.log; - = stderr)")
+	insecureFleet := fs.Bool("insecure", false, "run without TLS or authentication (default: a throw-away CA under <data-dir>/tls secures every connection)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -75,7 +77,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: *host, EtcdPort: *etcdPort, MetaPort: *metaPort, APIPort: *apiPort,
-		Dispatchers: *dispatchers, Sorters: *sorters, LogLevel: *logLevel, Log: log})
+		Dispatchers: *dispatchers, Sorters: *sorters, LogLevel: *logLevel, Log: log, Insecure: *insecureFleet})
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream up: %v\n", err)
 		return 1
@@ -86,8 +88,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, m := range f.members {
 		fmt.Fprintf(stdout, "  %-16s grpc=%s http=%s\n", m.name, m.s.GRPCAddr(), m.s.HTTPAddr())
 	}
-	fmt.Fprintf(stdout, "push changes:  tistream sim --store %s --meta %s --truth truth.jsonl --duration 10s\n", f.storeURL, f.meta.GRPCAddr())
-	fmt.Fprintf(stdout, "pull a tenant: tistream pull --api %s --tenant 1\n", f.api.GRPCAddr())
+	fmt.Fprintf(stdout, "push changes:  tistream sim --store %s --meta %s%s --truth truth.jsonl --duration 10s\n", f.storeURL, f.meta.GRPCAddr(), f.upstream.flag())
+	fmt.Fprintf(stdout, "pull a tenant: tistream pull --api %s%s --tenant 1\n", f.api.GRPCAddr(), f.admin.flag())
+	fmt.Fprintf(stdout, "operate:       tistream admin tasks --meta %s%s --tenant 1\n", f.meta.GRPCAddr(), f.admin.flag())
+	if f.ca != nil {
+		fmt.Fprintf(stdout, "mint a token:  tistream token --key %s --role reader --tenants 1 --subject alice\n", f.ca.tokenSigner)
+	}
 	failure := svc.WaitFailure(ctx, f.services())
 	if failure != nil {
 		log.Error("a service failed; stopping the fleet", "err", failure)
@@ -112,7 +118,10 @@ type fleetOptions struct {
 	EtcdPort, MetaPort, APIPort int // 0 = pick one
 	Dispatchers, Sorters        int
 	LogLevel                    string
-	Log                         *slog.Logger
+	// Insecure runs the fleet in plaintext without authentication;
+	// otherwise a throw-away CA under Dir/tls secures everything.
+	Insecure bool
+	Log      *slog.Logger
 	// Tune, when set, changes the services' configuration before they are built.
 	Tune func(*fleetConfig)
 	// Wrap, when set, wraps the object store every service uses (to observe it).
@@ -128,12 +137,16 @@ type member struct {
 type fleet struct {
 	etcd     *etcdx.Embedded
 	storeURL string
-	members  []member // in start order
-	meta     fleetService
-	registry fleetService
-	api      fleetService
-	closers  []func()
-	stopTo   time.Duration
+	// ca issues the members' and clients' certificates (nil: --insecure);
+	// admin and upstream are the clients' credentials.
+	ca              *fleetCA
+	admin, upstream *clientCreds
+	members         []member // in start order
+	meta            fleetService
+	registry        fleetService
+	api             fleetService
+	closers         []func()
+	stopTo          time.Duration
 }
 
 // startFleet starts an embedded etcd and every service, each as it runs
@@ -141,13 +154,30 @@ type fleet struct {
 // others over the network. On error, what started is stopped.
 func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 	addr := func(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
-	f := &fleet{}
+	f := &fleet{admin: &clientCreds{insecure: true}, upstream: &clientCreds{insecure: true}}
 	defer func() {
 		if err != nil {
 			_ = f.stop(context.Background())
 		}
 	}()
-	if f.etcd, err = etcdx.StartEmbedded(etcdx.EmbeddedConfig{Dir: filepath.Join(o.Dir, "etcd"), ClientAddr: addr(o.EtcdPort), PeerAddr: addr(0)}); err != nil {
+	ecfg := etcdx.EmbeddedConfig{Dir: filepath.Join(o.Dir, "etcd"), ClientAddr: addr(o.EtcdPort), PeerAddr: addr(0)}
+	if !o.Insecure {
+		if f.ca, err = newFleetCA(o.Dir, []string{o.Host, "localhost"}); err != nil {
+			return nil, fmt.Errorf("fleet CA: %w", err)
+		}
+		files, err := f.ca.issue("etcd", "etcd/etcd")
+		if err != nil {
+			return nil, err
+		}
+		ecfg.TLS = &files
+		if f.admin, err = f.ca.client("admin", "admin/admin"); err != nil {
+			return nil, err
+		}
+		if f.upstream, err = f.ca.client("upstream", "upstream/upstream"); err != nil {
+			return nil, err
+		}
+	}
+	if f.etcd, err = etcdx.StartEmbedded(ecfg); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
 	storeDir := filepath.Join(o.Dir, "store")
@@ -159,6 +189,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 	fc := defaultFleetConfig()
 	setAddrs := func(c *svc.Common, grpcPort int) {
 		c.GRPCAddr, c.HTTPAddr, c.LogLevel = addr(grpcPort), addr(0), o.LogLevel
+		c.Security = svc.Security{Insecure: o.Insecure}
 	}
 	setAddrs(&fc.MetaServer.Common, o.MetaPort)
 	setAddrs(&fc.SchemaRegistry.Common, 0)
@@ -167,9 +198,16 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		o.Tune(&fc)
 	}
 	f.stopTo = fc.MetaServer.StopTimeout
-	// start builds and starts one service.
+	// start builds and starts one service, with its own certificate.
 	start := func(name, target string, c *fleetConfig) (fleetService, error) {
-		e, closeEnv, err := openEnv(ctx, o.Log.With("instance", name), []string{f.etcd.Endpoint}, f.storeURL, f.storeURL)
+		t, _ := findTarget(target)
+		common := t.common(c)
+		if f.ca != nil {
+			if err := f.ca.member(common, name, auth.Role(target)); err != nil {
+				return nil, err
+			}
+		}
+		e, closeEnv, err := openEnv(ctx, o.Log.With("instance", name), []string{f.etcd.Endpoint}, common.Security, f.storeURL, f.storeURL)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +215,6 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		if o.Wrap != nil {
 			e.buffer, e.pool = o.Wrap(e.buffer), o.Wrap(e.pool)
 		}
-		t, _ := findTarget(target)
 		s, err := t.build(c, e)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/truth"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	"google.golang.org/grpc/codes"
@@ -18,12 +17,15 @@ import (
 // apiPull is one pull from a running fleet's api-server.
 type apiPull struct {
 	addr          string
+	creds         *clientCreds
 	tenant        uint64
 	table         int64
 	db            string
 	from          uint64
 	untilResolved uint64        // stop once a resolved ts at or above this arrives (0 = never)
 	timeout       time.Duration // stop after this long (0 = never)
+	decode        bool          // write decoded rows (pull_decode.go) instead of TiDB's bytes
+	dec           *decodeWriter
 }
 
 // pullEvents is a pull's response stream: each Recv returns the events of
@@ -95,7 +97,7 @@ func (p *apiPull) run(ctx context.Context, out io.Writer) *pullSummary {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sum := &pullSummary{}
-	conn, err := grpcx.Dial(p.addr)
+	conn, err := p.creds.dial(p.addr)
 	if err != nil {
 		sum.stop, sum.err = stopError, err
 		return sum
@@ -105,6 +107,9 @@ func (p *apiPull) run(ctx context.Context, out io.Writer) *pullSummary {
 	if err != nil {
 		p.ended(ctx, sum, err)
 		return sum
+	}
+	if p.decode {
+		p.dec = newDecodeWriter(ctx, out, conn, p.tenant)
 	}
 	p.consume(ctx, events, truth.NewWriter(out), sum)
 	return sum
@@ -120,6 +125,9 @@ func (p *apiPull) consume(ctx context.Context, events pullEvents, w *truth.Write
 		done, werr := p.write(batch, w, sum)
 		if werr == nil {
 			werr = w.Flush()
+		}
+		if werr == nil && p.dec != nil {
+			werr = p.dec.flush()
 		}
 		switch {
 		case werr != nil:
@@ -138,6 +146,9 @@ func (p *apiPull) consume(ctx context.Context, events pullEvents, w *truth.Write
 // write writes a message's events; done when one of them is a resolved ts
 // at or past --until-resolved (the events after it are not written).
 func (p *apiPull) write(batch []*apiv1.PullEvent, w *truth.Writer, sum *pullSummary) (done bool, err error) {
+	if p.dec != nil {
+		return p.dec.write(batch, p.untilResolved, sum)
+	}
 	for _, ev := range batch {
 		switch x := ev.Event.(type) {
 		case *apiv1.PullEvent_Row:
@@ -154,7 +165,8 @@ func (p *apiPull) write(batch []*apiv1.PullEvent, w *truth.Writer, sum *pullSumm
 		case *apiv1.PullEvent_Ddl:
 			d := x.Ddl
 			if err := w.WriteDDL(truth.DDL{Tenant: p.tenant, CommitTs: d.CommitTs, DBID: d.DbId, TableID: d.TableId,
-				Action: ddlAction(d.Kind), SchemaVersion: d.SchemaVersion}); err != nil {
+				Action: ddlAction(d.Kind), SchemaVersion: d.SchemaVersion, DBName: d.DbName, TableName: d.TableName,
+				OldTableID: d.OldTableId, JobID: d.JobId, Query: d.Query}); err != nil {
 				return false, err
 			}
 			sum.ddls++

@@ -115,12 +115,13 @@ func (s *syncBuffer) Bytes() []byte {
 func TestPullAPITimeoutKeepsWhatArrived(t *testing.T) {
 	addr := startStuckAPI(t, nil)
 	var stdout, stderr bytes.Buffer
-	code := runPull(context.Background(), []string{"--api", addr, "--tenant", "1", "--until-resolved", "1000",
+	code := runPull(context.Background(), []string{"--api", addr, "--insecure", "--tenant", "1", "--until-resolved", "1000",
 		"--timeout", "700ms"}, &stdout, &stderr)
 	require.Equal(t, 1, code, stderr.String())
 	rows, ddls, resolved := pulledLines(t, stdout.Bytes())
 	require.Equal(t, []uint64{50, 60, 160}, rows)
-	require.Equal(t, []truth.DDL{{Tenant: 1, CommitTs: 150, DBID: 2, TableID: 112, Action: "alter_table", SchemaVersion: 8}}, ddls)
+	require.Equal(t, []truth.DDL{{Tenant: 1, CommitTs: 150, DBID: 2, TableID: 112, Action: "alter_table", SchemaVersion: 8,
+		DBName: "db", TableName: "t"}}, ddls)
 	require.Equal(t, []uint64{100, 200}, resolved)
 	require.Equal(t, "tistream pull: stopped by --timeout 700ms after 3 rows and 1 DDLs; resolved through 200 "+
 		"(--until-resolved 1000 not reached)\n", stderr.String())
@@ -129,7 +130,7 @@ func TestPullAPITimeoutKeepsWhatArrived(t *testing.T) {
 	// it too, with the same output.
 	stdout.Reset()
 	stderr.Reset()
-	code = runPull(context.Background(), []string{"--api", addr, "--tenant", "1", "--timeout", "300ms"}, &stdout, &stderr)
+	code = runPull(context.Background(), []string{"--api", addr, "--insecure", "--tenant", "1", "--timeout", "300ms"}, &stdout, &stderr)
 	require.Equal(t, 1, code, stderr.String())
 	rows, _, resolved = pulledLines(t, stdout.Bytes())
 	require.Equal(t, []uint64{50, 60, 160}, rows)
@@ -148,7 +149,7 @@ func TestPullAPIWritesAsItReceives(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runPull(ctx, []string{"--api", addr, "--tenant", "1", "--timeout", "1m"}, &stdout, &stderr)
+		done <- runPull(ctx, []string{"--api", addr, "--insecure", "--tenant", "1", "--timeout", "1m"}, &stdout, &stderr)
 	}()
 	require.Eventually(t, func() bool {
 		return bytes.Contains(stdout.Bytes(), []byte(`{"type":"resolved","ts":200}`))
@@ -170,7 +171,7 @@ func TestPullAPIWritesAsItReceives(t *testing.T) {
 func TestPullAPIUntilResolved(t *testing.T) {
 	addr := startStuckAPI(t, nil)
 	var stdout, stderr bytes.Buffer
-	code := runPull(context.Background(), []string{"--api", addr, "--tenant", "1", "--until-resolved", "150",
+	code := runPull(context.Background(), []string{"--api", addr, "--insecure", "--tenant", "1", "--until-resolved", "150",
 		"--timeout", "1m"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	rows, _, resolved := pulledLines(t, stdout.Bytes())
@@ -184,7 +185,7 @@ func TestPullAPIUntilResolved(t *testing.T) {
 func TestPullAPIStreamError(t *testing.T) {
 	addr := startStuckAPI(t, status.Error(codes.OutOfRange, "start ts 1 is older than the retained data"))
 	var stdout, stderr bytes.Buffer
-	code := runPull(context.Background(), []string{"--api", addr, "--tenant", "1", "--until-resolved", "1000"}, &stdout, &stderr)
+	code := runPull(context.Background(), []string{"--api", addr, "--insecure", "--tenant", "1", "--until-resolved", "1000"}, &stdout, &stderr)
 	require.Equal(t, 1, code)
 	rows, _, resolved := pulledLines(t, stdout.Bytes())
 	require.Equal(t, []uint64{50, 60, 160}, rows)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tistream/tistream/libs/grpcx"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	"google.golang.org/grpc"
@@ -23,8 +22,8 @@ type upstream struct {
 	failed        atomic.Int64
 }
 
-func newUpstream(addr string, initialRanges uint32, stderr io.Writer) (*upstream, error) {
-	conn, err := grpcx.Dial(addr)
+func newUpstream(addr string, cc *clientCreds, initialRanges uint32, stderr io.Writer) (*upstream, error) {
+	conn, err := cc.dial(addr)
 	if err != nil {
 		return nil, err
 	}

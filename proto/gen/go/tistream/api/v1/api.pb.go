@@ -71,6 +71,8 @@ func (Op) EnumDescriptor() ([]byte, []int) {
 	return file_tistream_api_v1_api_proto_rawDescGZIP(), []int{0}
 }
 
+// What the change did. A change whose job is of another type, and the
+// intermediate steps of an online DDL, are KIND_ALTER_TABLE.
 type DDL_Kind int32
 
 const (
@@ -78,21 +80,59 @@ const (
 	DDL_KIND_CREATE_TABLE DDL_Kind = 1
 	DDL_KIND_ALTER_TABLE  DDL_Kind = 2
 	DDL_KIND_DROP_TABLE   DDL_Kind = 3
+	// table_id is the new table, old_table_id the truncated one.
+	DDL_KIND_TRUNCATE_TABLE DDL_Kind = 4
+	// old_db_* and old_table_name are the names before.
+	DDL_KIND_RENAME_TABLE       DDL_Kind = 5
+	DDL_KIND_CREATE_DATABASE    DDL_Kind = 6
+	DDL_KIND_DROP_DATABASE      DDL_Kind = 7
+	DDL_KIND_ADD_COLUMN         DDL_Kind = 8
+	DDL_KIND_DROP_COLUMN        DDL_Kind = 9
+	DDL_KIND_ADD_INDEX          DDL_Kind = 10
+	DDL_KIND_DROP_INDEX         DDL_Kind = 11
+	DDL_KIND_MODIFY_COLUMN      DDL_Kind = 12
+	DDL_KIND_ADD_PARTITION      DDL_Kind = 13
+	DDL_KIND_DROP_PARTITION     DDL_Kind = 14
+	DDL_KIND_TRUNCATE_PARTITION DDL_Kind = 15
 )
 
 // Enum value maps for DDL_Kind.
 var (
 	DDL_Kind_name = map[int32]string{
-		0: "KIND_UNSPECIFIED",
-		1: "KIND_CREATE_TABLE",
-		2: "KIND_ALTER_TABLE",
-		3: "KIND_DROP_TABLE",
+		0:  "KIND_UNSPECIFIED",
+		1:  "KIND_CREATE_TABLE",
+		2:  "KIND_ALTER_TABLE",
+		3:  "KIND_DROP_TABLE",
+		4:  "KIND_TRUNCATE_TABLE",
+		5:  "KIND_RENAME_TABLE",
+		6:  "KIND_CREATE_DATABASE",
+		7:  "KIND_DROP_DATABASE",
+		8:  "KIND_ADD_COLUMN",
+		9:  "KIND_DROP_COLUMN",
+		10: "KIND_ADD_INDEX",
+		11: "KIND_DROP_INDEX",
+		12: "KIND_MODIFY_COLUMN",
+		13: "KIND_ADD_PARTITION",
+		14: "KIND_DROP_PARTITION",
+		15: "KIND_TRUNCATE_PARTITION",
 	}
 	DDL_Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED":  0,
-		"KIND_CREATE_TABLE": 1,
-		"KIND_ALTER_TABLE":  2,
-		"KIND_DROP_TABLE":   3,
+		"KIND_UNSPECIFIED":        0,
+		"KIND_CREATE_TABLE":       1,
+		"KIND_ALTER_TABLE":        2,
+		"KIND_DROP_TABLE":         3,
+		"KIND_TRUNCATE_TABLE":     4,
+		"KIND_RENAME_TABLE":       5,
+		"KIND_CREATE_DATABASE":    6,
+		"KIND_DROP_DATABASE":      7,
+		"KIND_ADD_COLUMN":         8,
+		"KIND_DROP_COLUMN":        9,
+		"KIND_ADD_INDEX":          10,
+		"KIND_DROP_INDEX":         11,
+		"KIND_MODIFY_COLUMN":      12,
+		"KIND_ADD_PARTITION":      13,
+		"KIND_DROP_PARTITION":     14,
+		"KIND_TRUNCATE_PARTITION": 15,
 	}
 )
 
@@ -695,7 +735,8 @@ func (x *Resolved) GetTs() uint64 {
 	return 0
 }
 
-// DDL is a schema change of a pulled table, in commit order with the rows.
+// DDL is a schema change of a pulled table (or of a database, in tenant
+// pulls), in commit order with the rows.
 type DDL struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CommitTs      uint64                 `protobuf:"varint,1,opt,name=commit_ts,json=commitTs,proto3" json:"commit_ts,omitempty"`
@@ -705,8 +746,29 @@ type DDL struct {
 	TableId       int64                  `protobuf:"varint,5,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
 	DbName        string                 `protobuf:"bytes,6,opt,name=db_name,json=dbName,proto3" json:"db_name,omitempty"`
 	TableName     string                 `protobuf:"bytes,7,opt,name=table_name,json=tableName,proto3" json:"table_name,omitempty"`
-	// TiDB's TableInfo JSON after the change; empty for drops.
+	// TiDB's TableInfo JSON after the change; empty for drops and database
+	// events.
 	TableInfoJson []byte `protobuf:"bytes,8,opt,name=table_info_json,json=tableInfoJson,proto3" json:"table_info_json,omitempty"`
+	// The statement's SQL text as the client sent it to TiDB, from the DDL
+	// job that finished with this change; empty when the change has no job
+	// (job_id 0): an intermediate step of an online DDL (an index not yet
+	// public, a column being dropped), or a job the registry did not see.
+	Query string `protobuf:"bytes,9,opt,name=query,proto3" json:"query,omitempty"`
+	// TiDB's DDL job: its id, type (model.ActionType: 3 create table, 5 add
+	// column, 11 truncate table, ...) and state (model.JobState: 6 synced,
+	// 3 rollback done).
+	JobId    int64 `protobuf:"varint,10,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	JobType  int32 `protobuf:"varint,11,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	JobState int32 `protobuf:"varint,12,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
+	// The database and table names before the change (renames, alters,
+	// drops); empty for creations.
+	OldDbId      int64  `protobuf:"varint,13,opt,name=old_db_id,json=oldDbId,proto3" json:"old_db_id,omitempty"`
+	OldDbName    string `protobuf:"bytes,14,opt,name=old_db_name,json=oldDbName,proto3" json:"old_db_name,omitempty"`
+	OldTableName string `protobuf:"bytes,15,opt,name=old_table_name,json=oldTableName,proto3" json:"old_table_name,omitempty"`
+	// KIND_TRUNCATE_TABLE: the id of the truncated (dropped) table.
+	OldTableId int64 `protobuf:"varint,16,opt,name=old_table_id,json=oldTableId,proto3" json:"old_table_id,omitempty"`
+	// Database events: TiDB's DBInfo JSON after the change (empty for drops).
+	DbInfoJson    []byte `protobuf:"bytes,17,opt,name=db_info_json,json=dbInfoJson,proto3" json:"db_info_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -793,6 +855,69 @@ func (x *DDL) GetTableName() string {
 func (x *DDL) GetTableInfoJson() []byte {
 	if x != nil {
 		return x.TableInfoJson
+	}
+	return nil
+}
+
+func (x *DDL) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *DDL) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *DDL) GetJobType() int32 {
+	if x != nil {
+		return x.JobType
+	}
+	return 0
+}
+
+func (x *DDL) GetJobState() int32 {
+	if x != nil {
+		return x.JobState
+	}
+	return 0
+}
+
+func (x *DDL) GetOldDbId() int64 {
+	if x != nil {
+		return x.OldDbId
+	}
+	return 0
+}
+
+func (x *DDL) GetOldDbName() string {
+	if x != nil {
+		return x.OldDbName
+	}
+	return ""
+}
+
+func (x *DDL) GetOldTableName() string {
+	if x != nil {
+		return x.OldTableName
+	}
+	return ""
+}
+
+func (x *DDL) GetOldTableId() int64 {
+	if x != nil {
+		return x.OldTableId
+	}
+	return 0
+}
+
+func (x *DDL) GetDbInfoJson() []byte {
+	if x != nil {
+		return x.DbInfoJson
 	}
 	return nil
 }
@@ -1128,6 +1253,53 @@ func (x *Table) GetSchemaVersion() int64 {
 	return 0
 }
 
+// StartTsOutOfRange is attached (as a status detail) to an OUT_OF_RANGE
+// error of a pull or listing: the oldest start ts the api-server can serve
+// for it (0 when it could not tell).
+type StartTsOutOfRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldestStartTs uint64                 `protobuf:"varint,1,opt,name=oldest_start_ts,json=oldestStartTs,proto3" json:"oldest_start_ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTsOutOfRange) Reset() {
+	*x = StartTsOutOfRange{}
+	mi := &file_tistream_api_v1_api_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTsOutOfRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTsOutOfRange) ProtoMessage() {}
+
+func (x *StartTsOutOfRange) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_api_v1_api_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTsOutOfRange.ProtoReflect.Descriptor instead.
+func (*StartTsOutOfRange) Descriptor() ([]byte, []int) {
+	return file_tistream_api_v1_api_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StartTsOutOfRange) GetOldestStartTs() uint64 {
+	if x != nil {
+		return x.OldestStartTs
+	}
+	return 0
+}
+
 var File_tistream_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_tistream_api_v1_api_proto_rawDesc = "" +
@@ -1167,7 +1339,7 @@ const file_tistream_api_v1_api_proto_rawDesc = "" +
 	"\told_value\x18\a \x01(\fR\boldValue\x12%\n" +
 	"\x0eschema_version\x18\b \x01(\x03R\rschemaVersion\"\x1a\n" +
 	"\bResolved\x12\x0e\n" +
-	"\x02ts\x18\x01 \x01(\x04R\x02ts\"\xe8\x02\n" +
+	"\x02ts\x18\x01 \x01(\x04R\x02ts\"\x90\a\n" +
 	"\x03DDL\x12\x1b\n" +
 	"\tcommit_ts\x18\x01 \x01(\x04R\bcommitTs\x12%\n" +
 	"\x0eschema_version\x18\x02 \x01(\x03R\rschemaVersion\x12-\n" +
@@ -1177,12 +1349,37 @@ const file_tistream_api_v1_api_proto_rawDesc = "" +
 	"\adb_name\x18\x06 \x01(\tR\x06dbName\x12\x1d\n" +
 	"\n" +
 	"table_name\x18\a \x01(\tR\ttableName\x12&\n" +
-	"\x0ftable_info_json\x18\b \x01(\fR\rtableInfoJson\"^\n" +
+	"\x0ftable_info_json\x18\b \x01(\fR\rtableInfoJson\x12\x14\n" +
+	"\x05query\x18\t \x01(\tR\x05query\x12\x15\n" +
+	"\x06job_id\x18\n" +
+	" \x01(\x03R\x05jobId\x12\x19\n" +
+	"\bjob_type\x18\v \x01(\x05R\ajobType\x12\x1b\n" +
+	"\tjob_state\x18\f \x01(\x05R\bjobState\x12\x1a\n" +
+	"\told_db_id\x18\r \x01(\x03R\aoldDbId\x12\x1e\n" +
+	"\vold_db_name\x18\x0e \x01(\tR\toldDbName\x12$\n" +
+	"\x0eold_table_name\x18\x0f \x01(\tR\foldTableName\x12 \n" +
+	"\fold_table_id\x18\x10 \x01(\x03R\n" +
+	"oldTableId\x12 \n" +
+	"\fdb_info_json\x18\x11 \x01(\fR\n" +
+	"dbInfoJson\"\xfa\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KIND_CREATE_TABLE\x10\x01\x12\x14\n" +
 	"\x10KIND_ALTER_TABLE\x10\x02\x12\x13\n" +
-	"\x0fKIND_DROP_TABLE\x10\x03\"=\n" +
+	"\x0fKIND_DROP_TABLE\x10\x03\x12\x17\n" +
+	"\x13KIND_TRUNCATE_TABLE\x10\x04\x12\x15\n" +
+	"\x11KIND_RENAME_TABLE\x10\x05\x12\x18\n" +
+	"\x14KIND_CREATE_DATABASE\x10\x06\x12\x16\n" +
+	"\x12KIND_DROP_DATABASE\x10\a\x12\x13\n" +
+	"\x0fKIND_ADD_COLUMN\x10\b\x12\x14\n" +
+	"\x10KIND_DROP_COLUMN\x10\t\x12\x12\n" +
+	"\x0eKIND_ADD_INDEX\x10\n" +
+	"\x12\x13\n" +
+	"\x0fKIND_DROP_INDEX\x10\v\x12\x16\n" +
+	"\x12KIND_MODIFY_COLUMN\x10\f\x12\x16\n" +
+	"\x12KIND_ADD_PARTITION\x10\r\x12\x17\n" +
+	"\x13KIND_DROP_PARTITION\x10\x0e\x12\x1b\n" +
+	"\x17KIND_TRUNCATE_PARTITION\x10\x0f\"=\n" +
 	"\x0eListDBsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x0e\n" +
 	"\x02ts\x18\x02 \x01(\x04R\x02ts\">\n" +
@@ -1202,7 +1399,9 @@ const file_tistream_api_v1_api_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x13\n" +
 	"\x05db_id\x18\x03 \x01(\x03R\x04dbId\x12&\n" +
 	"\x0ftable_info_json\x18\x04 \x01(\fR\rtableInfoJson\x12%\n" +
-	"\x0eschema_version\x18\x05 \x01(\x03R\rschemaVersion*3\n" +
+	"\x0eschema_version\x18\x05 \x01(\x03R\rschemaVersion\";\n" +
+	"\x11StartTsOutOfRange\x12&\n" +
+	"\x0foldest_start_ts\x18\x01 \x01(\x04R\roldestStartTs*3\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1231,7 +1430,7 @@ func file_tistream_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_tistream_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tistream_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tistream_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tistream_api_v1_api_proto_goTypes = []any{
 	(Op)(0),                    // 0: tistream.api.v1.Op
 	(DDL_Kind)(0),              // 1: tistream.api.v1.DDL.Kind
@@ -1251,6 +1450,7 @@ var file_tistream_api_v1_api_proto_goTypes = []any{
 	(*ListTablesRequest)(nil),  // 15: tistream.api.v1.ListTablesRequest
 	(*ListTablesResponse)(nil), // 16: tistream.api.v1.ListTablesResponse
 	(*Table)(nil),              // 17: tistream.api.v1.Table
+	(*StartTsOutOfRange)(nil),  // 18: tistream.api.v1.StartTsOutOfRange
 }
 var file_tistream_api_v1_api_proto_depIdxs = []int32{
 	8,  // 0: tistream.api.v1.PullTableResponse.events:type_name -> tistream.api.v1.PullEvent
@@ -1296,7 +1496,7 @@ func file_tistream_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_api_v1_api_proto_rawDesc), len(file_tistream_api_v1_api_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -616,7 +616,16 @@ type SchemaChange struct {
 	DbName        string                 `protobuf:"bytes,6,opt,name=db_name,json=dbName,proto3" json:"db_name,omitempty"`
 	TableName     string                 `protobuf:"bytes,7,opt,name=table_name,json=tableName,proto3" json:"table_name,omitempty"`
 	// The new TableInfo (or DBInfo) JSON; empty for drops.
-	InfoJson      []byte `protobuf:"bytes,8,opt,name=info_json,json=infoJson,proto3" json:"info_json,omitempty"`
+	InfoJson []byte `protobuf:"bytes,8,opt,name=info_json,json=infoJson,proto3" json:"info_json,omitempty"`
+	// The table's database and name just before the change (what a rename,
+	// an alter or a drop changed); empty for creations and database changes.
+	OldDbId      int64  `protobuf:"varint,9,opt,name=old_db_id,json=oldDbId,proto3" json:"old_db_id,omitempty"`
+	OldDbName    string `protobuf:"bytes,10,opt,name=old_db_name,json=oldDbName,proto3" json:"old_db_name,omitempty"`
+	OldTableName string `protobuf:"bytes,11,opt,name=old_table_name,json=oldTableName,proto3" json:"old_table_name,omitempty"`
+	// The finished DDL job whose last change this is. Absent for the
+	// intermediate steps of an online DDL and for changes whose job did not
+	// arrive within the registry's job wait.
+	Job           *DDLJob `protobuf:"bytes,12,opt,name=job,proto3" json:"job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,10 +716,154 @@ func (x *SchemaChange) GetInfoJson() []byte {
 	return nil
 }
 
+func (x *SchemaChange) GetOldDbId() int64 {
+	if x != nil {
+		return x.OldDbId
+	}
+	return 0
+}
+
+func (x *SchemaChange) GetOldDbName() string {
+	if x != nil {
+		return x.OldDbName
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetOldTableName() string {
+	if x != nil {
+		return x.OldTableName
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetJob() *DDLJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// DDLJob is a finished TiDB DDL job, as TiDB wrote it to its DDL history.
+type DDLJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// TiDB's model.ActionType and model.JobState.
+	Type     int32 `protobuf:"varint,2,opt,name=type,proto3" json:"type,omitempty"`
+	State    int32 `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
+	SchemaId int64 `protobuf:"varint,4,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	// For TRUNCATE TABLE, the old table.
+	TableId    int64  `protobuf:"varint,5,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	SchemaName string `protobuf:"bytes,6,opt,name=schema_name,json=schemaName,proto3" json:"schema_name,omitempty"`
+	TableName  string `protobuf:"bytes,7,opt,name=table_name,json=tableName,proto3" json:"table_name,omitempty"`
+	// The statement as the client sent it.
+	Query string `protobuf:"bytes,8,opt,name=query,proto3" json:"query,omitempty"`
+	// commit_ts of the transaction that wrote the job to the history.
+	CommitTs      uint64 `protobuf:"varint,9,opt,name=commit_ts,json=commitTs,proto3" json:"commit_ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DDLJob) Reset() {
+	*x = DDLJob{}
+	mi := &file_tistream_schema_v1_schema_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DDLJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DDLJob) ProtoMessage() {}
+
+func (x *DDLJob) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_schema_v1_schema_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DDLJob.ProtoReflect.Descriptor instead.
+func (*DDLJob) Descriptor() ([]byte, []int) {
+	return file_tistream_schema_v1_schema_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DDLJob) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DDLJob) GetType() int32 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *DDLJob) GetState() int32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *DDLJob) GetSchemaId() int64 {
+	if x != nil {
+		return x.SchemaId
+	}
+	return 0
+}
+
+func (x *DDLJob) GetTableId() int64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *DDLJob) GetSchemaName() string {
+	if x != nil {
+		return x.SchemaName
+	}
+	return ""
+}
+
+func (x *DDLJob) GetTableName() string {
+	if x != nil {
+		return x.TableName
+	}
+	return ""
+}
+
+func (x *DDLJob) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *DDLJob) GetCommitTs() uint64 {
+	if x != nil {
+		return x.CommitTs
+	}
+	return 0
+}
+
 type GetSchemaChangesResponse struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Changes    []*SchemaChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
-	ResolvedTs uint64                 `protobuf:"varint,2,opt,name=resolved_ts,json=resolvedTs,proto3" json:"resolved_ts,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changes []*SchemaChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Every change committed at or before resolved_ts is listed, with the
+	// DDL job it will ever carry: a change still waiting for its job holds
+	// resolved_ts below it.
+	ResolvedTs uint64 `protobuf:"varint,2,opt,name=resolved_ts,json=resolvedTs,proto3" json:"resolved_ts,omitempty"`
 	// The oldest ts the registry still answers for (retention).
 	FloorTs       uint64 `protobuf:"varint,3,opt,name=floor_ts,json=floorTs,proto3" json:"floor_ts,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -719,7 +872,7 @@ type GetSchemaChangesResponse struct {
 
 func (x *GetSchemaChangesResponse) Reset() {
 	*x = GetSchemaChangesResponse{}
-	mi := &file_tistream_schema_v1_schema_proto_msgTypes[10]
+	mi := &file_tistream_schema_v1_schema_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +884,7 @@ func (x *GetSchemaChangesResponse) String() string {
 func (*GetSchemaChangesResponse) ProtoMessage() {}
 
 func (x *GetSchemaChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_schema_v1_schema_proto_msgTypes[10]
+	mi := &file_tistream_schema_v1_schema_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +897,7 @@ func (x *GetSchemaChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaChangesResponse.ProtoReflect.Descriptor instead.
 func (*GetSchemaChangesResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_schema_v1_schema_proto_rawDescGZIP(), []int{10}
+	return file_tistream_schema_v1_schema_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetSchemaChangesResponse) GetChanges() []*SchemaChange {
@@ -806,7 +959,7 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\x17GetSchemaChangesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x17\n" +
 	"\afrom_ts\x18\x02 \x01(\x04R\x06fromTs\x12\x13\n" +
-	"\x05to_ts\x18\x03 \x01(\x04R\x04toTs\"\xb7\x03\n" +
+	"\x05to_ts\x18\x03 \x01(\x04R\x04toTs\"\xc7\x04\n" +
 	"\fSchemaChange\x12\x1b\n" +
 	"\tcommit_ts\x18\x01 \x01(\x04R\bcommitTs\x12%\n" +
 	"\x0eschema_version\x18\x02 \x01(\x03R\rschemaVersion\x129\n" +
@@ -816,7 +969,12 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\adb_name\x18\x06 \x01(\tR\x06dbName\x12\x1d\n" +
 	"\n" +
 	"table_name\x18\a \x01(\tR\ttableName\x12\x1b\n" +
-	"\tinfo_json\x18\b \x01(\fR\binfoJson\"\xa2\x01\n" +
+	"\tinfo_json\x18\b \x01(\fR\binfoJson\x12\x1a\n" +
+	"\told_db_id\x18\t \x01(\x03R\aoldDbId\x12\x1e\n" +
+	"\vold_db_name\x18\n" +
+	" \x01(\tR\toldDbName\x12$\n" +
+	"\x0eold_table_name\x18\v \x01(\tR\foldTableName\x12,\n" +
+	"\x03job\x18\f \x01(\v2\x1a.tistream.schema.v1.DDLJobR\x03job\"\xa2\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KIND_CREATE_DATABASE\x10\x01\x12\x16\n" +
@@ -824,7 +982,19 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\x11KIND_CREATE_TABLE\x10\x03\x12\x14\n" +
 	"\x10KIND_ALTER_TABLE\x10\x04\x12\x13\n" +
 	"\x0fKIND_DROP_TABLE\x10\x05\x12\x10\n" +
-	"\fKIND_VERSION\x10\x06\"\x92\x01\n" +
+	"\fKIND_VERSION\x10\x06\"\xed\x01\n" +
+	"\x06DDLJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\x05R\x04type\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\x05R\x05state\x12\x1b\n" +
+	"\tschema_id\x18\x04 \x01(\x03R\bschemaId\x12\x19\n" +
+	"\btable_id\x18\x05 \x01(\x03R\atableId\x12\x1f\n" +
+	"\vschema_name\x18\x06 \x01(\tR\n" +
+	"schemaName\x12\x1d\n" +
+	"\n" +
+	"table_name\x18\a \x01(\tR\ttableName\x12\x14\n" +
+	"\x05query\x18\b \x01(\tR\x05query\x12\x1b\n" +
+	"\tcommit_ts\x18\t \x01(\x04R\bcommitTs\"\x92\x01\n" +
 	"\x18GetSchemaChangesResponse\x12:\n" +
 	"\achanges\x18\x01 \x03(\v2 .tistream.schema.v1.SchemaChangeR\achanges\x12\x1f\n" +
 	"\vresolved_ts\x18\x02 \x01(\x04R\n" +
@@ -851,7 +1021,7 @@ func file_tistream_schema_v1_schema_proto_rawDescGZIP() []byte {
 }
 
 var file_tistream_schema_v1_schema_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tistream_schema_v1_schema_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tistream_schema_v1_schema_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tistream_schema_v1_schema_proto_goTypes = []any{
 	(SchemaChange_Kind)(0),           // 0: tistream.schema.v1.SchemaChange.Kind
 	(*Database)(nil),                 // 1: tistream.schema.v1.Database
@@ -864,27 +1034,29 @@ var file_tistream_schema_v1_schema_proto_goTypes = []any{
 	(*ListTablesResponse)(nil),       // 8: tistream.schema.v1.ListTablesResponse
 	(*GetSchemaChangesRequest)(nil),  // 9: tistream.schema.v1.GetSchemaChangesRequest
 	(*SchemaChange)(nil),             // 10: tistream.schema.v1.SchemaChange
-	(*GetSchemaChangesResponse)(nil), // 11: tistream.schema.v1.GetSchemaChangesResponse
+	(*DDLJob)(nil),                   // 11: tistream.schema.v1.DDLJob
+	(*GetSchemaChangesResponse)(nil), // 12: tistream.schema.v1.GetSchemaChangesResponse
 }
 var file_tistream_schema_v1_schema_proto_depIdxs = []int32{
 	2,  // 0: tistream.schema.v1.GetTableSchemaResponse.table:type_name -> tistream.schema.v1.Table
 	1,  // 1: tistream.schema.v1.ListDBsResponse.dbs:type_name -> tistream.schema.v1.Database
 	2,  // 2: tistream.schema.v1.ListTablesResponse.tables:type_name -> tistream.schema.v1.Table
 	0,  // 3: tistream.schema.v1.SchemaChange.kind:type_name -> tistream.schema.v1.SchemaChange.Kind
-	10, // 4: tistream.schema.v1.GetSchemaChangesResponse.changes:type_name -> tistream.schema.v1.SchemaChange
-	3,  // 5: tistream.schema.v1.SchemaRegistryService.GetTableSchema:input_type -> tistream.schema.v1.GetTableSchemaRequest
-	5,  // 6: tistream.schema.v1.SchemaRegistryService.ListDBs:input_type -> tistream.schema.v1.ListDBsRequest
-	7,  // 7: tistream.schema.v1.SchemaRegistryService.ListTables:input_type -> tistream.schema.v1.ListTablesRequest
-	9,  // 8: tistream.schema.v1.SchemaRegistryService.GetSchemaChanges:input_type -> tistream.schema.v1.GetSchemaChangesRequest
-	4,  // 9: tistream.schema.v1.SchemaRegistryService.GetTableSchema:output_type -> tistream.schema.v1.GetTableSchemaResponse
-	6,  // 10: tistream.schema.v1.SchemaRegistryService.ListDBs:output_type -> tistream.schema.v1.ListDBsResponse
-	8,  // 11: tistream.schema.v1.SchemaRegistryService.ListTables:output_type -> tistream.schema.v1.ListTablesResponse
-	11, // 12: tistream.schema.v1.SchemaRegistryService.GetSchemaChanges:output_type -> tistream.schema.v1.GetSchemaChangesResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 4: tistream.schema.v1.SchemaChange.job:type_name -> tistream.schema.v1.DDLJob
+	10, // 5: tistream.schema.v1.GetSchemaChangesResponse.changes:type_name -> tistream.schema.v1.SchemaChange
+	3,  // 6: tistream.schema.v1.SchemaRegistryService.GetTableSchema:input_type -> tistream.schema.v1.GetTableSchemaRequest
+	5,  // 7: tistream.schema.v1.SchemaRegistryService.ListDBs:input_type -> tistream.schema.v1.ListDBsRequest
+	7,  // 8: tistream.schema.v1.SchemaRegistryService.ListTables:input_type -> tistream.schema.v1.ListTablesRequest
+	9,  // 9: tistream.schema.v1.SchemaRegistryService.GetSchemaChanges:input_type -> tistream.schema.v1.GetSchemaChangesRequest
+	4,  // 10: tistream.schema.v1.SchemaRegistryService.GetTableSchema:output_type -> tistream.schema.v1.GetTableSchemaResponse
+	6,  // 11: tistream.schema.v1.SchemaRegistryService.ListDBs:output_type -> tistream.schema.v1.ListDBsResponse
+	8,  // 12: tistream.schema.v1.SchemaRegistryService.ListTables:output_type -> tistream.schema.v1.ListTablesResponse
+	12, // 13: tistream.schema.v1.SchemaRegistryService.GetSchemaChanges:output_type -> tistream.schema.v1.GetSchemaChangesResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tistream_schema_v1_schema_proto_init() }
@@ -898,7 +1070,7 @@ func file_tistream_schema_v1_schema_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_schema_v1_schema_proto_rawDesc), len(file_tistream_schema_v1_schema_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,18 @@
+package mysqlsink
+
+import (
+	"fmt"
+
+	"github.com/tistream/tistream/client"
+)
+
+// sqlArg turns a decoded column value into an argument of the MySQL
+// driver: numbers and bytes as they are, decimals, times and durations as
+// the text MySQL parses.
+func sqlArg(col client.Column) (any, error) {
+	v, ok := client.PlainValue(col)
+	if !ok {
+		return nil, fmt.Errorf("column %s: JSON values are not supported by this sink yet", col.Name)
+	}
+	return v, nil
+}
