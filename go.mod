@@ -20,6 +20,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/stretchr/testify v1.12.1
 	github.com/tistream/tistream/client v0.0.0
+	github.com/tistream/tistream/libs/formats/storeline v0.0.0-00010101000000-000000000000
 	github.com/tistream/tistream/libs/tidbcodec v0.0.0-00010101000000-000000000000
 	github.com/tistream/tistream/proto/gen/go v0.0.0
 	go.etcd.io/etcd/api/v3 v3.7.3
@@ -117,6 +118,7 @@ require (
 
 replace (
 	github.com/tistream/tistream/client => ./client
+	github.com/tistream/tistream/libs/formats/storeline => ./libs/formats/storeline
 	github.com/tistream/tistream/libs/tidbcodec => ./libs/tidbcodec
 	github.com/tistream/tistream/proto/gen/go => ./proto/gen/go
 )

@@ -73,3 +73,34 @@ func (w *Writer) Size() int { return w.c.Size() }
 
 // Finish returns the encoded file.
 func (w *Writer) Finish() ([]byte, error) { return w.c.Finish() }
+
+// Grouping of rows into cdcpb messages, as TiKV batches them.
+const (
+	MaxRowsPerEvent   = 512
+	MaxEventsPerBatch = 64
+)
+
+// AppendRow groups a file's rows as TiKV does: row joins last (the file's
+// last message, when it carries rows) in its last event when that event is
+// of the same region and not full, or in a new event of last while last has
+// room. Otherwise AppendRow returns a new message holding the row, for the
+// caller to append to the file; it returns nil when last took the row.
+func AppendRow(last *cdcpb.ChangeDataEvent, regionID uint64, row *cdcpb.Event_Row) *cdcpb.ChangeDataEvent {
+	if last != nil && last.ResolvedTs == nil && len(last.Events) > 0 {
+		ev := last.Events[len(last.Events)-1]
+		if en := ev.GetEntries(); en != nil && ev.RegionId == regionID && len(en.Entries) < MaxRowsPerEvent {
+			en.Entries = append(en.Entries, row)
+			return nil
+		}
+		if len(last.Events) < MaxEventsPerBatch {
+			last.Events = append(last.Events, rowEvent(regionID, row))
+			return nil
+		}
+	}
+	return &cdcpb.ChangeDataEvent{Events: []*cdcpb.Event{rowEvent(regionID, row)}}
+}
+
+func rowEvent(regionID uint64, row *cdcpb.Event_Row) *cdcpb.Event {
+	return &cdcpb.Event{RegionId: regionID,
+		Event: &cdcpb.Event_Entries_{Entries: &cdcpb.Event_Entries{Entries: []*cdcpb.Event_Row{row}}}}
+}

@@ -1,0 +1,3 @@
+module github.com/tistream/tistream/libs/formats/storeline
+
+go 1.26
