@@ -57,3 +57,41 @@ func TestRestoreDropsPendingCommitsBelowPublished(t *testing.T) {
 	require.Equal(t, uint64(200), wm)
 	require.Equal(t, []string{"b@50=x"}, got)
 }
+
+// A ROLLBACK with no PREWRITE anywhere (the TiDB capture sees hundreds a
+// minute: failed prewrites, pessimistic and Lock-type locks) must not be
+// kept forever: once the range publishes past its start_ts the prewrite can
+// no longer come, so neither the matcher nor any later snapshot holds it.
+func TestRollbackWithoutPrewriteIsForgotten(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	newDeps := func() Deps {
+		return Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	}
+	r, err := Create(ctx, newDeps(), pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(r *Range, store, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
+	}
+	apply(r, 1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_ROLLBACK, "b", "", 40, 0),
+		row(cdcpb.Event_ROLLBACK, "b", "", 60, 0))
+	require.Equal(t, 2, r.Matcher().PendingRollbacks)
+	apply(r, 1, 2, resolved(1, 1, 1, 50))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(50), r.Published())
+	require.Equal(t, 1, r.Matcher().PendingRollbacks, "start_ts 60 is above the watermark: its prewrite may still come")
+	_, err = r.Snapshot(ctx)
+	require.NoError(t, err)
+	r.Close()
+
+	r2, err := Restore(ctx, newDeps(), 1, 1, 2)
+	require.NoError(t, err)
+	require.Equal(t, 1, r2.Matcher().PendingRollbacks)
+	apply(r2, 1, 3, resolved(1, 1, 1, 100))
+	_, err = r2.Flush(ctx)
+	require.NoError(t, err)
+	require.Zero(t, r2.Matcher().PendingRollbacks)
+	require.Zero(t, r2.Matcher().Bytes)
+}

@@ -67,15 +67,27 @@ func (m *Matcher) correct(e *pendingCommit, key []byte, op sortbuf.Op, value, ol
 	return nil
 }
 
-// Forget drops the correction index's rows with commit_ts <= upTo. The
-// range calls it once it has published a flush up to upTo: every prewrite
-// of those transactions has been delivered by then (docs/watermarks.md),
-// and a row re-emitted at or below the flushed floor would be ignored by
-// the sorter buffer anyway. O(log n) per row dropped, O(1) if none.
+// Forget is told that the range has published a flush up to upTo. Every
+// prewrite of a transaction with start_ts < upTo has been delivered by then:
+// a region's resolved ts cannot pass a lock, and the range's watermark only
+// passes a region's resolved ts once every incarnation that could have
+// carried the lock is read (docs/watermarks.md). So Forget drops
+//   - the correction index's rows with commit_ts <= upTo: their prewrites
+//     are all in, and a row re-emitted at or below the flushed floor would
+//     be ignored by the sorter buffer anyway;
+//   - the rollbacks waiting for a prewrite with start_ts < upTo: it is not
+//     coming (ROLLBACKs come for prewrites that failed and for pessimistic
+//     or Lock-type locks, which have no PREWRITE row, and TiKV refuses a
+//     prewrite of a (key, start_ts) after its rollback).
+//
+// O(log n) per correction dropped; O(transactions with waiting rollbacks).
 func (m *Matcher) Forget(upTo uint64) {
 	for m.corrections.len() > 0 && m.corrections.heap[0].commitTs <= upTo {
 		c := m.corrections.heap[0]
 		m.corrections.remove(c)
 		m.charge(-commitSize(c.key))
+	}
+	if m.rollbacks.n > 0 {
+		m.charge(-m.rollbacks.dropBelow(upTo))
 	}
 }

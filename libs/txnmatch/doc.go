@@ -33,8 +33,10 @@
 //     the range's flushed watermark, or sortbuf.Buffer.Has finds the row)
 //     and removes it with DropPendingCommit, so that it does not hold the
 //     range's flush back. A rollback repeated after it matched becomes a
-//     pending rollback, which holds nothing back (PendingRollbacks and
-//     DropPendingRollback let the caller prune those).
+//     pending rollback, which holds nothing back; Forget drops it once the
+//     range publishes past its start_ts, as it drops the rollbacks that
+//     never had a prewrite (failed prewrites, pessimistic and Lock-type
+//     locks).
 //
 // If a commit and a rollback of the same (key, start_ts) both wait, the
 // commit wins: Percolator never produces both, and losing a row is worse

@@ -130,3 +130,19 @@ func (p *pendingRollbacks) remove(startTs uint64, key []byte) bool {
 	p.n--
 	return true
 }
+
+// dropBelow forgets the rollbacks with start_ts < ts and returns the bytes
+// they were charged.
+func (p *pendingRollbacks) dropBelow(ts uint64) (bytes int64) {
+	for startTs, keys := range p.byTxn {
+		if startTs >= ts {
+			continue
+		}
+		for k := range keys {
+			bytes += rollbackSize(len(k))
+		}
+		p.n -= len(keys)
+		delete(p.byTxn, startTs)
+	}
+	return bytes
+}

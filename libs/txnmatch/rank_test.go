@@ -274,3 +274,24 @@ func TestCorrectionsSurviveSnapshotSplitMerge(t *testing.T) {
 	require.Equal(t, []string{"20/10/a=real", "20/10/z=z2", "21/11/y=y2"}, merged.out.ids())
 	merged.requireConsistent()
 }
+
+// A rollback with no prewrite (a failed prewrite, a pessimistic or
+// Lock-type lock) waits only until the range publishes past its start_ts;
+// Forget then drops it and returns its budget, as TiKV never writes that
+// prewrite after the rollback.
+func TestForgetDropsRollbacksBelowWatermark(t *testing.T) {
+	h := newUnlimited(t)
+	h.rollback("a", 10)
+	h.rollback("b", 10)
+	h.rollback("c", 20)
+	require.Equal(t, 3, h.m.Stats().PendingRollbacks)
+	h.m.Forget(10)
+	require.Equal(t, 3, h.m.Stats().PendingRollbacks, "a resolved ts may equal a lock's start_ts: kept")
+	h.m.Forget(11)
+	require.Equal(t, 1, h.m.Stats().PendingRollbacks)
+	require.Positive(t, h.budget.Used())
+	h.m.Forget(21)
+	require.Zero(t, h.m.Stats().PendingRollbacks)
+	require.Zero(t, h.budget.Used())
+	h.requireConsistent()
+}
