@@ -55,7 +55,8 @@ conformance:
 # the product; its capture writes store change lines that `tistream
 # upstream` turns into files. Its unit tests run an embedded TiDB and check
 # the capture alone; the e2e tests run it into a fleet of processes and
-# compare every pulled image with TiDB's MVCC.
+# compare every pulled image with TiDB's MVCC, and what `tistream sink
+# mysql` applied to MariaDB with TiDB's snapshot reads.
 TIDB_BIN := $(CURDIR)/bin/tistream-tidb
 TIDB_DURATION ?= 20s
 TIDB_TIMEOUT ?= 30m
@@ -66,7 +67,7 @@ tidb-build:
 tidb: tools tidb-build
 	scripts/install-sysbench.sh
 	cd e2e/tidb && GOWORK=off go test -count=1 -timeout 15m ./...
-	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_TIDB=1 TISTREAM_TIDB_BIN=$(TIDB_BIN) TISTREAM_TIDB_DURATION=$(TIDB_DURATION) \
+	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_TIDB=1 TISTREAM_REQUIRE_MARIADB=1 TISTREAM_TIDB_BIN=$(TIDB_BIN) TISTREAM_TIDB_DURATION=$(TIDB_DURATION) \
 		go test -count=1 -timeout $(TIDB_TIMEOUT) -v -run 'TestTiDBUpstream' ./e2e/
 
 # sysbench with and without the capture, and the lag from a TiDB commit to a

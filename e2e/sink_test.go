@@ -262,17 +262,8 @@ func downstreamRows(t *testing.T, conn *sql.DB, db, table string, cols []string)
 	if err != nil {
 		t.Fatalf("%s.%s: %v", db, table, err)
 	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+	for _, vals := range scanRows(t, rows) {
 		parts := make([]string, len(cols))
 		for i, v := range vals {
 			parts[i] = "NULL"
@@ -281,9 +272,6 @@ func downstreamRows(t *testing.T, conn *sql.DB, db, table string, cols []string)
 			}
 		}
 		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

@@ -57,41 +57,88 @@ func TestTiDBUpstreamSorterKilled(t *testing.T) {
 	tidbUpstream(t, true)
 }
 
-func tidbUpstream(t *testing.T, killSorter bool) {
-	bin := tidbBin(t)
-	duration := 20 * time.Second
+// tidbDuration is how long the workloads run: TISTREAM_TIDB_DURATION, or
+// 20 s.
+func tidbDuration() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv(tidbSoakEnv)); err == nil && d > 0 {
-		duration = d
+		return d
 	}
+	return 20 * time.Second
+}
+
+// tidbFleet is an embedded TiDB whose capture is piped into `tistream
+// upstream`, feeding a fleet of processes; tenant 1 is registered.
+type tidbFleet struct {
+	f                  *procFleet
+	cl                 clientCreds
+	api                string // the api-server's gRPC address
+	mysqlAddr, httpURL string // TiDB's MySQL protocol and tistream-tidb's HTTP API
+	lines              string // a copy of the capture's lines
+	serve, up          *proc
+	lease              time.Duration
+}
+
+// startTiDBFleet starts a fleet (one meta-server and dispatcher, sorters
+// sorters), tistream-tidb serve | tistream upstream into it, and waits
+// until the tenant is registered.
+func startTiDBFleet(t *testing.T, bin string, sorters int) *tidbFleet {
 	lease := 3 * time.Second
-	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: 2, Dispatchers: 1, Extra: map[string][]string{
+	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: sorters, Dispatchers: 1, Extra: map[string][]string{
 		"meta-server": {"--schedule-interval", "500ms"},
 		"sorter":      {"--lease-ttl", lease.String(), "--snapshot-interval", "1s"},
 		"dispatcher":  {"--lease-ttl", lease.String()},
 	}})
-	cl := f.clients()
+	tf := &tidbFleet{f: f, cl: f.clients(), api: f.first("api-server").grpcAddr, lease: lease}
 	meta := f.first("meta-server").grpcAddr
-	api := f.first("api-server").grpcAddr
-	mysqlAddr, httpAddr := freeAddr(t), freeAddr(t)
-	_, port, _ := strings.Cut(mysqlAddr, ":")
-	lines := filepath.Join(f.dir, "lines.jsonl")
-	serve, up := startPiped(t, f.dir, [2]string{"tidb-serve", "upstream"},
+	var httpAddr string
+	tf.mysqlAddr, httpAddr = freeAddr(t), freeAddr(t)
+	_, port, _ := strings.Cut(tf.mysqlAddr, ":")
+	tf.lines = filepath.Join(f.dir, "lines.jsonl")
+	tf.serve, tf.up = startPiped(t, f.dir, [2]string{"tidb-serve", "upstream"},
 		exec.Command(bin, "serve", "--data-dir", filepath.Join(f.dir, "tidb"), "--port", port, "--http", httpAddr,
-			"--lines", "-", "--lines-copy", lines, "--flush-interval", "500ms", "--chaos-every", "1s", "--resolve-locks-after", "5s"),
-		exec.Command(tistreamBin, append([]string{"upstream", "--store", f.bufferURL, "--meta", meta, "--initial-ranges", "2"}, cl.upstream...)...))
-	httpURL := "http://" + httpAddr
-	waitHTTP(t, serve, httpURL+"/stream", 3*time.Minute)
-
-	// The tenant is pulled while the workload runs, so the image is
-	// checked at resolved ts from the whole run.
+			"--lines", "-", "--lines-copy", tf.lines, "--flush-interval", "500ms", "--chaos-every", "1s", "--resolve-locks-after", "5s"),
+		exec.Command(tistreamBin, append([]string{"upstream", "--store", f.bufferURL, "--meta", meta, "--initial-ranges", "2"}, tf.cl.upstream...)...))
+	tf.httpURL = "http://" + httpAddr
+	waitHTTP(t, tf.serve, tf.httpURL+"/stream", 3*time.Minute)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		if ts := f.tasks(1, 2*time.Second); ts != nil && len(ts.Ranges) > 0 {
-			break // registered by tistream upstream after the schema snapshot
+			return tf // registered by tistream upstream after the schema snapshot
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("tenant 1 was not registered within a minute of the TiDB stream's start")
 		}
 	}
+}
+
+// tso is a fresh TSO of the running TiDB.
+func (tf *tidbFleet) tso(t *testing.T) uint64 {
+	ts, err := strconv.ParseUint(getText(t, tf.httpURL+"/tso"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// checkCapture requires that the capture wrote no commit at or below a
+// resolved ts it had published, and stops the pipe.
+func (tf *tidbFleet) checkCapture(t *testing.T) {
+	var st map[string]any
+	getJSON(t, tf.httpURL+"/stats", &st)
+	t.Logf("capture: %v", st)
+	if v, _ := st["Violations"].(float64); v != 0 {
+		t.Errorf("the capture wrote %v commits at or below a published resolved ts", v)
+	}
+	stopPiped(t, tf.serve, tf.up)
+}
+
+func tidbUpstream(t *testing.T, killSorter bool) {
+	bin := tidbBin(t)
+	duration := tidbDuration()
+	tf := startTiDBFleet(t, bin, 2)
+	f, cl, api, mysqlAddr, httpURL, lines := tf.f, tf.cl, tf.api, tf.mysqlAddr, tf.httpURL, tf.lines
+
+	// The tenant is pulled while the workload runs, so the image is
+	// checked at resolved ts from the whole run.
 	pulled := filepath.Join(f.dir, "pulled.jsonl")
 	pull := startTo(t, "pull-tenant", pulled, tistreamBin, append([]string{"pull", "--api", api, "--tenant", "1"}, cl.admin...)...)
 
@@ -103,7 +150,7 @@ func tidbUpstream(t *testing.T, killSorter bool) {
 		m := f.member("sorter-1")
 		f.kill(m)
 		t.Logf("killed %s (-9) in the middle of the workload", m.name)
-		time.Sleep(lease + 2*time.Second)
+		time.Sleep(tf.lease + 2*time.Second)
 		f.startMember(m)
 	}
 	<-wl.exited
@@ -153,13 +200,7 @@ func tidbUpstream(t *testing.T, killSorter bool) {
 		runBin(t, bin, time.Minute, "truth", "--lines", lines, "--out", truthPath, "--tables", id, "--from", from, "--until", end)
 		run(t, time.Minute, "", "verify", "--truth", truthPath, "--pulled", p, "--tenant", "1", "--table", id, "--from", from)
 	}
-	var st map[string]any
-	getJSON(t, httpURL+"/stats", &st)
-	t.Logf("capture: %v", st)
-	if v, _ := st["Violations"].(float64); v != 0 {
-		t.Errorf("the capture wrote %v commits at or below a published resolved ts", v)
-	}
-	stopPiped(t, serve, up)
+	tf.checkCapture(t)
 }
 
 // startTo starts a process whose stdout goes to a file of its own (a

@@ -80,23 +80,36 @@ func (s *Server) crashTxn(ctx context.Context, table, from int64, rows int, mode
 }
 
 // commitPrimary commits the transaction's primary key only, as a client
-// does right before it dies.
+// does right before it dies. A region error (the region split meanwhile:
+// TiDB splits a region for every new table) is retried on the region the
+// key is in now.
 func commitPrimary(ctx context.Context, kvs *tikv.KVStore, primary []byte, startTs, commitTs uint64) error {
 	bo := tikv.NewBackofferWithVars(ctx, 20000, nil)
-	loc, err := kvs.GetRegionCache().LocateKey(bo, primary)
-	if err != nil {
-		return err
+	for try := 0; ; try++ {
+		loc, err := kvs.GetRegionCache().LocateKey(bo, primary)
+		if err != nil {
+			return err
+		}
+		req := tikvrpc.NewRequest(tikvrpc.CmdCommit, &kvrpcpb.CommitRequest{StartVersion: startTs, Keys: [][]byte{primary}, CommitVersion: commitTs})
+		resp, err := kvs.SendReq(bo, req, loc.Region, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		regErr, err := resp.GetRegionError()
+		if err != nil {
+			return err
+		}
+		if regErr != nil {
+			if try == 20 {
+				return fmt.Errorf("region error after %d tries: %v", try+1, regErr)
+			}
+			kvs.GetRegionCache().InvalidateCachedRegion(loc.Region)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if kerr := resp.Resp.(*kvrpcpb.CommitResponse).GetError(); kerr != nil {
+			return fmt.Errorf("%v", kerr)
+		}
+		return nil
 	}
-	req := tikvrpc.NewRequest(tikvrpc.CmdCommit, &kvrpcpb.CommitRequest{StartVersion: startTs, Keys: [][]byte{primary}, CommitVersion: commitTs})
-	resp, err := kvs.SendReq(bo, req, loc.Region, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	if regErr, err := resp.GetRegionError(); err != nil || regErr != nil {
-		return fmt.Errorf("region error %v %v", regErr, err)
-	}
-	if kerr := resp.Resp.(*kvrpcpb.CommitResponse).GetError(); kerr != nil {
-		return fmt.Errorf("%v", kerr)
-	}
-	return nil
 }

@@ -21,38 +21,21 @@ func DDL(ctx context.Context, env Env, rep *Report) error {
 			"PARTITION p0 VALUES LESS THAN (1000), PARTITION p1 VALUES LESS THAN (2000))"); err != nil {
 		return err
 	}
-	stop := make(chan struct{})
-	var writes, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // DML on the tables the DDL below changes
-		defer wg.Done()
-		rng := rand.New(rand.NewSource(7))
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			id := rng.Intn(500)
-			var err error
-			switch rng.Intn(4) {
-			case 0:
-				_, err = env.DB.ExecContext(ctx, "REPLACE INTO ddl1.live (id, a, b) VALUES (?, ?, ?)", id, rng.Intn(1000), fmt.Sprint("b", id))
-			case 1:
-				_, err = env.DB.ExecContext(ctx, "UPDATE ddl1.live SET a = a + 1 WHERE id = ?", id)
-			case 2:
-				_, err = env.DB.ExecContext(ctx, "DELETE FROM ddl1.live WHERE id = ?", id)
-			case 3:
-				_, err = env.DB.ExecContext(ctx, "REPLACE INTO ddl1.p (id, v) VALUES (?, ?)", rng.Intn(3000), id)
-			}
-			if err != nil {
-				failed.Add(1) // a partition that does not exist yet, say
-			} else {
-				writes.Add(1)
-			}
+	dml := func(rng *rand.Rand) error {
+		id := rng.Intn(500)
+		var err error
+		switch rng.Intn(4) {
+		case 0:
+			_, err = env.DB.ExecContext(ctx, "REPLACE INTO ddl1.live (id, a, b) VALUES (?, ?, ?)", id, rng.Intn(1000), fmt.Sprint("b", id))
+		case 1:
+			_, err = env.DB.ExecContext(ctx, "UPDATE ddl1.live SET a = a + 1 WHERE id = ?", id)
+		case 2:
+			_, err = env.DB.ExecContext(ctx, "DELETE FROM ddl1.live WHERE id = ?", id)
+		case 3:
+			_, err = env.DB.ExecContext(ctx, "REPLACE INTO ddl1.p (id, v) VALUES (?, ?)", rng.Intn(3000), id)
 		}
-	}()
+		return err
+	}
 	steps := []string{
 		"ALTER TABLE ddl1.live ADD COLUMN c INT DEFAULT 7",
 		"ALTER TABLE ddl1.live ADD INDEX ia (a)",
@@ -80,8 +63,38 @@ func DDL(ctx context.Context, env Env, rep *Report) error {
 		"DROP DATABASE ddl2",
 		"ALTER TABLE ddl1.live ADD COLUMN d VARCHAR(8) DEFAULT 'dd'",
 	}
+	writes, failed, err := ddlWhileDML(ctx, env, 7, dml, steps)
+	rep.add("ddl: %d statements; %d concurrent writes (%d refused by the schema of the moment)", len(steps), writes, failed)
+	return err
+}
+
+// ddlWhileDML runs the statements one after the other, spread over
+// env.Duration, while a client runs dml in a loop (a write the schema of
+// the moment refuses — a column or partition that does not exist yet —
+// counts as failed, not as an error). It stops at the first statement that
+// fails.
+func ddlWhileDML(ctx context.Context, env Env, seed int64, dml func(*rand.Rand) error, steps []string) (writes, failed int64, err error) {
+	stop := make(chan struct{})
+	var w, f atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(seed))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if dml(rng) != nil {
+				f.Add(1)
+			} else {
+				w.Add(1)
+			}
+		}
+	}()
 	pause := env.Duration / time.Duration(len(steps)+1)
-	var err error
 	for _, s := range steps {
 		if err = exec(ctx, env.DB, s); err != nil {
 			break
@@ -93,6 +106,5 @@ func DDL(ctx context.Context, env Env, rep *Report) error {
 	}
 	close(stop)
 	wg.Wait()
-	rep.add("ddl: %d statements; %d concurrent writes (%d refused by the schema of the moment)", len(steps), writes.Load(), failed.Load())
-	return err
+	return w.Load(), f.Load(), err
 }

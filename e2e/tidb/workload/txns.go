@@ -124,16 +124,23 @@ func countResolving(ctx context.Context, db *sql.DB, table string) (int, error) 
 	return 0, err
 }
 
-// Split splits tables into regions while the other workloads write them.
+// Split splits the tables of the other workloads of the run into regions
+// while they write them.
 func Split(ctx context.Context, env Env, rep *Report) error {
 	var n int
-	for _, s := range []string{
-		"SPLIT TABLE bank.accounts BY (50), (100), (150)", // transfers then span regions: async commit
-		"SPLIT TABLE ddl1.live BY (100), (200), (300), (400)",
-		"SPLIT TABLE big.t BETWEEN (0) AND (100000) REGIONS 8",
-		"SPLIT TABLE longtx.t BETWEEN (0) AND (2000) REGIONS 2",
-		"SPLIT TABLE sbtest.sbtest1 BY (500), (1000), (1500)",
+	for _, sp := range []struct{ workload, stmt string }{
+		{"bank", "SPLIT TABLE bank.accounts BY (50), (100), (150)"}, // transfers then span regions: async commit
+		{"ddl", "SPLIT TABLE ddl1.live BY (100), (200), (300), (400)"},
+		{"ddl-sink", "SPLIT TABLE sinkddl.live BY (100), (200), (300), (400)"},
+		{"types", "SPLIT TABLE types.t BY (100), (200)"},
+		{"big", "SPLIT TABLE big.t BETWEEN (0) AND (100000) REGIONS 8"},
+		{"long", "SPLIT TABLE longtx.t BETWEEN (0) AND (2000) REGIONS 2"},
+		{"sysbench", "SPLIT TABLE sbtest.sbtest1 BY (500), (1000), (1500)"},
 	} {
+		if env.running != nil && !env.running[sp.workload] {
+			continue
+		}
+		s := sp.stmt
 		for try := 0; ; try++ { // the table may not exist yet
 			_, err := env.DB.ExecContext(ctx, s)
 			if err == nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,6 +29,8 @@ type Env struct {
 	LongTxn time.Duration
 	// BigRows is the size of the big transaction.
 	BigRows int
+
+	running map[string]bool // the workloads of this Run
 }
 
 // Report is what the workloads did.
@@ -44,21 +47,31 @@ func (r *Report) add(format string, args ...any) {
 	r.Lines = append(r.Lines, fmt.Sprintf(format, args...))
 }
 
-// Names are the workloads Run knows.
+// Names are the workloads Run runs when none is named.
 var Names = []string{"bank", "ddl", "big", "long", "crash", "split", "sysbench"}
+
+// SinkNames are the workloads whose changes `tistream sink mysql` can
+// apply, for the sink's end-to-end test: ddl-sink instead of ddl (no
+// partition drop, truncate or exchange), and types.
+var SinkNames = []string{"bank", "ddl-sink", "types", "big", "long", "crash", "split", "sysbench"}
 
 // Run runs the named workloads concurrently and waits for all of them.
 func Run(ctx context.Context, env Env, names []string) (*Report, error) {
 	rep := &Report{}
 	fns := map[string]func(context.Context, Env, *Report) error{
-		"bank": Bank, "ddl": DDL, "big": Big, "long": Long, "crash": Crash, "split": Split, "sysbench": Sysbench,
+		"bank": Bank, "ddl": DDL, "ddl-sink": SinkDDL, "types": Types, "big": Big, "long": Long, "crash": Crash, "split": Split,
+		"sysbench": Sysbench,
+	}
+	env.running = make(map[string]bool)
+	for _, n := range names {
+		env.running[n] = true
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(names))
 	for _, n := range names {
 		fn := fns[n]
 		if fn == nil {
-			return nil, fmt.Errorf("unknown workload %q (have %s)", n, strings.Join(Names, ", "))
+			return nil, fmt.Errorf("unknown workload %q (have %s, ddl-sink, types)", n, strings.Join(Names, ", "))
 		}
 		wg.Add(1)
 		go func() {
@@ -102,7 +115,8 @@ func post(ctx context.Context, url string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %s", url, resp.Status)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func AlterSQL(db string, from, to *tc.TableInfo) ([]string, error) {
 	oldIdx, newIdx := indexesByID(from), indexesByID(to)
 	for _, x := range publicIndexes(from) {
 		if y, ok := newIdx[x.ID]; !ok || indexDef(x) != indexDef(y) {
-			out = append(out, table+"DROP INDEX IF EXISTS "+Quote(x.Name.O))
+			out = append(out, table+"DROP INDEX IF EXISTS "+Quote(indexName(x)))
 		}
 	}
 	cols, err := alterColumns(from, to)
@@ -42,7 +42,7 @@ func AlterSQL(db string, from, to *tc.TableInfo) ([]string, error) {
 			if x.Unique || x.Primary {
 				kind = "ADD UNIQUE INDEX IF NOT EXISTS "
 			}
-			out = append(out, table+kind+Quote(x.Name.O)+" ("+indexColumns(x)+")")
+			out = append(out, table+kind+Quote(indexName(x))+" ("+indexColumns(x)+")")
 		}
 	}
 	return out, nil

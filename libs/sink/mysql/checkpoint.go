@@ -13,7 +13,12 @@ const MetaDB = "tistream_sink"
 
 // position is how far the downstream is applied: every row with commit
 // ts below ts, and the first ddls DDLs at ts; resolved is the last
-// resolved ts fully applied (the checkpoint a reader can rely on).
+// resolved ts fully applied (the checkpoint a reader can rely on). At a
+// resolved ts, ts = resolved and ddls = 0: the downstream is exactly at
+// resolved, nothing after it applied. Past it (a batch cut inside the
+// next resolved ts, a DDL applied or running — the position is written
+// before a DDL's first statement) ts > resolved. A reader that wants the
+// downstream exactly at a ts reads it while applied_ts = resolved_ts.
 type position struct {
 	start    uint64 // the pull's start ts, for a sink that stops before its first resolved ts
 	resolved uint64

@@ -65,6 +65,9 @@ func (c *Config) Validate() error {
 	if c.DSN == "" {
 		errs = append(errs, errors.New("--dsn is required"))
 	}
+	if c.DB != "" && systemDB(c.DB) {
+		errs = append(errs, fmt.Errorf("--db %s: TiDB's system databases are not replicated", c.DB))
+	}
 	if c.MaxBatchRows < 1 {
 		errs = append(errs, fmt.Errorf("--max-batch-rows must be at least 1, got %d", c.MaxBatchRows))
 	}

@@ -65,20 +65,77 @@ func (s *Sink) ddl(ctx context.Context, ev client.Event) error {
 		s.log.Info("sink passes a DDL applied before its restart", "kind", d.Kind.String(), "commit_ts", d.CommitTs)
 		return nil
 	}
+	if len(stmts) > 0 {
+		// DDL statements are not transactional: before the first one
+		// runs, the checkpoint says the downstream is past its last
+		// resolved ts (every row below the DDL, the DDLs before it at its
+		// ts), so that no reader takes a half-applied DDL for the state
+		// at resolved_ts.
+		if err := s.mark(ctx, position{start: s.pos.start, resolved: s.pos.resolved, ts: d.CommitTs, ddls: s.ddlN - 1}); err != nil {
+			return err
+		}
+	}
 	for _, q := range stmts {
 		if err := s.exec(ctx, q, d); err != nil {
 			return fmt.Errorf("apply %s at %d (%q): %s: %w", d.Kind, d.CommitTs, d.Query, q, err)
 		}
 	}
-	s.m.ddls.WithLabelValues(d.Kind.String()).Inc()
-	s.log.Info("sink applied a DDL", "kind", d.Kind.String(), "commit_ts", d.CommitTs, "db", d.DbName, "table", d.TableName,
-		"statements", len(stmts), "query", d.Query)
-	pos := position{start: s.pos.start, resolved: s.pos.resolved, ts: d.CommitTs, ddls: s.ddlN}
+	if !systemDB(d.DbName) {
+		s.m.ddls.WithLabelValues(d.Kind.String()).Inc()
+		s.log.Info("sink applied a DDL", "kind", d.Kind.String(), "commit_ts", d.CommitTs, "db", d.DbName, "table", d.TableName,
+			"statements", len(stmts), "query", d.Query)
+	}
+	return s.mark(ctx, position{start: s.pos.start, resolved: s.pos.resolved, ts: d.CommitTs, ddls: s.ddlN})
+}
+
+// mark writes a position that has no rows to commit with it (a DDL's),
+// unless it is the one written last.
+func (s *Sink) mark(ctx context.Context, pos position) error {
+	if pos == s.pos {
+		return nil
+	}
 	if err := writePosition(ctx, s.db, s.id, pos); err != nil {
 		return err
 	}
 	s.pos = pos
 	return nil
+}
+
+// SystemDBs are TiDB's own databases: the sink never replicates them, as
+// TiCDC does not (mysql holds TiDB's users, statistics, DDL job queues
+// and tables with JSON columns; the others are memory tables).
+var SystemDBs = []string{"mysql", "sys", "information_schema", "performance_schema", "metrics_schema"}
+
+func systemDB(name string) bool {
+	for _, s := range SystemDBs {
+		if equalFold(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Why the rows of a physical table are passed.
+const (
+	skipSystem  = "system"  // a table of TiDB's system databases
+	skipDropped = "dropped" // a table dropped or truncated upstream
+)
+
+// skipTable remembers the physical ids of a table whose rows the sink
+// passes; why "" forgets them (a table that exists again: TiDB's RECOVER
+// TABLE brings a dropped table back under its id).
+func (s *Sink) skipTable(info *tc.TableInfo, why string) {
+	ids, err := info.PhysicalIDs()
+	if err != nil {
+		ids = nil
+	}
+	for _, id := range append(ids, info.ID) {
+		if why == "" {
+			delete(s.skipped, id)
+		} else {
+			s.skipped[id] = why
+		}
+	}
 }
 
 // translate turns a DDL event into MySQL statements and moves the sink's
@@ -97,6 +154,15 @@ func (s *Sink) translate(d *apiv1.DDL) ([]string, error) {
 			return nil, refuse("TableInfo: %v", err)
 		}
 	}
+	if systemDB(d.DbName) || (d.Kind == apiv1.DDL_KIND_RENAME_TABLE && systemDB(d.OldDbName)) {
+		if d.Kind == apiv1.DDL_KIND_RENAME_TABLE && systemDB(d.DbName) != systemDB(d.OldDbName) {
+			return nil, refuse("the table moves between TiDB's system database and a replicated one")
+		}
+		if info != nil {
+			s.skipTable(info, skipSystem)
+		}
+		return nil, nil // TiDB's own tables are not replicated
+	}
 	cur := s.tables[d.TableId]
 	switch d.Kind {
 	case apiv1.DDL_KIND_CREATE_DATABASE:
@@ -104,6 +170,7 @@ func (s *Sink) translate(d *apiv1.DDL) ([]string, error) {
 	case apiv1.DDL_KIND_DROP_DATABASE:
 		for id, t := range s.tables {
 			if equalFold(t.db, d.DbName) {
+				s.skipTable(t.info, skipDropped)
 				delete(s.tables, id)
 			}
 		}
@@ -112,6 +179,7 @@ func (s *Sink) translate(d *apiv1.DDL) ([]string, error) {
 		db, name := d.DbName, d.TableName
 		if cur != nil {
 			db, name = cur.db, cur.info.Name.O
+			s.skipTable(cur.info, skipDropped)
 		}
 		delete(s.tables, d.TableId)
 		return []string{"DROP TABLE IF EXISTS " + QualifiedName(db, name)}, nil
@@ -124,9 +192,16 @@ func (s *Sink) translate(d *apiv1.DDL) ([]string, error) {
 	if !tc.IsNullJSON(info.View) || !tc.IsNullJSON(info.Sequence) {
 		return nil, nil // views and sequences hold no rows
 	}
+	if d.Kind == apiv1.DDL_KIND_ALTER_TABLE && tc.ActionType(d.JobType) == tc.ActionExchangeTablePartition {
+		return nil, refuse("EXCHANGE PARTITION swaps the rows of a partition and a table without a row event; downstream tables are not partitioned, so the sink cannot tell which rows move")
+	}
 	next := &table{db: d.DbName, info: info}
+	s.skipTable(info, "")
 	if d.Kind == apiv1.DDL_KIND_TRUNCATE_TABLE {
 		old := s.tables[d.OldTableId]
+		if old != nil {
+			s.skipTable(old.info, skipDropped)
+		}
 		delete(s.tables, d.OldTableId)
 		s.tables[d.TableId] = next
 		if old == nil {

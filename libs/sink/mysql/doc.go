@@ -19,4 +19,11 @@
 //   - Every --syncpoint-interval of TSO time it records the resolved ts in
 //     tistream_sink.syncpoint in the same transaction as the checkpoint: a
 //     point where every table downstream is consistent with every other.
+//   - The checkpoint row says applied_ts = resolved_ts while the
+//     downstream is exactly at resolved_ts; it moves past it before
+//     anything later is applied (a batch cut inside a resolved ts, a DDL's
+//     first statement).
+//   - TiDB's system databases (mysql, ...) are not replicated, and rows of a
+//     table that does not exist at their commit ts (TiDB deleting a dropped
+//     table's rows where the store has no delete-range) are passed.
 package mysqlsink

@@ -19,6 +19,7 @@ type metrics struct {
 	lag        prometheus.Gauge
 	applyLag   prometheus.Histogram
 	reconnects prometheus.Gauge
+	skipped    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBucketsRange(0.05, 120, 40)}),
 		reconnects: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sink_stream_reconnects",
 			Help: "How often the pull was reconnected."}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sink_rows_skipped_total",
+			Help: "Row changes passed, by reason: system (a table of TiDB's system databases, not replicated), dropped (a table that no longer exists: TiDB deleting a dropped table's rows where the store has no delete-range)."},
+			[]string{"reason"}),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,13 +32,14 @@ type Sink struct {
 	m      *metrics
 	stderr io.Writer
 
-	tables map[int64]*table
-	pos    position // applied downstream
-	skip   position // a restarted sink's position: events up to it are applied already
-	ddlTs  uint64   // commit ts of the last DDL seen, and how many at it
-	ddlN   int
-	synced bool // the downstream has every table of the start
-	buf    []*client.Row
+	tables  map[int64]*table
+	skipped map[int64]string // physical ids whose rows the sink passes, and why (skipSystem, skipDropped)
+	pos     position         // applied downstream
+	skip    position         // a restarted sink's position: events up to it are applied already
+	ddlTs   uint64           // commit ts of the last DDL seen, and how many at it
+	ddlN    int
+	synced  bool // the downstream has every table of the start
+	buf     []*client.Row
 
 	lastSync uint64 // the last syncpoint written
 	progress progress
@@ -59,7 +61,7 @@ func New(cfg Config, db *sql.DB, cli *client.Client, log *slog.Logger, reg prome
 		return nil, err
 	}
 	return &Sink{cfg: cfg, id: cfg.id(), db: db, cli: cli, dec: cli.NewDecoder(cfg.Tenant), log: log, m: newMetrics(reg),
-		stderr: stderr, tables: map[int64]*table{}}, nil
+		stderr: stderr, tables: map[int64]*table{}, skipped: map[int64]string{}}, nil
 }
 
 // Run applies the pull until ctx ends or something fails; every error is
@@ -166,14 +168,42 @@ func (s *Sink) handle(ctx context.Context, ev client.Event) error {
 		if r.CommitTs < s.skip.ts {
 			return nil // applied before the restart
 		}
+		physID, _, keyErr := tc.DecodeRecordKeyHandle(r.Key)
+		if why := s.skipped[physID]; keyErr == nil && why != "" {
+			s.m.skipped.WithLabelValues(why).Inc()
+			return nil
+		}
 		if len(s.buf) >= s.cfg.MaxBatchRows && r.CommitTs > s.buf[len(s.buf)-1].CommitTs {
 			if err := s.flush(ctx, s.positionBefore(r.CommitTs), false); err != nil {
 				return err
 			}
 		}
 		row, err := s.dec.Decode(ctx, r)
+		if keyErr == nil && (err != nil || s.tables[row.TableID] == nil) {
+			// A table the sink does not follow yet. One that exists at the
+			// row's commit ts came into a database pull without a DDL the
+			// sink applied: it is created below. One that does not is a
+			// table dropped (or truncated) before: TiDB on a store without
+			// delete-range (unistore) deletes its rows in transactions of
+			// its own after the DDL; TiKV drops them raw, unseen.
+			exists, lerr := s.existsAt(ctx, physID, r.CommitTs)
+			if lerr != nil {
+				return lerr
+			}
+			if !exists {
+				s.log.Info("sink passes the rows of a table that no longer exists", "physical_id", physID, "commit_ts", r.CommitTs)
+				s.skipped[physID] = skipDropped
+				s.m.skipped.WithLabelValues(skipDropped).Inc()
+				return nil
+			}
+		}
 		if err != nil {
 			return err
+		}
+		if systemDB(row.DB) { // a table of TiDB's own the sink had not seen
+			s.skipTable(row.Schema.Info, skipSystem)
+			s.m.skipped.WithLabelValues(skipSystem).Inc()
+			return nil
 		}
 		if err := s.ensureTable(ctx, row); err != nil {
 			return err
@@ -184,7 +214,7 @@ func (s *Sink) handle(ctx context.Context, ev client.Event) error {
 	case client.EventResolved:
 		R := ev.Resolved
 		sync := s.cfg.SyncpointInterval > 0 && physicalMs(R)-physicalMs(s.lastSync) >= s.cfg.SyncpointInterval.Milliseconds()
-		if err := s.flush(ctx, position{start: s.pos.start, resolved: R, ts: R + 1}, sync); err != nil {
+		if err := s.flush(ctx, position{start: s.pos.start, resolved: R, ts: R}, sync); err != nil {
 			return err
 		}
 		if sync {
@@ -245,6 +275,16 @@ func (s *Sink) loadTables(ctx context.Context, ts uint64, create bool) error {
 		if s.cfg.DB != "" && !equalFold(db, s.cfg.DB) {
 			continue
 		}
+		if systemDB(db) {
+			infos, err := listTables(ctx, api, s.cfg.Tenant, db, ts)
+			if err != nil {
+				return err
+			}
+			for _, info := range infos {
+				s.skipTable(info, skipSystem)
+			}
+			continue
+		}
 		if create {
 			if _, err := s.db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+Quote(db)); err != nil {
 				return fmt.Errorf("create database %s: %w", db, err)
@@ -266,6 +306,28 @@ func (s *Sink) loadTables(ctx context.Context, ts uint64, create bool) error {
 	return nil
 }
 
+// existsAt tells whether a physical table (a table or a partition) exists
+// upstream at ts.
+func (s *Sink) existsAt(ctx context.Context, physID int64, ts uint64) (bool, error) {
+	api := s.cli.API()
+	dbs, err := listDBs(ctx, api, s.cfg.Tenant, ts)
+	if err != nil {
+		return false, err
+	}
+	for _, db := range dbs {
+		infos, err := listTables(ctx, api, s.cfg.Tenant, db, ts)
+		if err != nil {
+			return false, err
+		}
+		for _, info := range infos {
+			if ids, err := info.PhysicalIDs(); err == nil && slices.Contains(ids, physID) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // ensureTable creates a row's table downstream if the sink has not seen it
 // (a table that came into a database pull without a DDL the sink applied).
 func (s *Sink) ensureTable(ctx context.Context, r *client.Row) error {
@@ -278,6 +340,8 @@ func (s *Sink) ensureTable(ctx context.Context, r *client.Row) error {
 	if err := s.createTable(ctx, r.DB, r.Schema.Info); err != nil {
 		return err
 	}
+	s.log.Info("sink created the table of a row whose CREATE it did not apply", "db", r.DB, "table", r.Table, "table_id", r.TableID,
+		"commit_ts", r.CommitTs, "schema_version", r.SchemaVersion)
 	s.tables[r.TableID] = &table{db: r.DB, info: r.Schema.Info}
 	return nil
 }

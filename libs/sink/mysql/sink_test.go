@@ -67,6 +67,7 @@ func scenario(t testing.TB, p string) *upstream {
 		"tsp": tc.TimeValue(tc.Time{Year: 2001, Month: 1, Day: 2, Hour: 3, Minute: 4, Second: 5}), "tm": tc.DurationValue(-(26*time.Hour + 5*time.Millisecond)),
 		"yr": tc.IntValue(1999), "bt": tc.BitValue(0xabc), "en": tc.EnumValue(2), "st": tc.SetValue(0b101), "ch": tc.StringValue("ab")})
 	u.put(103, 2, map[string]tc.Value{"i8": tc.NullValue()})
+	u.put(103, 3, map[string]tc.Value{"vb": tc.BytesValue([]byte{}), "tx": tc.StringValue("")}) // empty, not NULL
 	u.resolved()
 
 	// ADD COLUMN with an origin default: rows written before read as it.
@@ -244,6 +245,7 @@ func TestSinkTypesRoundTrip(t *testing.T) {
 	got := dump(t, srv.Open(t, ""), "s2_b")
 	require.Contains(t, got, `id="1" i8="-5" f="1.5" d="2.25" dec="-12.345" vb="\x00\x01\xff" tx="texte" dt="2024-02-29" dtm="2024-05-06 07:08:09.123456" tsp="2001-01-02 03:04:05" tm="-26:00:00.005" yr="1999" bt="\n\xbc" en="y" st="p,r" ch="ab"`)
 	require.Contains(t, got, `id="2" i8=NULL f=NULL`)
+	require.Contains(t, got, `id="3" i8=NULL f=NULL d=NULL dec=NULL vb="" tx="" dt=NULL`)
 }
 
 func firstDDL(u *upstream, k apiv1.DDL_Kind) int {
@@ -306,4 +308,198 @@ func TestSinkRefusesWhatItCannotTranslate(t *testing.T) {
 	info := build(t, tc.NewTableBuilder(202, "j").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)).Column("j", tc.JSONType()))
 	_, err = CreateTableSQL("rf", info)
 	require.ErrorContains(t, err, "column j: type 0xf5 has no MySQL translation")
+}
+
+// TestSinkPassesTiDBSystemDatabases: a tenant pull of a real TiDB carries
+// TiDB's own database mysql (users, statistics, DDL job queues; tables
+// with JSON columns the sink cannot translate). The sink replicates the
+// other databases and passes mysql's tables, their rows and their DDLs.
+func TestSinkPassesTiDBSystemDatabases(t *testing.T) {
+	srv := mysqltest.Start(t)
+	u := newUpstream(t)
+	jsonTable := func(id int64, name string) *tc.TableInfo {
+		return build(t, tc.NewTableBuilder(id, name).IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)).Column("j", tc.JSONType()))
+	}
+	u.table("mysql", jsonTable(301, "tidb_sys_a"))
+	u.table("sysdb_a", build(t, tc.NewTableBuilder(302, "t").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)).
+		Column("v", tc.IntType(tc.TypeLong, false))))
+	u.put(301, 1, map[string]tc.Value{"j": tc.NullValue()})
+	u.put(302, 1, map[string]tc.Value{"v": tc.IntValue(10)})
+	u.resolved()
+	u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_CREATE_TABLE, DbName: "mysql", TableName: "tidb_sys_b", TableId: 303,
+		Query: "CREATE TABLE mysql.tidb_sys_b (id BIGINT PRIMARY KEY, j JSON)"}, jsonTable(303, "tidb_sys_b"))
+	u.put(303, 1, map[string]tc.Value{"j": tc.NullValue()})
+	u.put(302, 2, map[string]tc.Value{"v": tc.IntValue(20)})
+	u.put(301, 2, map[string]tc.Value{"j": tc.NullValue()})
+	u.resolved()
+	addr, _ := serveFake(t, u)
+	require.NoError(t, runSink(t, addr, srv.DSN, "sys", lastResolved(u), 0))
+	db := srv.Open(t, "")
+	require.Equal(t, "sysdb_a.t\n", dump(t, db, "sysdb_a")[:len("sysdb_a.t\n")])
+	var n int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM sysdb_a.t").Scan(&n))
+	require.Equal(t, 2, n)
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME LIKE 'tidb_sys_%'").Scan(&n))
+	require.Zero(t, n, "tables of TiDB's mysql database were created downstream")
+	cp, err := ReadCheckpoint(context.Background(), db, "sys")
+	require.NoError(t, err)
+	require.Equal(t, lastResolved(u), cp)
+
+	cfg := DefaultConfig()
+	cfg.API, cfg.Tenant, cfg.DSN, cfg.DB = "x", 1, "y", "MySQL"
+	require.ErrorContains(t, cfg.Validate(), "--db MySQL: TiDB's system databases are not replicated")
+}
+
+// TestSinkRefusesExchangePartition: EXCHANGE PARTITION moves rows between
+// a partition and a table without a row event (TiDB swaps their ids), so
+// a sink whose tables are not partitioned cannot follow it: refused,
+// never applied as a no-op.
+func TestSinkRefusesExchangePartition(t *testing.T) {
+	srv := mysqltest.Start(t)
+	u := newUpstream(t)
+	p := build(t, tc.NewTableBuilder(501, "p").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)))
+	u.table("xp", p)
+	u.put(501, 1, nil)
+	u.resolved()
+	before := lastResolved(u)
+	u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_ALTER_TABLE, DbName: "xp", TableName: "p", TableId: 501,
+		JobType: int32(tc.ActionExchangeTablePartition), Query: "ALTER TABLE p EXCHANGE PARTITION p3 WITH TABLE px"}, clone(t, p))
+	u.resolved()
+	addr, _ := serveFake(t, u)
+	err := runSink(t, addr, srv.DSN, "xp", lastResolved(u), 0)
+	var re *RefusedError
+	require.ErrorAs(t, err, &re)
+	require.ErrorContains(t, err, `cannot apply KIND_ALTER_TABLE of xp.p (table 501)`)
+	require.ErrorContains(t, err, "EXCHANGE PARTITION swaps the rows of a partition and a table without a row event")
+	cp, err := ReadCheckpoint(context.Background(), srv.Open(t, ""), "xp")
+	require.NoError(t, err)
+	require.Equal(t, before, cp)
+}
+
+// TestSinkMarksItsPositionBeforeADDL: DDL statements are not
+// transactional, so while one runs the checkpoint row must already say
+// that the downstream is past its resolved ts (applied_ts = the DDL's
+// commit ts, not resolved_ts), or a reader would take the half-changed
+// downstream for the state at resolved_ts. The DDL commits at resolved
+// ts + 1, as a real TiDB's may: the position at a resolved ts must not
+// look like one before a DDL right after it. The test holds a metadata
+// lock on the table, so the sink's ALTER TABLE waits, and reads the
+// checkpoint meanwhile.
+func TestSinkMarksItsPositionBeforeADDL(t *testing.T) {
+	srv := mysqltest.Start(t)
+	u := newUpstream(t)
+	info := build(t, tc.NewTableBuilder(601, "t").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)).
+		Column("v", tc.IntType(tc.TypeLong, false)))
+	u.table("mk", info)
+	u.put(601, 1, map[string]tc.Value{"v": tc.IntValue(1)})
+	u.resolved()
+	r1 := lastResolved(u)
+	added := clone(t, info)
+	added.MaxColumnID++
+	added.Columns = append(added.Columns, &tc.ColumnInfo{ID: added.MaxColumnID, Name: tc.NewCIStr("w"), Offset: 2, State: tc.StatePublic,
+		Version: 2, FieldType: tc.IntType(tc.TypeLong, false)})
+	u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_ADD_COLUMN, DbName: "mk", TableName: "t", TableId: 601, Query: "ALTER TABLE t ADD COLUMN w INT"}, added)
+	c := r1 + 1
+	u.events[len(u.events)-1].GetDdl().CommitTs = c
+	u.put(601, 2, map[string]tc.Value{"v": tc.IntValue(2), "w": tc.IntValue(22)})
+	u.resolved()
+	addr, _ := serveFake(t, u)
+
+	db := srv.Open(t, "")
+	q, err := CreateTableSQL("mk", info)
+	require.NoError(t, err)
+	_, err = db.Exec("CREATE DATABASE mk")
+	require.NoError(t, err)
+	_, err = db.Exec(q)
+	require.NoError(t, err)
+	holder, err := db.BeginTx(context.Background(), nil) // a shared metadata lock on mk.t until it ends
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, holder.QueryRow("SELECT COUNT(*) FROM mk.t").Scan(&n))
+
+	done := make(chan error, 1)
+	go func() { done <- runSink(t, addr, srv.DSN, "mk", lastResolved(u), 0) }()
+	var resolved, applied uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := db.QueryRow("SELECT resolved_ts, applied_ts FROM tistream_sink.checkpoint WHERE sink_id = 'mk'").Scan(&resolved, &applied)
+		var waiting int
+		require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE `mk`.`t`%' AND STATE LIKE '%metadata lock%'").Scan(&waiting))
+		if err == nil && waiting > 0 {
+			break // the sink's ALTER TABLE waits for the lock
+		}
+		require.True(t, time.Now().Before(deadline), "the sink's ALTER TABLE never waited for the metadata lock (checkpoint %d/%d)", resolved, applied)
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, db.QueryRow("SELECT resolved_ts, applied_ts FROM tistream_sink.checkpoint WHERE sink_id = 'mk'").Scan(&resolved, &applied))
+	require.Equal(t, r1, resolved)
+	require.Equal(t, c, applied, "while the DDL runs, the checkpoint says the downstream is past resolved ts %d", r1)
+	require.NoError(t, holder.Commit())
+	require.NoError(t, <-done)
+	require.NoError(t, db.QueryRow("SELECT resolved_ts, applied_ts FROM tistream_sink.checkpoint WHERE sink_id = 'mk'").Scan(&resolved, &applied))
+	require.Equal(t, lastResolved(u), resolved)
+	require.Equal(t, resolved, applied, "at a resolved ts, the checkpoint says the downstream is exactly there")
+	require.NoError(t, db.QueryRow("SELECT w FROM mk.t WHERE id = 2").Scan(&n))
+	require.Equal(t, 22, n)
+}
+
+// TestSinkNonClusteredPrimaryKey: a table whose primary key is not
+// clustered is keyed by _tidb_rowid downstream and keeps its primary key
+// as a unique index, which MySQL does not let be named PRIMARY.
+func TestSinkNonClusteredPrimaryKey(t *testing.T) {
+	srv := mysqltest.Start(t)
+	u := newUpstream(t)
+	u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_CREATE_DATABASE, DbName: "ncpk", Query: "CREATE DATABASE ncpk"}, nil)
+	info := build(t, tc.NewTableBuilder(701, "nc").Column("k", tc.VarcharType(20)).Column("v", tc.IntType(tc.TypeLong, false)).
+		Index("PRIMARY", true, "k"))
+	info.Indices[0].Primary = true
+	u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_CREATE_TABLE, DbName: "ncpk", TableName: "nc", TableId: 701,
+		Query: "CREATE TABLE nc (k VARCHAR(20) PRIMARY KEY NONCLUSTERED, v INT)"}, info)
+	u.put(701, 1, map[string]tc.Value{"k": tc.StringValue("a"), "v": tc.IntValue(1)})
+	u.put(701, 2, map[string]tc.Value{"k": tc.StringValue("b"), "v": tc.IntValue(2)})
+	u.del(701, 1)
+	u.resolved()
+	addr, _ := serveFake(t, u)
+	require.NoError(t, runSink(t, addr, srv.DSN, "ncpk", lastResolved(u), 0))
+	got := dump(t, srv.Open(t, ""), "ncpk")
+	require.Contains(t, got, "PRIMARY KEY (`_tidb_rowid`)")
+	require.Contains(t, got, "UNIQUE KEY `"+NonClusteredPKName+"` (`k`)")
+	require.Contains(t, got, "k=\"b\" v=\"2\" _tidb_rowid=\"2\" \n")
+	require.NotContains(t, got, "k=\"a\"")
+}
+
+// TestSinkPassesRowsOfDroppedTables: on a store without delete-range
+// (unistore), TiDB deletes a dropped table's rows in transactions of its
+// own after the DROP. Those rows, of a table that no longer exists at
+// their commit ts, must not bring the table back downstream — neither in
+// the run that applied the DROP nor in a sink restarted after it, which
+// has no schema for them.
+func TestSinkPassesRowsOfDroppedTables(t *testing.T) {
+	srv := mysqltest.Start(t)
+	for _, stop := range []int{0, 6} { // 6: stopped at the resolved ts after the DROP, restarted from it
+		t.Run(fmt.Sprint("stop-", stop), func(t *testing.T) {
+			u := newUpstream(t)
+			p := fmt.Sprintf("dr%d", stop)
+			u.table(p, build(t, tc.NewTableBuilder(801, "keep").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false))))
+			u.put(801, 1, nil)
+			gone := build(t, tc.NewTableBuilder(802, "gone").IntPrimaryKey("id", tc.IntType(tc.TypeLonglong, false)))
+			u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_CREATE_TABLE, DbName: p, TableName: "gone", TableId: 802, Query: "CREATE TABLE gone (id BIGINT PRIMARY KEY)"}, gone)
+			u.put(802, 1, nil)
+			u.put(802, 2, nil)
+			u.ddl(&apiv1.DDL{Kind: apiv1.DDL_KIND_DROP_TABLE, DbName: p, TableName: "gone", TableId: 802, Query: "DROP TABLE gone"}, nil)
+			u.resolved()
+			u.del(802, 1) // the delete-range emulator
+			u.del(802, 2)
+			u.put(801, 2, nil)
+			u.resolved()
+			addr, _ := serveFake(t, u)
+			if stop > 0 {
+				require.ErrorIs(t, runSink(t, addr, srv.DSN, p, lastResolved(u), stop), errStopped)
+			}
+			require.NoError(t, runSink(t, addr, srv.DSN, p, lastResolved(u), 0))
+			got := dump(t, srv.Open(t, ""), p)
+			require.NotContains(t, got, p+".gone", "the dropped table came back")
+			require.Contains(t, got, "id=\"2\" \n")
+		})
+	}
 }

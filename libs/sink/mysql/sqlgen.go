@@ -191,7 +191,20 @@ func indexDef(x *tc.IndexInfo) string {
 	if x.Unique || x.Primary {
 		kind = "UNIQUE INDEX "
 	}
-	return kind + Quote(x.Name.O) + " (" + indexColumns(x) + ")"
+	return kind + Quote(indexName(x)) + " (" + indexColumns(x) + ")"
+}
+
+// NonClusteredPKName names the unique index that a non-clustered primary
+// key becomes downstream (where _tidb_rowid is the primary key): MySQL
+// keeps the name PRIMARY for the primary key.
+const NonClusteredPKName = "tidb_nonclustered_pk"
+
+// indexName is an index's name downstream.
+func indexName(x *tc.IndexInfo) string {
+	if x.Primary || x.Name.L == "primary" {
+		return NonClusteredPKName
+	}
+	return x.Name.O
 }
 
 func indexColumns(x *tc.IndexInfo) string {

@@ -25,7 +25,8 @@ func runWorkload(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&env.BigRows, "big-rows", 100_000, "rows of the big transaction")
 	report := fs.String("report", "", "also write the report as JSON to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tistream-tidb workload [flags] %s\n", strings.Join(workload.Names, "|"))
+		fmt.Fprintf(stderr, "usage: tistream-tidb workload [flags] [%s|ddl-sink|types ...]\n", strings.Join(workload.Names, "|"))
+		fmt.Fprintf(stderr, "Without a name: %s. What tistream sink mysql can apply: %s.\n", strings.Join(workload.Names, " "), strings.Join(workload.SinkNames, " "))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
