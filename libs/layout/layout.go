@@ -202,3 +202,88 @@ func SorterSnapshotKey(tenant, rangeID, epoch, n uint64) string {
 func SchemaHistoryPrefix(tenant uint64) string {
 	return fmt.Sprintf("%stenant-%d/", SchemaRegRoot, tenant)
 }
+
+// Group publications (committed data pool format version 2): one group per
+// sorter process and tenant publishes the rows and watermarks of every
+// range it owns.
+
+// GroupsPrefix holds every group of a tenant (group-{g}/...).
+func GroupsPrefix(tenant uint64) string { return PoolTenantPrefix(tenant) + "group-" }
+
+// GroupPrefix holds everything of one group.
+func GroupPrefix(tenant uint64, group string) string { return GroupsPrefix(tenant) + group + "/" }
+
+// GroupPubPrefix holds a group's publications.
+func GroupPubPrefix(tenant uint64, group string) string { return GroupPrefix(tenant, group) + "pub/" }
+
+// GroupPubKey names publication seq of a group.
+func GroupPubKey(tenant uint64, group string, seq uint64) string {
+	return GroupPubPrefix(tenant, group) + Pad(seq)
+}
+
+// GroupSegPrefix holds a group's segments.
+func GroupSegPrefix(tenant uint64, group string) string { return GroupPrefix(tenant, group) + "seg/" }
+
+// GroupSegKey names the segment holding publications first..last. Keys
+// sort by last, so GroupSegStartAfter finds the segment covering a seq.
+func GroupSegKey(tenant uint64, group string, last, first uint64) string {
+	return GroupSegPrefix(tenant, group) + Pad(last) + "-" + Pad(first)
+}
+
+// GroupSegStartAfter is the start-after marker that makes a listing of
+// GroupSegPrefix begin at the first segment whose last seq is >= seq.
+func GroupSegStartAfter(tenant uint64, group string, seq uint64) string {
+	if seq == 0 {
+		return ""
+	}
+	return GroupSegPrefix(tenant, group) + Pad(seq-1) + "~"
+}
+
+// ParseGroupSegKey returns the seqs a segment key covers.
+func ParseGroupSegKey(key string) (last, first uint64, err error) {
+	name := key[strings.LastIndex(key, "/")+1:]
+	l, f, ok := strings.Cut(name, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("object key %q: segment name %q is not LAST-FIRST", key, name)
+	}
+	if last, err = parsePad(l, "last seq", key); err != nil {
+		return 0, 0, err
+	}
+	if first, err = parsePad(f, "first seq", key); err != nil {
+		return 0, 0, err
+	}
+	if first > last {
+		return 0, 0, fmt.Errorf("object key %q: segment from %d to %d", key, first, last)
+	}
+	return last, first, nil
+}
+
+// ParseGroupSeqKey returns the seq a publication or floor key ends with.
+func ParseGroupSeqKey(key string) (uint64, error) {
+	return parsePad(key[strings.LastIndex(key, "/")+1:], "seq", key)
+}
+
+// GroupFloorPrefix holds a group's retention floor markers.
+func GroupFloorPrefix(tenant uint64, group string) string {
+	return GroupPrefix(tenant, group) + "floor/"
+}
+
+// GroupFloorKey names the floor marker at seq.
+func GroupFloorKey(tenant uint64, group string, seq uint64) string {
+	return GroupFloorPrefix(tenant, group) + Pad(seq)
+}
+
+// ValidGroupID reports whether g can name a group: 1 to 128 characters of
+// [A-Za-z0-9._-], not starting with a dot.
+func ValidGroupID(g string) bool {
+	if g == "" || len(g) > 128 || g[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

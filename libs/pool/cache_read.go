@@ -35,7 +35,10 @@ const (
 type cachedFile struct {
 	header *formatv1.CommittedFileHeader
 	rows   []Row
+	bytes  int64 // estimated memory held
 }
+
+func (f *cachedFile) size() int64 { return f.bytes }
 
 // getEntry reads log entry seq, through the cache when there is one.
 func (r *RangeReader) getEntry(ctx context.Context, seq uint64) (*formatv1.RangeLogEntry, error) {
@@ -137,7 +140,7 @@ func decodeFile(key string, b []byte) (any, int64, error) {
 	}
 	rows = rows[:len(rows):len(rows)]
 	size := arenas + int64(cap(rows))*rowOverhead + int64(proto.Size(f.Header)) + entryOverhead
-	return &cachedFile{header: f.Header, rows: rows}, size, nil
+	return &cachedFile{header: f.Header, rows: rows, bytes: size}, size, nil
 }
 
 // loadManifest is LoadManifest, decoding each manifest version once when

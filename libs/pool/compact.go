@@ -207,6 +207,12 @@ func compact(ctx context.Context, store objstore.Store, tenant, rangeID uint64, 
 		if err != nil {
 			return st, fmt.Errorf("compact range %d of tenant %d: read entry %d: %w", rangeID, tenant, next, err)
 		}
+		if e.Group != "" {
+			// Version 2 entries name the segments that publish the range;
+			// they are few and never expire here (their groups' retention
+			// deletes the publications): only the version 1 front goes.
+			break
+		}
 		if next == start {
 			below = e.PrevWatermark
 		}
@@ -224,7 +230,7 @@ func compact(ctx context.Context, store objstore.Store, tenant, rangeID uint64, 
 		}
 		next++
 	}
-	if len(pending) > 0 && next == head.Seq {
+	if len(pending) > 0 && next == head.Seq && head.Group == "" {
 		if known, gone := expired(head); known && gone {
 			take() // published before the head, which expired
 		}

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/objstore"
@@ -12,8 +13,9 @@ import (
 	"github.com/tistream/tistream/libs/txnmatch"
 )
 
-// A range compacted down to its head is restored by a new owner from its
-// latest snapshot: nothing a restore reads is deleted.
+// A range whose group was compacted down to its newest publication is
+// restored by a new owner from its latest snapshot: nothing a restore reads
+// is deleted.
 func TestRestoreAfterCompact(t *testing.T) {
 	ctx := context.Background()
 	store, err := objstore.NewLocalFS(t.TempDir())
@@ -25,16 +27,20 @@ func TestRestoreAfterCompact(t *testing.T) {
 	_, err = r.Snapshot(ctx)
 	require.NoError(t, err)
 	r.Close()
-	// The owner publishes watermarks for a while (same epoch: no takeover).
-	w, err := pool.OpenRange(ctx, store, 1, 1, 1, "a")
+	// The owner publishes watermarks for a while, in a group of its own.
+	g, err := pool.NewGroupWriter(store, 1, "a-again", "a", pool.GroupOptions{SegmentPubs: 16})
+	require.NoError(t, err)
+	w, err := pool.OpenRange(ctx, g, 1, 1, 1)
 	require.NoError(t, err)
 	for wm := uint64(200); wm <= 20000; wm += 100 {
 		_, err := w.Flush(ctx, wm, nil)
 		require.NoError(t, err)
 	}
-	st, err := pool.Compact(ctx, store, 1, 1, 15000)
+	g.WaitSegments()
+	st, err := pool.CompactGroup(ctx, store, 1, g.ID(), time.Now().Add(time.Hour))
 	require.NoError(t, err)
-	require.Positive(t, st.Entries)
+	require.Positive(t, st.Pubs+st.Segments)
+	g.Close()
 
 	deps.Owner = "b"
 	rr, err := sorter.Restore(ctx, deps, 1, 1, 2)

@@ -28,7 +28,7 @@ func newCompactFixture(t *testing.T) *compactFixture {
 	store, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "sorter-a")
+	w, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "sorter-a")
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(7, 7))
 	all := genRows(rng, 2000, []int64{100, 101}, 100)
@@ -38,7 +38,7 @@ func newCompactFixture(t *testing.T) *compactFixture {
 		wms = append(wms, wm)
 	}
 	wms = append(wms, last)
-	publish(t, w, all, wms) // > hintEvery entries, some without rows
+	publishV1(t, w, all, wms) // > hintEvery entries, some without rows
 	require.Greater(t, len(wms), 2*hintEvery)
 	return &compactFixture{store: store, all: all, wms: wms, last: last}
 }
@@ -134,7 +134,7 @@ func TestCompactKeepsWhatIsRetained(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, f.last, head.Watermark)
 	require.Equal(t, st.Floor, first)
-	w, err := OpenRange(ctx, f.store, 1, 1, 2, "sorter-b")
+	w, err := v1OpenRange(ctx, f.store, 1, 1, 2, "sorter-b")
 	require.NoError(t, err)
 	require.Equal(t, f.last, w.Watermark())
 	_, err = w.Flush(ctx, f.last+5, nil)
@@ -229,19 +229,19 @@ func TestCompactFencesStaleOwner(t *testing.T) {
 	store, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	old, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "old")
+	old, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "old")
 	require.NoError(t, err)
 	all := genRows(rand.New(rand.NewPCG(9, 9)), 300, []int64{100}, 100)
 	_, err = old.Flush(ctx, 150, rowsIn(all, 100, 150))
 	require.NoError(t, err)
-	nw, err := OpenRange(ctx, store, 1, 1, 2, "new") // TAKEOVER at seq 3
+	nw, err := v1OpenRange(ctx, store, 1, 1, 2, "new") // TAKEOVER at seq 3
 	require.NoError(t, err)
 	top := all[len(all)-1].CommitTs + 1
 	var wms []uint64
 	for wm := uint64(200); wm < top; wm += 50 {
 		wms = append(wms, wm)
 	}
-	publish(t, nw, all, append(wms, top))
+	publishV1(t, nw, all, append(wms, top))
 	want, err := readRange(t, store, 401)
 	require.NoError(t, err)
 	st, err := Compact(ctx, store, 1, 1, 400)
@@ -366,17 +366,17 @@ func TestDeleteRetiredRange(t *testing.T) {
 	w := all[250].CommitTs
 	last := all[len(all)-1].CommitTs + 1
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	r1, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
+	r1, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
 	require.NoError(t, err)
-	publish(t, r1, all, []uint64{w / 2, w})
-	r2, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 2, OpenedAt: w, Parents: []uint64{1}}, 1, "a")
+	publishV1(t, r1, all, []uint64{w / 2, w})
+	r2, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 2, OpenedAt: w, Parents: []uint64{1}}, 1, "a")
 	require.NoError(t, err)
 	require.NoError(t, r1.Seal(ctx, []uint64{2}))
 	require.NoError(t, PublishManifest(ctx, store, &formatv1.Manifest{TenantId: 1, Version: 2, NextRangeId: 3, Ranges: []*formatv1.RangeDescriptor{
 		{RangeId: 1, State: formatv1.RangeDescriptor_STATE_RETIRED, OpenedAtTs: 100, RetiredAtTs: w, SuccessorRangeIds: []uint64{2}},
 		{RangeId: 2, State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: w, ParentRangeIds: []uint64{1}},
 	}}))
-	publish(t, r2, all, []uint64{last})
+	publishV1(t, r2, all, []uint64{last})
 	want, _ := pullAll(t, store, 1, nil, w+1)
 
 	require.NoError(t, PublishManifest(ctx, store, &formatv1.Manifest{TenantId: 1, Version: 3, NextRangeId: 3, Ranges: []*formatv1.RangeDescriptor{

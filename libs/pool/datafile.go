@@ -154,7 +154,7 @@ func (f *DataFile) Next() (*Row, error) {
 	if err := parseRow(rec, &f.row); err != nil {
 		return nil, f.r.Corrupt(err, "does not decode as CommittedRow")
 	}
-	r := f.row
+	r := &f.row // returned as is: a copy would escape, an allocation per row
 	h := f.Header
 	switch {
 	case r.CommitTs <= h.PrevWatermark || r.CommitTs > h.Watermark:
@@ -163,11 +163,11 @@ func (f *DataFile) Next() (*Row, error) {
 		return nil, f.r.Corrupt(nil, "row %x has op %s", r.Key, r.Op)
 	case len(r.Key) == 0:
 		return nil, f.r.Corrupt(nil, "row with an empty key")
-	case f.n > 0 && Compare(&f.last, &r) >= 0:
+	case f.n > 0 && Compare(&f.last, r) >= 0:
 		return nil, f.r.Corrupt(nil, "row %x at %d/%d is not after the previous row", r.Key, r.CommitTs, r.StartTs)
 	}
 	f.n++
 	f.last.CommitTs, f.last.StartTs = r.CommitTs, r.StartTs
 	f.last.Key = append(f.last.Key[:0], r.Key...)
-	return &r, nil
+	return r, nil
 }

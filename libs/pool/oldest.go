@@ -11,9 +11,9 @@ import (
 
 // OldestStart returns the smallest start ts from which a reader of the keys
 // [start, end) (end nil = unbounded) can still read the tenant's ranges
-// without ErrCompacted: the pool keeps rows after each range's first
-// retained entry. It costs a listing and a GET per range, so callers use it
-// to explain an ErrCompacted, not on every read.
+// without ErrCompacted. It positions a reader in each range (stepping to
+// the oldest start ts each ErrCompacted names), so callers use it to
+// explain an ErrCompacted, not on every read.
 func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte) (uint64, error) {
 	m, err := LoadManifest(ctx, store, tenant)
 	if err != nil {
@@ -32,7 +32,7 @@ func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start
 		if parentsDropped(d, byID) {
 			need = d.OpenedAtTs + 1 // what its parents held expired
 		}
-		_, first, err := FindHead(ctx, store, tenant, d.RangeId)
+		got, err := oldestOfRange(ctx, store, tenant, d.RangeId, need)
 		switch {
 		case errors.Is(err, ErrNoRange):
 			// not created yet: nothing expired
@@ -40,12 +40,8 @@ func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start
 			need = max(need, d.RetiredAtTs+1) // expired as a whole
 		case err != nil:
 			return 0, fmt.Errorf("range %d of tenant %d: %w", d.RangeId, tenant, err)
-		case first > 1:
-			e, err := GetEntry(ctx, store, tenant, d.RangeId, first)
-			if err != nil {
-				return 0, err
-			}
-			need = max(need, e.PrevWatermark+1)
+		default:
+			need = max(need, got)
 		}
 		if d.State == formatv1.RangeDescriptor_STATE_RETIRED && need > d.RetiredAtTs {
 			// A reader starting after the retirement skips the range.
@@ -54,4 +50,19 @@ func OldestStart(ctx context.Context, store objstore.Store, tenant uint64, start
 		oldest = max(oldest, need)
 	}
 	return oldest, nil
+}
+
+// oldestOfRange returns the smallest start ts at or above from that a
+// reader of the range can open at.
+func oldestOfRange(ctx context.Context, store objstore.Store, tenant, id, from uint64) (uint64, error) {
+	for range 32 {
+		_, err := OpenRangeReader(ctx, store, tenant, id, from)
+		var ce *CompactedError
+		if errors.As(err, &ce) && ce.Oldest > from {
+			from = ce.Oldest
+			continue
+		}
+		return from, err
+	}
+	return 0, fmt.Errorf("range %d of tenant %d: retention keeps moving its oldest start ts", id, tenant)
 }

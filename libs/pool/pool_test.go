@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/objstore"
@@ -60,12 +61,39 @@ func singleRangeManifest(tenant uint64) *formatv1.Manifest {
 		{RangeId: 1, State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: 100}}}
 }
 
-// publish flushes rows in chunks at the given watermarks.
+// publish flushes rows in chunks at the given watermarks, each in its own
+// publication of the range's group.
 func publish(t *testing.T, w *RangeWriter, all []Row, wms []uint64) {
+	t.Helper()
 	for _, wm := range wms {
 		_, err := w.Flush(ctx, wm, rowsIn(all, w.Watermark(), wm))
 		require.NoError(t, err)
 	}
+}
+
+// newGroup starts a group writer (closed at the end of the test).
+func newGroup(t *testing.T, store objstore.Store, tenant uint64, id string, o ...GroupOptions) *GroupWriter {
+	t.Helper()
+	var opts GroupOptions
+	if len(o) > 0 {
+		opts = o[0]
+	}
+	g, err := NewGroupWriter(store, tenant, id, "sorter-"+id, opts)
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	return g
+}
+
+// noSegments never cuts a segment.
+var noSegments = GroupOptions{SegmentBytes: 1 << 40, SegmentAge: 1 << 62, SegmentPubs: 1 << 30}
+
+// groupModes are the ways a group's publications can be found: as
+// publications only, in segments as well, and in segments only (the
+// publications they cover deleted at once).
+var groupModes = map[string]GroupOptions{
+	"pubs":          noSegments,
+	"segments":      {SegmentPubs: 4, SegmentBytes: 1 << 40, SegmentAge: 1 << 62, Grace: -1},
+	"segments-only": {SegmentPubs: 3, SegmentBytes: 1 << 40, SegmentAge: 1 << 62, Grace: time.Nanosecond},
 }
 
 func pullAll(t *testing.T, store objstore.Store, tenant uint64, filter Filter, from uint64) ([]Row, uint64) {
@@ -88,9 +116,17 @@ func pullAll(t *testing.T, store objstore.Store, tenant uint64, filter Filter, f
 }
 
 func TestFlushAndPullFromAnyTs(t *testing.T) {
+	shortChecks(t) // publications are deleted at once, not after a grace readers are behind by
+	for name, o := range groupModes {
+		t.Run(name, func(t *testing.T) { testFlushAndPullFromAnyTs(t, o) })
+	}
+}
+
+func testFlushAndPullFromAnyTs(t *testing.T, o GroupOptions) {
 	store := objstore.NewMemory()
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "sorter-a")
+	g := newGroup(t, store, 1, "a", o)
+	w, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 1))
 	all := genRows(rng, 3000, []int64{100, 101, 102}, 100)
@@ -102,6 +138,7 @@ func TestFlushAndPullFromAnyTs(t *testing.T) {
 	wms = append(wms, last+50)
 	// Some flushes publish no rows: they must still move the watermark.
 	publish(t, w, all, wms)
+	g.WaitSegments()
 
 	for _, from := range []uint64{0, 100, 101, all[0].CommitTs, all[len(all)/2].CommitTs, all[len(all)/2].CommitTs + 1, last, last + 1, last + 100} {
 		got, resolved := pullAll(t, store, 1, nil, from)
@@ -132,7 +169,7 @@ func TestFlushAndPullFromAnyTs(t *testing.T) {
 func TestFollowSeesNewEntries(t *testing.T) {
 	store := objstore.NewMemory()
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
+	w, err := CreateRange(ctx, newGroup(t, store, 1, "a"), RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
 	require.NoError(t, err)
 	all := genRows(rand.New(rand.NewPCG(2, 2)), 200, []int64{100}, 100)
 	p, err := NewPuller(ctx, store, 1, nil, nil, nil, 0)
@@ -158,34 +195,36 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	store := objstore.NewMemory()
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
 	all := genRows(rand.New(rand.NewPCG(3, 3)), 100, []int64{100}, 100)
-	old, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "old")
+	gOld, gNew := newGroup(t, store, 1, "old"), newGroup(t, store, 1, "new")
+	old, err := CreateRange(ctx, gOld, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
 	require.NoError(t, err)
 	_, err = old.Flush(ctx, all[30].CommitTs, rowsIn(all, 100, all[30].CommitTs))
 	require.NoError(t, err)
 
 	// The range moves: the new owner takes it over with a greater epoch.
-	nw, err := OpenRange(ctx, store, 1, 1, 2, "new")
+	nw, err := OpenRange(ctx, gNew, 1, 1, 2)
 	require.NoError(t, err)
 	require.Equal(t, all[30].CommitTs, nw.Watermark())
 
 	// The paused old owner resumes and tries to publish: refused.
 	_, err = old.Flush(ctx, all[60].CommitTs, rowsIn(all, all[30].CommitTs, all[60].CommitTs))
 	require.ErrorIs(t, err, ErrFenced)
+	require.True(t, old.Fenced())
 	// An owner with a lower epoch cannot take it back either.
-	_, err = OpenRange(ctx, store, 1, 1, 1, "old")
+	_, err = OpenRange(ctx, newGroup(t, store, 1, "older"), 1, 1, 1)
 	require.ErrorIs(t, err, ErrFenced)
 
 	_, err = nw.Flush(ctx, all[99].CommitTs+1, rowsIn(all, nw.Watermark(), all[99].CommitTs+1))
 	require.NoError(t, err)
 	got, resolved := pullAll(t, store, 1, nil, 0)
 	require.Equal(t, all[99].CommitTs+1, resolved)
-	require.Len(t, got, 100, "exactly once despite the orphan file of the fenced owner")
+	require.Len(t, got, 100, "exactly once: the fenced owner published nothing more")
 }
 
-func TestStartOlderThanRetentionIsAnError(t *testing.T) {
+func TestStartOlderThanRetentionIsAnErrorV1(t *testing.T) {
 	store := objstore.NewMemory()
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
+	w, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
 	require.NoError(t, err)
 	for wm := uint64(200); wm <= 1000; wm += 100 {
 		_, err := w.Flush(ctx, wm, nil)
@@ -202,10 +241,10 @@ func TestStartOlderThanRetentionIsAnError(t *testing.T) {
 	require.Equal(t, uint64(1000), r.Watermark())
 }
 
-func TestCorruptEntryIsAnError(t *testing.T) {
+func TestCorruptFileIsAnErrorV1(t *testing.T) {
 	store := objstore.NewMemory()
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
+	w, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
 	require.NoError(t, err)
 	all := genRows(rand.New(rand.NewPCG(4, 4)), 50, []int64{100}, 100)
 	e, err := w.Flush(ctx, all[49].CommitTs, rowsIn(all, 100, all[49].CommitTs))
@@ -234,7 +273,8 @@ func TestPullAcrossSplitAndMerge(t *testing.T) {
 
 	// v1: one range. It flushes to `third` and is split at table 102.
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	r1, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "a")
+	ga, gb := newGroup(t, store, 1, "a"), newGroup(t, store, 1, "b")
+	r1, err := CreateRange(ctx, ga, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
 	require.NoError(t, err)
 	publish(t, r1, all, []uint64{third / 2, third})
 	left := func(k []byte) bool { return string(k) < string(mid) }
@@ -252,9 +292,9 @@ func TestPullAcrossSplitAndMerge(t *testing.T) {
 		{RangeId: 2, State: formatv1.RangeDescriptor_STATE_ACTIVE, EndKey: mid, OpenedAtTs: third, ParentRangeIds: []uint64{1}},
 		{RangeId: 3, State: formatv1.RangeDescriptor_STATE_ACTIVE, StartKey: mid, OpenedAtTs: third, ParentRangeIds: []uint64{1}},
 	}}))
-	r2, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 2, End: mid, OpenedAt: third, Parents: []uint64{1}}, 1, "a")
+	r2, err := CreateRange(ctx, ga, RangeSpec{Tenant: 1, RangeID: 2, End: mid, OpenedAt: third, Parents: []uint64{1}}, 1)
 	require.NoError(t, err)
-	r3, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 3, Start: mid, OpenedAt: third, Parents: []uint64{1}}, 1, "b")
+	r3, err := CreateRange(ctx, gb, RangeSpec{Tenant: 1, RangeID: 3, Start: mid, OpenedAt: third, Parents: []uint64{1}}, 1)
 	require.NoError(t, err)
 	require.NoError(t, r1.Seal(ctx, []uint64{2, 3}))
 	lrows, rrows := part(left), part(func(k []byte) bool { return !left(k) })
@@ -267,7 +307,7 @@ func TestPullAcrossSplitAndMerge(t *testing.T) {
 		{RangeId: 3, State: formatv1.RangeDescriptor_STATE_RETIRED, StartKey: mid, OpenedAtTs: third, RetiredAtTs: twoThirds, ParentRangeIds: []uint64{1}, SuccessorRangeIds: []uint64{4}},
 		{RangeId: 4, State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: twoThirds, ParentRangeIds: []uint64{2, 3}},
 	}}))
-	r4, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: twoThirds, Parents: []uint64{2, 3}}, 1, "a")
+	r4, err := CreateRange(ctx, gb, RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: twoThirds, Parents: []uint64{2, 3}}, 1)
 	require.NoError(t, err)
 	require.NoError(t, r2.Seal(ctx, []uint64{4}))
 	require.NoError(t, r3.Seal(ctx, []uint64{4}))

@@ -11,6 +11,10 @@ import (
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
+// privateCacheBytes bounds the cache of a puller given none: its ranges
+// share each publication of their group.
+const privateCacheBytes = 32 << 20
+
 // Filter selects the rows a puller returns (for example the record keys of
 // one table).
 type Filter func(key []byte) bool
@@ -44,6 +48,11 @@ func NewPuller(ctx context.Context, store objstore.Store, tenant uint64, start, 
 
 // NewPullerWith is NewPuller with read options (a shared cache, bounded polls).
 func NewPullerWith(ctx context.Context, store objstore.Store, tenant uint64, start, end []byte, filter Filter, from uint64, o ReadOptions) (*Puller, error) {
+	if o.Cache == nil {
+		// Its ranges share their groups' publications: one read of each
+		// for all of them (a "not yet" is not remembered: no delay).
+		o.Cache = NewCache(privateCacheBytes)
+	}
 	m, err := loadManifest(ctx, store, tenant, o.Cache)
 	if err != nil {
 		return nil, err
@@ -204,7 +213,11 @@ func (p *Puller) merge(upTo uint64) []Row {
 		}
 	}
 	heap.Init(h)
-	var out []Row
+	n := 0 // at most this many rows: no regrowing
+	for _, c := range *h {
+		n += len(c.f.queue)
+	}
+	out := make([]Row, 0, n)
 	for h.Len() > 0 {
 		c := &(*h)[0]
 		out = append(out, c.f.queue[c.i])

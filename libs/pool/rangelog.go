@@ -73,7 +73,37 @@ func checkEntry(e *formatv1.RangeLogEntry) error {
 	case e.Kind != formatv1.RangeLogEntry_KIND_FLUSH && e.Watermark != e.PrevWatermark:
 		return fmt.Errorf("%s entry moves the watermark", e.Kind)
 	}
+	return checkV2Entry(e)
+}
+
+// checkV2Entry checks the fields of format version 2 (group segments).
+func checkV2Entry(e *formatv1.RangeLogEntry) error {
+	if e.Group == "" {
+		if e.GroupSeq != 0 || e.PrevGroup != "" || e.PrevGroupSeq != 0 {
+			return errors.New("group fields set without a group")
+		}
+		return nil
+	}
+	switch {
+	case !layout.ValidGroupID(e.Group):
+		return fmt.Errorf("group id %q", e.Group)
+	case e.Kind == formatv1.RangeLogEntry_KIND_FLUSH:
+		return errors.New("a FLUSH entry names a group")
+	case e.Kind != formatv1.RangeLogEntry_KIND_SEAL && e.GroupSeq == 0:
+		return fmt.Errorf("%s entry opens a segment at seq 0", e.Kind)
+	case e.PrevGroup != "" && e.Kind != formatv1.RangeLogEntry_KIND_TAKEOVER:
+		return fmt.Errorf("%s entry names a previous group", e.Kind)
+	case e.PrevGroup != "" && !layout.ValidGroupID(e.PrevGroup):
+		return fmt.Errorf("previous group id %q", e.PrevGroup)
+	case e.PrevGroup == "" && e.PrevGroupSeq != 0:
+		return errors.New("previous group seq without a previous group")
+	}
 	return nil
+}
+
+// segmentOpener reports whether e opens a segment of group publications.
+func segmentOpener(e *formatv1.RangeLogEntry) bool {
+	return e.Group != "" && (e.Kind == formatv1.RangeLogEntry_KIND_OPEN || e.Kind == formatv1.RangeLogEntry_KIND_TAKEOVER)
 }
 
 // GetEntry reads log entry seq; it returns an error matching

@@ -16,8 +16,22 @@ import (
 // start ts is older than the retention window.
 var ErrCompacted = errors.New("start ts is older than the retained data")
 
-// Chunk is what one range log entry brings a reader: the rows it publishes
-// that the reader asked for (commit_ts >= from), and the watermark after it.
+// CompactedError is an ErrCompacted that knows the oldest start ts the
+// range can still be read from.
+type CompactedError struct {
+	Oldest uint64
+	msg    string
+}
+
+func (e *CompactedError) Error() string        { return e.msg + ": " + ErrCompacted.Error() }
+func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }
+
+func compacted(oldest uint64, format string, args ...any) error {
+	return &CompactedError{Oldest: oldest, msg: fmt.Sprintf(format, args...)}
+}
+
+// Chunk is what one step of a reader brings: the rows it publishes that the
+// reader asked for (commit_ts >= from), and the watermark after it.
 type Chunk struct {
 	Rows      []Row
 	Watermark uint64
@@ -26,21 +40,32 @@ type Chunk struct {
 	Successors []uint64
 }
 
-// RangeReader follows one range's log from a start ts.
+// RangeReader follows one range from a start ts: through the version 1
+// FLUSH entries of its log, then through the group publications of each
+// segment its log names (format version 2).
 type RangeReader struct {
 	store  objstore.Store
 	tenant uint64
 	id     uint64
 	from   uint64
-	seq    uint64 // last entry consumed
+	seq    uint64 // last range log entry consumed
 	wm     uint64
-	epoch  uint64
-	next   *formatv1.RangeLogEntry // entry fetched during Seek, consumed first
-	sealed bool
-	cache  *Cache // shared decoded objects, or nil
-	// floorChecked is when the reader last looked whether its next entry
-	// fell below the retention floor.
+	// wmUnknown: the reader was positioned where the range's watermark is
+	// not known (the end of a partly compacted segment); the next entry
+	// gives it.
+	wmUnknown bool
+	epoch     uint64
+	next      *formatv1.RangeLogEntry // entry fetched ahead, consumed first
+	sealed    bool
+	cache     *Cache // shared decoded objects, or nil
+	// floorChecked is when the reader last looked whether its next log
+	// entry fell below the range log's retention floor.
 	floorChecked time.Time
+	// seg is the segment of group publications being read (nil while the
+	// reader is in the range log's version 1 part).
+	seg *segState
+	// queue holds chunks read ahead from a segment object.
+	queue []Chunk
 	// OpenedAt is the ts the range starts after (rows have commit_ts > OpenedAt).
 	OpenedAt uint64
 	Start    []byte
@@ -48,8 +73,8 @@ type RangeReader struct {
 }
 
 // OpenRangeReader positions a reader so that it returns every row of the
-// range with commit_ts >= from, using one listing of the data files (named
-// by watermark) instead of reading the log from its start.
+// range with commit_ts >= from, without reading the range from its start
+// (see docs/formats/committed-data-pool.md, "Reading from ts T").
 func OpenRangeReader(ctx context.Context, store objstore.Store, tenant, id, from uint64) (*RangeReader, error) {
 	return OpenRangeReaderWith(ctx, store, tenant, id, from, ReadOptions{})
 }
@@ -61,8 +86,8 @@ func OpenRangeReaderWith(ctx context.Context, store objstore.Store, tenant, id, 
 		if err != nil || !moved {
 			return r, err
 		}
-		// Compaction moved the range's floor while we looked: what we
-		// listed may lack files it deleted. Look again; the next look
+		// Compaction moved a retention floor while we looked: what we
+		// listed may lack objects it deleted. Look again; the next look
 		// answers ErrCompacted if from is gone by now.
 		if attempt == 3 {
 			return nil, fmt.Errorf("range %d of tenant %d: rows from ts %d are being compacted away as they are read: %w", id, tenant, from, ErrCompacted)
@@ -70,43 +95,87 @@ func OpenRangeReaderWith(ctx context.Context, store objstore.Store, tenant, id, 
 	}
 }
 
-// openRangeReader is one attempt of OpenRangeReaderWith; moved means the
-// range's retention floor moved during it, so the position is not to be
-// trusted (see compact.go).
+// openRangeReader is one attempt of OpenRangeReaderWith; moved means a
+// retention floor moved during it, so the position is not to be trusted.
 func openRangeReader(ctx context.Context, store objstore.Store, tenant, id, from uint64, o ReadOptions) (_ *RangeReader, moved bool, _ error) {
 	r := &RangeReader{store: store, tenant: tenant, id: id, from: from, cache: o.Cache}
 	head, first, floor, err := findHead(ctx, store, tenant, id)
 	if err != nil {
 		return nil, false, err
 	}
-	firstEntry, err := r.getEntry(ctx, first)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, true, nil // deleted since listed
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if first == 1 {
-		r.OpenedAt, r.Start, r.End = firstEntry.PrevWatermark, firstEntry.StartKey, firstEntry.EndKey
-	} else {
-		open, err := r.getEntry(ctx, 1)
-		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+	open := head
+	if head.Seq != 1 {
+		if open, err = r.getEntry(ctx, 1); err != nil && !errors.Is(err, objstore.ErrNotFound) {
 			return nil, false, err
 		}
-		if open != nil {
-			r.OpenedAt, r.Start, r.End = open.PrevWatermark, open.StartKey, open.EndKey
+	}
+	if open != nil {
+		r.OpenedAt, r.Start, r.End = open.PrevWatermark, open.StartKey, open.EndKey
+	}
+	// The version 2 tail of the log (entries naming groups, after the
+	// version 1 entries if any; never compacted), read back from the head
+	// to the segment from falls in: a few entries.
+	var v2 []*formatv1.RangeLogEntry
+	for seq := head.Seq; seq >= 1; seq-- {
+		e := head
+		if seq != head.Seq {
+			if e, err = r.getEntry(ctx, seq); err != nil {
+				if errors.Is(err, objstore.ErrNotFound) && seq < first {
+					break // compacted version 1 entries
+				}
+				return nil, false, err
+			}
 		}
-		if from <= firstEntry.PrevWatermark {
-			return nil, false, fmt.Errorf("range %d of tenant %d keeps rows after ts %d (the oldest start ts is %d), asked from %d: %w",
-				id, tenant, firstEntry.PrevWatermark, firstEntry.PrevWatermark+1, from, ErrCompacted)
+		if e.Group == "" {
+			break
+		}
+		v2 = append([]*formatv1.RangeLogEntry{e}, v2...)
+		if segmentOpener(e) && e.Watermark < from {
+			break // the segment from falls in: what precedes it is not read
+		}
+	}
+	if len(v2) > 0 && (v2[0].Kind == formatv1.RangeLogEntry_KIND_OPEN || from > v2[0].Watermark) {
+		moved, err := r.openSegments(ctx, v2)
+		return r, moved, err
+	}
+	v1head := head
+	if len(v2) > 0 {
+		// From inside the version 1 part: read it, then follow into the
+		// segments.
+		if v1head, err = r.getEntry(ctx, v2[0].Seq-1); err != nil {
+			if errors.Is(err, objstore.ErrNotFound) {
+				return nil, true, nil // compacted meanwhile
+			}
+			return nil, false, err
+		}
+	}
+	moved, err = r.openV1(ctx, v1head, first, floor)
+	return r, moved, err
+}
+
+// openV1 positions the reader in the version 1 part of the log, whose last
+// entry is head: with one listing of the data files (named by watermark)
+// from the start ts.
+func (r *RangeReader) openV1(ctx context.Context, head *formatv1.RangeLogEntry, first, floor uint64) (moved bool, _ error) {
+	if first > 1 {
+		firstEntry, err := r.getEntry(ctx, first)
+		if errors.Is(err, objstore.ErrNotFound) {
+			return true, nil // deleted since listed
+		}
+		if err != nil {
+			return false, err
+		}
+		if r.from <= firstEntry.PrevWatermark {
+			return false, compacted(firstEntry.PrevWatermark+1, "range %d of tenant %d keeps rows after ts %d (the oldest start ts is %d), asked from %d",
+				r.id, r.tenant, firstEntry.PrevWatermark, firstEntry.PrevWatermark+1, r.from)
 		}
 	}
 	// The head was read before listing data files, so every file published
 	// at or before it is in the listing; files published later are reached
 	// by following the log.
-	files, _, err := store.List(ctx, layout.DataPrefix(tenant, id), layout.DataFileStartAfter(tenant, id, from), 64)
+	files, _, err := r.store.List(ctx, layout.DataPrefix(r.tenant, r.id), layout.DataFileStartAfter(r.tenant, r.id, r.from), 64)
 	if err != nil {
-		return nil, false, fmt.Errorf("list data files of range %d: %w", id, err)
+		return false, fmt.Errorf("list data files of range %d: %w", r.id, err)
 	}
 	positioned := false
 	for _, f := range files {
@@ -119,9 +188,9 @@ func openRangeReader(ctx context.Context, store objstore.Store, tenant, id, from
 			if errors.Is(err, objstore.ErrNotFound) {
 				// At or above the first entry and at or below the head:
 				// only compaction deletes such an entry.
-				return nil, true, nil
+				return true, nil
 			}
-			return nil, false, err
+			return false, err
 		}
 		if e.File == nil || e.File.Key != f.Key {
 			continue // an orphan of a fenced owner
@@ -141,15 +210,12 @@ func openRangeReader(ctx context.Context, store objstore.Store, tenant, id, from
 	}
 	// Compaction moves the floor before it deletes anything: an unchanged
 	// floor means the listing above missed no file at or above first.
-	again, err := readFloor(ctx, store, tenant, id)
+	again, err := readFloor(ctx, r.store, r.tenant, r.id)
 	if err != nil {
-		return nil, false, err
-	}
-	if again != floor {
-		return nil, true, nil
+		return false, err
 	}
 	r.floorChecked = time.Now()
-	return r, false, nil
+	return again != floor, nil
 }
 
 // ID is the range id.
@@ -158,28 +224,49 @@ func (r *RangeReader) ID() uint64 { return r.id }
 // Watermark is the range watermark the reader has reached.
 func (r *RangeReader) Watermark() uint64 { return r.wm }
 
-// Next returns the next entry's chunk, or ok=false when the reader has
-// reached the log's head (poll again later).
+// Next returns the next chunk, or ok=false when the reader has reached
+// what is published (poll again later).
 func (r *RangeReader) Next(ctx context.Context) (c Chunk, ok bool, err error) {
+	if len(r.queue) > 0 {
+		c, r.queue = r.queue[0], r.queue[1:]
+		return c, true, nil
+	}
 	if r.sealed && r.next == nil {
 		return Chunk{}, false, nil
 	}
+	if r.seg != nil && !r.seg.done {
+		return r.nextPub(ctx)
+	}
+	return r.nextEntry(ctx)
+}
+
+// nextEntry consumes the range log's next entry.
+func (r *RangeReader) nextEntry(ctx context.Context) (c Chunk, ok bool, err error) {
 	e := r.next
 	r.next = nil
 	if e == nil {
 		e, err = r.pollEntry(ctx, r.seq+1)
 		if errors.Is(err, objstore.ErrNotFound) {
+			if r.seg != nil {
+				return Chunk{}, false, nil // the segment ended; its successor is not logged yet
+			}
 			return Chunk{}, false, r.checkBehind(ctx)
 		}
 		if err != nil {
 			return Chunk{}, false, err
 		}
 	}
-	if e.PrevWatermark != r.wm && r.seq > 0 {
-		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: entry %d starts at watermark %d, the log was at %d", r.id, r.tenant, e.Seq, e.PrevWatermark, r.wm)
-	}
 	if e.OwnerEpoch < r.epoch {
 		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: entry %d has owner epoch %d below %d", r.id, r.tenant, e.Seq, e.OwnerEpoch, r.epoch)
+	}
+	if e.Group != "" {
+		return r.segmentEntry(ctx, e)
+	}
+	if r.seg != nil {
+		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: version 1 entry %d after version 2 entries", r.id, r.tenant, e.Seq)
+	}
+	if e.PrevWatermark != r.wm && r.seq > 0 {
+		return Chunk{}, false, fmt.Errorf("range %d of tenant %d: entry %d starts at watermark %d, the log was at %d", r.id, r.tenant, e.Seq, e.PrevWatermark, r.wm)
 	}
 	if e.File != nil {
 		if c.Rows, err = r.readFile(ctx, e); err != nil {
@@ -195,9 +282,10 @@ func (r *RangeReader) Next(ctx context.Context) (c Chunk, ok bool, err error) {
 	return c, true, nil
 }
 
-// floorCheckEvery is how often a reader that finds no next entry looks
-// whether compaction deleted it (the reader fell behind the retention).
-const floorCheckEvery = 30 * time.Second
+// floorCheckEvery is how often a reader that finds nothing new looks
+// whether compaction deleted what it waits for (it fell behind the
+// retention). A variable for tests.
+var floorCheckEvery = 30 * time.Second
 
 // checkBehind tells a reader polling for its next entry from one whose next
 // entry was compacted away (ErrCompacted), at most every floorCheckEvery.

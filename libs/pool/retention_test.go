@@ -24,7 +24,7 @@ func oldTSOFixture(t *testing.T, now time.Time) (store objstore.Store, all []Row
 	base := tsoAt(now.AddDate(-1, 0, 0))
 	require.NoError(t, PublishManifest(ctx, store, &formatv1.Manifest{TenantId: 1, Version: 1, NextRangeId: 2,
 		Ranges: []*formatv1.RangeDescriptor{{RangeId: 1, State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: base}}}))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: base}, 1, "sorter-a")
+	w, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: base}, 1, "sorter-a")
 	require.NoError(t, err)
 	all = genRows(rand.New(rand.NewPCG(3, 3)), 500, []int64{100, 101}, base)
 	last = all[len(all)-1].CommitTs + 1
@@ -32,7 +32,7 @@ func oldTSOFixture(t *testing.T, now time.Time) (store objstore.Store, all []Row
 	for i := 1; i < 20; i++ {
 		wms = append(wms, base+(last-base)*uint64(i)/20)
 	}
-	publish(t, w, all, append(wms, last))
+	publishV1(t, w, all, append(wms, last))
 	return store, all, last
 }
 
@@ -108,7 +108,7 @@ func clockedFixture(t *testing.T, published []time.Time) (objstore.Store, []Row,
 	store, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	w, err := CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "sorter-a")
+	w, err := v1CreateRange(ctx, store, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1, "sorter-a")
 	require.NoError(t, err)
 	all := genRows(rand.New(rand.NewPCG(5, 5)), 10*len(published)+10, []int64{100}, 100)
 	var wms []uint64

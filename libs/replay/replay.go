@@ -29,6 +29,10 @@ type Config struct {
 	WorkDir   string   // Pebble's directory (wiped)
 	Buffers   sortbuf.Config
 	Budget    int64 // matcher memory budget in bytes (default 256 MiB)
+	// BufferMemory is the memory budget of the sorted rows (default
+	// sortbuf.DefaultMemoryBudget); the largest ranges spill to Pebble
+	// beyond it.
+	BufferMemory int64
 
 	// Random delivers the stores' files in a seeded random interleaving
 	// (bursts of up to 8 files of one store) instead of round-robin.
@@ -58,14 +62,21 @@ type Summary struct {
 	RowsFlushed     int64
 	Flushes         int64
 	Restores        int64
-	LateCommits     int64
-	Redelivered     int64
-	Watermarks      map[uint64]uint64 // tenant -> final watermark (minimum over its ranges)
-	Elapsed         time.Duration
+	// Publications are the group publications written (one per flush
+	// round and tenant in which some watermark moved).
+	Publications int64
+	LateCommits  int64
+	Redelivered  int64
+	// BufferSpills counts ranges the memory-first buffer moved to Pebble
+	// (Config.BufferMemory).
+	BufferSpills int64
+	Watermarks   map[uint64]uint64 // tenant -> final watermark (minimum over its ranges)
+	Elapsed      time.Duration
 }
 
 type tenantRun struct {
 	id      uint64
+	group   *pool.GroupWriter
 	table   *route.Table
 	ranges  map[uint64]*sorter.Range
 	epochs  map[uint64]uint64
@@ -91,6 +102,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Budget <= 0 {
 		cfg.Budget = 256 << 20
 	}
+	if cfg.BufferMemory <= 0 {
+		cfg.BufferMemory = sortbuf.DefaultMemoryBudget
+	}
 	if cfg.Snapshots == nil {
 		cfg.Snapshots = cfg.Pool
 	}
@@ -108,8 +122,31 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return sum, fmt.Errorf("replay: open sorter buffers: %w", err)
 	}
 	defer engine.Close()
-	deps := sorter.Deps{Pool: cfg.Pool, Snapshots: cfg.Snapshots, Buffers: engine,
-		Budget: txnmatch.NewBudget(cfg.Budget), Owner: "replay"}
+	buffers, err := sortbuf.NewMemoryFirst(engine, cfg.BufferMemory)
+	if err != nil {
+		return sum, fmt.Errorf("replay: %w", err)
+	}
+	// One group per tenant publishes every range of it, one publication
+	// per flush round (committed data pool format 2), as a sorter does.
+	groups := map[uint64]*pool.GroupWriter{}
+	defer func() {
+		for _, g := range groups {
+			g.Close()
+		}
+	}()
+	deps := sorter.Deps{Pool: cfg.Pool, Snapshots: cfg.Snapshots, Buffers: buffers,
+		Budget: txnmatch.NewBudget(cfg.Budget), Owner: "replay",
+		Group: func(tenant uint64) (*pool.GroupWriter, error) {
+			if g := groups[tenant]; g != nil {
+				return g, nil
+			}
+			g, err := pool.NewGroupWriter(cfg.Pool, tenant, pool.GroupID("replay", uint64(start.UnixMilli())), "replay", pool.GroupOptions{})
+			if err != nil {
+				return nil, err
+			}
+			groups[tenant] = g
+			return g, nil
+		}}
 	tenants := cfg.Tenants
 	if len(tenants) == 0 {
 		if tenants, err = children(ctx, cfg.Buffer, layout.BufferRoot+fmt.Sprintf("cluster-%d/", cfg.Cluster), "tenant-"); err != nil {
@@ -143,8 +180,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			wm = min(wm, r.Published())
 			r.Close()
 		}
+		sum.Publications += tr.group.Stats().Pubs
 		sum.Watermarks[t] = wm
 	}
+	sum.BufferSpills = buffers.Metrics().Spills
 	sum.Elapsed = time.Since(start)
 	return sum, nil
 }
@@ -185,7 +224,11 @@ func setupTenant(ctx context.Context, cfg Config, deps sorter.Deps, tenant uint6
 	if err != nil {
 		return nil, err
 	}
-	tr := &tenantRun{id: tenant, table: table, ranges: map[uint64]*sorter.Range{}, epochs: map[uint64]uint64{},
+	group, err := deps.Group(tenant)
+	if err != nil {
+		return nil, err
+	}
+	tr := &tenantRun{id: tenant, group: group, table: table, ranges: map[uint64]*sorter.Range{}, epochs: map[uint64]uint64{},
 		files: map[uint64][]string{}, cursor: map[uint64]int{}, routers: map[uint64]*route.Router{}}
 	for _, d := range m.Ranges {
 		r, err := sorter.Create(ctx, deps, pool.RangeSpec{Tenant: tenant, RangeID: d.RangeId, Start: d.StartKey,

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/sorter"
 )
@@ -44,7 +46,12 @@ func (tr *tenantRun) run(ctx context.Context, cfg Config, deps sorter.Deps, rng 
 		}
 		for ; burst > 0 && tr.cursor[store] < len(tr.files[store]); burst-- {
 			key := tr.files[store][tr.cursor[store]]
-			if err := tr.deliver(ctx, cfg, store, key, 0, sum); err != nil {
+			rt := tr.routers[store]
+			if rt == nil {
+				rt = tr.router(ctx, cfg, store)
+				tr.routers[store] = rt
+			}
+			if err := tr.deliver(ctx, cfg, rt, key, 0, sum); err != nil {
 				return err
 			}
 			tr.cursor[store]++
@@ -71,24 +78,21 @@ func (tr *tenantRun) run(ctx context.Context, cfg Config, deps sorter.Deps, rng 
 	return tr.flushAll(ctx)
 }
 
-// deliver routes one file and applies its batches; only is a range id to
-// deliver to (redelivery after a restore), 0 for all.
-func (tr *tenantRun) deliver(ctx context.Context, cfg Config, store uint64, key string, only uint64, sum *Summary) error {
+// router routes one store's files, reading the base header of a delta
+// header it starts at from the buffer.
+func (tr *tenantRun) router(ctx context.Context, cfg Config, store uint64) *route.Router {
+	return route.NewRouter(tr.table).WithBase(storefile.BaseFromStore(ctx, cfg.Buffer, cfg.Cluster, tr.id, store))
+}
+
+// deliver routes one file with rt (the store's files in order) and applies
+// its batches; only is a range id to deliver to (redelivery after a
+// restore), 0 for all.
+func (tr *tenantRun) deliver(ctx context.Context, cfg Config, rt *route.Router, key string, only uint64, sum *Summary) error {
 	data, err := cfg.Buffer.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("replay: read %s: %w", key, err)
 	}
-	var batches map[uint64]*route.Batch
-	if only == 0 {
-		rt := tr.routers[store]
-		if rt == nil {
-			rt = route.NewRouter(tr.table)
-			tr.routers[store] = rt
-		}
-		batches, _, err = rt.Route(key, data)
-	} else {
-		batches, _, err = route.Route(key, data, tr.table)
-	}
+	batches, _, err := rt.Route(key, data)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
@@ -107,9 +111,26 @@ func (tr *tenantRun) deliver(ctx context.Context, cfg Config, store uint64, key 
 	return nil
 }
 
+// flushAll publishes what every range of the tenant can in one
+// publication of its group: each range stages its flush, the group
+// publishes them together, each range commits its own.
 func (tr *tenantRun) flushAll(ctx context.Context) error {
+	var staged []*pool.Staged
+	var ranges []*sorter.Range
 	for _, id := range slices.Sorted(maps.Keys(tr.ranges)) {
-		if _, err := tr.ranges[id].Flush(ctx); err != nil {
+		st, err := tr.ranges[id].Prepare(^uint64(0))
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			staged, ranges = append(staged, st), append(ranges, tr.ranges[id])
+		}
+	}
+	if _, err := tr.group.Publish(ctx, staged); err != nil {
+		return fmt.Errorf("replay: publish tenant %d: %w", tr.id, err)
+	}
+	for i, r := range ranges {
+		if err := r.Commit(staged[i]); err != nil {
 			return err
 		}
 	}
@@ -164,8 +185,9 @@ func (tr *tenantRun) restore(ctx context.Context, cfg Config, deps sorter.Deps, 
 	// Feed it what the snapshot does not include, up to where the others are.
 	for _, s := range tr.stores {
 		from := int(r.Applied()[s])
+		rt := tr.router(ctx, cfg, s) // starts at file from+1, not the store's first
 		for i := from; i < tr.cursor[s]; i++ {
-			if err := tr.deliver(ctx, cfg, s, tr.files[s][i], id, sum); err != nil {
+			if err := tr.deliver(ctx, cfg, rt, tr.files[s][i], id, sum); err != nil {
 				return err
 			}
 			sum.Redelivered++

@@ -17,6 +17,15 @@ const (
 	KindRegionStart
 	KindRegionEnd
 	KindResolved
+	// KindLeaderResolved is a store's LeaderResolvedTs (store file format
+	// version 2): every incarnation the store leads at this point has
+	// resolved ts Ts, except those in Refs (the ones overlapping the range).
+	KindLeaderResolved
+	// KindLeaders is a store's full leader list, at the start of a format
+	// version 2 file whose header carries one: Refs are the incarnations it
+	// leads there that overlap the range; any other incarnation it led and
+	// did not end, it no longer leads (it restarted).
+	KindLeaders
 )
 
 // Event is one thing a range receives, in its store stream's order.
@@ -27,13 +36,15 @@ type Event struct {
 	// Inc is the incarnation of a region change, or the one that wrote the row.
 	Inc Ref
 	// Refs are the incarnations a resolved ts is for (KindResolved): one
-	// TiKV ResolvedTs record names many regions at one ts.
+	// TiKV ResolvedTs record names many regions at one ts; the exceptions of
+	// a KindLeaderResolved; the led incarnations of a KindLeaders.
 	Refs []Ref
 	// Start and End are the incarnation's raw key range (KindRegionStart);
 	// End nil = unbounded.
 	Start, End []byte
 	Preds      []Ref
-	// Ts is the resolved ts (KindResolved) or the final resolved ts (KindRegionEnd).
+	// Ts is the resolved ts (KindResolved, KindLeaderResolved) or the final
+	// resolved ts (KindRegionEnd).
 	Ts uint64
 	// TakeoverStore and TakeoverSeq mark a takeover END (KindRegionEnd): the
 	// crashed leader's store (non-zero) and the last file of its stream

@@ -52,10 +52,11 @@ func TestRouteSimulatedFiles(t *testing.T) {
 	for storeID := uint64(1); storeID <= 3; storeID++ {
 		files, err := objstore.ListAll(context.Background(), store, layout.StorePrefix(1, 1, storeID), "")
 		require.NoError(t, err)
+		rt := NewRouter(tb)
 		for _, f := range files {
 			b, err := store.Get(context.Background(), f.Key)
 			require.NoError(t, err)
-			batches, h, err := Route(f.Key, b, tb)
+			batches, h, err := rt.Route(f.Key, b)
 			require.NoError(t, err)
 			for id, batch := range batches {
 				require.Equal(t, id, batch.RangeID)
@@ -67,7 +68,8 @@ func TestRouteSimulatedFiles(t *testing.T) {
 						rows++
 						require.True(t, contains(rg, ev.Row.Key), "row %x routed to range %d", ev.Row.Key, id)
 					default:
-						require.True(t, overlaps(rg, ev.Start, ev.End) || ev.Kind == KindResolved, "region event outside range %d", id)
+						require.True(t, overlaps(rg, ev.Start, ev.End) || ev.Kind == KindResolved || ev.Kind == KindLeaderResolved || ev.Kind == KindLeaders,
+							"region event outside range %d", id)
 						if ev.Kind == KindRegionStart {
 							starts++
 						}

@@ -1,9 +1,11 @@
 package route
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/formats/storefile"
@@ -11,33 +13,64 @@ import (
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
-// Router routes the files of one store stream, read in order. It keeps the
-// decoded incarnations and their key ranges between files, so a large
-// store's header (every region it leads) costs a lookup per region rather
-// than a decode. Not safe for concurrent use.
+// Router routes the files of one store stream, read in order. It carries
+// what the store leads from one file to the next (a storefile.Stream, and
+// how many led incarnations overlap each range), so a file costs what
+// changed in it: a format version 2 header lists the leaders in full only
+// periodically, and a LeaderResolvedTs resolves every led region in one
+// record. Key ranges are decoded when a record needs them, so the Router
+// keeps nothing per region beyond the Stream. Not safe for concurrent use.
 type Router struct {
-	table *Table
-	incs  *storefile.IncarnationCache
-	spans map[Ref]*span
-	gen   uint64
-	tr    *Tracker
-	own   bool // tr is the Router's own: commit it after each file
+	table  *Table
+	stream *storefile.Stream
+	count  map[uint64]int // range id -> led incarnations overlapping it
+	tr     *Tracker
+	own    bool // tr is the Router's own: commit it after each file
+	check  func(name string, h *formatv1.StoreFileHeader) error
+
+	resolved map[uint64][]Ref // scratch, per range
 }
 
-// NewRouter routes into table.
+// NewRouter routes into table. A stream it starts at a delta header (not
+// the stream's first file) needs WithBase.
 func NewRouter(table *Table) *Router {
-	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}, tr: NewTracker(), own: true}
+	rt := newRouter(table, NewTracker())
+	rt.own = true
+	return rt
 }
 
 // NewTrackedRouter routes into table, checking the files against tr, which
 // outlives the Router (a stream restarting from its checkpoint makes a new
 // Router but keeps its Tracker). The caller calls tr.Commit after each file
 // it accepts.
-func NewTrackedRouter(table *Table, tr *Tracker) *Router {
-	return &Router{table: table, incs: storefile.NewIncarnationCache(), spans: map[Ref]*span{}, tr: tr}
+func NewTrackedRouter(table *Table, tr *Tracker) *Router { return newRouter(table, tr) }
+
+func newRouter(table *Table, tr *Tracker) *Router {
+	return &Router{table: table, stream: storefile.NewStream(nil), count: map[uint64]int{}, tr: tr,
+		resolved: map[uint64][]Ref{}}
 }
 
-// Route decodes one store change file with a fresh router (no cache).
+// WithBase sets how the Router reads the header of an earlier file of the
+// stream when it starts at a delta header (storefile.BaseFromStore).
+func (rt *Router) WithBase(base storefile.BaseLoader) *Router {
+	rt.stream = storefile.NewStream(base)
+	rt.stream.SetCheck(rt.check)
+	return rt
+}
+
+// WithCheck makes Route call check with each file's name and header before
+// anything else is read (see storefile.Stream.SetCheck).
+func (rt *Router) WithCheck(check func(name string, h *formatv1.StoreFileHeader) error) *Router {
+	rt.check = check
+	rt.stream.SetCheck(check)
+	return rt
+}
+
+// Base is the seq of the stream's last format version 2 file with a full
+// leader list, as far as routed (see storefile.Stream.Base).
+func (rt *Router) Base() uint64 { return rt.stream.Base() }
+
+// Route decodes one store change file with a fresh router.
 func Route(name string, data []byte, table *Table) (map[uint64]*Batch, *formatv1.StoreFileHeader, error) {
 	return NewRouter(table).Route(name, data)
 }
@@ -47,57 +80,65 @@ type span struct {
 	ref        Ref
 	start, end []byte
 	ranges     []uint64
-	gen        uint64
 }
 
 func (s *span) contains(key []byte) bool {
 	return string(key) >= string(s.start) && (len(s.end) == 0 || string(key) < string(s.end))
 }
 
-func (rt *Router) spanOf(inc storefile.Incarnation) (*span, error) {
+func (rt *Router) spanOf(name string, inc storefile.Incarnation) (*span, error) {
 	ref := refOf(inc)
-	if s, ok := rt.spans[ref]; ok {
-		s.gen = rt.gen
-		return s, nil
-	}
 	start, err := tidbcodec.DecodeRegionKey(inc.Region.StartKey)
 	if err != nil {
-		return nil, fmt.Errorf("region %d start key: %w", ref.RegionID, err)
+		return nil, fmt.Errorf("%s: region %d start key: %w", name, ref.RegionID, err)
 	}
 	end, err := tidbcodec.DecodeRegionKey(inc.Region.EndKey)
 	if err != nil {
-		return nil, fmt.Errorf("region %d end key: %w", ref.RegionID, err)
+		return nil, fmt.Errorf("%s: region %d end key: %w", name, ref.RegionID, err)
 	}
-	s := &span{ref: ref, start: start, end: end, gen: rt.gen}
+	s := &span{ref: ref, start: start, end: end}
 	rt.table.Overlapping(start, end, func(r *Range) { s.ranges = append(s.ranges, r.ID) })
-	rt.spans[ref] = s
 	return s, nil
 }
 
-// sweep forgets spans no file used recently.
-func (rt *Router) sweep() {
-	rt.gen++
-	if rt.gen%16 != 0 {
-		return
+// lead and unlead count the ranges a led incarnation overlaps.
+func (rt *Router) lead(s *span) {
+	for _, id := range s.ranges {
+		rt.count[id]++
 	}
-	for k, s := range rt.spans {
-		if rt.gen-s.gen > 16 {
-			delete(rt.spans, k)
+}
+
+func (rt *Router) unlead(s *span) {
+	for _, id := range s.ranges {
+		if rt.count[id]--; rt.count[id] <= 0 {
+			delete(rt.count, id)
 		}
 	}
 }
 
 // Route decodes one store change file and splits its events per range, in
 // stream order. Rows go to the range owning their key; region changes and
-// resolved ts go to every range the region overlaps. Every range overlapped
-// by a region the store leads gets a batch, empty or not, so it records the
-// file's position.
+// resolved ts go to every range the region overlaps; a LeaderResolvedTs
+// goes to every range a led region overlaps, with the exceptions there.
+// Every range overlapped by a region the store leads gets a batch, empty or
+// not, so it records the file's position; a version 2 file with a full
+// leader list gives every range of the table a batch starting with that
+// list (KindLeaders).
 func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *formatv1.StoreFileHeader, err error) {
-	rt.sweep()
-	r, err := storefile.OpenCached(name, data, rt.incs)
+	r, err := rt.stream.Open(name, data)
 	if err != nil {
+		var mm *storefile.LeaderMismatchError
+		if errors.As(err, &mm) && mm.Listed.RegionID != 0 && mm.Led.RegionID != 0 &&
+			older(Ref(mm.Listed), Ref(mm.Led)) {
+			return nil, nil, fmt.Errorf("%w (%w)", err, ErrEpochRegressed)
+		}
 		return nil, nil, err
 	}
+	defer func() {
+		if err != nil {
+			rt.stream.Reset() // the next file starts afresh, and so does rt.led
+		}
+	}()
 	h := r.Header()
 	rt.tr.begin(h.Seq)
 	if rt.own {
@@ -106,6 +147,9 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 				rt.tr.Commit()
 			}
 		}()
+	}
+	if err := rt.begin(name, r); err != nil {
+		return nil, nil, err
 	}
 	out := map[uint64]*Batch{}
 	batch := func(id uint64) *Batch {
@@ -116,36 +160,14 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 		}
 		return b
 	}
-	spanOf := func(inc storefile.Incarnation) (*span, error) {
-		s, err := rt.spanOf(inc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return s, nil
+	for id := range rt.count {
+		batch(id)
 	}
-	toOverlapping := func(s *span, ev Event) {
-		for _, id := range s.ranges {
-			b := batch(id)
-			b.Events = append(b.Events, ev)
-		}
-	}
-	for _, ri := range h.LeaderRegions {
-		inc, err := storefile.DecodeIncarnationCached(ri, rt.incs)
-		if err != nil {
+	if r.FullList() {
+		if err := rt.leaders(name, r, batch); err != nil {
 			return nil, nil, err
 		}
-		s, err := spanOf(inc)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := rt.tr.lead(name, s.ref, false); err != nil {
-			return nil, nil, err
-		}
-		for _, id := range s.ranges {
-			batch(id)
-		}
 	}
-	resolved := map[uint64][]Ref{} // per range, for the current ResolvedTs record
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -154,81 +176,204 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 		if err != nil {
 			return nil, nil, err
 		}
-		if rc := rec.RegionChange; rc != nil {
-			s, err := spanOf(rec.Incarnation)
-			if err != nil {
-				return nil, nil, err
-			}
-			ev := Event{Inc: s.ref, Start: s.start, End: s.end}
-			if rc.Kind == formatv1.RegionChange_KIND_START {
-				if err := rt.tr.lead(name, s.ref, true); err != nil {
-					return nil, nil, err
-				}
-				ev.Kind = KindRegionStart
-				for _, p := range rc.Predecessors {
-					ev.Preds = append(ev.Preds, Ref{RegionID: p.RegionId, Version: p.Version, Term: p.Term})
-				}
-			} else {
-				ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
-				if rc.Reason == formatv1.RegionChange_REASON_TAKEOVER {
-					// On behalf of another store's incarnation: nothing
-					// this stream led ends.
-					ev.TakeoverStore, ev.TakeoverSeq = rc.Takeover.GetStoreId(), rc.Takeover.GetThroughSeq()
-				} else if err := rt.tr.resolve(name, s.ref, rc.ResolvedTs, true); err != nil {
-					return nil, nil, err
-				}
-			}
-			toOverlapping(s, ev)
-			continue
+		switch {
+		case rec.RegionChange != nil:
+			err = rt.regionChange(name, rec, batch)
+		case rec.LeaderResolved != nil:
+			err = rt.leaderResolved(name, r, rec.LeaderResolved, batch)
+		default:
+			err = rt.event(name, r, rec.Event, batch)
 		}
-		for _, e := range rec.Event.Events {
-			inc, _ := r.Leader(e.RegionId) // the reader checked the region is led
-			switch x := e.Event.(type) {
-			case *cdcpb.Event_Entries_:
-				s, err := spanOf(inc)
-				if err != nil {
-					return nil, nil, err
-				}
-				for _, row := range x.Entries.GetEntries() {
-					if !s.contains(row.Key) {
-						return nil, nil, fmt.Errorf("%s: row %x of region %d lies outside the region [%x, %x)", name, row.Key, e.RegionId, s.start, s.end)
-					}
-					b := batch(rt.table.Lookup(row.Key).ID)
-					b.Events = append(b.Events, Event{Kind: KindRow, Row: row, Inc: s.ref})
-				}
-			case *cdcpb.Event_ResolvedTs:
-				s, err := spanOf(inc)
-				if err != nil {
-					return nil, nil, err
-				}
-				if err := rt.tr.resolve(name, s.ref, x.ResolvedTs, false); err != nil {
-					return nil, nil, err
-				}
-				toOverlapping(s, Event{Kind: KindResolved, Refs: []Ref{s.ref}, Ts: x.ResolvedTs})
-			}
-		}
-		if rts := rec.Event.ResolvedTs; rts != nil {
-			clear(resolved)
-			for _, id := range rts.Regions {
-				inc, _ := r.Leader(id)
-				s, err := spanOf(inc)
-				if err != nil {
-					return nil, nil, err
-				}
-				if err := rt.tr.resolve(name, s.ref, rts.Ts, false); err != nil {
-					return nil, nil, err
-				}
-				for _, rid := range s.ranges {
-					resolved[rid] = append(resolved[rid], s.ref)
-				}
-			}
-			for rid, refs := range resolved {
-				b := batch(rid)
-				b.Events = append(b.Events, Event{Kind: KindResolved, Refs: refs, Ts: rts.Ts})
-			}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	return out, h, nil
+}
+
+// begin brings the led incarnations up to the start of r's file: all of
+// them when the stream started afresh, else without those a restarted
+// store's full list dropped.
+func (rt *Router) begin(name string, r *storefile.Reader) error {
+	if !r.Fresh() {
+		for _, inc := range r.Dropped() {
+			s, err := rt.spanOf(name, inc)
+			if err != nil {
+				return err
+			}
+			rt.unlead(s)
+		}
+		return nil
+	}
+	clear(rt.count)
+	return rt.eachLed(name, r, func(s *span) error {
+		if err := rt.tr.lead(name, s.ref, false); err != nil {
+			return err
+		}
+		rt.lead(s)
+		return nil
+	})
+}
+
+// eachLed calls fn with the span of every incarnation the store leads at
+// this point of r, until fn fails.
+func (rt *Router) eachLed(name string, r *storefile.Reader, fn func(*span) error) error {
+	var err error
+	r.EachLeader(func(inc storefile.Incarnation) {
+		var s *span
+		if err == nil {
+			if s, err = rt.spanOf(name, inc); err == nil {
+				err = fn(s)
+			}
+		}
+	})
+	return err
+}
+
+// leaders starts every range's batch with the incarnations the store leads
+// over it (in region id order).
+func (rt *Router) leaders(name string, r *storefile.Reader, batch func(uint64) *Batch) error {
+	byRange := map[uint64][]Ref{}
+	err := rt.eachLed(name, r, func(s *span) error {
+		for _, id := range s.ranges {
+			byRange[id] = append(byRange[id], s.ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range rt.table.Ranges() {
+		refs := byRange[r.ID]
+		slices.SortFunc(refs, func(a, b Ref) int { return cmp.Compare(a.RegionID, b.RegionID) })
+		b := batch(r.ID)
+		b.Events = append(b.Events, Event{Kind: KindLeaders, Refs: refs})
+	}
+	return nil
+}
+
+func (rt *Router) toOverlapping(s *span, ev Event, batch func(uint64) *Batch) {
+	for _, id := range s.ranges {
+		b := batch(id)
+		b.Events = append(b.Events, ev)
+	}
+}
+
+func (rt *Router) regionChange(name string, rec storefile.Record, batch func(uint64) *Batch) error {
+	rc := rec.RegionChange
+	s, err := rt.spanOf(name, rec.Incarnation)
+	if err != nil {
+		return err
+	}
+	ev := Event{Inc: s.ref, Start: s.start, End: s.end}
+	switch {
+	case rc.Kind == formatv1.RegionChange_KIND_START:
+		if err := rt.tr.lead(name, s.ref, true); err != nil {
+			return err
+		}
+		rt.lead(s)
+		ev.Kind = KindRegionStart
+		for _, p := range rc.Predecessors {
+			ev.Preds = append(ev.Preds, Ref{RegionID: p.RegionId, Version: p.Version, Term: p.Term})
+		}
+	case rc.Reason == formatv1.RegionChange_REASON_TAKEOVER:
+		// On behalf of another store's incarnation: nothing this stream
+		// led ends.
+		ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
+		ev.TakeoverStore, ev.TakeoverSeq = rc.Takeover.GetStoreId(), rc.Takeover.GetThroughSeq()
+	default:
+		if err := rt.tr.resolve(name, s.ref, rc.ResolvedTs, true); err != nil {
+			return err
+		}
+		rt.unlead(s)
+		ev.Kind, ev.Ts = KindRegionEnd, rc.ResolvedTs
+	}
+	rt.toOverlapping(s, ev, batch)
+	return nil
+}
+
+// ledSpan is the span of the incarnation the stream leads for regionID
+// (the reader checked that it leads one).
+func (rt *Router) ledSpan(name string, r *storefile.Reader, regionID uint64) (*span, error) {
+	inc, ok := r.Leader(regionID)
+	if !ok {
+		return nil, fmt.Errorf("%s: region %d is not led here", name, regionID)
+	}
+	return rt.spanOf(name, inc)
+}
+
+func (rt *Router) event(name string, r *storefile.Reader, ev *cdcpb.ChangeDataEvent, batch func(uint64) *Batch) error {
+	for _, e := range ev.Events {
+		switch x := e.Event.(type) {
+		case *cdcpb.Event_Entries_:
+			s, err := rt.ledSpan(name, r, e.RegionId)
+			if err != nil {
+				return err
+			}
+			for _, row := range x.Entries.GetEntries() {
+				if !s.contains(row.Key) {
+					return fmt.Errorf("%s: row %x of region %d lies outside the region [%x, %x)", name, row.Key, e.RegionId, s.start, s.end)
+				}
+				b := batch(rt.table.Lookup(row.Key).ID)
+				b.Events = append(b.Events, Event{Kind: KindRow, Row: row, Inc: s.ref})
+			}
+		case *cdcpb.Event_ResolvedTs:
+			s, err := rt.ledSpan(name, r, e.RegionId)
+			if err != nil {
+				return err
+			}
+			if err := rt.tr.resolve(name, s.ref, x.ResolvedTs, false); err != nil {
+				return err
+			}
+			rt.toOverlapping(s, Event{Kind: KindResolved, Refs: []Ref{s.ref}, Ts: x.ResolvedTs}, batch)
+		}
+	}
+	rts := ev.ResolvedTs
+	if rts == nil {
+		return nil
+	}
+	clear(rt.resolved)
+	for _, id := range rts.Regions {
+		s, err := rt.ledSpan(name, r, id)
+		if err != nil {
+			return err
+		}
+		if err := rt.tr.resolve(name, s.ref, rts.Ts, false); err != nil {
+			return err
+		}
+		for _, rid := range s.ranges {
+			rt.resolved[rid] = append(rt.resolved[rid], s.ref)
+		}
+	}
+	for rid, refs := range rt.resolved {
+		b := batch(rid)
+		b.Events = append(b.Events, Event{Kind: KindResolved, Refs: refs, Ts: rts.Ts})
+	}
+	return nil
+}
+
+// leaderResolved routes a LeaderResolvedTs to every range a led incarnation
+// overlaps, each with the excepted incarnations that overlap it: O(ranges +
+// exceptions), however many regions the store leads.
+func (rt *Router) leaderResolved(name string, r *storefile.Reader, lr *formatv1.LeaderResolvedTs, batch func(uint64) *Batch) error {
+	if err := rt.tr.leaderResolved(name, lr.Ts); err != nil {
+		return err
+	}
+	clear(rt.resolved)
+	for _, id := range lr.ExceptRegions {
+		s, err := rt.ledSpan(name, r, id)
+		if err != nil {
+			return err
+		}
+		for _, rid := range s.ranges {
+			rt.resolved[rid] = append(rt.resolved[rid], s.ref)
+		}
+	}
+	for rid := range rt.count {
+		b := batch(rid)
+		b.Events = append(b.Events, Event{Kind: KindLeaderResolved, Refs: rt.resolved[rid], Ts: lr.Ts})
+	}
+	return nil
 }
 
 func refOf(inc storefile.Incarnation) Ref {

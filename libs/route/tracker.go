@@ -16,8 +16,11 @@ var ErrResolvedRegressed = errors.New("resolved ts goes backwards")
 
 // Tracker checks that a store stream's incarnations and resolved ts never
 // go backwards, across the files it has read: for each region id the newest
-// incarnation led (header leader_regions and STARTs), for each incarnation
-// still led its highest resolved ts. Only files above the last committed
+// incarnation led (header leader lists and STARTs), for each incarnation
+// still led its highest resolved ts named one by one, and the stream's last
+// LeaderResolvedTs ts. (A regression of one incarnation between a
+// LeaderResolvedTs and a later ts of its own is not seen here; the
+// watermark map ignores and counts it.) Only files above the last committed
 // seq are checked and recorded, so re-reading files after a restart from a
 // checkpoint is not mistaken for a regression. A file's changes are
 // pending until Commit; routing the next file drops uncommitted ones.
@@ -25,6 +28,8 @@ type Tracker struct {
 	seq      uint64 // last committed file
 	newest   map[uint64]Ref
 	resolved map[Ref]uint64
+	group    uint64 // the last LeaderResolvedTs ts
+	pGroup   uint64
 
 	cur      uint64 // file being routed; 0: not checked (a re-read)
 	pNewest  map[uint64]Ref
@@ -42,9 +47,9 @@ func NewTracker() *Tracker {
 func (t *Tracker) Seq() uint64 { return t.seq }
 
 func (t *Tracker) begin(seq uint64) {
-	clear(t.pNewest)
-	clear(t.pResolve)
-	clear(t.pEnded)
+	// A map never shrinks: let one a large file grew go.
+	t.pNewest, t.pResolve, t.pEnded = emptied(t.pNewest), emptied(t.pResolve), emptied(t.pEnded)
+	t.pGroup = 0
 	t.cur = 0
 	if seq > t.seq {
 		t.cur = seq
@@ -65,6 +70,7 @@ func (t *Tracker) Commit() {
 	for r := range t.pEnded {
 		delete(t.resolved, r)
 	}
+	t.group = max(t.group, t.pGroup)
 	t.seq = t.cur
 	t.begin(0)
 }
@@ -119,4 +125,26 @@ func (t *Tracker) resolve(name string, inc Ref, ts uint64, end bool) error {
 		t.pResolve[inc] = ts
 	}
 	return nil
+}
+
+// leaderResolved records a LeaderResolvedTs of ts, which never goes below
+// the stream's previous one.
+func (t *Tracker) leaderResolved(name string, ts uint64) error {
+	if t.cur == 0 {
+		return nil
+	}
+	if prev := max(t.group, t.pGroup); ts < prev {
+		return fmt.Errorf("%s: leader resolved ts %d after %d: %w", name, ts, prev, ErrResolvedRegressed)
+	}
+	t.pGroup = ts
+	return nil
+}
+
+// emptied returns m cleared, or a new map if m had grown large.
+func emptied[K comparable, V any](m map[K]V) map[K]V {
+	if len(m) > 1024 {
+		return map[K]V{}
+	}
+	clear(m)
+	return m
 }

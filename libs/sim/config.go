@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/tistream/tistream/libs/formats/storefile"
 )
 
 // Config sets the shape, rate and events of a simulated cluster.
@@ -62,6 +64,17 @@ type Config struct {
 	// source's END: the source starts its next version again.
 	RollbackMergeRatio float64
 
+	// FormatVersion is the store change file format written: 2 (headers
+	// list the leaders in full every FullListEvery files and as a delta in
+	// between; one LeaderResolvedTs per round with the regions holding
+	// locks excepted) or 1 (every header lists every leader; one resolved
+	// ts record per distinct ts naming every region), which consumers
+	// older than version 2 read.
+	FormatVersion int
+	// FullListEvery is the most files between two full leader lists in
+	// format version 2 (0: storefile.DefaultFullListEvery).
+	FullListEvery uint64
+
 	// StartTime is the physical part of the first TSO (ignored when Realtime).
 	StartTime time.Time
 	// Realtime paces the simulated clock to the wall clock and takes TSO
@@ -101,6 +114,8 @@ func DefaultConfig() Config {
 		ValueSize:            200,
 		CrashDown:            3 * time.Second,
 		PipelinedGenerations: 3,
+		FormatVersion:        2,
+		FullListEvery:        storefile.DefaultFullListEvery,
 		StartTime:            time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Producer:             "tistream-sim/1",
 	}
@@ -142,6 +157,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.PipelinedGenerations, "pipelined-generations", c.PipelinedGenerations, "most generations a pipelined DML transaction prewrites")
 	fs.Float64Var(&c.RollbackMergeRatio, "rollback-merge-ratio", c.RollbackMergeRatio, "share of merges rolled back after the source's END")
 	fs.BoolVar(&c.Realtime, "realtime", c.Realtime, "pace the simulated clock to the wall clock (for a live fleet)")
+	fs.IntVar(&c.FormatVersion, "format-version", c.FormatVersion, "store change file format to write: 2, or 1 for consumers not upgraded (every header lists every leader, resolved ts name every region)")
+	fs.Uint64Var(&c.FullListEvery, "full-list-every", c.FullListEvery, "format version 2: the most files between two headers listing every leader (the others list what changed)")
 }
 
 // Validate reports the first setting that cannot work, by its flag name.
@@ -210,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PipelinedEvery > 0 {
 		pos(c.PipelinedGenerations, "pipelined-generations")
+	}
+	if c.FormatVersion != 1 && c.FormatVersion != 2 {
+		errs = append(errs, fmt.Errorf("--format-version must be 1 or 2, got %d", c.FormatVersion))
 	}
 	ratio(c.RollbackMergeRatio, "rollback-merge-ratio")
 	ratio(c.RollbackRatio, "rollback-ratio")

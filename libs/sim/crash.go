@@ -98,7 +98,7 @@ func (s *Sim) endDebt(r *region) *debt {
 	if !s.stores[r.leader].planned {
 		return nil
 	}
-	return &debt{ref: r.ref(), wire: s.wire(r), store: r.leader, resolved: r.upPublished}
+	return &debt{ref: r.ref(), wire: s.wire(r), store: r.leader, resolved: upPublished(r)}
 }
 
 func (s *Sim) freeze(st *stream, rs ...*region) {
@@ -248,6 +248,7 @@ func (s *Sim) crash(a int, prefer int) []bool {
 						lostRows = append(lostRows, en.Entries...)
 					}
 				}
+			case rec.rc == nil: // a LeaderResolvedTs
 			case rec.rc.Reason == formatv1.RegionChange_REASON_TAKEOVER:
 				s.stats.TakeoverEnds-- // never uploaded
 			case rec.rc.Kind == formatv1.RegionChange_KIND_END:
@@ -271,8 +272,9 @@ func (s *Sim) crash(a int, prefer int) []bool {
 				r.frozenIn = nil
 			}
 		}
-		st.recs, st.rows, st.openLeaders, st.lastRecs, st.frozen = nil, 0, nil, nil, nil
+		st.recs, st.rows, st.lastRecs, st.frozen, st.dirty = nil, 0, nil, nil, nil
 		st.led = make(map[uint64]*region)
+		st.leaders.Restart()
 
 		// The groups of regions to take over: the regions the store led
 		// (those sharing a debt — the parts of a lost split — go
@@ -295,7 +297,7 @@ func (s *Sim) crash(a int, prefer int) []bool {
 			case r.startSeq != 0:
 				// The reader knows this incarnation: it is taken over.
 				r.preds = []*formatv1.IncarnationRef{r.ref()}
-				r.debts = []*debt{{ref: r.ref(), wire: s.wire(r), store: a, resolved: r.upPublished}}
+				r.debts = []*debt{{ref: r.ref(), wire: s.wire(r), store: a, resolved: upPublished(r)}}
 			case r.preds == nil:
 				s.fail(fmt.Errorf("sim bug: region %d's START was lost in store %d's crash and nothing names what it follows", r.id, st.storeID))
 				return took
@@ -323,6 +325,7 @@ func (s *Sim) crash(a int, prefer int) []bool {
 				owner[r] = g
 			}
 			r.debts = append(r.debts, le.d)
+			tn.streams[r.leader].dirty = append(tn.streams[r.leader].dirty, r)
 		}
 		for _, g := range groups {
 			for _, r := range g.regions {
@@ -383,6 +386,9 @@ func rowsOf(recs []pendingRecord, id uint64) []*cdcpb.Event_Row {
 				out = out[:0]
 			}
 			continue
+		}
+		if rec.ev == nil {
+			continue // a LeaderResolvedTs
 		}
 		for _, e := range rec.ev.Events {
 			if en := e.GetEntries(); en != nil && e.RegionId == id {

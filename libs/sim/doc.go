@@ -57,7 +57,8 @@
 //     takeovers works the same way.
 //   - A restarted store continues its stream at the seq after its last
 //     uploaded file (prev_max_ts of that file), its first file lists no
-//     leader, and it becomes a candidate for transfers and elections again.
+//     leader (a full list, never a delta against one from before the
+//     crash), and it becomes a candidate for transfers and elections again.
 //
 // Stats counts crashes, restarts, takeovers by form (partial, full,
 // cascaded, of lost ENDs), takeover ENDs uploaded and the split, merge and
@@ -85,6 +86,21 @@
 //     incarnation (takeover.store_id = itself does not occur).
 //   - A crash needs another peer up for every region the store leads; at
 //     least one store is never down or about to crash.
+//
+// # File format (FormatVersion, FullListEvery)
+//
+// Format version 2 (the default) costs what changes, not what a store
+// leads, in the files and in the simulator: a stream's headers list its
+// leaders in full in its first file, after a restart and every
+// FullListEvery files, as a delta against the last full list otherwise
+// (storefile.Leaders), and a resolve round is one LeaderResolvedTs per
+// stream plus the ts of each region holding a lock below the TSO (the only
+// regions that can lag it). A region's resolved ts is therefore not stored
+// per round: its fields hold what it was last given one by one, and the
+// rounds of its leader stream that covered it add on top (resolved.go).
+// Cuts touch only the regions that changed since the previous cut. Format
+// version 1 writes every leader in every header and names every region in
+// resolved ts records, byte for byte what the version 1 writer wrote.
 //
 // # Lock refreshes (HeartbeatEvery)
 //

@@ -9,10 +9,11 @@ import (
 // startIncarnation makes r's current incarnation start in its leader's stream.
 func (s *Sim) startIncarnation(tn *tenant, r *region, reason formatv1.RegionChange_Reason, preds []*formatv1.IncarnationRef) {
 	st := tn.streams[r.leader]
-	st.led[r.id] = r
-	r.published = 0
-	r.upPublished = 0
+	r.st = st
+	r.pub, r.joinGen, r.exceptGen = 0, st.gen, 0
+	r.upPub, r.upCut = 0, st.seq
 	r.startSeq = 0
+	st.lead(r, s.wire(r))
 	st.appendChange(r.id, &formatv1.RegionChange{
 		Kind: formatv1.RegionChange_KIND_START, Reason: reason, Incarnation: s.wire(r), Predecessors: preds,
 	})
@@ -21,9 +22,10 @@ func (s *Sim) startIncarnation(tn *tenant, r *region, reason formatv1.RegionChan
 // endIncarnation ends r's current incarnation in its leader's stream.
 func (s *Sim) endIncarnation(tn *tenant, r *region, reason formatv1.RegionChange_Reason) {
 	st := tn.streams[r.leader]
-	delete(st.led, r.id)
+	materialize(r)
+	st.unlead(r)
 	st.appendChange(r.id, &formatv1.RegionChange{
-		Kind: formatv1.RegionChange_KIND_END, Reason: reason, Incarnation: s.wire(r), ResolvedTs: r.published,
+		Kind: formatv1.RegionChange_KIND_END, Reason: reason, Incarnation: s.wire(r), ResolvedTs: r.pub,
 	})
 }
 

@@ -29,10 +29,23 @@ type region struct {
 	locks  map[string]uint64 // locked key -> start_ts
 	lockTs map[uint64]int    // start_ts -> number of locked keys, for the min
 
-	resolved  uint64 // floor for the next resolved ts (monotonic across incarnations of the keys)
-	published uint64 // last resolved ts published by the current incarnation, 0 if none
-	wire      *formatv1.RegionIncarnation
-	pos       int // index in regionSet.list
+	// resolved is the floor for the next resolved ts (monotonic across
+	// incarnations of the keys) and pub the last resolved ts the current
+	// incarnation published (0 if none), as of the last time they were
+	// set one by one: the current incarnation also has every later
+	// LeaderResolvedTs ts of its leader stream st that covers it (see
+	// stream.covered), so reading them takes Sim.resolvedOf and publishedOf.
+	resolved, pub uint64
+	st            *stream // the stream that leads the current incarnation
+	// joinGen is st.gen when the incarnation started, exceptGen the gen of
+	// the last LeaderResolvedTs of st that excepted it.
+	joinGen, exceptGen uint64
+	// upPub is what published was when st's file seq upCut-1 was cut,
+	// saved when the incarnation changed after that cut (see upPublished).
+	upPub, upCut uint64
+	wire         *formatv1.RegionIncarnation
+	pos          int        // index in regionSet.list
+	set          *regionSet // the set holding the region, nil when out of it
 
 	// What a reader of the uploaded files knows of the current
 	// incarnation: the seq of the leader's file that uploaded its START (0 =
@@ -98,6 +111,9 @@ func (r *region) addLock(key []byte, startTs uint64) {
 	}
 	r.locks[k] = startTs
 	r.lockTs[startTs]++
+	if r.set != nil {
+		r.set.locked[r] = struct{}{}
+	}
 }
 
 func (r *region) removeLock(key []byte) {
@@ -109,6 +125,9 @@ func (r *region) removeLock(key []byte) {
 	delete(r.locks, k)
 	if r.lockTs[ts]--; r.lockTs[ts] == 0 {
 		delete(r.lockTs, ts)
+	}
+	if len(r.locks) == 0 && r.set != nil {
+		delete(r.set.locked, r)
 	}
 }
 
@@ -129,12 +148,16 @@ type regionSet struct {
 	tree *btree.BTreeG[*region]
 	byID map[uint64]*region
 	list []*region
+	// locked are the regions holding locks: the only ones whose resolved
+	// ts can lag the TSO, listed as exceptions (format version 2).
+	locked map[*region]struct{}
 }
 
 func newRegionSet() *regionSet {
 	return &regionSet{
-		tree: btree.NewG(32, func(a, b *region) bool { return bytes.Compare(a.start, b.start) < 0 }),
-		byID: make(map[uint64]*region),
+		tree:   btree.NewG(32, func(a, b *region) bool { return bytes.Compare(a.start, b.start) < 0 }),
+		byID:   make(map[uint64]*region),
+		locked: make(map[*region]struct{}),
 	}
 }
 
@@ -143,11 +166,17 @@ func (s *regionSet) add(r *region) {
 	s.byID[r.id] = r
 	r.pos = len(s.list)
 	s.list = append(s.list, r)
+	r.set = s
+	if len(r.locks) > 0 {
+		s.locked[r] = struct{}{}
+	}
 }
 
 func (s *regionSet) remove(r *region) {
 	s.tree.Delete(r)
 	delete(s.byID, r.id)
+	delete(s.locked, r)
+	r.set = nil
 	last := s.list[len(s.list)-1]
 	s.list[r.pos] = last
 	last.pos = r.pos

@@ -229,29 +229,6 @@ func (s *Sim) generate() {
 	}
 }
 
-// resolve publishes every led region's resolved ts: the TSO now, held back
-// by the oldest lock in the region (TiKV's rule: no later commit at or below it).
-func (s *Sim) resolve() {
-	ts := s.ts()
-	s.maxReadTs = max(s.maxReadTs, ts)
-	s.lastResolveTs = ts
-	for _, tn := range s.tenants {
-		for _, st := range tn.streams {
-			byTs := make(map[uint64][]uint64)
-			for _, r := range st.ledSorted() {
-				cand := ts
-				if ml := r.minLock(); ml != 0 && ml < cand {
-					cand = ml
-				}
-				r.resolved = max(r.resolved, cand)
-				r.published = r.resolved
-				byTs[r.resolved] = append(byTs[r.resolved], r.id)
-			}
-			st.appendResolved(byTs)
-		}
-	}
-}
-
 // flush cuts one change file per (tenant, store) and writes them.
 func (s *Sim) flush() error {
 	maxTs := s.ts()
@@ -265,7 +242,7 @@ func (s *Sim) flush() error {
 				CreatedUnixMs: s.physNow(), Producer: s.cfg.Producer,
 			}
 			rows := st.rows
-			b, err := st.cut(h, func(r *region) *formatv1.RegionIncarnation { return s.wire(r) })
+			b, err := st.cut(h)
 			if err != nil {
 				return fmt.Errorf("sim: encode store %d file %d: %w", st.storeID, st.seq, err)
 			}

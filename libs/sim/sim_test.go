@@ -170,6 +170,10 @@ func checkStream(t *testing.T, store objstore.Store, cfg sim.Config, tenant, sto
 	resolved := map[uint64]uint64{} // region id -> last resolved of the led incarnation
 	var leaders map[uint64]storefile.Incarnation
 	var prevMax, seq uint64
+	// The stream's last full leader list (format version 2) and its file,
+	// which delta headers name, decoded here independently of the reader.
+	var fullList map[uint64]storefile.Incarnation
+	var fullSeq, groupTs uint64
 	var prevCreated int64
 	var cur fileID
 	simtest.VisitFiles(t, store, cfg.ClusterID, tenant, storeID, func(name layout.StoreFileName, rd *storefile.Reader) {
@@ -184,28 +188,39 @@ func checkStream(t *testing.T, store objstore.Store, cfg sim.Config, tenant, sto
 			prevMax = hd.MaxTs
 			restarted := seq > 1 && hd.CreatedUnixMs-prevCreated > cfg.FlushInterval.Milliseconds()*3/2
 			prevCreated = hd.CreatedUnixMs
+			wantVersion := uint32(2)
+			if cfg.FormatVersion == 1 {
+				wantVersion = 0 // version 1 headers have no format_version
+			}
+			require.Equal(t, wantVersion, hd.FormatVersion, "format version")
 			if restarted {
-				// A restarted store leads nothing until it is elected again.
+				// A restarted store leads nothing until it is elected again,
+				// and its first file carries a full list.
 				h.seen.restarts++
 				require.Empty(t, hd.LeaderRegions, "store %d seq %d: first file after a restart", storeID, seq)
+				require.Zero(t, hd.LeaderBaseSeq, "store %d seq %d: first file after a restart lists in full", storeID, seq)
 				for id := range leaders {
 					h.ledAtEnd[refKey(leaders[id].Ref())] = false
 				}
 				leaders = map[uint64]storefile.Incarnation{}
 			}
+			list := headerList(t, hd, fullList, fullSeq)
+			if hd.FormatVersion == 2 && hd.LeaderBaseSeq == 0 {
+				fullList, fullSeq = list, seq
+			}
+			if hd.FormatVersion == 2 {
+				require.Less(t, seq-fullSeq, max(cfg.FullListEvery, 1), "seq %d: a full list at least every %d files", seq, cfg.FullListEvery)
+			}
 			if leaders != nil {
-				require.Len(t, hd.LeaderRegions, len(leaders), "seq %d: header leaders", seq)
-				for _, ri := range hd.LeaderRegions {
-					inc, err := storefile.DecodeIncarnation(ri)
-					require.NoError(t, err)
-					require.Equal(t, leaders[inc.Region.Id].Ref(), inc.Ref(), "seq %d: leader of region %d", seq, inc.Region.Id)
+				require.Len(t, list, len(leaders), "seq %d: header leaders", seq)
+				for id, inc := range list {
+					require.Equal(t, leaders[id].Ref(), inc.Ref(), "seq %d: leader of region %d", seq, id)
 				}
 			}
 			leaders = map[uint64]storefile.Incarnation{}
 			h.mentions[cur] = map[string]bool{}
-			for _, ri := range hd.LeaderRegions {
-				inc, _ := storefile.DecodeIncarnation(ri)
-				leaders[inc.Region.Id] = inc
+			for id, inc := range list {
+				leaders[id] = inc
 				h.mentions[cur][refKey(inc.Ref())] = true
 			}
 		}
@@ -238,6 +253,25 @@ func checkStream(t *testing.T, store objstore.Store, cfg sim.Config, tenant, sto
 				h.ledAtEnd[ref] = false
 				require.Equal(t, resolved[id], rc.ResolvedTs, "END carries the last resolved ts")
 				delete(leaders, id)
+			}
+			return
+		}
+		if lr := rec.LeaderResolved; lr != nil {
+			require.GreaterOrEqual(t, lr.Ts, groupTs, "leader resolved ts went backwards")
+			groupTs = lr.Ts
+			except := map[uint64]bool{}
+			for _, id := range lr.ExceptRegions {
+				except[id] = true
+			}
+			for id, inc := range leaders {
+				if except[id] {
+					continue
+				}
+				require.GreaterOrEqual(t, lr.Ts, resolved[id], "resolved ts went backwards")
+				resolved[id] = lr.Ts
+				ref := refKey(inc.Ref())
+				h.mentions[cur][ref] = true
+				h.resolved[ref] = append(h.resolved[ref], seqTs{cur, lr.Ts})
 			}
 			return
 		}
@@ -289,6 +323,42 @@ func checkStream(t *testing.T, store objstore.Store, cfg sim.Config, tenant, sto
 	for id, inc := range leaders {
 		require.Equal(t, end, resolved[id], "the last file resolves region %d (%s) at the end ts", id, refKey(inc.Ref()))
 	}
+}
+
+// headerList is the leader list a header describes: its full list, or the
+// stream's last full list (of file fullSeq) changed by its delta.
+func headerList(t *testing.T, hd *formatv1.StoreFileHeader, full map[uint64]storefile.Incarnation, fullSeq uint64) map[uint64]storefile.Incarnation {
+	decode := func(ri *formatv1.RegionIncarnation) storefile.Incarnation {
+		inc, err := storefile.DecodeIncarnation(ri)
+		require.NoError(t, err)
+		return inc
+	}
+	out := map[uint64]storefile.Incarnation{}
+	if hd.LeaderBaseSeq == 0 {
+		for _, ri := range hd.LeaderRegions {
+			inc := decode(ri)
+			out[inc.Region.Id] = inc
+		}
+		return out
+	}
+	require.Equal(t, fullSeq, hd.LeaderBaseSeq, "seq %d: a delta against the last full list", hd.Seq)
+	require.Empty(t, hd.LeaderRegions)
+	for id, inc := range full {
+		out[id] = inc
+	}
+	for _, id := range hd.LeaderRemoved {
+		_, ok := out[id]
+		require.True(t, ok, "seq %d: removes region %d, which the full list does not have", hd.Seq, id)
+		delete(out, id)
+	}
+	for _, ri := range hd.LeaderAdded {
+		inc := decode(ri)
+		if old, ok := out[inc.Region.Id]; ok {
+			require.NotEqual(t, old.Ref(), inc.Ref(), "seq %d: adds region %d as the full list has it", hd.Seq, inc.Region.Id)
+		}
+		out[inc.Region.Id] = inc
+	}
+	return out
 }
 
 type fileID struct{ store, seq uint64 }
@@ -586,6 +656,7 @@ func TestChaos(t *testing.T) {
 	for seed := uint64(1); seed <= 3; seed++ {
 		cfg := sim.ChaosConfig()
 		cfg.Seed = seed
+		cfg.FullListEvery = 1 + seed // full lists between restarts too
 		store, truthBytes, st := simtest.Run(t, cfg)
 		checkFiles(t, cfg, store, truthBytes, st)
 		sum.Crashes += st.Crashes
@@ -601,4 +672,35 @@ func TestChaos(t *testing.T) {
 		"pipelined transactions": sum.PipelinedTxns, "rolled back merges": sum.RollbackMerges} {
 		require.Greater(t, v, int64(0), name)
 	}
+}
+
+// TestFormatVersions: format versions 1 and 2 of one seed are one history
+// (the same truth and the same files by name), and both pass checkFiles,
+// which rebuilds every version 2 header's list from its delta and the last
+// full list and checks it against what the records add up to.
+func TestFormatVersions(t *testing.T) {
+	plain, chaos := testConfig(), sim.ChaosConfig()
+	plain.Duration, chaos.Duration = 4*time.Second, 6*time.Second
+	for _, c := range []sim.Config{plain, chaos} {
+		c.FullListEvery = 3
+		v1 := c
+		v1.FormatVersion = 1
+		a, ta, sa := simtest.Run(t, c)
+		b, tb, sb := simtest.Run(t, v1)
+		require.Equal(t, ta, tb, "the truth does not depend on the format")
+		require.Equal(t, keysOf(t, a), keysOf(t, b))
+		checkFiles(t, c, a, ta, sa)
+		checkFiles(t, v1, b, tb, sb)
+		require.Less(t, sa.Bytes, sb.Bytes, "version 2 files are smaller")
+	}
+}
+
+func keysOf(t *testing.T, store objstore.Store) []string {
+	objs, err := objstore.ListAll(context.Background(), store, "", "")
+	require.NoError(t, err)
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return keys
 }

@@ -94,7 +94,7 @@ func (s *Sim) bootstrap() error {
 			liveDirty: true,
 		}
 		for _, id := range s.storeIDs {
-			tn.streams = append(tn.streams, newStream(id))
+			tn.streams = append(tn.streams, newStream(id, &s.cfg))
 		}
 		for d := range s.cfg.DBs {
 			tn.dbs = append(tn.dbs, &database{id: tn.nextID, name: fmt.Sprintf("db%d", d+1)})

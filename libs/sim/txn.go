@@ -343,8 +343,8 @@ func (s *Sim) commit1PC(t *txn) {
 // emit appends a row to the stream of the store leading r, checking TiKV's
 // resolved ts rule as it goes.
 func (s *Sim) emit(tn *tenant, r *region, row *cdcpb.Event_Row) {
-	if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs <= r.resolved {
-		s.fail(fmt.Errorf("sim bug: commit of %x at %d in region %d at or below its resolved ts %d", row.Key, row.CommitTs, r.id, r.resolved))
+	if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs <= resolvedOf(r) {
+		s.fail(fmt.Errorf("sim bug: commit of %x at %d in region %d at or below its resolved ts %d", row.Key, row.CommitTs, r.id, resolvedOf(r)))
 	}
 	tn.streams[r.leader].appendRow(r.id, row)
 }

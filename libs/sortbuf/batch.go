@@ -23,6 +23,18 @@ const (
 	MaxBatchBytes = 2 << 30
 )
 
+// addRows writes rows in one batch of b: Buffer.Add.
+func addRows(b Buffer, rows []Row) error {
+	batch := b.NewBatch()
+	defer batch.Close()
+	for _, r := range rows {
+		if err := batch.Add(r); err != nil {
+			return err
+		}
+	}
+	return batch.Commit()
+}
+
 func validateRow(r *Row) error {
 	if r.CommitTs == 0 {
 		return fmt.Errorf("%w: commit_ts 0", errInvalidRow)

@@ -48,16 +48,7 @@ func (b *pebbleBuffer) enter() error {
 	return b.e.acquire()
 }
 
-func (b *pebbleBuffer) Add(rows ...Row) error {
-	batch := b.NewBatch()
-	defer batch.Close()
-	for _, r := range rows {
-		if err := batch.Add(r); err != nil {
-			return err
-		}
-	}
-	return batch.Commit()
-}
+func (b *pebbleBuffer) Add(rows ...Row) error { return addRows(b, rows) }
 
 func (b *pebbleBuffer) Scan(upTo uint64, fn func(Row) error) error {
 	if err := b.enter(); err != nil {

@@ -26,6 +26,14 @@ func openEngine(t *testing.T, cfg sortbuf.Config) *sortbuf.Engine {
 	return e
 }
 
+// memoryFirst is a memory-first store of budget bytes over a test engine.
+func memoryFirst(t *testing.T, cfg sortbuf.Config, budget int64) *sortbuf.MemoryFirst {
+	t.Helper()
+	s, err := sortbuf.NewMemoryFirst(openEngine(t, cfg), budget)
+	require.NoError(t, err)
+	return s
+}
+
 func TestContract(t *testing.T) {
 	gcNow := smallConfig()
 	gcNow.GCInterval = 0
@@ -37,6 +45,11 @@ func TestContract(t *testing.T) {
 		new  func(t *testing.T) sortbuf.Store
 	}{
 		{"Memory", func(*testing.T) sortbuf.Store { return sortbuf.NewMemory() }},
+		{"MemoryFirst", func(t *testing.T) sortbuf.Store { return memoryFirst(t, smallConfig(), sortbuf.DefaultMemoryBudget) }},
+		// Every commit moves every range not being scanned to Pebble.
+		{"MemoryFirstSpillAlways", func(t *testing.T) sortbuf.Store { return memoryFirst(t, smallConfig(), 0) }},
+		// Ranges go back and forth: some rows in memory, some on disk.
+		{"MemoryFirstTinyBudget", func(t *testing.T) sortbuf.Store { return memoryFirst(t, gcLater, 3<<10) }},
 		{"Engine", func(t *testing.T) sortbuf.Store { return openEngine(t, smallConfig()) }},
 		{"EngineImmediateGC", func(t *testing.T) sortbuf.Store { return openEngine(t, gcNow) }},
 		{"EngineDeferredGC", func(t *testing.T) sortbuf.Store { return openEngine(t, gcLater) }},

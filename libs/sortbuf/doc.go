@@ -3,7 +3,14 @@
 // object storage and deleted, plus the spill space of the ranges'
 // transaction matchers (package txnmatch).
 //
-// Engine keeps them in a small, fixed set of Pebble instances (Config.Shards,
+// MemoryFirst is the sorter's store: every range's rows stay in memory,
+// sorted, under one byte budget for the whole process, and a flush scans
+// them straight from memory. Engine (Pebble) is its spill space: past the
+// budget, the ranges holding the most rows move there whole, and the
+// matchers' spilled prewrites always go there. A range's later rows go to
+// memory again; its scans merge both.
+//
+// Engine keeps rows in a small, fixed set of Pebble instances (Config.Shards,
 // default 2) shared by all ranges, like TiCDC's DB sorter: memory, open
 // files and goroutines are bounded per process, whatever the number of
 // ranges or tables. A range is a uid; its buffer is the key span starting
@@ -24,7 +31,7 @@
 // 70 times slower, see docs/sorter-buffers.md). A block property on
 // commit_ts lets scans skip sstables written before the floors.
 //
-// Memory is an in-memory Store with the same behaviour for unit tests of
-// callers; package sortbuftest has the contract both pass and the standard
-// benchmark workload.
+// NewMemory is a MemoryFirst without spill space or bound, for unit tests
+// of callers; package sortbuftest has the contract every store passes and
+// the standard benchmark workload.
 package sortbuf

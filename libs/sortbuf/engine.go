@@ -124,11 +124,15 @@ func (e *Engine) Buffer(uid uint64) Buffer {
 	return b
 }
 
-func (e *Engine) forget(b *pebbleBuffer) {
-	e.bufMu.Lock()
-	defer e.bufMu.Unlock()
-	if e.buffers[b.uid] == b {
-		delete(e.buffers, b.uid)
+func (e *Engine) forget(b *pebbleBuffer) { forget(&e.bufMu, e.buffers, b.uid, b) }
+
+// forget removes a dropped buffer from its store's map, unless the uid
+// already has a new one.
+func forget[B comparable](mu *sync.Mutex, buffers map[uint64]B, uid uint64, b B) {
+	mu.Lock()
+	defer mu.Unlock()
+	if buffers[uid] == b {
+		delete(buffers, uid)
 	}
 }
 

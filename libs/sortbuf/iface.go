@@ -1,7 +1,8 @@
 package sortbuf
 
-// Store hands out the Buffer of each range. *Engine (Pebble) and *Memory
-// implement it; both pass the same contract suite (package sortbuftest).
+// Store hands out the Buffer of each range. *MemoryFirst (memory, spilling
+// to Pebble; NewMemory without spill) and *Engine (Pebble) implement it;
+// all pass the same contract suite (package sortbuftest).
 type Store interface {
 	// Buffer returns the buffer of the range with this uid, the same one on
 	// every call until it is dropped.

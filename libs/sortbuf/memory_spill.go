@@ -8,8 +8,9 @@ import (
 	"github.com/google/btree"
 )
 
-// memSpill is Memory's SpillStore: a B-tree of the same spill keys Engine
-// writes (the uid part is left zero: one tree per range).
+// memSpill is the matcher's SpillStore of a store without disk
+// (NewMemory): a B-tree of the same spill keys Engine writes (the uid part
+// is left zero: one tree per range).
 type memSpill struct {
 	mu      sync.Mutex
 	items   *btree.BTreeG[entry]
@@ -17,6 +18,16 @@ type memSpill struct {
 }
 
 var _ SpillStore = (*memSpill)(nil)
+
+func newMemSpill() *memSpill { return &memSpill{items: btree.NewG(16, lessEntry)} }
+
+// entry is a stored key and value.
+type entry struct {
+	k []byte
+	v []byte
+}
+
+func lessEntry(a, b entry) bool { return bytes.Compare(a.k, b.k) < 0 }
 
 func spillEntryKey(startTs uint64, key []byte) []byte {
 	return appendSpillKey(nil, 0, startTs, key)

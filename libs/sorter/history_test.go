@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
@@ -29,7 +30,10 @@ type history struct {
 	final  uint64              // the sim's final resolved ts
 }
 
-func newHistory(t *testing.T, seed uint64) *history {
+func newHistory(t *testing.T, seed uint64) *history { return newHistoryWith(t, seed, nil) }
+
+// newHistoryWith is newHistory with the simulator's settings changed by tune.
+func newHistoryWith(t *testing.T, seed uint64, tune func(*sim.Config)) *history {
 	cfg := sim.DefaultConfig()
 	cfg.Seed = seed
 	cfg.Duration = 6 * time.Second
@@ -39,6 +43,9 @@ func newHistory(t *testing.T, seed uint64) *history {
 	cfg.FlushInterval, cfg.ResolveEvery = 250*time.Millisecond, 250*time.Millisecond
 	cfg.LongTxnEvery, cfg.LongTxnHold = 2*time.Second, 2*time.Second
 	cfg.LargeTxnEvery, cfg.LargeTxnRows = 3*time.Second, 2000
+	if tune != nil {
+		tune(&cfg)
+	}
 	buffer, _, st := simtest.Run(t, cfg)
 	h := &history{buffer: buffer, files: map[uint64][]string{}, final: st.FinalResolvedTs}
 	for s := uint64(1); s <= uint64(cfg.Stores); s++ {
@@ -98,7 +105,9 @@ func (f *fleet) deliver(store uint64, seq int, only ...uint64) {
 	}
 	data, err := f.h.buffer.Get(context.Background(), keys[seq-1])
 	require.NoError(f.t, err)
-	batches, _, err := route.Route(keys[seq-1], data, f.table)
+	// A fresh Router per file: a delta header reads its base's header.
+	base := storefile.BaseFromStore(context.Background(), f.h.buffer, 1, 1, store)
+	batches, _, err := route.NewRouter(f.table).WithBase(base).Route(keys[seq-1], data)
 	require.NoError(f.t, err)
 	for _, id := range slices.Sorted(maps.Keys(batches)) {
 		if len(only) > 0 && id != only[0] {
@@ -157,7 +166,10 @@ func rows(t *testing.T, store objstore.Store, id uint64) ([]string, uint64) {
 }
 
 // reference runs the whole history through one unsplit range.
-func reference(t *testing.T, h *history) ([]string, uint64) {
+func reference(t *testing.T, h *history) ([]string, uint64) { return referenceOf(t, h, 1000) }
+
+// referenceOf is reference for a history of more than minRows rows.
+func referenceOf(t *testing.T, h *history, minRows int) ([]string, uint64) {
 	store := objstore.NewMemory()
 	f := newFleet(t, h, store, 4<<10)
 	r, err := Create(context.Background(), f.deps, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 1}, 1)
@@ -168,7 +180,7 @@ func reference(t *testing.T, h *history) ([]string, uint64) {
 	}
 	out, wm := rows(t, store, 1)
 	require.Equal(t, h.final, wm, "the reference reaches the final watermark")
-	require.Greater(t, len(out), 1000)
+	require.Greater(t, len(out), minRows)
 	return out, wm
 }
 

@@ -109,8 +109,8 @@ func writeMerged(ctx context.Context, child Successor, sorted []*Range, w uint64
 	for _, p := range sorted {
 		epoch = max(epoch, p.writer.Epoch())
 	}
-	cw, err := pool.CreateRange(ctx, deps.Pool, pool.RangeSpec{Tenant: tenant, RangeID: child.ID, Start: child.Start,
-		End: child.End, OpenedAt: w, Parents: child.Parents}, epoch, deps.Owner)
+	cw, err := pool.CreateRange(ctx, sorted[0].writer.Group(), pool.RangeSpec{Tenant: tenant, RangeID: child.ID, Start: child.Start,
+		End: child.End, OpenedAt: w, Parents: child.Parents}, epoch)
 	if err != nil {
 		return fmt.Errorf("merge into range %d of tenant %d: open it: %w", child.ID, tenant, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
@@ -22,7 +23,41 @@ type Deps struct {
 	Snapshots objstore.Store // where snapshots go (often the same store)
 	Buffers   sortbuf.Store
 	Budget    *txnmatch.Budget
-	Owner     string // this sorter's identity, written into range logs
+	Owner     string // this sorter's identity, written into what it publishes
+	// Group returns the group writer that publishes this process's ranges
+	// of a tenant (committed data pool format 2: one publication per flush
+	// for all of them). Nil gives each range a group of its own, closed
+	// with it (tests, tools).
+	Group func(tenant uint64) (*pool.GroupWriter, error)
+}
+
+// processStart and privateGroups make the ids of private groups unique.
+var (
+	processStart  = time.Now().UnixMilli()
+	privateGroups atomic.Uint64
+)
+
+// group returns the group a range of tenant is published in.
+func (d Deps) group(tenant uint64) (*pool.GroupWriter, error) {
+	if d.Group != nil {
+		return d.Group(tenant)
+	}
+	id := pool.GroupID(d.Owner, uint64(processStart), privateGroups.Add(1))
+	return pool.NewGroupWriter(d.Pool, tenant, id, d.Owner, pool.GroupOptions{})
+}
+
+// openRange takes range id of tenant over at epoch in the process's group
+// (pool.OpenRange: the previous owner is fenced).
+func openRange(ctx context.Context, deps Deps, tenant, id, epoch uint64) (*pool.RangeWriter, error) {
+	g, err := deps.group(tenant)
+	if err != nil {
+		return nil, err
+	}
+	w, err := pool.OpenRange(ctx, g, tenant, id, epoch)
+	if err != nil && deps.Group == nil {
+		g.Close()
+	}
+	return w, err
 }
 
 // Stats counts what a range did; the bad-input counters are also metrics.
@@ -39,6 +74,7 @@ type Stats struct {
 	RowsFlushed      int64
 	DuplicatePends   int64 // pending commits found already in the buffer and dropped
 	Snapshots        int64 // snapshots written
+	SnapshotsSkipped int64 // SnapshotIfChanged calls that found the content unchanged
 	SnapshotBytes    int64 // size of the last snapshot written
 }
 
@@ -90,12 +126,26 @@ type Range struct {
 	snapNum   uint64
 	stats     Stats
 	sealed    bool
+	// staged is the flush prepared for the group's next publication, until
+	// it is committed (Prepare, Commit).
+	staged *pool.Staged
+
+	// snapDigest is the content of the last snapshot written or restored
+	// (SnapshotIfChanged).
+	snapDigest snapshotDigest
 }
 
 // Create opens a new range in the pool (its OPEN entry) and returns it empty.
 func Create(ctx context.Context, deps Deps, spec pool.RangeSpec, epoch uint64) (*Range, error) {
-	w, err := pool.CreateRange(ctx, deps.Pool, spec, epoch, deps.Owner)
+	g, err := deps.group(spec.Tenant)
 	if err != nil {
+		return nil, err
+	}
+	w, err := pool.CreateRange(ctx, g, spec, epoch)
+	if err != nil {
+		if deps.Group == nil {
+			g.Close()
+		}
 		return nil, err
 	}
 	return newRange(deps, w, nil)
@@ -151,6 +201,11 @@ func (r *Range) Epoch() uint64 { return r.writer.Epoch() }
 // Span is the range's key range (end nil = unbounded) and its opened-at ts.
 func (r *Range) Span() (start, end []byte, openedAt uint64) { return r.start, r.end, r.openedAt }
 
+// HasV1Log reports whether the range's log held committed data pool
+// format 1 FLUSH entries when it was taken (range log retention still has
+// those to compact).
+func (r *Range) HasV1Log() bool { return r.writer.HasV1Flushes() }
+
 // LogSeq is the seq of the last entry of the range's log.
 func (r *Range) LogSeq() uint64 { return r.writer.Seq() }
 
@@ -200,7 +255,8 @@ func (r *Range) Apply(b *route.Batch) error {
 // owner (or the parent of a split or merge) applied: it is dropped and
 // counted (LateCommits) when at or below the published watermark, as before.
 func (r *Range) checkLate(b *route.Batch) error {
-	if r.published <= r.inherited {
+	bound := r.bound()
+	if bound <= r.inherited {
 		return nil
 	}
 	var late []*cdcpb.Event_Row
@@ -210,7 +266,7 @@ func (r *Range) checkLate(b *route.Batch) error {
 		if b.Events[i].Kind != route.KindRow || row == nil {
 			continue
 		}
-		if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs > r.inherited && row.CommitTs <= r.published {
+		if (row.Type == cdcpb.Event_COMMIT || row.Type == cdcpb.Event_COMMITTED) && row.CommitTs > r.inherited && row.CommitTs <= bound {
 			if len(late) == 0 || row.CommitTs < lo {
 				lo = row.CommitTs
 			}
@@ -229,7 +285,7 @@ func (r *Range) checkLate(b *route.Batch) error {
 	for _, row := range late {
 		if !have[publishedRow{string(row.Key), row.StartTs, row.CommitTs}] {
 			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: row.Key,
-				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: r.published}
+				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: bound}
 		}
 	}
 	r.stats.ProvenDuplicates += int64(len(late))
@@ -299,10 +355,23 @@ func (r *Range) applyEvent(store uint64, ev *route.Event) error {
 		for _, ref := range ev.Refs {
 			r.wm.ResolvedFrom(store, watermark.Ref(ref), ev.Ts)
 		}
+	case route.KindLeaderResolved:
+		r.wm.LeaderResolvedFrom(store, ev.Ts, wmRefs(ev.Refs))
+	case route.KindLeaders:
+		r.wm.LeadersFrom(store, wmRefs(ev.Refs))
 	case route.KindRow:
 		return r.applyRow(ev.Row)
 	}
 	return nil
+}
+
+// wmRefs converts routed incarnation names to the watermark map's.
+func wmRefs(refs []route.Ref) []watermark.Ref {
+	out := make([]watermark.Ref, len(refs))
+	for i, r := range refs {
+		out[i] = watermark.Ref(r)
+	}
+	return out
 }
 
 func opOf(t cdcpb.Event_Row_OpType) sortbuf.Op {
@@ -320,14 +389,14 @@ func (r *Range) applyRow(row *cdcpb.Event_Row) error {
 	case cdcpb.Event_ROLLBACK:
 		return r.match.Rollback(row.Key, row.StartTs)
 	case cdcpb.Event_COMMIT:
-		if row.CommitTs <= r.published {
+		if row.CommitTs <= r.bound() {
 			// Already published (or lost upstream): never publish it twice.
 			r.stats.LateCommits++
 			return nil
 		}
 		return r.match.Commit(row.Key, opOf(row.OpType), row.StartTs, row.CommitTs)
 	case cdcpb.Event_COMMITTED:
-		if row.CommitTs <= r.published {
+		if row.CommitTs <= r.bound() {
 			r.stats.LateCommits++
 			return nil
 		}
@@ -383,9 +452,93 @@ func (r *Range) dropDuplicatePending(t uint64) error {
 	return ferr
 }
 
-// Flush publishes everything up to Target if it moved: the rows as one
-// committed data file (none if there are no rows) and the new watermark. It
-// returns whether anything was published.
+// Flushing is two-phase: Prepare stages the rows up to the target (the
+// range keeps applying batches meanwhile), the group writer publishes the
+// staged flushes of all its ranges in one publication, then Commit tells
+// the range it is durable (it deletes the flushed rows, forgets the
+// matcher's state below them and moves Published). Until then the staged
+// watermark bounds late commits as Published does.
+
+// bound is the watermark below which a commit is late: the published one,
+// or the staged one while a flush is staged.
+func (r *Range) bound() uint64 {
+	if r.staged != nil && !r.staged.Fenced() {
+		return max(r.published, r.staged.Watermark)
+	}
+	return r.published
+}
+
+// Prepare stages a flush of everything up to min(Target, limit) above the
+// published watermark for the group's next publication; nil when there is
+// nothing to publish, or a staged flush is still waiting for its
+// publication. A staged flush whose publication is over is committed first.
+func (r *Range) Prepare(limit uint64) (*pool.Staged, error) {
+	if r.sealed {
+		return nil, fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
+	}
+	if st := r.staged; st != nil {
+		if st.Pending() {
+			return nil, nil
+		}
+		if err := r.Commit(st); err != nil {
+			return nil, err
+		}
+	}
+	t, err := r.Target()
+	if err != nil {
+		return nil, err
+	}
+	t = min(t, limit)
+	prev := r.writer.Watermark() // durable: what any publication already holds
+	if t <= prev {
+		return nil, nil
+	}
+	rows := func(yield func(*pool.Row) error) error {
+		return r.buf.Scan(t, func(s sortbuf.Row) error {
+			if s.CommitTs <= prev {
+				return nil
+			}
+			return yield(&pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue})
+		})
+	}
+	hint := int(min(r.buf.Stats().Bytes, 256<<20)) // an estimate: the buffer may hold rows above t
+	st, err := r.writer.Stage(t, rows, pool.FlushOptions{SizeHint: hint})
+	if err != nil {
+		return nil, fmt.Errorf("range %d of tenant %d: stage flush: %w", r.id, r.tenant, err)
+	}
+	r.staged = st
+	return st, nil
+}
+
+// Commit ends a staged flush after its group's publication: when it is
+// durable, the range deletes the flushed rows, forgets what the matcher
+// kept for them and publishes up to its watermark; a flush that was not
+// published is staged again by the next Prepare. It fails with
+// pool.ErrFenced when a newer owner fenced the range out of the group: the
+// caller drops the range.
+func (r *Range) Commit(st *pool.Staged) error {
+	if st == r.staged {
+		r.staged = nil
+	}
+	switch {
+	case st.Fenced():
+		return fmt.Errorf("range %d of tenant %d: fenced out of group %s by a newer owner: %w", r.id, r.tenant, r.writer.Group().ID(), pool.ErrFenced)
+	case !st.Done() || st.Watermark <= r.published:
+		return nil
+	}
+	if err := r.buf.DeleteUpTo(st.Watermark); err != nil {
+		return fmt.Errorf("range %d of tenant %d: delete flushed rows: %w", r.id, r.tenant, err)
+	}
+	r.published = st.Watermark
+	r.match.Forget(st.Watermark)
+	r.stats.Flushes++
+	r.stats.RowsFlushed += int64(st.Rows())
+	return nil
+}
+
+// Flush publishes everything up to Target if it moved, at once, in a
+// publication of its own group (the group writer's batching is for
+// Prepare/Commit). It returns whether anything was published.
 func (r *Range) Flush(ctx context.Context) (bool, error) { return r.FlushTo(ctx, ^uint64(0)) }
 
 // FlushTo is Flush publishing at most limit: the range can be held at a
@@ -394,35 +547,27 @@ func (r *Range) FlushTo(ctx context.Context, limit uint64) (bool, error) {
 	if r.sealed {
 		return false, fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
 	}
-	t, err := r.Target()
-	if err != nil {
+	g := r.writer.Group()
+	if st := r.staged; st != nil {
+		g.Sync() // a publication holding it is over
+		if err := r.Commit(st); err != nil {
+			return false, err
+		}
+	}
+	st, err := r.Prepare(limit)
+	if err != nil || st == nil {
 		return false, err
 	}
-	t = min(t, limit)
-	if t <= r.published {
-		return false, nil
-	}
-	var n int64
-	rows := func(yield func(*pool.Row) error) error {
-		return r.buf.Scan(t, func(s sortbuf.Row) error {
-			if s.CommitTs <= r.published {
-				return nil
-			}
-			n++
-			return yield(&pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue})
-		})
-	}
-	hint := int(min(r.buf.Stats().Bytes, 256<<20)) // an estimate: the buffer may hold rows above t
-	if _, err := r.writer.Flush(ctx, t, rows, pool.FlushOptions{SizeHint: hint}); err != nil {
+	if _, err := g.Publish(ctx, []*pool.Staged{st}); err != nil {
+		r.staged = nil
 		return false, err
 	}
-	if err := r.buf.DeleteUpTo(t); err != nil {
-		return false, fmt.Errorf("range %d of tenant %d: delete flushed rows: %w", r.id, r.tenant, err)
+	if err := r.Commit(st); err != nil {
+		return false, err
 	}
-	r.published = t
-	r.match.Forget(t)
-	r.stats.Flushes++
-	r.stats.RowsFlushed += n
+	if !st.Done() {
+		return false, fmt.Errorf("range %d of tenant %d: group %s did not publish it (not attached there yet)", r.id, r.tenant, g.ID())
+	}
 	return true, nil
 }
 
@@ -434,10 +579,15 @@ func poolOp(op sortbuf.Op) formatv1.Op {
 }
 
 // Close releases the range's buffer (its rows stay in Pebble until Drop)
-// and its share of the matcher budget.
+// and its share of the matcher budget, and detaches it from its group
+// (its next owner takes it over); a group of its own is closed.
 func (r *Range) Close() {
 	r.batch.Close()
 	r.match.Close()
+	r.writer.Close()
+	if r.deps.Group == nil {
+		r.writer.Group().Close()
+	}
 }
 
 // Drop deletes the range's local state (the range moved away or is being

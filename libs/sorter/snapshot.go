@@ -3,8 +3,10 @@ package sorter
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"maps"
@@ -29,34 +31,140 @@ const chunkSize = 1 << 20
 // the store positions they include. It must be called between Applies. It
 // returns the object key written.
 func (r *Range) Snapshot(ctx context.Context) (string, error) {
+	key, _, err := r.snapshot(ctx, true)
+	return key, err
+}
+
+// SnapshotIfChanged writes a snapshot like Snapshot, unless the range's
+// content — the rows above the published watermark, the matcher and the
+// spilled prewrites — is the same as in the last snapshot this instance
+// wrote or restored: then it writes nothing and reports false. The
+// watermark map and the store positions are left out of the comparison:
+// they move with every batch, idle or not, and an older snapshot's are
+// caught up by feeding the range again from its positions.
+//
+// Skipping is always safe for what the pool publishes, because a range
+// restored from any of its snapshots and fed every store file after that
+// snapshot's positions publishes the same rows (replays of what it had
+// published are dropped). What skipping costs is elsewhere and the caller
+// bounds it: a snapshot not written is not acknowledged (Durable), so the
+// dispatchers keep the store files after the last written one's positions
+// and their checkpoints wait (services/sorter writes one after
+// --snapshot-max-skip-files files, or when nothing arrived for a snapshot
+// interval).
+func (r *Range) SnapshotIfChanged(ctx context.Context) (string, bool, error) {
+	return r.snapshot(ctx, false)
+}
+
+// snapshot writes a snapshot (always, or when the content changed) and
+// reports whether it did.
+func (r *Range) snapshot(ctx context.Context, always bool) (string, bool, error) {
 	if r.sealed {
-		return "", fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
+		return "", false, fmt.Errorf("range %d of tenant %d: %w", r.id, r.tenant, ErrSealed)
 	}
-	r.snapNum++
+	var mb bytes.Buffer
+	if err := r.match.Snapshot(&mb); err != nil {
+		return "", false, fmt.Errorf("range %d: encode matcher: %w", r.id, err)
+	}
+	digest, err := r.contentDigest(mb.Bytes())
+	if err != nil {
+		return "", false, fmt.Errorf("range %d: %w", r.id, err)
+	}
+	if !always && r.snapDigest.known && r.snapDigest.sum == digest {
+		r.stats.SnapshotsSkipped++
+		return "", false, nil
+	}
+	num := r.snapNum + 1
 	h := &formatv1.SorterSnapshotHeader{
-		TenantId: r.tenant, RangeId: r.id, OwnerEpoch: r.writer.Epoch(), Number: r.snapNum,
+		TenantId: r.tenant, RangeId: r.id, OwnerEpoch: r.writer.Epoch(), Number: num,
 		PublishedWatermark: r.published, LogSeq: r.writer.Seq(), CreatedUnixMs: time.Now().UnixMilli(),
 		StartKey: r.start, EndKey: r.end, OpenedAt: r.openedAt, Positions: positions(r.applied),
 	}
 	wmBytes, err := r.wm.MarshalBinary()
 	if err != nil {
-		return "", fmt.Errorf("range %d: encode watermark map: %w", r.id, err)
-	}
-	var mb bytes.Buffer
-	if err := r.match.Snapshot(&mb); err != nil {
-		return "", fmt.Errorf("range %d: encode matcher: %w", r.id, err)
+		return "", false, fmt.Errorf("range %d: encode watermark map: %w", r.id, err)
 	}
 	b, err := encodeSnapshot(h, wmBytes, mb.Bytes(), r.unflushed(nil), r.spilled(nil))
 	if err != nil {
-		return "", fmt.Errorf("range %d: %w", r.id, err)
+		return "", false, fmt.Errorf("range %d: %w", r.id, err)
 	}
-	key := layout.SorterSnapshotKey(r.tenant, r.id, r.writer.Epoch(), r.snapNum)
+	key := layout.SorterSnapshotKey(r.tenant, r.id, r.writer.Epoch(), num)
 	if err := r.deps.Snapshots.Put(ctx, key, b); err != nil {
-		return "", fmt.Errorf("write snapshot %s: %w", key, err)
+		return "", false, fmt.Errorf("write snapshot %s: %w", key, err)
 	}
+	r.snapNum = num
+	r.snapDigest = snapshotDigest{sum: digest, known: true}
 	r.stats.Snapshots++
 	r.stats.SnapshotBytes = int64(len(b))
-	return key, nil
+	return key, true, nil
+}
+
+// rememberDigest records the current content as the last snapshot's.
+func (r *Range) rememberDigest() error {
+	var mb bytes.Buffer
+	if err := r.match.Snapshot(&mb); err != nil {
+		return fmt.Errorf("range %d: encode matcher: %w", r.id, err)
+	}
+	d, err := r.contentDigest(mb.Bytes())
+	if err != nil {
+		return fmt.Errorf("range %d: %w", r.id, err)
+	}
+	r.snapDigest = snapshotDigest{sum: d, known: true}
+	return nil
+}
+
+// snapshotDigest fingerprints the content of a range's last snapshot
+// (contentDigest); unknown until it wrote or restored one.
+type snapshotDigest struct {
+	sum   uint64
+	known bool
+}
+
+// digestSeed seeds the content digests of this process; they are only
+// compared in memory.
+var digestSeed = maphash.MakeSeed()
+
+// contentDigest hashes what SnapshotIfChanged compares: the encoded matcher,
+// the unflushed rows and the spilled prewrites. A collision could only make
+// it skip a snapshot, which is safe (see SnapshotIfChanged).
+func (r *Range) contentDigest(matcher []byte) (uint64, error) {
+	var h maphash.Hash
+	h.SetSeed(digestSeed)
+	var n [8]byte
+	num := func(v uint64) {
+		binary.LittleEndian.PutUint64(n[:], v)
+		h.Write(n[:])
+	}
+	blob := func(b []byte) {
+		num(uint64(len(b)))
+		h.Write(b)
+	}
+	blob(matcher)
+	rows := 0
+	err := r.unflushed(nil)(func(s sortbuf.Row) error {
+		rows++
+		num(s.CommitTs)
+		num(s.StartTs)
+		num(uint64(s.Op))
+		blob(s.Key)
+		blob(s.Value)
+		blob(s.OldValue)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("digest rows: %w", err)
+	}
+	num(uint64(rows)) // separates the rows from the spilled prewrites
+	err = r.spilled(nil)(func(startTs uint64, key, value []byte) error {
+		num(startTs)
+		blob(key)
+		blob(value)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("digest spilled prewrites: %w", err)
+	}
+	return h.Sum64(), nil
 }
 
 func positions(applied map[uint64]uint64) []*formatv1.StorePosition {
@@ -141,7 +249,7 @@ func encodeSnapshot(h *formatv1.SorterSnapshotHeader, wmBytes, matchBytes []byte
 // Feed it again from Applied()+1 of each store. Without a snapshot the range
 // restarts empty and must be fed from each store's first file.
 func Restore(ctx context.Context, deps Deps, tenant, id, epoch uint64) (*Range, error) {
-	w, err := pool.OpenRange(ctx, deps.Pool, tenant, id, epoch, deps.Owner)
+	w, err := openRange(ctx, deps, tenant, id, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +353,11 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 	r.snapNum = 0
 	if h.OwnerEpoch == w.Epoch() {
 		r.snapNum = h.Number
+	}
+	// The restored content is what a restore from this snapshot gives
+	// again: while it stays so, SnapshotIfChanged need not write.
+	if err := r.rememberDigest(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -67,8 +67,8 @@ func (r *Range) SplitInto(ctx context.Context, children []Successor) error {
 		return fmt.Errorf("split range %d of tenant %d: watermark map: %w", r.id, r.tenant, err)
 	}
 	for i, c := range sorted {
-		cw, err := pool.CreateRange(ctx, r.deps.Pool, pool.RangeSpec{Tenant: r.tenant, RangeID: c.ID, Start: c.Start,
-			End: c.End, OpenedAt: w, Parents: []uint64{r.id}}, r.writer.Epoch(), r.deps.Owner)
+		cw, err := pool.CreateRange(ctx, r.writer.Group(), pool.RangeSpec{Tenant: r.tenant, RangeID: c.ID, Start: c.Start,
+			End: c.End, OpenedAt: w, Parents: []uint64{r.id}}, r.writer.Epoch())
 		if err != nil {
 			return fmt.Errorf("split range %d of tenant %d: open child %d: %w", r.id, r.tenant, c.ID, err)
 		}

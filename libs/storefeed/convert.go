@@ -2,7 +2,6 @@ package storefeed
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
@@ -14,14 +13,15 @@ import (
 
 // stream is one store's stream: the regions it leads and its open file.
 type stream struct {
-	id          uint64
-	seq         uint64
-	prevMax     uint64
-	led         map[uint64]*formatv1.RegionIncarnation
-	openLeaders []*formatv1.RegionIncarnation
-	recs        []record
-	maxTs       uint64 // greatest ts in the open file
-	rows        int
+	id      uint64
+	seq     uint64
+	prevMax uint64
+	// led writes each header's leader list: in full periodically, else
+	// as a delta (store file format version 2).
+	led   *storefile.Leaders
+	recs  []record
+	maxTs uint64 // greatest ts in the open file
+	rows  int
 }
 
 type record struct {
@@ -30,7 +30,7 @@ type record struct {
 }
 
 func newStream(id uint64) *stream {
-	return &stream{id: id, led: make(map[uint64]*formatv1.RegionIncarnation)}
+	return &stream{id: id, led: storefile.NewLeaders(0)}
 }
 
 var reasons = map[string]formatv1.RegionChange_Reason{
@@ -42,7 +42,7 @@ var reasons = map[string]formatv1.RegionChange_Reason{
 }
 
 func (s *stream) start(l *storeline.Line) error {
-	if _, ok := s.led[l.Region.ID]; ok {
+	if _, ok := s.led.Led(l.Region.ID); ok {
 		return fmt.Errorf("store %d starts region %d, which it already leads", s.id, l.Region.ID)
 	}
 	reason, ok := reasons[l.Reason]
@@ -63,18 +63,18 @@ func (s *stream) start(l *storeline.Line) error {
 	for _, p := range l.Preds {
 		rc.Predecessors = append(rc.Predecessors, &formatv1.IncarnationRef{RegionId: p.ID, Version: p.Version, Term: p.Term})
 	}
-	s.led[r.ID] = inc
+	s.led.Start(r.ID, inc)
 	s.recs = append(s.recs, record{rc: rc})
 	return nil
 }
 
 func (s *stream) end(l *storeline.Line) error {
-	inc, ok := s.led[l.RegionID]
+	inc, ok := s.led.Led(l.RegionID)
 	if !ok {
 		return fmt.Errorf("store %d ends region %d, which it does not lead", s.id, l.RegionID)
 	}
 	rc := &formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END, Reason: reasons[l.Reason], Incarnation: inc, ResolvedTs: l.Resolved}
-	delete(s.led, l.RegionID)
+	s.led.End(l.RegionID)
 	s.recs = append(s.recs, record{rc: rc})
 	s.maxTs = max(s.maxTs, l.Resolved)
 	return nil
@@ -88,7 +88,7 @@ var rowTypes = map[string]cdcpb.Event_LogType{
 }
 
 func (s *stream) rowsOf(l *storeline.Line) error {
-	if _, ok := s.led[l.RegionID]; !ok {
+	if _, ok := s.led.Led(l.RegionID); !ok {
 		return fmt.Errorf("store %d writes rows of region %d, which it does not lead", s.id, l.RegionID)
 	}
 	for i := range l.Rows {
@@ -121,7 +121,7 @@ func (s *stream) appendRow(regionID uint64, row *cdcpb.Event_Row) {
 
 func (s *stream) resolved(l *storeline.Line) error {
 	for _, id := range l.Regions {
-		if _, ok := s.led[id]; !ok {
+		if _, ok := s.led.Led(id); !ok {
 			return fmt.Errorf("store %d publishes a resolved ts of region %d, which it does not lead", s.id, id)
 		}
 	}
@@ -137,7 +137,8 @@ func (s *stream) cut(l *storeline.Line, cluster, tenant uint64, producer string)
 			s.id, l.MaxTs, s.maxTs, s.prevMax)
 	}
 	h := &formatv1.StoreFileHeader{ClusterId: cluster, TenantId: tenant, StoreId: s.id, Seq: s.seq + 1, PrevMaxTs: s.prevMax,
-		MaxTs: l.MaxTs, CreatedUnixMs: l.UnixMs, LeaderRegions: s.openLeaders, Producer: producer}
+		MaxTs: l.MaxTs, CreatedUnixMs: l.UnixMs, Producer: producer}
+	s.led.Header(h)
 	w, err := storefile.NewWriter(h)
 	if err != nil {
 		return nil, nil, err
@@ -159,14 +160,6 @@ func (s *stream) cut(l *storeline.Line, cluster, tenant uint64, producer string)
 	s.seq++
 	s.prevMax = l.MaxTs
 	s.recs, s.rows, s.maxTs = nil, 0, 0
-	ids := make([]uint64, 0, len(s.led))
-	for id := range s.led {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	s.openLeaders = make([]*formatv1.RegionIncarnation, len(ids))
-	for i, id := range ids {
-		s.openLeaders[i] = s.led[id]
-	}
+	s.led.Opened(h)
 	return h, b, nil
 }

@@ -82,15 +82,18 @@ func TestFilesFromLines(t *testing.T) {
 
 	var got []string
 	var last *formatv1.StoreFileHeader
+	stream := storefile.NewStream(nil) // one store's files, in order
 	for _, key := range []string{f1, f2} {
 		b, err := store.Get(context.Background(), key)
 		require.NoError(t, err)
-		r, err := storefile.Open(key, b)
+		r, err := stream.Open(key, b)
 		require.NoError(t, err)
 		h := r.Header()
 		if last != nil {
 			require.Equal(t, last.MaxTs, h.PrevMaxTs)
-			require.Len(t, h.LeaderRegions, 1) // the parent, led when the file opened
+			led := 0
+			r.EachLeader(func(storefile.Incarnation) { led++ })
+			require.Equal(t, 1, led) // the parent, led when the file opened
 		}
 		last = h
 		for {

@@ -1,7 +1,6 @@
 package txnmatch_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/tistream/tistream/libs/sortbuf"
@@ -28,43 +27,16 @@ func (r *rangeSink) emit(row sortbuf.Row) error {
 
 // BenchmarkMatcherPairs feeds the standard workload (sortbuftest) as
 // PREWRITE + COMMIT pairs, each transaction's ten prewrites then its ten
-// commits, through one matcher per range into the Pebble sorter buffer,
-// then scans every range in order and deletes it. Figures compare with
-// sortbuf's BenchmarkStandardIngest (committed rows written directly).
+// commits, through one matcher per range into the sorter buffers (the
+// Pebble engine alone and the memory-first store), then scans every range
+// in order and deletes it. Figures compare with sortbuf's
+// BenchmarkStandardIngest (committed rows written directly) and with plain
+// Pebble (x_pebble).
 func BenchmarkMatcherPairs(b *testing.B) {
-	w := sortbuftest.NewStandardWorkload(1)
-	for _, perTable := range []bool{true, false} {
-		name := "ranges=1"
-		if perTable {
-			name = fmt.Sprintf("ranges=%d", sortbuftest.StandardTables)
-		}
-		b.Run(name, func(b *testing.B) {
-			var ingest, output sortbuftest.Phase
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				e, err := sortbuf.Open(b.TempDir(), sortbuf.DefaultConfig())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				start := sortbuftest.StartPhase()
-				feedPairs(b, e, w, perTable)
-				ingest.Add(start.End())
-				start = sortbuftest.StartPhase()
-				sortbuftest.Drain(b, e, w, perTable)
-				output.Add(start.End())
-				b.StopTimer()
-				if err := e.Close(); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			sortbuftest.ReportRates(b, w, ingest, output)
-		})
-	}
+	sortbuftest.RunStandard(b, sortbuftest.NewStandardWorkload(1), feedPairs)
 }
 
-func feedPairs(b *testing.B, e *sortbuf.Engine, w *sortbuftest.Workload, perTable bool) {
+func feedPairs(b *testing.B, e sortbuf.Store, w *sortbuftest.Workload, perTable bool) {
 	budget := txnmatch.NewBudget(256 << 20)
 	ranges := map[uint64]*rangeSink{}
 	for _, txn := range w.Txns {

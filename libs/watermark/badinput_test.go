@@ -166,15 +166,26 @@ func randomOp(rng *rand.Rand, m *Map) {
 		}
 		return []byte{byte('a' + rng.IntN(26))}
 	}
-	switch rng.IntN(4) {
-	case 0:
-		var preds []Ref
-		for range rng.IntN(3) {
-			preds = append(preds, ref())
+	refs := func() []Ref {
+		var out []Ref
+		for range rng.IntN(4) {
+			out = append(out, ref())
 		}
-		m.Start(ref(), key(), key(), preds)
+		return out
+	}
+	store := uint64(rng.IntN(3)) // 0: unknown
+	switch rng.IntN(8) {
+	case 0:
+		m.Start(ref(), key(), key(), refs())
 	case 1:
+		m.StartFrom(store, ref(), key(), key(), refs())
+	case 2:
 		m.End(ref(), uint64(rng.IntN(1000)))
+	case 3:
+		// Store groups (format version 2): a round and a full leader list.
+		m.LeaderResolvedFrom(store, uint64(rng.IntN(1000)), refs())
+	case 4:
+		m.LeadersFrom(store, refs())
 	default:
 		m.Resolved(ref(), uint64(rng.IntN(1000)))
 	}

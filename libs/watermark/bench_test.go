@@ -174,3 +174,64 @@ func BenchmarkChurn270k(b *testing.B) {
 	b.ReportMetric(float64(st.Entries), "entries")
 	b.ReportMetric(float64(st.Pending), "pending")
 }
+
+// buildStore is buildBench with every incarnation led by store 1, resolved
+// by one LeaderResolvedTs.
+func buildStore(n int) (*Map, []Ref) {
+	m, err := New(gridKey(0), gridKey(n))
+	if err != nil {
+		panic(err)
+	}
+	refs := make([]Ref, n)
+	for i := range n {
+		refs[i] = Ref{RegionID: uint64(i + 1), Version: 1, Term: 5}
+		m.StartFrom(1, refs[i], gridKey(i), gridKey(i+1), nil)
+	}
+	m.LeaderResolvedFrom(1, 1000, nil)
+	return m, refs
+}
+
+// BenchmarkRoundPerRegion270k: one store's round of resolved ts the version
+// 1 way: every one of 270,000 incarnations named, then the watermark.
+func BenchmarkRoundPerRegion270k(b *testing.B) {
+	m, refs := buildStore(benchRegions)
+	ts := uint64(1000)
+	for b.Loop() {
+		ts++
+		for _, r := range refs {
+			m.ResolvedFrom(1, r, ts)
+		}
+		_ = m.Watermark()
+	}
+}
+
+// BenchmarkRoundLeaderResolved270k: the same round as one LeaderResolvedTs
+// (store file format version 2) excepting 100 incarnations that hold locks
+// (a different 100 each round, so they leave and rejoin the group), with
+// their own ts.
+func BenchmarkRoundLeaderResolved270k(b *testing.B) {
+	m, refs := buildStore(benchRegions)
+	rng := rand.New(rand.NewPCG(1, 2))
+	ts := uint64(1000)
+	except := make([]Ref, 100)
+	for b.Loop() {
+		ts++
+		for i := range except {
+			except[i] = refs[rng.IntN(len(refs))]
+		}
+		m.LeaderResolvedFrom(1, ts, except)
+		for _, r := range except {
+			m.ResolvedFrom(1, r, ts-1)
+		}
+		_ = m.Watermark()
+	}
+}
+
+// BenchmarkLeaders270k: a store's full leader list of 270,000 incarnations
+// that drops none (the common case: the periodic full list).
+func BenchmarkLeaders270k(b *testing.B) {
+	m, refs := buildStore(benchRegions)
+	for b.Loop() {
+		m.LeadersFrom(1, refs)
+	}
+}

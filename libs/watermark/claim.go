@@ -29,7 +29,7 @@ func (m *Map) claim(x *inc, r keyRange) {
 		}
 		base := e.ts()
 		m.lose(o, e.base)
-		if base <= x.latest {
+		if base <= x.cur() {
 			base = 0
 		}
 		e.owner, e.base = x, base
@@ -102,6 +102,7 @@ func (m *Map) flush() {
 
 // reslot stores x's smallest ts in the min-tree.
 func (m *Map) reslot(x *inc) {
+	m.detach(x)
 	if x.slot < 0 {
 		x.slot = m.mins.alloc()
 	}
@@ -109,6 +110,7 @@ func (m *Map) reslot(x *inc) {
 }
 
 func (m *Map) unslot(x *inc) {
+	m.detach(x)
 	if x.slot >= 0 {
 		m.mins.release(x.slot)
 		x.slot = -1

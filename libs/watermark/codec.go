@@ -7,7 +7,7 @@ import (
 	"slices"
 )
 
-// Snapshot encoding, version 2 (all integers uvarint, byte strings as
+// Snapshot encoding, version 3 (all integers uvarint, byte strings as
 // uvarint length + bytes):
 //
 //	"TSWM" version(1 byte)
@@ -15,7 +15,7 @@ import (
 //	counter count, counters
 //	incarnation count, per incarnation (sorted by Ref):
 //	  region id, version, term, latest, leader store, flags (1 = ended,
-//	  2 = pending), start, end
+//	  2 = pending, 4 = no longer led by its store), start, end
 //	  if pending: waiting count, refs (3 uvarints each); covered count, ranges
 //	entry count, per entry: shared prefix length with the previous start,
 //	  rest of the start, owner (0 = hole, i+1 = incarnation i), base
@@ -28,14 +28,19 @@ import (
 //
 // Version 1 had no leader store, no positions and no held or early ENDs
 // (13 counters); it still decodes, with every store unknown (trusted).
+// Version 2 had neither flag 4 nor the Unled counter (18 counters); it
+// still decodes. The groups of LeaderResolvedTs records (group.go) are not
+// encoded: each incarnation's ts is written as it is now, and a decoded
+// map's led incarnations join their store's group at its next record.
 //
 // Entry starts are prefix-compressed: neighbouring region boundaries of one
 // table share most of their bytes.
 const (
 	codecMagic   = "TSWM"
-	codecVersion = 2
+	codecVersion = 3
 	flagEnded    = 1
 	flagPending  = 2
+	flagUnled    = 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -74,10 +79,7 @@ func (s *snapshot) encodeAs(v byte) []byte {
 	b = appendStr(b, s.end)
 	b = binary.AppendUvarint(b, s.published)
 	b = binary.AppendUvarint(b, s.sinceSweep)
-	cs := s.counters.list()
-	if v == 1 {
-		cs = cs[:v1Counters]
-	}
+	cs := countersOf(&s.counters, v)
 	b = binary.AppendUvarint(b, uint64(len(cs)))
 	for _, c := range cs {
 		b = binary.AppendUvarint(b, *c)
@@ -95,6 +97,9 @@ func (s *snapshot) encodeAs(v byte) []byte {
 		}
 		if x.pending {
 			flags |= flagPending
+		}
+		if x.unled && v > 2 {
+			flags |= flagUnled
 		}
 		b = append(b, flags)
 		b = appendStr(b, x.start)
@@ -212,15 +217,12 @@ func decode(b []byte) (*snapshot, error) {
 		return nil, corrupt("checksum mismatch")
 	}
 	v := body[len(codecMagic)]
-	if v != 1 && v != codecVersion {
+	if v < 1 || v > codecVersion {
 		return nil, corrupt("unknown version %d", v)
 	}
 	d := &decoder{b: body[len(codecMagic)+1:]}
 	s := &snapshot{start: d.str(), end: d.str(), published: d.uvarint(), sinceSweep: d.uvarint()}
-	cs := s.counters.list()
-	if v == 1 {
-		cs = cs[:v1Counters]
-	}
+	cs := countersOf(&s.counters, v)
 	if n := d.uvarint(); d.err == nil && n != uint64(len(cs)) {
 		return nil, corrupt("%d counters, want %d", n, len(cs))
 	}
@@ -235,8 +237,12 @@ func decode(b []byte) (*snapshot, error) {
 			x.store = d.uvarint()
 		}
 		flags := d.byte()
-		x.ended, x.pending = flags&flagEnded != 0, flags&flagPending != 0
-		if flags&^(flagEnded|flagPending) != 0 {
+		x.ended, x.pending, x.unled = flags&flagEnded != 0, flags&flagPending != 0, flags&flagUnled != 0
+		known := byte(flagEnded | flagPending)
+		if v > 2 {
+			known |= flagUnled
+		}
+		if flags&^known != 0 {
 			d.fail("unknown incarnation flags")
 		}
 		x.start, x.end = d.str(), d.str()
@@ -279,6 +285,18 @@ func decode(b []byte) (*snapshot, error) {
 		return nil, d.err
 	}
 	return s, nil
+}
+
+// countersOf lists the counters encoding version v carries.
+func countersOf(c *Counters, v byte) []*uint64 {
+	cs := c.list()
+	switch v {
+	case 1:
+		return cs[:v1Counters]
+	case 2:
+		return cs[:v2Counters]
+	}
+	return cs
 }
 
 func appendStr(b []byte, s string) []byte {

@@ -80,7 +80,7 @@ func (m *Map) Diagnose() Blocker {
 	r := keyRange{low.start, lowEnd}
 	waiters := m.pendingOver(r)
 	if x := low.owner; x != nil {
-		b.Holder, b.Store = x.ref, x.store
+		b.Holder, b.Store = x.ref, x.storeID()
 	}
 	b.Cause, b.Detail = m.cause(low.owner, waiters)
 	return b
@@ -119,13 +119,13 @@ func (m *Map) cause(x *inc, waiters []*inc) (Cause, string) {
 		}
 		return CauseTakeoverWait, "takeover END waits for " + strings.Join(ps, " or ")
 	case m.foreignEnd[x.ref] != 0:
-		return CauseForeignEnd, fmt.Sprintf("ended by store %d without a takeover proof; waiting for store %d's END", m.foreignEnd[x.ref], x.store)
+		return CauseForeignEnd, fmt.Sprintf("ended by store %d without a takeover proof; waiting for store %d's END", m.foreignEnd[x.ref], x.storeID())
 	case len(unknown) > 0:
 		return CauseUnknownPredecessor, strings.Join(unknown, "; ")
 	case !x.ended() && len(waiters) > 0:
-		return CauseEndNotRead, fmt.Sprintf("%s wait for its END from store %d (latest resolved ts %d)", refList(waiters), x.store, x.latest)
+		return CauseEndNotRead, fmt.Sprintf("%s wait for its END from store %d (latest resolved ts %d)", refList(waiters), x.storeID(), x.cur())
 	case !x.ended():
-		return CauseUpstream, fmt.Sprintf("latest resolved ts %d from store %d", x.latest, x.store)
+		return CauseUpstream, fmt.Sprintf("latest resolved ts %d from store %d", x.cur(), x.storeID())
 	case len(waiters) > 0:
 		return CauseEndNotRead, fmt.Sprintf("ended; %s still wait for other predecessors", refList(waiters))
 	default:

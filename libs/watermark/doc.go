@@ -20,7 +20,10 @@
 // Costs at n entries: Resolved is a table lookup plus a min-tree update that
 // is O(1) expected and O(log n) at worst, however many entries the
 // incarnation owns; Watermark is O(1); a claim of k entries is
-// O((k+1) log n). Incarnations that are complete and own nothing are
+// O((k+1) log n). A store's LeaderResolvedTs (LeaderResolvedFrom: every
+// incarnation it leads but the listed ones at one ts) costs what changed
+// since its previous one, not what it leads: the store's incarnations share
+// one min-tree slot while their ts is the store's (group.go). Incarnations that are complete and own nothing are
 // forgotten, so the table holds about one incarnation per live region.
 //
 // A Map is not safe for concurrent use. Input comes from decoded upstream

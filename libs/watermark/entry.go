@@ -19,7 +19,7 @@ func (e *entry) ts() uint64 {
 	if e.owner == nil {
 		return 0
 	}
-	return max(e.base, e.owner.latest)
+	return max(e.base, e.owner.cur())
 }
 
 func entryLess(a, b *entry) bool { return a.start < b.start }

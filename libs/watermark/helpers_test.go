@@ -51,8 +51,8 @@ func fingerprint(m *Map) string {
 	fmt.Fprintf(&b, "%+v\n%s\n", st, entriesString(m))
 	s := m.export()
 	for _, x := range s.incs {
-		fmt.Fprintf(&b, "%v [%q,%q) latest=%d store=%d ended=%v pending=%v waiting=%v covered=%v\n",
-			x.ref, x.start, x.end, x.latest, x.store, x.ended, x.pending, x.waiting, x.covered)
+		fmt.Fprintf(&b, "%v [%q,%q) latest=%d store=%d ended=%v pending=%v unled=%v waiting=%v covered=%v\n",
+			x.ref, x.start, x.end, x.latest, x.store, x.ended, x.pending, x.unled, x.waiting, x.covered)
 	}
 	fmt.Fprintf(&b, "reads=%v\n", s.reads)
 	for _, r := range slices.SortedFunc(maps.Keys(s.held), Ref.Compare) {
@@ -118,8 +118,8 @@ func invariants(m *Map) error {
 			return fmt.Errorf("owner %v of %q not in the table", x.ref, e.start)
 		case r.intersect(x.rng()) != r:
 			return fmt.Errorf("entry %q outside its owner %v", e.start, x.ref)
-		case e.base != 0 && e.base <= x.latest:
-			return fmt.Errorf("entry %q base %d not above latest %d", e.start, e.base, x.latest)
+		case e.base != 0 && e.base <= x.cur():
+			return fmt.Errorf("entry %q base %d not above latest %d", e.start, e.base, x.cur())
 		case e.base == 0:
 			folded[x] = true
 		case floor[x] == 0 || e.base < floor[x]:
@@ -150,9 +150,23 @@ func invariants(m *Map) error {
 	if err != nil {
 		return err
 	}
-	if slots := m.mins.used - len(m.mins.free); n != m.nIncs || ended != m.nEnded || slots != len(owned) {
+	wantSlots := 0
+	for x := range owned {
+		if !x.attached() {
+			wantSlots++
+		}
+	}
+	for id, s := range m.sources {
+		if err := sourceInvariants(m, id, s); err != nil {
+			return err
+		}
+		if s.attached > 0 {
+			wantSlots++
+		}
+	}
+	if slots := m.mins.used - len(m.mins.free); n != m.nIncs || ended != m.nEnded || slots != wantSlots {
 		return fmt.Errorf("counts: %d/%d incarnations, %d/%d ended, slots %d/%d",
-			n, m.nIncs, ended, m.nEnded, slots, len(owned))
+			n, m.nIncs, ended, m.nEnded, slots, wantSlots)
 	}
 	for i := 1; i < m.mins.cap; i++ {
 		if m.mins.vals[i] != min(m.mins.vals[2*i], m.mins.vals[2*i+1]) {
@@ -190,10 +204,31 @@ func incInvariants(m *Map, x *inc, owned int, floor uint64, folded bool) error {
 		return fmt.Errorf("complete %v owning nothing not forgotten", x.ref)
 	case owned > 0 && (floor != x.floor || folded != x.folded()):
 		return fmt.Errorf("%v floor %d folded %v, want %d %v", x.ref, x.floor, x.folded(), floor, folded)
-	case owned > 0 && (x.slot < 0 || int(x.slot) >= m.mins.used || m.mins.vals[m.mins.cap+int(x.slot)] != x.minTs()):
+	case x.attached() && (x.slot != -1 || owned == 0 || x.floor != 0 || x.latest > x.src.ts || !x.led()):
+		return fmt.Errorf("%v attached to its group but slot %d, owned %d, floor %d, latest %d > %d or not led",
+			x.ref, x.slot, owned, x.floor, x.latest, x.src.ts)
+	case owned > 0 && !x.attached() && (x.slot < 0 || int(x.slot) >= m.mins.used || m.mins.vals[m.mins.cap+int(x.slot)] != x.minTs()):
 		return fmt.Errorf("%v not in the min-tree", x.ref)
 	case owned == 0 && x.slot != -1:
 		return fmt.Errorf("%v in the min-tree owning nothing", x.ref)
+	}
+	if x.src != nil && m.sources[x.src.id] != x.src {
+		return fmt.Errorf("%v: its store %d is not the map's", x.ref, x.src.id)
+	}
+	in := 0
+	if x.src != nil {
+		if _, ok := x.src.solo[x]; ok {
+			in++
+		}
+		if _, ok := x.src.out[x]; ok {
+			in++
+		}
+	}
+	if x.attached() {
+		in++
+	}
+	if want := map[bool]int{true: 1, false: 0}[x.led()]; in != want {
+		return fmt.Errorf("%v (led %v) is in %d of attached, solo and out", x.ref, x.led(), in)
 	}
 	for _, r := range x.readyParts() {
 		for _, e := range m.overlapping(r) {
@@ -210,6 +245,40 @@ func incInvariants(m *Map, x *inc, owned int, floor uint64, folded bool) error {
 			}
 			if !found {
 				return fmt.Errorf("%v not registered as waiting on %v", x.ref, w)
+			}
+		}
+	}
+	return nil
+}
+
+// sourceInvariants checks one store's group: its slot holds its ts while
+// members are attached, and its sets hold known, led incarnations of it.
+func sourceInvariants(m *Map, id uint64, s *source) error {
+	attached, led := 0, 0
+	m.each(func(x *inc) {
+		if x.src == s && x.attached() {
+			attached++
+		}
+		if x.src == s && x.led() {
+			led++
+		}
+	})
+	switch {
+	case led != s.nLed:
+		return fmt.Errorf("store %d leads %d here, counted %d", id, led, s.nLed)
+	case s.id != id:
+		return fmt.Errorf("store %d's group says store %d", id, s.id)
+	case attached != s.attached:
+		return fmt.Errorf("store %d: %d attached, counted %d", id, attached, s.attached)
+	case s.attached > 0 && (s.slot < 0 || m.mins.vals[m.mins.cap+int(s.slot)] != s.ts):
+		return fmt.Errorf("store %d: group slot %d does not hold ts %d", id, s.slot, s.ts)
+	case s.attached == 0 && s.slot != -1:
+		return fmt.Errorf("store %d: group slot %d with nothing attached", id, s.slot)
+	}
+	for _, set := range []map[*inc]struct{}{s.solo, s.out} {
+		for x := range set {
+			if !m.known(x) || x.src != s || !x.led() {
+				return fmt.Errorf("store %d: stale member %v", id, x.ref)
 			}
 		}
 	}

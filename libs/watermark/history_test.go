@@ -74,6 +74,10 @@ type history struct {
 	rng     *rand.Rand
 	nextID  uint64
 	kept    []int // per store: records known uploaded at its last crash
+	// restarts are, per store, the positions in its stream where it
+	// restarted after a crash: the records from there on are its restarted
+	// stream's, which leads none of what it led before.
+	restarts [][]int
 }
 
 func (h *history) emit(store int, e event) int {
@@ -234,6 +238,10 @@ func (h *history) crash(nStores int) {
 	}
 	h.streams[a] = st[:n]
 	h.kept[a] = n // what a crash already found uploaded stays uploaded
+	if h.restarts == nil {
+		h.restarts = make([][]int, nStores)
+	}
+	h.restarts[a] = append(h.restarts[a], n)
 	for i, x := range h.live {
 		if x.store != a {
 			continue

@@ -15,20 +15,35 @@ type inc struct {
 	floor uint64
 	// pend is nil once every key of the range is safe to claim ("ready").
 	pend *pending
-	// meta packs the number of entries owned (low 30 bits), whether one of
-	// them has base 0 (bit 30) and the ended flag (bit 31).
+	// meta packs the number of entries owned (low 28 bits), whether its
+	// store lost it in a restart (bit 28), whether it is attached to its
+	// store's group (bit 29, see group.go), whether one of its entries has
+	// base 0 (bit 30) and the ended flag (bit 31).
 	meta uint32
-	slot int32 // slot in the min-tree while it owns entries, else -1
-	// store is the leader's store: the stream that wrote the START (0 =
-	// unknown). It keeps the struct at 96 bytes.
-	store uint64
+	slot int32 // slot in the min-tree while it owns entries and is not attached, else -1
+	// src is the leader's store: the stream that wrote the START, and its
+	// group (nil = unknown). It keeps the struct at 96 bytes.
+	src *source
 }
 
 const (
-	endedBit  = 1 << 31
-	foldedBit = 1 << 30
-	ownedMask = foldedBit - 1
+	endedBit    = 1 << 31
+	foldedBit   = 1 << 30
+	attachedBit = 1 << 29
+	unledBit    = 1 << 28
+	ownedMask   = unledBit - 1
 )
+
+func (x *inc) attached() bool { return x.meta&attachedBit != 0 }
+func (x *inc) unled() bool    { return x.meta&unledBit != 0 }
+func (x *inc) setUnled()      { x.meta |= unledBit }
+
+func (x *inc) setAttached(a bool) {
+	x.meta &^= attachedBit
+	if a {
+		x.meta |= attachedBit
+	}
+}
 
 func (x *inc) owned() int     { return int(x.meta & ownedMask) }
 func (x *inc) ended() bool    { return x.meta&endedBit != 0 }
@@ -134,6 +149,7 @@ func (m *Map) insert(x *inc) {
 	if x.pend != nil {
 		m.pending[x] = struct{}{}
 	}
+	m.join(x)
 	// Until it owns an entry it is a candidate for the stale sweep.
 	m.touch(x, false)
 }
@@ -152,6 +168,7 @@ func (m *Map) forget(x *inc) {
 	if !m.known(x) {
 		return
 	}
+	m.unlead(x)
 	m.unlink(x)
 	m.nIncs--
 	if x.ended() {

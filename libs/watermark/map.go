@@ -36,6 +36,9 @@ type Map struct {
 	published  uint64 // the monotonic watermark
 	counters   Counters
 
+	// sources are the store streams' groups (group.go).
+	sources map[uint64]*source
+
 	reads map[uint64]uint64 // store -> last file of its stream the span has read
 	held  map[Ref]*heldEnd  // takeover ENDs waiting for their proof (source.go)
 	early map[Ref]*earlyEnd // ENDs read before their START
@@ -70,6 +73,7 @@ func newMap(start, end string) *Map {
 		waiters:    make(map[Ref][]*inc),
 		loose:      make(map[*inc]struct{}),
 		touched:    make(map[*inc]bool),
+		sources:    make(map[uint64]*source),
 		reads:      make(map[uint64]uint64),
 		held:       make(map[Ref]*heldEnd),
 		early:      make(map[Ref]*earlyEnd),
@@ -144,7 +148,7 @@ func (m *Map) All() iter.Seq[Entry] {
 // delivered (commits at or below it may be replays). O(n).
 func (m *Map) MaxTs() uint64 {
 	var mx uint64
-	m.each(func(x *inc) { mx = max(mx, x.latest) })
+	m.each(func(x *inc) { mx = max(mx, x.cur()) })
 	for e := range m.All() {
 		mx = max(mx, e.Ts)
 	}

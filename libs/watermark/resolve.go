@@ -44,6 +44,7 @@ func (m *Map) End(x Ref, finalTs uint64) {
 // endNow ends i: its final ts applies and the parts where it is ready
 // become complete.
 func (m *Map) endNow(i *inc, finalTs uint64) {
+	m.unlead(i)
 	if finalTs > 0 {
 		m.raise(i, finalTs)
 	}
@@ -56,6 +57,7 @@ func (m *Map) endNow(i *inc, finalTs uint64) {
 
 // raise records ts as x's latest and lifts x's entries.
 func (m *Map) raise(x *inc, ts uint64) {
+	m.detach(x)
 	switch {
 	case ts < x.latest:
 		m.counters.Regressed++

@@ -71,7 +71,7 @@ func (m *Map) StartFrom(store uint64, x Ref, start, end []byte, preds []Ref) {
 
 // ResolvedFrom is Resolved for a record read from store's stream.
 func (m *Map) ResolvedFrom(store uint64, x Ref, ts uint64) {
-	if i := m.lookup(x); i != nil && foreign(store, i.store) {
+	if i := m.lookup(x); i != nil && foreign(store, i.storeID()) {
 		m.counters.ForeignResolved++
 		return
 	}
@@ -133,7 +133,7 @@ func (m *Map) end1(i *inc, from, final uint64, proofs []Takeover) {
 		return
 	}
 	if len(proofs) == 0 {
-		if foreign(from, i.store) {
+		if foreign(from, i.storeID()) {
 			m.counters.ForeignEnd++
 			m.foreignEnd[i.ref] = from
 			return
@@ -143,7 +143,7 @@ func (m *Map) end1(i *inc, from, final uint64, proofs []Takeover) {
 		return
 	}
 	for _, p := range proofs {
-		if p.Store == 0 || foreign(p.Store, i.store) {
+		if p.Store == 0 || foreign(p.Store, i.storeID()) {
 			// The proof is about another stream than the leader's.
 			m.counters.ForeignEnd++
 			m.foreignEnd[i.ref] = from

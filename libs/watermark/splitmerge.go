@@ -159,7 +159,10 @@ func joinInc(l, r *incState, boundary string) (incState, error) {
 		return incState{}, corrupt("incarnation %v does not meet at the boundary", l.ref)
 	}
 	j := incState{ref: l.ref, start: l.start, end: r.end, latest: min(l.latest, r.latest),
-		store: l.store, ended: l.ended && r.ended, pending: l.pending || r.pending}
+		store: l.store, ended: l.ended && r.ended, pending: l.pending || r.pending,
+		// A half that saw its store's restart file stops applying the
+		// store's records: the more conservative.
+		unled: l.unled || r.unled}
 	if j.store == 0 {
 		j.store = r.store // a known leader is the more conservative
 	}

@@ -48,7 +48,7 @@ func (m *Map) start1(store uint64, x Ref, start, end []byte, preds []Ref) {
 		m.countConflicts(r, x)
 		return
 	}
-	n := &inc{ref: x, start: m.intern(r.start), end: m.intern(r.end), slot: -1, store: store}
+	n := &inc{ref: x, start: m.intern(r.start), end: m.intern(r.end), slot: -1, src: m.source(store)}
 	if len(preds) == 0 {
 		m.bootstrap(n)
 		return

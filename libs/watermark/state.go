@@ -32,6 +32,7 @@ type incState struct {
 	store      uint64
 	ended      bool
 	pending    bool
+	unled      bool // its store lost it in a restart (LeadersFrom)
 	waiting    []Ref
 	covered    []keyRange
 }
@@ -59,7 +60,7 @@ func (m *Map) export() *snapshot {
 	idx := make(map[*inc]int, len(all))
 	for i, x := range all {
 		idx[x] = i
-		is := incState{ref: x.ref, start: x.start, end: x.end, latest: x.latest, store: x.store, ended: x.ended()}
+		is := incState{ref: x.ref, start: x.start, end: x.end, latest: x.cur(), store: x.storeID(), ended: x.ended(), unled: x.unled()}
 		if x.pend != nil {
 			is.pending = true
 			is.waiting = append([]Ref(nil), x.pend.waiting...)
@@ -153,9 +154,12 @@ func (m *Map) buildInc(is *incState, span keyRange) (*inc, error) {
 	if r.empty() || r.intersect(span) != r {
 		return nil, corrupt("incarnation %v range outside the span", is.ref)
 	}
-	x := &inc{ref: is.ref, start: is.start, end: is.end, latest: is.latest, slot: -1, store: is.store}
+	x := &inc{ref: is.ref, start: is.start, end: is.end, latest: is.latest, slot: -1, src: m.source(is.store)}
 	if is.ended {
 		x.setEnded()
+	}
+	if is.unled {
+		x.setUnled()
 	}
 	if !is.pending {
 		if len(is.waiting) > 0 || len(is.covered) > 0 {

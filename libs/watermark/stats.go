@@ -21,6 +21,7 @@ type Counters struct {
 	TakeoverWaits      uint64 // takeover ENDs that had to wait for the crashed leader's stream
 	EarlyEnds          uint64 // ENDs read before their incarnation's START, kept for it
 	EarlyDropped       uint64 // ... dropped because too many were kept
+	Unled              uint64 // incarnations a store's full leader list left out (it restarted)
 }
 
 func (c *Counters) add(o Counters) {
@@ -42,6 +43,7 @@ func (c *Counters) add(o Counters) {
 	c.TakeoverWaits += o.TakeoverWaits
 	c.EarlyEnds += o.EarlyEnds
 	c.EarlyDropped += o.EarlyDropped
+	c.Unled += o.Unled
 }
 
 // list gives the counters in their encoding order.
@@ -49,11 +51,15 @@ func (c *Counters) list() []*uint64 {
 	return []*uint64{&c.UnknownIncarnation, &c.Regressed, &c.AfterEnd, &c.DuplicateStart,
 		&c.DuplicateEnd, &c.Stale, &c.OutsideSpan, &c.BadRange, &c.InvalidRef,
 		&c.BadPredecessor, &c.VersionConflicts, &c.Forgotten, &c.BootstrapWaits,
-		&c.ForeignEnd, &c.ForeignResolved, &c.TakeoverWaits, &c.EarlyEnds, &c.EarlyDropped}
+		&c.ForeignEnd, &c.ForeignResolved, &c.TakeoverWaits, &c.EarlyEnds, &c.EarlyDropped, &c.Unled}
 }
 
-// v1Counters is how many counters encoding version 1 carried.
-const v1Counters = 13
+// v1Counters and v2Counters are how many counters encoding versions 1 and
+// 2 carried.
+const (
+	v1Counters = 13
+	v2Counters = 18
+)
 
 // Stats describes the map for metrics and debugging.
 type Stats struct {

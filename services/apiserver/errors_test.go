@@ -15,22 +15,27 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 )
 
-// leakyStore fails reads of data files the way a real store does: with an
-// error naming the bucket, the prefix and the object's key.
+// leakyStore fails reads of data (format 1 data files, group publications
+// and segments) the way a real store does: with an error naming the
+// bucket, the prefix and the object's key.
 type leakyStore struct {
 	objstore.Store
 	err error
 }
 
+func dataKey(key string) bool {
+	return strings.Contains(key, "/data/") || strings.Contains(key, "/pub/") || strings.Contains(key, "/seg/")
+}
+
 func (s leakyStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if strings.Contains(key, "/data/") {
+	if dataKey(key) {
 		return nil, fmt.Errorf("get %s in s3://secret-bucket/prod-prefix: %w", key, s.err)
 	}
 	return s.Store.Get(ctx, key)
 }
 
 func (s leakyStore) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	if strings.Contains(key, "/data/") {
+	if dataKey(key) {
 		return nil, fmt.Errorf("get %s in s3://secret-bucket/prod-prefix: %w", key, s.err)
 	}
 	return s.Store.GetRange(ctx, key, off, n)
@@ -54,7 +59,7 @@ func TestErrorsNameNoStorageInternals(t *testing.T) {
 		require.Equal(t, tc.code, status.Code(err), "%v", err)
 		msg := status.Convert(err).Message()
 		require.Contains(t, msg, "incident")
-		for _, leak := range []string{"secret-bucket", "prod-prefix", "committed_data_pool", "/data/", "range-"} {
+		for _, leak := range []string{"secret-bucket", "prod-prefix", "committed_data_pool", "/data/", "range-", "group-", "/pub/"} {
 			require.NotContains(t, msg, leak)
 		}
 	}

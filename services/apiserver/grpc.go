@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
@@ -118,6 +119,9 @@ func (s *Service) open(ctx context.Context, sp spec, st *pullState, send sendFun
 		return nil, s.outOfRange(ctx, sp.tenant, start, t.span, floor, err)
 	case errors.Is(err, pool.ErrNoManifest):
 		return nil, status.Errorf(codes.NotFound, "tenant %d has no data in the committed data pool", sp.tenant)
+	case errors.Is(err, container.ErrCorrupt):
+		// Opening reads data too (group publications): corrupt is corrupt.
+		return nil, s.internalError(codes.DataLoss, "stored change data failed its integrity check", err)
 	case err != nil:
 		return nil, s.internalError(codes.Unavailable, fmt.Sprintf("tenant %d: the change data at ts %d could not be opened; %s", sp.tenant, start, resumeHint), err)
 	}

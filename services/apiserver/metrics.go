@@ -24,7 +24,6 @@ type metrics struct {
 	messagesSent  *prometheus.CounterVec
 	resolvedLag   *prometheus.HistogramVec
 	registryCalls *prometheus.CounterVec
-	storeRequests *prometheus.CounterVec
 	refused       *prometheus.CounterVec
 }
 
@@ -50,8 +49,6 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600}}, []string{"kind"}),
 		registryCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_registry_calls_total",
 			Help: "Calls to the schema registry, by method and gRPC code."}, []string{"method", "code"}),
-		storeRequests: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_objstore_requests_total",
-			Help: "Object-store requests of the pool reads, by operation (get, get_range, list)."}, []string{"op"}),
 	}
 	for _, k := range pullKinds {
 		f.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_apiserver_resolved_lag_max_seconds",

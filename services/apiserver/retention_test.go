@@ -32,7 +32,13 @@ func TestStartBelowCompactedData(t *testing.T) {
 	m, err := pool.LoadManifest(ctx, store, 1)
 	require.NoError(t, err)
 	for _, d := range m.Ranges {
-		_, err := pool.Compact(ctx, store, 1, d.RangeId, f.mid())
+		_, err := pool.Compact(ctx, store, 1, d.RangeId, f.mid()) // format 1 logs
+		require.NoError(t, err)
+	}
+	groups, err := pool.ListGroups(ctx, store, 1)
+	require.NoError(t, err)
+	for _, g := range groups {
+		_, err := pool.CompactGroupBefore(ctx, store, 1, g, f.mid())
 		require.NoError(t, err)
 	}
 	// The schema registry keeps following the untouched pool: only the

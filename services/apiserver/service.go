@@ -38,7 +38,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	reg    *prometheus.Registry
-	store  objstore.Store // the pool, counting requests
+	store  objstore.Store // the pool (tistream_objstore_requests_total counts its requests)
 	schema schemav1.SchemaRegistryServiceClient
 	cache  *pool.Cache
 	m      *metrics
@@ -98,7 +98,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// pull following a range share one GET per interval.
 	s.cache = pool.NewCache(cfg.CacheBytes, pool.CacheOptions{NotFoundTTL: cfg.PollInterval / 2, Now: deps.Now})
 	s.m = newMetrics(deps.Registry, s)
-	s.store = newCountingStore(deps.Pool, s.m)
+	s.store = deps.Pool
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "api-server", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{serviceName}, Public: true}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { apiv1.RegisterTiStreamServiceServer(g, &handler{s: s}) },

@@ -141,12 +141,12 @@ func (st *stream) pickDuplicate(ctx context.Context, seq uint64, keys []string) 
 	}
 	pick := -1
 	for i, k := range keys {
-		r, err := storefile.Open(k, datas[i])
+		h, err := storefile.ParseHeader(k, datas[i])
 		if err != nil {
 			continue
 		}
 		n, err := layout.ParseStoreFileKey(k)
-		if err == nil && storefile.CheckName(k, r.Header(), n) == nil {
+		if err == nil && storefile.CheckName(k, h, n) == nil {
 			pick = i
 			break
 		}

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
@@ -15,10 +16,15 @@ import (
 // gcListPage is the listing page size of buffer garbage collection.
 const gcListPage = 100
 
-// gcTarget is a written checkpoint whose files may go after GCGrace.
+// gcTarget is a written checkpoint whose files may go after GCGrace,
+// except keep: the last file at or below it with a full leader list, which
+// the file after it may name as its base (store file format version 2).
 type gcTarget struct {
-	seq uint64
-	at  time.Time
+	seq, keep uint64
+	// derive: keep is not known (a checkpoint written without
+	// leader_base_seq): collect reads it from file seq's header.
+	derive bool
+	at     time.Time
 }
 
 // loadCheckpoint reads the stream's checkpoint from etcd (none: start at 1).
@@ -36,10 +42,11 @@ func (st *stream) loadCheckpoint(ctx context.Context) error {
 	if found {
 		st.ckpt = position{cp.Seq, cp.MaxTs}
 		st.written = st.ckpt
+		st.ckptBase, st.writtenBase = cp.LeaderBaseSeq, cp.LeaderBaseSeq
 		// A previous owner may have stopped before deleting what its last
 		// checkpoint covers: collect it too (after the grace, from now).
 		if cp.Seq > 0 {
-			st.gcQueue = append(st.gcQueue, gcTarget{seq: cp.Seq, at: time.Now()})
+			st.gcQueue = append(st.gcQueue, gcTarget{seq: cp.Seq, keep: cp.LeaderBaseSeq, derive: cp.LeaderBaseSeq == 0, at: time.Now()})
 		}
 	}
 	st.sm.checkpointSeq.Set(float64(st.written.seq))
@@ -76,12 +83,12 @@ func (st *stream) checkpointOnce(ctx context.Context, final bool) error {
 // stream started under. A previous owner can therefore never move it.
 func (st *stream) writeCheckpoint(ctx context.Context) error {
 	st.mu.Lock()
-	c, w := st.ckpt, st.written
+	c, w, base := st.ckpt, st.written, st.ckptBase
 	st.mu.Unlock()
 	if c.seq <= w.seq {
 		return nil
 	}
-	cp := &metav1.Checkpoint{Seq: c.seq, MaxTs: c.maxTs, Epoch: st.epoch, UpdatedUnixMs: time.Now().UnixMilli()}
+	cp := &metav1.Checkpoint{Seq: c.seq, MaxTs: c.maxTs, Epoch: st.epoch, UpdatedUnixMs: time.Now().UnixMilli(), LeaderBaseSeq: base}
 	taskKey := etcdx.StreamKey(st.tenant, st.store)
 	workerKey := etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_DISPATCHER, st.s.cfg.ID)
 	for range 3 {
@@ -104,8 +111,8 @@ func (st *stream) writeCheckpoint(ctx context.Context) error {
 		}
 		if resp.Succeeded {
 			st.mu.Lock()
-			st.written = c
-			st.gcQueue = append(st.gcQueue, gcTarget{seq: c.seq, at: time.Now()})
+			st.written, st.writtenBase = c, base
+			st.gcQueue = append(st.gcQueue, gcTarget{seq: c.seq, keep: base, at: time.Now()})
 			st.mu.Unlock()
 			st.sm.checkpointSeq.Set(float64(c.seq))
 			return nil
@@ -120,21 +127,40 @@ func (st *stream) writeCheckpoint(ctx context.Context) error {
 }
 
 // collect deletes the buffer files at or below the newest written
-// checkpoint older than GCGrace, listing from the lowest file not yet
-// deleted. Deleting is idempotent, so a crash midway only repeats work.
+// checkpoint older than GCGrace, except the last one there with a full
+// leader list (a reader that starts after the checkpoint may need its
+// header), listing from the lowest file not yet deleted (a file kept
+// before included). Deleting is idempotent, so a crash midway only repeats
+// work.
 func (st *stream) collect(ctx context.Context) error {
 	now := time.Now()
 	st.mu.Lock()
 	n := 0
 	for n < len(st.gcQueue) && now.Sub(st.gcQueue[n].at) >= st.s.cfg.GCGrace {
-		st.gcReady = max(st.gcReady, st.gcQueue[n].seq)
+		if g := st.gcQueue[n]; g.seq >= st.gcReady {
+			st.gcReady, st.gcKeep, st.gcDerive = g.seq, g.keep, g.derive
+		}
 		n++
 	}
 	st.gcQueue = st.gcQueue[n:]
-	target, from := st.gcReady, st.gcDone
+	target, keep, from, kept, derive := st.gcReady, st.gcKeep, st.gcDone, st.gcKept, st.gcDerive
 	st.mu.Unlock()
-	if target <= from {
+	if derive && target > from {
+		var err error
+		if keep, err = st.baseOf(ctx, target); err != nil {
+			return fmt.Errorf("read the header of file %d to keep its base: %w", target, err)
+		}
+		st.mu.Lock()
+		if st.gcReady == target {
+			st.gcKeep, st.gcDerive = keep, false
+		}
+		st.mu.Unlock()
+	}
+	if target <= from && (kept == 0 || kept == keep) {
 		return nil
+	}
+	if kept != 0 && kept <= from {
+		from = kept - 1 // the file kept last time may go now
 	}
 	prefix := layout.StorePrefix(st.cluster, st.tenant, st.store)
 	after := ""
@@ -156,6 +182,9 @@ func (st *stream) collect(ctx context.Context) error {
 				more = false
 				break
 			}
+			if name.Seq == keep {
+				continue
+			}
 			if err := st.s.buffer.Delete(ctx, o.Key); err != nil {
 				return fmt.Errorf("delete buffer file: %w", err)
 			}
@@ -166,7 +195,29 @@ func (st *stream) collect(ctx context.Context) error {
 		}
 	}
 	st.mu.Lock()
-	st.gcDone = target
+	st.gcDone, st.gcKept = target, keep
 	st.mu.Unlock()
 	return nil
+}
+
+// baseOf is the file a reader that starts after file seq may need the
+// header of: seq itself when its header lists the leaders in full (format
+// version 2), the base its delta header names, or 0 (format version 1, or
+// the file is gone).
+func (st *stream) baseOf(ctx context.Context, seq uint64) (uint64, error) {
+	objs, _, err := st.s.buffer.List(ctx, layout.StoreFileSeqPrefix(st.cluster, st.tenant, st.store, seq), "", 1)
+	if err != nil || len(objs) == 0 {
+		return 0, err
+	}
+	h, err := storefile.ReadHeader(ctx, st.s.buffer, objs[0].Key)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case h.LeaderBaseSeq != 0:
+		return h.LeaderBaseSeq, nil
+	case h.FormatVersion >= storefile.FormatVersion:
+		return seq, nil
+	}
+	return 0, nil
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/route"
@@ -51,6 +52,7 @@ func simulated(t *testing.T) objstore.Store {
 		cfg.FlushInterval = 200 * time.Millisecond
 		cfg.RowsPerSec = 2000
 		cfg.SplitEvery, cfg.MergeEvery, cfg.TransferEvery = 500*time.Millisecond, 700*time.Millisecond, 300*time.Millisecond
+		cfg.FullListEvery = 5 // full leader lists move during a test: so does what the GC keeps
 		simStore, _, _ = simtest.Run(t, cfg)
 	})
 	require.NotNil(t, simStore)
@@ -103,7 +105,8 @@ func expectedBatches(t *testing.T, src objstore.Store, storeID uint64) map[uint6
 func routeDigest(evs []route.Event) string {
 	kinds := map[route.Kind]sorterv1.Event_Kind{route.KindRow: sorterv1.Event_KIND_ROW,
 		route.KindRegionStart: sorterv1.Event_KIND_REGION_START, route.KindRegionEnd: sorterv1.Event_KIND_REGION_END,
-		route.KindResolved: sorterv1.Event_KIND_RESOLVED}
+		route.KindResolved: sorterv1.Event_KIND_RESOLVED, route.KindLeaderResolved: sorterv1.Event_KIND_LEADER_RESOLVED,
+		route.KindLeaders: sorterv1.Event_KIND_LEADERS}
 	h := fnv.New64a()
 	for _, e := range evs {
 		var start, end []byte
@@ -215,6 +218,28 @@ func (v *env) checkpointSeq(storeID uint64) uint64 {
 		return cp.Seq
 	}
 	return 0
+}
+
+// kept is what garbage collection leaves of a store's files at or below
+// checkpoint upTo: the last of them whose header lists the leaders in full
+// (format version 2), which the file after the checkpoint may name as its
+// base.
+func (v *env) kept(storeID, upTo uint64) []uint64 {
+	v.t.Helper()
+	var base uint64
+	for _, k := range storeFiles(v.t, v.src, storeID) {
+		b, err := v.src.Get(context.Background(), k)
+		require.NoError(v.t, err)
+		h, err := storefile.ParseHeader(k, b)
+		require.NoError(v.t, err)
+		if h.Seq <= upTo && h.FormatVersion >= storefile.FormatVersion && h.LeaderBaseSeq == 0 {
+			base = h.Seq
+		}
+	}
+	if base == 0 {
+		return nil
+	}
+	return []uint64{base}
 }
 
 // bufferSeqs lists the seqs of a store's files still in the buffer.

@@ -8,8 +8,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/route/routepb"
+	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -44,7 +48,13 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	st.mu.Unlock()
 	watchDone = make(chan struct{})
 	go st.watchRouting(r, watchDone)
-	router := route.NewTrackedRouter(table, st.tracker)
+	// A run starts at the file after the checkpoint: a delta header there
+	// reads its base's header (kept by the garbage collection, see collect).
+	// A file whose header is not the one expected is refused before its
+	// leader list is read.
+	router := route.NewTrackedRouter(table, st.tracker).WithBase(
+		storefile.BaseFromStore(rctx, st.s.buffer, st.cluster, st.tenant, st.store)).WithCheck(
+		func(key string, h *formatv1.StoreFileHeader) error { return checkName(key, h, next) })
 	for {
 		if reason, err := st.waitSpace(r); err != nil {
 			return reason, err
@@ -84,6 +94,9 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		if err == nil {
 			err = checkName(key, h, next)
 		}
+		if errors.Is(err, storefile.ErrBaseLoad) && !errors.Is(err, objstore.ErrNotFound) && !errors.Is(err, container.ErrCorrupt) {
+			return reasonStorage, err // the base header could not be read: retry
+		}
 		if err != nil {
 			st.sm.decodeErrors.Inc()
 			st.settle(r)
@@ -93,7 +106,7 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		st.unblock(next, false)
 		st.sm.filesRead.Inc()
 		st.sm.bytesRead.Add(float64(len(data)))
-		reqs, reason, err := st.requests(r, table, batches, h.Seq, h.MaxTs)
+		reqs, reason, err := st.requests(r, table, batches, inflight{seq: h.Seq, maxTs: h.MaxTs, base: router.Base()})
 		if err != nil {
 			return reason, err
 		}
@@ -150,7 +163,8 @@ func (st *stream) watchRouting(r *runState, done chan<- struct{}) {
 // window, waiting (without dropping the file) while a range has no
 // registered owner. The requests and the window entry are built from the same
 // routing snapshot; a run whose table is no longer the tenant's ends.
-func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, seq, maxTs uint64) (map[string]*sorterv1.IngestRequest, string, error) {
+func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, file inflight) (map[string]*sorterv1.IngestRequest, string, error) {
+	seq, maxTs := file.seq, file.maxTs
 	events := make(map[uint64][]*sorterv1.Event, len(batches))
 	for id, b := range batches {
 		evs, rows := routepb.ToProto(b.Events)
@@ -184,7 +198,9 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 			pending[id] = o.addr
 		}
 		if len(missing) == 0 {
-			if st.appendFile(&inflight{seq: seq, maxTs: maxTs, pending: pending, sent: maps.Clone(pending)}, snap) {
+			f := file
+			f.pending, f.sent = pending, maps.Clone(pending)
+			if st.appendFile(&f, snap) {
 				return reqs, "", nil
 			}
 			continue // the routing changed meanwhile: rebuild

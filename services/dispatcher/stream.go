@@ -52,9 +52,16 @@ type stream struct {
 	window  []*inflight
 	ckpt    position // every file up to it is durable
 	written position // last checkpoint written to etcd
-	gcQueue []gcTarget
-	gcReady uint64 // files up to this seq may be deleted (grace passed)
-	gcDone  uint64 // files up to this seq are deleted
+	// ckptBase and writtenBase: the last file at or below ckpt (written)
+	// whose header holds the full leader list (store file format version
+	// 2), 0 if none: the file after the checkpoint may name it as its base.
+	ckptBase, writtenBase uint64
+	gcQueue               []gcTarget
+	gcReady               uint64 // files up to this seq may be deleted (grace passed) ...
+	gcKeep                uint64 // ... except this one (the base of the file after gcReady)
+	gcDerive              bool   // ... which is not known yet (see gcTarget)
+	gcDone                uint64 // files up to this seq are deleted ...
+	gcKept                uint64 // ... except this one
 
 	// Bad input (badinput.go), also under mu.
 	blocked    blocked

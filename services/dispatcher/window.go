@@ -76,6 +76,7 @@ type position struct {
 // its batch went to; sent maps every range the file fed to that address.
 type inflight struct {
 	seq, maxTs uint64
+	base       uint64 // the stream's last full leader list at the end of the file (see stream.ckptBase)
 	pending    map[uint64]string
 	sent       map[uint64]string
 }
@@ -157,6 +158,7 @@ func (st *stream) advanceLocked() {
 	n := 0
 	for n < len(st.window) && len(st.window[n].pending) == 0 {
 		st.ckpt = position{st.window[n].seq, st.window[n].maxTs}
+		st.ckptBase = st.window[n].base
 		n++
 	}
 	if n > 0 {

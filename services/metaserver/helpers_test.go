@@ -17,6 +17,7 @@ import (
 	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc/svctest"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
@@ -241,4 +242,14 @@ func (e *testEnv) streams(tenant uint64) map[uint64]*metav1.StreamTask {
 		out[st.StoreId] = st
 	}
 	return out
+}
+
+// group starts a group writer in the pool, as sorter id would, closed at
+// the end of the test.
+func (e *testEnv) group(id string) *pool.GroupWriter {
+	e.t.Helper()
+	g, err := pool.NewGroupWriter(e.pool, 1, pool.GroupID(id, uint64(time.Now().UnixNano())), id, pool.GroupOptions{})
+	require.NoError(e.t, err)
+	e.t.Cleanup(g.Close)
+	return g
 }

@@ -52,7 +52,7 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 	f := promauto.With(reg)
 	return &retentionMetrics{
 		deleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_retention_deleted_total",
-			Help: "Retired ranges deleted by retention (kind=range) and their objects (entry, file, snapshot)."}, []string{"kind"}),
+			Help: "Retired ranges deleted by retention (kind=range) and their objects (entry, file, snapshot); groups of sorters that are gone deleted once expired (kind=group) and their objects (pub, segment)."}, []string{"kind"}),
 		bytes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_meta_retention_deleted_bytes_total",
 			Help: "Bytes of the objects of retired ranges deleted by retention."}),
 		errors: f.NewCounter(prometheus.CounterOpts{Name: "tistream_meta_retention_errors_total",
@@ -79,6 +79,9 @@ func (s *Service) retentionLoop(t *term) {
 			continue
 		}
 		if err := s.expireRetired(t, s.now()); errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
+			return
+		}
+		if err := s.expireGroups(t, s.now()); errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
 			return
 		}
 	}

@@ -30,11 +30,12 @@ func TestRetiredRangesExpire(t *testing.T) {
 	env.register(c, 1, 1, 101, 102, 103, 104)
 	env.sorter("s1")
 	require.Eventually(t, func() bool { return env.owners(1)[1] == "s1@1" }, waitFor, pollEvery)
+	g1 := env.group("s1")
 	nowMs := uint64(time.Now().UnixMilli())
 	W1, W2 := tso(nowMs-365*24*3600_000), tso(nowMs-10*60_000) // a year and 10 min ago
 
 	// Range 1 is split at W1.
-	w1, err := pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1, "s1")
+	w1, err := pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1)
 	require.NoError(t, err)
 	require.NoError(t, env.pool.Put(ctx, layout.SorterSnapshotKey(1, 1, 1, 1), []byte("snapshot")))
 	split, err := c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: 1, RangeId: 1, SplitKey: tidbcodec.TablePrefix(103)})
@@ -44,8 +45,8 @@ func TestRetiredRangesExpire(t *testing.T) {
 	ranges := env.ranges(1)
 	for _, id := range split.NewRangeIds {
 		r := ranges[id]
-		_, err := pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: id, Start: r.StartKey, End: r.EndKey,
-			OpenedAt: W1, Parents: []uint64{1}}, ranges[1].Epoch, "s1")
+		_, err := pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: id, Start: r.StartKey, End: r.EndKey,
+			OpenedAt: W1, Parents: []uint64{1}}, ranges[1].Epoch)
 		require.NoError(t, err)
 	}
 	require.NoError(t, w1.Seal(ctx, split.NewRangeIds))
@@ -93,13 +94,13 @@ func TestRetiredRangesExpire(t *testing.T) {
 	ranges = env.ranges(1)
 	var writers []*pool.RangeWriter
 	for _, id := range []uint64{2, 3} {
-		w, err := pool.OpenRange(ctx, env.pool, 1, id, ranges[id].Epoch, "s1")
+		w, err := pool.OpenRange(ctx, g1, 1, id, ranges[id].Epoch)
 		require.NoError(t, err)
 		_, err = w.Flush(ctx, W2, nil)
 		require.NoError(t, err)
 		writers = append(writers, w)
 	}
-	_, err = pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: W2, Parents: []uint64{2, 3}}, ranges[2].Epoch, "s1")
+	_, err = pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: W2, Parents: []uint64{2, 3}}, ranges[2].Epoch)
 	require.NoError(t, err)
 	for _, w := range writers {
 		require.NoError(t, w.Seal(ctx, []uint64{4}))
@@ -113,4 +114,55 @@ func TestRetiredRangesExpire(t *testing.T) {
 	require.Len(t, m.Ranges, 3)
 	_, err = pool.NewPuller(ctx, env.pool, 1, nil, nil, nil, W1+1)
 	require.NoError(t, err, "the retained ranges read from after range 1")
+}
+
+// A group whose sorter is gone is deleted once everything in it expired and
+// no range's open segment names it: range 1 was published in group A, then
+// taken over into group B; after the window, A goes (readers from inside
+// it get ErrCompacted) and B, which range 1's log still names, stays
+// although it published nothing for as long.
+func TestExpiredGroupsOfGoneSortersAreDeleted(t *testing.T) {
+	const retention = 2 * time.Second
+	env := newEnv(t)
+	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
+	require.Eventually(t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
+	c := env.client(s)
+	ctx := context.Background()
+	env.register(c, 1, 1, 101, 102)
+	nowMs := uint64(time.Now().UnixMilli())
+	gA, gB := env.group("a"), env.group("b")
+	w, err := pool.CreateRange(ctx, gA, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1)
+	require.NoError(t, err)
+	for i := uint64(1); i <= 5; i++ {
+		_, err = w.Flush(ctx, tso(nowMs+i), nil)
+		require.NoError(t, err)
+	}
+	gA.Close() // its sorter is gone
+	wb, err := pool.OpenRange(ctx, gB, 1, 1, 2)
+	require.NoError(t, err)
+	require.Equal(t, tso(nowMs+5), wb.Watermark())
+	_, err = wb.Flush(ctx, tso(nowMs+6), nil)
+	require.NoError(t, err)
+	groups, err := pool.ListGroups(ctx, env.pool, 1)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{gA.ID(), gB.ID()}, groups)
+
+	require.Eventually(t, func() bool {
+		groups, err := pool.ListGroups(ctx, env.pool, 1)
+		require.NoError(t, err)
+		return len(groups) == 1 && groups[0] == gB.ID()
+	}, waitFor+2*retention, pollEvery, "group A was not deleted")
+	for _, k := range objects(t, env.pool) {
+		require.NotContains(t, k, "group-"+gA.ID()+"/", "object %s of group A left", k)
+	}
+	_, err = pool.NewPuller(ctx, env.pool, 1, nil, nil, nil, tso(nowMs+3))
+	require.ErrorIs(t, err, pool.ErrCompacted, "its rows were in group A")
+	p, err := pool.NewPuller(ctx, env.pool, 1, nil, nil, nil, tso(nowMs+6))
+	require.NoError(t, err)
+	_, resolved, _, err := p.Poll(ctx)
+	require.NoError(t, err)
+	require.Equal(t, tso(nowMs+6), resolved)
+	wm, err := pool.PublishedWatermark(ctx, env.pool, 1, 1)
+	require.NoError(t, err)
+	require.Equal(t, tso(nowMs+6), wm)
 }

@@ -20,9 +20,10 @@ func TestSplitAndMerge(t *testing.T) {
 	env.register(c, 1, 1, 101, 102, 103, 104)
 	env.sorter("s1")
 	require.Eventually(t, func() bool { return env.owners(1)[1] == "s1@1" }, waitFor, pollEvery)
+	g1 := env.group("s1")
 
 	// The sorter creates range 1 and publishes a watermark.
-	w1, err := pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1, "s1")
+	w1, err := pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1)
 	require.NoError(t, err)
 	_, err = w1.Flush(ctx, tso(1500), nil)
 	require.NoError(t, err)
@@ -46,8 +47,8 @@ func TestSplitAndMerge(t *testing.T) {
 	require.NoError(t, err)
 	for _, id := range split.NewRangeIds {
 		r := ranges[id]
-		_, err := pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: id, Start: r.StartKey, End: r.EndKey,
-			OpenedAt: W, Parents: []uint64{1}}, ranges[1].Epoch, "s1")
+		_, err := pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: id, Start: r.StartKey, End: r.EndKey,
+			OpenedAt: W, Parents: []uint64{1}}, ranges[1].Epoch)
 		require.NoError(t, err)
 	}
 	// Until the SEAL, the children wait: no owner.
@@ -111,13 +112,13 @@ func TestSplitAndMerge(t *testing.T) {
 	W2 := tso(3000)
 	var writers []*pool.RangeWriter
 	for _, id := range []uint64{2, 3} {
-		w, err := pool.OpenRange(ctx, env.pool, 1, id, ranges[id].Epoch, "s1")
+		w, err := pool.OpenRange(ctx, g1, 1, id, ranges[id].Epoch)
 		require.NoError(t, err)
 		_, err = w.Flush(ctx, W2, nil)
 		require.NoError(t, err)
 		writers = append(writers, w)
 	}
-	_, err = pool.CreateRange(ctx, env.pool, pool.RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: W2, Parents: []uint64{2, 3}}, 3, "s1")
+	_, err = pool.CreateRange(ctx, g1, pool.RangeSpec{Tenant: 1, RangeID: 4, OpenedAt: W2, Parents: []uint64{2, 3}}, 3)
 	require.NoError(t, err)
 	require.NoError(t, writers[0].Seal(ctx, []uint64{4}))
 	// Half sealed: nothing happens yet.
@@ -143,7 +144,7 @@ func TestSplitAndMerge(t *testing.T) {
 	require.Equal(t, W2, d[3].RetiredAtTs)
 
 	// Its owner can take the child over at the assigned epoch.
-	_, err = pool.OpenRange(ctx, env.pool, 1, 4, ranges[4].Epoch, "s1")
+	_, err = pool.OpenRange(ctx, g1, 1, 4, ranges[4].Epoch)
 	require.NoError(t, err)
 }
 

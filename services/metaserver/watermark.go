@@ -29,10 +29,12 @@ type published struct {
 }
 
 // watermarkCache remembers ranges' published watermarks (their pool log
-// heads) briefly, so that repeated ListTasks calls cost the object store
+// heads, and for ranges published in groups the newest publication listing
+// them) briefly, so that repeated ListTasks calls cost the object store
 // almost nothing.
 type watermarkCache struct {
 	store objstore.Store
+	wr    *pool.WatermarkReader // shares each group's head among its ranges
 	ttl   time.Duration
 	now   func() time.Time
 
@@ -41,7 +43,7 @@ type watermarkCache struct {
 }
 
 func newWatermarkCache(store objstore.Store, ttl time.Duration, now func() time.Time) *watermarkCache {
-	return &watermarkCache{store: store, ttl: ttl, now: now, items: map[rangeRef]published{}}
+	return &watermarkCache{store: store, wr: pool.NewWatermarkReader(store), ttl: ttl, now: now, items: map[rangeRef]published{}}
 }
 
 // get returns the published watermark of each range, reading the log heads
@@ -73,11 +75,11 @@ func (c *watermarkCache) get(ctx context.Context, refs []rangeRef) map[rangeRef]
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			head, _, err := pool.FindHead(ctx, c.store, r.tenant, r.id)
+			wm, err := c.wr.Watermark(ctx, r.tenant, r.id)
 			p := published{at: now}
 			switch {
 			case err == nil:
-				p.wm, p.ok = head.Watermark, true
+				p.wm, p.ok = wm, true
 			case !errors.Is(err, pool.ErrNoRange):
 				return
 			}

@@ -21,11 +21,25 @@ type Config struct {
 	// spilled prewrites. It is wiped at every start; empty =
 	// $TMPDIR/tistream-sorter-{id}.
 	DataDir string `yaml:"data_dir"`
-	// FlushInterval: a range publishes to the pool at most this often.
+	// FlushInterval: the ranges of a tenant are published to the pool, in
+	// one group publication, at most this often.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// SegmentBytes and SegmentAge: a group writes the rows of its recent
+	// publications as one segment (each range's rows contiguous, so a
+	// reader catching up reads many publications with one GET) every
+	// SegmentBytes of rows or SegmentAge, whichever comes first.
+	SegmentBytes int           `yaml:"segment_bytes"`
+	SegmentAge   time.Duration `yaml:"segment_age"`
 	// SnapshotInterval: a range that applied something new writes a
 	// snapshot (and acknowledges it with Durable) this often.
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// SnapshotMaxSkipFiles bounds how long a range whose content (rows,
+	// matcher, spilled prewrites) did not change skips its snapshot: it
+	// writes one anyway once a store has fed it this many files since its
+	// last, or when nothing arrived for a whole snapshot interval. A skipped
+	// snapshot is not acknowledged, so keep it well under the dispatchers'
+	// max_in_flight. 0 = never skip.
+	SnapshotMaxSkipFiles int `yaml:"snapshot_max_skip_files"`
 	// MatcherBudget bounds the bytes of prewrites waiting for their commit
 	// held in memory by all ranges; more are spilled to DataDir.
 	MatcherBudget int64 `yaml:"matcher_budget"`
@@ -33,7 +47,14 @@ type Config struct {
 	// registering again after a lost lease.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
-	// Buffer sizes the Pebble instances of the sorted buffers.
+	// BufferMemory is the memory budget of the sorted buffers: every
+	// range's committed rows stay in memory until flushed, and when all
+	// ranges together pass this many bytes the ranges holding the most are
+	// moved to the Pebble instances (Buffer) until the rows fit again.
+	// 0 moves every range to Pebble at each write.
+	BufferMemory int64 `yaml:"buffer_memory"`
+	// Buffer sizes the Pebble instances of the sorted buffers: the spill
+	// space of BufferMemory and of the matchers.
 	Buffer sortbuf.Config `yaml:"buffer"`
 	// Retention: the committed data of the held ranges published longer
 	// ago than this (wall clock, not commit ts) is deleted from the pool;
@@ -57,16 +78,20 @@ func DefaultConfig() Config {
 			LogFormat:   "text",
 			StopTimeout: 30 * time.Second,
 		},
-		Worker:            svc.DefaultWorker("sorter"),
-		FlushInterval:     500 * time.Millisecond,
-		SnapshotInterval:  5 * time.Second,
-		MatcherBudget:     256 << 20,
-		RetryMin:          100 * time.Millisecond,
-		RetryMax:          5 * time.Second,
-		Buffer:            sortbuf.DefaultConfig(),
-		Retention:         24 * time.Hour,
-		RetentionInterval: time.Minute,
-		StallAfter:        30 * time.Second,
+		Worker:               svc.DefaultWorker("sorter"),
+		FlushInterval:        500 * time.Millisecond,
+		SegmentBytes:         4 << 20,
+		SegmentAge:           10 * time.Minute,
+		SnapshotInterval:     5 * time.Second,
+		SnapshotMaxSkipFiles: 32,
+		MatcherBudget:        256 << 20,
+		RetryMin:             100 * time.Millisecond,
+		RetryMax:             5 * time.Second,
+		BufferMemory:         sortbuf.DefaultMemoryBudget,
+		Buffer:               sortbuf.DefaultConfig(),
+		Retention:            24 * time.Hour,
+		RetentionInterval:    time.Minute,
+		StallAfter:           30 * time.Second,
 	}
 }
 
@@ -75,14 +100,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, "")
 	c.Worker.RegisterFlags(fs, "sorter")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "local directory of the sorted buffers, wiped at start (default $TMPDIR/tistream-sorter-{id})")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "a range publishes to the pool at most this often")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "the ranges of a tenant are published to the pool (one group publication) at most this often")
+	fs.IntVar(&c.SegmentBytes, "segment-bytes", c.SegmentBytes, "a group writes its recent publications' rows as one segment every this many bytes")
+	fs.DurationVar(&c.SegmentAge, "segment-age", c.SegmentAge, "... or when its oldest publication not in a segment is this old")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "a changed range writes a snapshot (and sends Durable acks) this often")
+	fs.IntVar(&c.SnapshotMaxSkipFiles, "snapshot-max-skip-files", c.SnapshotMaxSkipFiles, "an unchanged range skips its snapshot until a store fed it this many files (keep well under the dispatchers' --max-in-flight; 0 = never skip)")
 	fs.Int64Var(&c.MatcherBudget, "matcher-budget", c.MatcherBudget, "bytes of unmatched prewrites kept in memory by all ranges before spilling to disk")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed range take or registration")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed range take or registration")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data published longer ago than this is deleted from the pool (0 = keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report a range whose watermark has not moved for this long while input arrives")
+	fs.Int64Var(&c.BufferMemory, "buffer-memory", c.BufferMemory, "bytes of committed rows all ranges keep in memory before the largest move to Pebble (0 = always Pebble)")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
 	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
@@ -101,6 +130,13 @@ func (c *Config) Validate() error {
 	positive(c.RetryMin, "retry-min")
 	positive(c.RetentionInterval, "retention-interval")
 	positive(c.StallAfter, "stall-after")
+	positive(c.SegmentAge, "segment-age")
+	if c.SegmentBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("--segment-bytes must be at least 64 KiB, got %d", c.SegmentBytes))
+	}
+	if c.SnapshotMaxSkipFiles < 0 {
+		errs = append(errs, fmt.Errorf("--snapshot-max-skip-files must not be negative (0 = never skip), got %d", c.SnapshotMaxSkipFiles))
+	}
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("--retention must not be negative (0 = keep forever), got %s", c.Retention))
 	}
@@ -109,6 +145,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("--matcher-budget must be at least 1 MiB, got %d", c.MatcherBudget))
+	}
+	if c.BufferMemory < 0 {
+		errs = append(errs, fmt.Errorf("--buffer-memory must not be negative, got %d", c.BufferMemory))
 	}
 	if err := c.Buffer.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--buffer-*: %w", err))

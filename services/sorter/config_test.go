@@ -21,25 +21,28 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, 10*time.Second, cfg.LeaseTTL)
 	require.Equal(t, 500*time.Millisecond, cfg.FlushInterval)
 	require.Equal(t, 5*time.Second, cfg.SnapshotInterval)
+	require.Equal(t, int64(512<<20), cfg.BufferMemory)
 
 	fs := flag.NewFlagSet("sorter", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	require.NoError(t, fs.Parse([]string{"--id=s7", "--advertise-addr=h:1", "--lease-ttl=3s", "--data-dir=/d",
-		"--flush-interval=1s", "--snapshot-interval=2s", "--buffer-shards=3"}))
+		"--flush-interval=1s", "--snapshot-interval=2s", "--buffer-shards=3", "--buffer-memory=1048576"}))
 	require.Equal(t, "s7", cfg.ID)
 	require.Equal(t, "h:1", cfg.AdvertiseAddr)
 	require.Equal(t, 3*time.Second, cfg.LeaseTTL)
 	require.Equal(t, "/d", cfg.dataDir())
 	require.Equal(t, 3, cfg.Buffer.Shards)
+	require.Equal(t, int64(1<<20), cfg.BufferMemory)
 	cfg.DataDir = ""
 	require.Equal(t, "tistream-sorter-s7", filepath.Base(cfg.dataDir()))
 
 	bad := DefaultConfig()
 	bad.ID, bad.LeaseTTL, bad.FlushInterval, bad.SnapshotInterval = "", 0, 0, -1
 	bad.Buffer.Shards = 0
+	bad.BufferMemory = -1
 	err := bad.Validate()
 	require.Error(t, err)
-	for _, name := range []string{"--id", "--lease-ttl", "--flush-interval", "--snapshot-interval", "shards"} {
+	for _, name := range []string{"--id", "--lease-ttl", "--flush-interval", "--snapshot-interval", "shards", "--buffer-memory"} {
 		require.ErrorContains(t, err, name)
 	}
 	_, err = New(bad, Deps{})

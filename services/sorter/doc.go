@@ -17,11 +17,12 @@
 // and answers NotOwner for the others. A refusal is sticky per (range,
 // store) until the dispatcher resends from at or below the refused file (or
 // the range's position for the store reaches it), so a range never applies
-// a store's file after a gap. Each range
-// flushes at most every flush interval and, every snapshot interval, writes
-// a snapshot when it applied something new; then it sends Durable{range,
-// store, seq} for the snapshot's store positions on the Ingest streams that
-// fed those stores.
+// a store's file after a gap. The ranges of a tenant are published together
+// in this process's group for the tenant (publish.go: one publication per
+// flush interval for all of them, committed data pool format 2). Every
+// snapshot interval a range writes a snapshot when it applied something new;
+// then it sends Durable{range, store, seq} for the snapshot's store
+// positions on the Ingest streams that fed those stores.
 //
 // Splits and merges (a SEALING range task naming its successors) are done
 // with Range.SplitInto and libs/sorter.MergeInto by the sorter holding the

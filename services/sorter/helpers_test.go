@@ -67,9 +67,16 @@ func testConfig(t *testing.T, id string) Config {
 }
 
 // startSorter starts a sorter; it is stopped when the test ends.
-func (e *testEnv) startSorter(id string) *Service {
+func (e *testEnv) startSorter(id string) *Service { return e.startSorterWith(id, nil) }
+
+// startSorterWith starts a sorter with its test configuration changed by tune.
+func (e *testEnv) startSorterWith(id string, tune func(*Config)) *Service {
 	e.t.Helper()
-	s, err := New(testConfig(e.t, id), Deps{Log: e.log, Registry: prometheus.NewRegistry(), Etcd: e.cli, Pool: e.pool})
+	cfg := testConfig(e.t, id)
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := New(cfg, Deps{Log: e.log, Registry: prometheus.NewRegistry(), Etcd: e.cli, Pool: e.pool})
 	require.NoError(e.t, err)
 	require.NoError(e.t, s.Start(context.Background()))
 	e.t.Cleanup(func() { stopSorter(e.t, s) })

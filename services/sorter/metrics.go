@@ -14,6 +14,7 @@ type metrics struct {
 	flushes      prometheus.Counter
 	rowsFlushed  prometheus.Counter
 	snapshots    prometheus.Counter
+	snapSkipped  prometheus.Counter
 	durable      prometheus.Counter
 	leaseLosses  prometheus.Counter
 	ingestStream prometheus.Gauge
@@ -42,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Committed rows published to the pool."}),
 		snapshots: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_total",
 			Help: "Range snapshots written."}),
+		snapSkipped: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_skipped_total",
+			Help: "Range snapshots not written: the range applied batches but its rows, matcher and spilled prewrites were unchanged since its last snapshot (bounded by --snapshot-max-skip-files)."}),
 		durable: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_durable_acks_total",
 			Help: "Durable acknowledgements sent to dispatchers."}),
 		leaseLosses: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_lease_losses_total",

@@ -42,8 +42,9 @@ type holder struct {
 	r  *rangesorter.Range // nil until taken, and after a drop
 	// gone: stopped; taken: counted in the ranges gauge.
 	gone, taken bool
-	// snapBatches is r's batch count at its last snapshot (or take).
-	snapBatches int64
+	// snapBatches is r's batch count at its last snapshot (or take);
+	// tickBatches at the last snapshot tick.
+	snapBatches, tickBatches int64
 	// durable are the store positions of the last snapshot (or of the
 	// one restored); received the highest file seq per store seen since;
 	// ackDue the stores whose feeders wait for a Durable.
@@ -140,6 +141,7 @@ func (h *holder) take() bool {
 			h.r, h.taken = r, true
 			h.durable = maps.Clone(r.Applied())
 			h.snapBatches = r.Stats().Batches
+			h.tickBatches = h.snapBatches
 			h.mu.Unlock()
 			h.s.m.ranges.Inc()
 			h.s.m.takes.WithLabelValues("taken").Inc()
@@ -199,44 +201,24 @@ func (h *holder) loop() bool {
 	}
 }
 
-// flush publishes what the range can; a sealing range is sealed instead.
+// flush drives a sealing range (also once sealed: as the lowest parent of
+// a merge, it drives the sealing of the others, an earlier attempt may have
+// stopped half way). The others are flushed by their tenant's publisher
+// (publish.go), all in one publication.
 func (h *holder) flush() {
 	h.mu.Lock()
 	r, t := h.r, h.task.Load()
 	sealing := t.State == metav1.RangeTask_STATE_SEALING && len(t.SuccessorRangeIds) > 0
-	if r == nil || (r.Sealed() && !sealing) {
-		h.mu.Unlock()
-		return
-	}
-	if sealing {
-		// Also once sealed: as the lowest parent of a merge, it drives the
-		// sealing of the others (an earlier attempt may have stopped half
-		// way).
-		h.mu.Unlock()
+	h.mu.Unlock()
+	if r != nil && sealing {
 		h.seal(t)
-		return
-	}
-	defer h.mu.Unlock()
-	before := r.Stats().RowsFlushed
-	ok, err := r.Flush(h.ctx)
-	switch {
-	case err == nil:
-		if ok {
-			h.s.m.flushes.Inc()
-			h.s.m.rowsFlushed.Add(float64(r.Stats().RowsFlushed - before))
-		}
-		h.watchStallLocked(ok)
-	case errors.Is(err, pool.ErrFenced):
-		h.log.Warn("range fenced by a newer owner; dropping it", "err", err)
-		h.dropLocked()
-	case h.ctx.Err() == nil:
-		h.log.Warn("flush range", "err", err)
 	}
 }
 
 // snapshot writes a snapshot when the range applied something since the
-// last one, then acknowledges the snapshot's positions to the feeders of
-// the stores that wait for it.
+// last one and its content changed or the skip bound is reached
+// (snapshotDueLocked), then acknowledges the last snapshot's positions to
+// the feeders of the stores that wait for it.
 func (h *holder) snapshot() {
 	h.mu.Lock()
 	r := h.r
@@ -245,16 +227,29 @@ func (h *holder) snapshot() {
 		return
 	}
 	if b := r.Stats().Batches; b != h.snapBatches {
-		if _, err := r.Snapshot(h.ctx); err != nil {
+		var wrote bool
+		var err error
+		if h.snapshotDueLocked(b) {
+			_, err = r.Snapshot(h.ctx)
+			wrote = true
+		} else {
+			_, wrote, err = r.SnapshotIfChanged(h.ctx)
+		}
+		if err != nil {
 			h.mu.Unlock()
 			if h.ctx.Err() == nil {
 				h.log.Warn("snapshot range", "err", err)
 			}
 			return
 		}
-		h.s.m.snapshots.Inc()
-		h.snapBatches = b
-		h.durable = maps.Clone(r.Applied())
+		if wrote {
+			h.s.m.snapshots.Inc()
+			h.snapBatches = b
+			h.durable = maps.Clone(r.Applied())
+		} else {
+			h.s.m.snapSkipped.Inc()
+		}
+		h.tickBatches = b
 	}
 	var acks []*sorterv1.Durable
 	for store := range h.ackDue {
@@ -269,6 +264,28 @@ func (h *holder) snapshot() {
 	}
 	h.mu.Unlock()
 	h.s.sendDurable(acks)
+}
+
+// snapshotDueLocked reports whether the range writes a snapshot even if
+// its content did not change. A skipped snapshot is not acknowledged: the
+// dispatchers keep the files after the last one's positions and hold their
+// checkpoints, and a window of unacknowledged files fills. So an unchanged
+// range writes once a store has fed it --snapshot-max-skip-files files since
+// its last snapshot, and when nothing arrived since the previous tick (its
+// feeders may be waiting for this very ack, with a window smaller than the
+// bound, or its stores went quiet: either way, acknowledge what it has).
+// h.mu held.
+func (h *holder) snapshotDueLocked(batches int64) bool {
+	bound := h.s.cfg.SnapshotMaxSkipFiles
+	if bound <= 0 || batches == h.tickBatches {
+		return true
+	}
+	for store, seq := range h.received {
+		if seq >= h.durable[store]+uint64(bound) {
+			return true
+		}
+	}
+	return false
 }
 
 // apply applies one range batch; it reports false when the batch is

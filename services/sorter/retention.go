@@ -11,15 +11,18 @@ import (
 	"github.com/tistream/tistream/libs/pool"
 )
 
-// Retention: the owner of a range is the only writer of its log, so it is
-// the one that deletes the log's expired front (pool.CompactPublished):
-// every RetentionInterval, each range this sorter holds drops the entries
-// and data files published longer than Retention ago (by the wall clock of
-// the sorter that published them, recorded in each log entry). The rows'
+// Retention: a group's writer deletes its expired front
+// (pool.CompactGroup): every RetentionInterval, each group of this sorter
+// drops the publications and segments published longer than Retention ago
+// (by the wall clock of the sorter that published them, recorded in each).
+// Ranges whose logs still hold format 1 FLUSH entries (written before
+// group publications) have those compacted by their owner as before
+// (pool.CompactPublished; it stops at the first format 2 entry). The rows'
 // commit ts play no part: a tenant whose TSOs are old — an upstream clock
 // behind, the simulator's fixed start, a replay of old history — keeps its
 // data as long after publication as any other. Readers asking for dropped
-// rows get pool.ErrCompacted (OUT_OF_RANGE at the API).
+// rows get pool.ErrCompacted (OUT_OF_RANGE at the API). Groups of sorters
+// that are gone are deleted by the meta-server once expired.
 
 // maxCompactCalls bounds the pool.CompactPublished calls per range and
 // round; each call deletes at most pool.DefaultCompactMaxDeletes objects,
@@ -36,11 +39,11 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 	f := promauto.With(reg)
 	return &retentionMetrics{
 		deleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_retention_deleted_objects_total",
-			Help: "Committed data pool objects deleted by retention, by kind (entry: range log entry, file: data file)."}, []string{"kind"}),
+			Help: "Committed data pool objects deleted by retention, by kind (pub: group publication, segment: group segment; entry: format 1 range log entry, file: format 1 data file)."}, []string{"kind"}),
 		bytes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_retention_deleted_bytes_total",
 			Help: "Bytes of committed data pool objects deleted by retention."}),
 		runs: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_retention_compactions_total",
-			Help: "Range compactions by result (done, more: stopped at its bound, error)."}, []string{"result"}),
+			Help: "Group and format 1 range log compactions by result (done, more: stopped at its bound, error)."}, []string{"result"}),
 	}
 }
 
@@ -77,7 +80,8 @@ func (s *Service) startRetention() {
 	}()
 }
 
-// compactHeld compacts every range this sorter holds.
+// compactHeld compacts this sorter's groups, and the format 1 range logs
+// of the ranges it holds that still have some.
 func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time.Time) {
 	cutoff, ok := publishedBefore(now, s.cfg.Retention)
 	if !ok {
@@ -85,10 +89,22 @@ func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time
 	}
 	s.mu.Lock()
 	keys := make([]rangeKey, 0, len(s.holders))
-	for k := range s.holders {
-		keys = append(keys, k)
+	for k, h := range s.holders {
+		if h.hasV1Log() {
+			keys = append(keys, k)
+		}
+	}
+	groups := make([]*tenantGroup, 0, len(s.groups))
+	for _, g := range s.groups {
+		groups = append(groups, g)
 	}
 	s.mu.Unlock()
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			return
+		}
+		s.compactGroup(ctx, m, g, cutoff)
+	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return
@@ -97,6 +113,39 @@ func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time
 			continue // released meanwhile: its new owner compacts it
 		}
 		s.compactRange(ctx, m, k, cutoff)
+	}
+}
+
+// hasV1Log reports whether the held range's log has format 1 entries to
+// compact.
+func (h *holder) hasV1Log() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.r != nil && h.r.HasV1Log()
+}
+
+func (s *Service) compactGroup(ctx context.Context, m *retentionMetrics, g *tenantGroup, cutoff time.Time) {
+	for range maxCompactCalls {
+		st, err := pool.CompactGroup(ctx, s.pool, g.tenant, g.w.ID(), cutoff)
+		m.deleted.WithLabelValues("pub").Add(float64(st.Pubs))
+		m.deleted.WithLabelValues("segment").Add(float64(st.Segments))
+		m.bytes.Add(float64(st.Bytes))
+		if err != nil {
+			if ctx.Err() == nil {
+				m.runs.WithLabelValues("error").Inc()
+				s.log.Warn("retention: compact group", "tenant", g.tenant, "group", g.w.ID(), "err", err)
+			}
+			return
+		}
+		if st.Pubs+st.Segments > 0 {
+			s.log.Debug("retention: compacted group", "tenant", g.tenant, "group", g.w.ID(), "published_before", cutoff,
+				"pubs", st.Pubs, "segments", st.Segments, "bytes", st.Bytes, "floor", st.Floor)
+		}
+		if !st.More {
+			m.runs.WithLabelValues("done").Inc()
+			return
+		}
+		m.runs.WithLabelValues("more").Inc()
 	}
 }
 

@@ -72,9 +72,24 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
+// groupOf returns the group that publishes a range (its log head's) and
+// that group's floor and head.
+func (e *testEnv) groupOf(tenant, id uint64) (group string, floor, head uint64) {
+	e.t.Helper()
+	ctx := context.Background()
+	h, _, err := pool.FindHead(ctx, e.pool, tenant, id)
+	require.NoError(e.t, err)
+	require.NotEmpty(e.t, h.Group, "range %d is not published in a group", id)
+	floor, err = pool.GroupFloor(ctx, e.pool, tenant, h.Group)
+	require.NoError(e.t, err)
+	head, err = pool.GroupHead(ctx, e.pool, tenant, h.Group)
+	require.NoError(e.t, err)
+	return h.Group, floor, head
+}
+
 // With a retention shorter than the time since the range published, the
-// owner deletes all but the head of its range's log; the range keeps
-// publishing, readers from after the head read on, older ones get
+// owner deletes all but the newest publication of its group; the range
+// keeps publishing, readers from after the head read on, older ones get
 // ErrCompacted, and a new owner restores the compacted range.
 func TestRetentionCompactsHeldRanges(t *testing.T) {
 	e := newEnv(t)
@@ -93,21 +108,24 @@ func TestRetentionCompactsHeldRanges(t *testing.T) {
 	ctx := context.Background()
 	var head uint64
 	require.Eventually(t, func() bool {
-		h, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
+		wm, err := pool.PublishedWatermark(ctx, e.pool, tenant, 1)
 		require.NoError(t, err)
-		head = h.Watermark
-		return head >= 140 && first == h.Seq
-	}, waitFor, pollEvery, "the log was not compacted down to its head")
+		head = wm
+		_, floor, last := e.groupOf(tenant, 1)
+		return head >= 140 && floor == last
+	}, waitFor, pollEvery, "the group was not compacted down to its newest publication")
 	_, _, err := e.readFrom(tenant, 1, 0)
 	require.ErrorIs(t, err, pool.ErrCompacted)
 	_, _, err = e.readFrom(tenant, 1, 130)
 	require.ErrorIs(t, err, pool.ErrCompacted)
 	rows, _, err := e.readFrom(tenant, 1, 131)
 	require.NoError(t, err)
-	require.Equal(t, []string{"v4"}, rows, "the head's rows stay")
+	require.Equal(t, []string{"v4"}, rows, "the newest publication's rows stay")
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_deleted_objects_total"))
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_deleted_bytes_total"))
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_compactions_total"))
+	require.Positive(t, counterSum(t, reg, "tistream_sorter_publications_total"))
+	require.Positive(t, counterSum(t, reg, "tistream_sorter_publication_bytes_total"))
 
 	// The range keeps working: a reader from after the head gets what is
 	// published next.
@@ -167,32 +185,29 @@ func TestRetentionCountsFromPublication(t *testing.T) {
 	fa.waitDurable(tenant, 1, 1, 3)
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
-		h, _, err := pool.FindHead(ctx, e.pool, tenant, 1)
+		wm, err := pool.PublishedWatermark(ctx, e.pool, tenant, 1)
 		require.NoError(t, err)
-		return h.Watermark >= 140
+		return wm >= 140
 	}, waitFor, pollEvery)
 	all, _, err := e.readFrom(tenant, 1, 0)
 	require.NoError(t, err)
 	require.Equal(t, []string{"v1", "v2", "v3", "", "v4"}, all)
-	head, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), first)
-	require.Greater(t, head.Seq, uint64(3), "several entries to expire")
+	_, floor, last := e.groupOf(tenant, 1)
+	require.Zero(t, floor)
+	require.Greater(t, last, uint64(2), "several publications to expire")
 
 	m := newRetentionMetrics(prometheus.NewRegistry())
 	a.compactHeld(ctx, m, time.Now())
-	_, first, err = pool.FindHead(ctx, e.pool, tenant, 1)
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), first, "nothing was published 24 h ago")
+	_, floor, _ = e.groupOf(tenant, 1)
+	require.Zero(t, floor, "nothing was published 24 h ago")
 	got, _, err := e.readFrom(tenant, 1, 0)
 	require.NoError(t, err)
 	require.Equal(t, all, got)
 
 	// A day later.
 	a.compactHeld(ctx, m, time.Now().Add(25*time.Hour))
-	h, first, err := pool.FindHead(ctx, e.pool, tenant, 1)
-	require.NoError(t, err)
-	require.Equal(t, h.Seq, first, "all but the head expired")
+	_, floor, last = e.groupOf(tenant, 1)
+	require.Equal(t, last, floor, "all but the newest publication expired")
 	_, _, err = e.readFrom(tenant, 1, 0)
 	require.ErrorIs(t, err, pool.ErrCompacted)
 }

@@ -70,6 +70,13 @@ type Service struct {
 	sticky   map[rangeStore]uint64
 
 	retentionDone chan struct{} // closed when the retention loop ends (retention.go)
+
+	// groups publish the held ranges, one per tenant (publish.go), under
+	// mu; group ids are the sorter id, startedMs and groupSeq.
+	groups    map[uint64]*tenantGroup
+	groupSeq  atomic.Uint64
+	startedMs int64
+	pm        *publishMetrics
 }
 
 // rangeKey names a range.
@@ -109,6 +116,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		etcd: deps.Etcd, pool: deps.Pool, snaps: deps.Snapshots, m: newMetrics(deps.Registry),
 		runDone: make(chan struct{}), holders: map[rangeKey]*holder{}, tasks: map[rangeKey]*metav1.RangeTask{},
 		sticky: map[rangeStore]uint64{}, feeders: map[tenantStore]map[*ingestStream]struct{}{},
+		groups: map[uint64]*tenantGroup{}, startedMs: time.Now().UnixMilli(), pm: newPublishMetrics(deps.Registry),
 	}
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "sorter", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{sorterv1.SorterService_ServiceDesc.ServiceName}}, svc.Funcs{
@@ -133,8 +141,12 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 	if s.engine, err = sortbuf.Open(dir, bcfg); err != nil {
 		return fmt.Errorf("open buffers in %s: %w", dir, err)
 	}
-	s.deps = rangesorter.Deps{Pool: s.pool, Snapshots: s.snaps, Buffers: s.engine,
-		Budget: txnmatch.NewBudget(s.cfg.MatcherBudget), Owner: s.cfg.ID}
+	buffers, err := sortbuf.NewMemoryFirst(s.engine, s.cfg.BufferMemory)
+	if err != nil {
+		return errors.Join(err, s.engine.Close())
+	}
+	s.deps = rangesorter.Deps{Pool: s.pool, Snapshots: s.snaps, Buffers: buffers,
+		Budget: txnmatch.NewBudget(s.cfg.MatcherBudget), Owner: s.cfg.ID, Group: s.group}
 	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, k.GRPCAddr())
 	// Background work lives until Stop, not until Start's ctx ends.
 	s.rootCtx, s.rootCancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -218,6 +230,7 @@ func (s *Service) run(reg *etcdx.Registration) {
 		<-watchDone
 		// Graceful stop: snapshot first, the next owner resumes from there.
 		s.releaseAll(!lost)
+		s.closeGroups()
 		if !lost {
 			if err := reg.Close(); err != nil {
 				s.log.Warn("revoke lease", "err", err)

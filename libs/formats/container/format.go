@@ -20,6 +20,8 @@ var (
 	KindManifest       = Kind{'T', 'S', 'M', 'F'} // tenant manifest
 	KindSorterSnapshot = Kind{'T', 'S', 'S', 'P'} // sorter range snapshot
 	KindSchemaHistory  = Kind{'T', 'S', 'S', 'H'} // schema registry history
+	KindGroupPub       = Kind{'T', 'S', 'G', 'P'} // committed data pool group publication (index)
+	KindGroupSegment   = Kind{'T', 'S', 'G', 'S'} // committed data pool group segment (index)
 )
 
 // Version is the container format version this package writes and reads.

@@ -12,64 +12,92 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Record is one decoded record after the header: exactly one field is set.
+// Record is one decoded record after the header: exactly one of Event,
+// RegionChange and LeaderResolved is set.
 type Record struct {
 	Event        *cdcpb.ChangeDataEvent
 	RegionChange *formatv1.RegionChange
 	// Incarnation is RegionChange's incarnation, decoded.
 	Incarnation Incarnation
+	// LeaderResolved is a format version 2 LeaderResolvedTs: every region
+	// the store leads at this point, except those listed, has resolved ts
+	// LeaderResolved.Ts.
+	LeaderResolved *formatv1.LeaderResolvedTs
 }
 
-// Reader decodes and checks one store change file held in memory.
+// Reader decodes and checks one store change file held in memory, as the
+// next file of its Stream.
 type Reader struct {
-	c      *container.Reader
-	header formatv1.StoreFileHeader
-	leader map[uint64]Incarnation // region id -> incarnation led at this point
-	rec    formatv1.StoreRecord
-	cache  *IncarnationCache
+	c       *container.Reader
+	header  formatv1.StoreFileHeader
+	s       *Stream
+	rec     formatv1.StoreRecord
+	fresh   bool
+	dropped []Incarnation
+	seen    map[uint64]struct{} // scratch: except lists
 }
 
-// Open checks the file's framing and header. name (the object key) is used in
-// errors.
-func Open(name string, data []byte) (*Reader, error) { return OpenCached(name, data, nil) }
-
-// OpenCached is Open with a cache of decoded incarnations shared by the
-// files of one store, read in order.
-func OpenCached(name string, data []byte, cache *IncarnationCache) (*Reader, error) {
-	cache.nextFile()
-	c, err := container.Open(name, data, container.KindStoreChange)
-	if err != nil {
-		return nil, err
-	}
-	r := &Reader{c: c, cache: cache}
-	if err := c.NextMessage(&r.header); err != nil {
-		if err == io.EOF {
-			return nil, c.Corrupt(nil, "file has no header")
-		}
-		return nil, err
-	}
-	if r.leader, err = decodeHeader(&r.header, cache); err != nil {
-		return nil, c.Corrupt(err, "bad store file header")
-	}
-	return r, nil
-}
+// Open reads one file on its own: a Stream of its own without a base
+// loader, so a delta header (format version 2) fails with ErrNeedBase.
+func Open(name string, data []byte) (*Reader, error) { return NewStream(nil).Open(name, data) }
 
 // Header is the file's header.
 func (r *Reader) Header() *formatv1.StoreFileHeader { return &r.header }
 
+// Fresh reports whether the stream started afresh at this file (the first
+// file read, or one not following the last file read whole): the leader
+// list was read in full, from this header or from its base's.
+func (r *Reader) Fresh() bool { return r.fresh }
+
+// FullList reports whether this file's header carries the full leader list
+// in format version 2 (the first file of a stream or after a restart, and
+// periodically).
+func (r *Reader) FullList() bool {
+	return r.header.FormatVersion >= FormatVersion && r.header.LeaderBaseSeq == 0
+}
+
+// Dropped lists, ascending by region id, the incarnations the stream led at
+// the end of the previous file that this file's full header does not list:
+// the store restarted and lost them without an END (never for a fresh
+// stream).
+func (r *Reader) Dropped() []Incarnation { return r.dropped }
+
 // Leaders is the number of incarnations the store leads at this point.
-func (r *Reader) Leaders() int { return len(r.leader) }
+func (r *Reader) Leaders() int { return len(r.s.set.led) }
+
+// EachLeader calls fn for every incarnation the store leads at this point,
+// in no particular order. The incarnations have no peers and no conf_ver.
+func (r *Reader) EachLeader(fn func(Incarnation)) {
+	for _, l := range r.s.set.led {
+		fn(l.incarnation())
+	}
+}
 
 // Leader returns the incarnation of region id the store leads at the current
-// point of the stream.
+// point of the stream (without peers and conf_ver).
 func (r *Reader) Leader(regionID uint64) (Incarnation, bool) {
-	inc, ok := r.leader[regionID]
-	return inc, ok
+	l, ok := r.s.set.get(regionID)
+	if !ok {
+		return Incarnation{}, false
+	}
+	return l.incarnation(), true
 }
 
 // Next returns the next record, or io.EOF after the last one (the file's
-// trailer has then been checked).
+// trailer has then been checked, and the stream may go on with the next
+// file).
 func (r *Reader) Next() (Record, error) {
+	rec, err := r.next()
+	switch {
+	case err == io.EOF:
+		r.s.at, r.s.maxTs = r.header.Seq, r.header.MaxTs
+	case err != nil:
+		r.s.Reset()
+	}
+	return rec, err
+}
+
+func (r *Reader) next() (Record, error) {
 	raw, err := r.c.Next()
 	if err != nil {
 		return Record{}, err
@@ -94,13 +122,18 @@ func (r *Reader) Next() (Record, error) {
 			return Record{}, r.c.Corrupt(err, "bad region change")
 		}
 		return Record{RegionChange: v.RegionChange, Incarnation: inc}, nil
+	case *formatv1.StoreRecord_LeaderResolvedTs:
+		if err := r.checkLeaderResolved(v.LeaderResolvedTs); err != nil {
+			return Record{}, r.c.Corrupt(err, "bad leader resolved ts")
+		}
+		return Record{LeaderResolved: v.LeaderResolvedTs}, nil
 	default:
 		return Record{}, r.c.Corrupt(nil, "StoreRecord has no record set (unknown kind from a newer producer?)")
 	}
 }
 
 func (r *Reader) led(regionID uint64, what string) error {
-	if _, ok := r.leader[regionID]; !ok {
+	if _, ok := r.s.set.get(regionID); !ok {
 		return fmt.Errorf("%s for region %d, which the store does not lead at this point", what, regionID)
 	}
 	return nil
@@ -141,17 +174,47 @@ func (r *Reader) checkEvent(ev *cdcpb.ChangeDataEvent) error {
 	return nil
 }
 
+// checkLeaderResolved applies the rules of a LeaderResolvedTs: a version 2
+// record, at or below max_ts, not below the stream's previous one, and
+// excepting only regions led here, once each.
+func (r *Reader) checkLeaderResolved(lr *formatv1.LeaderResolvedTs) error {
+	if r.header.FormatVersion < FormatVersion {
+		return fmt.Errorf("a leader resolved ts record in a format version %d file", max(1, r.header.FormatVersion))
+	}
+	if lr.Ts > r.header.MaxTs {
+		return fmt.Errorf("leader resolved ts %d above the file's max_ts %d", lr.Ts, r.header.MaxTs)
+	}
+	if lr.Ts < r.s.groupTs {
+		return fmt.Errorf("leader resolved ts %d below the stream's previous one, %d", lr.Ts, r.s.groupTs)
+	}
+	if r.seen == nil {
+		r.seen = map[uint64]struct{}{}
+	}
+	clear(r.seen)
+	for _, id := range lr.ExceptRegions {
+		if err := r.led(id, "leader resolved ts exception"); err != nil {
+			return err
+		}
+		if _, dup := r.seen[id]; dup {
+			return fmt.Errorf("leader resolved ts excepts region %d twice", id)
+		}
+		r.seen[id] = struct{}{}
+	}
+	r.s.groupTs = lr.Ts
+	return nil
+}
+
 func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, error) {
-	inc, err := r.cache.decode(rc.Incarnation)
+	inc, err := DecodeIncarnation(rc.Incarnation)
 	if err != nil {
 		return inc, err
 	}
 	id := inc.Region.Id
 	switch rc.Kind {
 	case formatv1.RegionChange_KIND_START:
-		if cur, ok := r.leader[id]; ok {
+		if cur, ok := r.s.set.get(id); ok {
 			return inc, fmt.Errorf("start of region %d term %d while the store still leads it (version %d term %d)",
-				id, inc.Term, cur.Region.GetRegionEpoch().GetVersion(), cur.Term)
+				id, inc.Term, cur.ref.Version, cur.ref.Term)
 		}
 		if rc.Reason == formatv1.RegionChange_REASON_UNSPECIFIED {
 			return inc, fmt.Errorf("start of region %d without a reason", id)
@@ -162,23 +225,23 @@ func (r *Reader) applyRegionChange(rc *formatv1.RegionChange) (Incarnation, erro
 		if rc.Reason != formatv1.RegionChange_REASON_BOOTSTRAP && len(rc.Predecessors) == 0 {
 			return inc, fmt.Errorf("start of region %d (%s) names no predecessor", id, rc.Reason)
 		}
-		r.leader[id] = inc
+		r.s.set.set(id, leanOf(inc))
 	case formatv1.RegionChange_KIND_END:
 		if rc.Reason == formatv1.RegionChange_REASON_TAKEOVER {
 			return inc, r.checkTakeoverEnd(rc, inc)
 		}
-		cur, ok := r.leader[id]
+		cur, ok := r.s.set.get(id)
 		if !ok {
 			return inc, fmt.Errorf("end of region %d, which the store does not lead", id)
 		}
-		if cur.Term != inc.Term || cur.Region.GetRegionEpoch().GetVersion() != inc.Region.GetRegionEpoch().GetVersion() {
+		if cur.ref != inc.ref() {
 			return inc, fmt.Errorf("end of region %d version %d term %d, but the store leads version %d term %d",
-				id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term, cur.Region.GetRegionEpoch().GetVersion(), cur.Term)
+				id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term, cur.ref.Version, cur.ref.Term)
 		}
 		if rc.ResolvedTs > r.header.MaxTs {
 			return inc, fmt.Errorf("end of region %d with resolved ts %d above the file's max_ts %d", id, rc.ResolvedTs, r.header.MaxTs)
 		}
-		delete(r.leader, id)
+		r.s.set.remove(id)
 	default:
 		return inc, fmt.Errorf("unknown region change kind %d", rc.Kind)
 	}
@@ -193,7 +256,7 @@ func (r *Reader) checkTakeoverEnd(rc *formatv1.RegionChange, inc Incarnation) er
 	if rc.Takeover.GetStoreId() == 0 {
 		return fmt.Errorf("takeover end of region %d version %d term %d without the crashed leader's store", id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term)
 	}
-	if cur, ok := r.leader[id]; ok && cur.Term == inc.Term && cur.Region.GetRegionEpoch().GetVersion() == inc.Region.GetRegionEpoch().GetVersion() {
+	if cur, ok := r.s.set.get(id); ok && cur.ref == inc.ref() {
 		return fmt.Errorf("takeover end of region %d version %d term %d, which the store leads itself", id, inc.Region.GetRegionEpoch().GetVersion(), inc.Term)
 	}
 	if rc.ResolvedTs > r.header.MaxTs {

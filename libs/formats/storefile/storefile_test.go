@@ -223,6 +223,14 @@ func FuzzRecords(f *testing.F) {
 	rec, err := protoMarshal(&formatv1.StoreRecord{Record: &formatv1.StoreRecord_ChangeDataEvent{ChangeDataEvent: ev}})
 	require.NoError(f, err)
 	f.Add(hb, rec)
+	h2 := header(f)
+	h2.FormatVersion = FormatVersion
+	hb2, err := protoMarshal(h2)
+	require.NoError(f, err)
+	lr, err := protoMarshal(&formatv1.StoreRecord{Record: &formatv1.StoreRecord_LeaderResolvedTs{
+		LeaderResolvedTs: &formatv1.LeaderResolvedTs{Ts: 900, ExceptRegions: []uint64{10}}}})
+	require.NoError(f, err)
+	f.Add(hb2, lr)
 	f.Fuzz(func(t *testing.T, hdr, rec []byte) {
 		w := container.NewWriter(container.KindStoreChange, container.Options{})
 		if w.Append(hdr) != nil || w.Append(rec) != nil {

@@ -10,13 +10,14 @@ import (
 
 // Writer builds one store change file.
 type Writer struct {
-	c       *container.Writer
-	header  *formatv1.StoreFileHeader
-	rec     formatv1.StoreRecord
-	change  formatv1.StoreRecord_RegionChange
-	eventRe formatv1.StoreRecord_ChangeDataEvent
-	buf     []byte
-	rows    int
+	c        *container.Writer
+	header   *formatv1.StoreFileHeader
+	rec      formatv1.StoreRecord
+	change   formatv1.StoreRecord_RegionChange
+	eventRe  formatv1.StoreRecord_ChangeDataEvent
+	leaderRe formatv1.StoreRecord_LeaderResolvedTs
+	buf      []byte
+	rows     int
 }
 
 // NewWriter starts a file with the given header; it is checked as a reader
@@ -28,6 +29,9 @@ func NewWriter(h *formatv1.StoreFileHeader) (*Writer, error) {
 // NewWriterOptions is NewWriter with explicit container options.
 func NewWriterOptions(h *formatv1.StoreFileHeader, opts container.Options) (*Writer, error) {
 	if err := checkHeader(h); err != nil {
+		return nil, fmt.Errorf("store file header: %w", err)
+	}
+	if err := checkFullList(h.LeaderRegions); err != nil {
 		return nil, fmt.Errorf("store file header: %w", err)
 	}
 	w := &Writer{c: container.NewWriter(container.KindStoreChange, opts), header: h}
@@ -54,6 +58,15 @@ func (w *Writer) AddEvent(ev *cdcpb.ChangeDataEvent) error {
 	}
 	w.eventRe.ChangeDataEvent = b
 	w.rec.Record = &w.eventRe
+	return w.c.AppendMessage(&w.rec)
+}
+
+// AddLeaderResolved appends a format version 2 LeaderResolvedTs: every
+// region the store leads at this point, except the listed ones, has
+// resolved ts lr.Ts.
+func (w *Writer) AddLeaderResolved(lr *formatv1.LeaderResolvedTs) error {
+	w.leaderRe.LeaderResolvedTs = lr
+	w.rec.Record = &w.leaderRe
 	return w.c.AppendMessage(&w.rec)
 }
 

@@ -36,9 +36,13 @@ func ToProto(evs []route.Event) (out []*sorterv1.Event, rows int) {
 			pe.TakeoverStore, pe.TakeoverSeq = ev.TakeoverStore, ev.TakeoverSeq
 		case route.KindResolved:
 			pe.Kind = sorterv1.Event_KIND_RESOLVED
-			for _, r := range ev.Refs {
-				pe.Refs = append(pe.Refs, refToProto(r))
-			}
+			pe.Refs = refsToProto(ev.Refs)
+		case route.KindLeaderResolved:
+			pe.Kind = sorterv1.Event_KIND_LEADER_RESOLVED
+			pe.Refs = refsToProto(ev.Refs)
+		case route.KindLeaders:
+			pe.Kind = sorterv1.Event_KIND_LEADERS
+			pe.Refs = refsToProto(ev.Refs)
 		}
 		out[i] = pe
 	}
@@ -72,9 +76,13 @@ func FromProto(evs []*sorterv1.Event) ([]route.Event, error) {
 			ev.TakeoverStore, ev.TakeoverSeq = pe.GetTakeoverStore(), pe.GetTakeoverSeq()
 		case sorterv1.Event_KIND_RESOLVED:
 			ev.Kind = route.KindResolved
-			for _, r := range pe.GetRefs() {
-				ev.Refs = append(ev.Refs, refFromProto(r))
-			}
+			ev.Refs = refsFromProto(pe.GetRefs())
+		case sorterv1.Event_KIND_LEADER_RESOLVED:
+			ev.Kind = route.KindLeaderResolved
+			ev.Refs = refsFromProto(pe.GetRefs())
+		case sorterv1.Event_KIND_LEADERS:
+			ev.Kind = route.KindLeaders
+			ev.Refs = refsFromProto(pe.GetRefs())
 		default:
 			return nil, fmt.Errorf("event %d: unknown kind %v", i, pe.GetKind())
 		}
@@ -84,6 +92,28 @@ func FromProto(evs []*sorterv1.Event) ([]route.Event, error) {
 
 func refToProto(r route.Ref) *sorterv1.Incarnation {
 	return &sorterv1.Incarnation{RegionId: r.RegionID, Version: r.Version, Term: r.Term}
+}
+
+func refsToProto(rs []route.Ref) []*sorterv1.Incarnation {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]*sorterv1.Incarnation, len(rs))
+	for i, r := range rs {
+		out[i] = refToProto(r)
+	}
+	return out
+}
+
+func refsFromProto(rs []*sorterv1.Incarnation) []route.Ref {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]route.Ref, len(rs))
+	for i, r := range rs {
+		out[i] = refFromProto(r)
+	}
+	return out
 }
 
 func refFromProto(r *sorterv1.Incarnation) route.Ref {

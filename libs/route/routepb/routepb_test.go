@@ -25,6 +25,10 @@ func TestRoundTrip(t *testing.T) {
 		{Kind: route.KindRow, Inc: ref, Row: &cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: []byte("k"), Value: []byte("w"), StartTs: 13, CommitTs: 14}},
 		{Kind: route.KindResolved, Refs: []route.Ref{ref, {RegionID: 9}}, Ts: 20},
 		{Kind: route.KindRegionEnd, Inc: ref, Start: []byte("a"), End: []byte("z"), Ts: 21},
+		{Kind: route.KindLeaders, Refs: []route.Ref{ref}},
+		{Kind: route.KindLeaders},
+		{Kind: route.KindLeaderResolved, Refs: []route.Ref{ref}, Ts: 22},
+		{Kind: route.KindLeaderResolved, Ts: 23},
 	}
 	pb, rows := ToProto(in)
 	require.Equal(t, 6, rows)

@@ -41,8 +41,8 @@ type Committed struct {
 	Key, Value        []byte
 }
 
-// Visit reads every file of one store in sequence order and calls fn for
-// each record.
+// Visit reads every file of one store in sequence order, as one
+// storefile.Stream, and calls fn for each record.
 func Visit(t testing.TB, store objstore.Store, cluster, tenant, storeID uint64, fn func(f layout.StoreFileName, r *storefile.Reader, rec storefile.Record)) {
 	t.Helper()
 	VisitFiles(t, store, cluster, tenant, storeID, nil, fn)
@@ -57,12 +57,13 @@ func VisitFiles(t testing.TB, store objstore.Store, cluster, tenant, storeID uin
 	ctx := context.Background()
 	files, err := objstore.ListAll(ctx, store, layout.StorePrefix(cluster, tenant, storeID), "")
 	require.NoError(t, err)
+	stream := storefile.NewStream(storefile.BaseFromStore(ctx, store, cluster, tenant, storeID))
 	for _, f := range files {
 		name, err := layout.ParseStoreFileKey(f.Key)
 		require.NoError(t, err)
 		b, err := store.Get(ctx, f.Key)
 		require.NoError(t, err)
-		rd, err := storefile.Open(f.Key, b)
+		rd, err := stream.Open(f.Key, b)
 		require.NoError(t, err)
 		if onFile != nil {
 			onFile(name, rd)

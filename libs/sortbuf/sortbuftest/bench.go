@@ -2,45 +2,19 @@ package sortbuftest
 
 import (
 	"fmt"
-	"syscall"
+	"os"
 	"testing"
-	"time"
 
+	"github.com/tistream/tistream/libs/pebblebase"
+	"github.com/tistream/tistream/libs/procstat"
 	"github.com/tistream/tistream/libs/sortbuf"
 )
 
-// Phase is the wall time and the process CPU time (user + system, every
-// thread, so Pebble's background flushes and compactions count) of a part
-// of a benchmark.
-type Phase struct{ Wall, CPU time.Duration }
+// Phase is what a part of a benchmark took (procstat.Phase).
+type Phase = procstat.Phase
 
-// PhaseStart marks the start of a Phase.
-type PhaseStart struct {
-	wall time.Time
-	cpu  time.Duration
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// StartPhase starts timing.
-func StartPhase() PhaseStart { return PhaseStart{wall: time.Now(), cpu: processCPU()} }
-
-// End returns the phase since s.
-func (s PhaseStart) End() Phase {
-	return Phase{Wall: time.Since(s.wall), CPU: processCPU() - s.cpu}
-}
-
-// Add accumulates q into p.
-func (p *Phase) Add(q Phase) {
-	p.Wall += q.Wall
-	p.CPU += q.CPU
-}
+// StartPhase starts timing a phase.
+func StartPhase() procstat.Start { return procstat.Begin() }
 
 // RangeOf maps a table of the workload to its range uid: its own (uid =
 // table id) or range 1 for all.
@@ -85,25 +59,133 @@ func Drain(b *testing.B, s sortbuf.Store, w *Workload, perTable bool) {
 	}
 }
 
-// ReportRates reports rows/s and MB/s (wall) and rows per CPU-second (robust
-// to other load on a shared machine) of ingest, output and both (e2e), per
-// benchmark iteration of the whole workload.
+// ReportRates reports, per benchmark iteration of the whole workload, for
+// ingest, output and both (e2e): rows/s and MB/s (wall), rows per
+// CPU-second (robust to other load on a shared machine), Go heap
+// allocations and bytes per row, and x_pebble, the wall rows/s as a multiple
+// of the plain-Pebble baseline (package pebblebase) measured right after it
+// in this process at this GOMAXPROCS (see Baseline).
 func ReportRates(b *testing.B, w *Workload, ingest, output Phase) {
+	bi, bo := Baseline(b, w)
 	n := float64(b.N)
-	report := func(name string, p Phase) {
+	rows := float64(w.Rows)
+	report := func(name string, p, base Phase) {
 		wall, cpu := p.Wall.Seconds()/n, p.CPU.Seconds()/n
-		b.ReportMetric(float64(w.Rows)/wall, name+"_rows/s")
+		b.ReportMetric(rows/wall, name+"_rows/s")
 		b.ReportMetric(float64(w.Bytes)/wall/1e6, name+"_MB/s")
-		b.ReportMetric(float64(w.Rows)/cpu, name+"_rows/cpu-s")
+		b.ReportMetric(rows/cpu, name+"_rows/cpu-s")
+		b.ReportMetric(float64(p.Allocs)/n/rows, name+"_allocs/row")
+		b.ReportMetric(float64(p.AllocBytes)/n/rows, name+"_B/row")
+		b.ReportMetric(base.Wall.Seconds()/wall, name+"_x_pebble")
 	}
-	report("ingest", ingest)
-	report("output", output)
-	e2e := ingest
+	report("ingest", ingest, bi)
+	report("output", output, bo)
+	e2e, be2e := ingest, bi
 	e2e.Add(output)
-	report("e2e", e2e)
+	be2e.Add(bo)
+	report("e2e", e2e, be2e)
 	b.ReportMetric(0, "ns/op") // one op is the whole workload: the rates say more
+}
+
+// Baseline measures the plain-Pebble baseline of w now, in this process at
+// this GOMAXPROCS, right after the benchmark it is compared with: w's rows
+// written in commit order to one Pebble instance with default options and
+// the WAL off, in batches of pebblebase.BatchRows, then read back in order.
+func Baseline(b *testing.B, w *Workload) (ingest, output Phase) {
+	dir, err := os.MkdirTemp("", "pebblebase-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := pebblebase.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	start := StartPhase()
+	for _, txn := range w.Txns {
+		for _, kv := range txn.Rows {
+			if err := db.Add(txn.CommitTs, txn.StartTs, kv.Key, kv.Value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := db.Finish(); err != nil {
+		b.Fatal(err)
+	}
+	ingest = start.End()
+	start = StartPhase()
+	if err := db.ReadAll(); err != nil {
+		b.Fatal(err)
+	}
+	output = start.End()
+	return ingest, output
 }
 
 // BatchBytes is when a benchmark commits a range's batch: a sorter commits
 // what one dispatcher message brought for a range, some hundred KiB.
 const BatchBytes = 256 << 10
+
+// RunStandard runs the standard benchmark: for every store kind and for one
+// range per table or one for all, ingest feeds w into a fresh store, then
+// every range is drained in order (Drain); the phases are timed and
+// reported by ReportRates.
+func RunStandard(b *testing.B, w *Workload, ingest func(b *testing.B, s sortbuf.Store, w *Workload, perTable bool)) {
+	for _, kind := range StoreKinds {
+		for _, perTable := range []bool{true, false} {
+			name := "ranges=1"
+			if perTable {
+				name = fmt.Sprintf("ranges=%d", StandardTables)
+			}
+			b.Run(kind+"/"+name, func(b *testing.B) {
+				var in, out Phase
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					s, closeStore := OpenStore(b, kind)
+					b.StartTimer()
+					start := StartPhase()
+					ingest(b, s, w, perTable)
+					in.Add(start.End())
+					start = StartPhase()
+					Drain(b, s, w, perTable)
+					out.Add(start.End())
+					b.StopTimer()
+					closeStore()
+					b.StartTimer()
+				}
+				ReportRates(b, w, in, out)
+			})
+		}
+	}
+}
+
+// StoreKinds are the stores the benchmarks run: the Pebble engine alone
+// (every row through Pebble) and the memory-first store over it (the
+// sorter's default).
+var StoreKinds = []string{"pebble", "memfirst"}
+
+// OpenStore opens a fresh store of a kind of StoreKinds in a temporary
+// directory; close releases it.
+func OpenStore(b *testing.B, kind string) (s sortbuf.Store, close func()) {
+	e, err := sortbuf.Open(b.TempDir(), sortbuf.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	close = func() {
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	switch kind {
+	case "pebble":
+		return e, close
+	case "memfirst":
+		m, err := sortbuf.NewMemoryFirst(e, sortbuf.DefaultMemoryBudget)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m, close
+	}
+	b.Fatalf("unknown store kind %q", kind)
+	return nil, nil
+}

@@ -1,7 +1,17 @@
 // Package sorterbench runs the standard sorter workload through TiStream's
-// whole ordering core — route batches into sorter ranges (matcher, Pebble
-// buffer, watermark map), flush to a committed data pool on local disk —
-// and reads every table back in order, timing the two phases separately.
+// whole ordering core — route batches into sorter ranges (matcher,
+// memory-first buffer, watermark map), publish them to a committed data
+// pool on local disk — and reads every table back in order, timing the two
+// phases separately. The ranges are driven by a bounded worker pool
+// (package workpool): each range's applies and flush stages run in order,
+// ranges in parallel with each other and with the feeding of the next
+// batches; each flush round is one group publication of every range, as a
+// sorter process writes it (package pool), encoded, written and fsynced on
+// its own goroutine while the ranges go on applying; the output reads the
+// tables in parallel too.
+//
+// RunBaseline runs the same rows through plain Pebble (package pebblebase),
+// the yardstick every figure is compared with in the same run.
 //
 // The workload, so figures compare with other sorters: 1,000,000 rows over
 // 64 tables (ids 100-163); transactions of exactly 10 rows in one table
@@ -16,20 +26,22 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pebblebase"
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/procstat"
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/sortbuf"
 	"github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	"github.com/tistream/tistream/libs/txnmatch"
+	"github.com/tistream/tistream/libs/workpool"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
@@ -43,32 +55,34 @@ const (
 	RowBytes   = 275 // key (19) + value (256)
 )
 
+// filesInFlight bounds the batches ("store files") fed and not yet applied
+// by every range.
+const filesInFlight = 4
+
 // Options of one run.
 type Options struct {
 	Rows       int           // default 1,000,000
 	Pairs      bool          // feed PREWRITE + COMMIT pairs through the matcher instead of committed rows
 	Dir        string        // scratch directory for Pebble and the pool (required)
 	BatchRows  int           // rows per routed batch ("store file"), default 10,000
-	FlushEvery time.Duration // how often every range flushes, default 1 s (TiStream's cadence)
+	FlushEvery time.Duration // how often every range flushes, default 500 ms (the sorter's default flush_interval)
 	Seed       uint64
-	// AfterIngest, if set, runs between the phases (heap profiles).
-	AfterIngest func()
+	// Workers drive the ranges (default DefaultWorkers). More workers than
+	// cores let a worker wait for an fsync while the others compute.
+	Workers int
+	// MemoryBudget is the memory-first buffer's budget (default
+	// sortbuf.DefaultMemoryBudget); Pebble takes what does not fit.
+	MemoryBudget int64
+	// AfterIngest and AfterOutput, if set, run after each phase (heap
+	// profiles).
+	AfterIngest, AfterOutput func()
 }
 
-// Result of one run.
-type Result struct {
-	Mode       string  `json:"mode"`
-	Procs      int     `json:"procs"`
-	Rows       int     `json:"rows"`
-	IngestSec  float64 `json:"ingest_sec"`
-	OutputSec  float64 `json:"output_sec"`
-	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	PoolMiB    float64 `json:"pool_mib"`
-	Files      int     `json:"files"`
-}
+// DefaultWorkers is four times GOMAXPROCS, at least 8: workers wait for
+// fsyncs and object-store requests, and a waiting worker holds no core.
+func DefaultWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
-// Run executes one run in this process.
-func Run(ctx context.Context, o Options) (Result, error) {
+func (o *Options) defaults() error {
 	if o.Rows <= 0 {
 		o.Rows = 1_000_000
 	}
@@ -76,14 +90,60 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.BatchRows = 10_000
 	}
 	if o.FlushEvery <= 0 {
-		o.FlushEvery = time.Second
+		o.FlushEvery = 500 * time.Millisecond
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers()
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = sortbuf.DefaultMemoryBudget
 	}
 	if o.Dir == "" {
-		return Result{}, errors.New("sorterbench: a scratch directory is required")
+		return errors.New("sorterbench: a scratch directory is required")
 	}
-	res := Result{Mode: "committed", Procs: runtime.GOMAXPROCS(0), Rows: o.Rows / TxnRows * TxnRows}
+	return nil
+}
+
+// Result of one run. Allocations are the Go heap's, whole process.
+type Result struct {
+	Mode             string  `json:"mode"`
+	Procs            int     `json:"procs"`
+	Workers          int     `json:"workers,omitempty"`
+	Rows             int     `json:"rows"`
+	IngestSec        float64 `json:"ingest_sec"`
+	OutputSec        float64 `json:"output_sec"`
+	IngestCPUSec     float64 `json:"ingest_cpu_sec"`
+	OutputCPUSec     float64 `json:"output_cpu_sec"`
+	IngestAllocs     uint64  `json:"ingest_allocs"`
+	IngestAllocBytes uint64  `json:"ingest_alloc_bytes"`
+	OutputAllocs     uint64  `json:"output_allocs"`
+	OutputAllocBytes uint64  `json:"output_alloc_bytes"`
+	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	PoolMiB          float64 `json:"pool_mib,omitempty"`
+	Files            int     `json:"files,omitempty"`
+	// ProcessCPUSec is the child process's whole CPU time, filled in by the
+	// parent of a `tistream bench` run.
+	ProcessCPUSec float64 `json:"-"`
+	Flushes       int64   `json:"flushes,omitempty"` // range flushes that published
+	Spills        int64   `json:"spills"`            // ranges the memory-first buffer moved to Pebble
+}
+
+func (r *Result) setPhases(ingest, output procstat.Phase) {
+	r.IngestSec, r.IngestCPUSec = ingest.Wall.Seconds(), ingest.CPU.Seconds()
+	r.IngestAllocs, r.IngestAllocBytes = ingest.Allocs, ingest.AllocBytes
+	r.OutputSec, r.OutputCPUSec = output.Wall.Seconds(), output.CPU.Seconds()
+	r.OutputAllocs, r.OutputAllocBytes = output.Allocs, output.AllocBytes
+	r.PeakRSSMiB = procstat.PeakRSSMiB()
+}
+
+// Run executes one run of the ordering core in this process.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Mode: "committed", Procs: runtime.GOMAXPROCS(0), Workers: o.Workers, Rows: o.Rows / TxnRows * TxnRows}
 	if o.Pairs {
-		res.Mode = "prewrite+commit"
+		res.Mode = "pairs"
 	}
 	store, err := objstore.Open(ctx, "file://"+o.Dir+"/pool")
 	if err != nil {
@@ -94,34 +154,136 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	defer engine.Close()
-	deps := sorter.Deps{Pool: store, Snapshots: store, Buffers: engine, Budget: txnmatch.NewBudget(256 << 20), Owner: "bench"}
+	buffers, err := sortbuf.NewMemoryFirst(engine, o.MemoryBudget)
+	if err != nil {
+		return res, err
+	}
+	group, err := pool.NewGroupWriter(store, 1, pool.GroupID("bench", uint64(time.Now().UnixMilli())), "bench", pool.GroupOptions{})
+	if err != nil {
+		return res, err
+	}
+	defer group.Close()
+	deps := sorter.Deps{Pool: store, Snapshots: store, Buffers: buffers, Budget: txnmatch.NewBudget(256 << 20), Owner: "bench",
+		Group: func(uint64) (*pool.GroupWriter, error) { return group, nil }}
 	ranges, table, err := setup(ctx, deps, store)
 	if err != nil {
 		return res, err
 	}
-
-	start := time.Now()
-	if err := ingest(ctx, o, ranges, table); err != nil {
+	workers, err := workpool.New(o.Workers, len(ranges)*(filesInFlight+2))
+	if err != nil {
 		return res, err
 	}
-	res.IngestSec = time.Since(start).Seconds()
+	defer workers.Close()
+
+	start := procstat.Begin()
+	if err := ingest(ctx, o, workers, group, ranges, table); err != nil {
+		return res, err
+	}
+	ingested := start.End()
 	if o.AfterIngest != nil {
 		o.AfterIngest()
 	}
 
-	start = time.Now()
-	n, files, err := output(ctx, store)
+	start = procstat.Begin()
+	n, err := output(ctx, workers, store)
 	if err != nil {
 		return res, err
 	}
-	res.OutputSec = time.Since(start).Seconds()
+	res.setPhases(ingested, start.End())
+	if o.AfterOutput != nil {
+		o.AfterOutput()
+	}
 	if n != res.Rows {
 		return res, fmt.Errorf("sorterbench: read back %d rows, wrote %d", n, res.Rows)
 	}
-	res.Files = files
-	res.PeakRSSMiB = peakRSSMiB()
+	if res.Files, err = poolFiles(ctx, store); err != nil {
+		return res, err
+	}
 	res.PoolMiB = dirMiB(o.Dir + "/pool")
+	res.Spills = buffers.Metrics().Spills
+	for _, r := range ranges {
+		res.Flushes += r.Stats().Flushes
+	}
 	return res, nil
+}
+
+// RunBaseline writes the same rows to one plain Pebble instance
+// (pebblebase) and reads them back, timing the two phases alike.
+func RunBaseline(ctx context.Context, o Options) (Result, error) {
+	if err := o.defaults(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Mode: "pebble", Procs: runtime.GOMAXPROCS(0), Rows: o.Rows / TxnRows * TxnRows}
+	db, err := pebblebase.Open(o.Dir + "/pebble")
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	start := procstat.Begin()
+	g := newGenerator(o.Seed)
+	for k := 0; k < o.Rows/TxnRows; k++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		g.txn(k)
+		for j := range g.keys {
+			if err := db.Add(g.commit, g.commit-5, g.keys[j], g.vals[j]); err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := db.Finish(); err != nil {
+		return res, err
+	}
+	ingested := start.End()
+	start = procstat.Begin()
+	if err := db.ReadAll(); err != nil {
+		return res, err
+	}
+	res.setPhases(ingested, start.End())
+	return res, nil
+}
+
+// generator makes the workload's transactions. Keys are appended to a slab
+// the caller owns, so generating allocates nothing per row.
+type generator struct {
+	rng *rand.Rand
+	// Values are 256 bytes at random offsets of a 16 MiB random pool: as
+	// incompressible as fresh random bytes for any compressor window,
+	// without timing a random generator as part of the sorter.
+	values   []byte
+	prefixes [][]byte // record key prefix of each table
+	// The last transaction: its table index, commit ts, keys and values.
+	table  int
+	commit uint64
+	keys   [TxnRows][]byte
+	vals   [TxnRows][]byte
+	slab   []byte
+}
+
+func newGenerator(seed uint64) *generator {
+	g := &generator{rng: rand.New(rand.NewPCG(seed, 0x5eed)), values: make([]byte, 16<<20)}
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), 7}).Read(g.values)
+	for t := 0; t < Tables; t++ {
+		g.prefixes = append(g.prefixes, tidbcodec.TableRecordPrefix(int64(FirstTable+t)))
+	}
+	return g
+}
+
+// txn makes transaction k; its keys alias g.slab until it is replaced.
+func (g *generator) txn(k int) {
+	g.commit = uint64(baseTs + TxnRows*(k+1))
+	g.table = g.rng.IntN(Tables)
+	if cap(g.slab)-len(g.slab) < TxnRows*32 {
+		g.slab = make([]byte, 0, 64<<10)
+	}
+	for j := 0; j < TxnRows; j++ {
+		n := len(g.slab)
+		g.slab = tidbcodec.EncodeInt(append(g.slab, g.prefixes[g.table]...), g.rng.Int64())
+		g.keys[j] = g.slab[n:len(g.slab):len(g.slab)]
+		off := g.rng.IntN(len(g.values) - ValueSize)
+		g.vals[j] = g.values[off : off+ValueSize : off+ValueSize]
+	}
 }
 
 // setup publishes a manifest of one range per table and opens the ranges,
@@ -164,78 +326,117 @@ func bootstrap(i int, rt route.Range) route.Event {
 	return route.Event{Kind: route.KindRegionStart, Inc: route.Ref{RegionID: uint64(i + 1), Version: 1, Term: 1}, Start: rt.Start, End: rt.End}
 }
 
-// ingest feeds the workload in batches (one "store file" each), publishes
-// resolved ts after every batch, flushes every range each FlushEvery of wall
-// time as a sorter does, and once more at the end, when every table's
+// file is one batch of the workload for every range (one "store file"),
+// reused once every range applied it.
+type file struct {
+	rows    []cdcpb.Event_Row
+	batches []route.Batch
+	refs    [][]route.Ref // the resolved event's refs of each range
+	keys    []byte
+	left    atomic.Int32 // ranges still to apply it
+}
+
+// ingest feeds the workload in batches (one "store file" each) with a
+// resolved ts at the end of each, publishes every range each FlushEvery of
+// wall time as a sorter does, and once more at the end, when every table's
 // resolved ts is reached and its rows are durable and readable in the pool.
-func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route.Table) error {
-	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
-	// Values are 256 bytes at random offsets of a 16 MiB random pool: as
-	// incompressible as fresh random bytes for any compressor window, without
-	// timing a random generator as part of the sorter.
-	values := make([]byte, 16<<20)
-	_, _ = rand.NewChaCha8([32]byte{byte(o.Seed), 7}).Read(values)
-	rows := make([]cdcpb.Event_Row, 0, 2*o.BatchRows)
-	batches := make([]route.Batch, len(ranges))
-	for i, rt := range table.Ranges() {
-		batches[i] = route.Batch{RangeID: rt.ID, Events: []route.Event{bootstrap(i, rt)}}
+// Each range's applies and flush stages are tasks of the worker pool, in
+// order per range, in parallel across ranges and with the feeding; the
+// publications are written by a publisher goroutine.
+func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table) error {
+	g := newGenerator(o.Seed)
+	free := make(chan *file, filesInFlight)
+	for i := 0; i < filesInFlight; i++ {
+		f := &file{rows: make([]cdcpb.Event_Row, 0, 2*o.BatchRows), batches: make([]route.Batch, len(ranges)),
+			refs: make([][]route.Ref, len(ranges))}
+		for j := range f.refs {
+			f.refs[j] = []route.Ref{{RegionID: uint64(j + 1), Version: 1, Term: 1}}
+		}
+		free <- f
 	}
-	txns := o.Rows / TxnRows
 	seq := uint64(0)
 	var last uint64
-	pending := 0
 	lastFlush := time.Now()
+	var f *file
+	next := func() {
+		f = <-free
+		f.rows = f.rows[:0]
+		f.keys = f.keys[:0]
+		for i := range f.batches {
+			f.batches[i].RangeID = uint64(i + 1)
+			f.batches[i].Events = f.batches[i].Events[:0]
+		}
+		if seq == 0 {
+			for i, rt := range table.Ranges() {
+				f.batches[i].Events = append(f.batches[i].Events, bootstrap(i, rt))
+			}
+		}
+	}
 	send := func() error {
 		seq++
-		for i := range batches {
-			b := &batches[i]
+		f.left.Store(int32(len(ranges)))
+		for i := range ranges {
+			b := &f.batches[i]
 			b.Pos = route.Position{Store: 1, Seq: seq}
-			b.Events = append(b.Events, route.Event{Kind: route.KindResolved, Refs: []route.Ref{{RegionID: uint64(i + 1), Version: 1, Term: 1}}, Ts: last})
-			if err := ranges[i].Apply(b); err != nil {
+			b.Events = append(b.Events, route.Event{Kind: route.KindResolved, Refs: f.refs[i], Ts: last})
+			r, sent := ranges[i], f
+			if err := workers.Submit(uint64(i), func() error {
+				err := r.Apply(b)
+				clear(b.Events) // no pointers into the reused row slab
+				if sent.left.Add(-1) == 0 {
+					free <- sent
+				}
+				return err
+			}); err != nil {
 				return err
 			}
-			clear(b.Events) // drop pointers into the old row slab so it can be freed
-			b.Events = b.Events[:0]
 		}
 		return nil
 	}
-	for k := 0; k < txns; k++ {
-		commit := uint64(baseTs + TxnRows*(k+1))
-		tbl := int64(FirstTable + rng.IntN(Tables))
-		b := &batches[tbl-FirstTable]
+	pub := newPublisher(ctx, workers, group, ranges)
+	defer pub.stop()
+	next()
+	pending := 0
+	for k := 0; k < o.Rows/TxnRows; k++ {
+		g.txn(k)
+		b := &f.batches[g.table]
+		start := g.commit - 5
 		for j := 0; j < TxnRows; j++ {
-			key := tidbcodec.EncodeRecordKey(tbl, rng.Int64())
-			off := rng.IntN(len(values) - ValueSize)
-			val := values[off : off+ValueSize : off+ValueSize]
+			n := len(f.keys)
+			f.keys = append(f.keys, g.keys[j]...)
+			key := f.keys[n:len(f.keys):len(f.keys)]
 			if o.Pairs {
-				rows = append(rows, cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: key, Value: val, StartTs: commit - 5},
-					cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_PUT, Key: key, StartTs: commit - 5, CommitTs: commit})
-				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-2]}, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-1]})
+				f.rows = append(f.rows, cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: key, Value: g.vals[j], StartTs: start},
+					cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_PUT, Key: key, StartTs: start, CommitTs: g.commit})
+				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-2]}, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-1]})
 			} else {
-				rows = append(rows, cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: key, Value: val,
-					StartTs: commit - 5, CommitTs: commit})
-				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &rows[len(rows)-1]})
+				f.rows = append(f.rows, cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: key, Value: g.vals[j],
+					StartTs: start, CommitTs: g.commit})
+				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-1]})
 			}
 		}
-		last = commit
+		last = g.commit
 		pending += TxnRows
 		if pending%o.BatchRows == 0 {
 			if err := send(); err != nil {
 				return err
 			}
-			rows = make([]cdcpb.Event_Row, 0, 2*o.BatchRows) // the ranges keep nothing, but a fresh slab keeps it simple
 			if time.Since(lastFlush) >= o.FlushEvery {
-				if err := flushAll(ctx, ranges); err != nil {
-					return err
-				}
+				pub.tick()
 				lastFlush = time.Now()
 			}
+			next()
 		}
 	}
 	if err := send(); err != nil {
 		return err
 	}
-	if err := flushAll(ctx, ranges); err != nil {
+	// A last round once every batch is applied: its stages follow the
+	// applies on each range's worker queue.
+	if err := pub.last(); err != nil {
+		return err
+	}
+	if err := workers.Wait(); err != nil {
 		return err
 	}
 	for _, r := range ranges {
@@ -246,68 +447,161 @@ func ingest(ctx context.Context, o Options, ranges []*sorter.Range, table *route
 	return nil
 }
 
-func flushAll(ctx context.Context, ranges []*sorter.Range) error {
-	for _, r := range ranges {
-		if _, err := r.Flush(ctx); err != nil {
+// output reads every table back in commit order from the pool, the tables
+// in parallel on the workers.
+func output(ctx context.Context, workers *workpool.Pool, store objstore.Store) (int, error) {
+	var rows atomic.Int64
+	for t := int64(FirstTable); t < FirstTable+Tables; t++ {
+		if err := workers.Submit(uint64(t), func() error {
+			n, err := readTable(ctx, store, t)
+			rows.Add(int64(n))
 			return err
+		}); err != nil {
+			return 0, err
+		}
+	}
+	if err := workers.Wait(); err != nil {
+		return 0, err
+	}
+	return int(rows.Load()), nil
+}
+
+func readTable(ctx context.Context, store objstore.Store, t int64) (int, error) {
+	span := tidbcodec.TableSpan(t)
+	p, err := pool.NewPuller(ctx, store, 1, span.Start, span.End, nil, 0)
+	if err != nil {
+		return 0, err
+	}
+	var prev uint64
+	rows := 0
+	for {
+		got, _, caughtUp, err := p.Poll(ctx)
+		if err != nil {
+			return rows, err
+		}
+		for i := range got {
+			if got[i].CommitTs < prev {
+				return rows, fmt.Errorf("sorterbench: table %d out of order", t)
+			}
+			prev = got[i].CommitTs
+		}
+		rows += len(got)
+		if caughtUp {
+			return rows, nil
+		}
+	}
+}
+
+// publisher writes a flush round when ticked: every range stages its
+// flush on its worker queue (after the batches already queued for it), one
+// group publication takes them all, and every range commits its staged
+// flush on its queue again. Rounds run one at a time on the publisher's
+// goroutine, so the publication's encoding, write and fsync overlap the
+// ranges' applies; ticks during a round are coalesced into the next one.
+type publisher struct {
+	ctx     context.Context
+	workers *workpool.Pool
+	group   *pool.GroupWriter
+	ranges  []*sorter.Range
+	ticks   chan chan error // a round; the channel, if any, gets its error
+	done    chan struct{}
+	err     error // of the last round, read after done or a round's reply
+}
+
+func newPublisher(ctx context.Context, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range) *publisher {
+	p := &publisher{ctx: ctx, workers: workers, group: group, ranges: ranges, ticks: make(chan chan error, 1), done: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+// tick asks for a round unless one is already waiting.
+func (p *publisher) tick() {
+	select {
+	case p.ticks <- nil:
+	default:
+	}
+}
+
+// last runs a round after everything submitted so far and waits for it.
+func (p *publisher) last() error {
+	reply := make(chan error, 1)
+	p.ticks <- reply
+	return <-reply
+}
+
+func (p *publisher) stop() {
+	close(p.ticks)
+	<-p.done
+}
+
+func (p *publisher) loop() {
+	defer close(p.done)
+	var failed error
+	for reply := range p.ticks {
+		if failed == nil {
+			failed = p.round()
+		}
+		if reply != nil {
+			reply <- failed
+		}
+	}
+}
+
+func (p *publisher) round() error {
+	staged := make([]*pool.Staged, len(p.ranges))
+	var left atomic.Int32
+	left.Store(int32(len(p.ranges)))
+	prepared := make(chan struct{})
+	for i, r := range p.ranges {
+		if err := p.workers.Submit(uint64(i), func() error {
+			st, err := r.Prepare(^uint64(0))
+			staged[i] = st
+			if left.Add(-1) == 0 {
+				close(prepared)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-prepared:
+	case <-p.workers.Failed(): // the stages queued behind a failed task never run
+		return p.workers.Wait()
+	}
+	var list []*pool.Staged
+	for _, st := range staged {
+		if st != nil {
+			list = append(list, st)
+		}
+	}
+	if _, err := p.group.Publish(p.ctx, list); err != nil {
+		return err
+	}
+	for i, r := range p.ranges {
+		if st := staged[i]; st != nil {
+			if err := p.workers.Submit(uint64(i), func() error { return r.Commit(st) }); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// output reads every table back in commit order from the pool.
-func output(ctx context.Context, store objstore.Store) (rows, files int, err error) {
-	for t := int64(FirstTable); t < FirstTable+Tables; t++ {
-		span := tidbcodec.TableSpan(t)
-		p, err := pool.NewPuller(ctx, store, 1, span.Start, span.End, nil, 0)
-		if err != nil {
-			return 0, 0, err
-		}
-		var prev uint64
-		for {
-			got, _, caughtUp, err := p.Poll(ctx)
-			if err != nil {
-				return 0, 0, err
-			}
-			for i := range got {
-				if got[i].CommitTs < prev {
-					return 0, 0, fmt.Errorf("sorterbench: table %d out of order", t)
-				}
-				prev = got[i].CommitTs
-			}
-			rows += len(got)
-			if caughtUp {
-				break
-			}
-		}
-	}
+// poolFiles counts the pool's objects holding rows: publications and
+// segments.
+func poolFiles(ctx context.Context, store objstore.Store) (int, error) {
 	objs, err := objstore.ListAll(ctx, store, "committed_data_pool/", "")
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
+	files := 0
 	for _, o := range objs {
-		if strings.Contains(o.Key, "/data/") {
+		if strings.Contains(o.Key, "/pub/") || strings.Contains(o.Key, "/seg/") || strings.Contains(o.Key, "/data/") {
 			files++
 		}
 	}
-	return rows, files, nil
-}
-
-// peakRSSMiB is the process's peak resident set (VmHWM), 0 where unknown.
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err == nil {
-				return kb / 1024
-			}
-		}
-	}
-	return 0
+	return files, nil
 }
 
 func dirMiB(dir string) float64 {

@@ -18,115 +18,223 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "run the standard sorter workload through the ordering core and print a table", run: runBench})
+	register(command{name: "bench", summary: "run the standard sorter workload through the ordering core and plain Pebble, and print a table", run: runBench})
 }
 
-// runBench runs every (mode, GOMAXPROCS) combination several times, each run
-// in its own process so peak RSS and warm-up are per run, and prints
-// min/median/max of each phase.
+// benchConfig is one line of the table: an implementation and its mode.
+type benchConfig struct {
+	label string
+	exe   string // the binary whose `bench --child` runs it
+	mode  string // --modes of the child: pebble, committed or pairs
+	// before: another binary, which may not know this one's flags
+	before bool
+}
+
+// runBench runs every (configuration, GOMAXPROCS) pair several times,
+// alternating them within each round, each run in its own process so peak
+// RSS and warm-up are per run, and prints the medians with every figure
+// also as a multiple of plain Pebble's in the same run.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rows := fs.Int("rows", 1_000_000, "rows of the standard workload")
 	runs := fs.Int("runs", 3, "runs per configuration")
 	procs := fs.String("procs", "1,2", "GOMAXPROCS values, comma-separated")
-	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher)")
+	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher); with --child also pebble (the baseline)")
+	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
+	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
+	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
-	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase")
+	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *child {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				fmt.Fprintf(stderr, "tistream bench: %v\n", err)
-				return 2
-			}
-			defer f.Close()
-			_ = pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
-		}
-		opts := sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1}
-		if *memProfile != "" {
-			opts.AfterIngest = func() {
-				if f, err := os.Create(*memProfile); err == nil {
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
-				}
-			}
-		}
-		res, err := sorterbench.Run(ctx, opts)
-		if err != nil {
-			fmt.Fprintf(stderr, "tistream bench: %v\n", err)
-			return 1
-		}
-		_ = json.NewEncoder(stdout).Encode(res)
-		return 0
+		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
+			MemoryBudget: *budget}, *modes, *cpuProfile, *memProfile, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "standard sorter workload: %d rows x 275 B over 64 tables, ingest (apply + sort + flush to a local-disk pool) then output (every table read back in order)\n", *rows)
-	fmt.Fprintf(stdout, "%-16s %5s %-8s %26s %26s %26s %18s\n", "mode", "procs", "phase", "rows/s min/med/max", "MB/s min/med/max", "end-to-end rows/s", "peak RSS MiB")
-	for _, mode := range strings.Split(*modes, ",") {
-		for _, p := range strings.Split(*procs, ",") {
-			var results []sorterbench.Result
-			for i := 0; i < *runs; i++ {
-				scratch, err := os.MkdirTemp(*dir, "tistream-bench-")
-				if err != nil {
-					fmt.Fprintf(stderr, "tistream bench: %v\n", err)
-					return 1
-				}
-				cmd := exec.CommandContext(ctx, exe, "bench", "--child", "--rows", strconv.Itoa(*rows), "--modes", mode, "--dir", scratch)
-				cmd.Env = append(os.Environ(), "GOMAXPROCS="+p)
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, stderr
-				err = cmd.Run()
-				os.RemoveAll(scratch)
-				if err != nil {
-					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, mode, p, err)
-					return 1
-				}
-				var r sorterbench.Result
-				if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-					fmt.Fprintf(stderr, "tistream bench: child output %q: %v\n", out.String(), err)
-					return 1
-				}
-				results = append(results, r)
-			}
-			printPhases(stdout, mode, p, results)
+	configs := []benchConfig{{label: "pebble", exe: exe, mode: "pebble"}}
+	for _, m := range strings.Split(*modes, ",") {
+		if m != "committed" && m != "pairs" {
+			fmt.Fprintf(stderr, "tistream bench: unknown mode %q (committed, pairs)\n", m)
+			return 2
 		}
+		configs = append(configs, benchConfig{label: m, exe: exe, mode: m})
+		if *before != "" {
+			configs = append(configs, benchConfig{label: m + " (before)", exe: *before, mode: m, before: true})
+		}
+	}
+	procList := strings.Split(*procs, ",")
+	results := map[string][]sorterbench.Result{} // label + procs -> runs
+	for i := 0; i < *runs; i++ {
+		for _, p := range procList {
+			for _, c := range configs {
+				r, err := benchRun(ctx, c, p, *rows, *workers, *budget, *dir, stderr)
+				if err != nil {
+					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
+					return 1
+				}
+				results[c.label+"/"+p] = append(results[c.label+"/"+p], r)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "standard sorter workload: %d rows x %d B over %d tables. ingest = apply, match, sort and flush to a local-disk pool (fsync'd);\n", *rows, sorterbench.RowBytes, sorterbench.Tables)
+	fmt.Fprintf(stdout, "output = every table read back in order from the pool. pebble = the same rows into one plain Pebble instance (WAL off,\n")
+	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating; medians [min-max]; x pebble = median\n", *runs)
+	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
+	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
+	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak.\n")
+	fmt.Fprintf(stdout, "%-20s %5s %-7s %26s %8s %7s %9s %6s %10s %7s %8s\n", "config", "procs", "phase", "rows/s med [min-max]", "x pebble", "MB/s", "rows/CPU-s", "cores", "allocs/row", "B/row", "RSS MiB")
+	for _, p := range procList {
+		base := results["pebble/"+p]
+		for _, c := range configs {
+			printPhases(stdout, c.label, p, results[c.label+"/"+p], base)
+		}
+	}
+	if len(procList) > 1 {
+		lo, hi := procList[0], procList[len(procList)-1]
+		fmt.Fprintf(stdout, "scaling, end-to-end median rows/s at GOMAXPROCS=%s over GOMAXPROCS=%s:", hi, lo)
+		for _, c := range configs {
+			a, b := results[c.label+"/"+lo], results[c.label+"/"+hi]
+			fmt.Fprintf(stdout, "  %s %.2fx", c.label, median(b, e2eRate)/median(a, e2eRate))
+		}
+		fmt.Fprintln(stdout)
 	}
 	return 0
 }
 
-func printPhases(w io.Writer, mode, procs string, rs []sorterbench.Result) {
-	rate := func(f func(sorterbench.Result) float64) (lo, med, hi float64) {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = float64(r.Rows) / f(r)
+func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream bench: %v\n", err)
+			return 2
 		}
-		slices.Sort(v)
-		return v[0], v[len(v)/2], v[len(v)-1]
+		defer f.Close()
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
-	rss := make([]float64, len(rs))
+	if memProfile != "" {
+		write := func(path string) func() {
+			return func() {
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		}
+		opts.AfterIngest, opts.AfterOutput = write(memProfile), write(memProfile+".end")
+	}
+	run := sorterbench.Run
+	if mode == "pebble" {
+		run = sorterbench.RunBaseline
+	}
+	res, err := run(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
+		return 1
+	}
+	_ = json.NewEncoder(stdout).Encode(res)
+	return 0
+}
+
+// benchRun runs one configuration once in a child process.
+func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers int, budget int64, dir string, stderr io.Writer) (sorterbench.Result, error) {
+	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
+	if err != nil {
+		return sorterbench.Result{}, err
+	}
+	defer os.RemoveAll(scratch)
+	args := []string{"bench", "--child", "--rows", strconv.Itoa(rows), "--modes", c.mode, "--dir", scratch}
+	if !c.before {
+		if workers > 0 {
+			args = append(args, "--workers", strconv.Itoa(workers))
+		}
+		if budget > 0 {
+			args = append(args, "--memory-budget", strconv.FormatInt(budget, 10))
+		}
+	}
+	cmd := exec.CommandContext(ctx, c.exe, args...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	if err := cmd.Run(); err != nil {
+		return sorterbench.Result{}, err
+	}
+	var r sorterbench.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("child output %q: %w", out.String(), err)
+	}
+	r.ProcessCPUSec = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	return r, nil
+}
+
+// A phase's figures from one run.
+var (
+	ingestRate = func(r sorterbench.Result) float64 { return float64(r.Rows) / r.IngestSec }
+	outputRate = func(r sorterbench.Result) float64 { return float64(r.Rows) / r.OutputSec }
+	e2eRate    = func(r sorterbench.Result) float64 { return float64(r.Rows) / (r.IngestSec + r.OutputSec) }
+)
+
+func median(rs []sorterbench.Result, f func(sorterbench.Result) float64) float64 {
+	_, med, _ := spread(rs, f)
+	return med
+}
+
+func spread(rs []sorterbench.Result, f func(sorterbench.Result) float64) (lo, med, hi float64) {
+	if len(rs) == 0 {
+		return 0, 0, 0
+	}
+	v := make([]float64, len(rs))
 	for i, r := range rs {
-		rss[i] = r.PeakRSSMiB
+		v[i] = f(r)
 	}
-	slices.Sort(rss)
-	e2eLo, e2eMed, e2eHi := rate(func(r sorterbench.Result) float64 { return r.IngestSec + r.OutputSec })
-	for _, ph := range []struct {
-		name string
-		f    func(sorterbench.Result) float64
-	}{{"ingest", func(r sorterbench.Result) float64 { return r.IngestSec }}, {"output", func(r sorterbench.Result) float64 { return r.OutputSec }}} {
-		lo, med, hi := rate(ph.f)
-		mb := float64(sorterbench.RowBytes) / 1e6
-		fmt.Fprintf(w, "%-16s %5s %-8s %8.0fk/%6.0fk/%6.0fk %8.1f/%7.1f/%7.1f %8.0fk/%6.0fk/%6.0fk %6.0f/%5.0f/%5.0f\n",
-			mode, procs, ph.name, lo/1e3, med/1e3, hi/1e3, lo*mb, med*mb, hi*mb, e2eLo/1e3, e2eMed/1e3, e2eHi/1e3, rss[0], rss[len(rss)/2], rss[len(rss)-1])
+	slices.Sort(v)
+	return v[0], v[len(v)/2], v[len(v)-1]
+}
+
+func printPhases(w io.Writer, label, procs string, rs, base []sorterbench.Result) {
+	type phase struct {
+		name          string
+		rate          func(sorterbench.Result) float64
+		sec, cpu      func(sorterbench.Result) float64
+		allocs, bytes func(sorterbench.Result) float64
+	}
+	phases := []phase{
+		{"ingest", ingestRate, func(r sorterbench.Result) float64 { return r.IngestSec }, func(r sorterbench.Result) float64 { return r.IngestCPUSec },
+			func(r sorterbench.Result) float64 { return float64(r.IngestAllocs) }, func(r sorterbench.Result) float64 { return float64(r.IngestAllocBytes) }},
+		{"output", outputRate, func(r sorterbench.Result) float64 { return r.OutputSec }, func(r sorterbench.Result) float64 { return r.OutputCPUSec },
+			func(r sorterbench.Result) float64 { return float64(r.OutputAllocs) }, func(r sorterbench.Result) float64 { return float64(r.OutputAllocBytes) }},
+		{"e2e", e2eRate, func(r sorterbench.Result) float64 { return r.IngestSec + r.OutputSec },
+			func(r sorterbench.Result) float64 { return r.IngestCPUSec + r.OutputCPUSec },
+			func(r sorterbench.Result) float64 { return float64(r.IngestAllocs + r.OutputAllocs) },
+			func(r sorterbench.Result) float64 { return float64(r.IngestAllocBytes + r.OutputAllocBytes) }},
+	}
+	for _, ph := range phases {
+		lo, med, hi := spread(rs, ph.rate)
+		ratio := med / median(base, ph.rate)
+		perRow := func(f func(sorterbench.Result) float64) float64 {
+			return median(rs, func(r sorterbench.Result) float64 { return f(r) / float64(r.Rows) })
+		}
+		allocs, bytesPerRow, cores, perCPU := "-", "-", "-", "-"
+		if median(rs, ph.cpu) > 0 {
+			allocs = fmt.Sprintf("%.2f", perRow(ph.allocs))
+			bytesPerRow = fmt.Sprintf("%.0f", perRow(ph.bytes))
+			cores = fmt.Sprintf("%.2f", median(rs, func(r sorterbench.Result) float64 { return ph.cpu(r) / ph.sec(r) }))
+			perCPU = fmt.Sprintf("%.0fk", median(rs, func(r sorterbench.Result) float64 { return float64(r.Rows) / ph.cpu(r) })/1e3)
+		} else if ph.name == "e2e" {
+			// An older binary reports no CPU: the whole child process's.
+			perCPU = fmt.Sprintf("%.0fk*", median(rs, func(r sorterbench.Result) float64 { return float64(r.Rows) / r.ProcessCPUSec })/1e3)
+		}
+		rss := median(rs, func(r sorterbench.Result) float64 { return r.PeakRSSMiB })
+		fmt.Fprintf(w, "%-20s %5s %-7s %8.0fk [%6.0fk-%6.0fk] %7.2fx %7.1f %9s %6s %10s %7s %8.0f\n",
+			label, procs, ph.name, med/1e3, lo/1e3, hi/1e3, ratio, med*sorterbench.RowBytes/1e6, perCPU, cores, allocs, bytesPerRow, rss)
 	}
 }

@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/objstore/metered"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/svc"
@@ -86,6 +88,9 @@ type lagResult struct {
 
 	Objects map[string]*objCount // by kind of object
 	Metrics map[string]float64   // summed Prometheus counters of the workers
+	// Requests are the object-store requests of the fleet and the
+	// simulator over the traffic window (requests.go).
+	Requests *requestRun
 
 	CPU     time.Duration // user+system CPU of the process over the run
 	Elapsed time.Duration // the sim's wall time (the traffic window)
@@ -102,8 +107,30 @@ type lagRecorder struct {
 	// of the file of the last resolved ts each got in it
 	storeResolved map[uint64]uint64
 	rangeWM       map[uint64]uint64 // latest published watermark per live range
+	sealed        map[uint64]bool   // ranges whose log ends with SEAL
 	objects       map[string]*objCount
 	errs          int
+
+	// streams read each store's files in order (format version 2 headers
+	// list what changed since the last full list).
+	fileMu  sync.Mutex
+	streams map[[2]uint64]*storefile.Stream
+}
+
+// openStoreFile opens a store file as the next file of its store's stream.
+func (r *lagRecorder) openStoreFile(name layout.StoreFileName, key string, data []byte) (*storefile.Reader, error) {
+	r.fileMu.Lock()
+	defer r.fileMu.Unlock()
+	if r.streams == nil {
+		r.streams = map[[2]uint64]*storefile.Stream{}
+	}
+	id := [2]uint64{name.Tenant, name.Store}
+	st := r.streams[id]
+	if st == nil {
+		st = storefile.NewStream(nil)
+		r.streams[id] = st
+	}
+	return st.Open(key, data)
 }
 
 func newLagRecorder() *lagRecorder {
@@ -120,8 +147,10 @@ func objectKind(key string) string {
 		return "buffer other"
 	case strings.HasPrefix(key, layout.PoolRoot):
 		switch {
-		case strings.Contains(key, "/data/"):
-			return "pool data files"
+		case strings.Contains(key, "/data/"), strings.Contains(key, "/pub/"):
+			return "pool data files" // format 1 data files, format 2 group publications
+		case strings.Contains(key, "/seg/"):
+			return "pool segments"
 		case strings.Contains(key, "/log/"):
 			return "pool range log"
 		}
@@ -145,15 +174,27 @@ func rangeLogKey(key string) bool {
 	return len(parts) == 4 && strings.HasPrefix(parts[0], "tenant-") && strings.HasPrefix(parts[1], "range-") && parts[2] == "log"
 }
 
+// groupPubKey reports whether key is a group publication:
+// committed_data_pool/tenant-T/group-G/pub/SEQ.
+func groupPubKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, layout.PoolRoot)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) == 4 && strings.HasPrefix(parts[0], "tenant-") && strings.HasPrefix(parts[1], "group-") && parts[2] == "pub"
+}
+
 func (r *lagRecorder) written(key string, data []byte) {
 	var (
 		fileHdr      *formatv1.StoreFileHeader
 		fileResolved uint64
 		entry        *formatv1.RangeLogEntry
+		pub          *pool.Pub
 		bad          bool
 	)
-	if _, err := layout.ParseStoreFileKey(key); err == nil {
-		if rd, err := storefile.Open(key, data); err == nil {
+	if name, err := layout.ParseStoreFileKey(key); err == nil {
+		if rd, err := r.openStoreFile(name, key, data); err == nil {
 			fileHdr = rd.Header()
 			if fileResolved, err = storeFileResolved(rd); err != nil {
 				bad = true
@@ -164,6 +205,12 @@ func (r *lagRecorder) written(key string, data []byte) {
 	} else if rangeLogKey(key) {
 		if e, err := pool.DecodeEntry(key, data); err == nil {
 			entry = e
+		} else {
+			bad = true
+		}
+	} else if groupPubKey(key) {
+		if p, _, err := pool.DecodePubIndex(key, data); err == nil {
+			pub = p
 		} else {
 			bad = true
 		}
@@ -190,8 +237,19 @@ func (r *lagRecorder) written(key string, data []byte) {
 	if entry != nil {
 		if entry.Kind == formatv1.RangeLogEntry_KIND_SEAL {
 			delete(r.rangeWM, entry.RangeId) // its successors carry on
+			if r.sealed == nil {
+				r.sealed = map[uint64]bool{}
+			}
+			r.sealed[entry.RangeId] = true
 		} else if entry.Watermark >= r.rangeWM[entry.RangeId] {
 			r.rangeWM[entry.RangeId] = entry.Watermark
+		}
+	}
+	if pub != nil && !pub.IsFence() {
+		for id, wm := range pub.Watermarks() {
+			if !r.sealed[id] && wm >= r.rangeWM[id] {
+				r.rangeWM[id] = wm
+			}
 		}
 	}
 }
@@ -218,6 +276,7 @@ func (r *lagRecorder) stages() (bufferMax, bufferResolved, pool uint64) {
 // the store had resolved when it cut the file, held back by open locks.
 func storeFileResolved(rd *storefile.Reader) (uint64, error) {
 	last := map[uint64]uint64{}
+	var group *formatv1.LeaderResolvedTs // the last LeaderResolvedTs
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -225,6 +284,9 @@ func storeFileResolved(rd *storefile.Reader) (uint64, error) {
 		}
 		if err != nil {
 			return 0, err
+		}
+		if rec.LeaderResolved != nil {
+			group = rec.LeaderResolved
 		}
 		if rec.Event == nil {
 			continue
@@ -240,7 +302,17 @@ func storeFileResolved(rd *storefile.Reader) (uint64, error) {
 			}
 		}
 	}
-	return minTs(last), nil
+	if group == nil {
+		return minTs(last), nil
+	}
+	// Every region but the excepted ones is at the group's ts.
+	lo := group.Ts
+	for _, id := range group.ExceptRegions {
+		if v, ok := last[id]; ok {
+			lo = min(lo, v)
+		}
+	}
+	return lo, nil
 }
 
 // recStore is an object store that tells a lagRecorder of every write.
@@ -380,7 +452,6 @@ func (b *benchFleet) close() error {
 func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResult, err error) {
 	res = &lagResult{Objects: map[string]*objCount{}, Metrics: map[string]float64{}}
 	o.Sim.Realtime = true
-	o.Sim.Tenants = 1
 	if err := o.Sim.Validate(); err != nil {
 		return nil, err
 	}
@@ -407,7 +478,14 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 		return nil, err
 	}
 	defer up.Close()
-	s, err := sim.New(o.Sim, sim.Options{Store: recStore{store, rec}, OnTenant: up.RegisterTenant, OnFile: up.NotifyFile})
+	upReg := prometheus.NewRegistry()
+	upStore := metered.NewMetrics(upReg).Wrap(recStore{store, rec}, upstreamService, layout.Labels)
+	s, err := sim.New(o.Sim, sim.Options{Store: upStore, OnTenant: up.RegisterTenant, OnFile: up.NotifyFile})
+	if err != nil {
+		return nil, err
+	}
+	gatherers := append(fleetRegistries(f), upReg)
+	reqBefore, err := gatherRequests(gatherers...)
 	if err != nil {
 		return nil, err
 	}
@@ -484,6 +562,13 @@ sampling:
 		return nil, fmt.Errorf("sim: %w", simErr)
 	}
 	res.Elapsed = res.Sim.WallTime
+	reqAfter, err := gatherRequests(gatherers...)
+	if err != nil {
+		return nil, err
+	}
+	res.Requests = &requestRun{Stores: o.Sim.Stores * o.Sim.Tenants, Ranges: int(o.InitialRanges) * o.Sim.Tenants, Tables: o.Sim.Tables * o.Sim.Tenants,
+		Seconds: res.Elapsed.Seconds(), Rows: res.Sim.RowsCommitted}
+	res.Requests.Requests, res.Requests.Bytes = reqAfter.since(reqBefore)
 	if !pulled {
 		select {
 		case pullErr = <-pullDone:
@@ -656,6 +741,8 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.DispatcherMaxInFlight, "dispatcher-max-in-flight", 0, "the dispatchers' unacknowledged files per stream (0 = default)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the services' log level")
 	fs.BoolVar(&o.Insecure, "insecure", false, "run the fleet without TLS (default: TLS everywhere, as tistream up): to measure what TLS costs")
+	requestsOut := fs.String("requests-out", "", "write the run's object-store request counts (JSON) here, for `tistream cost`")
+	requestsLabel := fs.String("requests-label", "", "the run's name in the request counts (default: its shape)")
 	var d drainOptions
 	fs.Int64Var(&d.BacklogRows, "backlog-rows", 0, "drain mode: generate a backlog of this many row changes (not in real time, at --rows-per-sec of simulated time) before registering the tenant, then time how fast the fleet drains it (0 = the real-time lag mode)")
 	fs.BoolVar(&d.Pull, "backlog-pull", true, "drain mode: pull the tenant after the drain and check its row count (false = check the sorters' rows flushed instead)")
@@ -696,7 +783,19 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printLag(stdout, o, r)
-	if r.RowsPulled != r.Sim.RowsCommitted {
+	r.Requests.Label = *requestsLabel
+	if r.Requests.Label == "" {
+		r.Requests.Label = fmt.Sprintf("%d ranges, %d rows/s", o.InitialRanges, o.Sim.RowsPerSec)
+	}
+	r.Requests.LagP50Ms, r.Requests.LagP99Ms = finiteOr0(r.Rows.q(.5)), finiteOr0(r.Rows.q(.99))
+	printRequests(stdout, r.Requests)
+	if *requestsOut != "" {
+		if err := writeRequestRun(*requestsOut, r.Requests); err != nil {
+			fmt.Fprintf(stderr, "tistream lag: --requests-out: %v\n", err)
+			return 1
+		}
+	}
+	if o.Sim.Tenants == 1 && r.RowsPulled != r.Sim.RowsCommitted {
 		fmt.Fprintf(stderr, "tistream lag: pulled %d rows, the simulator committed %d\n", r.RowsPulled, r.Sim.RowsCommitted)
 		return 1
 	}

@@ -39,6 +39,7 @@ func TestLagBench(t *testing.T) {
 	printLag(&out, o, r)
 	require.Contains(t, out.String(), "end-to-end row lag")
 	require.Contains(t, out.String(), "dispatcher(s) read")
+	checkLagRequests(t, r)
 }
 
 func TestLagDistQuantile(t *testing.T) {

@@ -28,6 +28,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	tenants := fs.String("tenant", "", "tenant ids, comma-separated (default: every tenant of the cluster)")
 	ranges := fs.Int("ranges", 1, "ranges per tenant, split at table boundaries")
 	workDir := fs.String("work-dir", "", "directory for the sorter's Pebble buffers (default: a temporary directory, removed at the end)")
+	bufferMemory := fs.Int64("buffer-memory", 0, "bytes of sorted rows kept in memory before the largest ranges move to Pebble (default 512 MiB)")
 	random := fs.Bool("random-order", false, "interleave the stores' files in a seeded random order instead of round-robin")
 	seed := fs.Uint64("seed", 1, "seed for --random-order and --restore-chance")
 	restore := fs.Float64("restore-chance", 0, "after each file, the chance to crash a random range and restore it from a stale snapshot")
@@ -49,7 +50,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "tistream replay: --restore-chance must be between 0 and 1")
 		return 2
 	}
-	cfg := replay.Config{Cluster: *cluster, Ranges: *ranges, Random: *random, Seed: *seed, RestoreChance: *restore, WorkDir: *workDir}
+	cfg := replay.Config{Cluster: *cluster, Ranges: *ranges, Random: *random, Seed: *seed, RestoreChance: *restore, WorkDir: *workDir,
+		BufferMemory: *bufferMemory}
 	for _, t := range strings.Split(*tenants, ",") {
 		if t = strings.TrimSpace(t); t == "" {
 			continue
@@ -88,19 +90,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			}
 		}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "tistream replay: --cpuprofile: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "tistream replay: --cpuprofile: %v\n", err)
-			return 2
-		}
-		defer pprof.StopCPUProfile()
+	stop, ok := startCPUProfile(*cpuProfile, "replay", stderr)
+	if !ok {
+		return 2
 	}
+	defer stop()
 	if *memProfile != "" {
 		cfg.AfterTenant = func() {
 			f, err := os.Create(*memProfile)
@@ -117,8 +111,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "replayed %d files (%.1f MiB) of %d tenants into %d ranges in %s\n",
 		sum.Files, float64(sum.Bytes)/(1<<20), sum.Tenants, sum.Ranges, sum.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "rows: %d events applied, %d committed rows flushed in %d flushes; %d late commits dropped\n",
-		sum.Rows, sum.RowsFlushed, sum.Flushes, sum.LateCommits)
+	fmt.Fprintf(stdout, "rows: %d events applied, %d committed rows flushed in %d range flushes (%d group publications); %d late commits dropped\n",
+		sum.Rows, sum.RowsFlushed, sum.Flushes, sum.Publications, sum.LateCommits)
 	if sum.Restores > 0 {
 		fmt.Fprintf(stdout, "chaos: %d ranges restored from stale snapshots, %d files redelivered\n", sum.Restores, sum.Redelivered)
 	}

@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/objstore/metered"
 	"github.com/tistream/tistream/libs/svc"
 	"github.com/tistream/tistream/libs/tlsx"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
@@ -320,7 +322,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "tistream run: %v\n", err)
 		return 2
 	}
-	e, closeEnv, err := openEnv(ctx, log, fc.Etcd, common.Security, fc.Buffer, fc.Pool)
+	e, closeEnv, err := openEnv(ctx, log, name, fc.Etcd, common.Security, fc.Buffer, fc.Pool)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
 		return 1
@@ -339,21 +341,25 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // openEnv connects to etcd and opens the object stores (an empty URL is
-// not opened).
-func openEnv(ctx context.Context, log *slog.Logger, endpoints []string, sec svc.Security, bufferURL, poolURL string) (env, func(), error) {
+// not opened), counting their requests as service's
+// (tistream_objstore_requests_total).
+func openEnv(ctx context.Context, log *slog.Logger, service string, endpoints []string, sec svc.Security, bufferURL, poolURL string) (env, func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e := env{log: log, reg: reg}
+	requests := metered.NewMetrics(reg)
 	var err error
 	if bufferURL != "" {
 		if e.buffer, err = objstore.Open(ctx, bufferURL); err != nil {
 			return env{}, nil, fmt.Errorf("open --buffer: %w", err)
 		}
+		e.buffer = requests.Wrap(e.buffer, service, layout.Labels)
 	}
 	if poolURL != "" {
 		if e.pool, err = objstore.Open(ctx, poolURL); err != nil {
 			return env{}, nil, fmt.Errorf("open --pool: %w", err)
 		}
+		e.pool = requests.Wrap(e.pool, service, layout.Labels)
 	}
 	ecfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}
 	if slices.ContainsFunc(endpoints, func(u string) bool { return strings.HasPrefix(u, "https://") }) {

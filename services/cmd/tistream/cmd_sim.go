@@ -30,6 +30,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime)")
 	initialRanges := fs.Uint("initial-ranges", 1, "with --meta: ranges each tenant starts with")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")
 		fmt.Fprintln(stderr, "Simulates TiKV stores and writes what they would push, plus the truth.")
@@ -89,6 +90,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tistream sim: %v\n", err)
 		return 2
 	}
+	stop, ok := startCPUProfile(*cpuProfile, "sim", stderr)
+	if !ok {
+		return 2
+	}
+	defer stop()
 	st, err := s.Run(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream sim: %v\n", err)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tistream/tistream/libs/auth"
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
@@ -131,6 +132,7 @@ type fleetOptions struct {
 type member struct {
 	name string
 	s    fleetService
+	reg  *prometheus.Registry // the service's metrics (its object-store requests among them)
 }
 
 // fleet is a running in-process fleet.
@@ -207,7 +209,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 				return nil, err
 			}
 		}
-		e, closeEnv, err := openEnv(ctx, o.Log.With("instance", name), []string{f.etcd.Endpoint}, common.Security, f.storeURL, f.storeURL)
+		e, closeEnv, err := openEnv(ctx, o.Log.With("instance", name), target, []string{f.etcd.Endpoint}, common.Security, f.storeURL, f.storeURL)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +224,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		if err := s.Start(ctx); err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
-		f.members = append(f.members, member{name, s})
+		f.members = append(f.members, member{name, s, e.reg})
 		return s, nil
 	}
 	// The same start order as separate processes need (each service after

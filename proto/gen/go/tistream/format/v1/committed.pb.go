@@ -181,6 +181,59 @@ func (RangeDescriptor_State) EnumDescriptor() ([]byte, []int) {
 	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{5, 0}
 }
 
+type GroupPublication_Kind int32
+
+const (
+	GroupPublication_KIND_UNSPECIFIED GroupPublication_Kind = 0
+	// Written by the group's writer: the watermarks of the ranges attached
+	// to the group, and their rows.
+	GroupPublication_KIND_PUBLISH GroupPublication_Kind = 1
+	// Written by a new owner of a range (not the group's writer): the ranges
+	// in `fences` leave the group here.
+	GroupPublication_KIND_FENCE GroupPublication_Kind = 2
+)
+
+// Enum value maps for GroupPublication_Kind.
+var (
+	GroupPublication_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_PUBLISH",
+		2: "KIND_FENCE",
+	}
+	GroupPublication_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_PUBLISH":     1,
+		"KIND_FENCE":       2,
+	}
+)
+
+func (x GroupPublication_Kind) Enum() *GroupPublication_Kind {
+	p := new(GroupPublication_Kind)
+	*p = x
+	return p
+}
+
+func (x GroupPublication_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupPublication_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tistream_format_v1_committed_proto_enumTypes[3].Descriptor()
+}
+
+func (GroupPublication_Kind) Type() protoreflect.EnumType {
+	return &file_tistream_format_v1_committed_proto_enumTypes[3]
+}
+
+func (x GroupPublication_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupPublication_Kind.Descriptor instead.
+func (GroupPublication_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{6, 0}
+}
+
 // CommittedFileHeader is the first record of a committed data file: the rows of
 // one range with prev_watermark < commit_ts <= watermark, in commit order.
 // Specification: docs/formats/committed-data-pool.md.
@@ -468,9 +521,30 @@ type RangeLogEntry struct {
 	ParentRangeIds []uint64 `protobuf:"varint,12,rep,packed,name=parent_range_ids,json=parentRangeIds,proto3" json:"parent_range_ids,omitempty"`
 	// KIND_SEAL: the ranges that continue this range's keys.
 	SuccessorRangeIds []uint64 `protobuf:"varint,13,rep,packed,name=successor_range_ids,json=successorRangeIds,proto3" json:"successor_range_ids,omitempty"`
-	CreatedUnixMs     int64    `protobuf:"varint,14,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The writer's wall clock when it published the entry.
+	CreatedUnixMs int64 `protobuf:"varint,14,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// Format version 2 (group publications, docs/formats/committed-data-pool.md).
+	// A v2 writer never writes KIND_FLUSH: the range's rows and watermarks are
+	// published in the group publications of the sorter that owns it, and its
+	// log only says which group publishes it from which publication on (a
+	// "segment").
+	//
+	// KIND_OPEN and KIND_TAKEOVER: the group whose publications continue the
+	// range from here on, and group_seq the first publication seq of that
+	// segment (the first KIND_PUBLISH publication at or after it lists the
+	// range). KIND_SEAL: the group of the segment it closes, and group_seq the
+	// last publication of that segment the range's final watermark was
+	// published in (or before). Empty group: a version 1 entry.
+	Group    string `protobuf:"bytes,15,opt,name=group,proto3" json:"group,omitempty"`
+	GroupSeq uint64 `protobuf:"varint,16,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	// KIND_TAKEOVER: where the previous segment ended: its group and the last
+	// publication seq that belongs to it (below the segment's first seq when
+	// no publication listed the range). Empty prev_group: the range was
+	// published by version 1 FLUSH entries up to here.
+	PrevGroup     string `protobuf:"bytes,17,opt,name=prev_group,json=prevGroup,proto3" json:"prev_group,omitempty"`
+	PrevGroupSeq  uint64 `protobuf:"varint,18,opt,name=prev_group_seq,json=prevGroupSeq,proto3" json:"prev_group_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeLogEntry) Reset() {
@@ -597,6 +671,34 @@ func (x *RangeLogEntry) GetSuccessorRangeIds() []uint64 {
 func (x *RangeLogEntry) GetCreatedUnixMs() int64 {
 	if x != nil {
 		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *RangeLogEntry) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *RangeLogEntry) GetGroupSeq() uint64 {
+	if x != nil {
+		return x.GroupSeq
+	}
+	return 0
+}
+
+func (x *RangeLogEntry) GetPrevGroup() string {
+	if x != nil {
+		return x.PrevGroup
+	}
+	return ""
+}
+
+func (x *RangeLogEntry) GetPrevGroupSeq() uint64 {
+	if x != nil {
+		return x.PrevGroupSeq
 	}
 	return 0
 }
@@ -786,6 +888,456 @@ func (x *RangeDescriptor) GetSuccessorRangeIds() []uint64 {
 	return nil
 }
 
+// GroupPublication is one publication of a group: committed_data_pool/
+// tenant-{t}/group-{g}/pub/{seq}, the only record of a TSGP container. The
+// object continues after the container with the sections it indexes (each a
+// whole committed data file, TSCD). A group is the log of one sorter
+// process's publications for one tenant; seqs are created with put-if-absent,
+// so each has one writer. Specification: docs/formats/committed-data-pool.md
+// (version 2).
+type GroupPublication struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Group    string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Seq      uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Kind     GroupPublication_Kind  `protobuf:"varint,4,opt,name=kind,proto3,enum=tistream.format.v1.GroupPublication_Kind" json:"kind,omitempty"`
+	// Identity of the writer (sorter id), for diagnostics.
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The writer's wall clock when it published; retention counts from it.
+	CreatedUnixMs int64 `protobuf:"varint,6,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// KIND_PUBLISH: every range attached to the group at this publication, as
+	// runs of consecutive range ids over the sorted ids: pairs (gap, length),
+	// gap being the first id of the run minus the end (last id + 1) of the
+	// previous run (the first run's gap is its first id).
+	MemberRuns []uint64 `protobuf:"varint,7,rep,packed,name=member_runs,json=memberRuns,proto3" json:"member_runs,omitempty"`
+	// KIND_PUBLISH: the interval (prev_watermark, watermark] of every member
+	// not listed in `ranges`: it publishes its rows with commit_ts in it (it
+	// has none) and moves its watermark from default_prev_watermark (its
+	// watermark in the previous publication that listed it, or the watermark
+	// it was attached with) to default_watermark.
+	DefaultPrevWatermark uint64 `protobuf:"varint,8,opt,name=default_prev_watermark,json=defaultPrevWatermark,proto3" json:"default_prev_watermark,omitempty"`
+	DefaultWatermark     uint64 `protobuf:"varint,9,opt,name=default_watermark,json=defaultWatermark,proto3" json:"default_watermark,omitempty"`
+	// KIND_PUBLISH: the members whose interval is not the default or that
+	// have rows, ordered by range id.
+	Ranges []*GroupRangeState `protobuf:"bytes,10,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// KIND_FENCE: the ranges fenced, with the new owner's epoch.
+	Fences        []*GroupFence `protobuf:"bytes,11,rep,name=fences,proto3" json:"fences,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPublication) Reset() {
+	*x = GroupPublication{}
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPublication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPublication) ProtoMessage() {}
+
+func (x *GroupPublication) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPublication.ProtoReflect.Descriptor instead.
+func (*GroupPublication) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GroupPublication) GetTenantId() uint64 {
+	if x != nil {
+		return x.TenantId
+	}
+	return 0
+}
+
+func (x *GroupPublication) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupPublication) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupPublication) GetKind() GroupPublication_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return GroupPublication_KIND_UNSPECIFIED
+}
+
+func (x *GroupPublication) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupPublication) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *GroupPublication) GetMemberRuns() []uint64 {
+	if x != nil {
+		return x.MemberRuns
+	}
+	return nil
+}
+
+func (x *GroupPublication) GetDefaultPrevWatermark() uint64 {
+	if x != nil {
+		return x.DefaultPrevWatermark
+	}
+	return 0
+}
+
+func (x *GroupPublication) GetDefaultWatermark() uint64 {
+	if x != nil {
+		return x.DefaultWatermark
+	}
+	return 0
+}
+
+func (x *GroupPublication) GetRanges() []*GroupRangeState {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *GroupPublication) GetFences() []*GroupFence {
+	if x != nil {
+		return x.Fences
+	}
+	return nil
+}
+
+// GroupRangeState is one range's interval in a publication, and its rows.
+type GroupRangeState struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// The range's watermark before (in the previous publication that listed
+	// it, or the watermark it was attached with) and after this publication.
+	PrevWatermark uint64 `protobuf:"varint,2,opt,name=prev_watermark,json=prevWatermark,proto3" json:"prev_watermark,omitempty"`
+	Watermark     uint64 `protobuf:"varint,3,opt,name=watermark,proto3" json:"watermark,omitempty"`
+	// The rows with prev_watermark < commit_ts <= watermark, if any.
+	Section       *GroupSection `protobuf:"bytes,4,opt,name=section,proto3" json:"section,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRangeState) Reset() {
+	*x = GroupRangeState{}
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRangeState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRangeState) ProtoMessage() {}
+
+func (x *GroupRangeState) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRangeState.ProtoReflect.Descriptor instead.
+func (*GroupRangeState) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GroupRangeState) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *GroupRangeState) GetPrevWatermark() uint64 {
+	if x != nil {
+		return x.PrevWatermark
+	}
+	return 0
+}
+
+func (x *GroupRangeState) GetWatermark() uint64 {
+	if x != nil {
+		return x.Watermark
+	}
+	return 0
+}
+
+func (x *GroupRangeState) GetSection() *GroupSection {
+	if x != nil {
+		return x.Section
+	}
+	return nil
+}
+
+// GroupSection locates one range's rows: a whole committed data file (TSCD,
+// header seq 0) at offset..offset+length of the data that follows the index
+// container of a publication or a segment.
+type GroupSection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	RowCount      uint64                 `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	MinCommitTs   uint64                 `protobuf:"varint,4,opt,name=min_commit_ts,json=minCommitTs,proto3" json:"min_commit_ts,omitempty"`
+	MaxCommitTs   uint64                 `protobuf:"varint,5,opt,name=max_commit_ts,json=maxCommitTs,proto3" json:"max_commit_ts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSection) Reset() {
+	*x = GroupSection{}
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSection) ProtoMessage() {}
+
+func (x *GroupSection) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSection.ProtoReflect.Descriptor instead.
+func (*GroupSection) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GroupSection) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GroupSection) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *GroupSection) GetRowCount() uint64 {
+	if x != nil {
+		return x.RowCount
+	}
+	return 0
+}
+
+func (x *GroupSection) GetMinCommitTs() uint64 {
+	if x != nil {
+		return x.MinCommitTs
+	}
+	return 0
+}
+
+func (x *GroupSection) GetMaxCommitTs() uint64 {
+	if x != nil {
+		return x.MaxCommitTs
+	}
+	return 0
+}
+
+// GroupFence fences one range out of a group.
+type GroupFence struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// Epoch of the new owner; it ends the range's segment in this group if it
+	// is at least the epoch of the range log entry that opened the segment.
+	OwnerEpoch    uint64 `protobuf:"varint,2,opt,name=owner_epoch,json=ownerEpoch,proto3" json:"owner_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFence) Reset() {
+	*x = GroupFence{}
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFence) ProtoMessage() {}
+
+func (x *GroupFence) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFence.ProtoReflect.Descriptor instead.
+func (*GroupFence) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GroupFence) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *GroupFence) GetOwnerEpoch() uint64 {
+	if x != nil {
+		return x.OwnerEpoch
+	}
+	return 0
+}
+
+// GroupSegmentHeader is the first record of a TSGS container: committed_data_pool/
+// tenant-{t}/group-{g}/seg/{last:020}-{first:020}. The records after it are
+// the publications first_seq..last_seq, each as written (GroupPublication),
+// except that section offsets are into the data following this container,
+// where each range's sections are contiguous, in seq order.
+type GroupSegmentHeader struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Group    string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	FirstSeq uint64                 `protobuf:"varint,3,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	LastSeq  uint64                 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Owner    string                 `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When the segment was written (writer's wall clock).
+	CreatedUnixMs int64 `protobuf:"varint,6,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// created_unix_ms of its newest publication: the segment expires with it.
+	NewestCreatedUnixMs int64 `protobuf:"varint,7,opt,name=newest_created_unix_ms,json=newestCreatedUnixMs,proto3" json:"newest_created_unix_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *GroupSegmentHeader) Reset() {
+	*x = GroupSegmentHeader{}
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSegmentHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSegmentHeader) ProtoMessage() {}
+
+func (x *GroupSegmentHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_committed_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSegmentHeader.ProtoReflect.Descriptor instead.
+func (*GroupSegmentHeader) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_committed_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GroupSegmentHeader) GetTenantId() uint64 {
+	if x != nil {
+		return x.TenantId
+	}
+	return 0
+}
+
+func (x *GroupSegmentHeader) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSegmentHeader) GetFirstSeq() uint64 {
+	if x != nil {
+		return x.FirstSeq
+	}
+	return 0
+}
+
+func (x *GroupSegmentHeader) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *GroupSegmentHeader) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupSegmentHeader) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *GroupSegmentHeader) GetNewestCreatedUnixMs() int64 {
+	if x != nil {
+		return x.NewestCreatedUnixMs
+	}
+	return 0
+}
+
 var File_tistream_format_v1_committed_proto protoreflect.FileDescriptor
 
 const file_tistream_format_v1_committed_proto_rawDesc = "" +
@@ -811,7 +1363,7 @@ const file_tistream_format_v1_committed_proto_rawDesc = "" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1b\n" +
 	"\trow_count\x18\x03 \x01(\x04R\browCount\x12\"\n" +
 	"\rmin_commit_ts\x18\x04 \x01(\x04R\vminCommitTs\x12\"\n" +
-	"\rmax_commit_ts\x18\x05 \x01(\x04R\vmaxCommitTs\"\xe2\x04\n" +
+	"\rmax_commit_ts\x18\x05 \x01(\x04R\vmaxCommitTs\"\xda\x05\n" +
 	"\rRangeLogEntry\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x10\n" +
@@ -828,7 +1380,12 @@ const file_tistream_format_v1_committed_proto_rawDesc = "" +
 	"\aend_key\x18\v \x01(\fR\x06endKey\x12(\n" +
 	"\x10parent_range_ids\x18\f \x03(\x04R\x0eparentRangeIds\x12.\n" +
 	"\x13successor_range_ids\x18\r \x03(\x04R\x11successorRangeIds\x12&\n" +
-	"\x0fcreated_unix_ms\x18\x0e \x01(\x03R\rcreatedUnixMs\"]\n" +
+	"\x0fcreated_unix_ms\x18\x0e \x01(\x03R\rcreatedUnixMs\x12\x14\n" +
+	"\x05group\x18\x0f \x01(\tR\x05group\x12\x1b\n" +
+	"\tgroup_seq\x18\x10 \x01(\x04R\bgroupSeq\x12\x1d\n" +
+	"\n" +
+	"prev_group\x18\x11 \x01(\tR\tprevGroup\x12$\n" +
+	"\x0eprev_group_seq\x18\x12 \x01(\x04R\fprevGroupSeq\"]\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_OPEN\x10\x01\x12\x0e\n" +
@@ -855,7 +1412,50 @@ const file_tistream_format_v1_committed_proto_rawDesc = "" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSTATE_ACTIVE\x10\x01\x12\x11\n" +
-	"\rSTATE_RETIRED\x10\x02*3\n" +
+	"\rSTATE_RETIRED\x10\x02\"\x8d\x04\n" +
+	"\x10GroupPublication\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12=\n" +
+	"\x04kind\x18\x04 \x01(\x0e2).tistream.format.v1.GroupPublication.KindR\x04kind\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x06 \x01(\x03R\rcreatedUnixMs\x12\x1f\n" +
+	"\vmember_runs\x18\a \x03(\x04R\n" +
+	"memberRuns\x124\n" +
+	"\x16default_prev_watermark\x18\b \x01(\x04R\x14defaultPrevWatermark\x12+\n" +
+	"\x11default_watermark\x18\t \x01(\x04R\x10defaultWatermark\x12;\n" +
+	"\x06ranges\x18\n" +
+	" \x03(\v2#.tistream.format.v1.GroupRangeStateR\x06ranges\x126\n" +
+	"\x06fences\x18\v \x03(\v2\x1e.tistream.format.v1.GroupFenceR\x06fences\">\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fKIND_PUBLISH\x10\x01\x12\x0e\n" +
+	"\n" +
+	"KIND_FENCE\x10\x02\"\xad\x01\n" +
+	"\x0fGroupRangeState\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12%\n" +
+	"\x0eprev_watermark\x18\x02 \x01(\x04R\rprevWatermark\x12\x1c\n" +
+	"\twatermark\x18\x03 \x01(\x04R\twatermark\x12:\n" +
+	"\asection\x18\x04 \x01(\v2 .tistream.format.v1.GroupSectionR\asection\"\xa3\x01\n" +
+	"\fGroupSection\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1b\n" +
+	"\trow_count\x18\x03 \x01(\x04R\browCount\x12\"\n" +
+	"\rmin_commit_ts\x18\x04 \x01(\x04R\vminCommitTs\x12\"\n" +
+	"\rmax_commit_ts\x18\x05 \x01(\x04R\vmaxCommitTs\"H\n" +
+	"\n" +
+	"GroupFence\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x1f\n" +
+	"\vowner_epoch\x18\x02 \x01(\x04R\n" +
+	"ownerEpoch\"\xf2\x01\n" +
+	"\x12GroupSegmentHeader\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
+	"\tfirst_seq\x18\x03 \x01(\x04R\bfirstSeq\x12\x19\n" +
+	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x06 \x01(\x03R\rcreatedUnixMs\x123\n" +
+	"\x16newest_created_unix_ms\x18\a \x01(\x03R\x13newestCreatedUnixMs*3\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -875,30 +1475,40 @@ func file_tistream_format_v1_committed_proto_rawDescGZIP() []byte {
 	return file_tistream_format_v1_committed_proto_rawDescData
 }
 
-var file_tistream_format_v1_committed_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tistream_format_v1_committed_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_tistream_format_v1_committed_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_tistream_format_v1_committed_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_tistream_format_v1_committed_proto_goTypes = []any{
 	(Op)(0),                     // 0: tistream.format.v1.Op
 	(RangeLogEntry_Kind)(0),     // 1: tistream.format.v1.RangeLogEntry.Kind
 	(RangeDescriptor_State)(0),  // 2: tistream.format.v1.RangeDescriptor.State
-	(*CommittedFileHeader)(nil), // 3: tistream.format.v1.CommittedFileHeader
-	(*CommittedRow)(nil),        // 4: tistream.format.v1.CommittedRow
-	(*CommittedFileRef)(nil),    // 5: tistream.format.v1.CommittedFileRef
-	(*RangeLogEntry)(nil),       // 6: tistream.format.v1.RangeLogEntry
-	(*Manifest)(nil),            // 7: tistream.format.v1.Manifest
-	(*RangeDescriptor)(nil),     // 8: tistream.format.v1.RangeDescriptor
+	(GroupPublication_Kind)(0),  // 3: tistream.format.v1.GroupPublication.Kind
+	(*CommittedFileHeader)(nil), // 4: tistream.format.v1.CommittedFileHeader
+	(*CommittedRow)(nil),        // 5: tistream.format.v1.CommittedRow
+	(*CommittedFileRef)(nil),    // 6: tistream.format.v1.CommittedFileRef
+	(*RangeLogEntry)(nil),       // 7: tistream.format.v1.RangeLogEntry
+	(*Manifest)(nil),            // 8: tistream.format.v1.Manifest
+	(*RangeDescriptor)(nil),     // 9: tistream.format.v1.RangeDescriptor
+	(*GroupPublication)(nil),    // 10: tistream.format.v1.GroupPublication
+	(*GroupRangeState)(nil),     // 11: tistream.format.v1.GroupRangeState
+	(*GroupSection)(nil),        // 12: tistream.format.v1.GroupSection
+	(*GroupFence)(nil),          // 13: tistream.format.v1.GroupFence
+	(*GroupSegmentHeader)(nil),  // 14: tistream.format.v1.GroupSegmentHeader
 }
 var file_tistream_format_v1_committed_proto_depIdxs = []int32{
-	0, // 0: tistream.format.v1.CommittedRow.op:type_name -> tistream.format.v1.Op
-	1, // 1: tistream.format.v1.RangeLogEntry.kind:type_name -> tistream.format.v1.RangeLogEntry.Kind
-	5, // 2: tistream.format.v1.RangeLogEntry.file:type_name -> tistream.format.v1.CommittedFileRef
-	8, // 3: tistream.format.v1.Manifest.ranges:type_name -> tistream.format.v1.RangeDescriptor
-	2, // 4: tistream.format.v1.RangeDescriptor.state:type_name -> tistream.format.v1.RangeDescriptor.State
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: tistream.format.v1.CommittedRow.op:type_name -> tistream.format.v1.Op
+	1,  // 1: tistream.format.v1.RangeLogEntry.kind:type_name -> tistream.format.v1.RangeLogEntry.Kind
+	6,  // 2: tistream.format.v1.RangeLogEntry.file:type_name -> tistream.format.v1.CommittedFileRef
+	9,  // 3: tistream.format.v1.Manifest.ranges:type_name -> tistream.format.v1.RangeDescriptor
+	2,  // 4: tistream.format.v1.RangeDescriptor.state:type_name -> tistream.format.v1.RangeDescriptor.State
+	3,  // 5: tistream.format.v1.GroupPublication.kind:type_name -> tistream.format.v1.GroupPublication.Kind
+	11, // 6: tistream.format.v1.GroupPublication.ranges:type_name -> tistream.format.v1.GroupRangeState
+	13, // 7: tistream.format.v1.GroupPublication.fences:type_name -> tistream.format.v1.GroupFence
+	12, // 8: tistream.format.v1.GroupRangeState.section:type_name -> tistream.format.v1.GroupSection
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_tistream_format_v1_committed_proto_init() }
@@ -911,8 +1521,8 @@ func file_tistream_format_v1_committed_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_format_v1_committed_proto_rawDesc), len(file_tistream_format_v1_committed_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   6,
+			NumEnums:      4,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

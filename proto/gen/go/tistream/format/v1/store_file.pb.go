@@ -71,7 +71,7 @@ func (x RegionChange_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RegionChange_Kind.Descriptor instead.
 func (RegionChange_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{4, 0}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type RegionChange_Reason int32
@@ -140,7 +140,7 @@ func (x RegionChange_Reason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RegionChange_Reason.Descriptor instead.
 func (RegionChange_Reason) EnumDescriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{4, 1}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{5, 1}
 }
 
 // StoreFileHeader is the first record of a store change file: the batch of data
@@ -166,7 +166,27 @@ type StoreFileHeader struct {
 	// files before it.
 	LeaderRegions []*RegionIncarnation `protobuf:"bytes,8,rep,name=leader_regions,json=leaderRegions,proto3" json:"leader_regions,omitempty"`
 	// Free text naming the producer and its version, for diagnostics.
-	Producer      string `protobuf:"bytes,9,opt,name=producer,proto3" json:"producer,omitempty"`
+	Producer string `protobuf:"bytes,9,opt,name=producer,proto3" json:"producer,omitempty"`
+	// Format version 2 (docs/formats/store-change-file.md, "Format versions").
+	// 0 and 1 mean version 1: leader_regions is always the full list and
+	// there is no LeaderResolvedTs record.
+	FormatVersion uint32 `protobuf:"varint,10,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// Version 2, a delta header: non-zero when this header lists only how the
+	// leader list differs from the full list in the header of an earlier file
+	// of this stream, the last one with a full list: that file's seq and
+	// max_ts (so its object key is known without a listing). leader_regions is
+	// then empty, and the list at the start of this file is the base's list
+	// without the regions in leader_added and leader_removed, plus
+	// leader_added. 0: leader_regions is the full list.
+	LeaderBaseSeq   uint64 `protobuf:"varint,11,opt,name=leader_base_seq,json=leaderBaseSeq,proto3" json:"leader_base_seq,omitempty"`
+	LeaderBaseMaxTs uint64 `protobuf:"varint,12,opt,name=leader_base_max_ts,json=leaderBaseMaxTs,proto3" json:"leader_base_max_ts,omitempty"`
+	// Delta header only: the incarnations led at the start of this file that
+	// the base's list does not have (a region id it lacks, or another
+	// incarnation of a region id it has).
+	LeaderAdded []*RegionIncarnation `protobuf:"bytes,13,rep,name=leader_added,json=leaderAdded,proto3" json:"leader_added,omitempty"`
+	// Delta header only: the region ids of the base's list led by no
+	// incarnation at the start of this file.
+	LeaderRemoved []uint64 `protobuf:"varint,14,rep,packed,name=leader_removed,json=leaderRemoved,proto3" json:"leader_removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +284,41 @@ func (x *StoreFileHeader) GetProducer() string {
 	return ""
 }
 
+func (x *StoreFileHeader) GetFormatVersion() uint32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *StoreFileHeader) GetLeaderBaseSeq() uint64 {
+	if x != nil {
+		return x.LeaderBaseSeq
+	}
+	return 0
+}
+
+func (x *StoreFileHeader) GetLeaderBaseMaxTs() uint64 {
+	if x != nil {
+		return x.LeaderBaseMaxTs
+	}
+	return 0
+}
+
+func (x *StoreFileHeader) GetLeaderAdded() []*RegionIncarnation {
+	if x != nil {
+		return x.LeaderAdded
+	}
+	return nil
+}
+
+func (x *StoreFileHeader) GetLeaderRemoved() []uint64 {
+	if x != nil {
+		return x.LeaderRemoved
+	}
+	return nil
+}
+
 // StoreRecord is every record after the header of a store change file.
 type StoreRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -271,6 +326,7 @@ type StoreRecord struct {
 	//
 	//	*StoreRecord_ChangeDataEvent
 	//	*StoreRecord_RegionChange
+	//	*StoreRecord_LeaderResolvedTs
 	Record        isStoreRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -331,6 +387,15 @@ func (x *StoreRecord) GetRegionChange() *RegionChange {
 	return nil
 }
 
+func (x *StoreRecord) GetLeaderResolvedTs() *LeaderResolvedTs {
+	if x != nil {
+		if x, ok := x.Record.(*StoreRecord_LeaderResolvedTs); ok {
+			return x.LeaderResolvedTs
+		}
+	}
+	return nil
+}
+
 type isStoreRecord_Record interface {
 	isStoreRecord_Record()
 }
@@ -348,9 +413,76 @@ type StoreRecord_RegionChange struct {
 	RegionChange *RegionChange `protobuf:"bytes,2,opt,name=region_change,json=regionChange,proto3,oneof"`
 }
 
+type StoreRecord_LeaderResolvedTs struct {
+	// Format version 2: one resolved ts for every region the store leads at
+	// this point of the stream, except the regions listed.
+	LeaderResolvedTs *LeaderResolvedTs `protobuf:"bytes,3,opt,name=leader_resolved_ts,json=leaderResolvedTs,proto3,oneof"`
+}
+
 func (*StoreRecord_ChangeDataEvent) isStoreRecord_Record() {}
 
 func (*StoreRecord_RegionChange) isStoreRecord_Record() {}
+
+func (*StoreRecord_LeaderResolvedTs) isStoreRecord_Record() {}
+
+// LeaderResolvedTs (format version 2) is the resolved ts of a whole store in
+// one record: every region incarnation the store leads at this point of its
+// stream, except the regions in except_regions, has resolved ts ts (TiKV's
+// rule: no commit at or below ts will follow for it). The excepted regions
+// (those whose locks hold their resolved ts lower) carry theirs in ordinary
+// cdcpb.ResolvedTs records, or none. ts never decreases along a stream.
+type LeaderResolvedTs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ts    uint64                 `protobuf:"varint,1,opt,name=ts,proto3" json:"ts,omitempty"`
+	// Region ids the store leads at this point, each at most once.
+	ExceptRegions []uint64 `protobuf:"varint,2,rep,packed,name=except_regions,json=exceptRegions,proto3" json:"except_regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderResolvedTs) Reset() {
+	*x = LeaderResolvedTs{}
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderResolvedTs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderResolvedTs) ProtoMessage() {}
+
+func (x *LeaderResolvedTs) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderResolvedTs.ProtoReflect.Descriptor instead.
+func (*LeaderResolvedTs) Descriptor() ([]byte, []int) {
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LeaderResolvedTs) GetTs() uint64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *LeaderResolvedTs) GetExceptRegions() []uint64 {
+	if x != nil {
+		return x.ExceptRegions
+	}
+	return nil
+}
 
 // RegionIncarnation is one leadership of one region version: the unit that
 // resolved ts refer to. (region id, epoch version, term) identifies it.
@@ -368,7 +500,7 @@ type RegionIncarnation struct {
 
 func (x *RegionIncarnation) Reset() {
 	*x = RegionIncarnation{}
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[2]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +512,7 @@ func (x *RegionIncarnation) String() string {
 func (*RegionIncarnation) ProtoMessage() {}
 
 func (x *RegionIncarnation) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[2]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +525,7 @@ func (x *RegionIncarnation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionIncarnation.ProtoReflect.Descriptor instead.
 func (*RegionIncarnation) Descriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{2}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RegionIncarnation) GetRegion() []byte {
@@ -422,7 +554,7 @@ type IncarnationRef struct {
 
 func (x *IncarnationRef) Reset() {
 	*x = IncarnationRef{}
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[3]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +566,7 @@ func (x *IncarnationRef) String() string {
 func (*IncarnationRef) ProtoMessage() {}
 
 func (x *IncarnationRef) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[3]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +579,7 @@ func (x *IncarnationRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncarnationRef.ProtoReflect.Descriptor instead.
 func (*IncarnationRef) Descriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{3}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *IncarnationRef) GetRegionId() uint64 {
@@ -493,7 +625,7 @@ type RegionChange struct {
 
 func (x *RegionChange) Reset() {
 	*x = RegionChange{}
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[4]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +637,7 @@ func (x *RegionChange) String() string {
 func (*RegionChange) ProtoMessage() {}
 
 func (x *RegionChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[4]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +650,7 @@ func (x *RegionChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionChange.ProtoReflect.Descriptor instead.
 func (*RegionChange) Descriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{4}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegionChange) GetKind() RegionChange_Kind {
@@ -579,7 +711,7 @@ type TakeoverSource struct {
 
 func (x *TakeoverSource) Reset() {
 	*x = TakeoverSource{}
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +723,7 @@ func (x *TakeoverSource) String() string {
 func (*TakeoverSource) ProtoMessage() {}
 
 func (x *TakeoverSource) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_format_v1_store_file_proto_msgTypes[5]
+	mi := &file_tistream_format_v1_store_file_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +736,7 @@ func (x *TakeoverSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeoverSource.ProtoReflect.Descriptor instead.
 func (*TakeoverSource) Descriptor() ([]byte, []int) {
-	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{5}
+	return file_tistream_format_v1_store_file_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TakeoverSource) GetStoreId() uint64 {
@@ -625,7 +757,7 @@ var File_tistream_format_v1_store_file_proto protoreflect.FileDescriptor
 
 const file_tistream_format_v1_store_file_proto_rawDesc = "" +
 	"\n" +
-	"#tistream/format/v1/store_file.proto\x12\x12tistream.format.v1\"\xc3\x02\n" +
+	"#tistream/format/v1/store_file.proto\x12\x12tistream.format.v1\"\xb0\x04\n" +
 	"\x0fStoreFileHeader\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
@@ -636,11 +768,21 @@ const file_tistream_format_v1_store_file_proto_rawDesc = "" +
 	"\x06max_ts\x18\x06 \x01(\x04R\x05maxTs\x12&\n" +
 	"\x0fcreated_unix_ms\x18\a \x01(\x03R\rcreatedUnixMs\x12L\n" +
 	"\x0eleader_regions\x18\b \x03(\v2%.tistream.format.v1.RegionIncarnationR\rleaderRegions\x12\x1a\n" +
-	"\bproducer\x18\t \x01(\tR\bproducer\"\x8e\x01\n" +
+	"\bproducer\x18\t \x01(\tR\bproducer\x12%\n" +
+	"\x0eformat_version\x18\n" +
+	" \x01(\rR\rformatVersion\x12&\n" +
+	"\x0fleader_base_seq\x18\v \x01(\x04R\rleaderBaseSeq\x12+\n" +
+	"\x12leader_base_max_ts\x18\f \x01(\x04R\x0fleaderBaseMaxTs\x12H\n" +
+	"\fleader_added\x18\r \x03(\v2%.tistream.format.v1.RegionIncarnationR\vleaderAdded\x12%\n" +
+	"\x0eleader_removed\x18\x0e \x03(\x04R\rleaderRemoved\"\xe4\x01\n" +
 	"\vStoreRecord\x12,\n" +
 	"\x11change_data_event\x18\x01 \x01(\fH\x00R\x0fchangeDataEvent\x12G\n" +
-	"\rregion_change\x18\x02 \x01(\v2 .tistream.format.v1.RegionChangeH\x00R\fregionChangeB\b\n" +
-	"\x06record\"?\n" +
+	"\rregion_change\x18\x02 \x01(\v2 .tistream.format.v1.RegionChangeH\x00R\fregionChange\x12T\n" +
+	"\x12leader_resolved_ts\x18\x03 \x01(\v2$.tistream.format.v1.LeaderResolvedTsH\x00R\x10leaderResolvedTsB\b\n" +
+	"\x06record\"I\n" +
+	"\x10LeaderResolvedTs\x12\x0e\n" +
+	"\x02ts\x18\x01 \x01(\x04R\x02ts\x12%\n" +
+	"\x0eexcept_regions\x18\x02 \x03(\x04R\rexceptRegions\"?\n" +
 	"\x11RegionIncarnation\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\fR\x06region\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"[\n" +
@@ -688,30 +830,33 @@ func file_tistream_format_v1_store_file_proto_rawDescGZIP() []byte {
 }
 
 var file_tistream_format_v1_store_file_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tistream_format_v1_store_file_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_tistream_format_v1_store_file_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tistream_format_v1_store_file_proto_goTypes = []any{
 	(RegionChange_Kind)(0),    // 0: tistream.format.v1.RegionChange.Kind
 	(RegionChange_Reason)(0),  // 1: tistream.format.v1.RegionChange.Reason
 	(*StoreFileHeader)(nil),   // 2: tistream.format.v1.StoreFileHeader
 	(*StoreRecord)(nil),       // 3: tistream.format.v1.StoreRecord
-	(*RegionIncarnation)(nil), // 4: tistream.format.v1.RegionIncarnation
-	(*IncarnationRef)(nil),    // 5: tistream.format.v1.IncarnationRef
-	(*RegionChange)(nil),      // 6: tistream.format.v1.RegionChange
-	(*TakeoverSource)(nil),    // 7: tistream.format.v1.TakeoverSource
+	(*LeaderResolvedTs)(nil),  // 4: tistream.format.v1.LeaderResolvedTs
+	(*RegionIncarnation)(nil), // 5: tistream.format.v1.RegionIncarnation
+	(*IncarnationRef)(nil),    // 6: tistream.format.v1.IncarnationRef
+	(*RegionChange)(nil),      // 7: tistream.format.v1.RegionChange
+	(*TakeoverSource)(nil),    // 8: tistream.format.v1.TakeoverSource
 }
 var file_tistream_format_v1_store_file_proto_depIdxs = []int32{
-	4, // 0: tistream.format.v1.StoreFileHeader.leader_regions:type_name -> tistream.format.v1.RegionIncarnation
-	6, // 1: tistream.format.v1.StoreRecord.region_change:type_name -> tistream.format.v1.RegionChange
-	0, // 2: tistream.format.v1.RegionChange.kind:type_name -> tistream.format.v1.RegionChange.Kind
-	1, // 3: tistream.format.v1.RegionChange.reason:type_name -> tistream.format.v1.RegionChange.Reason
-	4, // 4: tistream.format.v1.RegionChange.incarnation:type_name -> tistream.format.v1.RegionIncarnation
-	5, // 5: tistream.format.v1.RegionChange.predecessors:type_name -> tistream.format.v1.IncarnationRef
-	7, // 6: tistream.format.v1.RegionChange.takeover:type_name -> tistream.format.v1.TakeoverSource
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 0: tistream.format.v1.StoreFileHeader.leader_regions:type_name -> tistream.format.v1.RegionIncarnation
+	5, // 1: tistream.format.v1.StoreFileHeader.leader_added:type_name -> tistream.format.v1.RegionIncarnation
+	7, // 2: tistream.format.v1.StoreRecord.region_change:type_name -> tistream.format.v1.RegionChange
+	4, // 3: tistream.format.v1.StoreRecord.leader_resolved_ts:type_name -> tistream.format.v1.LeaderResolvedTs
+	0, // 4: tistream.format.v1.RegionChange.kind:type_name -> tistream.format.v1.RegionChange.Kind
+	1, // 5: tistream.format.v1.RegionChange.reason:type_name -> tistream.format.v1.RegionChange.Reason
+	5, // 6: tistream.format.v1.RegionChange.incarnation:type_name -> tistream.format.v1.RegionIncarnation
+	6, // 7: tistream.format.v1.RegionChange.predecessors:type_name -> tistream.format.v1.IncarnationRef
+	8, // 8: tistream.format.v1.RegionChange.takeover:type_name -> tistream.format.v1.TakeoverSource
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_tistream_format_v1_store_file_proto_init() }
@@ -722,6 +867,7 @@ func file_tistream_format_v1_store_file_proto_init() {
 	file_tistream_format_v1_store_file_proto_msgTypes[1].OneofWrappers = []any{
 		(*StoreRecord_ChangeDataEvent)(nil),
 		(*StoreRecord_RegionChange)(nil),
+		(*StoreRecord_LeaderResolvedTs)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -729,7 +875,7 @@ func file_tistream_format_v1_store_file_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_format_v1_store_file_proto_rawDesc), len(file_tistream_format_v1_store_file_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

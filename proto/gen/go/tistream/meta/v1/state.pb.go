@@ -510,6 +510,10 @@ type Checkpoint struct {
 	MaxTs         uint64                 `protobuf:"varint,2,opt,name=max_ts,json=maxTs,proto3" json:"max_ts,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	UpdatedUnixMs int64                  `protobuf:"varint,4,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	// The last file at or below seq whose header holds the full leader list
+	// (store-change-file format version 2), 0 if none: the file after seq may
+	// name it as its base, so garbage collection keeps it.
+	LeaderBaseSeq uint64 `protobuf:"varint,5,opt,name=leader_base_seq,json=leaderBaseSeq,proto3" json:"leader_base_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,6 +576,13 @@ func (x *Checkpoint) GetUpdatedUnixMs() int64 {
 	return 0
 }
 
+func (x *Checkpoint) GetLeaderBaseSeq() uint64 {
+	if x != nil {
+		return x.LeaderBaseSeq
+	}
+	return 0
+}
+
 var File_tistream_meta_v1_state_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_state_proto_rawDesc = "" +
@@ -620,13 +631,14 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x1d\n" +
 	"\n" +
 	"latest_seq\x18\x06 \x01(\x04R\tlatestSeq\x12\"\n" +
-	"\rlatest_max_ts\x18\a \x01(\x04R\vlatestMaxTs\"s\n" +
+	"\rlatest_max_ts\x18\a \x01(\x04R\vlatestMaxTs\"\x9b\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06max_ts\x18\x02 \x01(\x04R\x05maxTs\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12&\n" +
-	"\x0fupdated_unix_ms\x18\x04 \x01(\x03R\rupdatedUnixMs*]\n" +
+	"\x0fupdated_unix_ms\x18\x04 \x01(\x03R\rupdatedUnixMs\x12&\n" +
+	"\x0fleader_base_seq\x18\x05 \x01(\x04R\rleaderBaseSeq*]\n" +
 	"\n" +
 	"WorkerKind\x12\x1b\n" +
 	"\x17WORKER_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +

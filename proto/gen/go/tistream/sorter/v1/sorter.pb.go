@@ -135,6 +135,15 @@ const (
 	Event_KIND_REGION_START Event_Kind = 2
 	Event_KIND_REGION_END   Event_Kind = 3
 	Event_KIND_RESOLVED     Event_Kind = 4
+	// A store's LeaderResolvedTs record (store-change-file format version
+	// 2): every incarnation the store leads at this point has resolved ts
+	// ts, except the incarnations in refs (those of this range).
+	Event_KIND_LEADER_RESOLVED Event_Kind = 5
+	// A store's full leader list, at the start of a version 2 file whose
+	// header carries it: refs are the incarnations the store leads there
+	// that overlap the range; any other incarnation the store led and did
+	// not end is no longer led by it (it restarted).
+	Event_KIND_LEADERS Event_Kind = 6
 )
 
 // Enum value maps for Event_Kind.
@@ -145,13 +154,17 @@ var (
 		2: "KIND_REGION_START",
 		3: "KIND_REGION_END",
 		4: "KIND_RESOLVED",
+		5: "KIND_LEADER_RESOLVED",
+		6: "KIND_LEADERS",
 	}
 	Event_Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED":  0,
-		"KIND_ROW":          1,
-		"KIND_REGION_START": 2,
-		"KIND_REGION_END":   3,
-		"KIND_RESOLVED":     4,
+		"KIND_UNSPECIFIED":     0,
+		"KIND_ROW":             1,
+		"KIND_REGION_START":    2,
+		"KIND_REGION_END":      3,
+		"KIND_RESOLVED":        4,
+		"KIND_LEADER_RESOLVED": 5,
+		"KIND_LEADERS":         6,
 	}
 )
 
@@ -843,7 +856,7 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\tcommit_ts\x18\a \x01(\x04R\bcommitTs\x12\x1e\n" +
 	"\n" +
 	"generation\x18\b \x01(\x04R\n" +
-	"generation\"\x80\x04\n" +
+	"generation\"\xad\x04\n" +
 	"\x05Event\x122\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1e.tistream.sorter.v1.Event.KindR\x04kind\x12)\n" +
 	"\x03row\x18\x02 \x01(\v2\x17.tistream.sorter.v1.RowR\x03row\x121\n" +
@@ -855,13 +868,15 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\x04refs\x18\b \x03(\v2\x1f.tistream.sorter.v1.IncarnationR\x04refs\x12%\n" +
 	"\x0etakeover_store\x18\t \x01(\x04R\rtakeoverStore\x12!\n" +
 	"\ftakeover_seq\x18\n" +
-	" \x01(\x04R\vtakeoverSeq\"i\n" +
+	" \x01(\x04R\vtakeoverSeq\"\x95\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bKIND_ROW\x10\x01\x12\x15\n" +
 	"\x11KIND_REGION_START\x10\x02\x12\x13\n" +
 	"\x0fKIND_REGION_END\x10\x03\x12\x11\n" +
-	"\rKIND_RESOLVED\x10\x04\"\x82\x01\n" +
+	"\rKIND_RESOLVED\x10\x04\x12\x18\n" +
+	"\x14KIND_LEADER_RESOLVED\x10\x05\x12\x10\n" +
+	"\fKIND_LEADERS\x10\x06\"\x82\x01\n" +
 	"\x0eIngestResponse\x125\n" +
 	"\adurable\x18\x01 \x03(\v2\x1b.tistream.sorter.v1.DurableR\adurable\x129\n" +
 	"\tnot_owner\x18\x02 \x03(\v2\x1c.tistream.sorter.v1.NotOwnerR\bnotOwner\"n\n" +

@@ -1,0 +1,98 @@
+package metered_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/objstore/metered"
+	"github.com/tistream/tistream/libs/objstore/objstoretest"
+)
+
+// The wrapper is a Store: it keeps the whole contract of what it wraps.
+func TestMeteredContract(t *testing.T) {
+	objstoretest.RunContract(t, func(*testing.T) objstore.Store {
+		return metered.NewMetrics(prometheus.NewRegistry()).Wrap(objstore.NewMemory(), "test", layout.Labels)
+	})
+}
+
+// failing is a store whose every request fails.
+type failing struct{ objstore.Store }
+
+var errBroken = errors.New("broken")
+
+func (failing) Put(context.Context, string, []byte) error { return errBroken }
+
+func TestMeteredCounts(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m := metered.NewMetrics(reg)
+	mem := objstore.NewMemory()
+	s := m.Wrap(mem, "sorter", layout.Labels)
+
+	data := layout.DataFileKey(7, 1, 100, 1)
+	require.NoError(t, s.PutIfAbsent(ctx, data, []byte("12345")))
+	require.ErrorIs(t, s.PutIfAbsent(ctx, data, []byte("x")), objstore.ErrExists)
+	got, err := s.GetRange(ctx, data, 1, 2)
+	require.NoError(t, err)
+	require.Equal(t, "23", string(got))
+	_, err = s.Get(ctx, layout.RangeLogKey(7, 1, 9))
+	require.ErrorIs(t, err, objstore.ErrNotFound)
+	require.NoError(t, s.Put(ctx, layout.SorterSnapshotKey(7, 1, 1, 1), []byte("snap")))
+	_, err = objstore.ListAll(ctx, s, layout.StorePrefix(1, 3, 2), "")
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(ctx, "not/a/tistream/key"))
+	require.ErrorIs(t, m.Wrap(failing{mem}, "api-server", layout.Labels).Put(ctx, layout.ManifestKey(7, 1), nil), errBroken)
+
+	requests, bytes, err := metered.Gather(reg)
+	require.NoError(t, err)
+	type req struct{ service, purpose, kind, outcome, tenant string }
+	gotReqs := map[req]float64{}
+	for _, r := range requests {
+		gotReqs[req{r.Service, r.Purpose, r.Kind, r.Outcome, r.Tenant}] = r.Value
+	}
+	require.Equal(t, map[req]float64{
+		{"sorter", "pool_data", "put_if_absent", "ok", "7"}:     1,
+		{"sorter", "pool_data", "put_if_absent", "exists", "7"}: 1,
+		{"sorter", "pool_data", "get_range", "ok", "7"}:         1,
+		{"sorter", "pool_log", "get", "not_found", "7"}:         1,
+		{"sorter", "sorter_snapshot", "put", "ok", "7"}:         1,
+		{"sorter", "store_file", "list", "ok", "3"}:             1,
+		{"sorter", "other", "delete", "ok", ""}:                 1,
+		{"api-server", "pool_manifest", "put", "error", "7"}:    1,
+	}, gotReqs)
+	type byt struct{ purpose, direction string }
+	gotBytes := map[byt]float64{}
+	for _, b := range bytes {
+		require.Equal(t, "sorter", b.Service)
+		gotBytes[byt{b.Purpose, b.Direction}] += b.Value
+	}
+	require.Equal(t, map[byt]float64{
+		{"pool_data", "in"}:       5, // the losing put-if-absent sent nothing that stayed
+		{"pool_data", "out"}:      2,
+		{"sorter_snapshot", "in"}: 4,
+	}, gotBytes)
+}
+
+// Every page of a listing is a request.
+func TestMeteredListPages(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	mem := objstore.NewMemory()
+	for i := range 2500 {
+		require.NoError(t, mem.Put(ctx, layout.RangeLogKey(1, 1, uint64(i)), nil))
+	}
+	s := metered.NewMetrics(reg).Wrap(mem, "api-server", layout.Labels)
+	objs, err := objstore.ListAll(ctx, s, layout.RangeLogPrefix(1, 1), "")
+	require.NoError(t, err)
+	require.Len(t, objs, 2500)
+	requests, _, err := metered.Gather(reg)
+	require.NoError(t, err)
+	require.Len(t, requests, 1)
+	require.Equal(t, float64(3), requests[0].Value)
+}

@@ -1,0 +1,419 @@
+package sortbuf
+
+import (
+	"bytes"
+	"cmp"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// memRow is one row held in memory: its identity and op, and where its
+// bytes (key, value, old value, back to back) are in an arena chunk.
+type memRow struct {
+	commitTs, startTs uint64
+	c                 *chunk
+	off               uint32
+	klen, vlen, olen  uint32
+	op                Op
+}
+
+// memRowSize is what one entry of the row index costs.
+const memRowSize = int64(unsafe.Sizeof(memRow{}))
+
+func (r *memRow) key() []byte {
+	o := r.off
+	return r.c.buf[o : o+r.klen : o+r.klen]
+}
+
+// row returns the row; its slices alias the arena.
+func (r *memRow) row() Row {
+	k := r.off + r.klen
+	v := k + r.vlen
+	e := v + r.olen
+	buf := r.c.buf
+	return Row{CommitTs: r.commitTs, StartTs: r.startTs, Op: r.op,
+		Key: buf[r.off:k:k], Value: nilIfEmpty(buf[k:v:v]), OldValue: nilIfEmpty(buf[v:e:e])}
+}
+
+// compareIdent orders a row against (commitTs, startTs, key): the buffer's
+// order, the same as Engine's key encoding.
+func compareIdent(a *memRow, commitTs, startTs uint64, key []byte) int {
+	if c := cmp.Compare(a.commitTs, commitTs); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.startTs, startTs); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.key(), key)
+}
+
+func compareMemRows(a, b memRow) int { return compareIdent(&a, b.commitTs, b.startTs, b.key()) }
+
+// chunk is a piece of arena. Its buf never changes after creation (rows
+// slice into it); used is how much of it is taken.
+type chunk struct {
+	buf  []byte
+	used int
+	// live counts the rows referring to the chunk, those of open batches
+	// included; a chunk with none that is no longer the one being filled
+	// is released.
+	live int32
+}
+
+// Arena chunks grow from minChunk to maxChunk as a buffer fills (doubling
+// per chunk), so that an idle range costs little and a busy one allocates
+// rarely; after a flush empties a range, its chunks start from a quarter of
+// what it stored in the last cycle. A row larger than maxChunk/4 gets a
+// chunk of its own.
+const (
+	minChunk = 1 << 10
+	maxChunk = 256 << 10
+)
+
+// chunkCache keeps full-size chunks released while no scan could still
+// read them, for the next ones a store needs: a sorter fills and empties
+// its buffers every flush, and a recycled chunk costs neither the zeroing
+// of a new allocation nor the garbage collector's work. It holds chunks
+// only while the store's memory in use and the cache together stay within
+// the budget (and the cache within maxCached), so the budget bounds both.
+type chunkCache struct {
+	used   *atomic.Int64
+	budget int64
+	cached atomic.Int64 // bytes in free
+	mu     sync.Mutex
+	free   []*chunk
+}
+
+const maxCached = 256 << 20
+
+func (cc *chunkCache) get() *chunk {
+	if cc != nil {
+		cc.mu.Lock()
+		if n := len(cc.free); n > 0 {
+			c := cc.free[n-1]
+			cc.free[n-1] = nil
+			cc.free = cc.free[:n-1]
+			cc.cached.Add(-maxChunk)
+			cc.mu.Unlock()
+			return c
+		}
+		cc.mu.Unlock()
+	}
+	return &chunk{buf: make([]byte, maxChunk)}
+}
+
+func (cc *chunkCache) put(c *chunk) {
+	if cc == nil {
+		return
+	}
+	c.used, c.live = 0, 0
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cached := int64(len(cc.free)+1) * maxChunk
+	if cached <= maxCached && cc.used.Load()+cached <= cc.budget {
+		cc.free = append(cc.free, c)
+		cc.cached.Add(maxChunk)
+	}
+}
+
+// trim drops cached chunks while the cache and the memory in use together
+// pass the budget.
+func (cc *chunkCache) trim() {
+	if cc.used.Load()+cc.cached.Load() <= cc.budget {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for n := len(cc.free); n > 0 && cc.used.Load()+int64(n)*maxChunk > cc.budget; n-- {
+		cc.free[n-1] = nil
+		cc.free = cc.free[:n-1]
+		cc.cached.Add(-maxChunk)
+	}
+}
+
+// memRows is one range's rows in memory, sorted by (commit_ts, start_ts,
+// key). Rows are mostly added in order, so adding appends; rows added out
+// of order wait in an unsorted tail that the next read sorts and merges.
+// It is not safe for concurrent use: the buffer's mutex guards it.
+type memRows struct {
+	rows []memRow
+	// rows[:lo] are deleted (zeroed); rows[lo:sorted] are sorted without
+	// two of one identity; rows[sorted:] were added since, in arrival order.
+	lo, sorted int
+	cur        *chunk // the chunk being filled
+	hint       int    // rows the index held before it was last emptied
+	stored     int    // bytes stored since the index was last emptied
+	nextChunk  int
+	chunkBytes int64
+	tmp        []memRow
+	cache      *chunkCache // nil: no recycling
+	// shared counts scans in progress: their views alias rows[lo:sorted]
+	// and the chunks, so these are then replaced instead of changed in
+	// place, and released chunks are left to the garbage collector instead
+	// of being recycled.
+	shared int
+}
+
+// charged is what the rows hold in memory: arena chunks and the index.
+func (m *memRows) charged() int64 {
+	return m.chunkBytes + int64(cap(m.rows)+cap(m.tmp))*memRowSize
+}
+
+func (m *memRows) count() int { return len(m.rows) - m.lo }
+
+// store copies r's bytes into the arena and returns its entry, counted as
+// a reference to its chunk; the caller inserts or releases it.
+func (m *memRows) store(r *Row) memRow {
+	n := r.Size()
+	c := m.cur
+	switch {
+	case n > maxChunk/4:
+		// A large row alone; the chunk being filled stays.
+		c = &chunk{buf: make([]byte, n)}
+		m.chunkBytes += int64(n)
+	case c == nil || c.used+n > len(c.buf):
+		c = m.newChunk(n)
+	}
+	m.stored += n
+	off := c.used
+	c.used += copy(c.buf[off:], r.Key)
+	c.used += copy(c.buf[c.used:], r.Value)
+	c.used += copy(c.buf[c.used:], r.OldValue)
+	c.live++
+	return memRow{commitTs: r.CommitTs, startTs: r.StartTs, c: c, off: uint32(off),
+		klen: uint32(len(r.Key)), vlen: uint32(len(r.Value)), olen: uint32(len(r.OldValue)), op: r.Op}
+}
+
+// newChunk starts filling a new chunk with room for n bytes.
+func (m *memRows) newChunk(n int) *chunk {
+	size := max(m.nextChunk, minChunk)
+	for size < n {
+		size *= 2
+	}
+	var c *chunk
+	if size == maxChunk {
+		c = m.cache.get()
+	} else {
+		c = &chunk{buf: make([]byte, size)}
+	}
+	m.chunkBytes += int64(size)
+	m.nextChunk = min(size*2, maxChunk)
+	prev := m.cur
+	m.cur = c
+	if prev != nil && prev.live == 0 {
+		m.free(prev)
+	}
+	return c
+}
+
+// free releases a chunk no row refers to any more.
+func (m *memRows) free(c *chunk) {
+	m.chunkBytes -= int64(len(c.buf))
+	if len(c.buf) == maxChunk && m.shared == 0 {
+		m.cache.put(c)
+	}
+}
+
+// release drops one reference to r's chunk.
+func (m *memRows) release(r *memRow) {
+	c := r.c
+	c.live--
+	if c.live == 0 && c != m.cur {
+		m.free(c)
+	}
+}
+
+// insert adds a stored row; one of the same identity is replaced.
+func (m *memRows) insert(r memRow) {
+	if m.rows == nil && m.hint > 0 {
+		// A range is emptied by every flush: size the index for a little
+		// more rows than last time instead of growing it again.
+		m.rows = make([]memRow, 0, m.hint+m.hint/4)
+	}
+	n := len(m.rows)
+	switch {
+	case m.sorted < n: // an unsorted tail already waits
+	case n == m.lo || compareMemRows(m.rows[n-1], r) < 0:
+		m.sorted++
+	case m.shared == 0 && m.insertNear(r):
+		return
+	}
+	m.rows = append(m.rows, r)
+}
+
+// insertNear puts r at its place among the last few sorted rows, where a
+// transaction's rows land when its keys come out of order; it reports
+// false (nothing done) if r belongs further back.
+func (m *memRows) insertNear(r memRow) bool {
+	const window = 16
+	n := len(m.rows)
+	p := n - 1
+	for ; p > m.lo && n-p < window; p-- {
+		if compareMemRows(m.rows[p-1], r) < 0 {
+			break
+		}
+	}
+	switch c := compareMemRows(m.rows[p], r); {
+	case c == 0: // the same identity: the later row replaces it
+		m.release(&m.rows[p])
+		m.rows[p] = r
+		return true
+	case p > m.lo && compareMemRows(m.rows[p-1], r) >= 0:
+		return false // further back than the window
+	}
+	m.rows = append(m.rows, memRow{})
+	copy(m.rows[p+1:], m.rows[p:n])
+	m.rows[p] = r
+	m.sorted++
+	return true
+}
+
+// normalize sorts and merges the rows added out of order, the last added
+// of one identity winning.
+func (m *memRows) normalize() {
+	n := len(m.rows)
+	if m.sorted == n {
+		return
+	}
+	// The tail is past every scan's view (views end at sorted), so it can
+	// be sorted in place.
+	tail := m.rows[m.sorted:]
+	slices.SortStableFunc(tail, compareMemRows)
+	k := 0
+	for i := range tail {
+		if i+1 < len(tail) && compareMemRows(tail[i], tail[i+1]) == 0 {
+			m.release(&tail[i])
+			continue
+		}
+		tail[k] = tail[i]
+		k++
+	}
+	clear(tail[k:])
+	tail = tail[:k]
+	m.rows = m.rows[:m.sorted+k]
+	// Where the tail starts within the sorted rows.
+	p := m.lo + sort.Search(m.sorted-m.lo, func(i int) bool {
+		return compareMemRows(m.rows[m.lo+i], tail[0]) >= 0
+	})
+	if p == m.sorted {
+		m.sorted = len(m.rows)
+		return
+	}
+	m.tmp = append(m.tmp[:0], m.rows[p:m.sorted]...)
+	dst := m.rows
+	if m.shared > 0 {
+		// Scans read rows[lo:sorted]: build the result in a new array.
+		dst = make([]memRow, len(m.rows), cap(m.rows))
+		copy(dst[m.lo:p], m.rows[m.lo:p])
+	}
+	w, i, j := p, 0, 0
+	for i < len(m.tmp) && j < len(tail) {
+		switch c := compareMemRows(m.tmp[i], tail[j]); {
+		case c < 0:
+			dst[w] = m.tmp[i]
+			i++
+		case c > 0:
+			dst[w] = tail[j]
+			j++
+		default: // the tail's row is the later one
+			m.release(&m.tmp[i])
+			i++
+			continue
+		}
+		w++
+	}
+	w += copy(dst[w:], m.tmp[i:])
+	w += copy(dst[w:], tail[j:])
+	clear(dst[w:])
+	m.rows = dst[:w]
+	m.sorted = w
+	clear(m.tmp)
+	if cap(m.tmp) > 4096 {
+		m.tmp = nil
+	} else {
+		m.tmp = m.tmp[:0]
+	}
+}
+
+// view returns the rows with commit_ts <= upTo; call normalize first.
+func (m *memRows) view(upTo uint64) []memRow {
+	end := m.upper(upTo)
+	return m.rows[m.lo:end:end]
+}
+
+// upper is the index of the first row with commit_ts > ts.
+func (m *memRows) upper(ts uint64) int {
+	return m.lo + sort.Search(len(m.rows)-m.lo, func(i int) bool { return m.rows[m.lo+i].commitTs > ts })
+}
+
+// has reports whether a row of this identity is held; call normalize first.
+func (m *memRows) has(commitTs, startTs uint64, key []byte) bool {
+	i := m.lo + sort.Search(len(m.rows)-m.lo, func(i int) bool {
+		return compareIdent(&m.rows[m.lo+i], commitTs, startTs, key) >= 0
+	})
+	return i < len(m.rows) && compareIdent(&m.rows[i], commitTs, startTs, key) == 0
+}
+
+// deleteUpTo removes the rows with commit_ts <= ts.
+func (m *memRows) deleteUpTo(ts uint64) {
+	m.normalize()
+	cut := m.upper(ts)
+	m.cut(cut)
+}
+
+// cut removes rows[lo:end] (sorted rows) and reclaims what it can.
+func (m *memRows) cut(end int) {
+	for i := m.lo; i < end; i++ {
+		m.release(&m.rows[i])
+	}
+	if m.shared == 0 {
+		clear(m.rows[m.lo:end])
+	}
+	m.lo = end
+	switch {
+	case m.lo == len(m.rows):
+		m.reset()
+	case m.lo > len(m.rows)/2 && m.shared == 0:
+		n := copy(m.rows, m.rows[m.lo:])
+		clear(m.rows[n:])
+		m.rows = m.rows[:n]
+		m.sorted -= m.lo
+		m.lo = 0
+	}
+}
+
+// reset forgets an empty index, so that an idle range holds no memory; the
+// chunk being filled goes too unless an open batch still refers to it.
+func (m *memRows) reset() {
+	m.hint = len(m.rows)
+	m.rows, m.tmp = nil, nil
+	m.lo, m.sorted = 0, 0
+	if c := m.cur; c != nil && c.live == 0 {
+		m.cur = nil
+		m.free(c)
+	}
+	// The next cycle's chunks start at a quarter of what this one stored:
+	// a busy range goes straight to full (recycled) chunks, an idle one
+	// holds a small one.
+	m.nextChunk = minChunk
+	for m.nextChunk < maxChunk && m.nextChunk < m.stored/4 {
+		m.nextChunk *= 2
+	}
+	m.stored = 0
+}
+
+// tidy frees what an empty index still holds (after released batch rows).
+func (m *memRows) tidy() {
+	if m.count() == 0 {
+		m.reset()
+	}
+}
+
+// clearAll removes every row (sorted or not).
+func (m *memRows) clearAll() {
+	m.normalize()
+	m.cut(len(m.rows))
+}

@@ -1,0 +1,42 @@
+package sorterbench_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/sorter/sorterbench"
+)
+
+// A small run of every mode reads back exactly the rows it wrote, in order
+// per table (Run checks both), through the worker pool, with flushes during
+// the ingest; with a tiny memory budget the ranges spill to Pebble and the
+// result is the same.
+func TestRunSmall(t *testing.T) {
+	cases := []struct {
+		name   string
+		opts   sorterbench.Options
+		spills bool
+	}{
+		{"committed", sorterbench.Options{}, false},
+		{"pairs", sorterbench.Options{Pairs: true}, false},
+		{"committed-tiny-budget", sorterbench.Options{MemoryBudget: 64 << 10}, true},
+		{"pairs-one-worker", sorterbench.Options{Pairs: true, Workers: 1}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.opts
+			o.Rows, o.BatchRows, o.FlushEvery, o.Dir, o.Seed = 30_000, 1_000, time.Millisecond, t.TempDir(), 3
+			res, err := sorterbench.Run(context.Background(), o)
+			require.NoError(t, err)
+			require.Equal(t, 30_000, res.Rows)
+			require.Greater(t, res.Flushes, int64(sorterbench.Tables), "flushes during the ingest")
+			require.Equal(t, c.spills, res.Spills > 0)
+		})
+	}
+	res, err := sorterbench.RunBaseline(context.Background(), sorterbench.Options{Rows: 30_000, Dir: t.TempDir()})
+	require.NoError(t, err)
+	require.Equal(t, "pebble", res.Mode)
+}
