@@ -95,3 +95,43 @@ func TestRollbackWithoutPrewriteIsForgotten(t *testing.T) {
 	require.Zero(t, r2.Matcher().PendingRollbacks)
 	require.Zero(t, r2.Matcher().Bytes)
 }
+
+// A commit at or below the published watermark is never published again;
+// its prewrite — here re-sent after the row was published, as a new leader
+// or a restore from an older snapshot redelivers it — must go with it, in
+// either order, or it stays in the matcher and in every snapshot forever.
+func TestLateCommitDropsItsPrewrite(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(store, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
+	}
+	apply(1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_PREWRITE, "b", "x", 40, 0), row(cdcpb.Event_COMMIT, "b", "", 40, 50),
+		row(cdcpb.Event_PREWRITE, "b2", "y", 41, 0), row(cdcpb.Event_COMMIT, "b2", "", 41, 51), resolved(1, 1, 1, 100))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(100), r.Published())
+
+	// Prewrite then late commit (a re-upload of the whole transaction), and
+	// late commit then prewrite.
+	apply(2, 1, row(cdcpb.Event_PREWRITE, "b", "x", 40, 0), row(cdcpb.Event_COMMIT, "b", "", 40, 50),
+		row(cdcpb.Event_COMMIT, "b2", "", 41, 51), row(cdcpb.Event_PREWRITE, "b2", "y", 41, 0))
+	require.Equal(t, int64(2), r.Stats().LateCommits)
+	m := r.Matcher()
+	require.Zero(t, m.Prewrites, "no prewrite of an already published commit stays")
+	require.Zero(t, m.Txns)
+
+	apply(1, 2, resolved(1, 1, 1, 200))
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	m = r.Matcher()
+	require.Zero(t, m.PendingRollbacks, "forgotten once published passes their start_ts")
+	require.Zero(t, m.Bytes)
+	got, wm := published(t, store)
+	require.Equal(t, uint64(200), wm)
+	require.Equal(t, []string{"b@50=x", "b2@51=y"}, got, "each row exactly once")
+}
