@@ -31,17 +31,28 @@ type Config struct {
 	TransferEvery time.Duration // mean interval between leader transfers
 	DDLEvery      time.Duration // mean interval between DDL statements
 
-	RowsPerTxn       int     // mean rows of an ordinary transaction
-	RollbackRatio    float64 // share of 2PC/async transactions rolled back
-	OnePCRatio       float64 // share of single-region transactions committed in 1PC
-	AsyncCommitRatio float64 // share of multi-key transactions using async commit
-	CrossTableRatio  float64 // share of transactions writing two tables
-	DeleteRatio      float64 // share of row changes that delete an existing row
+	RowsPerTxn    int     // mean rows of an ordinary transaction
+	RollbackRatio float64 // share of 2PC/async transactions rolled back
+	// OrphanRollbackRatio is the share of rolled-back ordinary transactions
+	// whose prewrites never reach the stream (a pessimistic transaction
+	// rolled back before it prewrote, a prewrite that failed): only their
+	// ROLLBACK rows appear, as TiKV emits them (store-change-file spec,
+	// "ROLLBACK with no PREWRITE").
+	OrphanRollbackRatio float64
+	OnePCRatio          float64 // share of single-region transactions committed in 1PC
+	AsyncCommitRatio    float64 // share of multi-key transactions using async commit
+	CrossTableRatio     float64 // share of transactions writing two tables
+	DeleteRatio         float64 // share of row changes that delete an existing row
 
 	LargeTxnEvery time.Duration // mean interval between large transactions, 0 = none
 	LargeTxnRows  int
 	LongTxnEvery  time.Duration // mean interval between long-running transactions
 	LongTxnHold   time.Duration // how long they hold their locks
+	// LongTxnTable, when > 0, makes every long-running transaction write
+	// only the tenant's LongTxnTable-th live table by id (the same table
+	// unless DDL drops an earlier one):
+	// to measure what a lock does to the pulls of the other tables.
+	LongTxnTable int
 
 	ValueSize int // approximate bytes of a row value
 
@@ -52,8 +63,10 @@ type Config struct {
 	CrashEvery time.Duration
 	CrashDown  time.Duration
 	// HeartbeatEvery is how often a long-running, large or pipelined
-	// transaction refreshes its primary lock: a PREWRITE of the primary key
-	// with op PUT and an empty value (0 = never).
+	// transaction's primary lock is rewritten (0 = never), alternately by a
+	// heartbeat (a PREWRITE of the primary key with op PUT and an empty
+	// value) and by a push of its min_commit_ts (the PREWRITE again, with
+	// the value when it is at most 255 bytes, empty otherwise).
 	HeartbeatEvery time.Duration
 	// PipelinedEvery is the mean interval between pipelined DML transactions
 	// (0 = none): each prewrites its keys in generations 1..n, n at most
@@ -104,6 +117,7 @@ func DefaultConfig() Config {
 		DDLEvery:             5 * time.Second,
 		RowsPerTxn:           5,
 		RollbackRatio:        0.05,
+		OrphanRollbackRatio:  0.5,
 		OnePCRatio:           0.3,
 		AsyncCommitRatio:     0.3,
 		CrossTableRatio:      0.2,
@@ -141,6 +155,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DDLEvery, "ddl-every", c.DDLEvery, "mean interval between DDL statements (0 = none)")
 	fs.IntVar(&c.RowsPerTxn, "rows-per-txn", c.RowsPerTxn, "mean rows of an ordinary transaction")
 	fs.Float64Var(&c.RollbackRatio, "rollback-ratio", c.RollbackRatio, "share of 2PC transactions rolled back")
+	fs.Float64Var(&c.OrphanRollbackRatio, "orphan-rollback-ratio", c.OrphanRollbackRatio, "share of rolled-back transactions whose prewrites never reach the stream (ROLLBACK rows only)")
 	fs.Float64Var(&c.OnePCRatio, "1pc-ratio", c.OnePCRatio, "share of single-region transactions committed in 1PC")
 	fs.Float64Var(&c.AsyncCommitRatio, "async-commit-ratio", c.AsyncCommitRatio, "share of multi-key transactions using async commit")
 	fs.Float64Var(&c.CrossTableRatio, "cross-table-ratio", c.CrossTableRatio, "share of transactions writing two tables")
@@ -149,6 +164,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LargeTxnRows, "large-txn-rows", c.LargeTxnRows, "rows of a large transaction")
 	fs.DurationVar(&c.LongTxnEvery, "long-txn-every", c.LongTxnEvery, "mean interval between long-running transactions (0 = none)")
 	fs.DurationVar(&c.LongTxnHold, "long-txn-hold", c.LongTxnHold, "how long a long-running transaction holds its locks")
+	fs.IntVar(&c.LongTxnTable, "long-txn-table", c.LongTxnTable, "long-running transactions write only the tenant's N-th live table by id (0 = any table)")
 	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "approximate bytes of a row value")
 	fs.DurationVar(&c.CrashEvery, "crash-every", c.CrashEvery, "mean interval between store crashes; new leaders take the crashed store's incarnations over (0 = none)")
 	fs.DurationVar(&c.CrashDown, "crash-down", c.CrashDown, "how long a crashed store stays down before it restarts (at least --flush-interval)")
@@ -186,6 +202,9 @@ func (c *Config) Validate() error {
 	pos(c.Stores, "stores")
 	pos(c.DBs, "dbs")
 	pos(c.Tables, "tables")
+	if c.LongTxnTable < 0 || c.LongTxnTable > c.Tables {
+		errs = append(errs, fmt.Errorf("--long-txn-table must be between 0 and --tables (%d), got %d", c.Tables, c.LongTxnTable))
+	}
 	pos(c.Regions, "regions")
 	pos(c.RowsPerSec, "rows-per-sec")
 	pos(c.RowsPerTxn, "rows-per-txn")
@@ -233,6 +252,7 @@ func (c *Config) Validate() error {
 	}
 	ratio(c.RollbackMergeRatio, "rollback-merge-ratio")
 	ratio(c.RollbackRatio, "rollback-ratio")
+	ratio(c.OrphanRollbackRatio, "orphan-rollback-ratio")
 	ratio(c.OnePCRatio, "1pc-ratio")
 	ratio(c.AsyncCommitRatio, "async-commit-ratio")
 	ratio(c.CrossTableRatio, "cross-table-ratio")

@@ -36,6 +36,9 @@ type Sim struct {
 	cfg  Config
 	opts Options
 	rng  *rand.Rand
+	// rng2 draws the decisions added after the simulator's scenarios were
+	// tuned (orphan rollbacks), so that a seed keeps its scenario.
+	rng2 *rand.Rand
 	ctx  context.Context
 
 	now           int64 // simulated ms since start
@@ -68,7 +71,8 @@ func New(cfg Config, opts Options) (*Sim, error) {
 	if opts.Store == nil {
 		return nil, errors.New("sim: no object store to write to")
 	}
-	return &Sim{cfg: cfg, opts: opts, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7157e3a))}, nil
+	return &Sim{cfg: cfg, opts: opts, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7157e3a)),
+		rng2: rand.New(rand.NewPCG(cfg.Seed, 0x7157e3b))}, nil
 }
 
 func (s *Sim) fail(err error) {

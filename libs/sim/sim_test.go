@@ -76,6 +76,8 @@ type seen struct {
 	takeoverEnds    int // takeover ENDs
 	restarts        int // files that open a restarted store's stream
 	refreshes       int // PREWRITEs with op PUT and an empty value
+	rewrites        int // PREWRITEs repeating a (key, start_ts, generation) with its value
+	orphanRollbacks int // ROLLBACKs of a (key, start_ts) with no PREWRITE in any stream
 	generations     int // PREWRITEs with a generation above 1
 	rollbackMerges  int // STARTs with REASON_ROLLBACK_MERGE
 	duplicateCommit int // commits written more than once (full takeovers)
@@ -133,10 +135,16 @@ func checkFiles(t *testing.T, cfg sim.Config, store objstore.Store, truthBytes [
 			checkStream(t, store, cfg, tenant, s, end, h)
 		}
 		h.check(t)
+		for k := range h.rollbacks {
+			if len(h.prewrites[k]) == 0 {
+				total.orphanRollbacks++
+			}
+		}
 		require.Equal(t, int(st.Restarts), h.seen.restarts, "tenant %d: files opening a restarted stream", tenant)
 		total.takeoverEnds += h.seen.takeoverEnds
 		total.restarts += h.seen.restarts
 		total.refreshes += h.seen.refreshes
+		total.rewrites += h.seen.rewrites
 		total.generations += h.seen.generations
 		total.rollbackMerges += h.seen.rollbackMerges
 		total.duplicateCommit += h.seen.duplicateCommit
@@ -305,11 +313,21 @@ func checkStream(t *testing.T, store objstore.Store, cfg sim.Config, tenant, sto
 						h.seen.duplicateCommit++
 					}
 					h.commitRefs[ck][ref]++
+				case cdcpb.Event_ROLLBACK:
+					h.rollbacks[fmt.Sprintf("%x|%d", row.Key, row.StartTs)] = true
 				case cdcpb.Event_PREWRITE:
 					k := fmt.Sprintf("%x|%d", row.Key, row.StartTs)
 					if row.OpType == cdcpb.Event_Row_PUT && len(row.Value) == 0 {
 						h.seen.refreshes++
 						h.prewrites[k] = append(h.prewrites[k], prewriteAt{storeID, row.Generation, false})
+						break
+					}
+					repeat := false
+					for _, p := range h.prewrites[k] {
+						repeat = repeat || p.content && p.gen == row.Generation
+					}
+					if repeat { // a lock rewritten with its value (min_commit_ts pushed)
+						h.seen.rewrites++
 						break
 					}
 					if row.Generation > 1 {
@@ -388,6 +406,7 @@ type history struct {
 	// commit (key, start_ts, commit_ts) -> incarnations that wrote it
 	commitRefs map[string]map[string]int
 	prewrites  map[string][]prewriteAt // (key, start_ts) -> where its prewrites are
+	rollbacks  map[string]bool         // (key, start_ts) of every ROLLBACK
 	seen       seen
 }
 
@@ -409,7 +428,7 @@ func newHistory() *history {
 		preds: map[string][]string{}, ranges: map[string][2][]byte{}, resolved: map[string][]seqTs{},
 		mentions:   map[fileID]map[string]bool{},
 		commitRefs: map[string]map[string]int{},
-		prewrites:  map[string][]prewriteAt{}}
+		prewrites:  map[string][]prewriteAt{}, rollbacks: map[string]bool{}}
 }
 
 // check applies the cross-stream rules of the spec:
@@ -619,8 +638,24 @@ func TestLockRefreshes(t *testing.T) {
 	store, truthBytes, st := simtest.Run(t, cfg)
 	seen := checkFiles(t, cfg, store, truthBytes, st)
 	require.Greater(t, st.Heartbeats, int64(10))
-	require.Equal(t, int(st.Heartbeats), seen.refreshes)
+	require.Greater(t, st.LockRewrites, int64(10))
+	require.Greater(t, seen.rewrites, 0, "rewrites with the value")
+	require.Equal(t, int(st.Heartbeats+st.LockRewrites), seen.refreshes+seen.rewrites,
+		"every lock rewrite is an empty PUT or repeats its value")
 	require.Greater(t, seen.refreshApart, 0)
+}
+
+// TestOrphanRollbacks: some rolled-back transactions leave only ROLLBACK
+// rows (their locks were pessimistic, or their prewrite failed), as a real
+// TiDB upstream does; the truth is unaffected.
+func TestOrphanRollbacks(t *testing.T) {
+	cfg := testConfig()
+	cfg.RollbackRatio = 0.2
+	store, truthBytes, st := simtest.Run(t, cfg)
+	seen := checkFiles(t, cfg, store, truthBytes, st)
+	require.Greater(t, st.OrphanRollbacks, int64(10))
+	require.Greater(t, st.Rollbacks, st.OrphanRollbacks, "others prewrote first")
+	require.Greater(t, seen.orphanRollbacks, 10)
 }
 
 // TestPipelinedDML: pipelined transactions prewrite their keys in several

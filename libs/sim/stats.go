@@ -11,22 +11,25 @@ type Stats struct {
 	SimTime  time.Duration
 	WallTime time.Duration
 
-	Txns          int64 // DML transactions started
-	TwoPC         int64 // committed with 2PC
-	AsyncCommit   int64
-	OnePC         int64
-	Rollbacks     int64
-	LargeTxns     int64
-	LongTxns      int64
-	Prewrites     int64
-	RowsCommitted int64 // table rows in the truth
-	RowEvents     int64 // row entries written to change files
-	DDLStarted    int64
-	DDLs          int64 // committed DDL statements
-	Splits        int64
-	Merges        int64
-	Transfers     int64
-	Regions       int
+	Txns        int64 // DML transactions started
+	TwoPC       int64 // committed with 2PC
+	AsyncCommit int64
+	OnePC       int64
+	Rollbacks   int64
+	// OrphanRollbacks are rolled-back transactions with no PREWRITE in
+	// the stream (ROLLBACK rows only).
+	OrphanRollbacks int64
+	LargeTxns       int64
+	LongTxns        int64
+	Prewrites       int64
+	RowsCommitted   int64 // table rows in the truth
+	RowEvents       int64 // row entries written to change files
+	DDLStarted      int64
+	DDLs            int64 // committed DDL statements
+	Splits          int64
+	Merges          int64
+	Transfers       int64
+	Regions         int
 
 	// Store crashes, restarts and the takeovers of the crashed stores'
 	// incarnations (Takeovers counts new leaders taking a region over;
@@ -51,6 +54,7 @@ type Stats struct {
 	RollbackMerges int64
 
 	Heartbeats         int64 // lock refreshes: PREWRITEs with an empty PUT value
+	LockRewrites       int64 // min_commit_ts pushes: PREWRITEs again, with the value when short
 	PipelinedTxns      int64
 	PipelinedPrewrites int64 // prewrites of generation 2 and above
 	Inflight           int
@@ -80,8 +84,11 @@ func (st Stats) Print(w io.Writer) {
 		fmt.Fprintf(w, "              lost with the crashes: %d split, %d merge and %d transfer ENDs\n", st.LostSplits, st.LostMergeEnds, st.LostTransfers)
 	}
 	if st.Heartbeats > 0 || st.PipelinedTxns > 0 {
-		fmt.Fprintf(w, "locks         %d lock refreshes, %d pipelined transactions (%d prewrites of later generations)\n",
-			st.Heartbeats, st.PipelinedTxns, st.PipelinedPrewrites)
+		fmt.Fprintf(w, "locks         %d lock refreshes, %d min_commit_ts rewrites, %d pipelined transactions (%d prewrites of later generations)\n",
+			st.Heartbeats, st.LockRewrites, st.PipelinedTxns, st.PipelinedPrewrites)
+	}
+	if st.OrphanRollbacks > 0 {
+		fmt.Fprintf(w, "              %d rolled-back transactions with no PREWRITE in the stream\n", st.OrphanRollbacks)
 	}
 	fmt.Fprintf(w, "files         %d store change files, %.1f MiB\n", st.Files, float64(st.Bytes)/(1<<20))
 	fmt.Fprintf(w, "final resolved ts %d (truth is complete at or below it)\n", st.FinalResolvedTs)

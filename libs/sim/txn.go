@@ -48,14 +48,20 @@ type txn struct {
 	commitTs uint64
 	muts     []mutation
 	rollback bool
+	orphan   bool // rolled back before any prewrite reached the stream: ROLLBACK rows only
 	tables   []*table
 	done     int // mutations prewritten, then committed
 	onCommit func(commitTs uint64)
 
 	gen, gens   uint64 // pipelined DML: generation being written, and the last one
 	heartbeats  bool   // lock refreshes are scheduled
+	rewrites    int    // lock rewrites emitted (heartbeats and min_commit_ts pushes)
 	primaryDone bool   // the primary lock is gone: no more refreshes
 }
+
+// maxLockValue is the longest value TiKV keeps in a lock (a short value):
+// a rewritten lock of a longer one carries no value.
+const maxLockValue = 255
 
 // batchRows is how many rows a transaction prewrites or commits per tick:
 // large transactions take several ticks, so their rows span change files.
@@ -69,7 +75,14 @@ func (s *Sim) startDML(tn *tenant, n int, kind txnKind) {
 	}
 	t := &txn{tn: tn, kind: kind}
 	t.tables = []*table{live[s.rng.IntN(len(live))]}
-	if len(live) > 1 && kind != txnLarge && s.rng.Float64() < s.cfg.CrossTableRatio {
+	pinned := kind == txnLong && s.cfg.LongTxnTable > 0
+	if pinned {
+		if s.cfg.LongTxnTable > len(live) {
+			return // fewer tables now: no long transaction
+		}
+		t.tables[0] = live[s.cfg.LongTxnTable-1]
+	}
+	if len(live) > 1 && kind != txnLarge && !pinned && s.rng.Float64() < s.cfg.CrossTableRatio {
 		if other := live[s.rng.IntN(len(live))]; other != t.tables[0] {
 			t.tables = append(t.tables, other)
 		}
@@ -165,6 +178,10 @@ func (s *Sim) begin(t *txn) {
 		return
 	}
 	t.rollback = t.kind != txnDDL && s.rng.Float64() < s.cfg.RollbackRatio
+	// An orphan's locks were pessimistic (never in the stream, never
+	// holding a resolved ts) or its prewrite failed: it goes through the
+	// same steps, silently, up to its ROLLBACKs.
+	t.orphan = t.rollback && t.kind == txnOrdinary && s.rng2.Float64() < s.cfg.OrphanRollbackRatio
 	s.sched.at(s.now+delay, func() { s.prewrite(t) })
 }
 
@@ -173,6 +190,9 @@ func (s *Sim) prewrite(t *txn) {
 	for i := t.done; i < end; i++ {
 		m := &t.muts[i]
 		m.gen = t.gen
+		if t.orphan {
+			continue
+		}
 		r := t.tn.regions.lookup(m.key)
 		r.addLock(m.key, t.startTs)
 		s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: m.op, Key: m.key, Value: m.value, StartTs: t.startTs,
@@ -252,9 +272,19 @@ func (s *Sim) heartbeat(t *txn) {
 	}
 	m := t.muts[0]
 	r := t.tn.regions.lookup(m.key)
-	s.emit(t.tn, r, &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: m.key, StartTs: t.startTs,
-		Generation: m.gen})
-	s.stats.Heartbeats++
+	row := &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: m.key, StartTs: t.startTs, Generation: m.gen}
+	if t.rewrites++; t.rewrites%2 == 0 {
+		// A reader pushed its min_commit_ts: TiKV rewrites the lock with
+		// its own op, and the value when the lock holds it (short values).
+		row.OpType = m.op
+		if len(m.value) <= maxLockValue {
+			row.Value = m.value
+		}
+		s.stats.LockRewrites++
+	} else {
+		s.stats.Heartbeats++
+	}
+	s.emit(t.tn, r, row)
 	s.sched.at(s.now+s.cfg.HeartbeatEvery.Milliseconds(), func() { s.heartbeat(t) })
 }
 
@@ -280,6 +310,9 @@ func (s *Sim) commitPrimary(t *txn) {
 	t.primaryDone = true
 	if t.rollback {
 		s.stats.Rollbacks++
+		if t.orphan {
+			s.stats.OrphanRollbacks++
+		}
 	} else if t.proto == proto2PC {
 		t.commitTs = s.ts()
 		// A DDL's commit_ts must exceed every async/1PC commit_ts already
@@ -313,7 +346,9 @@ func (s *Sim) finishKeys(t *txn, n int) {
 	end := min(t.done+n, len(t.muts))
 	for _, m := range t.muts[t.done:end] {
 		r := t.tn.regions.lookup(m.key)
-		r.removeLock(m.key)
+		if !t.orphan {
+			r.removeLock(m.key)
+		}
 		row := &cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: m.op, Key: m.key, StartTs: t.startTs, CommitTs: t.commitTs}
 		if t.rollback {
 			row = &cdcpb.Event_Row{Type: cdcpb.Event_ROLLBACK, Key: m.key, StartTs: t.startTs}
