@@ -76,6 +76,10 @@ type Stats struct {
 	Snapshots        int64 // snapshots written
 	SnapshotsSkipped int64 // SnapshotIfChanged calls that found the content unchanged
 	SnapshotBytes    int64 // size of the last snapshot written
+	SnapshotsDeleted int64 // older snapshots deleted after a newer one was written
+	// SnapshotDeleteErrors counts failed deletions (retried after the next
+	// snapshot; an old snapshot left behind costs storage, nothing else).
+	SnapshotDeleteErrors int64
 }
 
 // ErrSealed is returned for a range whose log ends with SEAL: it was split
@@ -124,7 +128,11 @@ type Range struct {
 	// store positions).
 	inherited uint64
 	snapNum   uint64
-	stats     Stats
+	// snapKeys are the range's snapshots in the store, oldest first (those
+	// listed at Restore, then those written); all but the newest
+	// keepSnapshots are deleted after each write (pruneSnapshots).
+	snapKeys []string
+	stats    Stats
 	sealed    bool
 	// staged is the flush prepared for the group's next publication, until
 	// it is committed (Prepare, Commit).

@@ -2,11 +2,13 @@ package sorter
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/route"
@@ -134,4 +136,60 @@ func TestLateCommitDropsItsPrewrite(t *testing.T) {
 	got, wm := published(t, store)
 	require.Equal(t, uint64(200), wm)
 	require.Equal(t, []string{"b@50=x", "b2@51=y"}, got, "each row exactly once")
+}
+
+// Only a range's two newest snapshots stay: each write deletes the older
+// ones, a restore picks up what it listed (a previous owner's included)
+// and the next write prunes them, and the range restored from what is
+// left has every row.
+func TestSnapshotsArePruned(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	newDeps := func() Deps {
+		return Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	}
+	list := func() []string {
+		t.Helper()
+		objs, err := objstore.ListAll(ctx, store, layout.SorterSnapshotPrefix(1, 1), "")
+		require.NoError(t, err)
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+	r, err := Create(ctx, newDeps(), pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(r *Range, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: seq}, Events: evs}))
+	}
+	apply(r, 1, start(1, 1, 1, "a", "c"))
+	var written []string
+	for i := uint64(0); i < 5; i++ {
+		apply(r, 2+i, row(cdcpb.Event_COMMITTED, fmt.Sprintf("b%d", i), "v", 20+i*10, 25+i*10))
+		key, err := r.Snapshot(ctx)
+		require.NoError(t, err)
+		written = append(written, key)
+	}
+	require.Equal(t, written[3:], list(), "the two newest stay")
+	require.Equal(t, int64(3), r.Stats().SnapshotsDeleted)
+	r.Close()
+
+	// A previous owner's snapshots are older than any of the new owner's.
+	r2, err := Restore(ctx, newDeps(), 1, 1, 2)
+	require.NoError(t, err)
+	apply(r2, 7, resolved(1, 1, 1, 100))
+	key, err := r2.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{written[4], key}, list())
+	r2.Close()
+
+	r3, err := Restore(ctx, newDeps(), 1, 1, 3)
+	require.NoError(t, err)
+	_, err = r3.Flush(ctx)
+	require.NoError(t, err)
+	got, wm := published(t, store)
+	require.Equal(t, uint64(100), wm)
+	require.Equal(t, []string{"b0@25=v", "b1@35=v", "b2@45=v", "b3@55=v", "b4@65=v"}, got)
 }

@@ -96,7 +96,33 @@ func (r *Range) snapshot(ctx context.Context, always bool) (string, bool, error)
 	r.snapDigest = snapshotDigest{sum: digest, known: true}
 	r.stats.Snapshots++
 	r.stats.SnapshotBytes = int64(len(b))
+	r.snapKeys = append(r.snapKeys, key)
+	r.pruneSnapshots(ctx)
 	return key, true, nil
+}
+
+// keepSnapshots is how many of a range's newest snapshots stay. Restore
+// reads only the newest; the one before it stays so that a newest one that
+// cannot be read (a torn upload on a store without atomic puts, a bug) is
+// not also the only one.
+const keepSnapshots = 2
+
+// pruneSnapshots deletes the range's snapshots older than the newest
+// keepSnapshots, best effort: a deletion that fails is tried again after
+// the next snapshot. Without it every snapshot of a live range stays
+// forever (one per range per snapshot interval); the meta-server's
+// retention deletes a retired range's last ones.
+func (r *Range) pruneSnapshots(ctx context.Context) {
+	for len(r.snapKeys) > keepSnapshots {
+		if err := r.deps.Snapshots.Delete(ctx, r.snapKeys[0]); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			r.stats.SnapshotDeleteErrors++
+			slog.Warn("could not delete an old sorter snapshot; retrying after the next one",
+				"tenant", r.tenant, "range", r.id, "snapshot", r.snapKeys[0], "err", err)
+			return
+		}
+		r.stats.SnapshotsDeleted++
+		r.snapKeys = r.snapKeys[1:]
+	}
 }
 
 // rememberDigest records the current content as the last snapshot's.
@@ -269,7 +295,14 @@ func Restore(ctx context.Context, deps Deps, tenant, id, epoch uint64) (*Range, 
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", key, err)
 	}
-	return restoreFrom(deps, w, key, data)
+	r, err := restoreFrom(deps, w, key, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range snaps {
+		r.snapKeys = append(r.snapKeys, o.Key)
+	}
+	return r, nil
 }
 
 func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Range, error) {

@@ -15,6 +15,7 @@ type metrics struct {
 	rowsFlushed  prometheus.Counter
 	snapshots    prometheus.Counter
 	snapSkipped  prometheus.Counter
+	snapDeleted  *prometheus.CounterVec
 	durable      prometheus.Counter
 	leaseLosses  prometheus.Counter
 	ingestStream prometheus.Gauge
@@ -45,6 +46,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Range snapshots written."}),
 		snapSkipped: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_skipped_total",
 			Help: "Range snapshots not written: the range applied batches but its rows, matcher and spilled prewrites were unchanged since its last snapshot (bounded by --snapshot-max-skip-files)."}),
+		snapDeleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_deleted_total",
+			Help: "Older snapshots of live ranges deleted once newer ones were written (the newest 2 of each range stay), by result (deleted, error: retried after the next snapshot)."},
+			[]string{"result"}),
 		durable: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_durable_acks_total",
 			Help: "Durable acknowledgements sent to dispatchers."}),
 		leaseLosses: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_lease_losses_total",

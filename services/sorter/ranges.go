@@ -45,6 +45,9 @@ type holder struct {
 	// snapBatches is r's batch count at its last snapshot (or take);
 	// tickBatches at the last snapshot tick.
 	snapBatches, tickBatches int64
+	// snapDeleted and snapDeleteErrs are r's counts of older snapshots
+	// deleted and failed deletions, as last added to the metric.
+	snapDeleted, snapDeleteErrs int64
 	// durable are the store positions of the last snapshot (or of the
 	// one restored); received the highest file seq per store seen since;
 	// ackDue the stores whose feeders wait for a Durable.
@@ -246,6 +249,10 @@ func (h *holder) snapshot() {
 			h.s.m.snapshots.Inc()
 			h.snapBatches = b
 			h.durable = maps.Clone(r.Applied())
+			st := r.Stats()
+			h.s.m.snapDeleted.WithLabelValues("deleted").Add(counterDelta(st.SnapshotsDeleted, h.snapDeleted))
+			h.s.m.snapDeleted.WithLabelValues("error").Add(counterDelta(st.SnapshotDeleteErrors, h.snapDeleteErrs))
+			h.snapDeleted, h.snapDeleteErrs = st.SnapshotsDeleted, st.SnapshotDeleteErrors
 		} else {
 			h.s.m.snapSkipped.Inc()
 		}
@@ -382,4 +389,14 @@ func (h *holder) countIgnored(before, after watermark.Counters) {
 	add("foreign_resolved", before.ForeignResolved, after.ForeignResolved)
 	add("takeover_wait", before.TakeoverWaits, after.TakeoverWaits)
 	add("early_end", before.EarlyEnds+before.EarlyDropped, after.EarlyEnds+after.EarlyDropped)
+}
+
+// counterDelta is what a counter gains from a range's count now against
+// the count last added (the whole count if the range was replaced and its
+// stats started again).
+func counterDelta(now, last int64) float64 {
+	if now < last {
+		return float64(now)
+	}
+	return float64(now - last)
 }

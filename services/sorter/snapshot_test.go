@@ -42,11 +42,15 @@ func TestIdleRangeSnapshots(t *testing.T) {
 			return h.r != nil && h.r.Applied()[1] == seq
 		}, waitFor, pollEvery, "file %d not applied", seq)
 	}
+	// snapshots counts the snapshots written; the store keeps the newest two.
 	snapshots := func() int {
 		t.Helper()
 		objs, err := objstore.ListAll(context.Background(), e.pool, layout.SorterSnapshotPrefix(tenant, 1), "")
 		require.NoError(t, err)
-		return len(objs)
+		n := int(testutil.ToFloat64(s.m.snapshots))
+		require.Equal(t, min(n, 2), len(objs), "the newest two snapshots stay")
+		require.Equal(t, float64(n-len(objs)), testutil.ToFloat64(s.m.snapDeleted.WithLabelValues("deleted")))
+		return n
 	}
 	lastAck := func() uint64 {
 		var top uint64
