@@ -12,7 +12,7 @@ import (
 )
 
 // credentials writes a CA and one identity's files.
-func credentials(t *testing.T, ca *CA, dir, identity string) Files {
+func credentials(t testing.TB, ca *CA, dir, identity string) Files {
 	t.Helper()
 	caFile := filepath.Join(dir, "ca.pem")
 	require.NoError(t, WriteFile(caFile, ca.CertPEM, 0o644))
