@@ -133,7 +133,7 @@ type Range struct {
 	// keepSnapshots are deleted after each write (pruneSnapshots).
 	snapKeys []string
 	stats    Stats
-	sealed    bool
+	sealed   bool
 	// staged is the flush prepared for the group's next publication, until
 	// it is committed (Prepare, Commit).
 	staged *pool.Staged
