@@ -52,6 +52,9 @@ type Identity struct {
 	Tenants    []uint64
 	AllTenants bool
 	Via        string // "cert" or "token"
+	// ForwardedBy names the meta-server that forwarded the call to its
+	// leader on this caller's behalf ("" = the caller called directly).
+	ForwardedBy string
 }
 
 // CanActOn reports whether the identity holds tenant.
@@ -67,6 +70,9 @@ func (id Identity) String() string {
 			parts[i] = strconv.FormatUint(x, 10)
 		}
 		t = "tenants " + strings.Join(parts, ",")
+	}
+	if id.ForwardedBy != "" {
+		return fmt.Sprintf("%s %q (%s, %s, forwarded by meta-server %q)", id.Role, id.Name, t, id.Via, id.ForwardedBy)
 	}
 	return fmt.Sprintf("%s %q (%s, %s)", id.Role, id.Name, t, id.Via)
 }

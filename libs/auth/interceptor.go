@@ -50,9 +50,19 @@ func FromContext(ctx context.Context) (Identity, bool) {
 }
 
 // identify reads the caller's identity: a bearer token if one is sent,
-// else the verified TLS client certificate.
+// else the verified TLS client certificate; then, from a meta-server's
+// certificate, the identity it forwards (forwarded.go).
 func (g *Guard) identify(ctx context.Context) (Identity, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
+	id, err := g.peerIdentity(ctx, md)
+	if err != nil {
+		return Identity{}, err
+	}
+	return forwardedIdentity(md, id)
+}
+
+// peerIdentity is who sent the call: its bearer token or certificate.
+func (g *Guard) peerIdentity(ctx context.Context, md metadata.MD) (Identity, error) {
 	if vals := md.Get("authorization"); len(vals) > 0 {
 		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
 		if !ok {

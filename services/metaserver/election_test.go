@@ -2,15 +2,19 @@ package metaserver
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/grpcx"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 )
 
 // A stopped leader resigns; the standby takes over with the assignments
@@ -25,8 +29,16 @@ func TestFailoverOnStop(t *testing.T) {
 	require.Eventually(t, func() bool { return allOwned(env.ranges(1), "s1") }, waitFor, pollEvery)
 	before := env.owners(1)
 
-	_, err := cb.ListTenants(context.Background(), &metav1.ListTenantsRequest{})
+	// The standby serves by forwarding; asked not to forward, it names
+	// the leader in the redirect.
+	var tr metadata.MD
+	_, err := cb.ListTenants(context.Background(), &metav1.ListTenantsRequest{}, grpc.Trailer(&tr))
+	require.NoError(t, err)
+	require.Equal(t, []string{a.GRPCAddr()}, tr.Get(grpcx.LeaderTrailer))
+	noForward := metadata.AppendToOutgoingContext(context.Background(), hopsKey, strconv.Itoa(maxHops))
+	_, err = cb.ListTenants(noForward, &metav1.ListTenantsRequest{})
 	requireCode(t, err, codes.Unavailable, "the leader is at "+a.GRPCAddr())
+	require.Equal(t, a.GRPCAddr(), grpcx.RedirectedTo(err))
 
 	old := a.cur.Load()
 	require.NotNil(t, old)
@@ -43,8 +55,8 @@ func TestFailoverOnStop(t *testing.T) {
 }
 
 // A leader whose session ends (lease expired: paused or partitioned) is
-// replaced; the deposed one cannot write, becomes a standby and points
-// clients at the new leader.
+// replaced; the deposed one cannot write, becomes a standby and forwards
+// its clients' calls to the new leader.
 func TestFailoverOnLostSession(t *testing.T) {
 	env := newEnv(t)
 	a, ca := env.leader()
@@ -63,8 +75,9 @@ func TestFailoverOnLostSession(t *testing.T) {
 	require.Eventually(t, func() bool { return !a.IsLeader() }, waitFor, pollEvery)
 	requireDeposed(t, a, old)
 	require.Eventually(t, func() bool {
-		_, err := ca.ListTenants(context.Background(), &metav1.ListTenantsRequest{})
-		return err != nil && strings.Contains(err.Error(), "the leader is at "+b.GRPCAddr())
+		var tr metadata.MD
+		_, err := ca.ListTenants(context.Background(), &metav1.ListTenantsRequest{}, grpc.Trailer(&tr))
+		return err == nil && slices.Equal(tr.Get(grpcx.LeaderTrailer), []string{b.GRPCAddr()})
 	}, waitFor, pollEvery)
 	resp, err := env.client(b).ListTenants(context.Background(), &metav1.ListTenantsRequest{})
 	require.NoError(t, err)

@@ -11,9 +11,14 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// metaServiceName is the gRPC health name that is SERVING only on the leader,
-// so a client or load balancer can find it without asking.
-const metaServiceName = "tistream.meta.v1.MetaService"
+// metaServiceName is the gRPC health name of MetaService: SERVING on every
+// ready member, since a standby serves by forwarding (proxy.go).
+// metaLeaderHealthName is SERVING only on the leader, so a client or load
+// balancer that wants the leader itself can find it without asking.
+const (
+	metaServiceName      = "tistream.meta.v1.MetaService"
+	metaLeaderHealthName = "tistream.meta.v1.MetaService/leader"
+)
 
 // campaignLoop runs for the service's life: campaign, lead until the session
 // ends, campaign again. Each attempt has its own session, so a lost lease
@@ -92,25 +97,26 @@ func (s *Service) campaignOnce(ctx context.Context) error {
 	return nil
 }
 
-// beginTerm makes this server the leader: RPCs are answered and the
-// leader-only loops start.
+// beginTerm makes this server the leader: RPCs are answered here, not
+// forwarded, and the leader-only loops start.
 func (s *Service) beginTerm(t *term) {
 	s.log.Info("elected meta-server leader", "addr", s.advertise, "election_key", t.key, "rev", t.rev)
 	s.notes.reset()
 	s.cur.Store(t)
 	s.m.leader.Set(1)
-	s.SetServing(metaServiceName, true)
+	s.SetServing(metaLeaderHealthName, true)
 	t.spawn(func() { s.scheduleLoop(t) })
 	t.spawn(func() { s.sealLoop(t) })
 	t.spawn(func() { s.notes.flushLoop(t) })
 	t.spawn(func() { s.retentionLoop(t) })
 }
 
-// endTerm stops answering and waits for the leader-only loops.
+// endTerm stops answering (calls are forwarded to the next leader) and
+// waits for the leader-only loops.
 func (s *Service) endTerm(t *term) {
 	s.cur.CompareAndSwap(t, nil)
 	s.m.leader.Set(0)
-	s.SetServing(metaServiceName, false)
+	s.SetServing(metaLeaderHealthName, false)
 	t.cancel()
 	t.wg.Wait()
 	s.log.Info("meta-server leadership ended", "election_key", t.key)

@@ -13,6 +13,7 @@ type metrics struct {
 	notifications *prometheus.CounterVec // result
 	rangeOps      *prometheus.CounterVec // op, phase
 	refused       *prometheus.CounterVec // method, reason (bounds.go)
+	forwarded     *prometheus.CounterVec // method, result (proxy.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,5 +33,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_requests_refused_total",
 			Help: "MetaService calls refused by method and reason (concurrency, key_too_large, rate, too_many_ranges, too_many_stores, unknown_tenant, malformed, no_such_file); nothing was changed."},
 			[]string{"method", "reason"}),
+		forwarded: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_forwarded_total",
+			Help: "MetaService calls a standby forwarded to the leader, by method and result (answered: the leader's answer, OK or not, was passed on; unavailable: the leader could not be reached or was not ready; hop_limit; no_leader; bad_request); all but answered fail with UNAVAILABLE and, when the leader is known, the redirect."},
+			[]string{"method", "result"}),
 	}
 }

@@ -44,6 +44,7 @@ type Service struct {
 	state *state
 	notes *notifier
 	fwd   *forwarder
+	proxy leaderProxy // proxy.go: a standby's connection to the leader
 	wm    *watermarkCache
 	lim   *limits    // bounds.go
 	regMu sync.Mutex // serialises RegisterTenant (rare; keeps retries simple)
@@ -90,10 +91,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.fwd = newForwarder(log, s.m, cfg.NotifyQueue, cfg.MaxDispatcherConns)
 	s.lim = newLimits(cfg)
 	s.wm = newWatermarkCache(deps.Pool, cfg.WatermarkCacheTTL, func() time.Time { return s.now() })
-	// Health names only the server (""): MetaService's own status says
-	// whether this member leads (state.go), not whether it is up.
+	// Health: the server ("") and MetaService are SERVING on every member
+	// that is ready, leader or standby (a standby forwards, proxy.go);
+	// metaLeaderHealthName only on the leader (leader.go).
 	// Public: producers and admins may authenticate with bearer tokens.
-	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "meta-server", Common: cfg.Common, Log: log, Registry: deps.Registry, Public: true},
+	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "meta-server", Common: cfg.Common, Log: log, Registry: deps.Registry, Public: true,
+		HealthNames: []string{metaServiceName}},
 		svc.Funcs{
 			OnRegister: func(g *grpc.Server) { metav1.RegisterMetaServiceServer(g, &api{s: s}) },
 			OnStart:    s.start,
@@ -110,12 +113,13 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
 	if s.advertise == "" {
 		s.advertise = k.GRPCAddr()
 	}
-	k.SetServing(metaServiceName, false) // until elected
+	k.SetServing(metaLeaderHealthName, false) // until elected
 	creds, err := k.ClientCredentials()
 	if err != nil {
 		return err
 	}
 	s.fwd.creds = creds
+	s.proxy.creds = creds
 	// Background work lives until Stop, not until Start's ctx ends.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -172,6 +176,7 @@ func (s *Service) stop(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("meta-server stop: background work still running: %w", ctx.Err()))
 	}
 	s.fwd.close()
+	s.proxy.close()
 	return err
 }
 

@@ -38,7 +38,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sub := args[0]
 	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	meta := fs.String("meta", "127.0.0.1:7100", "the meta-server's gRPC address (any member: a standby names the leader)")
+	meta := fs.String("meta", "127.0.0.1:7100", "the meta-server's gRPC address (any member, or a Service in front of them: a standby forwards to the leader)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of the call")
 	tenant := fs.Uint64("tenant", 0, "tenant id")
@@ -58,7 +58,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tistream admin %s: %s\n\n%s", sub, msg, adminUsage)
 		return 2
 	}
-	conn, err := cc.dial(*meta)
+	conn, err := cc.dialMeta(*meta)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream admin: %v\n", err)
 		return 1

@@ -72,6 +72,18 @@ func (c *clientCreds) dial(addr string) (*grpc.ClientConn, error) {
 	return grpcx.Dial(addr, opts.creds, opts.extra...)
 }
 
+// dialMeta connects to a meta-server member with the credentials,
+// following the leader: any member serves (a standby forwards), and the
+// connection moves to the leader when a member redirects or names it
+// (grpcx.LeaderConn).
+func (c *clientCreds) dialMeta(addr string) (*grpcx.LeaderConn, error) {
+	opts, err := c.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return grpcx.DialLeader(addr, opts.creds, opts.extra...)
+}
+
 type dialOpts struct {
 	creds credentials.TransportCredentials
 	extra []grpc.DialOption

@@ -7,15 +7,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tistream/tistream/libs/grpcx"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
-	"google.golang.org/grpc"
 )
 
 // upstream is how the simulator talks to a running fleet: it registers each
 // tenant and notifies each store file, as a TiKV-side pusher would.
 type upstream struct {
-	conn          *grpc.ClientConn
+	conn          *grpcx.LeaderConn
 	meta          metav1.MetaServiceClient
 	initialRanges uint32
 	stderr        io.Writer
@@ -23,7 +23,7 @@ type upstream struct {
 }
 
 func newUpstream(addr string, cc *clientCreds, initialRanges uint32, stderr io.Writer) (*upstream, error) {
-	conn, err := cc.dial(addr)
+	conn, err := cc.dialMeta(addr)
 	if err != nil {
 		return nil, err
 	}
