@@ -42,5 +42,5 @@ func TestMetaServersBehindAService(t *testing.T) {
 		require.Contains(t, m, `tistream_meta_forwarded_total{method="`+method+`",result="answered"}`,
 			"the standby forwarded the first %s of each client", method)
 	}
-	require.Contains(t, metrics(t, leader.httpAddr), "tistream_meta_leader 1", "one leader throughout")
+	require.Contains(t, metrics(t, leader.httpAddr), "\ntistream_meta_leader 1\n", "one leader throughout")
 }

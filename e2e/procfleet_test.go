@@ -202,7 +202,8 @@ func (f *procFleet) tasks(tenant uint64, timeout time.Duration) *metav1.ListTask
 // first one when none does yet).
 func (f *procFleet) leader() *member {
 	for _, m := range f.ofKind("meta-server") {
-		if m.p.running() && strings.Contains(metrics(f.t, m.httpAddr), "tistream_meta_leader 1") {
+		// The sample line, not the HELP line ("1 while this meta-server ...").
+		if m.p.running() && strings.Contains(metrics(f.t, m.httpAddr), "\ntistream_meta_leader 1\n") {
 			return m
 		}
 	}
