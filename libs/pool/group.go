@@ -196,13 +196,19 @@ func checkPub(m *formatv1.GroupPublication) (*Pub, error) {
 	return p, nil
 }
 
-// EncodePub builds a publication object: the index container, then data.
-func EncodePub(m *formatv1.GroupPublication, data []byte) ([]byte, error) {
+// EncodePub builds a publication object: the index container, then the
+// data, given in parts (the ranges' sections, in the order of their
+// offsets), copied once.
+func EncodePub(m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
 	if _, err := checkPub(m); err != nil {
 		return nil, fmt.Errorf("refusing to write a bad publication: %w", err)
 	}
+	size := 0
+	for _, d := range data {
+		size += len(d)
+	}
 	for _, r := range m.Ranges {
-		if s := r.Section; s != nil && s.Offset+s.Length > uint64(len(data)) {
+		if s := r.Section; s != nil && s.Offset+s.Length > uint64(size) {
 			return nil, fmt.Errorf("refusing to write a bad publication: range %d's section runs past the data", r.RangeId)
 		}
 	}
@@ -214,7 +220,12 @@ func EncodePub(m *formatv1.GroupPublication, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(b, data...), nil
+	out := make([]byte, len(b), len(b)+size)
+	copy(out, b)
+	for _, d := range data {
+		out = append(out, d...)
+	}
+	return out, nil
 }
 
 // DecodePubIndex decodes the index of a publication object from its first

@@ -346,8 +346,8 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 		g.inflight = true
 		g.mu.Unlock()
 
-		msg, data, rows := g.build(seq, mem, byRange)
-		obj, err := EncodePub(msg, data)
+		msg, sections, rows := g.build(seq, mem, byRange)
+		obj, err := EncodePub(msg, sections...)
 		if err == nil {
 			err = g.store.PutIfAbsent(ctx, layout.GroupPubKey(g.tenant, g.id, seq), obj)
 		}
@@ -416,7 +416,7 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 
 // build assembles publication seq: the members' intervals, the most common
 // one as the default, and the staged rows as sections.
-func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*Staged) (*formatv1.GroupPublication, []byte, uint64) {
+func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*Staged) (*formatv1.GroupPublication, [][]byte, uint64) {
 	msg := &formatv1.GroupPublication{TenantId: g.tenant, Group: g.id, Seq: seq, Kind: formatv1.GroupPublication_KIND_PUBLISH,
 		Owner: g.owner, CreatedUnixMs: g.o.Now().UnixMilli()}
 	type iv struct{ prev, wm uint64 }
@@ -440,8 +440,11 @@ func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*S
 	}
 	msg.MemberRuns = encodeRuns(ids)
 	msg.DefaultPrevWatermark, msg.DefaultWatermark = best.prev, best.wm
-	var data []byte
-	var rows uint64
+	// The sections are not copied here: EncodePub writes them once, after
+	// the index, into the object (a flush round of a busy sorter can be
+	// hundreds of MiB).
+	var sections [][]byte
+	var off, rows uint64
 	for i, a := range mem {
 		s := byRange[a.rangeID]
 		if ivs[i] == best && (s == nil || s.data == nil) {
@@ -449,14 +452,15 @@ func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*S
 		}
 		st := &formatv1.GroupRangeState{RangeId: a.rangeID, PrevWatermark: ivs[i].prev, Watermark: ivs[i].wm}
 		if s != nil && s.data != nil {
-			st.Section = &formatv1.GroupSection{Offset: uint64(len(data)), Length: uint64(len(s.data)), RowCount: s.rows,
+			st.Section = &formatv1.GroupSection{Offset: off, Length: uint64(len(s.data)), RowCount: s.rows,
 				MinCommitTs: s.min, MaxCommitTs: s.max}
-			data = append(data, s.data...)
+			sections = append(sections, s.data)
+			off += uint64(len(s.data))
 			rows += s.rows
 		}
 		msg.Ranges = append(msg.Ranges, st)
 	}
-	return msg, data, rows
+	return msg, sections, rows
 }
 
 // readPubObject reads and decodes publication seq of a group (index only).
