@@ -8,13 +8,6 @@ import (
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
-// maxRowsPerEvent and maxEventsPerBatch bound how rows are grouped into
-// cdcpb messages, as TiKV batches them.
-const (
-	maxRowsPerEvent   = 512
-	maxEventsPerBatch = 64
-)
-
 // stream is what one store pushes for one tenant: the records of the open
 // file and the incarnations it leads.
 type stream struct {
@@ -81,28 +74,17 @@ func (s *stream) unlead(r *region) {
 // consecutive writes to the same region into one cdcpb.Event.
 func (s *stream) appendRow(regionID uint64, row *cdcpb.Event_Row) {
 	s.rows++
-	if n := len(s.recs); n > 0 && s.recs[n-1].ev != nil && s.recs[n-1].ev.ResolvedTs == nil {
-		batch := s.recs[n-1].ev
-		last := batch.Events[len(batch.Events)-1]
-		if last.RegionId == regionID && len(last.GetEntries().Entries) < maxRowsPerEvent {
-			en := last.GetEntries()
-			en.Entries = append(en.Entries, row)
-			return
-		}
-		if len(batch.Events) < maxEventsPerBatch {
-			batch.Events = append(batch.Events, s.newEvent(regionID, row))
-			return
-		}
+	var last *cdcpb.ChangeDataEvent
+	if n := len(s.recs); n > 0 {
+		last = s.recs[n-1].ev
 	}
-	s.recs = append(s.recs, pendingRecord{ev: &cdcpb.ChangeDataEvent{Events: []*cdcpb.Event{s.newEvent(regionID, row)}}})
-}
-
-func (s *stream) newEvent(regionID uint64, row *cdcpb.Event_Row) *cdcpb.Event {
-	s.logIndex++
-	return &cdcpb.Event{
-		RegionId: regionID,
-		Index:    s.logIndex,
-		Event:    &cdcpb.Event_Entries_{Entries: &cdcpb.Event_Entries{Entries: []*cdcpb.Event_Row{row}}},
+	msg, ev := storefile.AppendRowEvent(last, regionID, row)
+	if ev != nil {
+		s.logIndex++
+		ev.Index = s.logIndex
+	}
+	if msg != nil {
+		s.recs = append(s.recs, pendingRecord{ev: msg})
 	}
 }
 

@@ -99,18 +99,28 @@ const (
 // room. Otherwise AppendRow returns a new message holding the row, for the
 // caller to append to the file; it returns nil when last took the row.
 func AppendRow(last *cdcpb.ChangeDataEvent, regionID uint64, row *cdcpb.Event_Row) *cdcpb.ChangeDataEvent {
+	msg, _ := AppendRowEvent(last, regionID, row)
+	return msg
+}
+
+// AppendRowEvent is AppendRow that also returns the event it started for
+// the row, nil when the row joined an existing event (a producer that
+// numbers events, as TiKV's log index does, numbers that one).
+func AppendRowEvent(last *cdcpb.ChangeDataEvent, regionID uint64, row *cdcpb.Event_Row) (*cdcpb.ChangeDataEvent, *cdcpb.Event) {
 	if last != nil && last.ResolvedTs == nil && len(last.Events) > 0 {
 		ev := last.Events[len(last.Events)-1]
 		if en := ev.GetEntries(); en != nil && ev.RegionId == regionID && len(en.Entries) < MaxRowsPerEvent {
 			en.Entries = append(en.Entries, row)
-			return nil
+			return nil, nil
 		}
 		if len(last.Events) < MaxEventsPerBatch {
-			last.Events = append(last.Events, rowEvent(regionID, row))
-			return nil
+			ev := rowEvent(regionID, row)
+			last.Events = append(last.Events, ev)
+			return nil, ev
 		}
 	}
-	return &cdcpb.ChangeDataEvent{Events: []*cdcpb.Event{rowEvent(regionID, row)}}
+	ev := rowEvent(regionID, row)
+	return &cdcpb.ChangeDataEvent{Events: []*cdcpb.Event{ev}}, ev
 }
 
 func rowEvent(regionID uint64, row *cdcpb.Event_Row) *cdcpb.Event {
