@@ -75,4 +75,14 @@ if [[ $quick != 1 ]]; then
     bin/tistream pull --pool "file://$dir/pool" --tenant 1 > "$dir/pulled.jsonl"
     bin/tistream verify --truth "$dir/truth.jsonl" --pulled "$dir/pulled.jsonl" | sed -n 1p
   done
+
+  echo
+  echo "== pulls over 1,000,000 tables (1,000,000 regions, 20 simulated seconds): pull --pool, PullTenant and PullDB, time and peak RSS (issue 11)"
+  rm -rf "${dir:?}"/*
+  bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" --tables 1000000 --regions 1000000 --duration 20s --quiet > "$dir/sim.txt"
+  grep -E 'simulated|files' "$dir/sim.txt"
+  bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
+  until=$(sed -n 's/^final resolved ts \([0-9]*\).*/\1/p' "$dir/sim.txt")
+  table=$(grep -m1 -o '"table_id":[0-9]*' "$dir/truth.jsonl" | cut -d: -f2)
+  scripts/bench-pulls.sh "$dir/pool" "$until" db2 "$table"
 fi

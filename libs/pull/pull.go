@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
@@ -31,6 +32,14 @@ type Row struct {
 	SchemaVersion int64
 }
 
+// A pull's memory: entriesPerPoll bounds the publications a Next reads per
+// range, so a pull far behind catches up in steps of bounded memory, and
+// cacheBytes the decoded publications kept for the ranges that share them.
+const (
+	entriesPerPoll = 4
+	cacheBytes     = 16 << 20
+)
+
 // ErrUnknown means the table or database does not exist at the start ts.
 var ErrUnknown = errors.New("unknown table or database")
 
@@ -39,9 +48,12 @@ type Stream struct {
 	req      Request
 	data     *pool.Puller
 	meta     *schema.MetaFollower
-	hist     *schema.History
-	metaAt   uint64 // meta range resolved ts reached
-	metaDone bool   // meta puller caught up at its last poll
+	hist     *schema.History   // part of the tenant's schema (schema.go)
+	byDB     map[int64][]int64 // database pulls, until the database is resolved: the tables of snapshot databases of its name
+	touched  map[int64]bool    // database pulls: tables a meta change wrote
+	dbTables []int64           // database pulls: the database's tables in the snapshot, sorted
+	metaAt   uint64            // meta range resolved ts reached
+	metaDone bool              // meta puller caught up at its last poll
 	dbID     int64
 	held     []pool.Row // rows above the meta range's resolved ts
 	dataAt   uint64     // data pullers' resolved ts
@@ -50,12 +62,25 @@ type Stream struct {
 
 // Open starts a pull.
 func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, error) {
-	hist, err := schema.LoadFromPool(ctx, store, req.Tenant)
+	snap, err := readSnapshot(ctx, store, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
+	hist, byDB, err := snap.partialHistory(req)
+	if err != nil {
+		return nil, err
+	}
+	if hist.Tenant != req.Tenant {
+		return nil, fmt.Errorf("%s: schema snapshot of tenant %d", snap.key, hist.Tenant)
+	}
 	s := &Stream{req: req, hist: hist}
-	if s.meta, err = schema.FollowMeta(ctx, store, req.Tenant, hist.Resolved()+1); err != nil {
+	if req.DB != "" {
+		s.byDB, s.touched = byDB, map[int64]bool{}
+	}
+	// The meta range and the data share their groups' publications: one
+	// cache for both readers.
+	opts := pool.ReadOptions{Cache: pool.NewCache(cacheBytes), MaxEntriesPerPoll: entriesPerPoll}
+	if s.meta, err = schema.FollowMetaWith(ctx, store, req.Tenant, hist.Resolved()+1, opts); err != nil {
 		return nil, err
 	}
 	if err := s.advanceMeta(ctx, req.From); err != nil {
@@ -77,8 +102,11 @@ func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, erro
 			return nil, fmt.Errorf("tenant %d: database %q does not exist at ts %d: %w", req.Tenant, req.DB, at, ErrUnknown)
 		}
 		s.dbID = db.Info.ID
+		s.dbTables = s.byDB[s.dbID] // none when the database is newer than the snapshot
+		s.byDB = nil
 	}
-	if s.data, err = pool.NewPuller(ctx, store, req.Tenant, start, end, filter, req.From); err != nil {
+	if s.data, err = pool.NewPullerWith(ctx, store, req.Tenant, start, end, filter, req.From,
+		opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -90,6 +118,9 @@ func (s *Stream) advanceMeta(ctx context.Context, ts uint64) error {
 	for s.metaAt < ts || !s.metaDone {
 		b, err := s.meta.Poll(ctx)
 		if err != nil {
+			return err
+		}
+		if err := s.seedTouched(b); err != nil {
 			return err
 		}
 		if _, err := s.hist.ApplyBatch(b); err != nil {
@@ -128,10 +159,8 @@ func (s *Stream) Next(ctx context.Context) (rows []Row, resolved uint64, caughtU
 		if err != nil {
 			return nil, 0, false, fmt.Errorf("pulled key %x: %w", r.Key, err)
 		}
-		if s.dbID != 0 {
-			if t, ok := s.hist.Table(id, r.CommitTs); !ok || t.DBID != s.dbID {
-				continue
-			}
+		if s.dbID != 0 && !s.inDB(id, r.CommitTs) {
+			continue
 		}
 		rows = append(rows, Row{Row: r, TableID: id, SchemaVersion: s.hist.SchemaVersionAt(r.CommitTs)})
 	}
@@ -140,5 +169,52 @@ func (s *Stream) Next(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	return rows, s.resolved, dataDone && s.metaDone && len(s.held) == 0, nil
 }
 
-// Schema is the schema history the stream keeps.
-func (s *Stream) Schema() *schema.History { return s.hist }
+// seedTouched, in a database pull, adds to the history each table of the
+// pulled database's snapshot (or, before it is resolved, of the snapshot
+// databases with its name) that the batch writes for the first time, and
+// notes every table the batch writes.
+func (s *Stream) seedTouched(b schema.MetaBatch) error {
+	if s.touched == nil {
+		return nil
+	}
+	for i := range b.Rows {
+		id, ok := metaTable(b.Rows[i].Key)
+		if !ok || s.touched[id] {
+			continue
+		}
+		s.touched[id] = true
+		if db, ok := s.snapshotDB(id); ok {
+			if err := s.hist.SeedTableID(db, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// snapshotDB returns the database table id was in in the snapshot, if it
+// was the pulled one (before it is resolved: one named as it).
+func (s *Stream) snapshotDB(id int64) (int64, bool) {
+	if s.byDB == nil {
+		_, ok := slices.BinarySearch(s.dbTables, id)
+		return s.dbID, ok
+	}
+	for db, ids := range s.byDB {
+		if _, ok := slices.BinarySearch(ids, id); ok {
+			return db, true
+		}
+	}
+	return 0, false
+}
+
+// inDB tells whether table id is in the pulled database at ts: as the
+// history says when a change wrote the table, as the snapshot says when none
+// did.
+func (s *Stream) inDB(id int64, ts uint64) bool {
+	if s.touched[id] {
+		t, ok := s.hist.Table(id, ts)
+		return ok && t.DBID == s.dbID
+	}
+	_, ok := slices.BinarySearch(s.dbTables, id)
+	return ok && ts >= s.hist.BaseTs()
+}

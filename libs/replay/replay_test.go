@@ -1,7 +1,6 @@
 package replay_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -11,12 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pull"
+	"github.com/tistream/tistream/libs/pull/pulltest"
 	"github.com/tistream/tistream/libs/replay"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
-	"github.com/tistream/tistream/libs/truth"
 	"github.com/tistream/tistream/libs/verify"
-	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
 // history is a busy simulated cluster: region churn, every commit protocol,
@@ -42,45 +40,11 @@ func history(seed uint64) sim.Config {
 // pullJSONL pulls req from the pool to the end and renders it as the JSON
 // Lines verify reads.
 func pullJSONL(t *testing.T, store objstore.Store, req pull.Request) []byte {
-	ctx := context.Background()
-	s, err := pull.Open(ctx, store, req)
-	require.NoError(t, err)
-	var out bytes.Buffer
-	w := truth.NewWriter(&out)
-	var last uint64
-	for i := 0; ; i++ {
-		require.Less(t, i, 100000, "pull never caught up")
-		rows, resolved, caughtUp, err := s.Next(ctx)
-		require.NoError(t, err)
-		for _, r := range rows {
-			op := truth.OpPut
-			if r.Op == formatv1.Op_OP_DELETE {
-				op = truth.OpDelete
-			}
-			require.NoError(t, w.WriteRow(truth.Row{Tenant: req.Tenant, TableID: r.TableID, CommitTs: r.CommitTs, StartTs: r.StartTs,
-				Op: op, Key: r.Key, Value: r.Value, SchemaVersion: r.SchemaVersion}))
-		}
-		if resolved > last {
-			last = resolved
-			require.NoError(t, w.WriteResolved(truth.Resolved{Ts: resolved}))
-		}
-		if caughtUp {
-			break
-		}
-	}
-	require.NoError(t, w.Flush())
-	return out.Bytes()
+	_, b := pulltest.Pull(t, store, req)
+	return b
 }
 
-func check(t *testing.T, truthFile, pulled []byte, opts verify.Options) {
-	rep, err := verify.Check(bytes.NewReader(truthFile), bytes.NewReader(pulled), opts)
-	require.NoError(t, err)
-	if !rep.OK() {
-		var b bytes.Buffer
-		rep.Print(&b)
-		t.Fatalf("verify failed:\n%s", b.String())
-	}
-}
+var check = pulltest.Check
 
 // TestReplayPullVerify is the property test of the ordering core: for random
 // histories, any arrival order across stores, any number of ranges, and
@@ -149,15 +113,11 @@ func TestReplayPullVerify(t *testing.T) {
 // liveTable picks a table of tenant 1 that exists at ts (DDL may have
 // dropped any given id by then): the first one above the first two.
 func liveTable(t *testing.T, store objstore.Store, ts uint64) (int64, bool) {
-	s, err := pull.Open(context.Background(), store, pull.Request{Tenant: 1})
+	h, err := pull.LoadSchema(context.Background(), store, 1)
 	require.NoError(t, err)
-	for done := false; !done; {
-		_, _, done, err = s.Next(context.Background())
-		require.NoError(t, err)
-	}
 	var ids []int64
-	for _, db := range s.Schema().DBs(ts) {
-		for _, tb := range s.Schema().Tables(db.Info.ID, ts) {
+	for _, db := range h.DBs(ts) {
+		for _, tb := range h.Tables(db.Info.ID, ts) {
 			ids = append(ids, tb.Info.ID)
 		}
 	}
@@ -192,15 +152,11 @@ func TestSixtySecondHistory(t *testing.T) {
 	check(t, truthFile, pullJSONL(t, poolStore, pull.Request{Tenant: 1}), verify.Options{Tenant: &one})
 
 	// The database's tables over the whole history, created ones included.
-	s, err := pull.Open(context.Background(), poolStore, pull.Request{Tenant: 1, DB: "db2"})
+	h, err := pull.LoadSchema(context.Background(), poolStore, 1)
 	require.NoError(t, err)
-	for done := false; !done; {
-		_, _, done, err = s.Next(context.Background())
-		require.NoError(t, err)
-	}
-	db, ok := s.Schema().DBByName("db2", s.Schema().Floor())
+	db, ok := h.DBByName("db2", h.Floor())
 	require.True(t, ok)
-	tables := s.Schema().TableIDsSince(db.Info.ID, 0)
+	tables := h.TableIDsSince(db.Info.ID, 0)
 	require.NotEmpty(t, tables)
 	check(t, truthFile, pullJSONL(t, poolStore, pull.Request{Tenant: 1, DB: "db2"}), verify.Options{Tenant: &one, Tables: tables})
 }

@@ -38,20 +38,31 @@ func PoolSnapshotKey(ctx context.Context, store objstore.Store, tenant uint64) (
 	return key, n, true, nil
 }
 
+// ReadPoolSnapshot reads the tenant's schema snapshot file from the
+// committed data pool (encoded: a reader that needs part of it scans it
+// with schemasnap.Scan). Without one it fails with pool.ErrNoManifest (the
+// tenant is not in the pool yet).
+func ReadPoolSnapshot(ctx context.Context, store objstore.Store, tenant uint64) (key string, data []byte, err error) {
+	key, _, found, err := PoolSnapshotKey(ctx, store, tenant)
+	if err != nil {
+		return "", nil, err
+	}
+	if !found {
+		return "", nil, fmt.Errorf("tenant %d: no schema snapshot in the pool (%s): %w", tenant, layout.PoolSchemaSnapshotPrefix(tenant), pool.ErrNoManifest)
+	}
+	if data, err = store.Get(ctx, key); err != nil {
+		return "", nil, fmt.Errorf("read schema snapshot: %w", err)
+	}
+	return key, data, nil
+}
+
 // LoadFromPool builds a tenant's history from the schema snapshot in the
 // committed data pool. Without one it fails with pool.ErrNoManifest (the
 // tenant is not in the pool yet).
 func LoadFromPool(ctx context.Context, store objstore.Store, tenant uint64) (*History, error) {
-	key, _, found, err := PoolSnapshotKey(ctx, store, tenant)
+	key, b, err := ReadPoolSnapshot(ctx, store, tenant)
 	if err != nil {
 		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("tenant %d: no schema snapshot in the pool (%s): %w", tenant, layout.PoolSchemaSnapshotPrefix(tenant), pool.ErrNoManifest)
-	}
-	b, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("read schema snapshot: %w", err)
 	}
 	snap, err := schemasnap.Decode(key, b)
 	if err != nil {
@@ -83,7 +94,13 @@ type MetaFollower struct {
 // FollowMeta starts reading the meta range at rows with commit_ts >= from.
 // It fails with pool.ErrCompacted when the pool no longer holds them.
 func FollowMeta(ctx context.Context, store objstore.Store, tenant, from uint64) (*MetaFollower, error) {
-	p, err := pool.NewPuller(ctx, store, tenant, MetaStart, MetaEnd, nil, from)
+	return FollowMetaWith(ctx, store, tenant, from, pool.ReadOptions{})
+}
+
+// FollowMetaWith is FollowMeta with read options (a cache shared with the
+// reader of the data, bounded polls).
+func FollowMetaWith(ctx context.Context, store objstore.Store, tenant, from uint64, o pool.ReadOptions) (*MetaFollower, error) {
+	p, err := pool.NewPullerWith(ctx, store, tenant, MetaStart, MetaEnd, nil, from, o)
 	if err != nil {
 		return nil, fmt.Errorf("follow the meta range of tenant %d from %d: %w", tenant, from, err)
 	}

@@ -105,6 +105,22 @@ func (h *History) LoadSnapshot(s *schemasnap.Snapshot) error {
 	return nil
 }
 
+// SeedTableID adds a table of the snapshot the history was loaded from,
+// known only by its id and database, to a history loaded from part of the
+// snapshot: a pull of a database keeps the ids of its tables, not their
+// TableInfos, and adds each one a later change touches before that change
+// is applied, so the change reads as in a history of the whole snapshot
+// (an alter, a move to another database, a drop). The version's Info holds
+// only the id and its Raw is nil: such a history answers which database a
+// table is in, not what it looks like. The table must have no version yet.
+func (h *History) SeedTableID(dbID, id int64) error {
+	if len(h.tables[id]) > 0 {
+		return fmt.Errorf("table %d seeded after it has versions", id)
+	}
+	h.putTable(h.base, dbID, &tidbcodec.TableInfo{ID: id}, nil)
+	return nil
+}
+
 // parseDBInfo decodes a DBInfo as TiDB stores it (a JSON object).
 func parseDBInfo(raw []byte) (*tidbcodec.DBInfo, error) {
 	if len(raw) == 0 || raw[0] != '{' {

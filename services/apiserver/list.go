@@ -44,7 +44,7 @@ func (h *handler) ListTables(ctx context.Context, req *apiv1.ListTablesRequest) 
 	if err != nil {
 		return nil, err
 	}
-	tables, err := h.s.listTables(ctx, req.TenantId, req.Db, ts)
+	tables, err := h.s.listTables(ctx, req.TenantId, req.Db, ts, false)
 	if err != nil {
 		return nil, err
 	}

@@ -74,14 +74,20 @@ func (s *Service) resolve(ctx context.Context, sp spec, ts, base uint64) (target
 		if sch.db < 0 {
 			return target{}, status.Errorf(codes.NotFound, "tenant %d: database %q does not exist at ts %d", sp.tenant, sp.db, ts)
 		}
-		tables, err := s.listTables(ctx, sp.tenant, sp.db, ts)
+		// Ids only: the TableInfos of a large database exceed a message,
+		// and the pull follows tables by id.
+		listed, err := s.listTableIDs(ctx, sp.tenant, sp.db, ts)
 		if err != nil {
 			return target{}, err
 		}
 		sch.member = newMembers()
-		for _, t := range tables {
-			sch.member.set(t.Id, t.InfoJson)
+		sch.member.setBase(listed.TableIds)
+		for _, t := range listed.Tables {
+			sch.member.add(t)
 			sch.version = max(sch.version, t.SchemaVersion)
+		}
+		if listed.SchemaVersion != nil {
+			sch.version = listed.GetSchemaVersion()
 		}
 		return target{span: tenantSpan, filter: recordKeys, sch: sch}, nil
 	default:
@@ -97,16 +103,21 @@ func (s *Service) resolve(ctx context.Context, sp spec, ts, base uint64) (target
 // findTable resolves a table pull's table at ts, by id or by names.
 func (s *Service) findTable(ctx context.Context, sp spec, ts uint64) (*schemav1.Table, error) {
 	if sp.tableID == 0 {
-		tables, err := s.listTables(ctx, sp.tenant, sp.db, ts)
+		// Find the id by name in a listing without TableInfos (small), then
+		// read the table's as by id.
+		tables, err := s.listTables(ctx, sp.tenant, sp.db, ts, true)
 		if err != nil {
 			return nil, err
 		}
 		for _, t := range tables {
 			if strings.EqualFold(t.Name, sp.table) {
-				return t, nil
+				sp.tableID = t.Id
+				break
 			}
 		}
-		return nil, status.Errorf(codes.NotFound, "tenant %d: table %s.%s does not exist at ts %d", sp.tenant, sp.db, sp.table, ts)
+		if sp.tableID == 0 {
+			return nil, status.Errorf(codes.NotFound, "tenant %d: table %s.%s does not exist at ts %d", sp.tenant, sp.db, sp.table, ts)
+		}
 	}
 	resp, err := retry(ctx, s, func(ctx context.Context) (*schemav1.GetTableSchemaResponse, error) {
 		return call(ctx, s, "GetTableSchema", func(ctx context.Context) (*schemav1.GetTableSchemaResponse, error) {
@@ -134,21 +145,41 @@ func orAny(s string) string {
 	return s
 }
 
-func (s *Service) listTables(ctx context.Context, tenant uint64, db string, ts uint64) ([]*schemav1.Table, error) {
-	resp, err := retry(ctx, s, func(ctx context.Context) (*schemav1.ListTablesResponse, error) {
-		return call(ctx, s, "ListTables", func(ctx context.Context) (*schemav1.ListTablesResponse, error) {
-			return s.schema.ListTables(ctx, &schemav1.ListTablesRequest{TenantId: tenant, DbName: db, Ts: ts})
-		})
-	})
+// listTables lists a database's tables at ts; withoutInfo leaves their
+// TableInfos out (a registry built before without_info sends them anyway).
+func (s *Service) listTables(ctx context.Context, tenant uint64, db string, ts uint64, withoutInfo bool) ([]*schemav1.Table, error) {
+	resp, err := s.listTablesCall(ctx, &schemav1.ListTablesRequest{TenantId: tenant, DbName: db, Ts: ts, WithoutInfo: withoutInfo})
 	if err != nil {
-		return nil, registryStatus(err, "tenant %d: database %q at ts %d", tenant, db, ts)
+		return nil, err
 	}
 	return resp.Tables, nil
 }
 
-// tenantVersion is the tenant's schema version at ts, read off the first
-// table the registry lists (every table carries the tenant's version). A
-// tenant without tables has none yet; its first table's creation brings one.
+// listTableIDs lists a database's tables at ts by id: the ids of those
+// keyed by their own id, and the partitioned ones (a registry built before
+// ids_only lists every table in Tables, without TableInfos if it knows
+// without_info).
+func (s *Service) listTableIDs(ctx context.Context, tenant uint64, db string, ts uint64) (*schemav1.ListTablesResponse, error) {
+	return s.listTablesCall(ctx, &schemav1.ListTablesRequest{TenantId: tenant, DbName: db, Ts: ts, WithoutInfo: true, IdsOnly: true})
+}
+
+func (s *Service) listTablesCall(ctx context.Context, req *schemav1.ListTablesRequest) (*schemav1.ListTablesResponse, error) {
+	resp, err := retry(ctx, s, func(ctx context.Context) (*schemav1.ListTablesResponse, error) {
+		return call(ctx, s, "ListTables", func(ctx context.Context) (*schemav1.ListTablesResponse, error) {
+			return s.schema.ListTables(ctx, req)
+		})
+	})
+	if err != nil {
+		return nil, registryStatus(err, "tenant %d: database %q at ts %d", req.TenantId, req.DbName, req.Ts)
+	}
+	return resp, nil
+}
+
+// tenantVersion is the tenant's schema version at ts: the registry's
+// ListDBs answer carries it. From a registry built before it did, it is
+// read off the first table listed (every table carries the tenant's
+// version; a tenant without tables has none yet, its first table's
+// creation brings one).
 func (s *Service) tenantVersion(ctx context.Context, tenant, ts uint64) (int64, error) {
 	dbs, err := retry(ctx, s, func(ctx context.Context) (*schemav1.ListDBsResponse, error) {
 		return call(ctx, s, "ListDBs", func(ctx context.Context) (*schemav1.ListDBsResponse, error) {
@@ -158,8 +189,11 @@ func (s *Service) tenantVersion(ctx context.Context, tenant, ts uint64) (int64, 
 	if err != nil {
 		return 0, registryStatus(err, "tenant %d at ts %d", tenant, ts)
 	}
+	if dbs.SchemaVersion != nil {
+		return dbs.GetSchemaVersion(), nil
+	}
 	for _, d := range dbs.Dbs {
-		tables, err := s.listTables(ctx, tenant, d.Name, ts)
+		tables, err := s.listTables(ctx, tenant, d.Name, ts, true)
 		if err != nil {
 			return 0, err
 		}

@@ -155,7 +155,7 @@ func (f *schemaFollower) apply(c *schemav1.SchemaChange) *apiv1.DDL {
 // wants tells whether rows of the table are pulled at the current position.
 func (f *schemaFollower) wants(tableID int64) bool {
 	if f.member != nil {
-		return f.member.wanted[tableID]
+		return f.member.wants(tableID)
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // api answers SchemaRegistryService from the tenants' histories.
@@ -87,6 +88,7 @@ func (a *api) ListDBs(_ context.Context, req *schemav1.ListDBsRequest) (*schemav
 		for _, d := range h.DBs(ts) {
 			resp.Dbs = append(resp.Dbs, &schemav1.Database{Id: d.Info.ID, Name: d.Info.Name.O, InfoJson: d.Raw})
 		}
+		resp.SchemaVersion = proto.Int64(h.SchemaVersionAt(ts))
 		return nil
 	})
 	return resp, err
@@ -107,8 +109,27 @@ func (a *api) ListTables(_ context.Context, req *schemav1.ListTablesRequest) (*s
 			return status.Errorf(codes.NotFound, "tenant %d: database %q does not exist at ts %d", req.TenantId, req.DbName, ts)
 		}
 		for _, t := range h.Tables(d.Info.ID, ts) {
-			resp.Tables = append(resp.Tables, tableProto(h, t, ts))
+			if !req.WithoutInfo && !req.IdsOnly {
+				resp.Tables = append(resp.Tables, tableProto(h, t, ts))
+				continue
+			}
+			phys, err := t.Info.PhysicalIDs()
+			if err != nil {
+				return status.Errorf(codes.Internal, "tenant %d: table %d: %v", req.TenantId, t.Info.ID, err)
+			}
+			own := len(phys) == 1 && phys[0] == t.Info.ID
+			if req.IdsOnly && own {
+				resp.TableIds = append(resp.TableIds, t.Info.ID)
+				continue
+			}
+			tp := tableProto(h, t, ts)
+			tp.InfoJson = nil
+			if !own {
+				tp.PhysicalIds = phys
+			}
+			resp.Tables = append(resp.Tables, tp)
 		}
+		resp.SchemaVersion = proto.Int64(h.SchemaVersionAt(ts))
 		return nil
 	})
 	return resp, err

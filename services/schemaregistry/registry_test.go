@@ -78,6 +78,8 @@ func checkAgainstTruth(t *testing.T, r *running, w *world, initial map[int64]tru
 	dbs, err := r.client.ListDBs(ctx, &schemav1.ListDBsRequest{TenantId: 1, Ts: ts})
 	require.NoError(t, err)
 	require.Len(t, dbs.Dbs, w.simCfg.DBs)
+	require.NotNil(t, dbs.SchemaVersion, "ListDBs names the schema version")
+	require.Equal(t, version, dbs.GetSchemaVersion(), "ListDBs at ts %d", ts)
 	got := map[int64]truthTable{}
 	for _, d := range dbs.Dbs {
 		resp, err := r.client.ListTables(ctx, &schemav1.ListTablesRequest{TenantId: 1, DbName: d.Name, Ts: ts})
@@ -85,8 +87,28 @@ func checkAgainstTruth(t *testing.T, r *running, w *world, initial map[int64]tru
 		for _, tb := range resp.Tables {
 			require.Equal(t, version, tb.SchemaVersion, "ts %d table %d", ts, tb.Id)
 			require.Equal(t, d.Name, tb.DbName)
+			require.Empty(t, tb.PhysicalIds)
 			got[tb.Id] = truthTable{id: tb.Id, dbID: tb.DbId, name: tb.Name, columns: columns(t, tb.InfoJson), versionTs: tb.VersionTs}
 		}
+		require.Equal(t, version, resp.GetSchemaVersion())
+		// Without TableInfos: the same tables, each keyed by its own id
+		// (the simulator partitions none); ids only: just their ids.
+		slim, err := r.client.ListTables(ctx, &schemav1.ListTablesRequest{TenantId: 1, DbName: d.Name, Ts: ts, WithoutInfo: true})
+		require.NoError(t, err)
+		require.Len(t, slim.Tables, len(resp.Tables))
+		var ids []int64
+		for i, tb := range slim.Tables {
+			require.Empty(t, tb.InfoJson)
+			require.Empty(t, tb.PhysicalIds)
+			require.Equal(t, resp.Tables[i].Id, tb.Id)
+			require.Equal(t, resp.Tables[i].Name, tb.Name)
+			ids = append(ids, tb.Id)
+		}
+		bare, err := r.client.ListTables(ctx, &schemav1.ListTablesRequest{TenantId: 1, DbName: d.Name, Ts: ts, IdsOnly: true})
+		require.NoError(t, err)
+		require.Empty(t, bare.Tables)
+		require.Equal(t, ids, bare.TableIds)
+		require.Equal(t, version, bare.GetSchemaVersion())
 	}
 	require.Equal(t, want, got, "tables at ts %d", ts)
 	for id, tb := range want {

@@ -65,12 +65,41 @@ type Snapshot struct {
 // Decode reads and checks a whole snapshot file: framing, counts, the
 // database-then-tables order and that every info is a JSON object.
 func Decode(name string, data []byte) (*Snapshot, error) {
+	s := &Snapshot{}
+	var bad *formatv1.SchemaObject
+	h, err := Scan(name, data, func(o *formatv1.SchemaObject) error {
+		if bad == nil && !json.Valid(o.InfoJson) {
+			bad = o
+		}
+		s.Objects = append(s.Objects, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		return nil, &container.CorruptError{Object: name, Reason: fmt.Sprintf("info_json of %s %d is not a JSON object", bad.Kind, bad.DbId)}
+	}
+	s.Header = h
+	return s, nil
+}
+
+// Scan reads a snapshot file object by object and hands each to fn as it
+// is read (a new one each time: fn may keep it), so a reader that keeps a
+// few objects needs memory for those, not for the whole schema. It checks
+// what Decode does except that an info_json is whole JSON: it checks only
+// that it starts an object, and a reader that uses one decodes it (and
+// fails) anyway — checking a million TableInfos the reader skips would
+// cost most of the scan. An error of fn stops the scan and is returned.
+// The counts are checked at the end: a reader must drop what it kept when
+// Scan fails.
+func Scan(name string, data []byte, fn func(*formatv1.SchemaObject) error) (*formatv1.SchemaSnapshotHeader, error) {
 	r, err := container.Open(name, data, container.KindSchemaSnapshot)
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Header: &formatv1.SchemaSnapshotHeader{}}
-	if err := r.NextMessage(s.Header); err != nil {
+	h := &formatv1.SchemaSnapshotHeader{}
+	if err := r.NextMessage(h); err != nil {
 		if err == io.EOF {
 			return nil, r.Corrupt(nil, "no header")
 		}
@@ -88,7 +117,7 @@ func Decode(name string, data []byte) (*Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !json.Valid(o.InfoJson) || len(o.InfoJson) == 0 || o.InfoJson[0] != '{' {
+		if len(o.InfoJson) == 0 || o.InfoJson[0] != '{' {
 			return nil, r.Corrupt(nil, "info_json of %s %d is not a JSON object", o.Kind, o.DbId)
 		}
 		switch o.Kind {
@@ -103,10 +132,12 @@ func Decode(name string, data []byte) (*Snapshot, error) {
 		default:
 			return nil, r.Corrupt(nil, "unknown schema object kind %d", o.Kind)
 		}
-		s.Objects = append(s.Objects, o)
+		if err := fn(o); err != nil {
+			return nil, err
+		}
 	}
-	if dbs != s.Header.DbCount || tables != s.Header.TableCount {
-		return nil, &container.CorruptError{Object: name, Reason: fmt.Sprintf("header counts %d dbs and %d tables, the file has %d and %d", s.Header.DbCount, s.Header.TableCount, dbs, tables)}
+	if dbs != h.DbCount || tables != h.TableCount {
+		return nil, &container.CorruptError{Object: name, Reason: fmt.Sprintf("header counts %d dbs and %d tables, the file has %d and %d", h.DbCount, h.TableCount, dbs, tables)}
 	}
-	return s, nil
+	return h, nil
 }

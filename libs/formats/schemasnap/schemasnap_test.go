@@ -51,8 +51,19 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := Decode("fuzz", data); err != nil && !errors.Is(err, container.ErrCorrupt) {
+		s, err := Decode("fuzz", data)
+		if err != nil && !errors.Is(err, container.ErrCorrupt) {
 			t.Fatalf("error is not a CorruptError: %v", err)
+		}
+		// Scan (which leaves whole-JSON checks to its caller) takes
+		// everything Decode takes, object for object.
+		n := 0
+		_, serr := Scan("fuzz", data, func(*formatv1.SchemaObject) error { n++; return nil })
+		if serr != nil && !errors.Is(serr, container.ErrCorrupt) {
+			t.Fatalf("Scan error is not a CorruptError: %v", serr)
+		}
+		if err == nil && (serr != nil || n != len(s.Objects)) {
+			t.Fatalf("Decode took %d objects, Scan %d (%v)", len(s.Objects), n, serr)
 		}
 	})
 }

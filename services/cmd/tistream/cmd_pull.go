@@ -35,6 +35,8 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	follow := fs.Bool("follow", false, "keep following new data until interrupted")
 	poll := fs.Duration("poll-interval", 200*time.Millisecond, "how often to look for new data with --follow")
 	format := fs.String("format", "jsonl", "output format (jsonl)")
+	cpuProfile := fs.String("cpuprofile", "", "with --pool: write a CPU profile of the pull to this file")
+	memProfile := fs.String("memprofile", "", "with --pool: write a heap profile to this file once the pull has caught up")
 	decode := fs.Bool("decode", false, "with --api: write rows decoded (column names and values, old values) instead of TiDB's bytes")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream pull (--pool URL | --api ADDR) --tenant T [--table ID | --db NAME] [--from TS] [--follow | --until-resolved TS]")
@@ -72,6 +74,11 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	stop, ok := startCPUProfile(*cpuProfile, "pull", stderr)
+	if !ok {
+		return 2
+	}
+	defer stop()
 	store, err := objstore.Open(ctx, *poolURL)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream pull: --pool: %v\n", err)
@@ -116,6 +123,10 @@ func runPull(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if caughtUp {
+			if *memProfile != "" {
+				writeHeapProfile(*memProfile, "pull", stderr)
+				*memProfile = ""
+			}
 			if !*follow {
 				if err := w.Flush(); err != nil {
 					fmt.Fprintf(stderr, "tistream pull: %v\n", err)

@@ -29,3 +29,18 @@ func startCPUProfile(path, cmd string, stderr io.Writer) (stop func(), ok bool) 
 		f.Close()
 	}, true
 }
+
+// writeHeapProfile writes a heap profile to path; a failure is reported
+// to stderr as cmd and otherwise ignored.
+func writeHeapProfile(path, cmd string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream %s: --memprofile: %v\n", cmd, err)
+	}
+}

@@ -157,7 +157,11 @@ type Table struct {
 	// The tenant's schema version at the ts asked.
 	SchemaVersion int64 `protobuf:"varint,6,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	// commit_ts of the change that made this version of the table.
-	VersionTs     uint64 `protobuf:"varint,7,opt,name=version_ts,json=versionTs,proto3" json:"version_ts,omitempty"`
+	VersionTs uint64 `protobuf:"varint,7,opt,name=version_ts,json=versionTs,proto3" json:"version_ts,omitempty"`
+	// Listings with without_info or ids_only, partitioned tables: the ids the
+	// table's rows are keyed by (its partitions'), in place of info_json.
+	// Empty: the table's own id.
+	PhysicalIds   []int64 `protobuf:"varint,8,rep,packed,name=physical_ids,json=physicalIds,proto3" json:"physical_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +243,13 @@ func (x *Table) GetVersionTs() uint64 {
 		return x.VersionTs
 	}
 	return 0
+}
+
+func (x *Table) GetPhysicalIds() []int64 {
+	if x != nil {
+		return x.PhysicalIds
+	}
+	return nil
 }
 
 type GetTableSchemaRequest struct {
@@ -398,8 +409,11 @@ func (x *ListDBsRequest) GetTs() uint64 {
 }
 
 type ListDBsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dbs           []*Database            `protobuf:"bytes,1,rep,name=dbs,proto3" json:"dbs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Dbs   []*Database            `protobuf:"bytes,1,rep,name=dbs,proto3" json:"dbs,omitempty"`
+	// The tenant's schema version at the ts asked. Unset from registries
+	// built before it was added (callers then read it off a listed table).
+	SchemaVersion *int64 `protobuf:"varint,2,opt,name=schema_version,json=schemaVersion,proto3,oneof" json:"schema_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,11 +455,27 @@ func (x *ListDBsResponse) GetDbs() []*Database {
 	return nil
 }
 
+func (x *ListDBsResponse) GetSchemaVersion() int64 {
+	if x != nil && x.SchemaVersion != nil {
+		return *x.SchemaVersion
+	}
+	return 0
+}
+
 type ListTablesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	DbName        string                 `protobuf:"bytes,2,opt,name=db_name,json=dbName,proto3" json:"db_name,omitempty"`
-	Ts            uint64                 `protobuf:"varint,3,opt,name=ts,proto3" json:"ts,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	DbName   string                 `protobuf:"bytes,2,opt,name=db_name,json=dbName,proto3" json:"db_name,omitempty"`
+	Ts       uint64                 `protobuf:"varint,3,opt,name=ts,proto3" json:"ts,omitempty"`
+	// Leave each table's info_json out (a partitioned table names its
+	// physical_ids instead): ids and names at a few dozen bytes a table,
+	// where with their TableInfos the tables of a large database exceed a
+	// message.
+	WithoutInfo bool `protobuf:"varint,4,opt,name=without_info,json=withoutInfo,proto3" json:"without_info,omitempty"`
+	// Ids only: table_ids lists the tables keyed by their own id, and tables
+	// only the partitioned ones (as with without_info). What a database pull
+	// needs, at about 8 bytes a table.
+	IdsOnly       bool `protobuf:"varint,5,opt,name=ids_only,json=idsOnly,proto3" json:"ids_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,9 +531,28 @@ func (x *ListTablesRequest) GetTs() uint64 {
 	return 0
 }
 
+func (x *ListTablesRequest) GetWithoutInfo() bool {
+	if x != nil {
+		return x.WithoutInfo
+	}
+	return false
+}
+
+func (x *ListTablesRequest) GetIdsOnly() bool {
+	if x != nil {
+		return x.IdsOnly
+	}
+	return false
+}
+
 type ListTablesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tables        []*Table               `protobuf:"bytes,1,rep,name=tables,proto3" json:"tables,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tables []*Table               `protobuf:"bytes,1,rep,name=tables,proto3" json:"tables,omitempty"`
+	// With ids_only: the ids of the tables that are not partitioned, sorted.
+	TableIds []int64 `protobuf:"varint,2,rep,packed,name=table_ids,json=tableIds,proto3" json:"table_ids,omitempty"`
+	// The tenant's schema version at the ts asked (unset from registries
+	// built before it was added).
+	SchemaVersion *int64 `protobuf:"varint,3,opt,name=schema_version,json=schemaVersion,proto3,oneof" json:"schema_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +592,20 @@ func (x *ListTablesResponse) GetTables() []*Table {
 		return x.Tables
 	}
 	return nil
+}
+
+func (x *ListTablesResponse) GetTableIds() []int64 {
+	if x != nil {
+		return x.TableIds
+	}
+	return nil
+}
+
+func (x *ListTablesResponse) GetSchemaVersion() int64 {
+	if x != nil && x.SchemaVersion != nil {
+		return *x.SchemaVersion
+	}
+	return 0
 }
 
 type GetSchemaChangesRequest struct {
@@ -929,7 +992,7 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\bDatabase\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
-	"\tinfo_json\x18\x03 \x01(\fR\binfoJson\"\xbc\x01\n" +
+	"\tinfo_json\x18\x03 \x01(\fR\binfoJson\"\xdf\x01\n" +
 	"\x05Table\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x13\n" +
 	"\x05db_id\x18\x02 \x01(\x03R\x04dbId\x12\x17\n" +
@@ -938,7 +1001,8 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\tinfo_json\x18\x05 \x01(\fR\binfoJson\x12%\n" +
 	"\x0eschema_version\x18\x06 \x01(\x03R\rschemaVersion\x12\x1d\n" +
 	"\n" +
-	"version_ts\x18\a \x01(\x04R\tversionTs\"_\n" +
+	"version_ts\x18\a \x01(\x04R\tversionTs\x12!\n" +
+	"\fphysical_ids\x18\b \x03(\x03R\vphysicalIds\"_\n" +
 	"\x15GetTableSchemaRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x03R\atableId\x12\x0e\n" +
@@ -947,15 +1011,22 @@ const file_tistream_schema_v1_schema_proto_rawDesc = "" +
 	"\x05table\x18\x01 \x01(\v2\x19.tistream.schema.v1.TableR\x05table\"=\n" +
 	"\x0eListDBsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x0e\n" +
-	"\x02ts\x18\x02 \x01(\x04R\x02ts\"A\n" +
+	"\x02ts\x18\x02 \x01(\x04R\x02ts\"\x80\x01\n" +
 	"\x0fListDBsResponse\x12.\n" +
-	"\x03dbs\x18\x01 \x03(\v2\x1c.tistream.schema.v1.DatabaseR\x03dbs\"Y\n" +
+	"\x03dbs\x18\x01 \x03(\v2\x1c.tistream.schema.v1.DatabaseR\x03dbs\x12*\n" +
+	"\x0eschema_version\x18\x02 \x01(\x03H\x00R\rschemaVersion\x88\x01\x01B\x11\n" +
+	"\x0f_schema_version\"\x97\x01\n" +
 	"\x11ListTablesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x17\n" +
 	"\adb_name\x18\x02 \x01(\tR\x06dbName\x12\x0e\n" +
-	"\x02ts\x18\x03 \x01(\x04R\x02ts\"G\n" +
+	"\x02ts\x18\x03 \x01(\x04R\x02ts\x12!\n" +
+	"\fwithout_info\x18\x04 \x01(\bR\vwithoutInfo\x12\x19\n" +
+	"\bids_only\x18\x05 \x01(\bR\aidsOnly\"\xa3\x01\n" +
 	"\x12ListTablesResponse\x121\n" +
-	"\x06tables\x18\x01 \x03(\v2\x19.tistream.schema.v1.TableR\x06tables\"d\n" +
+	"\x06tables\x18\x01 \x03(\v2\x19.tistream.schema.v1.TableR\x06tables\x12\x1b\n" +
+	"\ttable_ids\x18\x02 \x03(\x03R\btableIds\x12*\n" +
+	"\x0eschema_version\x18\x03 \x01(\x03H\x00R\rschemaVersion\x88\x01\x01B\x11\n" +
+	"\x0f_schema_version\"d\n" +
 	"\x17GetSchemaChangesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x17\n" +
 	"\afrom_ts\x18\x02 \x01(\x04R\x06fromTs\x12\x13\n" +
@@ -1064,6 +1135,8 @@ func file_tistream_schema_v1_schema_proto_init() {
 	if File_tistream_schema_v1_schema_proto != nil {
 		return
 	}
+	file_tistream_schema_v1_schema_proto_msgTypes[5].OneofWrappers = []any{}
+	file_tistream_schema_v1_schema_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
