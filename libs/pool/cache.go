@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type Cache struct {
 	bytes    int64
 	flights  map[string]*flight
 	notFound map[string]time.Time // key -> until when "not found" is believed
+	// forgets counts ForgetMissing calls: a load that started before one
+	// may have missed what it announced, so its "not found" is neither
+	// remembered nor shared with callers that came after it.
+	forgets uint64
 
 	hits, misses, evictions atomic.Int64
 }
@@ -66,6 +71,7 @@ type cacheItem struct {
 }
 
 type flight struct {
+	gen  uint64 // Cache.forgets when the load started
 	done chan struct{}
 	val  any
 	err  error
@@ -121,6 +127,7 @@ func (c *Cache) get(ctx context.Context, key string, negative bool, load loader)
 			delete(c.notFound, key)
 		}
 		if f, ok := c.flights[key]; ok {
+			gen := c.forgets
 			c.mu.Unlock()
 			select {
 			case <-f.done:
@@ -130,10 +137,13 @@ func (c *Cache) get(ctx context.Context, key string, negative bool, load loader)
 			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
 				continue // the loader's caller gave up; load it ourselves
 			}
+			if f.gen != gen && errors.Is(f.err, objstore.ErrNotFound) {
+				continue // it started before a notice of something new: look again
+			}
 			c.hits.Add(1)
 			return f.val, f.err
 		}
-		f := &flight{done: make(chan struct{})}
+		f := &flight{gen: c.forgets, done: make(chan struct{})}
 		c.flights[key] = f
 		c.mu.Unlock()
 		c.misses.Add(1)
@@ -155,7 +165,7 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load loader) {
 		case f.err == nil:
 			delete(c.notFound, key)
 			c.insert(key, f.val, size)
-		case errors.Is(f.err, objstore.ErrNotFound) && c.notFoundTTL > 0:
+		case errors.Is(f.err, objstore.ErrNotFound) && c.notFoundTTL > 0 && f.gen == c.forgets:
 			if len(c.notFound) >= maxNotFound {
 				clear(c.notFound)
 			}
@@ -191,4 +201,22 @@ func (c *Cache) insert(key string, val any, size int64) {
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ForgetMissing drops the remembered "not found" of every key under prefix:
+// a notice said something new was published there, so the next poll must
+// read the store instead of believing it is still missing. It costs a scan
+// of the remembered keys (those of the last NotFoundTTL).
+func (c *Cache) ForgetMissing(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgets++
+	now := c.now()
+	for k, until := range c.notFound {
+		// Expired ones go too: the map then holds one TTL's worth of keys,
+		// so notices stay cheap however many arrive.
+		if strings.HasPrefix(k, prefix) || !now.Before(until) {
+			delete(c.notFound, k)
+		}
+	}
 }

@@ -16,8 +16,14 @@ const flagPrefix = ""
 // Config of the api-server.
 type Config struct {
 	svc.Common `yaml:",inline"`
-	// PollInterval is how often a caught-up pull looks for new data.
+	// PollInterval is how often a caught-up pull looks for new data when
+	// it cannot rely on the sorters' publication notices (no etcd, or its
+	// watch is broken).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// FallbackPollInterval is how often a caught-up pull looks for new data
+	// while the publication notices are watched: a notice wakes it at once,
+	// the poll only covers a lost one.
+	FallbackPollInterval time.Duration `yaml:"fallback_poll_interval"`
 	// CacheBytes bounds the shared cache of decoded log entries and data
 	// files every pull reads through.
 	CacheBytes int64 `yaml:"cache_bytes"`
@@ -53,17 +59,18 @@ func DefaultConfig() Config {
 		// what an anonymous caller can make the server allocate.
 		Common: svc.Common{GRPCAddr: ":7630", HTTPAddr: ":7631", LogLevel: "info", LogFormat: "text",
 			StopTimeout: 10 * time.Second, MaxRecvBytes: 4 << 20, MaxConcurrentStreams: 256},
-		PollInterval:      100 * time.Millisecond,
-		CacheBytes:        256 << 20,
-		MaxBatchRows:      1024,
-		MaxBatchBytes:     1 << 20,
-		MaxEntriesPerPoll: 16,
-		MaxHeldRows:       256 << 10,
-		MaxPulls:          1024,
-		MaxPullsPerTenant: 256,
-		MaxPullsPerClient: 64,
-		RegistryTimeout:   10 * time.Second,
-		StartWait:         30 * time.Second,
+		PollInterval:         100 * time.Millisecond,
+		FallbackPollInterval: time.Second,
+		CacheBytes:           256 << 20,
+		MaxBatchRows:         1024,
+		MaxBatchBytes:        1 << 20,
+		MaxEntriesPerPoll:    16,
+		MaxHeldRows:          256 << 10,
+		MaxPulls:             1024,
+		MaxPullsPerTenant:    256,
+		MaxPullsPerClient:    64,
+		RegistryTimeout:      10 * time.Second,
+		StartWait:            30 * time.Second,
 	}
 }
 
@@ -71,7 +78,8 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, flagPrefix)
 	p := flagPrefix
-	fs.DurationVar(&c.PollInterval, p+"poll-interval", c.PollInterval, "how often a caught-up pull looks for new data")
+	fs.DurationVar(&c.PollInterval, p+"poll-interval", c.PollInterval, "how often a caught-up pull looks for new data without publication notices (no etcd, or its watch broken)")
+	fs.DurationVar(&c.FallbackPollInterval, p+"fallback-poll-interval", c.FallbackPollInterval, "how often a caught-up pull looks for new data while the sorters' publication notices are watched (a notice wakes it at once)")
 	fs.Int64Var(&c.CacheBytes, p+"cache-bytes", c.CacheBytes, "bytes of decoded pool objects shared by all pulls")
 	fs.IntVar(&c.MaxBatchRows, p+"max-batch-rows", c.MaxBatchRows, "rows per response message at most")
 	fs.IntVar(&c.MaxBatchBytes, p+"max-batch-bytes", c.MaxBatchBytes, "bytes of row data per response message at most (a larger row goes alone)")
@@ -93,6 +101,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("poll-interval", c.PollInterval > 0)
+	positive("fallback-poll-interval", c.FallbackPollInterval > 0)
 	positive("cache-bytes", c.CacheBytes > 0)
 	positive("max-batch-rows", c.MaxBatchRows > 0)
 	positive("max-batch-bytes", c.MaxBatchBytes > 0)

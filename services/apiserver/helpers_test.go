@@ -164,6 +164,8 @@ func startRegistry(t *testing.T, f *fixture, pl objstore.Store, tune ...func(*sc
 	for _, fn := range tune {
 		fn(&cfg)
 	}
+	// No sorter writes these pools, so no publication notice comes: poll.
+	cfg.FallbackPollInterval = min(cfg.FallbackPollInterval, cfg.PollInterval)
 	store, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	r := &env{cli: cli, cfg: cfg, pool: pl, store: store}
@@ -223,6 +225,13 @@ type server struct {
 
 func startServer(t *testing.T, store objstore.Store, schema schemav1.SchemaRegistryServiceClient, tune ...func(*Config)) *server {
 	t.Helper()
+	return startServerEtcd(t, store, schema, nil, tune...)
+}
+
+// startServerEtcd is startServer following the publication notices in cli's
+// etcd (nil: none, it polls).
+func startServerEtcd(t *testing.T, store objstore.Store, schema schemav1.SchemaRegistryServiceClient, cli *clientv3.Client, tune ...func(*Config)) *server {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
@@ -232,7 +241,7 @@ func startServer(t *testing.T, store objstore.Store, schema schemav1.SchemaRegis
 		f(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Log: svctest.Logger(t, slog.LevelWarn), Registry: reg, Pool: store, Schema: schema})
+	s, err := New(cfg, Deps{Log: svctest.Logger(t, slog.LevelWarn), Registry: reg, Pool: store, Schema: schema, Etcd: cli})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
 	conn, err := grpcx.Dial(s.GRPCAddr(), nil)

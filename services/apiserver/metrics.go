@@ -25,6 +25,7 @@ type metrics struct {
 	resolvedLag   *prometheus.HistogramVec
 	registryCalls *prometheus.CounterVec
 	refused       *prometheus.CounterVec
+	pullWakes     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
@@ -49,6 +50,8 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600}}, []string{"kind"}),
 		registryCalls: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_registry_calls_total",
 			Help: "Calls to the schema registry, by method and gRPC code."}, []string{"method", "code"}),
+		pullWakes: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_apiserver_pull_wakes_total",
+			Help: "Caught-up pulls woken to read the pool again, by cause: notice (a sorter's publication notice) or poll (the poll interval passed)."}, []string{"cause"}),
 	}
 	for _, k := range pullKinds {
 		f.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_apiserver_resolved_lag_max_seconds",

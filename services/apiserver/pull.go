@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/tidbcodec"
@@ -13,27 +14,29 @@ import (
 
 // pull is one open change stream.
 type pull struct {
-	s      *Service
-	log    *slog.Logger
-	state  *pullState
-	tenant uint64
-	puller *pool.Puller
-	sch    *schemaFollower
-	out    *batcher
-	held   []pool.Row // complete in the pool, waiting for the registry
-	dataAt uint64     // the puller's resolved ts
-	sent   uint64     // the last resolved ts sent
+	s       *Service
+	log     *slog.Logger
+	state   *pullState
+	tenant  uint64
+	puller  *pool.Puller
+	sch     *schemaFollower
+	out     *batcher
+	held    []pool.Row    // complete in the pool, waiting for the registry
+	dataAt  uint64        // the puller's resolved ts
+	sent    uint64        // the last resolved ts sent
+	regWait time.Duration // backoff while the registry is behind the pool (wake.go)
 }
 
 // run streams until ctx ends or something fails.
 func (p *pull) run(ctx context.Context) error {
 	for {
+		wake := p.s.wake.Chan(p.tenant) // before reading: a notice during the round counts
 		busy, err := p.round(ctx)
 		if err != nil {
 			return err
 		}
 		if !busy {
-			if err := p.s.sleep(ctx, p.s.cfg.PollInterval); err != nil {
+			if err := p.s.waitData(ctx, wake, p.registryBackoff()); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"github.com/tistream/tistream/libs/etcdx"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -124,11 +125,26 @@ func TestPullTableAndDB(t *testing.T) {
 // pull follows the new data to the end and matches the truth. The registry
 // polls slower than the api-server, so rows regularly wait for it.
 func TestPullFollowsNewData(t *testing.T) {
+	t.Run("polls", func(t *testing.T) { testPullFollowsNewData(t, false) })
+	t.Run("notices", func(t *testing.T) { testPullFollowsNewData(t, true) })
+}
+
+// testPullFollowsNewData with notices: the api-server and the registry poll
+// only every hour, so the pull reaches the end only because a publication
+// notice (as a sorter puts it after publishing) wakes both.
+func testPullFollowsNewData(t *testing.T, notices bool) {
 	f := history(t)
 	pl, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
-	e := startRegistry(t, f, pl, func(c *schemaregistry.Config) { c.PollInterval = 150 * time.Millisecond })
-	s := startServer(t, pl, e.schema)
+	var s *server
+	var e *env
+	if notices {
+		e = startRegistry(t, f, pl, func(c *schemaregistry.Config) { c.PollInterval, c.FallbackPollInterval = time.Hour, time.Hour })
+		s = startServerEtcd(t, pl, e.schema, e.cli, func(c *Config) { c.PollInterval, c.FallbackPollInterval = time.Hour, time.Hour })
+	} else {
+		e = startRegistry(t, f, pl, func(c *schemaregistry.Config) { c.PollInterval = 150 * time.Millisecond })
+		s = startServer(t, pl, e.schema)
+	}
 
 	const tenant = 1
 	objs, err := objstore.ListAll(context.Background(), f.buffer, layout.TenantBufferPrefix(f.cfg.ClusterID, tenant), "")
@@ -156,6 +172,14 @@ func TestPullFollowsNewData(t *testing.T) {
 	case <-time.After(pullTimeout):
 		t.Fatal("the replay never paused")
 	}
+	// What a sorter does after each publication (the replay does not).
+	notice := func() {
+		if notices {
+			_, err := e.cli.Put(context.Background(), etcdx.PublishedKey(tenant, "sorter-x"), "g/1")
+			require.NoError(t, err)
+		}
+	}
+	notice()
 
 	recv, err := s.open(pullCtx(t), req{kind: kindTenant, tenant: tenant, start: f.snapTs[tenant]})
 	require.NoError(t, err)
@@ -169,6 +193,11 @@ func TestPullFollowsNewData(t *testing.T) {
 	require.Less(t, p.lastResolved, f.final, "the pool was complete before the pull opened")
 	gate.released.Store(true)
 	close(release)
+	if notices {
+		require.NoError(t, <-replayDone)
+		replayDone <- nil
+		notice()
+	}
 	for p.lastResolved < f.final {
 		events, err := recv()
 		require.NoError(t, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Deps are what the api-server reads from.
@@ -29,6 +33,10 @@ type Deps struct {
 	Schema schemav1.SchemaRegistryServiceClient
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Etcd, when set, carries the sorters' publication notices: caught-up
+	// pulls read as soon as their tenant publishes, and poll only every
+	// FallbackPollInterval. Without it they poll every PollInterval.
+	Etcd *clientv3.Client
 }
 
 // Service is the api-server. The kernel (libs/svc) runs its servers and
@@ -44,6 +52,7 @@ type Service struct {
 	m      *metrics
 	now    func() time.Time
 	pos    positions
+	wake   *etcdx.Wakeups // nil without etcd (wake.go)
 
 	// stopping ends every open pull (UNAVAILABLE) when Stop begins.
 	stopping context.Context
@@ -99,9 +108,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.cache = pool.NewCache(cfg.CacheBytes, pool.CacheOptions{NotFoundTTL: cfg.PollInterval / 2, Now: deps.Now})
 	s.m = newMetrics(deps.Registry, s)
 	s.store = deps.Pool
+	if deps.Etcd != nil {
+		s.wake = etcdx.NewWakeups(deps.Etcd, s.log, func(tenant uint64) {
+			s.cache.ForgetMissing(layout.PoolTenantPrefix(tenant))
+		})
+	}
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "api-server", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{serviceName}, Public: true}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { apiv1.RegisterTiStreamServiceServer(g, &handler{s: s}) },
+		OnStart:    s.start,
 		OnStop:     s.stopPulls,
 		OnReady:    s.ready,
 	})

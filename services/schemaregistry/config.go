@@ -19,8 +19,12 @@ type Config struct {
 	// behind the tenant's resolved ts (0 = keep everything).
 	Retention time.Duration `yaml:"retention"`
 	// PollInterval is how often a caught-up tenant polls the pool's meta
-	// range for new published entries.
+	// range for new published entries while the sorters' publication
+	// notices are not watched (the etcd watch is broken).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// FallbackPollInterval is how often it polls while they are watched: a
+	// notice of the tenant wakes it at once, the poll covers a lost one.
+	FallbackPollInterval time.Duration `yaml:"fallback_poll_interval"`
 	// KeepPersisted is how many persisted histories a tenant keeps: the
 	// newest, and older ones to fall back to when it does not decode.
 	KeepPersisted int `yaml:"keep_persisted"`
@@ -42,14 +46,15 @@ func DefaultConfig() Config {
 	return Config{
 		Common: svc.Common{GRPCAddr: ":7530", HTTPAddr: ":7531", LogLevel: "info", LogFormat: "text",
 			StopTimeout: 30 * time.Second},
-		PersistInterval: 10 * time.Second,
-		Retention:       24 * time.Hour,
-		PollInterval:    200 * time.Millisecond,
-		KeepPersisted:   2,
-		MaxChanges:      10_000,
-		RetryBackoff:    200 * time.Millisecond,
-		MaxRetryBackoff: 30 * time.Second,
-		JobWait:         schema.DefaultJobWait,
+		PersistInterval:      10 * time.Second,
+		Retention:            24 * time.Hour,
+		PollInterval:         200 * time.Millisecond,
+		FallbackPollInterval: time.Second,
+		KeepPersisted:        2,
+		MaxChanges:           10_000,
+		RetryBackoff:         200 * time.Millisecond,
+		MaxRetryBackoff:      30 * time.Second,
+		JobWait:              schema.DefaultJobWait,
 	}
 }
 
@@ -58,7 +63,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, "")
 	fs.DurationVar(&c.PersistInterval, "persist-interval", c.PersistInterval, "how often each tenant's schema history is persisted when it changed")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "schema history kept behind the resolved ts, in TSO physical time (0 = keep everything)")
-	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often a caught-up tenant polls the pool's meta range")
+	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often a caught-up tenant polls the pool's meta range without publication notices (etcd watch broken)")
+	fs.DurationVar(&c.FallbackPollInterval, "fallback-poll-interval", c.FallbackPollInterval, "how often a caught-up tenant polls the pool's meta range while the sorters' publication notices are watched")
 	fs.IntVar(&c.KeepPersisted, "keep-persisted", c.KeepPersisted, "persisted histories kept per tenant (at least 2: the newest and one to fall back to)")
 	fs.IntVar(&c.MaxChanges, "max-changes", c.MaxChanges, "most schema changes in one GetSchemaChanges answer")
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.RetryBackoff, "first wait before a failed tenant follower restarts")
@@ -77,6 +83,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	if c.FallbackPollInterval <= 0 {
+		errs = append(errs, errors.New("--fallback-poll-interval must be positive"))
 	}
 	if c.KeepPersisted < 2 {
 		errs = append(errs, errors.New("--keep-persisted must be at least 2"))

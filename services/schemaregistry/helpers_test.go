@@ -166,6 +166,7 @@ func testConfig() Config {
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Security.Insecure = true // their own tests; security is libs/svc's, libs/auth's and e2e's
 	cfg.PollInterval = 10 * time.Millisecond
+	cfg.FallbackPollInterval = cfg.PollInterval // no sorter here: no publication notices
 	cfg.RetryBackoff, cfg.MaxRetryBackoff = 10*time.Millisecond, 100*time.Millisecond
 	cfg.Retention = 0
 	return cfg

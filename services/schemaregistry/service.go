@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
@@ -48,6 +49,8 @@ type Service struct {
 	cancel  context.CancelFunc
 	watchWg sync.WaitGroup
 	serving atomic.Bool
+	// wake follows the sorters' publication notices (tenants.go: waitMeta).
+	wake *etcdx.Wakeups
 }
 
 // New validates the configuration and dependencies; it starts nothing.
@@ -79,6 +82,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With("service", "schema-registry"),
 		m: newMetrics(deps.Registry), tenants: map[uint64]*tenant{}}
+	s.wake = etcdx.NewWakeups(deps.Etcd, s.log, nil)
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "schema-registry", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{schemav1.SchemaRegistryService_ServiceDesc.ServiceName}}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { schemav1.RegisterSchemaRegistryServiceServer(g, &api{s: s}) },
@@ -100,8 +104,12 @@ func (s *Service) start(ctx context.Context, _ *svc.Kernel) error {
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	s.serving.Store(true)
-	s.watchWg.Add(1)
+	s.watchWg.Add(2)
 	go s.watchTenants(runCtx, rev)
+	go func() {
+		defer s.watchWg.Done()
+		s.wake.Run(runCtx)
+	}()
 	return nil
 }
 

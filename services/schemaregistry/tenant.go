@@ -130,6 +130,7 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 				t.log.Warn("persisting the schema history failed; retrying next interval", "err", err)
 			}
 		}
+		wake := t.s.wake.Chan(t.id) // before reading: a notice during the poll counts
 		b, err := r.follower.Poll(ctx)
 		if err != nil {
 			t.resume = r
@@ -143,7 +144,7 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 		}
 		t.s.m.changes.Add(float64(n))
 		t.observeLag(b.Resolved)
-		if b.CaughtUp && !wait(ctx, t.s.cfg.PollInterval) {
+		if b.CaughtUp && !t.s.waitMeta(ctx, wake) {
 			return true, ctx.Err()
 		}
 	}

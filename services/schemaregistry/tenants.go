@@ -137,6 +137,16 @@ func (s *Service) removeTenant(ctx context.Context, id uint64) {
 }
 
 // wait waits d unless ctx ends first; it reports whether d passed.
+// waitMeta waits, after a poll that caught up, for the tenant's next
+// publication notice (wake, taken before the poll; every sorter publishing
+// the tenant's ranges bumps it, etcdx.PublishedKey) or the poll interval
+// that applies: FallbackPollInterval while the notices are watched,
+// PollInterval while the watch is broken. False when ctx ended.
+func (s *Service) waitMeta(ctx context.Context, wake <-chan struct{}) bool {
+	_, err := s.wake.Wait(ctx, wake, s.cfg.PollInterval, s.cfg.FallbackPollInterval)
+	return err == nil
+}
+
 func wait(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -22,7 +22,10 @@ type Config struct {
 	// $TMPDIR/tistream-sorter-{id}.
 	DataDir string `yaml:"data_dir"`
 	// FlushInterval: the ranges of a tenant are published to the pool, in
-	// one group publication, at most this often.
+	// one group publication, at most this often. A publication is written
+	// as soon as a batch arrives that moves a range's flush target (data
+	// or resolved ts), unless the last one is younger than this: it bounds
+	// the pool's requests per MiB when the stores cut files more often.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// SegmentBytes and SegmentAge: a group writes the rows of its recent
 	// publications as one segment (each range's rows contiguous, so a
@@ -79,7 +82,7 @@ func DefaultConfig() Config {
 			StopTimeout: 30 * time.Second,
 		},
 		Worker:               svc.DefaultWorker("sorter"),
-		FlushInterval:        500 * time.Millisecond,
+		FlushInterval:        200 * time.Millisecond,
 		SegmentBytes:         4 << 20,
 		SegmentAge:           10 * time.Minute,
 		SnapshotInterval:     5 * time.Second,
@@ -100,7 +103,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs, "")
 	c.Worker.RegisterFlags(fs, "sorter")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "local directory of the sorted buffers, wiped at start (default $TMPDIR/tistream-sorter-{id})")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "the ranges of a tenant are published to the pool (one group publication) at most this often")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "the ranges of a tenant are published to the pool (one group publication) when a watermark moves, at most this often")
 	fs.IntVar(&c.SegmentBytes, "segment-bytes", c.SegmentBytes, "a group writes its recent publications' rows as one segment every this many bytes")
 	fs.DurationVar(&c.SegmentAge, "segment-age", c.SegmentAge, "... or when its oldest publication not in a segment is this old")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "a changed range writes a snapshot (and sends Durable acks) this often")

@@ -19,7 +19,7 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, "0.0.0.0:7340", cfg.GRPCAddr)
 	require.Equal(t, "0.0.0.0:7341", cfg.HTTPAddr)
 	require.Equal(t, 10*time.Second, cfg.LeaseTTL)
-	require.Equal(t, 500*time.Millisecond, cfg.FlushInterval)
+	require.Equal(t, 200*time.Millisecond, cfg.FlushInterval)
 	require.Equal(t, 5*time.Second, cfg.SnapshotInterval)
 	require.Equal(t, int64(512<<20), cfg.BufferMemory)
 

@@ -14,8 +14,8 @@ import (
 )
 
 // Publishing (committed data pool format 2): this process publishes every
-// range it holds of a tenant in one group. A publisher per tenant ticks
-// every FlushInterval: it asks each range for its staged flush (its target
+// range it holds of a tenant in one group. A publisher per tenant runs
+// when a batch kicks it, at most every FlushInterval (wake.go): it asks each range for its staged flush (its target
 // watermark and the rows up to it; the range keeps applying batches
 // meanwhile), writes one publication for all of them, then tells each
 // range it is published (it deletes the flushed rows and moves its
@@ -39,6 +39,7 @@ type publishMetrics struct {
 	segBytes  prometheus.Counter
 	pubsGone  prometheus.Counter
 	groups    prometheus.Gauge
+	notices   *prometheus.CounterVec // result: queued, error
 }
 
 func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
@@ -60,6 +61,8 @@ func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
 			Help: "Publications deleted after a segment covering them passed its grace period."}),
 		groups: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_groups",
 			Help: "Open groups (one per tenant with ranges held here)."}),
+		notices: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_publication_notices_total",
+			Help: "Publication notices for the pool's readers (etcd), by result: queued (one per publication; notices of a tenant coalesce), error (a put failed: readers fall back to polling)."}, []string{"result"}),
 	}
 }
 
@@ -120,28 +123,30 @@ func (s *Service) closeGroups() {
 	}
 }
 
-// publishLoop publishes the tenant's ranges every FlushInterval until ctx
-// ends or the group stays empty for emptyGroupTTL.
+// publishLoop publishes the tenant's ranges when a batch kicks it (at most
+// every FlushInterval, wake.go) until ctx ends or the group stays empty for
+// emptyGroupTTL.
 func (s *Service) publishLoop(ctx context.Context, g *tenantGroup) {
 	defer close(g.done)
-	t := time.NewTicker(s.cfg.FlushInterval)
-	defer t.Stop()
-	var emptySince time.Time
+	kick := s.kick(g.tenant)
+	var emptySince, last time.Time
 	for {
-		select {
-		case <-ctx.Done():
+		fallback, ok := s.waitPublish(ctx, kick, last)
+		if !ok {
 			return
-		case now := <-t.C:
-			s.publish(ctx, g)
-			if g.w.Members() > 0 {
-				emptySince = time.Time{}
-				continue
-			}
-			if emptySince.IsZero() {
-				emptySince = now
-			} else if now.Sub(emptySince) >= emptyGroupTTL && s.retireGroup(g) {
-				return
-			}
+		}
+		now := time.Now()
+		if s.publish(ctx, g) {
+			last = now
+		}
+		if g.w.Members() > 0 || !fallback {
+			emptySince = time.Time{}
+			continue
+		}
+		if emptySince.IsZero() {
+			emptySince = now
+		} else if now.Sub(emptySince) >= emptyGroupTTL && s.retireGroup(g) {
+			return
 		}
 	}
 }
@@ -170,8 +175,9 @@ type staged struct {
 	st *pool.Staged
 }
 
-// publish runs one round: stage, publish, commit.
-func (s *Service) publish(ctx context.Context, g *tenantGroup) {
+// publish runs one round: stage, publish, commit. It reports whether a
+// publication was written.
+func (s *Service) publish(ctx context.Context, g *tenantGroup) (published bool) {
 	s.mu.Lock()
 	var hs []*holder
 	for k, h := range s.holders {
@@ -210,8 +216,11 @@ func (s *Service) publish(ctx context.Context, g *tenantGroup) {
 		s.pm.pubs.WithLabelValues("error").Inc()
 		s.log.Warn("publish group", "tenant", g.tenant, "group", g.w.ID(), "err", err)
 	case res.Seq != 0:
+		published = true
 		s.pm.pubs.WithLabelValues("published").Inc()
 		s.pm.pubBytes.Add(float64(res.Bytes))
+		s.notifier.Published(g.tenant, g.w.ID(), res.Seq)
+		s.pm.notices.WithLabelValues("queued").Inc()
 	}
 	s.pm.conflicts.Add(float64(res.Conflicts))
 	s.pm.fenced.Add(float64(len(res.Fenced)))
@@ -239,4 +248,5 @@ func (s *Service) publish(ctx context.Context, g *tenantGroup) {
 		}
 		h.mu.Unlock()
 	}
+	return published
 }

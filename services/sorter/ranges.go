@@ -352,6 +352,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	}
 	h.received[store] = max(h.received[store], seq)
 	h.ackDue[store] = true
+	poke(h.s.kick(h.key.tenant)) // the flush target may have moved: publish (wake.go)
 	return true
 }
 

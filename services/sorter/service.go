@@ -77,6 +77,10 @@ type Service struct {
 	groupSeq  atomic.Uint64
 	startedMs int64
 	pm        *publishMetrics
+	// kicks wake the tenants' publishers (wake.go); notifier writes the
+	// publication notices.
+	kicks    sync.Map // tenant -> chan struct{}
+	notifier *etcdx.Notifier
 }
 
 // rangeKey names a range.
@@ -155,6 +159,7 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 		s.rootCancel()
 		return errors.Join(err, s.engine.Close())
 	}
+	s.startNotifier()
 	go s.run(reg)
 	s.startRetention()
 	s.log.Info("sorter started", "advertise_addr", s.advertise, "data_dir", dir)

@@ -50,6 +50,8 @@ type lagOptions struct {
 	SorterFlush, APIPoll, RegistryPoll, DispatcherPoll time.Duration
 	SorterSnapshot                                     time.Duration
 	DispatcherMaxInFlight                              int
+	// TablePulls: also pull this many tables one by one (cmd_lag_tables.go).
+	TablePulls int
 	// Insecure runs the fleet without TLS (to measure what TLS costs).
 	Insecure bool
 	LogLevel string
@@ -91,6 +93,8 @@ type lagResult struct {
 	// Requests are the object-store requests of the fleet and the
 	// simulator over the traffic window (requests.go).
 	Requests *requestRun
+	// Tables are the table pulls' lags (--table-pulls).
+	Tables map[int64]*tableLag
 
 	CPU     time.Duration // user+system CPU of the process over the run
 	Elapsed time.Duration // the sim's wall time (the traffic window)
@@ -501,6 +505,7 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	start := time.Now()
 	cpu0 := cpuTime()
 	warm := start.Add(o.Warmup)
+	tp := newTablePulls(o.TablePulls, f.api.GRPCAddr(), f.admin, warm, &finalTs)
 	go func() {
 		defer close(simDone)
 		res.Sim, simErr = s.Run(ctx)
@@ -510,10 +515,12 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 		pullDone <- lagPull(ctx, f.api.GRPCAddr(), f.admin, 1, func(r *apiv1.RowChange, now time.Time) {
 			rowsMu.Lock()
 			res.RowsPulled++
+			ms := lagMs(now, r.CommitTs)
 			if sim.PhysicalMs(r.CommitTs) >= warm.UnixMilli() {
-				res.Rows.add(lagMs(now, r.CommitTs))
+				res.Rows.add(ms)
 			}
 			rowsMu.Unlock()
+			tp.tenantRow(ctx, r, ms)
 		}, func(ts uint64) bool {
 			lastResolved.Store(ts)
 			fin := finalTs.Load()
@@ -586,6 +593,7 @@ sampling:
 	}
 	res.Wall = time.Since(start)
 	res.CPU = cpuTime() - cpu0
+	res.Tables = tp.wait(o.Timeout)
 	scrapeCounters(ctx, f, res.Metrics)
 	rec.mu.Lock()
 	for k, c := range rec.objects {
@@ -605,6 +613,37 @@ sampling:
 // and calls row for every row and resolved for every resolved ts until
 // resolved returns true.
 func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
+	return lagPullWith(ctx, addr, creds, func(ctx context.Context, c apiv1.TiStreamServiceClient) (func() ([]*apiv1.PullEvent, error), error) {
+		return recvOf(c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant}))
+	}, fmt.Sprintf("tenant %d", tenant), row, resolved)
+}
+
+// lagPullTable is lagPull of one table (PullTable).
+func lagPullTable(ctx context.Context, addr string, creds *clientCreds, tenant uint64, table int64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
+	return lagPullWith(ctx, addr, creds, func(ctx context.Context, c apiv1.TiStreamServiceClient) (func() ([]*apiv1.PullEvent, error), error) {
+		return recvOf(c.PullTable(ctx, &apiv1.PullTableRequest{TenantId: tenant, TableId: table}))
+	}, fmt.Sprintf("tenant %d table %d", tenant, table), row, resolved)
+}
+
+// recvOf turns an opened pull stream into a receiver of its events.
+func recvOf[R interface{ GetEvents() []*apiv1.PullEvent }](s interface{ Recv() (R, error) }, err error) (func() ([]*apiv1.PullEvent, error), error) {
+	if err != nil {
+		return nil, err
+	}
+	return func() ([]*apiv1.PullEvent, error) {
+		r, err := s.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return r.GetEvents(), nil
+	}, nil
+}
+
+// lagPullWith opens a pull with open (retrying until its first message),
+// and calls row and resolved for its events until resolved returns true.
+func lagPullWith(ctx context.Context, addr string, creds *clientCreds,
+	open func(context.Context, apiv1.TiStreamServiceClient) (func() ([]*apiv1.PullEvent, error), error),
+	what string, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
 	conn, err := creds.dial(addr)
 	if err != nil {
 		return err
@@ -615,10 +654,10 @@ func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64
 	defer cancel()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		s, err := c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant})
-		var resp *apiv1.PullTenantResponse
+		recv, err := open(ctx, c)
+		var events []*apiv1.PullEvent
 		if err == nil {
-			resp, err = s.Recv()
+			events, err = recv()
 		}
 		if err != nil {
 			// Nothing received yet: the tenant may not be registered.
@@ -626,14 +665,14 @@ func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64
 				return ctx.Err()
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("tenant %d: %w", tenant, err)
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		for {
 			now := time.Now()
-			for _, ev := range resp.GetEvents() {
+			for _, ev := range events {
 				switch x := ev.Event.(type) {
 				case *apiv1.PullEvent_Row:
 					row(x.Row, now)
@@ -643,7 +682,7 @@ func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64
 					}
 				}
 			}
-			if resp, err = s.Recv(); err != nil {
+			if events, err = recv(); err != nil {
 				if errors.Is(err, io.EOF) {
 					return errors.New("the api-server ended the pull")
 				}
@@ -739,6 +778,7 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.DispatcherPoll, "dispatcher-poll-interval", 0, "the dispatchers' buffer listing interval (0 = default)")
 	fs.DurationVar(&o.SorterSnapshot, "sorter-snapshot-interval", 0, "the sorters' snapshot interval, which paces their durable acks (0 = default)")
 	fs.IntVar(&o.DispatcherMaxInFlight, "dispatcher-max-in-flight", 0, "the dispatchers' unacknowledged files per stream (0 = default)")
+	fs.IntVar(&o.TablePulls, "table-pulls", 0, "also pull the first N tables the tenant pull sees, one PullTable each, and print each one's row lag (with --long-txn-table: what a lock does to the other tables)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the services' log level")
 	fs.BoolVar(&o.Insecure, "insecure", false, "run the fleet without TLS (default: TLS everywhere, as tistream up): to measure what TLS costs")
 	requestsOut := fs.String("requests-out", "", "write the run's object-store request counts (JSON) here, for `tistream cost`")
@@ -788,7 +828,9 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		r.Requests.Label = fmt.Sprintf("%d ranges, %d rows/s", o.InitialRanges, o.Sim.RowsPerSec)
 	}
 	r.Requests.LagP50Ms, r.Requests.LagP99Ms = finiteOr0(r.Rows.q(.5)), finiteOr0(r.Rows.q(.99))
+	printTableLags(stdout, r.Tables)
 	printRequests(stdout, r.Requests)
+	printRequestsPerMiB(stdout, r.Requests, r.Sim.Bytes)
 	if *requestsOut != "" {
 		if err := writeRequestRun(*requestsOut, r.Requests); err != nil {
 			fmt.Fprintf(stderr, "tistream lag: --requests-out: %v\n", err)

@@ -22,6 +22,7 @@ func TestLagBench(t *testing.T) {
 		Warmup: time.Second, Sample: 50 * time.Millisecond, Timeout: time.Minute, LogLevel: "info"}
 	o.Sim.Duration = 6 * time.Second
 	o.Sim.RowsPerSec = 300
+	o.TablePulls = 2
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := lagBench(ctx, o, io.Discard)
@@ -39,6 +40,16 @@ func TestLagBench(t *testing.T) {
 	printLag(&out, o, r)
 	require.Contains(t, out.String(), "end-to-end row lag")
 	require.Contains(t, out.String(), "dispatcher(s) read")
+	// The table pulls reached the end with rows of their own table only.
+	require.Len(t, r.Tables, 2)
+	for id, tl := range r.Tables {
+		require.NoError(t, tl.Err, "table %d", id)
+		require.Positive(t, tl.Rows, "table %d", id)
+		require.Zero(t, tl.Other, "table %d pull sent rows of other tables", id)
+	}
+	out.Reset()
+	printTableLags(&out, r.Tables)
+	require.Contains(t, out.String(), "table pull p50")
 	checkLagRequests(t, r)
 }
 

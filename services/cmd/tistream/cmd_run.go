@@ -173,7 +173,7 @@ var targets = []target{
 				return nil, fmt.Errorf("api-server: dial the schema registry: %w", err)
 			}
 			s, err := apiserver.New(c.APIServer.Config, apiserver.Deps{Log: e.log, Registry: e.reg, Pool: e.pool,
-				Schema: schemav1.NewSchemaRegistryServiceClient(conn)})
+				Schema: schemav1.NewSchemaRegistryServiceClient(conn), Etcd: e.etcd})
 			if err != nil {
 				conn.Close()
 				return nil, err

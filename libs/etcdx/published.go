@@ -1,0 +1,241 @@
+package etcdx
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Publication notices: a sorter puts PublishedKey(tenant, itself) after each
+// group publication of the tenant (attached to its worker lease, so the key
+// goes with the sorter), and the readers of the pool (api-servers, schema
+// registries) watch PublishedPrefix to read at once instead of waiting for
+// their next poll. The key's value is for people ("{group}/{seq}"): a
+// watcher needs only the event. A lost notice costs lag, never data: the
+// readers still poll, only more slowly.
+
+// PublishedPrefix holds the publication notices.
+const PublishedPrefix = Root + "published/"
+
+// PublishedKey is the notice of one sorter's publications of one tenant.
+func PublishedKey(tenant uint64, sorter string) string {
+	return PublishedPrefix + u(tenant) + "/" + sorter
+}
+
+// ParsePublishedKey returns the tenant of a notice key.
+func ParsePublishedKey(key string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(key, PublishedPrefix)
+	if !ok {
+		return 0, false
+	}
+	t, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	return n, err == nil
+}
+
+// Wakeups follows the publication notices of every tenant with one watch and
+// wakes the waiters of a tenant at each of its notices.
+type Wakeups struct {
+	cli     *clientv3.Client
+	log     *slog.Logger
+	onEvent func(tenant uint64) // before the waiters wake (nil = none)
+	live    atomic.Bool         // the watch is established
+
+	mu sync.Mutex
+	ch map[uint64]chan struct{} // closed at the tenant's next notice
+}
+
+// NewWakeups returns a follower of the notices; Run starts it. onEvent (may
+// be nil) runs for each notice before the tenant's waiters are woken.
+func NewWakeups(cli *clientv3.Client, log *slog.Logger, onEvent func(tenant uint64)) *Wakeups {
+	return &Wakeups{cli: cli, log: log, onEvent: onEvent, ch: map[uint64]chan struct{}{}}
+}
+
+// Chan returns a channel closed at the tenant's next notice. Take it before
+// reading the pool, so a notice that arrives during the read is not missed.
+// A nil Wakeups returns nil (a channel that never fires).
+func (w *Wakeups) Chan(tenant uint64) <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.ch[tenant]
+	if c == nil {
+		c = make(chan struct{})
+		w.ch[tenant] = c
+	}
+	return c
+}
+
+// Live tells whether the watch is established: while it is not, waiters
+// should poll at their short interval.
+func (w *Wakeups) Live() bool { return w != nil && w.live.Load() }
+
+// Wait waits for wake (from Chan) or, if no notice comes, for the poll
+// interval that applies: fallback while the watch is live, poll while it is
+// not (or w is nil). notice tells which ended it; err is ctx's error when ctx
+// ended first.
+func (w *Wakeups) Wait(ctx context.Context, wake <-chan struct{}, poll, fallback time.Duration) (notice bool, err error) {
+	d := poll
+	if w.Live() {
+		d = fallback
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-wake:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (w *Wakeups) wake(tenant uint64) {
+	if w.onEvent != nil {
+		w.onEvent(tenant)
+	}
+	w.mu.Lock()
+	c := w.ch[tenant]
+	delete(w.ch, tenant)
+	w.mu.Unlock()
+	if c != nil {
+		close(c)
+	}
+}
+
+// wakeAll wakes every waiter (after the watch was re-established: notices may
+// have been missed).
+func (w *Wakeups) wakeAll() {
+	w.mu.Lock()
+	all := w.ch
+	w.ch = map[uint64]chan struct{}{}
+	w.mu.Unlock()
+	for t, c := range all {
+		if w.onEvent != nil {
+			w.onEvent(t)
+		}
+		close(c)
+	}
+}
+
+// Run watches until ctx ends, establishing the watch again (with backoff)
+// whenever it breaks.
+func (w *Wakeups) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		w.watch(ctx)
+		w.live.Store(false)
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (w *Wakeups) watch(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := w.cli.Watch(clientv3.WithRequireLeader(ctx), PublishedPrefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	for resp := range wch {
+		if err := resp.Err(); err != nil {
+			if ctx.Err() == nil {
+				w.log.Debug("publication notice watch broken; polling until it is back", "err", err)
+			}
+			return
+		}
+		if resp.Created {
+			w.live.Store(true)
+			w.wakeAll()
+			continue
+		}
+		seen := map[uint64]bool{}
+		for _, ev := range resp.Events {
+			if ev.Type != clientv3.EventTypePut {
+				continue
+			}
+			if t, ok := ParsePublishedKey(string(ev.Kv.Key)); ok && !seen[t] {
+				seen[t] = true
+				w.wake(t)
+			}
+		}
+	}
+}
+
+// Notifier puts the publication notices of one sorter without holding up its
+// publishers: notices of a tenant coalesce while one is being written.
+type Notifier struct {
+	cli    *clientv3.Client
+	sorter string
+	lease  func() clientv3.LeaseID // the current worker lease (0 = none: skip)
+	onErr  func(error)
+
+	mu      sync.Mutex
+	pending map[uint64]string // tenant -> value
+	kick    chan struct{}
+}
+
+// NewNotifier returns a notifier of sorter's publications; Run writes them.
+func NewNotifier(cli *clientv3.Client, sorter string, lease func() clientv3.LeaseID, onErr func(error)) *Notifier {
+	return &Notifier{cli: cli, sorter: sorter, lease: lease, onErr: onErr, pending: map[uint64]string{}, kick: make(chan struct{}, 1)}
+}
+
+// Published queues the notice of a publication (group id and seq).
+func (n *Notifier) Published(tenant uint64, group string, seq uint64) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.pending[tenant] = group + "/" + u(seq)
+	n.mu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run writes the queued notices until ctx ends.
+func (n *Notifier) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+		}
+		n.mu.Lock()
+		batch := n.pending
+		n.pending = map[uint64]string{}
+		n.mu.Unlock()
+		lease := n.lease()
+		if lease == 0 {
+			continue
+		}
+		for tenant, v := range batch {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := n.cli.Put(cctx, PublishedKey(tenant, n.sorter), v, clientv3.WithLease(lease))
+			cancel()
+			if err != nil && ctx.Err() == nil && n.onErr != nil {
+				n.onErr(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package etcdx_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/svc/svctest"
+)
+
+func TestParsePublishedKey(t *testing.T) {
+	for _, c := range []struct {
+		key    string
+		tenant uint64
+		ok     bool
+	}{
+		{etcdx.PublishedKey(7, "sorter-1"), 7, true},
+		{etcdx.PublishedPrefix + "18446744073709551615/s", 1<<64 - 1, true},
+		{etcdx.PublishedPrefix + "7", 0, false},       // no sorter
+		{etcdx.PublishedPrefix + "x/s", 0, false},     // not a number
+		{etcdx.PublishedPrefix + "-1/s", 0, false},    // negative
+		{etcdx.RangesPrefix + "7/sorter-1", 0, false}, // another family
+	} {
+		got, ok := etcdx.ParsePublishedKey(c.key)
+		require.Equal(t, c.ok, ok, c.key)
+		require.Equal(t, c.tenant, got, c.key)
+	}
+}
+
+func closedWithin(c <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-c:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// TestNoticesWakeTheirTenant runs a sorter's notifier and a reader's
+// wake-ups against a real etcd: a publication of tenant 1 wakes tenant 1's
+// waiters (after onEvent), not tenant 2's; the notice lives on the lease;
+// Wait falls back to its poll interval without a notice.
+func TestNoticesWakeTheirTenant(t *testing.T) {
+	cli := svctest.Etcd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lease, err := cli.Grant(ctx, 60)
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var events []uint64
+	w := etcdx.NewWakeups(cli, slog.New(slog.DiscardHandler), func(tenant uint64) {
+		mu.Lock()
+		events = append(events, tenant)
+		mu.Unlock()
+	})
+	require.False(t, w.Live())
+	go w.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.Live() {
+		require.True(t, time.Now().Before(deadline), "the watch never came up")
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	var errs []error
+	n := etcdx.NewNotifier(cli, "sorter-a", func() clientv3.LeaseID { return lease.ID }, func(err error) { errs = append(errs, err) })
+	go n.Run(ctx)
+
+	one, two := w.Chan(1), w.Chan(2)
+	require.Equal(t, one, w.Chan(1), "waiters of a tenant share its channel until the notice")
+	n.Published(1, "g1", 5)
+	require.True(t, closedWithin(one, 10*time.Second), "tenant 1's notice did not wake its waiters")
+	require.False(t, closedWithin(two, 100*time.Millisecond), "tenant 1's notice woke tenant 2")
+	mu.Lock()
+	require.Contains(t, events, uint64(1))
+	require.NotContains(t, events, uint64(2))
+	mu.Unlock()
+	require.NotEqual(t, one, w.Chan(1), "a new channel after the notice")
+
+	resp, err := cli.Get(ctx, etcdx.PublishedKey(1, "sorter-a"))
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	require.Equal(t, "g1/5", string(resp.Kvs[0].Value))
+	require.Equal(t, int64(lease.ID), resp.Kvs[0].Lease, "the notice goes with the sorter's lease")
+
+	// Wait: a notice ends it at once; without one, the live watch's
+	// fallback interval applies (not the short poll).
+	wake := w.Chan(2)
+	go n.Published(2, "g2", 1)
+	notice, err := w.Wait(ctx, wake, time.Hour, time.Hour)
+	require.NoError(t, err)
+	require.True(t, notice)
+	start := time.Now()
+	notice, err = w.Wait(ctx, w.Chan(3), time.Hour, 20*time.Millisecond)
+	require.NoError(t, err)
+	require.False(t, notice)
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	// A nil Wakeups (no etcd) polls at the short interval.
+	var none *etcdx.Wakeups
+	require.Nil(t, none.Chan(1))
+	notice, err = none.Wait(ctx, none.Chan(1), 10*time.Millisecond, time.Hour)
+	require.NoError(t, err)
+	require.False(t, notice)
+
+	_, err = cli.Revoke(ctx, lease.ID)
+	require.NoError(t, err)
+	resp, err = cli.Get(ctx, etcdx.PublishedPrefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.Empty(t, resp.Kvs, "notices are gone with the lease")
+	require.Empty(t, errs)
+}
+
+// FuzzParsePublishedKey: any key parses without panicking, and a notice key
+// gives back its tenant.
+func FuzzParsePublishedKey(f *testing.F) {
+	f.Add(etcdx.PublishedKey(1, "sorter-1"))
+	f.Add(etcdx.PublishedPrefix + "/")
+	f.Add(etcdx.PublishedPrefix + "99999999999999999999/x")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, key string) {
+		tenant, ok := etcdx.ParsePublishedKey(key)
+		if ok {
+			again, ok2 := etcdx.ParsePublishedKey(etcdx.PublishedKey(tenant, "s"))
+			require.True(t, ok2)
+			require.Equal(t, tenant, again)
+		}
+	})
+}

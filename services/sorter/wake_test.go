@@ -1,0 +1,58 @@
+package sorter
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tistream/tistream/libs/etcdx"
+)
+
+// TestPublishOnArrivalAndNotice: with a flush interval of a minute, a batch
+// that moves the watermark is published at once (kicked, not ticked: the
+// wait below is far shorter than the interval), the publication's notice
+// is in etcd on the sorter's lease and wakes a reader's watch of the
+// tenant, and the next movement waits for the interval (the bound on
+// requests per MiB) instead of being published at once.
+func TestPublishOnArrivalAndNotice(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := etcdx.NewWakeups(e.cli, slog.New(slog.DiscardHandler), nil)
+	go w.Run(ctx)
+	require.Eventually(t, w.Live, waitFor, pollEvery, "the notice watch never came up")
+	wake := w.Chan(tenant)
+
+	s := e.startSorterWith("s1", func(c *Config) { c.FlushInterval = time.Minute })
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+	f := openFeeder(t, s.GRPCAddr())
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	e.waitPublished(tenant, 1, 99)
+
+	select {
+	case <-wake:
+	case <-time.After(waitFor):
+		t.Fatal("the publication's notice did not wake the tenant's watch")
+	}
+	resp, err := e.cli.Get(ctx, etcdx.PublishedKey(tenant, "s1"))
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	require.NotZero(t, resp.Kvs[0].Lease, "the notice lives on the sorter's lease")
+
+	// The next movement is held for the rest of the minute.
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	time.Sleep(1500 * time.Millisecond) // longer than the fallback tick: nothing may publish before the interval
+	_, wm := e.published(tenant, 1)
+	require.Equal(t, uint64(99), wm, "published again before the flush interval")
+
+	// A stopped sorter takes its notices with it (its lease is revoked).
+	stopSorter(t, s)
+	resp, err = e.cli.Get(ctx, etcdx.PublishedPrefix, clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.Empty(t, resp.Kvs)
+}
