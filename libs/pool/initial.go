@@ -33,9 +33,11 @@ func SnapshotTableIDs(snap *schemasnap.Snapshot) ([]int64, error) {
 // InitialManifest is version 1 of the manifest of a tenant that starts from
 // snap: up to n active ranges opened at the snapshot's ts, tiling the whole
 // key space and split only at table boundaries, so that a table's rows start
-// in one range. There are never more ranges than tables plus one (the range
-// before the first table holds the meta keys and anything below them); the
-// boundaries spread the tables evenly by count.
+// in one range. With n >= 2 the first range ends at the first table: it holds
+// the meta keys (the schema registry follows it) and nothing of any table,
+// so a long transaction in a table never holds the tenant's schema, and
+// through it every table's pull, back; the other n-1 ranges spread the
+// tables evenly by count. There are never more ranges than tables plus one.
 func InitialManifest(tenant uint64, snap *schemasnap.Snapshot, n int, now time.Time) (*formatv1.Manifest, error) {
 	tables, err := SnapshotTableIDs(snap)
 	if err != nil {
@@ -43,8 +45,11 @@ func InitialManifest(tenant uint64, snap *schemasnap.Snapshot, n int, now time.T
 	}
 	n = min(max(n, 1), len(tables)+1)
 	var bounds [][]byte
-	for i := 1; i < n; i++ {
-		bounds = append(bounds, tidbcodec.TablePrefix(tables[i*len(tables)/n]))
+	if n >= 2 {
+		bounds = append(bounds, tidbcodec.TablePrefix(tables[0]))
+		for i := 1; i < n-1; i++ {
+			bounds = append(bounds, tidbcodec.TablePrefix(tables[i*len(tables)/(n-1)]))
+		}
 	}
 	bounds = slices.CompactFunc(bounds, func(a, b []byte) bool { return string(a) == string(b) })
 	m := &formatv1.Manifest{TenantId: tenant, Version: 1, CreatedUnixMs: now.UnixMilli()}

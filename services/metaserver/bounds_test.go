@@ -59,29 +59,29 @@ func TestBoundSplitKeySize(t *testing.T) {
 // more; splits up to the bound work.
 func TestBoundRangesPerTenant(t *testing.T) {
 	env := newEnv(t)
-	s, c := env.leader(func(c *Config) { c.MaxRangesPerTenant = 3 })
+	s, c := env.leader(func(c *Config) { c.MaxRangesPerTenant = 4 })
 	ctx := context.Background()
-	env.register(c, 1, 2, 101, 102, 103, 104) // ranges 1 [, t103) 2 [t103, )
+	env.register(c, 1, 3, 101, 102, 103, 104) // ranges 1 [, t101) (the meta keys) 2 [t101, t103) 3 [t103, )
 
-	// 2 active → 3: within the bound (range 1 is sealing, its children active).
-	_, err := c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: 1, RangeId: 1, SplitKey: tidbcodec.TablePrefix(102)})
+	// 3 active → 4: within the bound (range 2 is sealing, its children active).
+	_, err := c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: 1, RangeId: 2, SplitKey: tidbcodec.TablePrefix(102)})
 	require.NoError(t, err)
 	etcdBefore, poolBefore := env.dump(), objects(t, env.pool)
-	_, err = c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: 1, RangeId: 2, SplitKey: tidbcodec.TablePrefix(104)})
-	requireCode(t, err, codes.ResourceExhausted, "tenant 1 has 3 active ranges, the most it may have (--max-ranges-per-tenant=3)")
+	_, err = c.SplitRange(ctx, &metav1.SplitRangeRequest{TenantId: 1, RangeId: 3, SplitKey: tidbcodec.TablePrefix(104)})
+	requireCode(t, err, codes.ResourceExhausted, "tenant 1 has 4 active ranges, the most it may have (--max-ranges-per-tenant=4)")
 
 	env.writeSnapshot(2, tso(1000), 101, 102, 103, 104)
-	_, err = c.RegisterTenant(ctx, &metav1.RegisterTenantRequest{ClusterId: testCluster, TenantId: 2, InitialRanges: 4})
-	requireCode(t, err, codes.ResourceExhausted, "initial_ranges 4 is more than the 3 active ranges a tenant may have (--max-ranges-per-tenant)")
+	_, err = c.RegisterTenant(ctx, &metav1.RegisterTenantRequest{ClusterId: testCluster, TenantId: 2, InitialRanges: 5})
+	requireCode(t, err, codes.ResourceExhausted, "initial_ranges 5 is more than the 4 active ranges a tenant may have (--max-ranges-per-tenant)")
 	require.Equal(t, etcdBefore, env.dump())
 	require.Equal(t, poolBefore, objects(t, env.pool))
 	require.Equal(t, 1.0, refusedCount(s, "SplitRange", reasonTooManyRanges))
 	require.Equal(t, 1.0, refusedCount(s, "RegisterTenant", reasonTooManyRanges))
 
 	// Within the bound, the registration works.
-	_, err = c.RegisterTenant(ctx, &metav1.RegisterTenantRequest{ClusterId: testCluster, TenantId: 2, InitialRanges: 3})
+	_, err = c.RegisterTenant(ctx, &metav1.RegisterTenantRequest{ClusterId: testCluster, TenantId: 2, InitialRanges: 4})
 	require.NoError(t, err)
-	require.Len(t, env.ranges(2), 3)
+	require.Len(t, env.ranges(2), 4)
 }
 
 // testClock is a settable clock for the split/merge token buckets.
@@ -113,7 +113,7 @@ func TestBoundRangeOpsPerMinute(t *testing.T) {
 	s.lim.now = clock.now
 	s.lim.mu.Unlock()
 	ctx := context.Background()
-	env.register(c, 1, 3, 101, 102, 103, 104, 105, 106) // ranges 1 [, t103) 2 [t103, t105) 3 [t105, )
+	env.register(c, 1, 4, 101, 102, 103, 104, 105, 106) // ranges 1 [, t101) (the meta keys) 2 [t101, t103) 3 [t103, t105) 4 [t105, )
 	env.register(c, 2, 1, 101, 102)
 	env.sorter("s1")
 	require.Eventually(t, func() bool { return allOwned(env.ranges(1), "s1") }, waitFor, pollEvery)
@@ -122,12 +122,12 @@ func TestBoundRangeOpsPerMinute(t *testing.T) {
 		return err
 	}
 
-	require.NoError(t, split(1, 1, 102))
-	require.NoError(t, split(1, 2, 104))
+	require.NoError(t, split(1, 2, 102))
+	require.NoError(t, split(1, 3, 104))
 	etcdBefore := env.dump()
-	requireCode(t, split(1, 3, 106), codes.ResourceExhausted,
+	requireCode(t, split(1, 4, 106), codes.ResourceExhausted,
 		"tenant 1 has used its 2 range splits and merges per minute (--range-ops-per-minute=2); retry in 30s")
-	_, err := c.MergeRanges(ctx, &metav1.MergeRangesRequest{TenantId: 1, LeftRangeId: 4, RightRangeId: 5})
+	_, err := c.MergeRanges(ctx, &metav1.MergeRangesRequest{TenantId: 1, LeftRangeId: 5, RightRangeId: 6})
 	requireCode(t, err, codes.ResourceExhausted, "--range-ops-per-minute=2")
 	require.Equal(t, etcdBefore, env.dump(), "refused calls change nothing")
 	require.Equal(t, 1.0, refusedCount(s, "SplitRange", reasonRate))
@@ -137,8 +137,8 @@ func TestBoundRangeOpsPerMinute(t *testing.T) {
 	require.NoError(t, split(2, 1, 102))
 	// Half a minute later one token is back.
 	clock.advance(30 * time.Second)
-	require.NoError(t, split(1, 3, 106))
-	requireCode(t, split(1, 4, 101), codes.ResourceExhausted, "--range-ops-per-minute=2")
+	require.NoError(t, split(1, 4, 106))
+	requireCode(t, split(1, 7, 103), codes.ResourceExhausted, "--range-ops-per-minute=2")
 }
 
 // NotifyStoreFile creates a stream task for a new store only while the
