@@ -166,6 +166,7 @@ var audited = map[string]bool{
 	"/tistream.meta.v1.MetaService/RegisterTenant": true,
 	"/tistream.meta.v1.MetaService/SplitRange":     true,
 	"/tistream.meta.v1.MetaService/MergeRanges":    true,
+	"/tistream.meta.v1.MetaService/DrainWorker":    true,
 }
 
 // Unary is the guard as a unary interceptor.

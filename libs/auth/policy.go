@@ -31,6 +31,7 @@ var policy = map[string]Rule{
 	"/tistream.meta.v1.MetaService/ListTasks":       {Roles: []Role{RoleAdmin}, Tenant: true},
 	"/tistream.meta.v1.MetaService/SplitRange":      {Roles: []Role{RoleAdmin}, Tenant: true},
 	"/tistream.meta.v1.MetaService/MergeRanges":     {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/DrainWorker":     {Roles: []Role{RoleAdmin}},
 
 	// Internal APIs: only the fleet member that calls them.
 	"/tistream.sorter.v1.SorterService/Ingest":                   {Roles: []Role{RoleDispatcher}},

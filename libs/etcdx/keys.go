@@ -19,7 +19,11 @@ const (
 	RangesPrefix     = Root + "ranges/"
 	StreamsPrefix    = Root + "streams/"
 	CheckpointPrefix = Root + "checkpoints/"
+	DrainsPrefix     = Root + "drains/"
 )
+
+// KindName is a worker kind's name in keys and messages.
+func KindName(k metav1.WorkerKind) string { return kindName(k) }
 
 func kindName(k metav1.WorkerKind) string {
 	switch k {
@@ -36,6 +40,9 @@ func WorkerPrefix(k metav1.WorkerKind) string { return WorkersPrefix + kindName(
 
 // WorkerKey is a worker's registration (attached to its lease).
 func WorkerKey(k metav1.WorkerKind, id string) string { return WorkerPrefix(k) + id }
+
+// DrainKey is a drain request for a worker (MetaService DrainWorker).
+func DrainKey(k metav1.WorkerKind, id string) string { return DrainsPrefix + kindName(k) + "/" + id }
 
 // TenantKey is a registered tenant.
 func TenantKey(tenant uint64) string { return TenantsPrefix + u(tenant) }

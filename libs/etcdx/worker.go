@@ -9,6 +9,7 @@ import (
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/protobuf/proto"
 )
 
 // Registration is a worker's presence in etcd: its WorkerInfo under a lease
@@ -17,8 +18,9 @@ import (
 type Registration struct {
 	Session *concurrency.Session
 	key     string
-	info    *metav1.WorkerInfo
 	cli     *clientv3.Client
+	mu      sync.Mutex // serialises updates of info
+	info    *metav1.WorkerInfo
 }
 
 // Register puts info under the worker's key with a lease of ttl.
@@ -37,9 +39,25 @@ func Register(ctx context.Context, cli *clientv3.Client, info *metav1.WorkerInfo
 
 // UpdateLoad republishes the worker's measured load.
 func (r *Registration) UpdateLoad(ctx context.Context, load float64) error {
-	r.info.Load = load
+	return r.Update(ctx, func(info *metav1.WorkerInfo) { info.Load = load })
+}
+
+// Update changes the worker's published WorkerInfo with change and puts it
+// again under the lease. Updates are serialised; id, kind, address and
+// start time should not be changed.
+func (r *Registration) Update(ctx context.Context, change func(*metav1.WorkerInfo)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	change(r.info)
 	_, err := r.cli.Put(ctx, r.key, Marshal(r.info), clientv3.WithLease(r.Session.Lease()))
 	return err
+}
+
+// Info is a copy of the published WorkerInfo.
+func (r *Registration) Info() *metav1.WorkerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return proto.Clone(r.info).(*metav1.WorkerInfo)
 }
 
 // Done is closed when the lease is lost (expired or revoked).

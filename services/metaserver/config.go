@@ -47,6 +47,27 @@ type Config struct {
 	// RetentionInterval: how often the leader looks for expired ranges.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
 
+	// The autoscaler (autoscale.go; docs/operations.md, "Automatic split,
+	// merge and balance"). Autoscale false keeps the ranges as they are
+	// (no split, merge or move for load); draining works either way.
+	Autoscale         bool          `yaml:"autoscale"`
+	AutoscaleInterval time.Duration `yaml:"autoscale_interval"`
+	// SplitRowsPerSec: a range whose sorter applies more row events per
+	// second than this is split at the key its sorter proposes.
+	SplitRowsPerSec float64 `yaml:"split_rows_per_sec"`
+	// MergeRowsPerSec and MergeAfter: two adjacent ranges that have both
+	// stayed below MergeRowsPerSec for MergeAfter, and whose sum is below
+	// a quarter of SplitRowsPerSec, are merged.
+	MergeRowsPerSec float64       `yaml:"merge_rows_per_sec"`
+	MergeAfter      time.Duration `yaml:"merge_after"`
+	// MaxMovesPerMinute bounds the ranges moved between sorters for load.
+	MaxMovesPerMinute int `yaml:"max_moves_per_minute"`
+	// BalanceMinRowsPerSec and BalanceRatio are the hysteresis of moves for
+	// load: the most and the least loaded sorter must differ by more than
+	// both (the ratio of the most loaded one's rows per second).
+	BalanceMinRowsPerSec float64 `yaml:"balance_min_rows_per_sec"`
+	BalanceRatio         float64 `yaml:"balance_ratio"`
+
 	// Bounds on what a MetaService client controls (docs/operations.md,
 	// "Bounds"). Over a bound a call is refused, nothing changes, and
 	// tistream_meta_requests_refused_total counts it.
@@ -99,6 +120,15 @@ func DefaultConfig() Config {
 		RangeOpsPerMinute:  60,
 		MaxStoresPerTenant: 1024,
 		MaxConcurrentCalls: 256,
+
+		Autoscale:            true,
+		AutoscaleInterval:    10 * time.Second,
+		SplitRowsPerSec:      20_000,
+		MergeRowsPerSec:      1_000,
+		MergeAfter:           10 * time.Minute,
+		MaxMovesPerMinute:    6,
+		BalanceMinRowsPerSec: 2_000,
+		BalanceRatio:         0.25,
 	}
 }
 
@@ -119,6 +149,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRangesPerTenant, "max-ranges-per-tenant", c.MaxRangesPerTenant, "ACTIVE ranges a tenant may have; splits beyond are refused (at least --initial-ranges)")
 	fs.IntVar(&c.RangeOpsPerMinute, "range-ops-per-minute", c.RangeOpsPerMinute, "splits and merges per tenant per minute (a token bucket of this size)")
 	fs.IntVar(&c.MaxStoresPerTenant, "max-stores-per-tenant", c.MaxStoresPerTenant, "stores (stream tasks) a tenant may have; notifications for more are refused")
+	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "split hot ranges, merge cold ones and move ranges between sorters by load (false: ranges stay as they are; drain still works)")
+	fs.DurationVar(&c.AutoscaleInterval, "autoscale-interval", c.AutoscaleInterval, "period of the autoscaler's split and merge round")
+	fs.Float64Var(&c.SplitRowsPerSec, "split-rows-per-sec", c.SplitRowsPerSec, "split a range whose sorter applies more row events per second than this")
+	fs.Float64Var(&c.MergeRowsPerSec, "merge-rows-per-sec", c.MergeRowsPerSec, "merge two adjacent ranges both below this many row events per second for --merge-after (and together below a quarter of --split-rows-per-sec)")
+	fs.DurationVar(&c.MergeAfter, "merge-after", c.MergeAfter, "how long two ranges must stay below --merge-rows-per-sec before they are merged")
+	fs.IntVar(&c.MaxMovesPerMinute, "max-moves-per-minute", c.MaxMovesPerMinute, "ranges moved between sorters for load per minute (a token bucket of this size)")
+	fs.Float64Var(&c.BalanceMinRowsPerSec, "balance-min-rows-per-sec", c.BalanceMinRowsPerSec, "move ranges for load only when the most and least loaded sorters differ by more than this many row events per second ...")
+	fs.Float64Var(&c.BalanceRatio, "balance-ratio", c.BalanceRatio, "... and by more than this fraction of the most loaded sorter's load")
 	fs.IntVar(&c.MaxConcurrentCalls, "max-concurrent-calls", c.MaxConcurrentCalls, "MetaService calls served at once; more are refused with RESOURCE_EXHAUSTED")
 }
 
@@ -166,6 +204,24 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentCalls < 1 {
 		errs = append(errs, errors.New("--max-concurrent-calls must be at least 1"))
+	}
+	if c.AutoscaleInterval <= 0 {
+		errs = append(errs, errors.New("--autoscale-interval must be positive"))
+	}
+	if !(c.SplitRowsPerSec > 0) {
+		errs = append(errs, errors.New("--split-rows-per-sec must be positive"))
+	}
+	if !(c.MergeRowsPerSec >= 0) || c.MergeRowsPerSec >= c.SplitRowsPerSec*mergeFraction {
+		errs = append(errs, fmt.Errorf("--merge-rows-per-sec must be in [0, --split-rows-per-sec × %g)", mergeFraction))
+	}
+	if c.MergeAfter < 0 {
+		errs = append(errs, errors.New("--merge-after must not be negative"))
+	}
+	if c.MaxMovesPerMinute < 0 {
+		errs = append(errs, errors.New("--max-moves-per-minute must not be negative (0 = no moves for load)"))
+	}
+	if !(c.BalanceMinRowsPerSec >= 0) || !(c.BalanceRatio >= 0 && c.BalanceRatio < 1) {
+		errs = append(errs, errors.New("--balance-min-rows-per-sec must not be negative and --balance-ratio must be in [0, 1)"))
 	}
 	return errors.Join(errs...)
 }

@@ -124,6 +124,12 @@ func (a *api) SplitRange(ctx context.Context, req *metav1.SplitRangeRequest) (*m
 	})
 }
 
+func (a *api) DrainWorker(ctx context.Context, req *metav1.DrainWorkerRequest) (*metav1.DrainWorkerResponse, error) {
+	return serve(ctx, a.s, "DrainWorker", req, metav1.MetaServiceClient.DrainWorker, func(t *term) (*metav1.DrainWorkerResponse, error) {
+		return a.s.drainWorker(ctx, t, req)
+	})
+}
+
 func (a *api) MergeRanges(ctx context.Context, req *metav1.MergeRangesRequest) (*metav1.MergeRangesResponse, error) {
 	return serve(ctx, a.s, "MergeRanges", req, metav1.MetaServiceClient.MergeRanges, func(t *term) (*metav1.MergeRangesResponse, error) {
 		return a.s.mergeRanges(ctx, t, req)

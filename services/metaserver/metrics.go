@@ -14,6 +14,7 @@ type metrics struct {
 	rangeOps      *prometheus.CounterVec // op, phase
 	refused       *prometheus.CounterVec // method, reason (bounds.go)
 	forwarded     *prometheus.CounterVec // method, result (proxy.go)
+	autoscale     *prometheus.CounterVec // action, result (autoscale.go)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,5 +37,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwarded: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_forwarded_total",
 			Help: "MetaService calls a standby forwarded to the leader, by method and result (answered: the leader's answer, OK or not, was passed on; unavailable: the leader could not be reached or was not ready; hop_limit; no_leader; bad_request); all but answered fail with UNAVAILABLE and, when the leader is known, the redirect."},
 			[]string{"method", "result"}),
+		autoscale: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_meta_autoscale_actions_total",
+			Help: "Actions of the autoscaler by action (split, merge, move: a range moved for load; drain: a task moved off a draining worker) and result (started, refused: a bound or a concurrent change refused it, failed)."},
+			[]string{"action", "result"}),
 	}
 }

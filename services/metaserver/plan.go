@@ -2,6 +2,7 @@ package metaserver
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -11,6 +12,8 @@ const (
 	reasonOwnerGone  = "owner_gone"
 	reasonBalance    = "balance"
 	reasonSuccessor  = "successor"
+	reasonLoad       = "load"  // balance by load (autoscale.go)
+	reasonDrain      = "drain" // the owner drains
 )
 
 // schedTask is a task as the planner sees it.
@@ -26,13 +29,19 @@ type schedTask struct {
 	// held tasks are not assigned at all (a child range waiting for its
 	// parents' seal: it has no log yet and nobody may create one).
 	held bool
-	ref  any // the caller's task, handed back in the assignment
+	// load is the task's rows per second as its owner last reported
+	// (0 unknown); catchingUp tasks are never moved for balance.
+	load       float64
+	catchingUp bool
+	ref        any // the caller's task, handed back in the assignment
 }
 
 type schedWorker struct {
-	id    string
-	load  float64
-	tasks int
+	id   string
+	load float64 // rows per second of its tasks (sorters), or its own measure
+	// draining workers give their tasks away and get none.
+	draining bool
+	tasks    int
 }
 
 type assignment struct {
@@ -41,21 +50,55 @@ type assignment struct {
 	reason string
 }
 
+// planOpts are the load-balancing settings of a round (autoscale.go).
+type planOpts struct {
+	// minDiff and ratio are the hysteresis: loads are balanced only when
+	// the most and the least loaded worker differ by more than minDiff and
+	// by more than ratio of the most loaded one's load.
+	minDiff, ratio float64
+	// loadMoves is how many load moves this round may make (the
+	// --max-moves-per-minute bucket); 0 disables load balancing.
+	loadMoves int
+}
+
+// threshold is the load difference a pair of workers may have.
+func (o planOpts) threshold(hi float64) float64 { return max(o.minDiff, o.ratio*hi) }
+
 // plan decides one scheduling round for the workers and tasks of one kind:
-// every assignable task without a live owner goes to the worker with the
-// fewest tasks (ties: least load, then smallest id) — or to its group's
-// owner — and then, if the busiest and the idlest worker differ by more than
-// one task, one unpinned task moves from the busiest to the idlest. Tasks
-// are visited in key order so that a round is deterministic.
-func plan(workers []schedWorker, tasks []*schedTask) []assignment {
+//
+//   - every assignable task without a live owner, or whose owner drains,
+//     goes to the non-draining worker with the fewest tasks (ties: least
+//     load, then smallest id) — or to its group's owner; with only
+//     draining workers left, tasks without an owner go to those;
+//   - then, if the busiest and the idlest non-draining worker differ by
+//     more than one task, one movable task moves from the busiest to the
+//     idlest: the last in key order whose move does not unbalance their
+//     loads beyond the hysteresis;
+//   - otherwise, if the most and the least loaded differ by more than the
+//     hysteresis, one movable task moves between them: the one whose load
+//     best halves the difference, if that gains at least minDiff.
+//
+// Movable: not pinned, not held, not catching up. Tasks are visited in key
+// order so that a round is deterministic.
+func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment {
 	if len(workers) == 0 {
 		return nil
 	}
 	live := make(map[string]*schedWorker, len(workers))
+	var targets []*schedWorker
 	for i := range workers {
 		w := &workers[i]
 		w.tasks = 0
 		live[w.id] = w
+		if !w.draining {
+			targets = append(targets, w)
+		}
+	}
+	orphanTargets := targets
+	if len(orphanTargets) == 0 {
+		for i := range workers {
+			orphanTargets = append(orphanTargets, &workers[i])
+		}
 	}
 	slices.SortFunc(tasks, func(a, b *schedTask) int { return cmp.Compare(a.key, b.key) })
 	groupOwner := map[string]string{}
@@ -73,56 +116,102 @@ func plan(workers []schedWorker, tasks []*schedTask) []assignment {
 		if t.held {
 			continue
 		}
-		if _, ok := live[t.owner]; ok {
-			continue
-		}
 		reason := reasonOwnerGone
-		if t.owner == "" {
+		cands := orphanTargets
+		if w, ok := live[t.owner]; ok {
+			if !w.draining || t.pinned || len(targets) == 0 {
+				continue
+			}
+			reason, cands = reasonDrain, targets
+		} else if t.owner == "" {
 			reason = reasonUnassigned
 		}
 		target, ok := groupOwner[t.group]
-		if t.group == "" || !ok {
-			target = idlest(workers).id
+		if t.group == "" || !ok || live[target].draining && reason == reasonDrain {
+			target = idlest(cands).id
+		}
+		if w, ok := live[t.owner]; ok {
+			w.tasks--
+			w.load -= t.load
 		}
 		live[target].tasks++
+		live[target].load += t.load
 		if t.group != "" {
 			groupOwner[t.group] = target
 		}
 		moved[t] = true
 		out = append(out, assignment{task: t, owner: target, reason: reason})
 	}
-	from, to := busiest(workers), idlest(workers)
-	if from.tasks-to.tasks <= 1 {
+	if len(targets) < 2 {
 		return out
 	}
-	// Move the last movable task of the busiest worker (key order), so that
-	// repeated rounds move different tasks in a predictable order.
-	for i := len(tasks) - 1; i >= 0; i-- {
-		t := tasks[i]
-		if t.owner == from.id && !t.pinned && !t.held && !moved[t] {
-			out = append(out, assignment{task: t, owner: to.id, reason: reasonBalance})
-			break
+	movable := func(t *schedTask, from *schedWorker) bool {
+		return t.owner == from.id && !t.pinned && !t.held && !t.catchingUp && !moved[t]
+	}
+	from, to := busiest(targets), idlest(targets)
+	if from.tasks-to.tasks > 1 {
+		// Move the last movable task of the busiest worker (key order), so
+		// that repeated rounds move different tasks in a predictable order,
+		// unless its move would unbalance the pair's loads.
+		before := math.Abs(from.load - to.load)
+		limit := max(before, opts.threshold(max(from.load, to.load)))
+		for i := len(tasks) - 1; i >= 0; i-- {
+			t := tasks[i]
+			if movable(t, from) && math.Abs(from.load-to.load-2*t.load) <= limit {
+				return append(out, assignment{task: t, owner: to.id, reason: reasonBalance})
+			}
 		}
 	}
-	return out
-}
-
-func idlest(ws []schedWorker) *schedWorker {
-	best := &ws[0]
-	for i := range ws {
-		w := &ws[i]
-		if c := cmp.Or(cmp.Compare(w.tasks, best.tasks), cmp.Compare(w.load, best.load), cmp.Compare(w.id, best.id)); c < 0 {
-			best = w
+	if opts.loadMoves <= 0 {
+		return out
+	}
+	hot, cold := mostLoaded(targets), leastLoaded(targets)
+	diff := hot.load - cold.load
+	if hot == cold || diff <= opts.threshold(hot.load) {
+		return out
+	}
+	var best *schedTask
+	for _, t := range tasks {
+		if movable(t, hot) && t.load > 0 && t.load < diff &&
+			(best == nil || math.Abs(diff-2*t.load) < math.Abs(diff-2*best.load)) {
+			best = t
 		}
 	}
-	return best
+	if best == nil || diff-math.Abs(diff-2*best.load) < opts.minDiff {
+		return out
+	}
+	return append(out, assignment{task: best, owner: cold.id, reason: reasonLoad})
 }
 
-func busiest(ws []schedWorker) *schedWorker {
-	best := &ws[0]
-	for i := range ws {
-		w := &ws[i]
-		if c := cmp.Or(cmp.Compare(w.tasks, best.tasks), cmp.Compare(w.load, best.load), cmp.Compare(w.id, best.id)); c > 0 {
+func idlest(ws []*schedWorker) *schedWorker {
+	return pick(ws, func(w, best *schedWorker) int {
+		return cmp.Or(cmp.Compare(w.tasks, best.tasks), cmp.Compare(w.load, best.load), cmp.Compare(w.id, best.id))
+	}, -1)
+}
+
+func busiest(ws []*schedWorker) *schedWorker {
+	return pick(ws, func(w, best *schedWorker) int {
+		return cmp.Or(cmp.Compare(w.tasks, best.tasks), cmp.Compare(w.load, best.load), cmp.Compare(w.id, best.id))
+	}, 1)
+}
+
+func mostLoaded(ws []*schedWorker) *schedWorker {
+	return pick(ws, func(w, best *schedWorker) int {
+		return cmp.Or(cmp.Compare(w.load, best.load), cmp.Compare(w.tasks, best.tasks), cmp.Compare(best.id, w.id))
+	}, 1)
+}
+
+func leastLoaded(ws []*schedWorker) *schedWorker {
+	return pick(ws, func(w, best *schedWorker) int {
+		return cmp.Or(cmp.Compare(w.load, best.load), cmp.Compare(w.tasks, best.tasks), cmp.Compare(w.id, best.id))
+	}, -1)
+}
+
+// pick returns the worker whose comparison with the best so far has sign.
+func pick(ws []*schedWorker, compare func(w, best *schedWorker) int, sign int) *schedWorker {
+	best := ws[0]
+	for _, w := range ws[1:] {
+		if compare(w, best)*sign > 0 {
 			best = w
 		}
 	}

@@ -67,24 +67,13 @@ func (s *Service) retentionLoop(t *term) {
 	if s.cfg.Retention <= 0 {
 		return
 	}
-	tick := time.NewTicker(s.cfg.RetentionInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if !s.state.ready() {
-			continue
-		}
+	s.everyTick(t, s.cfg.RetentionInterval, func() bool {
 		if err := s.expireRetired(t, s.now()); errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
-			return
+			return false
 		}
-		if err := s.expireGroups(t, s.now()); errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
-			return
-		}
-	}
+		err := s.expireGroups(t, s.now())
+		return !errors.Is(err, errNotLeader) && t.ctx.Err() == nil
+	})
 }
 
 // expireRetired deletes every retired range whose SEAL entry was published

@@ -46,7 +46,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []want
-			for _, a := range plan(tc.workers, tc.tasks) {
+			for _, a := range plan(tc.workers, tc.tasks, planOpts{}) {
 				got = append(got, want{a.task.key, a.owner, a.reason})
 			}
 			require.Equal(t, tc.want, got)

@@ -54,17 +54,14 @@ func (s *Service) scheduleRound(t *term) {
 		metav1.WorkerKind_WORKER_KIND_SORTER:     ranges,
 		metav1.WorkerKind_WORKER_KIND_DISPATCHER: streams,
 	} {
-		var workers []schedWorker
-		for id, w := range s.state.liveWorkers(kind) {
-			workers = append(workers, schedWorker{id: id, load: w.Load})
-		}
-		for _, a := range plan(workers, tasks) {
+		for _, a := range plan(s.schedWorkers(kind, tasks), tasks, s.planOpts(kind)) {
 			if err := s.assign(t, a); err != nil {
 				if !errors.Is(err, errNotLeader) && t.ctx.Err() == nil {
 					s.log.Warn("task assignment failed", "task", a.task.key, "owner", a.owner, "err", err)
 				}
 				return
 			}
+			s.assigned(a)
 		}
 	}
 }
@@ -113,6 +110,7 @@ func (s *Service) rangeTasks() []*schedTask {
 		stateOf[[2]uint64{e.val.TenantId, e.val.RangeId}] = e.val.State
 	}
 	counts := map[string]int{}
+	loads := s.rangeLoads()
 	var out []*schedTask
 	for _, e := range all {
 		r := e.val
@@ -121,6 +119,9 @@ func (s *Service) rangeTasks() []*schedTask {
 			continue
 		}
 		t := &schedTask{key: e.key, owner: r.Owner, ref: e}
+		if rl := loads[[2]uint64{r.TenantId, r.RangeId}]; rl != nil {
+			t.load, t.catchingUp = rl.RowsPerSec, rl.CatchingUp
+		}
 		if r.State == metav1.RangeTask_STATE_SEALING {
 			t.pinned = true
 			t.group = sealGroup(r)

@@ -47,6 +47,7 @@ type Service struct {
 	proxy leaderProxy // proxy.go: a standby's connection to the leader
 	wm    *watermarkCache
 	lim   *limits    // bounds.go
+	as    autoscaler // autoscale.go: the leader's memory
 	regMu sync.Mutex // serialises RegisterTenant (rare; keeps retries simple)
 	opMu  sync.Mutex // serialises SplitRange and MergeRanges (id allocation)
 

@@ -17,6 +17,7 @@ type state struct {
 	tenants *mirror[*metav1.TenantInfo]
 	ranges  *mirror[*metav1.RangeTask]
 	streams *mirror[*metav1.StreamTask]
+	drains  *mirror[*metav1.DrainRequest] // autoscale.go
 }
 
 // newState builds the mirrors; schedule is poked when something the
@@ -27,11 +28,13 @@ func newState(cli *clientv3.Client, log *slog.Logger, schedule, seal func()) *st
 		tenants: newMirror("tenants", etcdx.TenantsPrefix, cli, log, func() *metav1.TenantInfo { return &metav1.TenantInfo{} }),
 		ranges:  newMirror("ranges", etcdx.RangesPrefix, cli, log, func() *metav1.RangeTask { return &metav1.RangeTask{} }),
 		streams: newMirror("streams", etcdx.StreamsPrefix, cli, log, func() *metav1.StreamTask { return &metav1.StreamTask{} }),
+		drains:  newMirror("drains", etcdx.DrainsPrefix, cli, log, func() *metav1.DrainRequest { return &metav1.DrainRequest{} }),
 	}
 	st.workers.onChange = func(old, cur *entry[*metav1.WorkerInfo]) {
 		// A load update alone does not change any decision worth a round
-		// now; the periodic round picks it up.
-		if old == nil || cur == nil {
+		// now; the periodic round picks it up. A worker starting to drain
+		// does.
+		if old == nil || cur == nil || old.val.Draining != cur.val.Draining {
 			schedule()
 		}
 	}
@@ -39,6 +42,7 @@ func newState(cli *clientv3.Client, log *slog.Logger, schedule, seal func()) *st
 		schedule()
 		seal()
 	}
+	st.drains.onChange = func(_, _ *entry[*metav1.DrainRequest]) { schedule() }
 	st.streams.onChange = func(old, cur *entry[*metav1.StreamTask]) {
 		// Streams change at every coalesced notification; only a new,
 		// removed or reassigned stream concerns the scheduler.
@@ -55,11 +59,12 @@ func (st *state) run(ctx context.Context, spawn func(func())) {
 	spawn(func() { st.tenants.run(ctx) })
 	spawn(func() { st.ranges.run(ctx) })
 	spawn(func() { st.streams.run(ctx) })
+	spawn(func() { st.drains.run(ctx) })
 }
 
 // ready reports whether every mirror has done its first full read.
 func (st *state) ready() bool {
-	return st.workers.ready() && st.tenants.ready() && st.ranges.ready() && st.streams.ready()
+	return st.workers.ready() && st.tenants.ready() && st.ranges.ready() && st.streams.ready() && st.drains.ready()
 }
 
 // liveWorkers returns the registered workers of a kind by id.

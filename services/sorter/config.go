@@ -69,6 +69,10 @@ type Config struct {
 	// long while its stores' files keep arriving is reported as stalled
 	// (log and tistream_sorter_watermark_stalled_seconds, with the cause).
 	StallAfter time.Duration `yaml:"stall_after"`
+	// LoadInterval: how often the sorter measures and publishes its load
+	// and each held range's (rows and bytes per second, a split key) in
+	// its WorkerInfo, for the meta-server's autoscaler (load.go).
+	LoadInterval time.Duration `yaml:"load_interval"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		Retention:            24 * time.Hour,
 		RetentionInterval:    time.Minute,
 		StallAfter:           30 * time.Second,
+		LoadInterval:         10 * time.Second,
 	}
 }
 
@@ -114,6 +119,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data published longer ago than this is deleted from the pool (0 = keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report a range whose watermark has not moved for this long while input arrives")
+	fs.DurationVar(&c.LoadInterval, "load-interval", c.LoadInterval, "how often the per-range load (rows/s, bytes/s, split key) is measured and published for the meta-server's autoscaler")
 	fs.Int64Var(&c.BufferMemory, "buffer-memory", c.BufferMemory, "bytes of committed rows all ranges keep in memory before the largest move to Pebble (0 = always Pebble)")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
@@ -134,6 +140,7 @@ func (c *Config) Validate() error {
 	positive(c.RetentionInterval, "retention-interval")
 	positive(c.StallAfter, "stall-after")
 	positive(c.SegmentAge, "segment-age")
+	positive(c.LoadInterval, "load-interval")
 	if c.SegmentBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("--segment-bytes must be at least 64 KiB, got %d", c.SegmentBytes))
 	}

@@ -59,6 +59,8 @@ type holder struct {
 	blocked map[uint64]bool
 	// stall watches the published watermark (stall.go).
 	stall stallWatch
+	// load measures the range's rows and samples its keys (load.go).
+	load loadTracker
 }
 
 func newHolder(s *Service, t *metav1.RangeTask) *holder {
@@ -349,6 +351,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		h.s.m.batches.WithLabelValues("applied").Inc()
 		h.s.m.rows.Add(float64(len(evs)))
 		h.s.events.Add(int64(len(evs)))
+		h.load.observe(maxTs, evs)
 	}
 	h.received[store] = max(h.received[store], seq)
 	h.ackDue[store] = true

@@ -65,6 +65,7 @@ type Service struct {
 	feeders map[tenantStore]map[*ingestStream]struct{}
 
 	events atomic.Int64 // events applied, for the published load
+	ld     loadReporter // per-range load and drain (load.go)
 
 	stickyMu sync.Mutex // after a holder's mu, never before
 	sticky   map[rangeStore]uint64
@@ -122,6 +123,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		sticky: map[rangeStore]uint64{}, feeders: map[tenantStore]map[*ingestStream]struct{}{},
 		groups: map[uint64]*tenantGroup{}, startedMs: time.Now().UnixMilli(), pm: newPublishMetrics(deps.Registry),
 	}
+	s.ld.init(deps.Registry)
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "sorter", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{sorterv1.SorterService_ServiceDesc.ServiceName}}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { sorterv1.RegisterSorterServiceServer(g, &api{s: s}) },
@@ -169,6 +171,7 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 // stop, once NOT_SERVING: stop following the range tasks, snapshot and
 // drop every range (the next owner restores from there), revoke the lease.
 func (s *Service) stop(ctx context.Context) error {
+	s.drain(ctx) // load.go: let the meta-server move the ranges away first
 	s.stopping.Store(true)
 	s.rootCancel()
 	select {
@@ -252,15 +255,11 @@ func (s *Service) run(reg *etcdx.Registration) {
 	}
 }
 
-// loadInterval is how often the worker's load is republished.
-const loadInterval = 10 * time.Second
-
-// waitLease republishes the measured load (events applied per second) until
-// the lease is lost (true) or the service stops (false).
+// waitLease republishes the measured load (load.go) every --load-interval
+// until the lease is lost (true) or the service stops (false).
 func (s *Service) waitLease(ctx context.Context, reg *etcdx.Registration) bool {
-	t := time.NewTicker(loadInterval)
+	t := time.NewTicker(s.cfg.LoadInterval)
 	defer t.Stop()
-	last, lastAt := s.events.Load(), time.Now()
 	for {
 		select {
 		case <-reg.Done():
@@ -268,12 +267,7 @@ func (s *Service) waitLease(ctx context.Context, reg *etcdx.Registration) bool {
 		case <-ctx.Done():
 			return false
 		case now := <-t.C:
-			n := s.events.Load()
-			load := float64(n-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = n, now
-			if err := reg.UpdateLoad(ctx, load); err != nil && ctx.Err() == nil {
-				s.log.Warn("publish load", "err", err)
-			}
+			s.publishLoad(ctx, reg, now)
 		}
 	}
 }

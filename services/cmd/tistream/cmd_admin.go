@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(command{name: "admin", summary: "operate a running fleet through the meta-server: tenants, tasks, split, merge", run: runAdmin})
+	register(command{name: "admin", summary: "operate a running fleet through the meta-server: tenants, tasks, split, merge, drain", run: runAdmin})
 }
 
 const adminUsage = `usage: tistream admin <subcommand> --meta host:port [flags]
@@ -26,6 +26,9 @@ subcommands:
   tasks  --tenant N                            a tenant's ranges (owner, watermark, lag) and store streams (owner, checkpoint, pending files)
   split  --tenant N --range R --key HEX        split range R at a key (hex of the encoded TiDB key)
   merge  --tenant N --left L --right R         merge two adjacent ranges
+  drain  --worker ID [--kind sorter|dispatcher] [--cancel]
+                                               move every task away from a worker and assign it none (until it
+                                               stops; --cancel withdraws the request)
 
 Add --json for machine-readable output.
 `
@@ -46,6 +49,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	key := fs.String("key", "", "split: the split key, hex")
 	left := fs.Uint64("left", 0, "merge: the left range")
 	right := fs.Uint64("right", 0, "merge: the right range")
+	worker := fs.String("worker", "", "drain: the worker id")
+	kind := fs.String("kind", "sorter", "drain: the worker's kind (sorter, dispatcher)")
+	cancelDrain := fs.Bool("cancel", false, "drain: withdraw the drain request")
 	var cc clientCreds
 	cc.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -87,6 +93,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return usageErr("--tenant, --left and --right are required")
 		}
 		resp, err = c.MergeRanges(ctx, &metav1.MergeRangesRequest{TenantId: *tenant, LeftRangeId: *left, RightRangeId: *right})
+	case "drain":
+		k := map[string]metav1.WorkerKind{"sorter": metav1.WorkerKind_WORKER_KIND_SORTER, "dispatcher": metav1.WorkerKind_WORKER_KIND_DISPATCHER}[*kind]
+		if *worker == "" || k == metav1.WorkerKind_WORKER_KIND_UNSPECIFIED {
+			return usageErr("--worker is required and --kind must be sorter or dispatcher")
+		}
+		resp, err = c.DrainWorker(ctx, &metav1.DrainWorkerRequest{Kind: k, WorkerId: *worker, Cancel: *cancelDrain})
 	default:
 		return usageErr(fmt.Sprintf("unknown subcommand %q", sub))
 	}
@@ -135,6 +147,8 @@ func printAdmin(w io.Writer, resp proto.Message) {
 		fmt.Fprintf(tw, "split: new ranges %v (they take over once the range is sealed)\n", r.NewRangeIds)
 	case *metav1.MergeRangesResponse:
 		fmt.Fprintf(tw, "merge: new range %d (it takes over once both ranges are sealed)\n", r.NewRangeId)
+	case *metav1.DrainWorkerResponse:
+		fmt.Fprintf(tw, "drain: the worker still owns %d tasks (watch them move with admin tasks)\n", r.TasksOwned)
 	}
 }
 

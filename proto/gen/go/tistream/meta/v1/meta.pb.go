@@ -775,6 +775,113 @@ func (x *MergeRangesResponse) GetNewRangeId() uint64 {
 	return 0
 }
 
+type DrainWorkerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// WORKER_KIND_UNSPECIFIED means a sorter.
+	Kind     WorkerKind `protobuf:"varint,1,opt,name=kind,proto3,enum=tistream.meta.v1.WorkerKind" json:"kind,omitempty"`
+	WorkerId string     `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// Withdraw the drain request instead.
+	Cancel        bool `protobuf:"varint,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainWorkerRequest) Reset() {
+	*x = DrainWorkerRequest{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainWorkerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainWorkerRequest) ProtoMessage() {}
+
+func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainWorkerRequest.ProtoReflect.Descriptor instead.
+func (*DrainWorkerRequest) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DrainWorkerRequest) GetKind() WorkerKind {
+	if x != nil {
+		return x.Kind
+	}
+	return WorkerKind_WORKER_KIND_UNSPECIFIED
+}
+
+func (x *DrainWorkerRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *DrainWorkerRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+type DrainWorkerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tasks the worker still owns.
+	TasksOwned    uint32 `protobuf:"varint,1,opt,name=tasks_owned,json=tasksOwned,proto3" json:"tasks_owned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainWorkerResponse) Reset() {
+	*x = DrainWorkerResponse{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainWorkerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainWorkerResponse) ProtoMessage() {}
+
+func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainWorkerResponse.ProtoReflect.Descriptor instead.
+func (*DrainWorkerResponse) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DrainWorkerResponse) GetTasksOwned() uint32 {
+	if x != nil {
+		return x.TasksOwned
+	}
+	return 0
+}
+
 var File_tistream_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_meta_proto_rawDesc = "" +
@@ -831,7 +938,14 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\x0eright_range_id\x18\x03 \x01(\x04R\frightRangeId\"7\n" +
 	"\x13MergeRangesResponse\x12 \n" +
 	"\fnew_range_id\x18\x01 \x01(\x04R\n" +
-	"newRangeId2\xc1\x04\n" +
+	"newRangeId\"{\n" +
+	"\x12DrainWorkerRequest\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.tistream.meta.v1.WorkerKindR\x04kind\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x16\n" +
+	"\x06cancel\x18\x03 \x01(\bR\x06cancel\"6\n" +
+	"\x13DrainWorkerResponse\x12\x1f\n" +
+	"\vtasks_owned\x18\x01 \x01(\rR\n" +
+	"tasksOwned2\x9d\x05\n" +
 	"\vMetaService\x12c\n" +
 	"\x0eRegisterTenant\x12'.tistream.meta.v1.RegisterTenantRequest\x1a(.tistream.meta.v1.RegisterTenantResponse\x12f\n" +
 	"\x0fNotifyStoreFile\x12(.tistream.meta.v1.NotifyStoreFileRequest\x1a).tistream.meta.v1.NotifyStoreFileResponse\x12Z\n" +
@@ -839,7 +953,8 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\tListTasks\x12\".tistream.meta.v1.ListTasksRequest\x1a#.tistream.meta.v1.ListTasksResponse\x12W\n" +
 	"\n" +
 	"SplitRange\x12#.tistream.meta.v1.SplitRangeRequest\x1a$.tistream.meta.v1.SplitRangeResponse\x12Z\n" +
-	"\vMergeRanges\x12$.tistream.meta.v1.MergeRangesRequest\x1a%.tistream.meta.v1.MergeRangesResponseB\xc6\x01\n" +
+	"\vMergeRanges\x12$.tistream.meta.v1.MergeRangesRequest\x1a%.tistream.meta.v1.MergeRangesResponse\x12Z\n" +
+	"\vDrainWorker\x12$.tistream.meta.v1.DrainWorkerRequest\x1a%.tistream.meta.v1.DrainWorkerResponseB\xc6\x01\n" +
 	"\x14com.tistream.meta.v1B\tMetaProtoP\x01ZAgithub.com/tistream/tistream/proto/gen/go/tistream/meta/v1;metav1\xa2\x02\x03TMX\xaa\x02\x10Tistream.Meta.V1\xca\x02\x10Tistream\\Meta\\V1\xe2\x02\x1cTistream\\Meta\\V1\\GPBMetadata\xea\x02\x12Tistream::Meta::V1b\x06proto3"
 
 var (
@@ -854,7 +969,7 @@ func file_tistream_meta_v1_meta_proto_rawDescGZIP() []byte {
 	return file_tistream_meta_v1_meta_proto_rawDescData
 }
 
-var file_tistream_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_tistream_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_tistream_meta_v1_meta_proto_goTypes = []any{
 	(*RegisterTenantRequest)(nil),   // 0: tistream.meta.v1.RegisterTenantRequest
 	(*RegisterTenantResponse)(nil),  // 1: tistream.meta.v1.RegisterTenantResponse
@@ -870,36 +985,42 @@ var file_tistream_meta_v1_meta_proto_goTypes = []any{
 	(*SplitRangeResponse)(nil),      // 11: tistream.meta.v1.SplitRangeResponse
 	(*MergeRangesRequest)(nil),      // 12: tistream.meta.v1.MergeRangesRequest
 	(*MergeRangesResponse)(nil),     // 13: tistream.meta.v1.MergeRangesResponse
-	(*TenantInfo)(nil),              // 14: tistream.meta.v1.TenantInfo
-	(*RangeTask)(nil),               // 15: tistream.meta.v1.RangeTask
-	(*StreamTask)(nil),              // 16: tistream.meta.v1.StreamTask
-	(*Checkpoint)(nil),              // 17: tistream.meta.v1.Checkpoint
+	(*DrainWorkerRequest)(nil),      // 14: tistream.meta.v1.DrainWorkerRequest
+	(*DrainWorkerResponse)(nil),     // 15: tistream.meta.v1.DrainWorkerResponse
+	(*TenantInfo)(nil),              // 16: tistream.meta.v1.TenantInfo
+	(*RangeTask)(nil),               // 17: tistream.meta.v1.RangeTask
+	(*StreamTask)(nil),              // 18: tistream.meta.v1.StreamTask
+	(*Checkpoint)(nil),              // 19: tistream.meta.v1.Checkpoint
+	(WorkerKind)(0),                 // 20: tistream.meta.v1.WorkerKind
 }
 var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
-	14, // 0: tistream.meta.v1.RegisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
-	14, // 1: tistream.meta.v1.ListTenantsResponse.tenants:type_name -> tistream.meta.v1.TenantInfo
+	16, // 0: tistream.meta.v1.RegisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
+	16, // 1: tistream.meta.v1.ListTenantsResponse.tenants:type_name -> tistream.meta.v1.TenantInfo
 	8,  // 2: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
 	9,  // 3: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
-	15, // 4: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
-	16, // 5: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
-	17, // 6: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
-	0,  // 7: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
-	2,  // 8: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
-	4,  // 9: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
-	6,  // 10: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
-	10, // 11: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
-	12, // 12: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
-	1,  // 13: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
-	3,  // 14: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
-	5,  // 15: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
-	7,  // 16: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
-	11, // 17: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
-	13, // 18: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	17, // 4: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
+	18, // 5: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
+	19, // 6: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
+	20, // 7: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
+	0,  // 8: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
+	2,  // 9: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
+	4,  // 10: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
+	6,  // 11: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
+	10, // 12: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
+	12, // 13: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
+	14, // 14: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
+	1,  // 15: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
+	3,  // 16: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
+	5,  // 17: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
+	7,  // 18: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
+	11, // 19: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
+	13, // 20: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
+	15, // 21: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_meta_proto_init() }
@@ -914,7 +1035,7 @@ func file_tistream_meta_v1_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_meta_v1_meta_proto_rawDesc), len(file_tistream_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

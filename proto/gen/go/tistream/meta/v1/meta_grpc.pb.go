@@ -25,6 +25,7 @@ const (
 	MetaService_ListTasks_FullMethodName       = "/tistream.meta.v1.MetaService/ListTasks"
 	MetaService_SplitRange_FullMethodName      = "/tistream.meta.v1.MetaService/SplitRange"
 	MetaService_MergeRanges_FullMethodName     = "/tistream.meta.v1.MetaService/MergeRanges"
+	MetaService_DrainWorker_FullMethodName     = "/tistream.meta.v1.MetaService/DrainWorker"
 )
 
 // MetaServiceClient is the client API for MetaService service.
@@ -44,6 +45,9 @@ type MetaServiceClient interface {
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	SplitRange(ctx context.Context, in *SplitRangeRequest, opts ...grpc.CallOption) (*SplitRangeResponse, error)
 	MergeRanges(ctx context.Context, in *MergeRangesRequest, opts ...grpc.CallOption) (*MergeRangesResponse, error)
+	// Moves every task away from a worker (and assigns it none) until it
+	// stops, or until cancelled.
+	DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error)
 }
 
 type metaServiceClient struct {
@@ -114,6 +118,16 @@ func (c *metaServiceClient) MergeRanges(ctx context.Context, in *MergeRangesRequ
 	return out, nil
 }
 
+func (c *metaServiceClient) DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainWorkerResponse)
+	err := c.cc.Invoke(ctx, MetaService_DrainWorker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServiceServer is the server API for MetaService service.
 // All implementations must embed UnimplementedMetaServiceServer
 // for forward compatibility.
@@ -131,6 +145,9 @@ type MetaServiceServer interface {
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	SplitRange(context.Context, *SplitRangeRequest) (*SplitRangeResponse, error)
 	MergeRanges(context.Context, *MergeRangesRequest) (*MergeRangesResponse, error)
+	// Moves every task away from a worker (and assigns it none) until it
+	// stops, or until cancelled.
+	DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error)
 	mustEmbedUnimplementedMetaServiceServer()
 }
 
@@ -158,6 +175,9 @@ func (UnimplementedMetaServiceServer) SplitRange(context.Context, *SplitRangeReq
 }
 func (UnimplementedMetaServiceServer) MergeRanges(context.Context, *MergeRangesRequest) (*MergeRangesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MergeRanges not implemented")
+}
+func (UnimplementedMetaServiceServer) DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainWorker not implemented")
 }
 func (UnimplementedMetaServiceServer) mustEmbedUnimplementedMetaServiceServer() {}
 func (UnimplementedMetaServiceServer) testEmbeddedByValue()                     {}
@@ -288,6 +308,24 @@ func _MetaService_MergeRanges_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetaService_DrainWorker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainWorkerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).DrainWorker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_DrainWorker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).DrainWorker(ctx, req.(*DrainWorkerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MetaService_ServiceDesc is the grpc.ServiceDesc for MetaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -318,6 +356,10 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MergeRanges",
 			Handler:    _MetaService_MergeRanges_Handler,
+		},
+		{
+			MethodName: "DrainWorker",
+			Handler:    _MetaService_DrainWorker_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

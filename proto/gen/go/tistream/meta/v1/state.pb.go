@@ -121,7 +121,7 @@ func (x RangeTask_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RangeTask_State.Descriptor instead.
 func (RangeTask_State) EnumDescriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{2, 0}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4, 0}
 }
 
 // WorkerInfo is a live worker: /tistream/v1/workers/{kind}/{id}, attached to
@@ -134,9 +134,17 @@ type WorkerInfo struct {
 	Addr          string `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
 	StartedUnixMs int64  `protobuf:"varint,4,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	// Measured load (rows per second over the last interval), for balancing.
-	Load          float64 `protobuf:"fixed64,5,opt,name=load,proto3" json:"load,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Load float64 `protobuf:"fixed64,5,opt,name=load,proto3" json:"load,omitempty"`
+	// Sorters: the load of each range held, measured over the last
+	// --load-interval (empty from other kinds and older sorters).
+	Ranges []*RangeLoad `protobuf:"bytes,6,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// The worker is stopping gracefully and waits for its tasks to move
+	// away: the meta-server moves them and never assigns it new ones.
+	Draining bool `protobuf:"varint,7,opt,name=draining,proto3" json:"draining,omitempty"`
+	// The interval the loads were measured over, in milliseconds.
+	LoadIntervalMs int64 `protobuf:"varint,8,opt,name=load_interval_ms,json=loadIntervalMs,proto3" json:"load_interval_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WorkerInfo) Reset() {
@@ -204,6 +212,187 @@ func (x *WorkerInfo) GetLoad() float64 {
 	return 0
 }
 
+func (x *WorkerInfo) GetRanges() []*RangeLoad {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *WorkerInfo) GetLoadIntervalMs() int64 {
+	if x != nil {
+		return x.LoadIntervalMs
+	}
+	return 0
+}
+
+// RangeLoad is one range's load as its sorter measured it over one
+// interval (docs/fleet.md, "Automatic split, merge and balance").
+type RangeLoad struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	RangeId  uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// The owner epoch the sorter holds the range at.
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Row events applied per second (prewrites, commits, one-phase commits
+	// and rollbacks; duplicates excluded) and their key and value bytes.
+	RowsPerSec  float64 `protobuf:"fixed64,4,opt,name=rows_per_sec,json=rowsPerSec,proto3" json:"rows_per_sec,omitempty"`
+	BytesPerSec float64 `protobuf:"fixed64,5,opt,name=bytes_per_sec,json=bytesPerSec,proto3" json:"bytes_per_sec,omitempty"`
+	// A key strictly inside the range that halves the sampled rows of the
+	// interval, a table boundary when the sample spans tables; empty when
+	// the sample cannot be split (too few rows, a single key).
+	SplitKey []byte `protobuf:"bytes,6,opt,name=split_key,json=splitKey,proto3" json:"split_key,omitempty"`
+	// The range is not ready to be split or moved: not taken yet, its
+	// published watermark lags the newest file it received by more than the
+	// sorter's bound, or it is stalled.
+	CatchingUp    bool `protobuf:"varint,7,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeLoad) Reset() {
+	*x = RangeLoad{}
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeLoad) ProtoMessage() {}
+
+func (x *RangeLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeLoad.ProtoReflect.Descriptor instead.
+func (*RangeLoad) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RangeLoad) GetTenantId() uint64 {
+	if x != nil {
+		return x.TenantId
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetRowsPerSec() float64 {
+	if x != nil {
+		return x.RowsPerSec
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetBytesPerSec() float64 {
+	if x != nil {
+		return x.BytesPerSec
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetSplitKey() []byte {
+	if x != nil {
+		return x.SplitKey
+	}
+	return nil
+}
+
+func (x *RangeLoad) GetCatchingUp() bool {
+	if x != nil {
+		return x.CatchingUp
+	}
+	return false
+}
+
+// DrainRequest asks a worker to give away its tasks:
+// /tistream/v1/drains/{kind}/{id}, written by the meta-server leader
+// (MetaService DrainWorker). It applies to the worker's incarnation that
+// started at worker_started_unix_ms; the leader deletes it once that
+// incarnation is gone.
+type DrainRequest struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	WorkerStartedUnixMs int64                  `protobuf:"varint,1,opt,name=worker_started_unix_ms,json=workerStartedUnixMs,proto3" json:"worker_started_unix_ms,omitempty"`
+	RequestedUnixMs     int64                  `protobuf:"varint,2,opt,name=requested_unix_ms,json=requestedUnixMs,proto3" json:"requested_unix_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DrainRequest) GetWorkerStartedUnixMs() int64 {
+	if x != nil {
+		return x.WorkerStartedUnixMs
+	}
+	return 0
+}
+
+func (x *DrainRequest) GetRequestedUnixMs() int64 {
+	if x != nil {
+		return x.RequestedUnixMs
+	}
+	return 0
+}
+
 // TenantInfo is a registered tenant: /tistream/v1/tenants/{tenant}.
 type TenantInfo struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -218,7 +407,7 @@ type TenantInfo struct {
 
 func (x *TenantInfo) Reset() {
 	*x = TenantInfo{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[1]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +419,7 @@ func (x *TenantInfo) String() string {
 func (*TenantInfo) ProtoMessage() {}
 
 func (x *TenantInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[1]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +432,7 @@ func (x *TenantInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantInfo.ProtoReflect.Descriptor instead.
 func (*TenantInfo) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TenantInfo) GetClusterId() uint64 {
@@ -300,7 +489,7 @@ type RangeTask struct {
 
 func (x *RangeTask) Reset() {
 	*x = RangeTask{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[2]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +501,7 @@ func (x *RangeTask) String() string {
 func (*RangeTask) ProtoMessage() {}
 
 func (x *RangeTask) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[2]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +514,7 @@ func (x *RangeTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeTask.ProtoReflect.Descriptor instead.
 func (*RangeTask) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RangeTask) GetTenantId() uint64 {
@@ -423,7 +612,7 @@ type StreamTask struct {
 
 func (x *StreamTask) Reset() {
 	*x = StreamTask{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[3]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +624,7 @@ func (x *StreamTask) String() string {
 func (*StreamTask) ProtoMessage() {}
 
 func (x *StreamTask) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[3]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +637,7 @@ func (x *StreamTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTask.ProtoReflect.Descriptor instead.
 func (*StreamTask) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StreamTask) GetClusterId() uint64 {
@@ -520,7 +709,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +721,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +734,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Checkpoint) GetSeq() uint64 {
@@ -587,14 +776,30 @@ var File_tistream_meta_v1_state_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctistream/meta/v1/state.proto\x12\x10tistream.meta.v1\"\x9e\x01\n" +
+	"\x1ctistream/meta/v1/state.proto\x12\x10tistream.meta.v1\"\x99\x02\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1c.tistream.meta.v1.WorkerKindR\x04kind\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x04 \x01(\x03R\rstartedUnixMs\x12\x12\n" +
-	"\x04load\x18\x05 \x01(\x01R\x04load\"\xa4\x01\n" +
+	"\x04load\x18\x05 \x01(\x01R\x04load\x123\n" +
+	"\x06ranges\x18\x06 \x03(\v2\x1b.tistream.meta.v1.RangeLoadR\x06ranges\x12\x1a\n" +
+	"\bdraining\x18\a \x01(\bR\bdraining\x12(\n" +
+	"\x10load_interval_ms\x18\b \x01(\x03R\x0eloadIntervalMs\"\xdd\x01\n" +
+	"\tRangeLoad\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12 \n" +
+	"\frows_per_sec\x18\x04 \x01(\x01R\n" +
+	"rowsPerSec\x12\"\n" +
+	"\rbytes_per_sec\x18\x05 \x01(\x01R\vbytesPerSec\x12\x1b\n" +
+	"\tsplit_key\x18\x06 \x01(\fR\bsplitKey\x12\x1f\n" +
+	"\vcatching_up\x18\a \x01(\bR\n" +
+	"catchingUp\"o\n" +
+	"\fDrainRequest\x123\n" +
+	"\x16worker_started_unix_ms\x18\x01 \x01(\x03R\x13workerStartedUnixMs\x12*\n" +
+	"\x11requested_unix_ms\x18\x02 \x01(\x03R\x0frequestedUnixMs\"\xa4\x01\n" +
 	"\n" +
 	"TenantInfo\x12\x1d\n" +
 	"\n" +
@@ -660,24 +865,27 @@ func file_tistream_meta_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_tistream_meta_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tistream_meta_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tistream_meta_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tistream_meta_v1_state_proto_goTypes = []any{
 	(WorkerKind)(0),      // 0: tistream.meta.v1.WorkerKind
 	(RangeTask_State)(0), // 1: tistream.meta.v1.RangeTask.State
 	(*WorkerInfo)(nil),   // 2: tistream.meta.v1.WorkerInfo
-	(*TenantInfo)(nil),   // 3: tistream.meta.v1.TenantInfo
-	(*RangeTask)(nil),    // 4: tistream.meta.v1.RangeTask
-	(*StreamTask)(nil),   // 5: tistream.meta.v1.StreamTask
-	(*Checkpoint)(nil),   // 6: tistream.meta.v1.Checkpoint
+	(*RangeLoad)(nil),    // 3: tistream.meta.v1.RangeLoad
+	(*DrainRequest)(nil), // 4: tistream.meta.v1.DrainRequest
+	(*TenantInfo)(nil),   // 5: tistream.meta.v1.TenantInfo
+	(*RangeTask)(nil),    // 6: tistream.meta.v1.RangeTask
+	(*StreamTask)(nil),   // 7: tistream.meta.v1.StreamTask
+	(*Checkpoint)(nil),   // 8: tistream.meta.v1.Checkpoint
 }
 var file_tistream_meta_v1_state_proto_depIdxs = []int32{
 	0, // 0: tistream.meta.v1.WorkerInfo.kind:type_name -> tistream.meta.v1.WorkerKind
-	1, // 1: tistream.meta.v1.RangeTask.state:type_name -> tistream.meta.v1.RangeTask.State
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 1: tistream.meta.v1.WorkerInfo.ranges:type_name -> tistream.meta.v1.RangeLoad
+	1, // 2: tistream.meta.v1.RangeTask.state:type_name -> tistream.meta.v1.RangeTask.State
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_state_proto_init() }
@@ -691,7 +899,7 @@ func file_tistream_meta_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_meta_v1_state_proto_rawDesc), len(file_tistream_meta_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,351 @@
+package sorter
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/tidbcodec"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// Load reporting (docs/fleet.md, "Automatic split, merge and balance"):
+// every --load-interval the sorter publishes, in its WorkerInfo, the rows
+// and bytes per second each held range applied over the interval, a split
+// key proposed from a reservoir sample of the interval's row keys, and
+// whether the range is catching up. The meta-server's autoscaler splits,
+// merges and moves ranges from these. A graceful stop first drains: the
+// WorkerInfo says draining, the meta-server moves the ranges away, and the
+// sorter exits once it holds none (or half its stop timeout has passed).
+
+// sampleSize is the reservoir of row keys kept per range per interval: the
+// median of 64 uniform samples splits the rows within about ±6% (one
+// standard deviation) of the half, which is as close as a split needs.
+const sampleSize = 64
+
+// catchUpLag: a range whose published watermark lags the newest file it
+// received (the files' max commit ts, physical part) by more than this is
+// catching up, and the meta-server neither splits nor moves it.
+const catchUpLag = 5 * time.Second
+
+// keySampler keeps a uniform sample of at most sampleSize keys of one
+// interval (Vitter's algorithm R) with a cheap deterministic generator.
+type keySampler struct {
+	keys [][]byte
+	seen uint64
+	rnd  uint64
+}
+
+func (k *keySampler) observe(key []byte) {
+	k.seen++
+	if len(k.keys) < sampleSize {
+		k.keys = append(k.keys, bytes.Clone(key))
+		return
+	}
+	// xorshift64*: quality is irrelevant here, cost is not.
+	if k.rnd == 0 {
+		k.rnd = 0x9E3779B97F4A7C15
+	}
+	k.rnd ^= k.rnd >> 12
+	k.rnd ^= k.rnd << 25
+	k.rnd ^= k.rnd >> 27
+	if j := (k.rnd * 0x2545F4914F6CDD1D) % k.seen; j < sampleSize {
+		k.keys[j] = append(k.keys[j][:0], key...)
+	}
+}
+
+func (k *keySampler) reset() { k.keys, k.seen = k.keys[:0], 0 }
+
+// minSplitSample: fewer sampled keys propose no split key.
+const minSplitSample = 8
+
+// splitKey proposes a key strictly inside [start, end) (end empty =
+// unbounded) with sampled keys on both sides: when the sample spans
+// tables, the table boundary (tidbcodec.TablePrefix) nearest to halving it
+// if it leaves at least a quarter of the sample on each side (a table is
+// better not cut); otherwise the sample's median (so one hot table among
+// cold ones is itself cut). nil when no such key exists.
+func splitKey(sample [][]byte, start, end []byte) []byte {
+	in := make([][]byte, 0, len(sample))
+	for _, k := range sample {
+		if bytes.Compare(k, start) >= 0 && (len(end) == 0 || bytes.Compare(k, end) < 0) {
+			in = append(in, k)
+		}
+	}
+	if len(in) < minSplitSample {
+		return nil
+	}
+	slices.SortFunc(in, bytes.Compare)
+	below := func(p []byte) int { // sampled keys below p
+		n, _ := slices.BinarySearchFunc(in, p, bytes.Compare)
+		return n
+	}
+	valid := func(p []byte) bool {
+		n := below(p)
+		return n > 0 && n < len(in) && bytes.Compare(p, start) > 0 && (len(end) == 0 || bytes.Compare(p, end) < 0)
+	}
+	half := len(in) / 2
+	var best []byte
+	score := func(p []byte) int { return abs(below(p) - half) }
+	if first, last := tableOf(in[0]), tableOf(in[len(in)-1]); first != last {
+		// Boundaries of the tables the sample touches: the start of each
+		// table after the first one sampled.
+		seen := map[int64]bool{}
+		for _, k := range in {
+			t := tableOf(k)
+			if t == noTable || seen[t] {
+				continue
+			}
+			seen[t] = true
+			if p := tidbcodec.TablePrefix(t); valid(p) && (best == nil || score(p) < score(best)) {
+				best = p
+			}
+		}
+		if n := below(best); best != nil && min(n, len(in)-n) >= len(in)/4 {
+			return best
+		}
+	}
+	// The median, or the next larger sampled key when many equal it.
+	p := in[half]
+	if below(p) == 0 {
+		i, _ := slices.BinarySearchFunc(in, append(bytes.Clone(p), 0), bytes.Compare)
+		if i >= len(in) {
+			return nil
+		}
+		p = in[i]
+	}
+	if !valid(p) {
+		return nil
+	}
+	return bytes.Clone(p)
+}
+
+const noTable = int64(-1 << 63)
+
+// tableOf is the table id of a key, noTable for a key outside the tables.
+func tableOf(k []byte) int64 {
+	id, err := tidbcodec.DecodeTableID(k)
+	if err != nil {
+		return noTable
+	}
+	return id
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// loadTracker is one held range's measurement of the current interval. It
+// has its own lock so that the load report never waits for a range busy
+// with the pool (h.mu).
+type loadTracker struct {
+	mu     sync.Mutex
+	rows   int64
+	bytes  int64
+	maxTs  uint64 // newest file max ts received
+	sample keySampler
+	// catchingUp as last measured, kept when h.mu was busy.
+	catchingUp bool
+	since      time.Time // start of the interval
+}
+
+// observe counts one applied batch's rows and samples their keys.
+func (l *loadTracker) observe(maxTs uint64, evs []route.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxTs = max(l.maxTs, maxTs)
+	for i := range evs {
+		row := evs[i].Row
+		if evs[i].Kind != route.KindRow || row == nil {
+			continue
+		}
+		l.rows++
+		l.bytes += int64(len(row.Key) + len(row.Value) + len(row.OldValue))
+		l.sample.observe(row.Key)
+	}
+}
+
+// loadReporter is the sorter's load and drain state.
+type loadReporter struct {
+	draining   atomic.Bool
+	rows       *prometheus.GaugeVec // tenant, range
+	bytes      *prometheus.GaugeVec // tenant, range
+	drainingG  prometheus.Gauge
+	lastEvents int64
+	lastAt     time.Time
+}
+
+func (lr *loadReporter) init(reg prometheus.Registerer) {
+	f := promauto.With(reg)
+	lr.rows = f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_range_rows_per_second",
+		Help: "Row events applied per second by each held range over the last --load-interval (what the meta-server's autoscaler sees)."},
+		[]string{"tenant", "range"})
+	lr.bytes = f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_range_bytes_per_second",
+		Help: "Key and value bytes of the row events applied per second by each held range over the last --load-interval."},
+		[]string{"tenant", "range"})
+	lr.drainingG = f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_draining",
+		Help: "1 while the sorter drains (graceful stop: waits for its ranges to move away)."})
+}
+
+// measure ends the interval of a range and returns its load; h.mu is
+// taken only if free (the catching-up state of a busy range is the last
+// one measured).
+func (h *holder) measure(now time.Time) *metav1.RangeLoad {
+	l := &h.load
+	l.mu.Lock()
+	secs := now.Sub(l.since).Seconds()
+	if l.since.IsZero() || secs <= 0 {
+		secs = h.s.cfg.LoadInterval.Seconds()
+	}
+	rows, byts, maxTs := l.rows, l.bytes, l.maxTs
+	sample := slices.Clone(l.sample.keys)
+	l.rows, l.bytes, l.since = 0, 0, now
+	l.sample.reset()
+	catching := l.catchingUp
+	l.mu.Unlock()
+
+	t := h.task.Load()
+	if h.mu.TryLock() {
+		switch {
+		case h.r == nil:
+			catching = true // not taken (yet)
+		case h.stall.cause != "":
+			catching = true
+		default:
+			pub := h.r.Published()
+			catching = maxTs > pub && time.Duration(int64(maxTs>>18)-int64(pub>>18))*time.Millisecond > catchUpLag
+		}
+		h.mu.Unlock()
+		l.mu.Lock()
+		l.catchingUp = catching
+		l.mu.Unlock()
+	}
+	rl := &metav1.RangeLoad{TenantId: h.key.tenant, RangeId: h.key.id, Epoch: h.epoch,
+		RowsPerSec: float64(rows) / secs, BytesPerSec: float64(byts) / secs, CatchingUp: catching}
+	if t != nil {
+		rl.SplitKey = splitKey(sample, t.StartKey, t.EndKey)
+	}
+	return rl
+}
+
+// publishLoad measures the interval that ends now and republishes the
+// WorkerInfo: the total events per second (load, as before), each held
+// range's load, and the draining flag.
+func (s *Service) publishLoad(ctx context.Context, reg *etcdx.Registration, now time.Time) {
+	lr := &s.ld
+	n := s.events.Load()
+	load := 0.0
+	if !lr.lastAt.IsZero() {
+		load = float64(n-lr.lastEvents) / now.Sub(lr.lastAt).Seconds()
+	}
+	lr.lastEvents, lr.lastAt = n, now
+	s.mu.Lock()
+	held := make([]*holder, 0, len(s.holders))
+	for _, h := range s.holders {
+		held = append(held, h)
+	}
+	s.mu.Unlock()
+	loads := make([]*metav1.RangeLoad, 0, len(held))
+	lr.rows.Reset()
+	lr.bytes.Reset()
+	for _, h := range held {
+		rl := h.measure(now)
+		loads = append(loads, rl)
+		t, r := strconv.FormatUint(rl.TenantId, 10), strconv.FormatUint(rl.RangeId, 10)
+		lr.rows.WithLabelValues(t, r).Set(rl.RowsPerSec)
+		lr.bytes.WithLabelValues(t, r).Set(rl.BytesPerSec)
+	}
+	slices.SortFunc(loads, func(a, b *metav1.RangeLoad) int {
+		return cmp.Or(cmp.Compare(a.TenantId, b.TenantId), cmp.Compare(a.RangeId, b.RangeId))
+	})
+	err := reg.Update(ctx, func(info *metav1.WorkerInfo) {
+		info.Load, info.Ranges, info.Draining = load, loads, lr.draining.Load()
+		info.LoadIntervalMs = s.cfg.LoadInterval.Milliseconds()
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("publish load", "err", err)
+	}
+}
+
+// drainPoll is how often a draining sorter looks whether its ranges left.
+const drainPoll = 100 * time.Millisecond
+
+// drain, at a graceful stop: publish draining and wait until every range
+// has moved away, for at most half the stop timeout (the rest is for
+// releasing what is left). It does not wait when no other live sorter
+// could take the ranges.
+func (s *Service) drain(ctx context.Context) {
+	reg := s.worker.Get()
+	if reg == nil || s.holding() == 0 {
+		return
+	}
+	if !s.othersAlive(ctx) {
+		s.log.Info("not draining: no other live sorter to take the ranges")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StopTimeout/2)
+	defer cancel()
+	s.ld.draining.Store(true)
+	s.ld.drainingG.Set(1)
+	defer s.ld.drainingG.Set(0)
+	start := time.Now()
+	s.log.Info("draining: waiting for the ranges to move away", "ranges", s.holding(), "at_most", s.cfg.StopTimeout/2)
+	if err := reg.Update(ctx, func(info *metav1.WorkerInfo) { info.Draining = true }); err != nil {
+		s.log.Warn("publish draining", "err", err)
+		return
+	}
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		n := s.holding()
+		if n == 0 {
+			s.log.Info("drained", "in", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn("drain incomplete: stopping with ranges still held", "ranges", n, "after", time.Since(start).Round(time.Millisecond))
+			return
+		case <-reg.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// holding is the number of ranges held.
+func (s *Service) holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.holders)
+}
+
+// othersAlive reports whether another sorter that is not draining is
+// registered.
+func (s *Service) othersAlive(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	all, _, err := etcdx.ListProto(ctx, s.etcd, etcdx.WorkerPrefix(metav1.WorkerKind_WORKER_KIND_SORTER), func() *metav1.WorkerInfo { return &metav1.WorkerInfo{} })
+	if err != nil {
+		return false
+	}
+	for _, w := range all {
+		if w.Id != s.cfg.ID && !w.Draining {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package sorter
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/tidbcodec"
+)
+
+func rowEvents(keys ...[]byte) []route.Event {
+	evs := make([]route.Event, len(keys))
+	for i, k := range keys {
+		evs[i] = route.Event{Kind: route.KindRow, Row: &cdcpb.Event_Row{Key: k, Value: []byte("v")}}
+	}
+	return evs
+}
+
+// The sampler's proposal halves the rows, snaps to a table boundary when
+// the sample spans tables, and is never the start key or outside the range.
+func TestSplitKey(t *testing.T) {
+	rec := tidbcodec.EncodeRecordKey
+	t.Run("uniform keys of one table: near the median", func(t *testing.T) {
+		var l loadTracker
+		for h := int64(0); h < 10_000; h++ {
+			l.observe(1, rowEvents(rec(5, h)))
+		}
+		require.Equal(t, int64(10_000), l.rows)
+		require.Len(t, l.sample.keys, sampleSize)
+		k := splitKey(l.sample.keys, tidbcodec.TablePrefix(5), tidbcodec.TablePrefix(6))
+		require.NotNil(t, k)
+		_, h, err := tidbcodec.DecodeRecordKey(k)
+		require.NoError(t, err)
+		require.InDelta(t, 5000, h, 2000, "the median of a uniform sample")
+	})
+	t.Run("a sample spanning tables: the boundary that halves it", func(t *testing.T) {
+		var sample [][]byte
+		for h := int64(0); h < 30; h++ {
+			sample = append(sample, rec(5, h), rec(7, h))
+		}
+		sample = append(sample, rec(9, 1))
+		k := splitKey(sample, nil, nil)
+		require.Equal(t, tidbcodec.TablePrefix(7), k)
+	})
+	t.Run("one hot table among cold ones: cut inside it", func(t *testing.T) {
+		var sample [][]byte
+		for h := int64(0); h < 60; h++ {
+			sample = append(sample, rec(7, h))
+		}
+		sample = append(sample, rec(5, 1), rec(5, 2), rec(8, 1))
+		k := splitKey(sample, nil, nil)
+		id, h, err := tidbcodec.DecodeRecordKey(k)
+		require.NoError(t, err)
+		require.Equal(t, int64(7), id)
+		require.InDelta(t, 30, h, 3)
+	})
+	t.Run("never the start key, never outside", func(t *testing.T) {
+		start, end := rec(5, 100), rec(5, 200)
+		same := make([][]byte, 20)
+		for i := range same {
+			same[i] = start
+		}
+		require.Nil(t, splitKey(same, start, end), "every sampled key is the start key")
+		out := [][]byte{rec(4, 1), rec(4, 2), rec(6, 1), rec(6, 2), rec(6, 3), rec(6, 4), rec(6, 5), rec(6, 6), rec(6, 7)}
+		require.Nil(t, splitKey(out, start, end), "keys outside the range are ignored")
+		few := [][]byte{rec(5, 150), rec(5, 160)}
+		require.Nil(t, splitKey(few, start, end), "too few keys")
+		mixed := append([][]byte{start, start, start, start, start}, rec(5, 150), rec(5, 160), rec(5, 170))
+		k := splitKey(mixed, start, end)
+		require.Equal(t, rec(5, 150), k, "the next larger key when the median is the start key")
+		for _, kk := range [][]byte{k} {
+			require.Positive(t, bytes.Compare(kk, start))
+			require.Negative(t, bytes.Compare(kk, end))
+		}
+	})
+	t.Run("non-table keys", func(t *testing.T) {
+		var sample [][]byte
+		for i := 0; i < 40; i++ {
+			sample = append(sample, []byte{'m', byte(i)})
+		}
+		k := splitKey(sample, nil, nil)
+		require.Equal(t, []byte{'m', 20}, k)
+	})
+}
+
+// The reservoir stays uniform: keys from the first and the second half of
+// a long interval are sampled about equally.
+func TestKeySamplerUniform(t *testing.T) {
+	var s keySampler
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		s.observe(tidbcodec.EncodeRecordKey(1, int64(i)))
+	}
+	firstHalf := 0
+	for _, k := range s.keys {
+		_, h, err := tidbcodec.DecodeRecordKey(k)
+		require.NoError(t, err)
+		if h < n/2 {
+			firstHalf++
+		}
+	}
+	require.InDelta(t, sampleSize/2, firstHalf, sampleSize/4)
+	s.reset()
+	require.Empty(t, s.keys)
+}
+
+// Rows are counted, non-row events are not.
+func TestLoadTrackerCountsRows(t *testing.T) {
+	var l loadTracker
+	evs := append(rowEvents([]byte("k1"), []byte("k2")), route.Event{Kind: route.KindResolved, Ts: 5})
+	l.observe(42, evs)
+	require.Equal(t, int64(2), l.rows)
+	require.Equal(t, int64(2*(2+1)), l.bytes)
+	require.Equal(t, uint64(42), l.maxTs)
+}
