@@ -68,6 +68,10 @@ type Config struct {
 	// value) and by a push of its min_commit_ts (the PREWRITE again, with
 	// the value when it is at most 255 bytes, empty otherwise).
 	HeartbeatEvery time.Duration
+	// LockValueRewrites: every other lock rewrite is a min_commit_ts push
+	// that carries the value (true), or every one is a heartbeat (false, as
+	// before they were simulated).
+	LockValueRewrites bool
 	// PipelinedEvery is the mean interval between pipelined DML transactions
 	// (0 = none): each prewrites its keys in generations 1..n, n at most
 	// PipelinedGenerations, a new value each time, then commits.
@@ -118,6 +122,7 @@ func DefaultConfig() Config {
 		RowsPerTxn:           5,
 		RollbackRatio:        0.05,
 		OrphanRollbackRatio:  0.5,
+		LockValueRewrites:    true,
 		OnePCRatio:           0.3,
 		AsyncCommitRatio:     0.3,
 		CrossTableRatio:      0.2,
@@ -168,7 +173,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "approximate bytes of a row value")
 	fs.DurationVar(&c.CrashEvery, "crash-every", c.CrashEvery, "mean interval between store crashes; new leaders take the crashed store's incarnations over (0 = none)")
 	fs.DurationVar(&c.CrashDown, "crash-down", c.CrashDown, "how long a crashed store stays down before it restarts (at least --flush-interval)")
-	fs.DurationVar(&c.HeartbeatEvery, "heartbeat-every", c.HeartbeatEvery, "how often long-running, large and pipelined transactions refresh their primary lock (a PREWRITE with an empty PUT value; 0 = never)")
+	fs.DurationVar(&c.HeartbeatEvery, "heartbeat-every", c.HeartbeatEvery, "how often long-running, large and pipelined transactions rewrite their primary lock (a heartbeat: a PREWRITE with an empty PUT value; with --lock-value-rewrites every other one a min_commit_ts push carrying a short value; 0 = never)")
+	fs.BoolVar(&c.LockValueRewrites, "lock-value-rewrites", c.LockValueRewrites, "make every other lock rewrite a min_commit_ts push that carries the value (at most 255 bytes), as TiKV writes it")
 	fs.DurationVar(&c.PipelinedEvery, "pipelined-every", c.PipelinedEvery, "mean interval between pipelined DML transactions (0 = none)")
 	fs.IntVar(&c.PipelinedGenerations, "pipelined-generations", c.PipelinedGenerations, "most generations a pipelined DML transaction prewrites")
 	fs.Float64Var(&c.RollbackMergeRatio, "rollback-merge-ratio", c.RollbackMergeRatio, "share of merges rolled back after the source's END")

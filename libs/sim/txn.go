@@ -273,7 +273,7 @@ func (s *Sim) heartbeat(t *txn) {
 	m := t.muts[0]
 	r := t.tn.regions.lookup(m.key)
 	row := &cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: m.key, StartTs: t.startTs, Generation: m.gen}
-	if t.rewrites++; t.rewrites%2 == 0 {
+	if t.rewrites++; s.cfg.LockValueRewrites && t.rewrites%2 == 0 {
 		// A reader pushed its min_commit_ts: TiKV rewrites the lock with
 		// its own op, and the value when the lock holds it (short values).
 		row.OpType = m.op
