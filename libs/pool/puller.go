@@ -38,6 +38,11 @@ type followed struct {
 	r     *RangeReader
 	queue []Row // rows not yet returned, in order
 	wm    uint64
+	// pending are successors of the sealed range not opened yet: the
+	// range's SEAL is published before the manifest that names its
+	// successors, so a reader can see it first. The range stays followed
+	// (its watermark holds the resolved ts at the seal) until they open.
+	pending []uint64
 }
 
 // NewPuller opens every range of the tenant's manifest that holds rows of
@@ -136,6 +141,15 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	caughtUp = true
 	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
 		f := p.ranges[id]
+		if len(f.pending) > 0 {
+			if err := p.openPending(ctx, f); err != nil {
+				return nil, 0, false, err
+			}
+			if len(f.pending) > 0 {
+				caughtUp = false // the next manifest names them
+			}
+			continue
+		}
 		for n := 0; p.opts.MaxEntriesPerPoll <= 0 || n < p.opts.MaxEntriesPerPoll; n++ {
 			c, ok, err := f.r.Next(ctx)
 			if err != nil {
@@ -152,10 +166,9 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 			}
 			f.wm = c.Watermark
 			if c.Sealed {
-				for _, s := range c.Successors {
-					if err := p.openSuccessor(ctx, s); err != nil {
-						return nil, 0, false, err
-					}
+				f.pending = slices.Clone(c.Successors)
+				if err := p.openPending(ctx, f); err != nil {
+					return nil, 0, false, err
 				}
 				break
 			}
@@ -167,40 +180,52 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 	for _, f := range p.ranges {
 		lowest = min(lowest, f.wm)
 	}
-	if lowest == ^uint64(0) || lowest <= p.resolved {
-		return nil, p.resolved, caughtUp, nil
+	if lowest != ^uint64(0) && lowest > p.resolved {
+		rows = p.merge(lowest)
+		p.resolved = lowest
 	}
-	rows = p.merge(lowest)
+	// A sealed range whose rows are all returned and whose successors are
+	// open is done (also when the resolved ts reached its seal before they
+	// opened).
 	for id, f := range p.ranges {
-		if f.r.sealed && len(f.queue) == 0 && f.wm <= lowest {
+		if f.r.sealed && len(f.queue) == 0 && len(f.pending) == 0 && f.wm <= p.resolved {
 			delete(p.ranges, id)
 		}
 	}
-	p.resolved = lowest
-	return rows, lowest, caughtUp, nil
+	return rows, p.resolved, caughtUp, nil
 }
 
 func (p *Puller) inSpan(key []byte) bool {
 	return string(key) >= string(p.start) && (len(p.end) == 0 || string(key) < string(p.end))
 }
 
-func (p *Puller) openSuccessor(ctx context.Context, id uint64) error {
-	if p.seen[id] {
-		return nil
-	}
-	m, err := loadManifest(ctx, p.store, p.tenant, p.opts.Cache)
-	if err != nil {
-		return err
-	}
-	for _, d := range m.Ranges {
-		if d.RangeId == id {
-			if !Overlaps(d, p.start, p.end) {
-				return nil
+// openPending opens the successors of f's sealed range that the manifest
+// names by now; those it does not name yet stay pending (an error only for
+// a failed read).
+func (p *Puller) openPending(ctx context.Context, f *followed) error {
+	var m *formatv1.Manifest
+	for len(f.pending) > 0 {
+		id := f.pending[0]
+		if !p.seen[id] {
+			if m == nil {
+				var err error
+				if m, err = loadManifest(ctx, p.store, p.tenant, p.opts.Cache); err != nil {
+					return err
+				}
 			}
-			return p.open(ctx, id)
+			i := slices.IndexFunc(m.Ranges, func(d *formatv1.RangeDescriptor) bool { return d.RangeId == id })
+			if i < 0 {
+				return nil // not published yet: the next poll looks again
+			}
+			if Overlaps(m.Ranges[i], p.start, p.end) {
+				if err := p.open(ctx, id); err != nil {
+					return err
+				}
+			}
 		}
+		f.pending = f.pending[1:]
 	}
-	return fmt.Errorf("tenant %d: successor range %d is not in manifest version %d", p.tenant, id, m.Version)
+	return nil
 }
 
 // merge pops every queued row with commit_ts <= upTo, merged across ranges.
@@ -250,4 +275,19 @@ func (h *rowHeap) Pop() any {
 	c := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return c
+}
+
+// DebugString H11 DEBUG (temporary).
+func (p *Puller) DebugString() string {
+	s := fmt.Sprintf("resolved %d:", p.resolved)
+	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
+		f := p.ranges[id]
+		r := f.r
+		s += fmt.Sprintf(" [r%d wm %d q %d seq %d rwm %d unk %v sealed %v next %v", id, f.wm, len(f.queue), r.seq, r.wm, r.wmUnknown, r.sealed, r.next != nil)
+		if g := r.seg; g != nil {
+			s += fmt.Sprintf(" seg %s first %d startWm %d epoch %d end %d/%v pos %d done %v found %d checked %s wait %s", g.src.group, g.first, g.startWm, g.epoch, g.end, g.endKnown, g.pos, g.done, g.found, g.checked.Format("15:04:05.000"), g.wait)
+		}
+		s += "]"
+	}
+	return s
 }
