@@ -33,6 +33,11 @@ type schedTask struct {
 	// (0 unknown); catchingUp tasks are never moved for balance.
 	load       float64
 	catchingUp bool
+	// settling tasks have no load report from their current owner yet
+	// (just moved, or new): their load is unknown, so neither balance
+	// moves them (moving one back because its load reads 0 is how a load
+	// move and the count balance would undo each other every round).
+	settling bool
 	ref        any // the caller's task, handed back in the assignment
 }
 
@@ -146,7 +151,7 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 		return out
 	}
 	movable := func(t *schedTask, from *schedWorker) bool {
-		return t.owner == from.id && !t.pinned && !t.held && !t.catchingUp && !moved[t]
+		return t.owner == from.id && !t.pinned && !t.held && !t.catchingUp && !t.settling && !moved[t]
 	}
 	from, to := busiest(targets), idlest(targets)
 	if from.tasks-to.tasks > 1 {

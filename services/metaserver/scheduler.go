@@ -111,6 +111,7 @@ func (s *Service) rangeTasks() []*schedTask {
 	}
 	counts := map[string]int{}
 	loads := s.rangeLoads()
+	sorters := s.state.liveWorkers(metav1.WorkerKind_WORKER_KIND_SORTER)
 	var out []*schedTask
 	for _, e := range all {
 		r := e.val
@@ -121,6 +122,8 @@ func (s *Service) rangeTasks() []*schedTask {
 		t := &schedTask{key: e.key, owner: r.Owner, ref: e}
 		if rl := loads[[2]uint64{r.TenantId, r.RangeId}]; rl != nil {
 			t.load, t.catchingUp = rl.RowsPerSec, rl.CatchingUp
+		} else if w := sorters[r.Owner]; w != nil && w.LoadIntervalMs > 0 && s.cfg.Autoscale {
+			t.settling = true // its owner reports ranges' loads, not this one's yet
 		}
 		if r.State == metav1.RangeTask_STATE_SEALING {
 			t.pinned = true
