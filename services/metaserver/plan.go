@@ -38,7 +38,7 @@ type schedTask struct {
 	// moves them (moving one back because its load reads 0 is how a load
 	// move and the count balance would undo each other every round).
 	settling bool
-	ref        any // the caller's task, handed back in the assignment
+	ref      any // the caller's task, handed back in the assignment
 }
 
 type schedWorker struct {
