@@ -53,6 +53,13 @@ type Config struct {
 	// unless DDL drops an earlier one):
 	// to measure what a lock does to the pulls of the other tables.
 	LongTxnTable int
+	// HotTableShare, when > 0, sends this share of the ordinary
+	// transactions (so of their row changes) to the tenant's first live
+	// table by id, all their rows in it; the others spread over the other
+	// live tables as usual (cross-table ones among those). To measure a
+	// hot table: what the autoscaler does when one table takes most of
+	// the load. 0 keeps every seed's scenario as it was.
+	HotTableShare float64
 
 	ValueSize int // approximate bytes of a row value
 
@@ -170,6 +177,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LongTxnEvery, "long-txn-every", c.LongTxnEvery, "mean interval between long-running transactions (0 = none)")
 	fs.DurationVar(&c.LongTxnHold, "long-txn-hold", c.LongTxnHold, "how long a long-running transaction holds its locks")
 	fs.IntVar(&c.LongTxnTable, "long-txn-table", c.LongTxnTable, "long-running transactions write only the tenant's N-th live table by id (0 = any table)")
+	fs.Float64Var(&c.HotTableShare, "hot-table-share", c.HotTableShare, "share of the ordinary transactions' row changes written to the tenant's first live table by id (0 = spread over every table)")
 	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "approximate bytes of a row value")
 	fs.DurationVar(&c.CrashEvery, "crash-every", c.CrashEvery, "mean interval between store crashes; new leaders take the crashed store's incarnations over (0 = none)")
 	fs.DurationVar(&c.CrashDown, "crash-down", c.CrashDown, "how long a crashed store stays down before it restarts (at least --flush-interval)")
@@ -263,6 +271,7 @@ func (c *Config) Validate() error {
 	ratio(c.AsyncCommitRatio, "async-commit-ratio")
 	ratio(c.CrossTableRatio, "cross-table-ratio")
 	ratio(c.DeleteRatio, "delete-ratio")
+	ratio(c.HotTableShare, "hot-table-share")
 	if c.Regions < c.Stores {
 		errs = append(errs, fmt.Errorf("--regions (%d) must be at least --stores (%d) so every store leads a region", c.Regions, c.Stores))
 	}

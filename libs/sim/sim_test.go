@@ -71,6 +71,20 @@ func TestFilesAgreeWithTruth(t *testing.T) {
 	require.Zero(t, seen.restarts)
 }
 
+// eachTruthLine calls fn for every line of a truth file, in order.
+func eachTruthLine(t *testing.T, truthBytes []byte, fn func(*truth.Line)) {
+	t.Helper()
+	r := truth.NewReader(bytes.NewReader(truthBytes), "truth")
+	for {
+		l, err := r.Next()
+		if err == io.EOF {
+			return
+		}
+		require.NoError(t, err)
+		fn(l)
+	}
+}
+
 // seen counts what checkFiles found in the files.
 type seen struct {
 	takeoverEnds    int // takeover ENDs
@@ -97,14 +111,8 @@ type seen struct {
 func checkFiles(t *testing.T, cfg sim.Config, store objstore.Store, truthBytes []byte, st sim.Stats) seen {
 	t.Helper()
 	want := map[rowID]committed{}
-	r := truth.NewReader(bytes.NewReader(truthBytes), "truth")
 	var end uint64
-	for {
-		l, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
+	eachTruthLine(t, truthBytes, func(l *truth.Line) {
 		switch l.Kind {
 		case truth.KindRow:
 			id := rowID{l.Row.Tenant, string(l.Row.Key), l.Row.CommitTs}
@@ -114,7 +122,7 @@ func checkFiles(t *testing.T, cfg sim.Config, store objstore.Store, truthBytes [
 		case truth.KindEnd:
 			end = l.End.ResolvedTs
 		}
-	}
+	})
 	require.Equal(t, st.FinalResolvedTs, end)
 	require.Len(t, want, int(st.RowsCommitted))
 
@@ -571,6 +579,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 	cfg = sim.DefaultConfig()
 	cfg.CrashEvery = -time.Second
 	require.ErrorContains(t, cfg.Validate(), "--crash-every")
+	cfg = sim.DefaultConfig()
+	cfg.HotTableShare = 1.5
+	require.ErrorContains(t, cfg.Validate(), "--hot-table-share")
 	chaos := sim.ChaosConfig()
 	require.NoError(t, chaos.Validate())
 }
@@ -738,4 +749,53 @@ func keysOf(t *testing.T, store objstore.Store) []string {
 		keys[i] = o.Key
 	}
 	return keys
+}
+
+// TestHotTable: with --hot-table-share 0.8 the tenant's first table takes
+// 80% of the committed rows (counted in the truth, large transactions
+// off, which pick any table), the other tables share the rest, and the
+// files still reproduce the truth exactly; with DDL and region churn on,
+// the truth still verifies.
+func TestHotTable(t *testing.T) {
+	t.Run("share", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.HotTableShare = 0.8
+		cfg.DDLEvery, cfg.LargeTxnEvery = 0, 0
+		store, truthBytes, st := simtest.Run(t, cfg)
+		checkFiles(t, cfg, store, truthBytes, st)
+		perTable := map[uint64]map[int64]int{} // tenant -> table -> rows
+		eachTruthLine(t, truthBytes, func(l *truth.Line) {
+			if l.Kind == truth.KindRow {
+				if perTable[l.Row.Tenant] == nil {
+					perTable[l.Row.Tenant] = map[int64]int{}
+				}
+				perTable[l.Row.Tenant][l.Row.TableID]++
+			}
+		})
+		require.Len(t, perTable, cfg.Tenants)
+		for tenant, tables := range perTable {
+			first, total := int64(0), 0
+			for id, n := range tables {
+				if first == 0 || id < first {
+					first = id
+				}
+				total += n
+			}
+			share := float64(tables[first]) / float64(total)
+			require.InDelta(t, 0.8, share, 0.03, "tenant %d: the first table's share of %d rows", tenant, total)
+			require.Len(t, tables, cfg.Tables, "tenant %d: every table gets rows", tenant)
+			for id, n := range tables {
+				if id != first {
+					require.Greater(t, float64(n)/float64(total), 0.01, "tenant %d table %d", tenant, id)
+				}
+			}
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.HotTableShare = 0.8
+		store, truthBytes, st := simtest.Run(t, cfg)
+		require.Greater(t, st.DDLs, int64(0))
+		checkFiles(t, cfg, store, truthBytes, st)
+	})
 }

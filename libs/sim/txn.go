@@ -74,17 +74,21 @@ func (s *Sim) startDML(tn *tenant, n int, kind txnKind) {
 		return
 	}
 	t := &txn{tn: tn, kind: kind}
-	t.tables = []*table{live[s.rng.IntN(len(live))]}
-	pinned := kind == txnLong && s.cfg.LongTxnTable > 0
-	if pinned {
-		if s.cfg.LongTxnTable > len(live) {
-			return // fewer tables now: no long transaction
+	if kind == txnOrdinary && s.cfg.HotTableShare > 0 {
+		t.tables = s.hotTables(live)
+	} else {
+		t.tables = []*table{live[s.rng.IntN(len(live))]}
+		pinned := kind == txnLong && s.cfg.LongTxnTable > 0
+		if pinned {
+			if s.cfg.LongTxnTable > len(live) {
+				return // fewer tables now: no long transaction
+			}
+			t.tables[0] = live[s.cfg.LongTxnTable-1]
 		}
-		t.tables[0] = live[s.cfg.LongTxnTable-1]
-	}
-	if len(live) > 1 && kind != txnLarge && !pinned && s.rng.Float64() < s.cfg.CrossTableRatio {
-		if other := live[s.rng.IntN(len(live))]; other != t.tables[0] {
-			t.tables = append(t.tables, other)
+		if len(live) > 1 && kind != txnLarge && !pinned && s.rng.Float64() < s.cfg.CrossTableRatio {
+			if other := live[s.rng.IntN(len(live))]; other != t.tables[0] {
+				t.tables = append(t.tables, other)
+			}
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -116,6 +120,25 @@ func (s *Sim) startDML(tn *tenant, n int, kind txnKind) {
 	case txnPipelined:
 		s.stats.PipelinedTxns++
 	}
+}
+
+// hotTables chooses the tables of an ordinary transaction under
+// --hot-table-share: the first live table alone with that probability,
+// otherwise one or (--cross-table-ratio) two of the other live tables.
+// Only called with the option set (at 0 the simulator draws as before);
+// its own decisions come from rng2.
+func (s *Sim) hotTables(live []*table) []*table {
+	if len(live) == 1 || s.rng2.Float64() < s.cfg.HotTableShare {
+		return []*table{live[0]}
+	}
+	cold := live[1:]
+	tables := []*table{cold[s.rng2.IntN(len(cold))]}
+	if len(cold) > 1 && s.rng2.Float64() < s.cfg.CrossTableRatio {
+		if other := cold[s.rng2.IntN(len(cold))]; other != tables[0] {
+			tables = append(tables, other)
+		}
+	}
+	return tables
 }
 
 // pickMutation chooses an insert, update or delete of table tb on a key no

@@ -55,6 +55,8 @@ type lagOptions struct {
 	// Insecure runs the fleet without TLS (to measure what TLS costs).
 	Insecure bool
 	LogLevel string
+	// Elastic: service flags, a scale-down, a timeline (cmd_lag_elastic.go).
+	Elastic elasticOptions
 }
 
 // lagDist is a distribution of lags, in milliseconds.
@@ -82,6 +84,7 @@ type lagResult struct {
 	Wall    time.Duration // sim start to the pull's catch-up
 
 	RowsPulled     int64   // every row received
+	Resumes        int     // reconnections of the tenant pull (UNAVAILABLE)
 	Rows           lagDist // end-to-end lag of the rows committed after the warm-up
 	Buffer         lagDist // per-stage resolved-ts lag samples
 	BufferResolved lagDist
@@ -95,6 +98,10 @@ type lagResult struct {
 	Requests *requestRun
 	// Tables are the table pulls' lags (--table-pulls).
 	Tables map[int64]*tableLag
+	// Elastic is the timeline and scale-down (cmd_lag_elastic.go);
+	// Start, Warm and SimEnd bound its windows.
+	Elastic             *elasticRun
+	Start, Warm, SimEnd time.Time
 
 	CPU     time.Duration // user+system CPU of the process over the run
 	Elapsed time.Duration // the sim's wall time (the traffic window)
@@ -430,7 +437,7 @@ func startBenchFleet(ctx context.Context, o lagOptions, name string, stderr io.W
 		return nil, err
 	}
 	b.fleet, err = startFleet(ctx, fleetOptions{Dir: b.dir, Host: "127.0.0.1", Dispatchers: o.Dispatchers, Sorters: o.Sorters,
-		LogLevel: o.LogLevel, Log: log, Tune: lagTune(o), Insecure: o.Insecure,
+		LogLevel: o.LogLevel, Log: log, Tune: o.tune(), Insecure: o.Insecure,
 		Wrap: func(s objstore.Store) objstore.Store { return recStore{s, b.rec} }})
 	if err != nil {
 		return nil, fmt.Errorf("start the fleet: %w", err)
@@ -484,7 +491,9 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	defer up.Close()
 	upReg := prometheus.NewRegistry()
 	upStore := metered.NewMetrics(upReg).Wrap(recStore{store, rec}, upstreamService, layout.Labels)
-	s, err := sim.New(o.Sim, sim.Options{Store: upStore, OnTenant: up.RegisterTenant, OnFile: up.NotifyFile})
+	el := newElasticRun(o)
+	res.Elastic = el
+	s, err := sim.New(o.Sim, sim.Options{Store: upStore, OnTenant: up.RegisterTenant, OnFile: up.NotifyFile, Truth: el.truthSink()})
 	if err != nil {
 		return nil, err
 	}
@@ -506,13 +515,21 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 	cpu0 := cpuTime()
 	warm := start.Add(o.Warmup)
 	tp := newTablePulls(o.TablePulls, f.api.GRPCAddr(), f.admin, warm, &finalTs)
+	res.Start, res.Warm = start, warm
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		el.watch(watchCtx, f, start, 2*f.stopTo+30*time.Second, stderr)
+	}()
+	defer func() { stopWatch(); <-watched }()
 	go func() {
 		defer close(simDone)
 		res.Sim, simErr = s.Run(ctx)
 		finalTs.Store(res.Sim.FinalResolvedTs)
 	}()
 	go func() {
-		pullDone <- lagPull(ctx, f.api.GRPCAddr(), f.admin, 1, func(r *apiv1.RowChange, now time.Time) {
+		pullDone <- lagPullResuming(ctx, f.api.GRPCAddr(), f.admin, 1, func(r *apiv1.RowChange, now time.Time) {
 			rowsMu.Lock()
 			res.RowsPulled++
 			ms := lagMs(now, r.CommitTs)
@@ -520,12 +537,13 @@ func lagBench(ctx context.Context, o lagOptions, stderr io.Writer) (res *lagResu
 				res.Rows.add(ms)
 			}
 			rowsMu.Unlock()
+			el.row(r, ms)
 			tp.tenantRow(ctx, r, ms)
 		}, func(ts uint64) bool {
 			lastResolved.Store(ts)
 			fin := finalTs.Load()
 			return fin != 0 && ts >= fin
-		})
+		}, &res.Resumes)
 	}()
 
 	// Sample the stages while traffic flows.
@@ -569,6 +587,7 @@ sampling:
 		return nil, fmt.Errorf("sim: %w", simErr)
 	}
 	res.Elapsed = res.Sim.WallTime
+	res.SimEnd = time.Now()
 	reqAfter, err := gatherRequests(gatherers...)
 	if err != nil {
 		return nil, err
@@ -594,6 +613,11 @@ sampling:
 	res.Wall = time.Since(start)
 	res.CPU = cpuTime() - cpu0
 	res.Tables = tp.wait(o.Timeout)
+	stopWatch()
+	<-watched
+	if err := el.verify(); err != nil {
+		return nil, err
+	}
 	scrapeCounters(ctx, f, res.Metrics)
 	rec.mu.Lock()
 	for k, c := range rec.objects {
@@ -706,6 +730,9 @@ func printLag(w io.Writer, o lagOptions, r *lagResult) {
 		o.Sim.Duration, o.Sim.RowsPerSec, o.Sim.FlushInterval, o.Dispatchers, o.Sorters, o.InitialRanges, o.Warmup)
 	fmt.Fprintf(w, "sim: %d rows committed in %d transactions, %d store files (%.1f MiB), %.1f s wall; pulled %d rows, caught up %.1f s after the sim started\n",
 		r.Sim.RowsCommitted, r.Sim.Txns, r.Sim.Files, float64(r.Sim.Bytes)/(1<<20), secs, r.RowsPulled, r.Wall.Seconds())
+	if r.Resumes > 0 {
+		fmt.Fprintf(w, "the tenant pull was ended with UNAVAILABLE and resumed from its last resolved ts + 1 %d time(s) (fleet log: \"pull failed\")\n", r.Resumes)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| end-to-end row lag (commit → puller) | count | p50 ms | p90 ms | p99 ms | max ms |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
@@ -783,6 +810,7 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.Insecure, "insecure", false, "run the fleet without TLS (default: TLS everywhere, as tistream up): to measure what TLS costs")
 	requestsOut := fs.String("requests-out", "", "write the run's object-store request counts (JSON) here, for `tistream cost`")
 	requestsLabel := fs.String("requests-label", "", "the run's name in the request counts (default: its shape)")
+	o.Elastic.register(fs)
 	var d drainOptions
 	fs.Int64Var(&d.BacklogRows, "backlog-rows", 0, "drain mode: generate a backlog of this many row changes (not in real time, at --rows-per-sec of simulated time) before registering the tenant, then time how fast the fleet drains it (0 = the real-time lag mode)")
 	fs.BoolVar(&d.Pull, "backlog-pull", true, "drain mode: pull the tenant after the drain and check its row count (false = check the sorters' rows flushed instead)")
@@ -799,6 +827,10 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.InitialRanges = uint32(*initial)
+	if err := o.Elastic.check(o.Sorters); err != nil {
+		fmt.Fprintf(stderr, "tistream lag: %v\n", err)
+		return 2
+	}
 	if o.DataDir != "" {
 		if abs, err := filepath.Abs(o.DataDir); err == nil {
 			o.DataDir = abs
@@ -828,6 +860,10 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		r.Requests.Label = fmt.Sprintf("%d ranges, %d rows/s", o.InitialRanges, o.Sim.RowsPerSec)
 	}
 	r.Requests.LagP50Ms, r.Requests.LagP99Ms = finiteOr0(r.Rows.q(.5)), finiteOr0(r.Rows.q(.99))
+	r.Elastic.print(stdout, r.Start, r.Warm, r.SimEnd)
+	if r.Elastic.digest != nil {
+		fmt.Fprintf(stdout, "\nverify: the %d rows pulled are the truth's rows, each once (digest of table, key, start and commit ts, op, value)\n", r.Elastic.digest.snapshot().n)
+	}
 	printTableLags(stdout, r.Tables)
 	printRequests(stdout, r.Requests)
 	printRequestsPerMiB(stdout, r.Requests, r.Sim.Bytes)

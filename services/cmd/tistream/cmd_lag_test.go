@@ -18,15 +18,9 @@ func TestLagBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole fleet")
 	}
-	o := lagOptions{Sim: sim.DefaultConfig(), Dispatchers: 1, Sorters: 1, InitialRanges: 2, DataDir: t.TempDir(),
-		Warmup: time.Second, Sample: 50 * time.Millisecond, Timeout: time.Minute, LogLevel: "info"}
-	o.Sim.Duration = 6 * time.Second
-	o.Sim.RowsPerSec = 300
+	o := testLagOptions(t, 1, 2, 6*time.Second)
 	o.TablePulls = 2
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	r, err := lagBench(ctx, o, io.Discard)
-	require.NoError(t, err)
+	r := runTestLag(t, o)
 	require.Positive(t, r.Sim.RowsCommitted)
 	require.Equal(t, r.Sim.RowsCommitted, r.RowsPulled, "rows pulled vs rows the simulator committed")
 	require.NotEmpty(t, r.Rows.ms)
@@ -51,6 +45,25 @@ func TestLagBench(t *testing.T) {
 	printTableLags(&out, r.Tables)
 	require.Contains(t, out.String(), "table pull p50")
 	checkLagRequests(t, r)
+}
+
+// testLagOptions is a short, slow lag run (300 rows/s) for the tests.
+func testLagOptions(t *testing.T, sorters int, ranges uint32, d time.Duration) lagOptions {
+	o := lagOptions{Sim: sim.DefaultConfig(), Dispatchers: 1, Sorters: sorters, InitialRanges: ranges, DataDir: t.TempDir(),
+		Warmup: time.Second, Sample: 50 * time.Millisecond, Timeout: time.Minute, LogLevel: "info"}
+	o.Sim.Duration = d
+	o.Sim.RowsPerSec = 300
+	return o
+}
+
+// runTestLag runs lagBench within two minutes and requires it to succeed.
+func runTestLag(t *testing.T, o lagOptions) *lagResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := lagBench(ctx, o, io.Discard)
+	require.NoError(t, err)
+	return r
 }
 
 func TestLagDistQuantile(t *testing.T) {
