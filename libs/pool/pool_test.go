@@ -287,15 +287,8 @@ func TestPullAcrossSplitAndMerge(t *testing.T) {
 		}
 		return out
 	}
-	require.NoError(t, PublishManifest(ctx, store, &formatv1.Manifest{TenantId: 1, Version: 2, NextRangeId: 4, Ranges: []*formatv1.RangeDescriptor{
-		{RangeId: 1, State: formatv1.RangeDescriptor_STATE_RETIRED, OpenedAtTs: 100, RetiredAtTs: third, SuccessorRangeIds: []uint64{2, 3}},
-		{RangeId: 2, State: formatv1.RangeDescriptor_STATE_ACTIVE, EndKey: mid, OpenedAtTs: third, ParentRangeIds: []uint64{1}},
-		{RangeId: 3, State: formatv1.RangeDescriptor_STATE_ACTIVE, StartKey: mid, OpenedAtTs: third, ParentRangeIds: []uint64{1}},
-	}}))
-	r2, err := CreateRange(ctx, ga, RangeSpec{Tenant: 1, RangeID: 2, End: mid, OpenedAt: third, Parents: []uint64{1}}, 1)
-	require.NoError(t, err)
-	r3, err := CreateRange(ctx, gb, RangeSpec{Tenant: 1, RangeID: 3, Start: mid, OpenedAt: third, Parents: []uint64{1}}, 1)
-	require.NoError(t, err)
+	require.NoError(t, PublishManifest(ctx, store, splitManifest(third, mid)))
+	r2, r3 := createChildren(t, ga, gb, third, mid)
 	require.NoError(t, r1.Seal(ctx, []uint64{2, 3}))
 	lrows, rrows := part(left), part(func(k []byte) bool { return !left(k) })
 	publish(t, r2, lrows, []uint64{twoThirds - 7, twoThirds})
@@ -348,65 +341,22 @@ func TestManifestRules(t *testing.T) {
 // ts at the seal, and opens the successors once the manifest names them —
 // neither an error that ends the pull nor a follow that forgets them.
 func TestPullSealBeforeManifest(t *testing.T) {
-	store := objstore.NewMemory()
-	all := genRows(rand.New(rand.NewPCG(7, 7)), 600, []int64{100, 101, 102, 103}, 100)
-	half, last := all[len(all)/2].CommitTs, all[len(all)-1].CommitTs
-	mid := tidbcodec.TablePrefix(102)
-	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
-	g := newGroup(t, store, 1, "a")
-	r1, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
-	require.NoError(t, err)
-	publish(t, r1, all, []uint64{half})
-	p, err := NewPuller(ctx, store, 1, nil, nil, nil, 0)
-	require.NoError(t, err)
-	var got []Row
-	poll := func() (uint64, bool) {
-		t.Helper()
-		rows, resolved, caughtUp, err := p.Poll(ctx)
-		require.NoError(t, err)
-		got = append(got, rows...)
-		return resolved, caughtUp
-	}
+	f := newSplitFixture(t, 7)
 	for i := 0; i < 10; i++ {
-		poll()
+		f.poll(t)
 	}
 
 	// The children exist and the parent is sealed; the manifest is not
 	// published yet.
-	r2, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 2, End: mid, OpenedAt: half, Parents: []uint64{1}}, 1)
-	require.NoError(t, err)
-	r3, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 3, Start: mid, OpenedAt: half, Parents: []uint64{1}}, 1)
-	require.NoError(t, err)
-	require.NoError(t, r1.Seal(ctx, []uint64{2, 3}))
-	left := func(k []byte) bool { return string(k) < string(mid) }
-	var lrows, rrows []Row
-	for _, r := range all {
-		if left(r.Key) {
-			lrows = append(lrows, r)
-		} else {
-			rrows = append(rrows, r)
-		}
-	}
-	publish(t, r2, lrows, []uint64{last})
-	publish(t, r3, rrows, []uint64{last})
+	r2, r3 := createChildren(t, f.g, f.g, f.half, f.mid)
+	require.NoError(t, f.r1.Seal(ctx, []uint64{2, 3}))
+	f.publishChildren(t, r2, r3)
 	for i := 0; i < 10; i++ {
-		resolved, caughtUp := poll()
-		require.Equal(t, half, resolved, "held at the seal until the successors open")
+		resolved, caughtUp := f.poll(t)
+		require.Equal(t, f.half, resolved, "held at the seal until the successors open")
 		require.False(t, caughtUp, "successors are pending")
 	}
 
-	require.NoError(t, PublishManifest(ctx, store, &formatv1.Manifest{TenantId: 1, Version: 2, NextRangeId: 4, Ranges: []*formatv1.RangeDescriptor{
-		{RangeId: 1, State: formatv1.RangeDescriptor_STATE_RETIRED, OpenedAtTs: 100, RetiredAtTs: half, SuccessorRangeIds: []uint64{2, 3}},
-		{RangeId: 2, State: formatv1.RangeDescriptor_STATE_ACTIVE, EndKey: mid, OpenedAtTs: half, ParentRangeIds: []uint64{1}},
-		{RangeId: 3, State: formatv1.RangeDescriptor_STATE_ACTIVE, StartKey: mid, OpenedAtTs: half, ParentRangeIds: []uint64{1}},
-	}}))
-	var resolved uint64
-	for i := 0; i < 100 && resolved < last; i++ {
-		resolved, _ = poll()
-	}
-	require.Equal(t, last, resolved)
-	require.Equal(t, len(all), len(got), "every row once")
-	for i := range all {
-		require.Equal(t, 0, Compare(&all[i], &got[i]), "row %d", i)
-	}
+	require.NoError(t, PublishManifest(ctx, f.store, splitManifest(f.half, f.mid)))
+	f.pullToEnd(t)
 }

@@ -276,18 +276,3 @@ func (h *rowHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return c
 }
-
-// DebugString H11 DEBUG (temporary).
-func (p *Puller) DebugString() string {
-	s := fmt.Sprintf("resolved %d:", p.resolved)
-	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
-		f := p.ranges[id]
-		r := f.r
-		s += fmt.Sprintf(" [r%d wm %d q %d seq %d rwm %d unk %v sealed %v next %v", id, f.wm, len(f.queue), r.seq, r.wm, r.wmUnknown, r.sealed, r.next != nil)
-		if g := r.seg; g != nil {
-			s += fmt.Sprintf(" seg %s first %d startWm %d epoch %d end %d/%v pos %d done %v found %d checked %s wait %s", g.src.group, g.first, g.startWm, g.epoch, g.end, g.endKnown, g.pos, g.done, g.found, g.checked.Format("15:04:05.000"), g.wait)
-		}
-		s += "]"
-	}
-	return s
-}
