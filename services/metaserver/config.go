@@ -26,7 +26,9 @@ type Config struct {
 	// ScheduleInterval is the scheduler's and the seal reconciler's period;
 	// they also run at every change of workers or tasks.
 	ScheduleInterval time.Duration `yaml:"schedule_interval"`
-	// InitialRanges is RegisterTenant's default when the request says 0.
+	// InitialRanges is RegisterTenant's default when the request says 0:
+	// 2, so that the meta keys have a range of their own (a long
+	// transaction in a table never holds the schema registry back).
 	InitialRanges int `yaml:"initial_ranges"`
 	// NotifyInterval coalesces a stream's notifications: at most one etcd
 	// write per stream per interval.
@@ -108,7 +110,7 @@ func DefaultConfig() Config {
 			StopTimeout: 30 * time.Second, MaxRecvBytes: defaultMaxRecvBytes},
 		SessionTTL:         10 * time.Second,
 		ScheduleInterval:   2 * time.Second,
-		InitialRanges:      1,
+		InitialRanges:      2,
 		NotifyInterval:     200 * time.Millisecond,
 		NotifyQueue:        4096,
 		MaxDispatcherConns: 256,

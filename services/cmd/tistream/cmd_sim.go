@@ -29,7 +29,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	truthPath := fs.String("truth", "", "write the ground truth (JSON Lines) to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime)")
-	initialRanges := fs.Uint("initial-ranges", 1, "with --meta: ranges each tenant starts with")
+	initialRanges := fs.Uint("initial-ranges", 2, "with --meta: ranges each tenant starts with (from 2 on the first holds the meta keys alone)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")

@@ -24,7 +24,7 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	storeURL := fs.String("store", "", "object store for data_change_buffer/ (file:///dir, s3://bucket/prefix?endpoint=...)")
 	in := fs.String("in", "-", "the store change lines: a file, or - for stdin")
 	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (registers the tenant, notifies files)")
-	initialRanges := fs.Uint("initial-ranges", 1, "with --meta: ranges the tenant starts with")
+	initialRanges := fs.Uint("initial-ranges", 2, "with --meta: ranges the tenant starts with (from 2 on the first holds the meta keys alone)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: producer | tistream upstream --store URL [--meta ADDR]")
 		fmt.Fprintln(stderr, "Reads the store change line protocol (docs/formats/store-change-lines.md) and writes")
