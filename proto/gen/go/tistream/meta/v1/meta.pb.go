@@ -21,19 +21,225 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type UpdateTenantRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Settings *TenantSettings        `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Field paths to reset to the fleet default, e.g. "retention_ms",
+	// "quotas.pull_bytes_per_sec".
+	Reset_        []string `protobuf:"bytes,3,rep,name=reset,proto3" json:"reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantRequest) Reset() {
+	*x = UpdateTenantRequest{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantRequest) ProtoMessage() {}
+
+func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UpdateTenantRequest) GetTenantId() uint64 {
+	if x != nil {
+		return x.TenantId
+	}
+	return 0
+}
+
+func (x *UpdateTenantRequest) GetSettings() *TenantSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetReset_() []string {
+	if x != nil {
+		return x.Reset_
+	}
+	return nil
+}
+
+type UpdateTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *TenantInfo            `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantResponse) Reset() {
+	*x = UpdateTenantResponse{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantResponse) ProtoMessage() {}
+
+func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateTenantResponse) GetTenant() *TenantInfo {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+type DeregisterTenantRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// How long data is kept before deletion; unset = the fleet's default.
+	GraceMs       *int64 `protobuf:"varint,2,opt,name=grace_ms,json=graceMs,proto3,oneof" json:"grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeregisterTenantRequest) Reset() {
+	*x = DeregisterTenantRequest{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeregisterTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeregisterTenantRequest) ProtoMessage() {}
+
+func (x *DeregisterTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeregisterTenantRequest.ProtoReflect.Descriptor instead.
+func (*DeregisterTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeregisterTenantRequest) GetTenantId() uint64 {
+	if x != nil {
+		return x.TenantId
+	}
+	return 0
+}
+
+func (x *DeregisterTenantRequest) GetGraceMs() int64 {
+	if x != nil && x.GraceMs != nil {
+		return *x.GraceMs
+	}
+	return 0
+}
+
+type DeregisterTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *TenantInfo            `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeregisterTenantResponse) Reset() {
+	*x = DeregisterTenantResponse{}
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeregisterTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeregisterTenantResponse) ProtoMessage() {}
+
+func (x *DeregisterTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeregisterTenantResponse.ProtoReflect.Descriptor instead.
+func (*DeregisterTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeregisterTenantResponse) GetTenant() *TenantInfo {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
 type RegisterTenantRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	TenantId  uint64                 `protobuf:"varint,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Ranges to start with, split at table boundaries (default 1).
 	InitialRanges uint32 `protobuf:"varint,3,opt,name=initial_ranges,json=initialRanges,proto3" json:"initial_ranges,omitempty"`
+	// The tenant's settings (unset fields take the fleet defaults). Ignored
+	// when the tenant exists: use UpdateTenant.
+	Settings      *TenantSettings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterTenantRequest) Reset() {
 	*x = RegisterTenantRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[0]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +251,7 @@ func (x *RegisterTenantRequest) String() string {
 func (*RegisterTenantRequest) ProtoMessage() {}
 
 func (x *RegisterTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[0]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +264,7 @@ func (x *RegisterTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTenantRequest.ProtoReflect.Descriptor instead.
 func (*RegisterTenantRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{0}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterTenantRequest) GetClusterId() uint64 {
@@ -82,6 +288,13 @@ func (x *RegisterTenantRequest) GetInitialRanges() uint32 {
 	return 0
 }
 
+func (x *RegisterTenantRequest) GetSettings() *TenantSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 type RegisterTenantResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Tenant *TenantInfo            `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
@@ -93,7 +306,7 @@ type RegisterTenantResponse struct {
 
 func (x *RegisterTenantResponse) Reset() {
 	*x = RegisterTenantResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +318,7 @@ func (x *RegisterTenantResponse) String() string {
 func (*RegisterTenantResponse) ProtoMessage() {}
 
 func (x *RegisterTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[1]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +331,7 @@ func (x *RegisterTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterTenantResponse.ProtoReflect.Descriptor instead.
 func (*RegisterTenantResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{1}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterTenantResponse) GetTenant() *TenantInfo {
@@ -148,7 +361,7 @@ type NotifyStoreFileRequest struct {
 
 func (x *NotifyStoreFileRequest) Reset() {
 	*x = NotifyStoreFileRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +373,7 @@ func (x *NotifyStoreFileRequest) String() string {
 func (*NotifyStoreFileRequest) ProtoMessage() {}
 
 func (x *NotifyStoreFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[2]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +386,7 @@ func (x *NotifyStoreFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStoreFileRequest.ProtoReflect.Descriptor instead.
 func (*NotifyStoreFileRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{2}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NotifyStoreFileRequest) GetClusterId() uint64 {
@@ -219,7 +432,7 @@ type NotifyStoreFileResponse struct {
 
 func (x *NotifyStoreFileResponse) Reset() {
 	*x = NotifyStoreFileResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +444,7 @@ func (x *NotifyStoreFileResponse) String() string {
 func (*NotifyStoreFileResponse) ProtoMessage() {}
 
 func (x *NotifyStoreFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[3]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +457,7 @@ func (x *NotifyStoreFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyStoreFileResponse.ProtoReflect.Descriptor instead.
 func (*NotifyStoreFileResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{3}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{7}
 }
 
 type ListTenantsRequest struct {
@@ -255,7 +468,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +480,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +493,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{4}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{8}
 }
 
 type ListTenantsResponse struct {
@@ -292,7 +505,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +517,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[5]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +530,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{5}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
@@ -337,7 +550,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +562,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[6]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +575,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{6}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksRequest) GetTenantId() uint64 {
@@ -382,7 +595,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +607,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[7]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +620,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{7}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTasksResponse) GetRanges() []*RangeStatus {
@@ -439,7 +652,7 @@ type RangeStatus struct {
 
 func (x *RangeStatus) Reset() {
 	*x = RangeStatus{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +664,7 @@ func (x *RangeStatus) String() string {
 func (*RangeStatus) ProtoMessage() {}
 
 func (x *RangeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[8]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +677,7 @@ func (x *RangeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeStatus.ProtoReflect.Descriptor instead.
 func (*RangeStatus) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{8}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RangeStatus) GetTask() *RangeTask {
@@ -509,7 +722,7 @@ type StreamStatus struct {
 
 func (x *StreamStatus) Reset() {
 	*x = StreamStatus{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +734,7 @@ func (x *StreamStatus) String() string {
 func (*StreamStatus) ProtoMessage() {}
 
 func (x *StreamStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[9]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +747,7 @@ func (x *StreamStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStatus.ProtoReflect.Descriptor instead.
 func (*StreamStatus) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{9}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamStatus) GetTask() *StreamTask {
@@ -577,7 +790,7 @@ type SplitRangeRequest struct {
 
 func (x *SplitRangeRequest) Reset() {
 	*x = SplitRangeRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +802,7 @@ func (x *SplitRangeRequest) String() string {
 func (*SplitRangeRequest) ProtoMessage() {}
 
 func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[10]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +815,7 @@ func (x *SplitRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeRequest.ProtoReflect.Descriptor instead.
 func (*SplitRangeRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{10}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SplitRangeRequest) GetTenantId() uint64 {
@@ -635,7 +848,7 @@ type SplitRangeResponse struct {
 
 func (x *SplitRangeResponse) Reset() {
 	*x = SplitRangeResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +860,7 @@ func (x *SplitRangeResponse) String() string {
 func (*SplitRangeResponse) ProtoMessage() {}
 
 func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[11]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +873,7 @@ func (x *SplitRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRangeResponse.ProtoReflect.Descriptor instead.
 func (*SplitRangeResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{11}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SplitRangeResponse) GetNewRangeIds() []uint64 {
@@ -682,7 +895,7 @@ type MergeRangesRequest struct {
 
 func (x *MergeRangesRequest) Reset() {
 	*x = MergeRangesRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +907,7 @@ func (x *MergeRangesRequest) String() string {
 func (*MergeRangesRequest) ProtoMessage() {}
 
 func (x *MergeRangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[12]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +920,7 @@ func (x *MergeRangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeRangesRequest.ProtoReflect.Descriptor instead.
 func (*MergeRangesRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{12}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MergeRangesRequest) GetTenantId() uint64 {
@@ -740,7 +953,7 @@ type MergeRangesResponse struct {
 
 func (x *MergeRangesResponse) Reset() {
 	*x = MergeRangesResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +965,7 @@ func (x *MergeRangesResponse) String() string {
 func (*MergeRangesResponse) ProtoMessage() {}
 
 func (x *MergeRangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[13]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +978,7 @@ func (x *MergeRangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeRangesResponse.ProtoReflect.Descriptor instead.
 func (*MergeRangesResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{13}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MergeRangesResponse) GetNewRangeId() uint64 {
@@ -788,7 +1001,7 @@ type DrainWorkerRequest struct {
 
 func (x *DrainWorkerRequest) Reset() {
 	*x = DrainWorkerRequest{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1013,7 @@ func (x *DrainWorkerRequest) String() string {
 func (*DrainWorkerRequest) ProtoMessage() {}
 
 func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[14]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1026,7 @@ func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainWorkerRequest.ProtoReflect.Descriptor instead.
 func (*DrainWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{14}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DrainWorkerRequest) GetKind() WorkerKind {
@@ -847,7 +1060,7 @@ type DrainWorkerResponse struct {
 
 func (x *DrainWorkerResponse) Reset() {
 	*x = DrainWorkerResponse{}
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1072,7 @@ func (x *DrainWorkerResponse) String() string {
 func (*DrainWorkerResponse) ProtoMessage() {}
 
 func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_meta_proto_msgTypes[15]
+	mi := &file_tistream_meta_v1_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1085,7 @@ func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainWorkerResponse.ProtoReflect.Descriptor instead.
 func (*DrainWorkerResponse) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{15}
+	return file_tistream_meta_v1_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DrainWorkerResponse) GetTasksOwned() uint32 {
@@ -886,12 +1099,25 @@ var File_tistream_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x1btistream/meta/v1/meta.proto\x12\x10tistream.meta.v1\x1a\x1ctistream/meta/v1/state.proto\"z\n" +
+	"\x1btistream/meta/v1/meta.proto\x12\x10tistream.meta.v1\x1a\x1ctistream/meta/v1/state.proto\"\x86\x01\n" +
+	"\x13UpdateTenantRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12<\n" +
+	"\bsettings\x18\x02 \x01(\v2 .tistream.meta.v1.TenantSettingsR\bsettings\x12\x14\n" +
+	"\x05reset\x18\x03 \x03(\tR\x05reset\"L\n" +
+	"\x14UpdateTenantResponse\x124\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1c.tistream.meta.v1.TenantInfoR\x06tenant\"c\n" +
+	"\x17DeregisterTenantRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x1e\n" +
+	"\bgrace_ms\x18\x02 \x01(\x03H\x00R\agraceMs\x88\x01\x01B\v\n" +
+	"\t_grace_ms\"P\n" +
+	"\x18DeregisterTenantResponse\x124\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1c.tistream.meta.v1.TenantInfoR\x06tenant\"\xb8\x01\n" +
 	"\x15RegisterTenantRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\x04R\btenantId\x12%\n" +
-	"\x0einitial_ranges\x18\x03 \x01(\rR\rinitialRanges\"h\n" +
+	"\x0einitial_ranges\x18\x03 \x01(\rR\rinitialRanges\x12<\n" +
+	"\bsettings\x18\x04 \x01(\v2 .tistream.meta.v1.TenantSettingsR\bsettings\"h\n" +
 	"\x16RegisterTenantResponse\x124\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1c.tistream.meta.v1.TenantInfoR\x06tenant\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"\x98\x01\n" +
@@ -945,7 +1171,7 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\x06cancel\x18\x03 \x01(\bR\x06cancel\"6\n" +
 	"\x13DrainWorkerResponse\x12\x1f\n" +
 	"\vtasks_owned\x18\x01 \x01(\rR\n" +
-	"tasksOwned2\x9d\x05\n" +
+	"tasksOwned2\xe7\x06\n" +
 	"\vMetaService\x12c\n" +
 	"\x0eRegisterTenant\x12'.tistream.meta.v1.RegisterTenantRequest\x1a(.tistream.meta.v1.RegisterTenantResponse\x12f\n" +
 	"\x0fNotifyStoreFile\x12(.tistream.meta.v1.NotifyStoreFileRequest\x1a).tistream.meta.v1.NotifyStoreFileResponse\x12Z\n" +
@@ -954,7 +1180,9 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
 	"SplitRange\x12#.tistream.meta.v1.SplitRangeRequest\x1a$.tistream.meta.v1.SplitRangeResponse\x12Z\n" +
 	"\vMergeRanges\x12$.tistream.meta.v1.MergeRangesRequest\x1a%.tistream.meta.v1.MergeRangesResponse\x12Z\n" +
-	"\vDrainWorker\x12$.tistream.meta.v1.DrainWorkerRequest\x1a%.tistream.meta.v1.DrainWorkerResponseB\xc6\x01\n" +
+	"\vDrainWorker\x12$.tistream.meta.v1.DrainWorkerRequest\x1a%.tistream.meta.v1.DrainWorkerResponse\x12]\n" +
+	"\fUpdateTenant\x12%.tistream.meta.v1.UpdateTenantRequest\x1a&.tistream.meta.v1.UpdateTenantResponse\x12i\n" +
+	"\x10DeregisterTenant\x12).tistream.meta.v1.DeregisterTenantRequest\x1a*.tistream.meta.v1.DeregisterTenantResponseB\xc6\x01\n" +
 	"\x14com.tistream.meta.v1B\tMetaProtoP\x01ZAgithub.com/tistream/tistream/proto/gen/go/tistream/meta/v1;metav1\xa2\x02\x03TMX\xaa\x02\x10Tistream.Meta.V1\xca\x02\x10Tistream\\Meta\\V1\xe2\x02\x1cTistream\\Meta\\V1\\GPBMetadata\xea\x02\x12Tistream::Meta::V1b\x06proto3"
 
 var (
@@ -969,58 +1197,71 @@ func file_tistream_meta_v1_meta_proto_rawDescGZIP() []byte {
 	return file_tistream_meta_v1_meta_proto_rawDescData
 }
 
-var file_tistream_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tistream_meta_v1_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_tistream_meta_v1_meta_proto_goTypes = []any{
-	(*RegisterTenantRequest)(nil),   // 0: tistream.meta.v1.RegisterTenantRequest
-	(*RegisterTenantResponse)(nil),  // 1: tistream.meta.v1.RegisterTenantResponse
-	(*NotifyStoreFileRequest)(nil),  // 2: tistream.meta.v1.NotifyStoreFileRequest
-	(*NotifyStoreFileResponse)(nil), // 3: tistream.meta.v1.NotifyStoreFileResponse
-	(*ListTenantsRequest)(nil),      // 4: tistream.meta.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),     // 5: tistream.meta.v1.ListTenantsResponse
-	(*ListTasksRequest)(nil),        // 6: tistream.meta.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 7: tistream.meta.v1.ListTasksResponse
-	(*RangeStatus)(nil),             // 8: tistream.meta.v1.RangeStatus
-	(*StreamStatus)(nil),            // 9: tistream.meta.v1.StreamStatus
-	(*SplitRangeRequest)(nil),       // 10: tistream.meta.v1.SplitRangeRequest
-	(*SplitRangeResponse)(nil),      // 11: tistream.meta.v1.SplitRangeResponse
-	(*MergeRangesRequest)(nil),      // 12: tistream.meta.v1.MergeRangesRequest
-	(*MergeRangesResponse)(nil),     // 13: tistream.meta.v1.MergeRangesResponse
-	(*DrainWorkerRequest)(nil),      // 14: tistream.meta.v1.DrainWorkerRequest
-	(*DrainWorkerResponse)(nil),     // 15: tistream.meta.v1.DrainWorkerResponse
-	(*TenantInfo)(nil),              // 16: tistream.meta.v1.TenantInfo
-	(*RangeTask)(nil),               // 17: tistream.meta.v1.RangeTask
-	(*StreamTask)(nil),              // 18: tistream.meta.v1.StreamTask
-	(*Checkpoint)(nil),              // 19: tistream.meta.v1.Checkpoint
-	(WorkerKind)(0),                 // 20: tistream.meta.v1.WorkerKind
+	(*UpdateTenantRequest)(nil),      // 0: tistream.meta.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),     // 1: tistream.meta.v1.UpdateTenantResponse
+	(*DeregisterTenantRequest)(nil),  // 2: tistream.meta.v1.DeregisterTenantRequest
+	(*DeregisterTenantResponse)(nil), // 3: tistream.meta.v1.DeregisterTenantResponse
+	(*RegisterTenantRequest)(nil),    // 4: tistream.meta.v1.RegisterTenantRequest
+	(*RegisterTenantResponse)(nil),   // 5: tistream.meta.v1.RegisterTenantResponse
+	(*NotifyStoreFileRequest)(nil),   // 6: tistream.meta.v1.NotifyStoreFileRequest
+	(*NotifyStoreFileResponse)(nil),  // 7: tistream.meta.v1.NotifyStoreFileResponse
+	(*ListTenantsRequest)(nil),       // 8: tistream.meta.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),      // 9: tistream.meta.v1.ListTenantsResponse
+	(*ListTasksRequest)(nil),         // 10: tistream.meta.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),        // 11: tistream.meta.v1.ListTasksResponse
+	(*RangeStatus)(nil),              // 12: tistream.meta.v1.RangeStatus
+	(*StreamStatus)(nil),             // 13: tistream.meta.v1.StreamStatus
+	(*SplitRangeRequest)(nil),        // 14: tistream.meta.v1.SplitRangeRequest
+	(*SplitRangeResponse)(nil),       // 15: tistream.meta.v1.SplitRangeResponse
+	(*MergeRangesRequest)(nil),       // 16: tistream.meta.v1.MergeRangesRequest
+	(*MergeRangesResponse)(nil),      // 17: tistream.meta.v1.MergeRangesResponse
+	(*DrainWorkerRequest)(nil),       // 18: tistream.meta.v1.DrainWorkerRequest
+	(*DrainWorkerResponse)(nil),      // 19: tistream.meta.v1.DrainWorkerResponse
+	(*TenantSettings)(nil),           // 20: tistream.meta.v1.TenantSettings
+	(*TenantInfo)(nil),               // 21: tistream.meta.v1.TenantInfo
+	(*RangeTask)(nil),                // 22: tistream.meta.v1.RangeTask
+	(*StreamTask)(nil),               // 23: tistream.meta.v1.StreamTask
+	(*Checkpoint)(nil),               // 24: tistream.meta.v1.Checkpoint
+	(WorkerKind)(0),                  // 25: tistream.meta.v1.WorkerKind
 }
 var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
-	16, // 0: tistream.meta.v1.RegisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
-	16, // 1: tistream.meta.v1.ListTenantsResponse.tenants:type_name -> tistream.meta.v1.TenantInfo
-	8,  // 2: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
-	9,  // 3: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
-	17, // 4: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
-	18, // 5: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
-	19, // 6: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
-	20, // 7: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
-	0,  // 8: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
-	2,  // 9: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
-	4,  // 10: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
-	6,  // 11: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
-	10, // 12: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
-	12, // 13: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
-	14, // 14: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
-	1,  // 15: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
-	3,  // 16: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
-	5,  // 17: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
-	7,  // 18: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
-	11, // 19: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
-	13, // 20: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
-	15, // 21: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	20, // 0: tistream.meta.v1.UpdateTenantRequest.settings:type_name -> tistream.meta.v1.TenantSettings
+	21, // 1: tistream.meta.v1.UpdateTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
+	21, // 2: tistream.meta.v1.DeregisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
+	20, // 3: tistream.meta.v1.RegisterTenantRequest.settings:type_name -> tistream.meta.v1.TenantSettings
+	21, // 4: tistream.meta.v1.RegisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
+	21, // 5: tistream.meta.v1.ListTenantsResponse.tenants:type_name -> tistream.meta.v1.TenantInfo
+	12, // 6: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
+	13, // 7: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
+	22, // 8: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
+	23, // 9: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
+	24, // 10: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
+	25, // 11: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
+	4,  // 12: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
+	6,  // 13: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
+	8,  // 14: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
+	10, // 15: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
+	14, // 16: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
+	16, // 17: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
+	18, // 18: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
+	0,  // 19: tistream.meta.v1.MetaService.UpdateTenant:input_type -> tistream.meta.v1.UpdateTenantRequest
+	2,  // 20: tistream.meta.v1.MetaService.DeregisterTenant:input_type -> tistream.meta.v1.DeregisterTenantRequest
+	5,  // 21: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
+	7,  // 22: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
+	9,  // 23: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
+	11, // 24: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
+	15, // 25: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
+	17, // 26: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
+	19, // 27: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
+	1,  // 28: tistream.meta.v1.MetaService.UpdateTenant:output_type -> tistream.meta.v1.UpdateTenantResponse
+	3,  // 29: tistream.meta.v1.MetaService.DeregisterTenant:output_type -> tistream.meta.v1.DeregisterTenantResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_meta_proto_init() }
@@ -1029,13 +1270,14 @@ func file_tistream_meta_v1_meta_proto_init() {
 		return
 	}
 	file_tistream_meta_v1_state_proto_init()
+	file_tistream_meta_v1_meta_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_meta_v1_meta_proto_rawDesc), len(file_tistream_meta_v1_meta_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

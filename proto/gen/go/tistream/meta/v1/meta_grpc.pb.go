@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MetaService_RegisterTenant_FullMethodName  = "/tistream.meta.v1.MetaService/RegisterTenant"
-	MetaService_NotifyStoreFile_FullMethodName = "/tistream.meta.v1.MetaService/NotifyStoreFile"
-	MetaService_ListTenants_FullMethodName     = "/tistream.meta.v1.MetaService/ListTenants"
-	MetaService_ListTasks_FullMethodName       = "/tistream.meta.v1.MetaService/ListTasks"
-	MetaService_SplitRange_FullMethodName      = "/tistream.meta.v1.MetaService/SplitRange"
-	MetaService_MergeRanges_FullMethodName     = "/tistream.meta.v1.MetaService/MergeRanges"
-	MetaService_DrainWorker_FullMethodName     = "/tistream.meta.v1.MetaService/DrainWorker"
+	MetaService_RegisterTenant_FullMethodName   = "/tistream.meta.v1.MetaService/RegisterTenant"
+	MetaService_NotifyStoreFile_FullMethodName  = "/tistream.meta.v1.MetaService/NotifyStoreFile"
+	MetaService_ListTenants_FullMethodName      = "/tistream.meta.v1.MetaService/ListTenants"
+	MetaService_ListTasks_FullMethodName        = "/tistream.meta.v1.MetaService/ListTasks"
+	MetaService_SplitRange_FullMethodName       = "/tistream.meta.v1.MetaService/SplitRange"
+	MetaService_MergeRanges_FullMethodName      = "/tistream.meta.v1.MetaService/MergeRanges"
+	MetaService_DrainWorker_FullMethodName      = "/tistream.meta.v1.MetaService/DrainWorker"
+	MetaService_UpdateTenant_FullMethodName     = "/tistream.meta.v1.MetaService/UpdateTenant"
+	MetaService_DeregisterTenant_FullMethodName = "/tistream.meta.v1.MetaService/DeregisterTenant"
 )
 
 // MetaServiceClient is the client API for MetaService service.
@@ -48,6 +50,13 @@ type MetaServiceClient interface {
 	// Moves every task away from a worker (and assigns it none) until it
 	// stops, or until cancelled.
 	DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error)
+	// Changes a tenant's settings without a restart: fields set in settings
+	// replace the tenant's, fields named in reset go back to the fleet
+	// default.
+	UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error)
+	// Offboards a tenant: stops its streams and ranges and refuses new pulls
+	// at once, deletes all its data after the grace period (resumable).
+	DeregisterTenant(ctx context.Context, in *DeregisterTenantRequest, opts ...grpc.CallOption) (*DeregisterTenantResponse, error)
 }
 
 type metaServiceClient struct {
@@ -128,6 +137,26 @@ func (c *metaServiceClient) DrainWorker(ctx context.Context, in *DrainWorkerRequ
 	return out, nil
 }
 
+func (c *metaServiceClient) UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTenantResponse)
+	err := c.cc.Invoke(ctx, MetaService_UpdateTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaServiceClient) DeregisterTenant(ctx context.Context, in *DeregisterTenantRequest, opts ...grpc.CallOption) (*DeregisterTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeregisterTenantResponse)
+	err := c.cc.Invoke(ctx, MetaService_DeregisterTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServiceServer is the server API for MetaService service.
 // All implementations must embed UnimplementedMetaServiceServer
 // for forward compatibility.
@@ -148,6 +177,13 @@ type MetaServiceServer interface {
 	// Moves every task away from a worker (and assigns it none) until it
 	// stops, or until cancelled.
 	DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error)
+	// Changes a tenant's settings without a restart: fields set in settings
+	// replace the tenant's, fields named in reset go back to the fleet
+	// default.
+	UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error)
+	// Offboards a tenant: stops its streams and ranges and refuses new pulls
+	// at once, deletes all its data after the grace period (resumable).
+	DeregisterTenant(context.Context, *DeregisterTenantRequest) (*DeregisterTenantResponse, error)
 	mustEmbedUnimplementedMetaServiceServer()
 }
 
@@ -178,6 +214,12 @@ func (UnimplementedMetaServiceServer) MergeRanges(context.Context, *MergeRangesR
 }
 func (UnimplementedMetaServiceServer) DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainWorker not implemented")
+}
+func (UnimplementedMetaServiceServer) UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTenant not implemented")
+}
+func (UnimplementedMetaServiceServer) DeregisterTenant(context.Context, *DeregisterTenantRequest) (*DeregisterTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeregisterTenant not implemented")
 }
 func (UnimplementedMetaServiceServer) mustEmbedUnimplementedMetaServiceServer() {}
 func (UnimplementedMetaServiceServer) testEmbeddedByValue()                     {}
@@ -326,6 +368,42 @@ func _MetaService_DrainWorker_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetaService_UpdateTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).UpdateTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_UpdateTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).UpdateTenant(ctx, req.(*UpdateTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetaService_DeregisterTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeregisterTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).DeregisterTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_DeregisterTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).DeregisterTenant(ctx, req.(*DeregisterTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MetaService_ServiceDesc is the grpc.ServiceDesc for MetaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +438,14 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainWorker",
 			Handler:    _MetaService_DrainWorker_Handler,
+		},
+		{
+			MethodName: "UpdateTenant",
+			Handler:    _MetaService_UpdateTenant_Handler,
+		},
+		{
+			MethodName: "DeregisterTenant",
+			Handler:    _MetaService_DeregisterTenant_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

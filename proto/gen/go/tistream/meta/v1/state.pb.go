@@ -71,6 +71,62 @@ func (WorkerKind) EnumDescriptor() ([]byte, []int) {
 	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{0}
 }
 
+// TenantState is where a tenant is in its life.
+type TenantState int32
+
+const (
+	TenantState_TENANT_STATE_UNSPECIFIED TenantState = 0
+	TenantState_TENANT_STATE_ACTIVE      TenantState = 1
+	// Deregistered: streams and ranges stopped, new pulls refused, data kept
+	// until delete_after_unix_ms (the grace period).
+	TenantState_TENANT_STATE_DEREGISTERED TenantState = 2
+	// Its data is being deleted (resumable); the record goes last.
+	TenantState_TENANT_STATE_DELETING TenantState = 3
+)
+
+// Enum value maps for TenantState.
+var (
+	TenantState_name = map[int32]string{
+		0: "TENANT_STATE_UNSPECIFIED",
+		1: "TENANT_STATE_ACTIVE",
+		2: "TENANT_STATE_DEREGISTERED",
+		3: "TENANT_STATE_DELETING",
+	}
+	TenantState_value = map[string]int32{
+		"TENANT_STATE_UNSPECIFIED":  0,
+		"TENANT_STATE_ACTIVE":       1,
+		"TENANT_STATE_DEREGISTERED": 2,
+		"TENANT_STATE_DELETING":     3,
+	}
+)
+
+func (x TenantState) Enum() *TenantState {
+	p := new(TenantState)
+	*p = x
+	return p
+}
+
+func (x TenantState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TenantState) Descriptor() protoreflect.EnumDescriptor {
+	return file_tistream_meta_v1_state_proto_enumTypes[1].Descriptor()
+}
+
+func (TenantState) Type() protoreflect.EnumType {
+	return &file_tistream_meta_v1_state_proto_enumTypes[1]
+}
+
+func (x TenantState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TenantState.Descriptor instead.
+func (TenantState) EnumDescriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
 type RangeTask_State int32
 
 const (
@@ -108,11 +164,11 @@ func (x RangeTask_State) String() string {
 }
 
 func (RangeTask_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_tistream_meta_v1_state_proto_enumTypes[1].Descriptor()
+	return file_tistream_meta_v1_state_proto_enumTypes[2].Descriptor()
 }
 
 func (RangeTask_State) Type() protoreflect.EnumType {
-	return &file_tistream_meta_v1_state_proto_enumTypes[1]
+	return &file_tistream_meta_v1_state_proto_enumTypes[2]
 }
 
 func (x RangeTask_State) Number() protoreflect.EnumNumber {
@@ -121,7 +177,7 @@ func (x RangeTask_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RangeTask_State.Descriptor instead.
 func (RangeTask_State) EnumDescriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4, 0}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{6, 0}
 }
 
 // WorkerInfo is a live worker: /tistream/v1/workers/{kind}/{id}, attached to
@@ -401,8 +457,20 @@ type TenantInfo struct {
 	// ts of the schema snapshot the tenant started from.
 	SchemaSnapshotTs uint64 `protobuf:"varint,3,opt,name=schema_snapshot_ts,json=schemaSnapshotTs,proto3" json:"schema_snapshot_ts,omitempty"`
 	RegisteredUnixMs int64  `protobuf:"varint,4,opt,name=registered_unix_ms,json=registeredUnixMs,proto3" json:"registered_unix_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The tenant's own settings; an unset field takes the fleet's default
+	// (docs/tenants.md). Absent in records written before settings existed.
+	Settings *TenantSettings `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Lifecycle (docs/tenants.md, "Offboarding"). UNSPECIFIED reads as ACTIVE.
+	State TenantState `protobuf:"varint,6,opt,name=state,proto3,enum=tistream.meta.v1.TenantState" json:"state,omitempty"`
+	// When DeregisterTenant was accepted, and when its data may be deleted
+	// (the end of the grace period).
+	DeregisteredUnixMs int64 `protobuf:"varint,7,opt,name=deregistered_unix_ms,json=deregisteredUnixMs,proto3" json:"deregistered_unix_ms,omitempty"`
+	DeleteAfterUnixMs  int64 `protobuf:"varint,8,opt,name=delete_after_unix_ms,json=deleteAfterUnixMs,proto3" json:"delete_after_unix_ms,omitempty"`
+	// Raised each time settings change; services log the generation they
+	// apply.
+	SettingsGeneration uint64 `protobuf:"varint,9,opt,name=settings_generation,json=settingsGeneration,proto3" json:"settings_generation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TenantInfo) Reset() {
@@ -463,6 +531,220 @@ func (x *TenantInfo) GetRegisteredUnixMs() int64 {
 	return 0
 }
 
+func (x *TenantInfo) GetSettings() *TenantSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *TenantInfo) GetState() TenantState {
+	if x != nil {
+		return x.State
+	}
+	return TenantState_TENANT_STATE_UNSPECIFIED
+}
+
+func (x *TenantInfo) GetDeregisteredUnixMs() int64 {
+	if x != nil {
+		return x.DeregisteredUnixMs
+	}
+	return 0
+}
+
+func (x *TenantInfo) GetDeleteAfterUnixMs() int64 {
+	if x != nil {
+		return x.DeleteAfterUnixMs
+	}
+	return 0
+}
+
+func (x *TenantInfo) GetSettingsGeneration() uint64 {
+	if x != nil {
+		return x.SettingsGeneration
+	}
+	return 0
+}
+
+// TenantSettings are a tenant's own settings (docs/tenants.md). Every field
+// is optional: unset means the fleet's default, so a later change of the
+// fleet default reaches every tenant that did not choose its own.
+type TenantSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's data change buffer: an object-store URL in the form the
+	// fleet's --buffer takes (s3://bucket/prefix?..., file:///dir).
+	BufferUrl *string `protobuf:"bytes,1,opt,name=buffer_url,json=bufferUrl,proto3,oneof" json:"buffer_url,omitempty"`
+	// The name of the credentials for buffer_url in the fleet's credentials
+	// file (never the secret itself).
+	CredentialsRef *string `protobuf:"bytes,2,opt,name=credentials_ref,json=credentialsRef,proto3,oneof" json:"credentials_ref,omitempty"`
+	// How long the tenant's committed data is kept after publication.
+	RetentionMs *int64 `protobuf:"varint,3,opt,name=retention_ms,json=retentionMs,proto3,oneof" json:"retention_ms,omitempty"`
+	// The key-encryption key that wraps the tenant's data keys: "" = not
+	// encrypted; "local:NAME" (a key in the fleet's key directory) or
+	// "aws-kms:KEY-ID-OR-ARN" (docs/formats/encryption.md).
+	KekRef        *string       `protobuf:"bytes,4,opt,name=kek_ref,json=kekRef,proto3,oneof" json:"kek_ref,omitempty"`
+	Quotas        *TenantQuotas `protobuf:"bytes,5,opt,name=quotas,proto3" json:"quotas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantSettings) Reset() {
+	*x = TenantSettings{}
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantSettings) ProtoMessage() {}
+
+func (x *TenantSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantSettings.ProtoReflect.Descriptor instead.
+func (*TenantSettings) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TenantSettings) GetBufferUrl() string {
+	if x != nil && x.BufferUrl != nil {
+		return *x.BufferUrl
+	}
+	return ""
+}
+
+func (x *TenantSettings) GetCredentialsRef() string {
+	if x != nil && x.CredentialsRef != nil {
+		return *x.CredentialsRef
+	}
+	return ""
+}
+
+func (x *TenantSettings) GetRetentionMs() int64 {
+	if x != nil && x.RetentionMs != nil {
+		return *x.RetentionMs
+	}
+	return 0
+}
+
+func (x *TenantSettings) GetKekRef() string {
+	if x != nil && x.KekRef != nil {
+		return *x.KekRef
+	}
+	return ""
+}
+
+func (x *TenantSettings) GetQuotas() *TenantQuotas {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+// TenantQuotas bound what one tenant may use; unset = the fleet default,
+// 0 = unlimited.
+type TenantQuotas struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ingest: row events and bytes per second read from the tenant's buffer
+	// (over quota: the dispatcher slows down; nothing is dropped).
+	IngestRowsPerSec  *uint64 `protobuf:"varint,1,opt,name=ingest_rows_per_sec,json=ingestRowsPerSec,proto3,oneof" json:"ingest_rows_per_sec,omitempty"`
+	IngestBytesPerSec *uint64 `protobuf:"varint,2,opt,name=ingest_bytes_per_sec,json=ingestBytesPerSec,proto3,oneof" json:"ingest_bytes_per_sec,omitempty"`
+	// Committed data pool bytes (over quota: alert, nothing is dropped).
+	PoolBytes *uint64 `protobuf:"varint,3,opt,name=pool_bytes,json=poolBytes,proto3,oneof" json:"pool_bytes,omitempty"`
+	// Ranges the autoscaler and admin split may create.
+	MaxRanges *uint32 `protobuf:"varint,4,opt,name=max_ranges,json=maxRanges,proto3,oneof" json:"max_ranges,omitempty"`
+	// Pulls served at once, and their bytes per second (over quota:
+	// RESOURCE_EXHAUSTED for a new pull; an open one is slowed down).
+	MaxConcurrentPulls *uint32 `protobuf:"varint,5,opt,name=max_concurrent_pulls,json=maxConcurrentPulls,proto3,oneof" json:"max_concurrent_pulls,omitempty"`
+	PullBytesPerSec    *uint64 `protobuf:"varint,6,opt,name=pull_bytes_per_sec,json=pullBytesPerSec,proto3,oneof" json:"pull_bytes_per_sec,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *TenantQuotas) Reset() {
+	*x = TenantQuotas{}
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantQuotas) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantQuotas) ProtoMessage() {}
+
+func (x *TenantQuotas) ProtoReflect() protoreflect.Message {
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantQuotas.ProtoReflect.Descriptor instead.
+func (*TenantQuotas) Descriptor() ([]byte, []int) {
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TenantQuotas) GetIngestRowsPerSec() uint64 {
+	if x != nil && x.IngestRowsPerSec != nil {
+		return *x.IngestRowsPerSec
+	}
+	return 0
+}
+
+func (x *TenantQuotas) GetIngestBytesPerSec() uint64 {
+	if x != nil && x.IngestBytesPerSec != nil {
+		return *x.IngestBytesPerSec
+	}
+	return 0
+}
+
+func (x *TenantQuotas) GetPoolBytes() uint64 {
+	if x != nil && x.PoolBytes != nil {
+		return *x.PoolBytes
+	}
+	return 0
+}
+
+func (x *TenantQuotas) GetMaxRanges() uint32 {
+	if x != nil && x.MaxRanges != nil {
+		return *x.MaxRanges
+	}
+	return 0
+}
+
+func (x *TenantQuotas) GetMaxConcurrentPulls() uint32 {
+	if x != nil && x.MaxConcurrentPulls != nil {
+		return *x.MaxConcurrentPulls
+	}
+	return 0
+}
+
+func (x *TenantQuotas) GetPullBytesPerSec() uint64 {
+	if x != nil && x.PullBytesPerSec != nil {
+		return *x.PullBytesPerSec
+	}
+	return 0
+}
+
 // RangeTask is one range of a tenant and its sorter:
 // /tistream/v1/ranges/{tenant}/{range}.
 type RangeTask struct {
@@ -489,7 +771,7 @@ type RangeTask struct {
 
 func (x *RangeTask) Reset() {
 	*x = RangeTask{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +783,7 @@ func (x *RangeTask) String() string {
 func (*RangeTask) ProtoMessage() {}
 
 func (x *RangeTask) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[4]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +796,7 @@ func (x *RangeTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeTask.ProtoReflect.Descriptor instead.
 func (*RangeTask) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RangeTask) GetTenantId() uint64 {
@@ -612,7 +894,7 @@ type StreamTask struct {
 
 func (x *StreamTask) Reset() {
 	*x = StreamTask{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +906,7 @@ func (x *StreamTask) String() string {
 func (*StreamTask) ProtoMessage() {}
 
 func (x *StreamTask) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[5]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +919,7 @@ func (x *StreamTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTask.ProtoReflect.Descriptor instead.
 func (*StreamTask) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamTask) GetClusterId() uint64 {
@@ -709,7 +991,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1003,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tistream_meta_v1_state_proto_msgTypes[6]
+	mi := &file_tistream_meta_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1016,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_tistream_meta_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Checkpoint) GetSeq() uint64 {
@@ -799,14 +1081,46 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"catchingUp\"o\n" +
 	"\fDrainRequest\x123\n" +
 	"\x16worker_started_unix_ms\x18\x01 \x01(\x03R\x13workerStartedUnixMs\x12*\n" +
-	"\x11requested_unix_ms\x18\x02 \x01(\x03R\x0frequestedUnixMs\"\xa4\x01\n" +
+	"\x11requested_unix_ms\x18\x02 \x01(\x03R\x0frequestedUnixMs\"\xab\x03\n" +
 	"\n" +
 	"TenantInfo\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\x04R\btenantId\x12,\n" +
 	"\x12schema_snapshot_ts\x18\x03 \x01(\x04R\x10schemaSnapshotTs\x12,\n" +
-	"\x12registered_unix_ms\x18\x04 \x01(\x03R\x10registeredUnixMs\"\xd9\x03\n" +
+	"\x12registered_unix_ms\x18\x04 \x01(\x03R\x10registeredUnixMs\x12<\n" +
+	"\bsettings\x18\x05 \x01(\v2 .tistream.meta.v1.TenantSettingsR\bsettings\x123\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1d.tistream.meta.v1.TenantStateR\x05state\x120\n" +
+	"\x14deregistered_unix_ms\x18\a \x01(\x03R\x12deregisteredUnixMs\x12/\n" +
+	"\x14delete_after_unix_ms\x18\b \x01(\x03R\x11deleteAfterUnixMs\x12/\n" +
+	"\x13settings_generation\x18\t \x01(\x04R\x12settingsGeneration\"\xa0\x02\n" +
+	"\x0eTenantSettings\x12\"\n" +
+	"\n" +
+	"buffer_url\x18\x01 \x01(\tH\x00R\tbufferUrl\x88\x01\x01\x12,\n" +
+	"\x0fcredentials_ref\x18\x02 \x01(\tH\x01R\x0ecredentialsRef\x88\x01\x01\x12&\n" +
+	"\fretention_ms\x18\x03 \x01(\x03H\x02R\vretentionMs\x88\x01\x01\x12\x1c\n" +
+	"\akek_ref\x18\x04 \x01(\tH\x03R\x06kekRef\x88\x01\x01\x126\n" +
+	"\x06quotas\x18\x05 \x01(\v2\x1e.tistream.meta.v1.TenantQuotasR\x06quotasB\r\n" +
+	"\v_buffer_urlB\x12\n" +
+	"\x10_credentials_refB\x0f\n" +
+	"\r_retention_msB\n" +
+	"\n" +
+	"\b_kek_ref\"\xa8\x03\n" +
+	"\fTenantQuotas\x122\n" +
+	"\x13ingest_rows_per_sec\x18\x01 \x01(\x04H\x00R\x10ingestRowsPerSec\x88\x01\x01\x124\n" +
+	"\x14ingest_bytes_per_sec\x18\x02 \x01(\x04H\x01R\x11ingestBytesPerSec\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"pool_bytes\x18\x03 \x01(\x04H\x02R\tpoolBytes\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"max_ranges\x18\x04 \x01(\rH\x03R\tmaxRanges\x88\x01\x01\x125\n" +
+	"\x14max_concurrent_pulls\x18\x05 \x01(\rH\x04R\x12maxConcurrentPulls\x88\x01\x01\x120\n" +
+	"\x12pull_bytes_per_sec\x18\x06 \x01(\x04H\x05R\x0fpullBytesPerSec\x88\x01\x01B\x16\n" +
+	"\x14_ingest_rows_per_secB\x17\n" +
+	"\x15_ingest_bytes_per_secB\r\n" +
+	"\v_pool_bytesB\r\n" +
+	"\v_max_rangesB\x17\n" +
+	"\x15_max_concurrent_pullsB\x15\n" +
+	"\x13_pull_bytes_per_sec\"\xd9\x03\n" +
 	"\tRangeTask\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x1b\n" +
@@ -848,7 +1162,12 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"WorkerKind\x12\x1b\n" +
 	"\x17WORKER_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16WORKER_KIND_DISPATCHER\x10\x01\x12\x16\n" +
-	"\x12WORKER_KIND_SORTER\x10\x02B\xc7\x01\n" +
+	"\x12WORKER_KIND_SORTER\x10\x02*~\n" +
+	"\vTenantState\x12\x1c\n" +
+	"\x18TENANT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TENANT_STATE_ACTIVE\x10\x01\x12\x1d\n" +
+	"\x19TENANT_STATE_DEREGISTERED\x10\x02\x12\x19\n" +
+	"\x15TENANT_STATE_DELETING\x10\x03B\xc7\x01\n" +
 	"\x14com.tistream.meta.v1B\n" +
 	"StateProtoP\x01ZAgithub.com/tistream/tistream/proto/gen/go/tistream/meta/v1;metav1\xa2\x02\x03TMX\xaa\x02\x10Tistream.Meta.V1\xca\x02\x10Tistream\\Meta\\V1\xe2\x02\x1cTistream\\Meta\\V1\\GPBMetadata\xea\x02\x12Tistream::Meta::V1b\x06proto3"
 
@@ -864,28 +1183,34 @@ func file_tistream_meta_v1_state_proto_rawDescGZIP() []byte {
 	return file_tistream_meta_v1_state_proto_rawDescData
 }
 
-var file_tistream_meta_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tistream_meta_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_tistream_meta_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tistream_meta_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_tistream_meta_v1_state_proto_goTypes = []any{
-	(WorkerKind)(0),      // 0: tistream.meta.v1.WorkerKind
-	(RangeTask_State)(0), // 1: tistream.meta.v1.RangeTask.State
-	(*WorkerInfo)(nil),   // 2: tistream.meta.v1.WorkerInfo
-	(*RangeLoad)(nil),    // 3: tistream.meta.v1.RangeLoad
-	(*DrainRequest)(nil), // 4: tistream.meta.v1.DrainRequest
-	(*TenantInfo)(nil),   // 5: tistream.meta.v1.TenantInfo
-	(*RangeTask)(nil),    // 6: tistream.meta.v1.RangeTask
-	(*StreamTask)(nil),   // 7: tistream.meta.v1.StreamTask
-	(*Checkpoint)(nil),   // 8: tistream.meta.v1.Checkpoint
+	(WorkerKind)(0),        // 0: tistream.meta.v1.WorkerKind
+	(TenantState)(0),       // 1: tistream.meta.v1.TenantState
+	(RangeTask_State)(0),   // 2: tistream.meta.v1.RangeTask.State
+	(*WorkerInfo)(nil),     // 3: tistream.meta.v1.WorkerInfo
+	(*RangeLoad)(nil),      // 4: tistream.meta.v1.RangeLoad
+	(*DrainRequest)(nil),   // 5: tistream.meta.v1.DrainRequest
+	(*TenantInfo)(nil),     // 6: tistream.meta.v1.TenantInfo
+	(*TenantSettings)(nil), // 7: tistream.meta.v1.TenantSettings
+	(*TenantQuotas)(nil),   // 8: tistream.meta.v1.TenantQuotas
+	(*RangeTask)(nil),      // 9: tistream.meta.v1.RangeTask
+	(*StreamTask)(nil),     // 10: tistream.meta.v1.StreamTask
+	(*Checkpoint)(nil),     // 11: tistream.meta.v1.Checkpoint
 }
 var file_tistream_meta_v1_state_proto_depIdxs = []int32{
 	0, // 0: tistream.meta.v1.WorkerInfo.kind:type_name -> tistream.meta.v1.WorkerKind
-	3, // 1: tistream.meta.v1.WorkerInfo.ranges:type_name -> tistream.meta.v1.RangeLoad
-	1, // 2: tistream.meta.v1.RangeTask.state:type_name -> tistream.meta.v1.RangeTask.State
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 1: tistream.meta.v1.WorkerInfo.ranges:type_name -> tistream.meta.v1.RangeLoad
+	7, // 2: tistream.meta.v1.TenantInfo.settings:type_name -> tistream.meta.v1.TenantSettings
+	1, // 3: tistream.meta.v1.TenantInfo.state:type_name -> tistream.meta.v1.TenantState
+	8, // 4: tistream.meta.v1.TenantSettings.quotas:type_name -> tistream.meta.v1.TenantQuotas
+	2, // 5: tistream.meta.v1.RangeTask.state:type_name -> tistream.meta.v1.RangeTask.State
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_state_proto_init() }
@@ -893,13 +1218,15 @@ func file_tistream_meta_v1_state_proto_init() {
 	if File_tistream_meta_v1_state_proto != nil {
 		return
 	}
+	file_tistream_meta_v1_state_proto_msgTypes[4].OneofWrappers = []any{}
+	file_tistream_meta_v1_state_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tistream_meta_v1_state_proto_rawDesc), len(file_tistream_meta_v1_state_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   7,
+			NumEnums:      3,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
