@@ -184,3 +184,29 @@ func FuzzDecodeRow(f *testing.F) {
 		}
 	})
 }
+
+// An empty binary value is an empty slice, not nil: a consumer that
+// writes it somewhere must not turn it into NULL.
+func TestDecodeEmptyBinaryIsNotNull(t *testing.T) {
+	info := everyType(t, 100)
+	ts := newTableSchema("db1", 3, info)
+	row := &apiv1.RowChange{TableId: 100, CommitTs: 9, StartTs: 8, Op: apiv1.Op_OP_PUT, Key: tc.EncodeRecordKey(100, 42),
+		Value: encode(t, info, map[string]tc.Value{"vb": tc.BytesValue(nil), "bl": tc.BytesValue([]byte{}), "nul": tc.NullValue()}), SchemaVersion: 3}
+	got, err := DecodeRow(ts, row, 100, tc.Handle{Int: 42})
+	require.NoError(t, err)
+	seen := 0
+	for _, c := range got.Columns {
+		switch c.Name {
+		case "vb", "bl":
+			b, ok := c.Value.([]byte)
+			require.True(t, ok, "column %s is %T", c.Name, c.Value)
+			require.NotNil(t, b, "column %s", c.Name)
+			require.Empty(t, b, "column %s", c.Name)
+			seen++
+		case "nul":
+			require.Nil(t, c.Value)
+			seen++
+		}
+	}
+	require.Equal(t, 3, seen)
+}

@@ -35,7 +35,8 @@ func goValue(c *tidbcodec.ColumnInfo, v tidbcodec.Value) (any, error) {
 		return v.Float, nil
 	case tidbcodec.KindBytes:
 		if isBinary(c) {
-			return append([]byte(nil), v.Bytes...), nil
+			// Non-nil even when empty: an empty value is not NULL.
+			return append([]byte{}, v.Bytes...), nil
 		}
 		return string(v.Bytes), nil
 	case tidbcodec.KindDecimal:
@@ -62,7 +63,7 @@ func goValue(c *tidbcodec.ColumnInfo, v tidbcodec.Value) (any, error) {
 		}
 		return strings.Join(names, ","), nil
 	case tidbcodec.KindJSON:
-		return BinaryJSON(append([]byte(nil), v.Bytes...)), nil
+		return BinaryJSON(append([]byte{}, v.Bytes...)), nil
 	}
 	return nil, fmt.Errorf("value of kind %s", v.Kind)
 }
