@@ -30,3 +30,17 @@ for t in "${tools[@]}"; do
   touch "$stamp"
   echo "install-tools: $name built in $(( $(date +%s) - start ))s"
 done
+
+# AWS-KMS-compatible server for the libs/crypt AWS KMS tests: local-kms
+# (github.com/nsmithuk/local-kms, pinned in scripts/localkms/go.mod) served
+# by our launcher, which listens on a loopback address only (the upstream
+# binary binds every interface).
+lk_stamp="$bin/.tistream-localkms@$(sha256sum "$root/scripts/localkms/go.sum" "$root/scripts/localkms/main.go" | sha256sum | cut -c1-16)"
+if [[ ! -x "$bin/tistream-localkms" || ! -f "$lk_stamp" ]]; then
+  echo "install-tools: building tistream-localkms (local-kms from the Go module proxy)"
+  start=$(date +%s)
+  (cd "$root/scripts/localkms" && GOWORK=off go build -o "$bin/tistream-localkms" .)
+  rm -f "$bin/.tistream-localkms@"*
+  touch "$lk_stamp"
+  echo "install-tools: tistream-localkms built in $(( $(date +%s) - start ))s"
+fi

@@ -163,10 +163,12 @@ func (g *Guard) refuse(ctx context.Context, method, reason string, id *Identity,
 // audited are calls that change the fleet: each allowed one is logged
 // with its caller.
 var audited = map[string]bool{
-	"/tistream.meta.v1.MetaService/RegisterTenant": true,
-	"/tistream.meta.v1.MetaService/SplitRange":     true,
-	"/tistream.meta.v1.MetaService/MergeRanges":    true,
-	"/tistream.meta.v1.MetaService/DrainWorker":    true,
+	"/tistream.meta.v1.MetaService/RegisterTenant":   true,
+	"/tistream.meta.v1.MetaService/SplitRange":       true,
+	"/tistream.meta.v1.MetaService/MergeRanges":      true,
+	"/tistream.meta.v1.MetaService/DrainWorker":      true,
+	"/tistream.meta.v1.MetaService/UpdateTenant":     true,
+	"/tistream.meta.v1.MetaService/DeregisterTenant": true,
 }
 
 // Unary is the guard as a unary interceptor.

@@ -25,13 +25,16 @@ var policy = map[string]Rule{
 
 	// The meta-server: producers register their tenant and notify their
 	// files; operating the fleet is for admins.
-	"/tistream.meta.v1.MetaService/RegisterTenant":  {Roles: []Role{RoleUpstream, RoleAdmin}, Tenant: true},
-	"/tistream.meta.v1.MetaService/NotifyStoreFile": {Roles: []Role{RoleUpstream, RoleAdmin}, Tenant: true},
-	"/tistream.meta.v1.MetaService/ListTenants":     {Roles: []Role{RoleAdmin}},
-	"/tistream.meta.v1.MetaService/ListTasks":       {Roles: []Role{RoleAdmin}, Tenant: true},
-	"/tistream.meta.v1.MetaService/SplitRange":      {Roles: []Role{RoleAdmin}, Tenant: true},
-	"/tistream.meta.v1.MetaService/MergeRanges":     {Roles: []Role{RoleAdmin}, Tenant: true},
-	"/tistream.meta.v1.MetaService/DrainWorker":     {Roles: []Role{RoleAdmin}},
+	"/tistream.meta.v1.MetaService/RegisterTenant":   {Roles: []Role{RoleUpstream, RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/NotifyStoreFile":  {Roles: []Role{RoleUpstream, RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/ListTenants":      {Roles: []Role{RoleAdmin}},
+	"/tistream.meta.v1.MetaService/ListTasks":        {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/SplitRange":       {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/MergeRanges":      {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/DrainWorker":      {Roles: []Role{RoleAdmin}},
+	"/tistream.meta.v1.MetaService/UpdateTenant":     {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/DeregisterTenant": {Roles: []Role{RoleAdmin}, Tenant: true},
+	"/tistream.meta.v1.MetaService/GetUsage":         {Roles: []Role{RoleAdmin}, Tenant: true},
 
 	// Internal APIs: only the fleet member that calls them.
 	"/tistream.sorter.v1.SorterService/Ingest":                   {Roles: []Role{RoleDispatcher}},

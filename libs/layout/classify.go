@@ -25,6 +25,7 @@ const (
 	PurposePoolPublish  Purpose = "pool_publish"  // group-G/pub/...: a sorter group's publications
 	PurposePoolManifest Purpose = "pool_manifest" // manifest/VERSION
 	PurposePoolSchema   Purpose = "pool_schema"   // schema_snap/TS: the pool's copy of the schema snapshots
+	PurposePoolUsage    Purpose = "pool_usage"    // usage/...: metering records
 	PurposePoolOther    Purpose = "pool_other"    // anything else under the pool, e.g. a whole range's prefix
 	// the others
 	PurposeSorterSnapshot Purpose = "sorter_snapshot" // sorter_snapshots/tenant-T/range-R/EPOCH-N
@@ -36,7 +37,7 @@ const (
 func Purposes() []Purpose {
 	return []Purpose{PurposeStoreFile, PurposeBufferSchema, PurposeBufferOther,
 		PurposePoolData, PurposePoolLog, PurposePoolHead, PurposePoolFloor, PurposePoolSegment, PurposePoolPublish,
-		PurposePoolManifest, PurposePoolSchema, PurposePoolOther,
+		PurposePoolManifest, PurposePoolSchema, PurposePoolUsage, PurposePoolOther,
 		PurposeSorterSnapshot, PurposeSchemaRegistry, PurposeOther}
 }
 
@@ -94,6 +95,8 @@ func poolPurpose(rest string) Purpose {
 		return PurposePoolManifest
 	case first == "schema_snap":
 		return PurposePoolSchema
+	case first == "usage":
+		return PurposePoolUsage
 	case strings.HasPrefix(first, "range-"):
 		switch second {
 		case "data":

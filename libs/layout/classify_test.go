@@ -37,6 +37,8 @@ func TestClassify(t *testing.T) {
 		{ManifestKey(8, 1), PurposePoolManifest, "8"},
 		{PoolSchemaSnapshotKey(8, 1), PurposePoolSchema, "8"},
 		{PoolTenantPrefix(8), PurposePoolOther, "8"},
+		{UsageRawKey(8, 3600000, "sorter-1", 2), PurposePoolUsage, "8"},
+		{UsageHourlyPrefix(8), PurposePoolUsage, "8"},
 		{PoolRoot, PurposePoolOther, ""},
 		{SorterSnapshotKey(9, 1, 2, 3), PurposeSorterSnapshot, "9"},
 		{SorterSnapshotPrefix(9, 1), PurposeSorterSnapshot, "9"},

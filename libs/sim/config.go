@@ -13,11 +13,14 @@ import (
 type Config struct {
 	Seed      uint64
 	ClusterID uint64
-	Tenants   int // tenant ids are 1..Tenants
+	Tenants   int // tenant ids are FirstTenant..FirstTenant+Tenants-1
 	Stores    int // store ids are 1..Stores, shared by every tenant
 	DBs       int // databases per tenant
 	Tables    int // tables per tenant at start
 	Regions   int // regions per tenant at start (at least one per table group)
+	// FirstTenant is the first tenant id (0 = 1), so that two simulators
+	// can push different tenants into one fleet at different rates.
+	FirstTenant uint64
 
 	RowsPerSec int           // committed-or-not row changes per simulated second
 	Duration   time.Duration // simulated time to generate traffic for
@@ -152,6 +155,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed; the same seed writes the same files")
 	fs.Uint64Var(&c.ClusterID, "cluster", c.ClusterID, "upstream cluster id")
 	fs.IntVar(&c.Tenants, "tenants", c.Tenants, "number of tenants (ids 1..N)")
+	fs.Uint64Var(&c.FirstTenant, "first-tenant", c.FirstTenant, "id of the first tenant (0 = 1): tenants are --first-tenant..--first-tenant+--tenants-1")
 	fs.IntVar(&c.Stores, "stores", c.Stores, "number of TiKV stores")
 	fs.IntVar(&c.DBs, "dbs", c.DBs, "databases per tenant")
 	fs.IntVar(&c.Tables, "tables", c.Tables, "tables per tenant at start")

@@ -86,7 +86,7 @@ func (s *Sim) bootstrap() error {
 	snapTs := s.ts()
 	for i := range s.cfg.Tenants {
 		tn := &tenant{
-			id:        uint64(i + 1),
+			id:        max(s.cfg.FirstTenant, 1) + uint64(i),
 			regions:   newRegionSet(),
 			tables:    make(map[int64]*table),
 			nextID:    firstObjectID,

@@ -96,6 +96,32 @@ func (d Defaults) Validate() error {
 	return nil
 }
 
+// Settings returns the defaults as tenant settings with every field set
+// (ListTenants gives them so a client can show effective values).
+func (d Defaults) Settings() *metav1.TenantSettings {
+	return &metav1.TenantSettings{
+		BufferUrl: proto.String(d.BufferURL), CredentialsRef: proto.String(d.CredentialsRef),
+		RetentionMs: proto.Int64(d.Retention.Milliseconds()), KekRef: proto.String(d.KEKRef),
+		Quotas: &metav1.TenantQuotas{
+			IngestRowsPerSec: proto.Uint64(d.Quotas.IngestRowsPerSec), IngestBytesPerSec: proto.Uint64(d.Quotas.IngestBytesPerSec),
+			PoolBytes: proto.Uint64(d.Quotas.PoolBytes), MaxRanges: proto.Uint32(d.Quotas.MaxRanges),
+			MaxConcurrentPulls: proto.Uint32(d.Quotas.MaxConcurrentPulls), PullBytesPerSec: proto.Uint64(d.Quotas.PullBytesPerSec),
+		},
+	}
+}
+
+// DefaultsOf is the inverse of Defaults.Settings (unset fields read as
+// zero), with the deregister grace.
+func DefaultsOf(s *metav1.TenantSettings, grace time.Duration) Defaults {
+	q := s.GetQuotas()
+	return Defaults{BufferURL: s.GetBufferUrl(), CredentialsRef: s.GetCredentialsRef(),
+		Retention: time.Duration(s.GetRetentionMs()) * time.Millisecond, KEKRef: s.GetKekRef(),
+		Quotas: Quotas{IngestRowsPerSec: q.GetIngestRowsPerSec(), IngestBytesPerSec: q.GetIngestBytesPerSec(),
+			PoolBytes: q.GetPoolBytes(), MaxRanges: q.GetMaxRanges(), MaxConcurrentPulls: q.GetMaxConcurrentPulls(),
+			PullBytesPerSec: q.GetPullBytesPerSec()},
+		DeregisterGrace: grace}
+}
+
 // Effective is one tenant's settings with the fleet defaults filled in.
 type Effective struct {
 	Tenant     uint64
@@ -108,8 +134,9 @@ type Effective struct {
 	KEKRef         string
 	Quotas         Quotas
 	// DeleteAfter: when a deregistered tenant's data may go (zero while
-	// active).
-	DeleteAfter time.Time
+	// active); DeregisteredAt: when it was deregistered.
+	DeleteAfter    time.Time
+	DeregisteredAt time.Time
 }
 
 // Active reports whether the tenant is served: not deregistered.
@@ -150,7 +177,22 @@ func Resolve(info *metav1.TenantInfo, d Defaults) Effective {
 	if ms := info.GetDeleteAfterUnixMs(); ms > 0 {
 		e.DeleteAfter = time.UnixMilli(ms)
 	}
+	if ms := info.GetDeregisteredUnixMs(); ms > 0 {
+		e.DeregisteredAt = time.UnixMilli(ms)
+	}
 	return e
+}
+
+// NotServed is the message of a refusal because the tenant is not active:
+// "tenant N is deregistered since T; its data is deleted after T2" (times
+// in UTC, RFC 3339). Services return it with FAILED_PRECONDITION.
+func (e Effective) NotServed() string {
+	what := "deregistered"
+	if e.State == metav1.TenantState_TENANT_STATE_DELETING {
+		what = "deregistered (its data is being deleted)"
+	}
+	return fmt.Sprintf("tenant %d is %s since %s; its data is deleted after %s", e.Tenant, what,
+		e.DeregisteredAt.UTC().Format(time.RFC3339), e.DeleteAfter.UTC().Format(time.RFC3339))
 }
 
 func pick[T any](p *T, def T) T {

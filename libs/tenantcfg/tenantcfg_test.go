@@ -189,3 +189,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestDefaultsAsSettings: the defaults survive the round trip through
+// settings (ListTenants), and resolve to themselves.
+func TestDefaultsAsSettings(t *testing.T) {
+	d := DefaultDefaults()
+	d.KEKRef, d.BufferURL, d.Quotas.MaxRanges, d.Quotas.PullBytesPerSec = "local:k", "s3://b/p", 7, 9
+	if got := DefaultsOf(d.Settings(), d.DeregisterGrace); got != d {
+		t.Fatalf("round trip: %+v != %+v", got, d)
+	}
+	if err := Validate(d.Settings()); err != nil {
+		t.Fatal(err)
+	}
+}

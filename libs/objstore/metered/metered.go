@@ -59,6 +59,28 @@ type Classifier func(key string) (purpose, tenant string)
 type Metrics struct {
 	requests *prometheus.CounterVec // service, purpose, kind, outcome, tenant
 	bytes    *prometheus.CounterVec // service, purpose, direction, tenant
+	tap      Tap
+	label    func(tenant string) string
+}
+
+// Tap sees every request counted, after it was made: the tenant metering
+// (usage.Meter) counts a tenant's requests from it.
+type Tap interface {
+	Request(purpose, tenant, kind string)
+}
+
+// WithTap makes m report every request to t. Call it before Wrap.
+func (m *Metrics) WithTap(t Tap) *Metrics {
+	m.tap = t
+	return m
+}
+
+// WithTenantLabel maps the tenant label values (a cardinality guard such
+// as usage.LabelGuard.Label: at most N tenants, the rest "other"). Call it
+// before Wrap.
+func (m *Metrics) WithTenantLabel(label func(tenant string) string) *Metrics {
+	m.label = label
+	return m
 }
 
 // NewMetrics registers the counters with reg.
@@ -92,6 +114,12 @@ var _ objstore.Store = (*store)(nil)
 // count records one request on key and, when it succeeded, its bytes.
 func (s *store) count(key, kind string, err error, direction string, n int) {
 	purpose, tenant := s.classify(key)
+	if s.m.tap != nil {
+		s.m.tap.Request(purpose, tenant, kind)
+	}
+	if s.m.label != nil {
+		tenant = s.m.label(tenant)
+	}
 	s.m.requests.WithLabelValues(s.service, purpose, kind, outcome(err), tenant).Inc()
 	if err == nil && direction != "" && n > 0 {
 		s.m.bytes.WithLabelValues(s.service, purpose, direction, tenant).Add(float64(n))

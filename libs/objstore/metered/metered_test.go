@@ -96,3 +96,40 @@ func TestMeteredListPages(t *testing.T) {
 	require.Len(t, requests, 1)
 	require.Equal(t, float64(3), requests[0].Value)
 }
+
+// tapRecorder records what a Tap sees.
+type tapRecorder struct{ seen []string }
+
+func (r *tapRecorder) Request(purpose, tenant, kind string) {
+	r.seen = append(r.seen, purpose+"|"+tenant+"|"+kind)
+}
+
+// The tap sees every request with its tenant; the tenant label goes
+// through the guard (the tap still gets the real tenant).
+func TestMeteredTapAndTenantLabel(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	tap := &tapRecorder{}
+	first := ""
+	guard := func(tenant string) string {
+		if tenant == "" || first == "" || tenant == first {
+			if tenant != "" {
+				first = tenant
+			}
+			return tenant
+		}
+		return "other"
+	}
+	s := metered.NewMetrics(reg).WithTap(tap).WithTenantLabel(guard).Wrap(objstore.NewMemory(), "sorter", layout.Labels)
+	require.NoError(t, s.Put(ctx, layout.DataFileKey(7, 1, 1, 1), []byte("x")))
+	_, err := s.Get(ctx, layout.DataFileKey(8, 1, 1, 1))
+	require.ErrorIs(t, err, objstore.ErrNotFound)
+	require.Equal(t, []string{"pool_data|7|put", "pool_data|8|get"}, tap.seen)
+	requests, _, err := metered.Gather(reg)
+	require.NoError(t, err)
+	tenants := map[string]bool{}
+	for _, r := range requests {
+		tenants[r.Tenant] = true
+	}
+	require.Equal(t, map[string]bool{"7": true, "other": true}, tenants)
+}

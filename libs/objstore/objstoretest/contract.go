@@ -19,6 +19,20 @@ const caseTimeout = 2 * time.Minute
 // RunContract runs the store contract as subtests. newStore must return a
 // fresh, empty store for each call (for a shared backend, a new prefix).
 func RunContract(t *testing.T, newStore func(t *testing.T) objstore.Store) {
+	RunContractWith(t, Options{}, newStore)
+}
+
+// Options adapt the contract to a kind of store.
+type Options struct {
+	// StoredSizes: List reports what the store keeps, which is larger than
+	// what was written (an encrypting wrapper, libs/crypt). The cases then
+	// see the written lengths in List results, and the suite checks that
+	// each listed size is at least that.
+	StoredSizes bool
+}
+
+// RunContractWith is RunContract for a store that needs Options.
+func RunContractWith(t *testing.T, o Options, newStore func(t *testing.T) objstore.Store) {
 	cases := []struct {
 		name string
 		run  func(ctx context.Context, t *testing.T, s objstore.Store)
@@ -44,7 +58,11 @@ func RunContract(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
 			defer cancel()
-			c.run(ctx, t, newStore(t))
+			s := newStore(t)
+			if o.StoredSizes {
+				s = newSizeRecorder(t, s)
+			}
+			c.run(ctx, t, s)
 		})
 	}
 }

@@ -297,17 +297,21 @@ func freePort() (int, error) {
 
 // findBinary prefers the pinned build in <repo>/.tools/bin over whatever
 // versitygw $PATH has, so the tests run against the version the docs name.
-func findBinary() (string, error) {
+func findBinary() (string, error) { return FindTool(binName) }
+
+// FindTool finds a test server built by scripts/install-tools.sh: the
+// pinned build in <repo>/.tools/bin, else name on $PATH.
+func FindTool(name string) (string, error) {
 	if root, err := repoRoot(); err == nil {
-		p := filepath.Join(root, ".tools", "bin", binName)
+		p := filepath.Join(root, ".tools", "bin", name)
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p, nil
 		}
 	}
-	if p, err := exec.LookPath(binName); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", errors.New("versitygw not found in <repo>/.tools/bin or $PATH")
+	return "", errors.New(name + " not found in <repo>/.tools/bin or $PATH")
 }
 
 // repoRoot walks up from the working directory to the directory holding

@@ -497,10 +497,16 @@ func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
 }
 
 type ListTenantsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenants       []*TenantInfo          `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tenants []*TenantInfo          `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	// The leader's fleet defaults (its tenant_defaults): every field set, so
+	// a client shows each tenant's effective settings and which of them are
+	// the fleet's (docs/tenants.md).
+	FleetDefaults *TenantSettings `protobuf:"bytes,2,opt,name=fleet_defaults,json=fleetDefaults,proto3" json:"fleet_defaults,omitempty"`
+	// The fleet's default grace period of DeregisterTenant.
+	FleetDeregisterGraceMs int64 `protobuf:"varint,3,opt,name=fleet_deregister_grace_ms,json=fleetDeregisterGraceMs,proto3" json:"fleet_deregister_grace_ms,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ListTenantsResponse) Reset() {
@@ -538,6 +544,20 @@ func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
 		return x.Tenants
 	}
 	return nil
+}
+
+func (x *ListTenantsResponse) GetFleetDefaults() *TenantSettings {
+	if x != nil {
+		return x.FleetDefaults
+	}
+	return nil
+}
+
+func (x *ListTenantsResponse) GetFleetDeregisterGraceMs() int64 {
+	if x != nil {
+		return x.FleetDeregisterGraceMs
+	}
+	return 0
 }
 
 type ListTasksRequest struct {
@@ -1099,7 +1119,7 @@ var File_tistream_meta_v1_meta_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
-	"\x1btistream/meta/v1/meta.proto\x12\x10tistream.meta.v1\x1a\x1ctistream/meta/v1/state.proto\"\x86\x01\n" +
+	"\x1btistream/meta/v1/meta.proto\x12\x10tistream.meta.v1\x1a\x1ctistream/meta/v1/state.proto\x1a\x1ctistream/meta/v1/usage.proto\"\x86\x01\n" +
 	"\x13UpdateTenantRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12<\n" +
 	"\bsettings\x18\x02 \x01(\v2 .tistream.meta.v1.TenantSettingsR\bsettings\x12\x14\n" +
@@ -1129,9 +1149,11 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06max_ts\x18\x05 \x01(\x04R\x05maxTs\"\x19\n" +
 	"\x17NotifyStoreFileResponse\"\x14\n" +
-	"\x12ListTenantsRequest\"M\n" +
+	"\x12ListTenantsRequest\"\xd1\x01\n" +
 	"\x13ListTenantsResponse\x126\n" +
-	"\atenants\x18\x01 \x03(\v2\x1c.tistream.meta.v1.TenantInfoR\atenants\"/\n" +
+	"\atenants\x18\x01 \x03(\v2\x1c.tistream.meta.v1.TenantInfoR\atenants\x12G\n" +
+	"\x0efleet_defaults\x18\x02 \x01(\v2 .tistream.meta.v1.TenantSettingsR\rfleetDefaults\x129\n" +
+	"\x19fleet_deregister_grace_ms\x18\x03 \x01(\x03R\x16fleetDeregisterGraceMs\"/\n" +
 	"\x10ListTasksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\"\x84\x01\n" +
 	"\x11ListTasksResponse\x125\n" +
@@ -1171,7 +1193,7 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\x06cancel\x18\x03 \x01(\bR\x06cancel\"6\n" +
 	"\x13DrainWorkerResponse\x12\x1f\n" +
 	"\vtasks_owned\x18\x01 \x01(\rR\n" +
-	"tasksOwned2\xe7\x06\n" +
+	"tasksOwned2\xba\a\n" +
 	"\vMetaService\x12c\n" +
 	"\x0eRegisterTenant\x12'.tistream.meta.v1.RegisterTenantRequest\x1a(.tistream.meta.v1.RegisterTenantResponse\x12f\n" +
 	"\x0fNotifyStoreFile\x12(.tistream.meta.v1.NotifyStoreFileRequest\x1a).tistream.meta.v1.NotifyStoreFileResponse\x12Z\n" +
@@ -1180,7 +1202,8 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\n" +
 	"SplitRange\x12#.tistream.meta.v1.SplitRangeRequest\x1a$.tistream.meta.v1.SplitRangeResponse\x12Z\n" +
 	"\vMergeRanges\x12$.tistream.meta.v1.MergeRangesRequest\x1a%.tistream.meta.v1.MergeRangesResponse\x12Z\n" +
-	"\vDrainWorker\x12$.tistream.meta.v1.DrainWorkerRequest\x1a%.tistream.meta.v1.DrainWorkerResponse\x12]\n" +
+	"\vDrainWorker\x12$.tistream.meta.v1.DrainWorkerRequest\x1a%.tistream.meta.v1.DrainWorkerResponse\x12Q\n" +
+	"\bGetUsage\x12!.tistream.meta.v1.GetUsageRequest\x1a\".tistream.meta.v1.GetUsageResponse\x12]\n" +
 	"\fUpdateTenant\x12%.tistream.meta.v1.UpdateTenantRequest\x1a&.tistream.meta.v1.UpdateTenantResponse\x12i\n" +
 	"\x10DeregisterTenant\x12).tistream.meta.v1.DeregisterTenantRequest\x1a*.tistream.meta.v1.DeregisterTenantResponseB\xc6\x01\n" +
 	"\x14com.tistream.meta.v1B\tMetaProtoP\x01ZAgithub.com/tistream/tistream/proto/gen/go/tistream/meta/v1;metav1\xa2\x02\x03TMX\xaa\x02\x10Tistream.Meta.V1\xca\x02\x10Tistream\\Meta\\V1\xe2\x02\x1cTistream\\Meta\\V1\\GPBMetadata\xea\x02\x12Tistream::Meta::V1b\x06proto3"
@@ -1225,6 +1248,8 @@ var file_tistream_meta_v1_meta_proto_goTypes = []any{
 	(*StreamTask)(nil),               // 23: tistream.meta.v1.StreamTask
 	(*Checkpoint)(nil),               // 24: tistream.meta.v1.Checkpoint
 	(WorkerKind)(0),                  // 25: tistream.meta.v1.WorkerKind
+	(*GetUsageRequest)(nil),          // 26: tistream.meta.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),         // 27: tistream.meta.v1.GetUsageResponse
 }
 var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
 	20, // 0: tistream.meta.v1.UpdateTenantRequest.settings:type_name -> tistream.meta.v1.TenantSettings
@@ -1233,35 +1258,38 @@ var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
 	20, // 3: tistream.meta.v1.RegisterTenantRequest.settings:type_name -> tistream.meta.v1.TenantSettings
 	21, // 4: tistream.meta.v1.RegisterTenantResponse.tenant:type_name -> tistream.meta.v1.TenantInfo
 	21, // 5: tistream.meta.v1.ListTenantsResponse.tenants:type_name -> tistream.meta.v1.TenantInfo
-	12, // 6: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
-	13, // 7: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
-	22, // 8: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
-	23, // 9: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
-	24, // 10: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
-	25, // 11: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
-	4,  // 12: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
-	6,  // 13: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
-	8,  // 14: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
-	10, // 15: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
-	14, // 16: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
-	16, // 17: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
-	18, // 18: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
-	0,  // 19: tistream.meta.v1.MetaService.UpdateTenant:input_type -> tistream.meta.v1.UpdateTenantRequest
-	2,  // 20: tistream.meta.v1.MetaService.DeregisterTenant:input_type -> tistream.meta.v1.DeregisterTenantRequest
-	5,  // 21: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
-	7,  // 22: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
-	9,  // 23: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
-	11, // 24: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
-	15, // 25: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
-	17, // 26: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
-	19, // 27: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
-	1,  // 28: tistream.meta.v1.MetaService.UpdateTenant:output_type -> tistream.meta.v1.UpdateTenantResponse
-	3,  // 29: tistream.meta.v1.MetaService.DeregisterTenant:output_type -> tistream.meta.v1.DeregisterTenantResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	20, // 6: tistream.meta.v1.ListTenantsResponse.fleet_defaults:type_name -> tistream.meta.v1.TenantSettings
+	12, // 7: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
+	13, // 8: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
+	22, // 9: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
+	23, // 10: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
+	24, // 11: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
+	25, // 12: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
+	4,  // 13: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
+	6,  // 14: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
+	8,  // 15: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
+	10, // 16: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
+	14, // 17: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
+	16, // 18: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
+	18, // 19: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
+	26, // 20: tistream.meta.v1.MetaService.GetUsage:input_type -> tistream.meta.v1.GetUsageRequest
+	0,  // 21: tistream.meta.v1.MetaService.UpdateTenant:input_type -> tistream.meta.v1.UpdateTenantRequest
+	2,  // 22: tistream.meta.v1.MetaService.DeregisterTenant:input_type -> tistream.meta.v1.DeregisterTenantRequest
+	5,  // 23: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
+	7,  // 24: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
+	9,  // 25: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
+	11, // 26: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
+	15, // 27: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
+	17, // 28: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
+	19, // 29: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
+	27, // 30: tistream.meta.v1.MetaService.GetUsage:output_type -> tistream.meta.v1.GetUsageResponse
+	1,  // 31: tistream.meta.v1.MetaService.UpdateTenant:output_type -> tistream.meta.v1.UpdateTenantResponse
+	3,  // 32: tistream.meta.v1.MetaService.DeregisterTenant:output_type -> tistream.meta.v1.DeregisterTenantResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_meta_proto_init() }
@@ -1270,6 +1298,7 @@ func file_tistream_meta_v1_meta_proto_init() {
 		return
 	}
 	file_tistream_meta_v1_state_proto_init()
+	file_tistream_meta_v1_usage_proto_init()
 	file_tistream_meta_v1_meta_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

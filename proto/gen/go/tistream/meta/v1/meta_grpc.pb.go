@@ -26,6 +26,7 @@ const (
 	MetaService_SplitRange_FullMethodName       = "/tistream.meta.v1.MetaService/SplitRange"
 	MetaService_MergeRanges_FullMethodName      = "/tistream.meta.v1.MetaService/MergeRanges"
 	MetaService_DrainWorker_FullMethodName      = "/tistream.meta.v1.MetaService/DrainWorker"
+	MetaService_GetUsage_FullMethodName         = "/tistream.meta.v1.MetaService/GetUsage"
 	MetaService_UpdateTenant_FullMethodName     = "/tistream.meta.v1.MetaService/UpdateTenant"
 	MetaService_DeregisterTenant_FullMethodName = "/tistream.meta.v1.MetaService/DeregisterTenant"
 )
@@ -50,6 +51,8 @@ type MetaServiceClient interface {
 	// Moves every task away from a worker (and assigns it none) until it
 	// stops, or until cancelled.
 	DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error)
+	// A tenant's usage per hour (docs/tenants.md, "Metering").
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 	// Changes a tenant's settings without a restart: fields set in settings
 	// replace the tenant's, fields named in reset go back to the fleet
 	// default.
@@ -137,6 +140,16 @@ func (c *metaServiceClient) DrainWorker(ctx context.Context, in *DrainWorkerRequ
 	return out, nil
 }
 
+func (c *metaServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, MetaService_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *metaServiceClient) UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpdateTenantResponse)
@@ -177,6 +190,8 @@ type MetaServiceServer interface {
 	// Moves every task away from a worker (and assigns it none) until it
 	// stops, or until cancelled.
 	DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error)
+	// A tenant's usage per hour (docs/tenants.md, "Metering").
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
 	// Changes a tenant's settings without a restart: fields set in settings
 	// replace the tenant's, fields named in reset go back to the fleet
 	// default.
@@ -214,6 +229,9 @@ func (UnimplementedMetaServiceServer) MergeRanges(context.Context, *MergeRangesR
 }
 func (UnimplementedMetaServiceServer) DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainWorker not implemented")
+}
+func (UnimplementedMetaServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
 }
 func (UnimplementedMetaServiceServer) UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateTenant not implemented")
@@ -368,6 +386,24 @@ func _MetaService_DrainWorker_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetaService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServiceServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetaService_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MetaService_UpdateTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UpdateTenantRequest)
 	if err := dec(in); err != nil {
@@ -438,6 +474,10 @@ var MetaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainWorker",
 			Handler:    _MetaService_DrainWorker_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _MetaService_GetUsage_Handler,
 		},
 		{
 			MethodName: "UpdateTenant",

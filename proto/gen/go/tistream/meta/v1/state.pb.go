@@ -985,6 +985,14 @@ type Checkpoint struct {
 	// (store-change-file format version 2), 0 if none: the file after seq may
 	// name it as its base, so garbage collection keeps it.
 	LeaderBaseSeq uint64 `protobuf:"varint,5,opt,name=leader_base_seq,json=leaderBaseSeq,proto3" json:"leader_base_seq,omitempty"`
+	// Metering (docs/tenants.md, "Metering"): the row events and object bytes of
+	// every store change file up to seq, cumulative since the stream began,
+	// advanced in the same fenced write as seq, so each file counts once
+	// whatever restarts and takeovers happen. Absent (0) in checkpoints
+	// written before metering: the totals then count from the first write
+	// after it.
+	IngestedRows  uint64 `protobuf:"varint,6,opt,name=ingested_rows,json=ingestedRows,proto3" json:"ingested_rows,omitempty"`
+	IngestedBytes uint64 `protobuf:"varint,7,opt,name=ingested_bytes,json=ingestedBytes,proto3" json:"ingested_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1050,6 +1058,20 @@ func (x *Checkpoint) GetUpdatedUnixMs() int64 {
 func (x *Checkpoint) GetLeaderBaseSeq() uint64 {
 	if x != nil {
 		return x.LeaderBaseSeq
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetIngestedRows() uint64 {
+	if x != nil {
+		return x.IngestedRows
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetIngestedBytes() uint64 {
+	if x != nil {
+		return x.IngestedBytes
 	}
 	return 0
 }
@@ -1150,14 +1172,16 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x1d\n" +
 	"\n" +
 	"latest_seq\x18\x06 \x01(\x04R\tlatestSeq\x12\"\n" +
-	"\rlatest_max_ts\x18\a \x01(\x04R\vlatestMaxTs\"\x9b\x01\n" +
+	"\rlatest_max_ts\x18\a \x01(\x04R\vlatestMaxTs\"\xe7\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06max_ts\x18\x02 \x01(\x04R\x05maxTs\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12&\n" +
 	"\x0fupdated_unix_ms\x18\x04 \x01(\x03R\rupdatedUnixMs\x12&\n" +
-	"\x0fleader_base_seq\x18\x05 \x01(\x04R\rleaderBaseSeq*]\n" +
+	"\x0fleader_base_seq\x18\x05 \x01(\x04R\rleaderBaseSeq\x12#\n" +
+	"\ringested_rows\x18\x06 \x01(\x04R\fingestedRows\x12%\n" +
+	"\x0eingested_bytes\x18\a \x01(\x04R\ringestedBytes*]\n" +
 	"\n" +
 	"WorkerKind\x12\x1b\n" +
 	"\x17WORKER_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
