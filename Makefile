@@ -43,7 +43,7 @@ lint:
 test: tools check-generate lint unit conformance tidb
 
 unit:
-	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_MARIADB=1 go test -count=1 $(GO_PKGS)
+	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_KMS=1 TISTREAM_REQUIRE_MARIADB=1 go test -count=1 $(GO_PKGS)
 
 # Byte-for-byte conformance of libs/tidbcodec with TiDB's own codec. A separate
 # module (GOWORK=off) so TiDB's pinned dependencies never reach the product.

@@ -16,6 +16,10 @@ echo "== store change file decoder (30 s of a 5,000 rows/s history, 3 stores): -
 go test ./libs/formats/storefile -run '^$' -bench Decode -cpu 1,2 -benchtime "$benchtime" | grep -E '^(Benchmark|goos|cpu)'
 
 echo
+echo "== customer-managed-key encryption (libs/crypt over an in-memory store): put/get 1 MiB, 4 KiB ranged reads"
+go test ./libs/crypt -run '^$' -bench Encryption -benchmem | grep -E '^Benchmark'
+
+echo
 echo "== range watermark map at 270,000 regions"
 go test ./libs/watermark -run '^$' -bench . -benchmem -benchtime 1x | grep -E '^Benchmark'
 

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/usage"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
@@ -18,6 +19,8 @@ type batcher struct {
 	maxRows, maxBytes int
 	events            []*apiv1.PullEvent
 	rows, bytes       int
+	tenant            uint64
+	usage             *usage.Meter // served rows and bytes, counted once sent
 }
 
 // rowEventOverhead approximates the framing of a row event beyond its bytes.
@@ -57,10 +60,12 @@ func (b *batcher) flush() error {
 		return nil
 	}
 	n, err := b.send(b.events)
+	rows := b.rows
 	b.events, b.rows, b.bytes = nil, 0, 0
 	if err != nil {
 		return err
 	}
+	b.usage.Served(b.tenant, rows, n)
 	b.m.messagesSent.WithLabelValues(b.kind).Inc()
 	b.m.bytesSent.WithLabelValues(b.kind).Add(float64(n))
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 )
 
 // flagPrefix prefixes the api-server's flags (none: each service of the
@@ -50,6 +51,10 @@ type Config struct {
 	// StartWait is how long opening a pull waits for the schema registry to
 	// read up to the start ts before answering UNAVAILABLE.
 	StartWait time.Duration `yaml:"start_wait"`
+	// TenantDefaults are the fleet's settings of tenants without their own
+	// (docs/tenants.md); the api-server uses their pull quotas
+	// (docs/tenants.md, "Quotas"). Flags --tenant-default-*.
+	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
 }
 
 // DefaultConfig returns the defaults.
@@ -71,6 +76,7 @@ func DefaultConfig() Config {
 		MaxPullsPerClient:    64,
 		RegistryTimeout:      10 * time.Second,
 		StartWait:            30 * time.Second,
+		TenantDefaults:       tenantcfg.DefaultDefaults(),
 	}
 }
 
@@ -90,6 +96,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPullsPerClient, p+"max-pulls-per-client", c.MaxPullsPerClient, "open pulls of one client (identity, or address without authentication) at most")
 	fs.DurationVar(&c.RegistryTimeout, p+"registry-timeout", c.RegistryTimeout, "timeout of one schema registry call")
 	fs.DurationVar(&c.StartWait, p+"start-wait", c.StartWait, "how long a new pull waits for the schema registry to reach its start ts")
+	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
 }
 
 // Validate names every wrong setting by its flag.
@@ -112,5 +119,6 @@ func (c *Config) Validate() error {
 	positive("max-pulls-per-client", c.MaxPullsPerClient > 0)
 	positive("registry-timeout", c.RegistryTimeout > 0)
 	positive("start-wait", c.StartWait > 0)
+	errs = append(errs, c.TenantDefaults.Validate())
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tistream/tistream/libs/auth"
 	"google.golang.org/grpc/peer"
 
+	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/pool"
 	"google.golang.org/grpc/codes"
@@ -85,6 +86,9 @@ func clientOf(ctx context.Context) string {
 // code, what failed in its terms and an incident id; the detail (object
 // keys, buckets, layout) goes to the server log under that id only.
 func (s *Service) internalError(code codes.Code, what string, err error) error {
+	if st, ok := crypt.Status(err); ok { // the tenant's key is disabled or revoked
+		code, what = st.Code(), st.Message()
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])

@@ -66,6 +66,9 @@ var errNoTenant = status.Error(codes.InvalidArgument, "tenant_id is required")
 
 // serve runs one pull to its end and returns the status it ends with.
 func (s *Service) serve(ctx context.Context, sp spec, send sendFunc) error {
+	if err := s.notServed(sp.tenant); err != nil { // offboard.go
+		return err
+	}
 	st, err := s.admit(sp.kind, sp.tenant, clientOf(ctx))
 	if err != nil {
 		return err
@@ -125,8 +128,9 @@ func (s *Service) open(ctx context.Context, sp spec, st *pullState, send sendFun
 	case err != nil:
 		return nil, s.internalError(codes.Unavailable, fmt.Sprintf("tenant %d: the change data at ts %d could not be opened; %s", sp.tenant, start, resumeHint), err)
 	}
+	send = s.quota.throttle(ctx, sp.tenant, send)
 	p := &pull{s: s, state: st, tenant: sp.tenant, puller: puller, sch: t.sch, sent: max(start, 1) - 1,
-		out: &batcher{send: send, kind: sp.kind, m: s.m, maxRows: s.cfg.MaxBatchRows, maxBytes: s.cfg.MaxBatchBytes}}
+		out: &batcher{send: send, kind: sp.kind, m: s.m, tenant: sp.tenant, usage: s.usage, maxRows: s.cfg.MaxBatchRows, maxBytes: s.cfg.MaxBatchBytes}}
 	p.log = s.log.With("kind", sp.kind, "tenant", sp.tenant)
 	return p, nil
 }

@@ -31,6 +31,10 @@ type pull struct {
 func (p *pull) run(ctx context.Context) error {
 	for {
 		wake := p.s.wake.Chan(p.tenant) // before reading: a notice during the round counts
+		// A deregistered tenant's open pulls end here (offboard.go).
+		if err := p.s.notServed(p.tenant); err != nil {
+			return err
+		}
 		busy, err := p.round(ctx)
 		if err != nil {
 			return err

@@ -14,6 +14,8 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
+	"github.com/tistream/tistream/libs/usage"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"google.golang.org/grpc"
@@ -37,6 +39,12 @@ type Deps struct {
 	// pulls read as soon as their tenant publishes, and poll only every
 	// FallbackPollInterval. Without it they poll every PollInterval.
 	Etcd *clientv3.Client
+	// Usage, when set, meters the rows and bytes served and the pull time
+	// per tenant (docs/tenants.md, "Metering").
+	Usage *usage.Meter
+	// Tenants gives the tenants' settings (quotas); nil: the service
+	// follows them in Etcd itself, with Config.TenantDefaults.
+	Tenants *tenantcfg.Watcher
 }
 
 // Service is the api-server. The kernel (libs/svc) runs its servers and
@@ -47,12 +55,14 @@ type Service struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	store  objstore.Store // the pool (tistream_objstore_requests_total counts its requests)
+	usage  *usage.Meter   // nil: not metered
 	schema schemav1.SchemaRegistryServiceClient
 	cache  *pool.Cache
 	m      *metrics
 	now    func() time.Time
 	pos    positions
 	wake   *etcdx.Wakeups // nil without etcd (wake.go)
+	quota  *pullQuotas    // the tenants' pull quotas (quota.go)
 
 	// stopping ends every open pull (UNAVAILABLE) when Stop begins.
 	stopping context.Context
@@ -70,6 +80,7 @@ type pullState struct {
 	tenant   uint64
 	client   string
 	resolved atomic.Uint64 // last resolved ts sent
+	metered  func()        // ends the pull's metered time
 }
 
 const serviceName = "tistream.api.v1.TiStreamService"
@@ -107,7 +118,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// pull following a range share one GET per interval.
 	s.cache = pool.NewCache(cfg.CacheBytes, pool.CacheOptions{NotFoundTTL: cfg.PollInterval / 2, Now: deps.Now})
 	s.m = newMetrics(deps.Registry, s)
+	s.quota = newPullQuotas(cfg, deps, s.log, s.m)
 	s.store = deps.Pool
+	s.usage = deps.Usage
 	if deps.Etcd != nil {
 		s.wake = etcdx.NewWakeups(deps.Etcd, s.log, func(tenant uint64) {
 			s.cache.ForgetMissing(layout.PoolTenantPrefix(tenant))
@@ -149,7 +162,10 @@ func (s *Service) admit(kind string, tenant uint64, client string) (*pullState, 
 	case s.pullsBy[client] >= s.cfg.MaxPullsPerClient:
 		return nil, s.refusePull("max_pulls_per_client", "this client has %d pulls open (--max-pulls-per-client)", s.cfg.MaxPullsPerClient)
 	}
-	p := &pullState{kind: kind, tenant: tenant, client: client}
+	if err := s.quota.admitPull(tenant, s.pullsOf[tenant]); err != nil {
+		return nil, err
+	}
+	p := &pullState{kind: kind, tenant: tenant, client: client, metered: s.usage.PullStarted(tenant)}
 	s.pulls[p] = struct{}{}
 	s.pullsOf[tenant]++
 	s.pullsBy[client]++
@@ -166,6 +182,7 @@ func (s *Service) release(p *pullState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pulls, p)
+	p.metered()
 	dec := func(m map[string]int, k string) {
 		if m[k]--; m[k] <= 0 {
 			delete(m, k)

@@ -16,6 +16,7 @@ import (
 
 // start follows the publication notices until the service stops.
 func (s *Service) start(context.Context, *svc.Kernel) error {
+	s.quota.start(s.stopping)
 	if s.wake != nil {
 		go s.wake.Run(s.stopping)
 	}

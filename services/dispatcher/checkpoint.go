@@ -10,6 +10,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/route"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
@@ -43,6 +44,7 @@ func (st *stream) loadCheckpoint(ctx context.Context) error {
 		st.ckpt = position{cp.Seq, cp.MaxTs}
 		st.written = st.ckpt
 		st.ckptBase, st.writtenBase = cp.LeaderBaseSeq, cp.LeaderBaseSeq
+		st.ingest.written = ingestCounts{cp.IngestedRows, cp.IngestedBytes}
 		// A previous owner may have stopped before deleting what its last
 		// checkpoint covers: collect it too (after the grace, from now).
 		if cp.Seq > 0 {
@@ -84,11 +86,13 @@ func (st *stream) checkpointOnce(ctx context.Context, final bool) error {
 func (st *stream) writeCheckpoint(ctx context.Context) error {
 	st.mu.Lock()
 	c, w, base := st.ckpt, st.written, st.ckptBase
+	totals := st.ingest.upTo(w.seq, c.seq)
 	st.mu.Unlock()
 	if c.seq <= w.seq {
 		return nil
 	}
-	cp := &metav1.Checkpoint{Seq: c.seq, MaxTs: c.maxTs, Epoch: st.epoch, UpdatedUnixMs: time.Now().UnixMilli(), LeaderBaseSeq: base}
+	cp := &metav1.Checkpoint{Seq: c.seq, MaxTs: c.maxTs, Epoch: st.epoch, UpdatedUnixMs: time.Now().UnixMilli(), LeaderBaseSeq: base,
+		IngestedRows: totals.rows, IngestedBytes: totals.bytes}
 	taskKey := etcdx.StreamKey(st.tenant, st.store)
 	workerKey := etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_DISPATCHER, st.s.cfg.ID)
 	for range 3 {
@@ -112,6 +116,7 @@ func (st *stream) writeCheckpoint(ctx context.Context) error {
 		if resp.Succeeded {
 			st.mu.Lock()
 			st.written, st.writtenBase = c, base
+			st.ingest.advance(c.seq, totals)
 			st.gcQueue = append(st.gcQueue, gcTarget{seq: c.seq, keep: base, at: time.Now()})
 			st.mu.Unlock()
 			st.sm.checkpointSeq.Set(float64(c.seq))
@@ -124,6 +129,67 @@ func (st *stream) writeCheckpoint(ctx context.Context) error {
 		// The task changed (typically latest_seq from a notification): reread.
 	}
 	return fmt.Errorf("write checkpoint %d: the stream task kept changing", c.seq)
+}
+
+// ingestLedger meters what the stream ingests (docs/tenants.md, "Metering"):
+// the row events and object bytes of each file read and not yet covered by
+// the written checkpoint, by seq, and the totals the written checkpoint
+// holds. The checkpoint write that moves seq also moves the totals, so a
+// file counts once: a re-read (run restart) replaces its entry, and a new
+// owner continues from the checkpoint's totals and re-reads only files
+// after it. Under stream.mu.
+type ingestLedger struct {
+	files   map[uint64]ingestCounts
+	written ingestCounts
+}
+
+type ingestCounts struct{ rows, bytes uint64 }
+
+// read records file seq's counts.
+func (l *ingestLedger) read(seq uint64, c ingestCounts) {
+	if l.files == nil {
+		l.files = map[uint64]ingestCounts{}
+	}
+	l.files[seq] = c
+}
+
+// upTo is the totals of a checkpoint at seq to, given the written one at
+// from.
+func (l *ingestLedger) upTo(from, to uint64) ingestCounts {
+	t := l.written
+	for seq, c := range l.files {
+		if seq > from && seq <= to {
+			t.rows += c.rows
+			t.bytes += c.bytes
+		}
+	}
+	return t
+}
+
+// advance records that the checkpoint at seq was written with totals t.
+func (l *ingestLedger) advance(seq uint64, t ingestCounts) {
+	l.written = t
+	for s := range l.files {
+		if s <= seq {
+			delete(l.files, s)
+		}
+	}
+}
+
+// readFile records the usage of store file seq, read and routed into
+// batches: its row events and object bytes.
+func (st *stream) readFile(seq uint64, batches map[uint64]*route.Batch, size int) {
+	var rows uint64
+	for _, b := range batches {
+		for i := range b.Events {
+			if b.Events[i].Kind == route.KindRow {
+				rows++
+			}
+		}
+	}
+	st.mu.Lock()
+	st.ingest.read(seq, ingestCounts{rows, uint64(size)})
+	st.mu.Unlock()
 }
 
 // collect deletes the buffer files at or below the newest written

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 )
 
 // Config is the dispatcher's configuration.
@@ -36,6 +37,10 @@ type Config struct {
 	// (tistream_dispatcher_stream_blocked) and logs errors. Bad files block
 	// at once. See docs/bad-input.md.
 	BlockedAfter time.Duration `yaml:"blocked_after"`
+	// TenantDefaults are the fleet's settings of tenants without their own
+	// (docs/tenants.md); the dispatcher uses their ingest quotas
+	// (docs/tenants.md, "Quotas"). Flags --tenant-default-*.
+	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -57,6 +62,7 @@ func DefaultConfig() Config {
 		RetryMax:           10 * time.Second,
 		DrainTimeout:       10 * time.Second,
 		BlockedAfter:       30 * time.Second,
+		TenantDefaults:     tenantcfg.DefaultDefaults(),
 	}
 }
 
@@ -72,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed stream")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a graceful stop waits for in-flight files to be acknowledged")
 	fs.DurationVar(&c.BlockedAfter, "blocked-after", c.BlockedAfter, "report a stream blocked after waiting this long on a sequence gap or on repeated refusals of one file")
+	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
 }
 
 // Validate names every wrong setting by its flag.
@@ -96,5 +103,6 @@ func (c *Config) Validate() error {
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("--retry-max (%s) must be at least --retry-min (%s)", c.RetryMax, c.RetryMin))
 	}
+	errs = append(errs, c.TenantDefaults.Validate())
 	return errors.Join(errs...)
 }

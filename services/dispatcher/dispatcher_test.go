@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -645,4 +647,164 @@ func TestRangeMoveUnblocksStuckSend(t *testing.T) {
 	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
 	require.Equal(t, fedSeqs(exp, 2, 0, last), s3.appliedOrder(2, store))
 	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+}
+
+// splitRange2 splits range 2 at table 106 into ranges 3 and 4 owned by
+// the sorter registered as s3, in one etcd transaction (children ACTIVE,
+// parent RETIRED), as the meta-server completes a split.
+func (v *env) splitRange2(s3 *fakeSorter) {
+	v.t.Helper()
+	split := tidbcodec.TablePrefix(106)
+	v.put(etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s3"), &metav1.WorkerInfo{Id: "s3", Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s3.addr})
+	_, err := v.cli.Txn(context.Background()).Then(
+		clientv3.OpPut(etcdx.RangeKey(testTenant, 3), string(etcdx.Marshal(&metav1.RangeTask{TenantId: testTenant, RangeId: 3, StartKey: splitKey, EndKey: split,
+			State: metav1.RangeTask_STATE_ACTIVE, Epoch: 1, Owner: "s3", ParentRangeIds: []uint64{2}}))),
+		clientv3.OpPut(etcdx.RangeKey(testTenant, 4), string(etcdx.Marshal(&metav1.RangeTask{TenantId: testTenant, RangeId: 4, StartKey: split,
+			State: metav1.RangeTask_STATE_ACTIVE, Epoch: 1, Owner: "s3", ParentRangeIds: []uint64{2}}))),
+		clientv3.OpPut(etcdx.RangeKey(testTenant, 2), string(etcdx.Marshal(&metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
+			State: metav1.RangeTask_STATE_RETIRED, Epoch: 1, Owner: "s2", SuccessorRangeIds: []uint64{3, 4}}))),
+	).Commit()
+	require.NoError(v.t, err)
+}
+
+// splitFedSeqs routes a store's files with the table splitRange2 leaves (a
+// Router of the test's own) and lists, per range, the seqs above after
+// whose file feeds it, ascending.
+func splitFedSeqs(t *testing.T, v *env, store, after uint64) map[uint64][]uint64 {
+	tb, err := route.NewTable([]route.Range{{ID: 1, End: splitKey}, {ID: 3, Start: splitKey, End: tidbcodec.TablePrefix(106)},
+		{ID: 4, Start: tidbcodec.TablePrefix(106)}})
+	require.NoError(t, err)
+	rt := route.NewRouter(tb)
+	want := map[uint64][]uint64{}
+	for _, k := range storeFiles(t, v.src, store) {
+		b, err := v.src.Get(context.Background(), k)
+		require.NoError(t, err)
+		batches, h, err := rt.Route(k, b)
+		require.NoError(t, err)
+		for id := range batches {
+			if h.Seq > after {
+				want[id] = append(want[id], h.Seq)
+			}
+		}
+	}
+	for id := range want {
+		slices.Sort(want[id])
+	}
+	require.NotEmpty(t, want[3])
+	require.NotEmpty(t, want[4])
+	return want
+}
+
+// A stream refused by a range that is not SEALING (here: its sorter lost
+// it, the way a split's parent refuses when the dispatcher has not seen it
+// SEALING yet) restarts; it resumes as soon as the routing changes, not
+// when its backoff ends: here the backoff is an hour, so only the routing
+// change can restart it. The children get every file after the checkpoint,
+// in order, and the restarts report what they re-read.
+func TestRefusedStreamRestartsOnRoutingChange(t *testing.T) {
+	v := newEnv(t)
+	const store = 1
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	v.sorters[1].set(func(f *fakeSorter) { f.owned = map[uint64]uint64{} })
+	v.feed(store, 1, last)
+	v.assign(store, "d1", 1)
+	_, reg := v.dispatcher("d1", func(c *Config) { c.RetryMin, c.RetryMax = time.Hour, time.Hour })
+	notOwner := map[string]string{"reason": reasonNotOwner}
+	eventually(t, func() bool {
+		return metric(t, reg, "tistream_dispatcher_stream_restarts_total", notOwner) >= 1
+	}, "range 2's sorter refuses the stream")
+	ckpt := v.checkpointSeq(store)
+	require.Less(t, ckpt, last)
+
+	s3 := newFakeSorter(t, map[uint64]uint64{3: 1, 4: 1})
+	v.splitRange2(s3)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	want := splitFedSeqs(t, v, store, ckpt)
+	require.Equal(t, want[3], s3.appliedOrder(3, store))
+	require.Equal(t, want[4], s3.appliedOrder(4, store))
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+	for _, b := range v.sorters[1].received() {
+		require.True(t, b.refused, "range 2's old sorter accepted file %d", b.seq)
+	}
+	require.Positive(t, histogramCount(t, reg, "tistream_dispatcher_restart_reread_files", notOwner))
+}
+
+// A split's parent that sealed refuses every batch until the routing names
+// its children. The stream does not restart on those refusals: it keeps
+// feeding the other ranges (range 1 gets every file, past the refused
+// ones, with no restart at all), holds its checkpoint below the first
+// refused file, and restarts once, for the new table, when the split
+// completes; the children then get every file after the checkpoint, in
+// order.
+func TestSealedParentKeepsOtherRangesFlowing(t *testing.T) {
+	prev := sealedWait
+	sealedWait = time.Hour // only the routing change may end the run
+	t.Cleanup(func() { sealedWait = prev })
+	v := newEnv(t)
+	const store = 1
+	exp := expectedBatches(t, v.src, store)
+	seqs := seqsOf(t, v, store)
+	last := seqs[len(seqs)-1]
+	v.assign(store, "d1", 1)
+	d1, reg := v.dispatcher("d1", func(c *Config) { c.MaxInFlight = 1000 })
+	v.put(etcdx.RangeKey(testTenant, 2), &metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
+		State: metav1.RangeTask_STATE_SEALING, Epoch: 1, Owner: "s2", SuccessorRangeIds: []uint64{3, 4}})
+	eventually(t, func() bool {
+		st := d1.lookup(testTenant, store)
+		if st == nil {
+			return false
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.snap.sealing[2]
+	}, "the stream sees range 2 SEALING")
+	v.sorters[1].set(func(f *fakeSorter) { f.owned = map[uint64]uint64{} }) // sealed: refuses
+	v.feed(store, 1, last)
+
+	eventually(t, func() bool { return slices.Equal(v.sorters[0].appliedOrder(1, store), fedSeqs(exp, 1, 0, last)) },
+		"range 1 gets every file while range 2 refuses")
+	eventually(t, func() bool {
+		return metric(t, reg, "tistream_dispatcher_sealed_refusals_total", streamLabels(store)) > 0
+	}, "range 2 refused")
+	first := fedSeqs(exp, 2, 0, last)[0]
+	require.Less(t, v.checkpointSeq(store), first, "the checkpoint passed a file range 2 refused")
+	for _, b := range v.sorters[1].received() {
+		require.True(t, b.refused)
+	}
+	for _, reason := range []string{reasonNotOwner, reasonRouting, reasonIngest} {
+		require.Zero(t, metric(t, reg, "tistream_dispatcher_stream_restarts_total", map[string]string{"reason": reason}), reason)
+	}
+
+	ckpt := v.checkpointSeq(store)
+	s3 := newFakeSorter(t, map[uint64]uint64{3: 1, 4: 1})
+	v.splitRange2(s3)
+	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
+	want := splitFedSeqs(t, v, store, ckpt)
+	require.Equal(t, want[3], s3.appliedOrder(3, store))
+	require.Equal(t, want[4], s3.appliedOrder(4, store))
+	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+	require.Zero(t, metric(t, reg, "tistream_dispatcher_stream_restarts_total", reasonLabel(reasonNotOwner)))
+	require.Equal(t, 1.0, metric(t, reg, "tistream_dispatcher_stream_restarts_total", reasonLabel(reasonRouting)))
+}
+
+func reasonLabel(reason string) map[string]string { return map[string]string{"reason": reason} }
+
+// histogramCount is the sample count of the histogram series matching want.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) uint64 {
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelsMatch(m, want) {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }

@@ -17,7 +17,11 @@
 //     the window of unacknowledged files (at most MaxInFlight). A run (from
 //     the checkpoint, with one Router) ends on a routing change even while
 //     blocked sending (watchRouting), on NotOwner for any of its in-flight
-//     files, and when an Ingest stream it used breaks.
+//     files (but a SEALING range's refusal only after sealedWait: the
+//     routing change naming its successors ends the run first, and the run
+//     feeds the other ranges meanwhile), and when an Ingest stream it used
+//     breaks. Between failed runs the backoff ends early on a routing
+//     change (retryWait).
 //   - conn.go: one Ingest stream per sorter address, shared by every stream
 //     sending to it; one sender goroutine serialises Sends, so a slow sorter
 //     blocks its senders (gRPC flow control) instead of growing memory.

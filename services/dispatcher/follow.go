@@ -80,12 +80,17 @@ func (b *backoff) next() time.Duration {
 
 // wait sleeps the next delay or until ctx ends; it reports whether ctx is
 // still alive.
-func (b *backoff) wait(ctx context.Context) bool {
+func (b *backoff) wait(ctx context.Context) bool { return b.waitOr(ctx, nil) }
+
+// waitOr is wait that also ends when early closes (nil never does).
+func (b *backoff) waitOr(ctx context.Context, early <-chan struct{}) bool {
 	t := time.NewTimer(b.next())
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
+	case <-early:
+		return ctx.Err() == nil
 	case <-ctx.Done():
 		return false
 	}

@@ -41,6 +41,7 @@ var splitKey = tidbcodec.TablePrefix(104)
 var (
 	simOnce  sync.Once
 	simStore objstore.Store
+	simStats sim.Stats // the simulator's own record of what it wrote
 )
 
 // simulated is a few seconds of a 2-store cluster's history, made once.
@@ -53,7 +54,7 @@ func simulated(t *testing.T) objstore.Store {
 		cfg.RowsPerSec = 2000
 		cfg.SplitEvery, cfg.MergeEvery, cfg.TransferEvery = 500*time.Millisecond, 700*time.Millisecond, 300*time.Millisecond
 		cfg.FullListEvery = 5 // full leader lists move during a test: so does what the GC keeps
-		simStore, _, _ = simtest.Run(t, cfg)
+		simStore, _, simStats = simtest.Run(t, cfg)
 	})
 	require.NotNil(t, simStore)
 	return simStore

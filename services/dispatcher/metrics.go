@@ -21,6 +21,8 @@ type metrics struct {
 	checkpointSeq *prometheus.GaugeVec
 	checkpointLag *prometheus.GaugeVec
 	restarts      *prometheus.CounterVec
+	rereads       *prometheus.HistogramVec
+	sealedWaits   *prometheus.CounterVec
 	filesDeleted  *prometheus.CounterVec
 	ckptFailures  *prometheus.CounterVec
 	blocked       *prometheus.GaugeVec
@@ -54,6 +56,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Wall clock minus the physical time of the checkpoint's max_ts."}, stream),
 		restarts: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_stream_restarts_total",
 			Help: "Stream restarts from the checkpoint, by reason."}, append(stream, "reason")),
+		rereads: f.NewHistogramVec(prometheus.HistogramOpts{Name: "tistream_dispatcher_restart_reread_files",
+			Help:    "Per stream restart, by reason: the files the run had read past the checkpoint, which the next run reads, routes and sends again.",
+			Buckets: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128}}, []string{"reason"}),
+		sealedWaits: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_sealed_refusals_total",
+			Help: "Refusals by a SEALING range (a split's or merge's parent) that did not restart the stream: it waits for the routing to name the successors."}, stream),
 		filesDeleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_files_deleted_total",
 			Help: "Buffer files deleted behind the checkpoint."}, stream),
 		ckptFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_checkpoint_write_failures_total",
@@ -72,6 +79,7 @@ type streamMetrics struct {
 	labels                                       []string
 	filesRead, bytesRead, rowsRead, decodeErrors prometheus.Counter
 	filesDeleted, ckptFailures, duplicates       prometheus.Counter
+	sealedWaits                                  prometheus.Counter
 	inFlight, checkpointSeq, checkpointLag       prometheus.Gauge
 }
 
@@ -82,14 +90,19 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 		filesRead: m.filesRead.WithLabelValues(l...), bytesRead: m.bytesRead.WithLabelValues(l...),
 		rowsRead: m.rowsRead.WithLabelValues(l...), decodeErrors: m.decodeErrors.WithLabelValues(l...),
 		filesDeleted: m.filesDeleted.WithLabelValues(l...), ckptFailures: m.ckptFailures.WithLabelValues(l...),
-		duplicates: m.duplicates.WithLabelValues(l...),
-		inFlight:   m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
+		duplicates: m.duplicates.WithLabelValues(l...), sealedWaits: m.sealedWaits.WithLabelValues(l...),
+		inFlight: m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
 		checkpointLag: m.checkpointLag.WithLabelValues(l...),
 	}
 }
 
 func (sm *streamMetrics) restart(reason string) {
 	sm.m.restarts.WithLabelValues(sm.labels[0], sm.labels[1], reason).Inc()
+}
+
+// reread records how many files a restart makes the stream read again.
+func (sm *streamMetrics) reread(reason string, files uint64) {
+	sm.m.rereads.WithLabelValues(reason).Observe(float64(files))
 }
 
 // gauges of a stream that stopped here would otherwise report stale values;

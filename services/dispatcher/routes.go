@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 
@@ -125,11 +126,12 @@ func (r *routes) recompute(tr *tenantRoutes) {
 		tr.lastErr = err.Error()
 	}
 	owners := ownersOf(table, tr.tasks, r.sorters)
-	if table == tr.snap.table && sameOwners(owners, tr.snap.owners) {
+	sealing := sealingOf(table, tr.tasks)
+	if table == tr.snap.table && sameOwners(owners, tr.snap.owners) && maps.Equal(sealing, tr.snap.sealing) {
 		return
 	}
 	old := tr.snap
-	tr.snap = &routeSnap{table: table, owners: owners, changed: make(chan struct{})}
+	tr.snap = &routeSnap{table: table, owners: owners, sealing: sealing, changed: make(chan struct{})}
 	close(old.changed)
 }
 

@@ -27,6 +27,7 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	var watchDone chan struct{}
 	defer func() {
 		cancel()
+		r.stop()
 		if watchDone != nil {
 			<-watchDone
 		}
@@ -104,8 +105,13 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		}
 		st.tracker.Commit()
 		st.unblock(next, false)
+		st.readTo = next
 		st.sm.filesRead.Inc()
 		st.sm.bytesRead.Add(float64(len(data)))
+		st.readFile(h.Seq, batches, len(data))
+		if reason, err := st.takeQuota(r, batches, len(data)); err != nil {
+			return reason, err
+		}
 		reqs, reason, err := st.requests(r, table, batches, inflight{seq: h.Seq, maxTs: h.MaxTs, base: router.Base()})
 		if err != nil {
 			return reason, err

@@ -17,6 +17,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -28,6 +29,9 @@ type Deps struct {
 	Etcd     *clientv3.Client
 	// Buffer is the object store holding the data change buffer.
 	Buffer objstore.Store
+	// Tenants gives the tenants' settings (ingest quotas); nil: the service
+	// follows them in Etcd itself, with Config.TenantDefaults.
+	Tenants *tenantcfg.Watcher
 }
 
 // Service is a running dispatcher. The kernel (libs/svc) runs its servers
@@ -40,6 +44,7 @@ type Service struct {
 	etcd     *clientv3.Client
 	buffer   objstore.Store
 	m        *metrics
+	quota    *ingestQuotas // the tenants' ingest quotas (quota.go)
 
 	advertise string
 	routes    *routes
@@ -78,6 +83,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		etcd: deps.Etcd, buffer: deps.Buffer, m: newMetrics(deps.Registry),
 		superDone: make(chan struct{}), streams: map[streamKey]*stream{},
 	}
+	s.quota = newIngestQuotas(cfg, deps, s.log, deps.Registry)
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "dispatcher", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{dispatcherv1.DispatcherService_ServiceDesc.ServiceName}}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { dispatcherv1.RegisterDispatcherServiceServer(g, &grpcService{s: s}) },
@@ -110,6 +116,7 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) error {
 		defer s.routes.wg.Done()
 		s.routes.followSorters(rootCtx)
 	}()
+	s.quota.start(rootCtx)
 	superCtx, superCancel := context.WithCancel(rootCtx)
 	s.superCancel = superCancel
 	go s.supervise(superCtx)

@@ -57,11 +57,12 @@ type stream struct {
 	// 2), 0 if none: the file after the checkpoint may name it as its base.
 	ckptBase, writtenBase uint64
 	gcQueue               []gcTarget
-	gcReady               uint64 // files up to this seq may be deleted (grace passed) ...
-	gcKeep                uint64 // ... except this one (the base of the file after gcReady)
-	gcDerive              bool   // ... which is not known yet (see gcTarget)
-	gcDone                uint64 // files up to this seq are deleted ...
-	gcKept                uint64 // ... except this one
+	gcReady               uint64       // files up to this seq may be deleted (grace passed) ...
+	gcKeep                uint64       // ... except this one (the base of the file after gcReady)
+	gcDerive              bool         // ... which is not known yet (see gcTarget)
+	gcDone                uint64       // files up to this seq are deleted ...
+	gcKept                uint64       // ... except this one
+	ingest                ingestLedger // metering (checkpoint.go)
 
 	// Bad input (badinput.go), also under mu.
 	blocked    blocked
@@ -70,6 +71,7 @@ type stream struct {
 
 	// Loop goroutine only.
 	tracker *route.Tracker // incarnations and resolved ts seen, across runs
+	readTo  uint64         // the last file the current run read and routed
 	gap     gapState
 	refuse  refuseState
 }
@@ -184,12 +186,18 @@ func (st *stream) loop() {
 			return
 		}
 		st.sm.restart(reason)
-		if st.checkpointSeq() > before {
+		ckpt := st.checkpointSeq()
+		reread := uint64(0)
+		if st.readTo > ckpt {
+			reread = st.readTo - ckpt
+		}
+		st.sm.reread(reason, reread)
+		if ckpt > before {
 			bo.reset()
 		}
 		switch reason {
 		case reasonRouting:
-			st.log.Debug("routing changed, restarting from the checkpoint", "checkpoint", st.checkpointSeq())
+			st.log.Info("routing changed, restarting from the checkpoint", "checkpoint", ckpt, "reread_files", reread)
 			continue
 		case reasonDecode:
 			var bad *badFileError
@@ -199,7 +207,7 @@ func (st *stream) loop() {
 				st.log.Error("store file does not decode, stream stopped until a retry", "checkpoint", st.checkpointSeq(), "err", err)
 			}
 		default:
-			st.log.Warn("stream failed, restarting from the checkpoint", "reason", reason, "checkpoint", st.checkpointSeq(), "err", err)
+			st.log.Warn("stream failed, restarting from the checkpoint", "reason", reason, "checkpoint", ckpt, "reread_files", reread, "err", err)
 		}
 		if reason == reasonNotOwner {
 			st.onRefused(err)
@@ -216,10 +224,27 @@ func (st *stream) loop() {
 			}
 			cancel()
 		}
-		if !bo.wait(ctx) {
+		if !st.retryWait(ctx, bo) {
 			return
 		}
 	}
+}
+
+// retryWait waits the backoff before the next run, but a routing change
+// (seen since the failed run's snapshot, or during the wait) ends the wait at
+// once: a refusal or a broken Ingest stream mostly means a range is moving
+// or splitting, and what ends it is the routing change that names the new
+// owner or the children. Waiting out a backoff that grew over the refusals
+// before it would only add to the lag. It reports whether ctx is still alive.
+func (st *stream) retryWait(ctx context.Context, bo *backoff) bool {
+	cur := st.s.routes.current(st.tenant)
+	st.mu.Lock()
+	seen := st.snap
+	st.mu.Unlock()
+	if cur != seen {
+		return ctx.Err() == nil
+	}
+	return bo.waitOr(ctx, cur.changed)
 }
 
 // fenced stops a stream that found it no longer owns its task; the task

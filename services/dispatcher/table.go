@@ -22,6 +22,7 @@ type rangeOwner struct {
 type routeSnap struct {
 	table   *route.Table // nil until the tenant's ranges tile the key space
 	owners  map[uint64]rangeOwner
+	sealing map[uint64]bool // ranges of the table whose task is SEALING (a split's or merge's parents)
 	changed chan struct{}
 }
 
@@ -107,6 +108,20 @@ func ownersOf(table *route.Table, tasks map[uint64]*metav1.RangeTask, sorters ma
 			o.addr = sorters[t.Owner]
 		}
 		out[r.ID] = o
+	}
+	return out
+}
+
+// sealingOf is the set of table's ranges whose task is SEALING.
+func sealingOf(table *route.Table, tasks map[uint64]*metav1.RangeTask) map[uint64]bool {
+	out := map[uint64]bool{}
+	if table == nil {
+		return out
+	}
+	for _, r := range table.Ranges() {
+		if t, ok := tasks[r.ID]; ok && t.State == metav1.RangeTask_STATE_SEALING {
+			out[r.ID] = true
+		}
 	}
 	return out
 }

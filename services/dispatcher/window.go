@@ -28,6 +28,7 @@ type runState struct {
 	mu     sync.Mutex
 	why    string
 	cause  error
+	later  *time.Timer // failAfter's, stopped when the run ends
 }
 
 func newRunState(ctx context.Context) *runState {
@@ -42,6 +43,25 @@ func (r *runState) fail(reason string, err error) {
 		r.mu.Unlock()
 		close(r.failed)
 	})
+}
+
+// failAfter ends the run after d unless it ended before (the first call
+// arms the timer; later ones change nothing).
+func (r *runState) failAfter(d time.Duration, reason string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.later == nil {
+		r.later = time.AfterFunc(d, func() { r.fail(reason, err) })
+	}
+}
+
+// stop releases failAfter's timer once the run is over.
+func (r *runState) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.later != nil {
+		r.later.Stop()
+	}
 }
 
 func (r *runState) reason() string {
@@ -109,6 +129,15 @@ func (st *stream) onDurable(addr string, rangeID, seq uint64) {
 // restarts from the checkpoint, below the refused file, so the sorter gets
 // it again before any later file of that range. A refusal of a file behind
 // the checkpoint is stale (the range has it durably).
+//
+// A refusal by the owner of a SEALING range (a split's or merge's parent
+// that sealed: it refuses every later batch) does not end the run at once:
+// nothing but the routing change naming its successors ends the refusals,
+// and that change ends the run anyway (a new table). Until then the run
+// goes on feeding the other ranges (within the window: the refused file
+// stays pending, so the checkpoint stays below it), instead of restarting,
+// re-reading its window and being refused again. If the change does not
+// come within sealedWait the run ends as for any refusal.
 func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 	st.mu.Lock()
 	r := st.run
@@ -119,18 +148,36 @@ func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 			break
 		}
 	}
+	sealed := false
 	if hit {
 		// The lowest file refused in this run: later files of the store
 		// are refused after it (sticky), whatever the order of the answers.
 		if st.refusedRun != r || seq < st.refused {
 			st.refusedRun, st.refused = r, seq
 		}
+		o, ok := st.snap.owner(rangeID)
+		sealed = ok && o.addr == addr && st.snap.sealing[rangeID]
 	}
 	st.mu.Unlock()
-	if hit && r != nil {
-		r.fail(reasonNotOwner, fmt.Errorf("sorter %s does not own range %d (file %d)", addr, rangeID, seq))
+	if !hit || r == nil {
+		return
 	}
+	err := fmt.Errorf("sorter %s does not own range %d (file %d)", addr, rangeID, seq)
+	if sealed {
+		if r.ended() {
+			return
+		}
+		st.sm.sealedWaits.Inc()
+		r.failAfter(sealedWait, reasonNotOwner, fmt.Errorf("range %d sealing and its successors not routed after %s: %w", rangeID, sealedWait, err))
+		return
+	}
+	r.fail(reasonNotOwner, err)
 }
+
+// sealedWait bounds how long a run keeps going after a SEALING range's
+// refusal, waiting for the routing to name the range's successors (a
+// variable for the tests).
+var sealedWait = 3 * time.Second
 
 // appendFile adds a file about to be sent to the window, unless the
 // routing snapshot its requests were built from (snap) is no longer the

@@ -28,7 +28,8 @@ import (
 //     --merge-after (remembered in the leader's memory: a new leader starts
 //     counting again) and whose sum is below a quarter of the split bound,
 //     through the same paths as SplitRange and MergeRanges (so within
-//     --range-ops-per-minute and --max-ranges-per-tenant);
+//     --range-ops-per-minute and the tenant's range limit: its max_ranges
+//     quota, else --max-ranges-per-tenant);
 //   - every scheduling round, plan moves a range from the most to the least
 //     loaded sorter beyond a hysteresis, within --max-moves-per-minute;
 //   - draining workers (their own flag at a graceful stop, or a
@@ -235,12 +236,13 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 		rs := byTenant[tenant]
 		slices.SortFunc(rs, func(x, y *metav1.RangeTask) int { return bytes.Compare(x.StartKey, y.StartKey) })
 		active := s.activeCount(tenant)
+		limit, _ := s.rangeLimit(tenant)
 		for _, r := range rs {
 			rl := loads[[2]uint64{tenant, r.RangeId}]
 			if rl == nil || rl.CatchingUp || rl.RowsPerSec <= s.cfg.SplitRowsPerSec || !strictlyInside(rl.SplitKey, r) {
 				continue
 			}
-			if active+1 > s.cfg.MaxRangesPerTenant {
+			if active+1 > limit {
 				s.m.autoscale.WithLabelValues(actSplit, resRefused).Inc()
 				break
 			}

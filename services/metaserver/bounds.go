@@ -138,9 +138,10 @@ func (s *Service) tooManyStores(tenant, store uint64, count int) error {
 		tenant, count, s.cfg.MaxStoresPerTenant, store)
 }
 
-// tooManyRanges refuses a split of a tenant at --max-ranges-per-tenant.
-func (s *Service) tooManyRanges(tenant uint64, active int) error {
+// tooManyRanges refuses a split of a tenant at its range limit
+// (rangeLimit: its max_ranges quota, else --max-ranges-per-tenant).
+func (s *Service) tooManyRanges(tenant uint64, active int, by string) error {
 	return s.refuse("SplitRange", reasonTooManyRanges, codes.ResourceExhausted,
-		"tenant %d has %d active ranges, the most it may have (--max-ranges-per-tenant=%d); merge ranges before splitting",
-		tenant, active, s.cfg.MaxRangesPerTenant)
+		"tenant %d has %d active ranges, the most it may have (%s); merge ranges before splitting",
+		tenant, active, by)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
+	"github.com/tistream/tistream/libs/usage"
 )
 
 // maxInitialRanges bounds RegisterTenant's initial_ranges: the tenant and all
@@ -41,13 +43,21 @@ type Config struct {
 	// WatermarkCacheTTL is how long ListTasks reuses a range's published
 	// watermark read from the pool.
 	WatermarkCacheTTL time.Duration `yaml:"watermark_cache_ttl"`
-	// Retention: a retired range (split or merged away) whose SEAL entry
-	// was published longer ago than this (wall clock, not commit ts) is
-	// deleted from the pool and etcd; 0 keeps them forever. Use the
-	// sorters' --retention.
-	Retention time.Duration `yaml:"retention"`
+	// TenantDefaults are the fleet's settings of tenants that did not
+	// choose their own (docs/tenants.md): flags --tenant-default-*, YAML
+	// tenant_defaults. Their retention (--retention is the same setting):
+	// a retired range (split or merged away) whose SEAL entry was
+	// published longer ago than its tenant's effective retention (wall
+	// clock, not commit ts) is deleted from the pool and etcd; 0 keeps them
+	// forever. Give the sorters the same --retention.
+	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
+	// OffboardInterval: how often the leader looks for deregistered
+	// tenants whose grace period is over, and resumes deletions.
+	OffboardInterval time.Duration `yaml:"offboard_interval"`
 	// RetentionInterval: how often the leader looks for expired ranges.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
+	// Usage: metering (usage.go; docs/tenants.md, "Metering").
+	Usage usage.Config `yaml:"usage"`
 
 	// The autoscaler (autoscale.go; docs/operations.md, "Automatic split,
 	// merge and balance"). Autoscale false keeps the ranges as they are
@@ -115,8 +125,10 @@ func DefaultConfig() Config {
 		NotifyQueue:        4096,
 		MaxDispatcherConns: 256,
 		WatermarkCacheTTL:  2 * time.Second,
-		Retention:          24 * time.Hour,
+		TenantDefaults:     tenantcfg.DefaultDefaults(),
+		OffboardInterval:   10 * time.Second,
 		RetentionInterval:  time.Minute,
+		Usage:              usage.DefaultConfig(),
 		MaxKeyBytes:        4 << 10,
 		MaxRangesPerTenant: 10_000,
 		RangeOpsPerMinute:  60,
@@ -145,8 +157,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.NotifyQueue, "notify-queue", c.NotifyQueue, "notifications waiting to be forwarded to dispatchers before new ones are dropped")
 	fs.IntVar(&c.MaxDispatcherConns, "max-dispatcher-conns", c.MaxDispatcherConns, "cached gRPC connections to dispatchers")
 	fs.DurationVar(&c.WatermarkCacheTTL, "watermark-cache-ttl", c.WatermarkCacheTTL, "how long ListTasks reuses a range's published watermark")
-	fs.DurationVar(&c.Retention, "retention", c.Retention, "retired ranges sealed longer ago than this are deleted (0 = keep forever; use the sorters' value)")
+	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
+	fs.DurationVar(&c.TenantDefaults.Retention, "retention", c.TenantDefaults.Retention, "same as --tenant-default-retention: retired ranges of tenants without their own retention sealed longer ago than this are deleted (0 = keep forever; use the sorters' value)")
+	fs.DurationVar(&c.OffboardInterval, "offboard-interval", c.OffboardInterval, "how often the leader deletes the data of deregistered tenants whose grace period is over")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the leader deletes expired retired ranges")
+	c.Usage.RegisterFlags(fs)
 	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", c.MaxKeyBytes, fmt.Sprintf("largest split key a client may give, in bytes (%d..%d)", minKeyBytes, maxKeyBytes))
 	fs.IntVar(&c.MaxRangesPerTenant, "max-ranges-per-tenant", c.MaxRangesPerTenant, "ACTIVE ranges a tenant may have; splits beyond are refused (at least --initial-ranges)")
 	fs.IntVar(&c.RangeOpsPerMinute, "range-ops-per-minute", c.RangeOpsPerMinute, "splits and merges per tenant per minute (a token bucket of this size)")
@@ -183,8 +198,14 @@ func (c *Config) Validate() error {
 	if c.MaxDispatcherConns < 1 {
 		errs = append(errs, errors.New("--max-dispatcher-conns must be at least 1"))
 	}
-	if c.Retention < 0 {
-		errs = append(errs, errors.New("--retention must not be negative (0 = keep forever)"))
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.TenantDefaults.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OffboardInterval <= 0 {
+		errs = append(errs, errors.New("--offboard-interval must be positive"))
 	}
 	if c.RetentionInterval <= 0 {
 		errs = append(errs, errors.New("--retention-interval must be positive"))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
@@ -33,10 +34,13 @@ import (
 
 // expireGroups deletes the expired groups nobody publishes in any more.
 func (s *Service) expireGroups(t *term, now time.Time) error {
-	cutoff := now.Add(-s.cfg.Retention)
 	for _, te := range s.state.tenants.list(etcdx.TenantsPrefix) {
 		if t.ctx.Err() != nil {
 			return errNotLeader
+		}
+		cutoff, ok := s.retentionCutoff(te.val.TenantId, now)
+		if !ok || !tenantcfg.Resolve(te.val, s.cfg.TenantDefaults).Active() {
+			continue // kept forever, or being offboarded (offboard.go)
 		}
 		if err := s.expireTenantGroups(t.ctx, te.val.TenantId, cutoff); err != nil && t.ctx.Err() == nil {
 			s.rm.errors.Inc()

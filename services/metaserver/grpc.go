@@ -112,6 +112,12 @@ func (a *api) ListTenants(ctx context.Context, req *metav1.ListTenantsRequest) (
 	})
 }
 
+func (a *api) GetUsage(ctx context.Context, req *metav1.GetUsageRequest) (*metav1.GetUsageResponse, error) {
+	return serve(ctx, a.s, "GetUsage", req, metav1.MetaServiceClient.GetUsage, func(*term) (*metav1.GetUsageResponse, error) {
+		return a.s.getUsage(ctx, req)
+	})
+}
+
 func (a *api) ListTasks(ctx context.Context, req *metav1.ListTasksRequest) (*metav1.ListTasksResponse, error) {
 	return serve(ctx, a.s, "ListTasks", req, metav1.MetaServiceClient.ListTasks, func(*term) (*metav1.ListTasksResponse, error) {
 		return a.s.listTasks(ctx, req)
@@ -133,5 +139,17 @@ func (a *api) DrainWorker(ctx context.Context, req *metav1.DrainWorkerRequest) (
 func (a *api) MergeRanges(ctx context.Context, req *metav1.MergeRangesRequest) (*metav1.MergeRangesResponse, error) {
 	return serve(ctx, a.s, "MergeRanges", req, metav1.MetaServiceClient.MergeRanges, func(t *term) (*metav1.MergeRangesResponse, error) {
 		return a.s.mergeRanges(ctx, t, req)
+	})
+}
+
+func (a *api) UpdateTenant(ctx context.Context, req *metav1.UpdateTenantRequest) (*metav1.UpdateTenantResponse, error) {
+	return serve(ctx, a.s, "UpdateTenant", req, metav1.MetaServiceClient.UpdateTenant, func(t *term) (*metav1.UpdateTenantResponse, error) {
+		return a.s.updateTenant(ctx, t, req)
+	})
+}
+
+func (a *api) DeregisterTenant(ctx context.Context, req *metav1.DeregisterTenantRequest) (*metav1.DeregisterTenantResponse, error) {
+	return serve(ctx, a.s, "DeregisterTenant", req, metav1.MetaServiceClient.DeregisterTenant, func(t *term) (*metav1.DeregisterTenantResponse, error) {
+		return a.s.deregisterTenant(ctx, t, req)
 	})
 }

@@ -58,7 +58,7 @@ func testConfig() Config {
 	cfg.NotifyInterval = 50 * time.Millisecond
 	cfg.WatermarkCacheTTL = 0
 	cfg.StopTimeout = 10 * time.Second
-	cfg.Retention = 0 // the test histories are "old": retention_test.go turns it on
+	cfg.TenantDefaults.Retention = 0 // the test histories are "old": retention_test.go turns it on
 	return cfg
 }
 

@@ -109,6 +109,8 @@ func (s *Service) beginTerm(t *term) {
 	t.spawn(func() { s.sealLoop(t) })
 	t.spawn(func() { s.notes.flushLoop(t) })
 	t.spawn(func() { s.retentionLoop(t) })
+	t.spawn(func() { s.offboardLoop(t) })
+	t.spawn(func() { s.usageLoop(t) })
 	s.as.reset()
 	t.spawn(func() { s.autoscaleLoop(t) })
 }

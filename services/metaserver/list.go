@@ -21,7 +21,8 @@ func (s *Service) listTenants(ctx context.Context) (*metav1.ListTenantsResponse,
 	if err != nil {
 		return nil, err
 	}
-	resp := &metav1.ListTenantsResponse{}
+	resp := &metav1.ListTenantsResponse{FleetDefaults: s.cfg.TenantDefaults.Settings(),
+		FleetDeregisterGraceMs: s.cfg.TenantDefaults.DeregisterGrace.Milliseconds()}
 	for _, t := range all {
 		resp.Tenants = append(resp.Tenants, t)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -45,6 +46,9 @@ func (s *Service) notifyStoreFile(ctx context.Context, req *metav1.NotifyStoreFi
 	}
 	if info == nil {
 		return s.refuse(method, reasonUnknownTenant, codes.NotFound, "tenant %d is not registered; call RegisterTenant first", req.TenantId)
+	}
+	if !tenantcfg.Resolve(info, s.cfg.TenantDefaults).Active() {
+		return s.refuse(method, reasonNotActive, codes.FailedPrecondition, "%s", s.notActiveMessage(info))
 	}
 	if info.ClusterId != req.ClusterId {
 		return s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant %d is registered for cluster %d, the notification names cluster %d",
@@ -192,6 +196,9 @@ type streamWrite struct {
 func (n *notifier) flush(t *term) error {
 	var writes []streamWrite
 	for _, note := range n.take() {
+		if !n.s.tenantActive(note.tenant) {
+			continue // deregistered after the notification (offboard.go)
+		}
 		key := etcdx.StreamKey(note.tenant, note.store)
 		task := &metav1.StreamTask{ClusterId: note.cluster, TenantId: note.tenant, StoreId: note.store}
 		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)

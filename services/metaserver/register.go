@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/formats/schemasnap"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -40,6 +42,9 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 	if n > maxInitialRanges {
 		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "initial_ranges %d is more than %d; split ranges later instead", n, maxInitialRanges)
 	}
+	if err := tenantcfg.Validate(req.Settings); err != nil {
+		return nil, s.refuse(method, reasonMalformed, codes.InvalidArgument, "tenant %d settings: %v", req.TenantId, err)
+	}
 	if n > s.cfg.MaxRangesPerTenant {
 		return nil, s.refuse(method, reasonTooManyRanges, codes.ResourceExhausted,
 			"initial_ranges %d is more than the %d active ranges a tenant may have (--max-ranges-per-tenant)", n, s.cfg.MaxRangesPerTenant)
@@ -47,7 +52,17 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	if info, err := s.existingTenant(ctx, req.ClusterId, req.TenantId); err != nil || info != nil {
+		if err == nil && !tenantcfg.Resolve(info, s.cfg.TenantDefaults).Active() {
+			return nil, s.refuse(method, reasonNotActive, codes.FailedPrecondition,
+				"%s; register it again once it is gone (tistream admin tenants)", s.notActiveMessage(info))
+		}
 		return &metav1.RegisterTenantResponse{Tenant: info}, err
+	}
+	// The pool objects written before the tenant's record exists use the
+	// key it registers with (libs/crypt: the pool wrapper's KeyFor reads
+	// the record).
+	if st := req.GetSettings(); st != nil && st.KekRef != nil {
+		ctx = crypt.WithTenantKEK(ctx, req.TenantId, *st.KekRef)
 	}
 	snap, err := s.copySchemaSnapshot(ctx, req.ClusterId, req.TenantId)
 	if err != nil {
@@ -58,7 +73,10 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 		return nil, err
 	}
 	info := &metav1.TenantInfo{ClusterId: req.ClusterId, TenantId: req.TenantId, SchemaSnapshotTs: snap.Header.Ts,
-		RegisteredUnixMs: s.now().UnixMilli()}
+		RegisteredUnixMs: s.now().UnixMilli(), State: metav1.TenantState_TENANT_STATE_ACTIVE, SettingsGeneration: 1}
+	if !isEmptySettings(req.Settings) {
+		info.Settings = req.Settings
+	}
 	var ops []clientv3.Op
 	for _, d := range m.Ranges {
 		ops = append(ops, clientv3.OpPut(etcdx.RangeKey(req.TenantId, d.RangeId), etcdx.Marshal(taskFromDescriptor(req.TenantId, d))))

@@ -62,11 +62,9 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 }
 
 // retentionLoop deletes expired retired ranges every RetentionInterval
-// while leading; retention 0 keeps them forever.
+// while leading; a tenant whose effective retention is 0 keeps them
+// forever.
 func (s *Service) retentionLoop(t *term) {
-	if s.cfg.Retention <= 0 {
-		return
-	}
 	s.everyTick(t, s.cfg.RetentionInterval, func() bool {
 		if err := s.expireRetired(t, s.now()); errors.Is(err, errNotLeader) || t.ctx.Err() != nil {
 			return false
@@ -79,10 +77,13 @@ func (s *Service) retentionLoop(t *term) {
 // expireRetired deletes every retired range whose SEAL entry was published
 // longer than the retention window before now.
 func (s *Service) expireRetired(t *term, now time.Time) error {
-	cutoff := now.Add(-s.cfg.Retention)
 	for _, e := range s.state.ranges.list(etcdx.RangesPrefix) {
 		r := e.val
 		if r.State != metav1.RangeTask_STATE_RETIRED || r.SealWatermark == 0 {
+			continue
+		}
+		cutoff, ok := s.retentionCutoff(r.TenantId, now)
+		if !ok {
 			continue
 		}
 		expired, err := s.sealExpired(t.ctx, r.TenantId, r.RangeId, cutoff)

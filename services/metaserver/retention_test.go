@@ -23,7 +23,7 @@ import (
 func TestRetiredRangesExpire(t *testing.T) {
 	const retention = 3 * time.Second
 	env := newEnv(t)
-	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
+	s := env.startMeta(func(c *Config) { c.TenantDefaults.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
 	require.Eventually(t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
 	c := env.client(s)
 	ctx := context.Background()
@@ -124,7 +124,7 @@ func TestRetiredRangesExpire(t *testing.T) {
 func TestExpiredGroupsOfGoneSortersAreDeleted(t *testing.T) {
 	const retention = 2 * time.Second
 	env := newEnv(t)
-	s := env.startMeta(func(c *Config) { c.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
+	s := env.startMeta(func(c *Config) { c.TenantDefaults.Retention, c.RetentionInterval = retention, 30*time.Millisecond })
 	require.Eventually(t, func() bool { return s.IsLeader() && s.state.ready() }, waitFor, pollEvery)
 	c := env.client(s)
 	ctx := context.Background()

@@ -39,6 +39,8 @@ type Service struct {
 	pool   objstore.Store
 	m      *metrics
 	rm     *retentionMetrics // retention.go
+	ob     *offboardMetrics  // offboard.go
+	um     *usageMetrics     // usage.go
 	now    func() time.Time
 
 	state *state
@@ -53,6 +55,7 @@ type Service struct {
 
 	scheduleKick chan struct{}
 	sealKick     chan struct{}
+	offboardKick chan struct{} // offboard.go
 	cur          atomic.Pointer[term]
 	election     atomic.Pointer[concurrency.Election]
 
@@ -85,8 +88,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	log := deps.Log.With("service", "meta-server")
 	s := &Service{cfg: cfg, log: log, reg: deps.Registry, etcd: deps.Etcd, buffer: deps.Buffer, pool: deps.Pool,
-		m: newMetrics(deps.Registry), rm: newRetentionMetrics(deps.Registry), now: time.Now,
-		scheduleKick: make(chan struct{}, 1), sealKick: make(chan struct{}, 1)}
+		m: newMetrics(deps.Registry), rm: newRetentionMetrics(deps.Registry), um: newUsageMetrics(deps.Registry), now: time.Now,
+		scheduleKick: make(chan struct{}, 1), sealKick: make(chan struct{}, 1),
+		ob: newOffboardMetrics(deps.Registry), offboardKick: make(chan struct{}, 1)}
 	s.state = newState(deps.Etcd, log, func() { poke(s.scheduleKick) }, func() { poke(s.sealKick) })
 	s.notes = &notifier{s: s, interval: cfg.NotifyInterval, pending: map[streamID]streamNote{}}
 	s.fwd = newForwarder(log, s.m, cfg.NotifyQueue, cfg.MaxDispatcherConns)

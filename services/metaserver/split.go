@@ -47,8 +47,8 @@ func (s *Service) splitRange(ctx context.Context, t *term, req *metav1.SplitRang
 	if err != nil {
 		return nil, err
 	}
-	if active+1 > s.cfg.MaxRangesPerTenant { // the parent goes, two children come
-		return nil, s.tooManyRanges(req.TenantId, active)
+	if limit, by := s.rangeLimit(req.TenantId); active+1 > limit { // the parent goes, two children come
+		return nil, s.tooManyRanges(req.TenantId, active, by)
 	}
 	c1 := &metav1.RangeTask{TenantId: r.TenantId, RangeId: ids[0], StartKey: r.StartKey, EndKey: req.SplitKey,
 		State: metav1.RangeTask_STATE_ACTIVE, ParentRangeIds: []uint64{r.RangeId}}
@@ -199,7 +199,7 @@ func (s *Service) activeRange(ctx context.Context, tenant, id uint64) (*entry[*m
 // range task in etcd (children of operations still in flight are in etcd
 // only). Two concurrent allocations are caught by the create-revision
 // compares of startSeal. It also counts the tenant's ACTIVE range tasks
-// (--max-ranges-per-tenant), read from etcd like the ids: the mirror may
+// (rangeLimit), read from etcd like the ids: the mirror may
 // not show a split that just started.
 func (s *Service) allocRangeIDs(ctx context.Context, tenant uint64, n int) (ids []uint64, active int, err error) {
 	m, err := pool.LoadManifest(ctx, s.pool, tenant)

@@ -37,6 +37,12 @@ func (s *Service) tenantInfo(key string, value []byte) *metav1.TenantInfo {
 	return info
 }
 
+// served: the tenant is not deregistered (a deregistered tenant is not
+// followed, as if it were gone).
+func served(info *metav1.TenantInfo) bool {
+	return info.GetState() == metav1.TenantState_TENANT_STATE_UNSPECIFIED || info.GetState() == metav1.TenantState_TENANT_STATE_ACTIVE
+}
+
 // syncTenants lists the registered tenants, starts following new ones and
 // stops those that are gone. It returns the etcd revision of the listing.
 func (s *Service) syncTenants(ctx, runCtx context.Context) (int64, error) {
@@ -51,8 +57,12 @@ func (s *Service) syncTenants(ctx, runCtx context.Context) (int64, error) {
 			s.log.Warn("ignoring etcd key under the tenants prefix", "err", err)
 			continue
 		}
+		info := s.tenantInfo(string(kv.Key), kv.Value)
+		if !served(info) {
+			continue // deregistered: not followed (docs/tenants.md, "Offboarding")
+		}
 		want[id] = true
-		s.addTenant(runCtx, id, s.tenantInfo(string(kv.Key), kv.Value))
+		s.addTenant(runCtx, id, info)
 	}
 	for _, id := range s.Tenants() {
 		if !want[id] {
@@ -81,10 +91,14 @@ func (s *Service) watchTenants(ctx context.Context, rev int64) {
 					s.log.Warn("ignoring etcd key under the tenants prefix", "err", err)
 					continue
 				}
-				if ev.Type == clientv3.EventTypeDelete {
+				var info *metav1.TenantInfo
+				if ev.Type != clientv3.EventTypeDelete {
+					info = s.tenantInfo(string(ev.Kv.Key), ev.Kv.Value)
+				}
+				if info == nil || !served(info) {
 					s.removeTenant(ctx, id)
 				} else {
-					s.addTenant(ctx, id, s.tenantInfo(string(ev.Kv.Key), ev.Kv.Value))
+					s.addTenant(ctx, id, info)
 				}
 			}
 			rev = resp.Header.Revision

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/tenantcfg"
 )
 
 // Retention: a group's writer deletes its expired front
@@ -56,15 +57,15 @@ func publishedBefore(now time.Time, retention time.Duration) (time.Time, bool) {
 	return now.Add(-retention), true
 }
 
-// startRetention starts the periodic compaction of the held ranges, unless
-// retention is off (0); it ends with the service's root context.
+// startRetention starts the periodic compaction of the held ranges; it
+// ends with the service's root context. Each tenant's retention is its
+// effective one (docs/tenants.md): its own setting, followed in etcd, or
+// --retention, the fleet default; 0 keeps its data forever.
 func (s *Service) startRetention() {
 	m := newRetentionMetrics(s.registry)
 	s.retentionDone = make(chan struct{})
-	if s.cfg.Retention <= 0 {
-		close(s.retentionDone)
-		return
-	}
+	s.tenants = tenantcfg.NewWatcher(s.etcd, tenantcfg.Defaults{Retention: s.cfg.Retention}, s.log)
+	go s.tenants.Run(s.rootCtx)
 	go func() {
 		defer close(s.retentionDone)
 		t := time.NewTicker(s.cfg.RetentionInterval)
@@ -83,10 +84,6 @@ func (s *Service) startRetention() {
 // compactHeld compacts this sorter's groups, and the format 1 range logs
 // of the ranges it holds that still have some.
 func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time.Time) {
-	cutoff, ok := publishedBefore(now, s.cfg.Retention)
-	if !ok {
-		return
-	}
 	s.mu.Lock()
 	keys := make([]rangeKey, 0, len(s.holders))
 	for k, h := range s.holders {
@@ -103,7 +100,9 @@ func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time
 		if ctx.Err() != nil {
 			return
 		}
-		s.compactGroup(ctx, m, g, cutoff)
+		if cutoff, ok := publishedBefore(now, s.retention(g.tenant)); ok {
+			s.compactGroup(ctx, m, g, cutoff)
+		}
 	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
@@ -112,8 +111,19 @@ func (s *Service) compactHeld(ctx context.Context, m *retentionMetrics, now time
 		if s.lookup(k) == nil {
 			continue // released meanwhile: its new owner compacts it
 		}
-		s.compactRange(ctx, m, k, cutoff)
+		if cutoff, ok := publishedBefore(now, s.retention(k.tenant)); ok {
+			s.compactRange(ctx, m, k, cutoff)
+		}
 	}
+}
+
+// retention is a tenant's effective retention: --retention until the
+// tenant settings are loaded, or for a tenant without its own.
+func (s *Service) retention(tenant uint64) time.Duration {
+	if s.tenants == nil {
+		return s.cfg.Retention
+	}
+	return s.tenants.Settings(tenant).Retention
 }
 
 // hasV1Log reports whether the held range's log has format 1 entries to

@@ -18,6 +18,7 @@ import (
 	"github.com/tistream/tistream/libs/sortbuf"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	"github.com/tistream/tistream/libs/txnmatch"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
@@ -45,6 +46,8 @@ type Service struct {
 	pool     objstore.Store
 	snaps    objstore.Store
 	m        *metrics
+	// tenants gives each tenant's effective retention (retention.go).
+	tenants *tenantcfg.Watcher
 
 	engine    *sortbuf.Engine
 	deps      rangesorter.Deps

@@ -22,13 +22,15 @@ func init() {
 const adminUsage = `usage: tistream admin <subcommand> --meta host:port [flags]
 
 subcommands:
-  tenants                                      registered tenants
+  tenants                                      tenants: state and effective settings (* = fleet default)
+  register, update-tenant, deregister          tenant settings and offboarding (tistream admin tenants -h)
   tasks  --tenant N                            a tenant's ranges (owner, watermark, lag) and store streams (owner, checkpoint, pending files)
   split  --tenant N --range R --key HEX        split range R at a key (hex of the encoded TiDB key)
   merge  --tenant N --left L --right R         merge two adjacent ranges
   drain  --worker ID [--kind sorter|dispatcher] [--cancel]
                                                move every task away from a worker and assign it none (until it
                                                stops; --cancel withdraws the request)
+  usage  --tenant N [--from T] [--to T]       a tenant's usage per hour (tistream admin usage -h)
 
 Add --json for machine-readable output.
 `
@@ -39,6 +41,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	sub := args[0]
+	if sub == "usage" {
+		return runAdminUsage(ctx, args[1:], stdout, stderr) // cmd_usage.go
+	}
+	if isTenantsSubcommand(sub) {
+		return runAdminTenants(ctx, sub, args[1:], stdout, stderr) // cmd_tenants.go
+	}
 	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	meta := fs.String("meta", "127.0.0.1:7100", "the meta-server's gRPC address (any member, or a Service in front of them: a standby forwards to the leader)")
@@ -75,8 +83,6 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer cancel()
 	var resp proto.Message
 	switch sub {
-	case "tenants":
-		resp, err = c.ListTenants(ctx, &metav1.ListTenantsRequest{})
 	case "tasks":
 		if *tenant == 0 {
 			return usageErr("--tenant is required")
@@ -102,11 +108,17 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	default:
 		return usageErr(fmt.Sprintf("unknown subcommand %q", sub))
 	}
+	return adminOutput(sub, resp, err, *asJSON, stdout, stderr, printAdmin)
+}
+
+// adminOutput prints an admin call's answer (as JSON, or with print) or
+// its error, and returns the exit code.
+func adminOutput(sub string, resp proto.Message, err error, asJSON bool, stdout, stderr io.Writer, print func(io.Writer, proto.Message)) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream admin %s: %v\n", sub, err)
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(resp)
 		if err != nil {
 			fmt.Fprintf(stderr, "tistream admin: %v\n", err)
@@ -115,7 +127,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, string(b))
 		return 0
 	}
-	printAdmin(stdout, resp)
+	print(stdout, resp)
 	return 0
 }
 
@@ -124,11 +136,6 @@ func printAdmin(w io.Writer, resp proto.Message) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	switch r := resp.(type) {
-	case *metav1.ListTenantsResponse:
-		fmt.Fprintln(tw, "TENANT\tCLUSTER\tSCHEMA SNAPSHOT TS\tREGISTERED")
-		for _, t := range r.Tenants {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\n", t.TenantId, t.ClusterId, t.SchemaSnapshotTs, time.UnixMilli(t.RegisteredUnixMs).UTC().Format(time.RFC3339))
-		}
 	case *metav1.ListTasksResponse:
 		fmt.Fprintln(tw, "RANGE\tSTATE\tSTART\tEND\tEPOCH\tOWNER\tADDR\tWATERMARK\tLAG")
 		for _, s := range r.Ranges {

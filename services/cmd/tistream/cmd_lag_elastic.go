@@ -112,6 +112,9 @@ type elasticSample struct {
 	events  map[string]float64 // sorter name -> tistream_sorter_events_total
 	ranges  map[string]float64 // sorter name -> tistream_sorter_ranges
 	actions map[string]float64 // autoscaler action -> started, so far
+	// every dispatcher's stream restarts so far, and the files those
+	// restarts made the streams read again
+	restarts, rereads float64
 }
 
 // rowAt is one pulled row: its commit time and lag.
@@ -267,7 +270,8 @@ func (e *elasticRun) sample(f *fleet, now time.Time) {
 			continue
 		}
 		isSorter := strings.HasPrefix(m.name, "sorter-")
-		if !isSorter && m.name != "meta-server" {
+		isDispatcher := strings.HasPrefix(m.name, "dispatcher-")
+		if !isSorter && !isDispatcher && m.name != "meta-server" {
 			continue
 		}
 		mfs, err := m.reg.Gather()
@@ -280,6 +284,12 @@ func (e *elasticRun) sample(f *fleet, now time.Time) {
 				s.events[m.name] = sumMetric(mf.GetMetric())
 			case isSorter && mf.GetName() == "tistream_sorter_ranges":
 				s.ranges[m.name] = sumMetric(mf.GetMetric())
+			case isDispatcher && mf.GetName() == "tistream_dispatcher_stream_restarts_total":
+				s.restarts += sumMetric(mf.GetMetric())
+			case isDispatcher && mf.GetName() == "tistream_dispatcher_restart_reread_files":
+				for _, x := range mf.GetMetric() {
+					s.rereads += x.GetHistogram().GetSampleSum()
+				}
 			case mf.GetName() == "tistream_meta_autoscale_actions_total":
 				for _, x := range mf.GetMetric() {
 					var action, result string
@@ -423,6 +433,7 @@ func (e *elasticRun) stats(w window) (lags lagDist, rps map[string]float64, rang
 	for k, v := range b.actions {
 		actions[k] = v
 	}
+	actions["restarts"], actions["rereads"] = b.restarts, b.rereads
 	return lags, rps, ranges, actions
 }
 
@@ -439,12 +450,12 @@ func (e *elasticRun) print(w io.Writer, start, warm, end time.Time) {
 		for _, n := range e.sorters {
 			fmt.Fprintf(w, " %s rows/s (ranges) |", n)
 		}
-		fmt.Fprintln(w, " splits / merges / moves+drains so far |")
+		fmt.Fprintln(w, " splits / merges / moves+drains so far | dispatcher restarts / files re-read so far |")
 		fmt.Fprint(w, "|---|---:|---:|---:|---:|")
 		for range e.sorters {
 			fmt.Fprint(w, "---:|")
 		}
-		fmt.Fprintln(w, "---:|")
+		fmt.Fprintln(w, "---:|---:|")
 	}
 	line := func(win window) {
 		lags, rps, ranges, act := e.stats(win)
@@ -457,10 +468,10 @@ func (e *elasticRun) print(w io.Writer, start, warm, end time.Time) {
 			fmt.Fprintf(w, " %.0f (%.0f) |", rps[n], ranges[n])
 		}
 		if rps == nil {
-			fmt.Fprintln(w, " - |")
+			fmt.Fprintln(w, " - | - |")
 			return
 		}
-		fmt.Fprintf(w, " %.0f / %.0f / %.0f |\n", act["split"], act["merge"], act["move"]+act["drain"])
+		fmt.Fprintf(w, " %.0f / %.0f / %.0f | %.0f / %.0f |\n", act["split"], act["merge"], act["move"]+act["drain"], act["restarts"], act["rereads"])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "timeline (by commit time for the lags, by wall time for the sorters' applied row events per second and ranges at the window's end; from the sim's start):\n\n")

@@ -19,6 +19,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore/metered"
 	"github.com/tistream/tistream/libs/svc"
 	"github.com/tistream/tistream/libs/tlsx"
+	metering "github.com/tistream/tistream/libs/usage"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	"github.com/tistream/tistream/services/apiserver"
 	"github.com/tistream/tistream/services/dispatcher"
@@ -41,6 +42,8 @@ type fleetConfig struct {
 	Etcd   stringList `yaml:"etcd"`
 	Buffer string     `yaml:"buffer"`
 	Pool   string     `yaml:"pool"`
+	// Encryption: customer-managed keys of tenants' objects in the pool.
+	Encryption encryptionConfig `yaml:"encryption"`
 
 	MetaServer     metaserver.Config     `yaml:"meta_server"`
 	Dispatcher     dispatcher.Config     `yaml:"dispatcher"`
@@ -95,6 +98,7 @@ type env struct {
 	etcd   *clientv3.Client
 	buffer objstore.Store
 	pool   objstore.Store
+	usage  *metering.Meter // the process's tenant metering (flushed to the pool)
 }
 
 // target is one service the run command can start.
@@ -173,7 +177,7 @@ var targets = []target{
 				return nil, fmt.Errorf("api-server: dial the schema registry: %w", err)
 			}
 			s, err := apiserver.New(c.APIServer.Config, apiserver.Deps{Log: e.log, Registry: e.reg, Pool: e.pool,
-				Schema: schemav1.NewSchemaRegistryServiceClient(conn), Etcd: e.etcd})
+				Schema: schemav1.NewSchemaRegistryServiceClient(conn), Etcd: e.etcd, Usage: e.usage})
 			if err != nil {
 				conn.Close()
 				return nil, err
@@ -277,6 +281,7 @@ func parseRun(args []string, stderr io.Writer) (target, *fleetConfig, error) {
 	fs.Var(&fc.Etcd, "etcd", "etcd endpoints, comma-separated (http://host:port)")
 	fs.StringVar(&fc.Buffer, "buffer", "", "the data change buffer's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
 	fs.StringVar(&fc.Pool, "pool", "", "the committed data pool's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
+	fc.Encryption.registerFlags(fs)
 	t.flags(&fc, fs)
 	if err := svc.ParseWithConfig(fs, args, configPath, &fc); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -328,6 +333,12 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer closeEnv()
+	stopEncryption, err := encryptPool(ctx, &e, fc.Encryption)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
+		return 1
+	}
+	defer stopEncryption()
 	s, err := t.build(fc, e)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
@@ -347,7 +358,8 @@ func openEnv(ctx context.Context, log *slog.Logger, service string, endpoints []
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e := env{log: log, reg: reg}
-	requests := metered.NewMetrics(reg)
+	e.usage = metering.NewMeter(reg, metering.MeterOptions{})
+	requests := metered.NewMetrics(reg).WithTap(e.usage).WithTenantLabel(e.usage.TenantLabel)
 	var err error
 	if bufferURL != "" {
 		if e.buffer, err = objstore.Open(ctx, bufferURL); err != nil {
@@ -385,5 +397,6 @@ func openEnv(ctx context.Context, log *slog.Logger, service string, endpoints []
 		e.etcd.Close()
 		return env{}, nil, fmt.Errorf("etcd %v is not reachable: %w", endpoints, err)
 	}
-	return e, func() { e.etcd.Close() }, nil
+	stopUsage := startUsageFlusher(e, service)
+	return e, func() { stopUsage(); e.etcd.Close() }, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/truth"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
 func init() {
@@ -30,6 +31,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime)")
 	initialRanges := fs.Uint("initial-ranges", 2, "with --meta: ranges each tenant starts with (from 2 on the first holds the meta keys alone)")
+	kek := fs.String("kek", "", "with --meta: register the tenants with this key-encryption key (local:NAME or aws-kms:ID; docs/formats/encryption.md)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")
@@ -83,6 +85,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer up.Close()
+		if *kek != "" {
+			up.settings = &metav1.TenantSettings{KekRef: kek}
+		}
 		opts.OnTenant, opts.OnFile = up.RegisterTenant, up.NotifyFile
 	}
 	s, err := sim.New(cfg, opts)

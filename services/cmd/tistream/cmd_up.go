@@ -39,6 +39,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sorters := fs.Int("sorters", 1, "sorters to run")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFile := fs.String("log-file", "", "write the services' logs here (default <data-dir>/tistream.log; - = stderr)")
+	keyDir := fs.String("key-dir", "", "directory of local key files: tenants whose kek_ref is local:NAME have their pool objects encrypted with DIR/NAME.key (docs/formats/encryption.md; \"\" = no encryption)")
 	insecureFleet := fs.Bool("insecure", false, "run without TLS or authentication (default: a throw-away CA under <data-dir>/tls secures every connection)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,7 +79,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: *host, EtcdPort: *etcdPort, MetaPort: *metaPort, APIPort: *apiPort,
-		Dispatchers: *dispatchers, Sorters: *sorters, LogLevel: *logLevel, Log: log, Insecure: *insecureFleet})
+		Dispatchers: *dispatchers, Sorters: *sorters, LogLevel: *logLevel, Log: log, Insecure: *insecureFleet,
+		Tune: func(c *fleetConfig) { c.Encryption.KeyDir = *keyDir }})
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream up: %v\n", err)
 		return 1
@@ -213,7 +215,12 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		if err != nil {
 			return nil, err
 		}
-		f.closers = append(f.closers, closeEnv)
+		stopEncryption, err := encryptPool(ctx, &e, c.Encryption)
+		if err != nil {
+			closeEnv()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		f.closers = append(f.closers, func() { stopEncryption(); closeEnv() })
 		if o.Wrap != nil {
 			e.buffer, e.pool = o.Wrap(e.buffer), o.Wrap(e.pool)
 		}

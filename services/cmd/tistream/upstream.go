@@ -18,8 +18,10 @@ type upstream struct {
 	conn          *grpcx.LeaderConn
 	meta          metav1.MetaServiceClient
 	initialRanges uint32
-	stderr        io.Writer
-	failed        atomic.Int64
+	// settings, if set, go with every registration (tistream sim --kek).
+	settings *metav1.TenantSettings
+	stderr   io.Writer
+	failed   atomic.Int64
 }
 
 func newUpstream(addr string, cc *clientCreds, initialRanges uint32, stderr io.Writer) (*upstream, error) {
@@ -38,7 +40,7 @@ func (u *upstream) RegisterTenant(ctx context.Context, cluster, tenant uint64) e
 	deadline := time.Now().Add(time.Minute)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := u.meta.RegisterTenant(cctx, &metav1.RegisterTenantRequest{ClusterId: cluster, TenantId: tenant, InitialRanges: u.initialRanges})
+		_, err := u.meta.RegisterTenant(cctx, &metav1.RegisterTenantRequest{ClusterId: cluster, TenantId: tenant, InitialRanges: u.initialRanges, Settings: u.settings})
 		cancel()
 		if err == nil {
 			return nil

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tistream/tistream/libs/crypt"
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/tenantcfg"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
+)
+
+// encryptionConfig turns on customer-managed keys (docs/formats/encryption.md):
+// the KMSes a tenant's kek_ref may name. With neither set, nothing is
+// encrypted or decrypted and the pool is used as it is.
+type encryptionConfig struct {
+	// KeyDir serves local:NAME references (DIR/NAME.key).
+	KeyDir string `yaml:"key_dir"`
+	// AWSRegion or AWSEndpoint serves aws-kms:ID references (credentials
+	// from the AWS default chain).
+	AWSRegion   string `yaml:"aws_kms_region"`
+	AWSEndpoint string `yaml:"aws_kms_endpoint"`
+	// DefaultKEK is the key of tenants without their own kek_ref.
+	DefaultKEK string `yaml:"default_kek"`
+	// KeyCacheTTL bounds how long data keys and headers are used without
+	// asking the KMS: a disabled key stops the tenant within it (0 = 5m).
+	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+}
+
+func (c *encryptionConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.KeyDir, "key-dir", c.KeyDir, "directory of local key files for tenants' kek_ref local:NAME (customer-managed keys; docs/formats/encryption.md)")
+	fs.StringVar(&c.AWSRegion, "aws-kms-region", c.AWSRegion, "AWS KMS region for tenants' kek_ref aws-kms:ID")
+	fs.StringVar(&c.AWSEndpoint, "aws-kms-endpoint", c.AWSEndpoint, "AWS KMS endpoint override (a KMS-compatible server)")
+	fs.StringVar(&c.DefaultKEK, "default-kek", c.DefaultKEK, "kek_ref of tenants without their own (\"\" = not encrypted)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", c.KeyCacheTTL, "how long data keys are used without asking the KMS: a disabled key stops its tenant within it (0 = 5m)")
+}
+
+func (c encryptionConfig) enabled() bool {
+	return c.KeyDir != "" || c.AWSRegion != "" || c.AWSEndpoint != ""
+}
+
+// encryptPool wraps e.pool (already metered, so the request counts and
+// bytes are what goes over the wire: ciphertext) in crypt.Store, with each
+// tenant's key from its etcd record. It returns what stops the watcher.
+func encryptPool(ctx context.Context, e *env, c encryptionConfig) (func(), error) {
+	if !c.enabled() || e.pool == nil {
+		return func() {}, nil
+	}
+	router := crypt.Router{}
+	if c.KeyDir != "" {
+		local, err := crypt.NewLocalKMS(c.KeyDir)
+		if err != nil {
+			return nil, fmt.Errorf("--key-dir: %w", err)
+		}
+		router[crypt.LocalScheme] = local
+	}
+	if c.AWSRegion != "" || c.AWSEndpoint != "" {
+		aws, err := crypt.NewAWSKMS(ctx, crypt.AWSConfig{Region: c.AWSRegion, Endpoint: c.AWSEndpoint})
+		if err != nil {
+			return nil, err
+		}
+		router[crypt.AWSScheme] = aws
+	}
+	defaults := tenantcfg.Defaults{KEKRef: c.DefaultKEK}
+	w := tenantcfg.NewWatcher(e.etcd, defaults, e.log)
+	wctx, cancel := context.WithCancel(context.Background())
+	go w.Run(wctx)
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	if err := w.WaitLoaded(lctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	keys := &tenantKeys{w: w, cli: e.etcd, def: defaults, log: e.log}
+	pool, err := crypt.Wrap(e.pool, router, keys.keyFor, crypt.LayoutTenant, crypt.Options{KeyTTL: c.KeyCacheTTL})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	e.pool = pool
+	return cancel, nil
+}
+
+// tenantKeys gives a tenant's kek_ref: from the watcher, or, for a tenant
+// it has not seen yet (registered a moment ago), from the tenant's record
+// itself, so a new tenant's first objects are never written in plaintext
+// by a watcher that lags. An etcd failure fails the write.
+type tenantKeys struct {
+	w   *tenantcfg.Watcher
+	cli *clientv3.Client
+	def tenantcfg.Defaults
+	log *slog.Logger
+}
+
+func (k *tenantKeys) keyFor(ctx context.Context, tenant uint64) (string, error) {
+	if e, ok := k.w.Get(tenant); ok {
+		return e.KEKRef, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info := &metav1.TenantInfo{}
+	found, _, err := etcdx.GetProto(ctx, k.cli, etcdx.TenantKey(tenant), info)
+	if err != nil {
+		return "", fmt.Errorf("tenant %d's key reference: %w", tenant, err)
+	}
+	if !found {
+		return k.def.KEKRef, nil
+	}
+	return tenantcfg.Resolve(info, k.def).KEKRef, nil
+}
