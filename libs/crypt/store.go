@@ -41,6 +41,12 @@ func WithTenantKEK(ctx context.Context, tenant uint64, kekRef string) context.Co
 	return context.WithValue(ctx, tenantKEKKey{tenant}, kekRef)
 }
 
+// TenantKEKFrom returns the KEK WithTenantKEK put in ctx for tenant.
+func TenantKEKFrom(ctx context.Context, tenant uint64) (string, bool) {
+	ref, ok := ctx.Value(tenantKEKKey{tenant}).(string)
+	return ref, ok
+}
+
 // Options tune a Store; the zero value takes the defaults.
 type Options struct {
 	// ChunkSize is the plaintext bytes per chunk (DefaultChunkSize).
@@ -138,7 +144,7 @@ func (s *Store) put(ctx context.Context, key string, data []byte, put func(conte
 	if !ok {
 		return put(ctx, key, data)
 	}
-	ref, ok := ctx.Value(tenantKEKKey{tenant}).(string)
+	ref, ok := TenantKEKFrom(ctx, tenant)
 	var err error
 	if !ok {
 		ref, err = s.keyFor(ctx, tenant)

@@ -53,8 +53,9 @@ type Config struct {
 	StartWait time.Duration `yaml:"start_wait"`
 	// TenantDefaults are the fleet's settings of tenants without their own
 	// (docs/tenants.md); the api-server uses their pull quotas
-	// (docs/tenants.md, "Quotas"). Flags --tenant-default-*.
-	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
+	// (docs/tenants.md, "Quotas"). Set for every service by tistream run/up
+	// (flags --tenant-default-*, top-level YAML tenant_defaults).
+	TenantDefaults tenantcfg.Defaults `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults.
@@ -96,7 +97,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPullsPerClient, p+"max-pulls-per-client", c.MaxPullsPerClient, "open pulls of one client (identity, or address without authentication) at most")
 	fs.DurationVar(&c.RegistryTimeout, p+"registry-timeout", c.RegistryTimeout, "timeout of one schema registry call")
 	fs.DurationVar(&c.StartWait, p+"start-wait", c.StartWait, "how long a new pull waits for the schema registry to reach its start ts")
-	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
 }
 
 // Validate names every wrong setting by its flag.

@@ -39,8 +39,9 @@ type Config struct {
 	BlockedAfter time.Duration `yaml:"blocked_after"`
 	// TenantDefaults are the fleet's settings of tenants without their own
 	// (docs/tenants.md); the dispatcher uses their ingest quotas
-	// (docs/tenants.md, "Quotas"). Flags --tenant-default-*.
-	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
+	// (docs/tenants.md, "Quotas"). Set for every service by tistream run/up
+	// (flags --tenant-default-*, top-level YAML tenant_defaults).
+	TenantDefaults tenantcfg.Defaults `yaml:"-"`
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -78,7 +79,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed stream")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a graceful stop waits for in-flight files to be acknowledged")
 	fs.DurationVar(&c.BlockedAfter, "blocked-after", c.BlockedAfter, "report a stream blocked after waiting this long on a sequence gap or on repeated refusals of one file")
-	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
 }
 
 // Validate names every wrong setting by its flag.

@@ -44,13 +44,13 @@ type Config struct {
 	// watermark read from the pool.
 	WatermarkCacheTTL time.Duration `yaml:"watermark_cache_ttl"`
 	// TenantDefaults are the fleet's settings of tenants that did not
-	// choose their own (docs/tenants.md): flags --tenant-default-*, YAML
-	// tenant_defaults. Their retention (--retention is the same setting):
-	// a retired range (split or merged away) whose SEAL entry was
-	// published longer ago than its tenant's effective retention (wall
-	// clock, not commit ts) is deleted from the pool and etcd; 0 keeps them
-	// forever. Give the sorters the same --retention.
-	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
+	// choose their own (docs/tenants.md), set once for every service by
+	// tistream run/up (flags --tenant-default-*, top-level YAML
+	// tenant_defaults). Their retention: a retired range (split or merged
+	// away) whose SEAL entry was published longer ago than its tenant's
+	// effective retention (wall clock, not commit ts) is deleted from the
+	// pool and etcd; 0 keeps them forever.
+	TenantDefaults tenantcfg.Defaults `yaml:"-"`
 	// OffboardInterval: how often the leader looks for deregistered
 	// tenants whose grace period is over, and resumes deletions.
 	OffboardInterval time.Duration `yaml:"offboard_interval"`
@@ -157,8 +157,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.NotifyQueue, "notify-queue", c.NotifyQueue, "notifications waiting to be forwarded to dispatchers before new ones are dropped")
 	fs.IntVar(&c.MaxDispatcherConns, "max-dispatcher-conns", c.MaxDispatcherConns, "cached gRPC connections to dispatchers")
 	fs.DurationVar(&c.WatermarkCacheTTL, "watermark-cache-ttl", c.WatermarkCacheTTL, "how long ListTasks reuses a range's published watermark")
-	tenantcfg.RegisterFlags(fs, &c.TenantDefaults)
-	fs.DurationVar(&c.TenantDefaults.Retention, "retention", c.TenantDefaults.Retention, "same as --tenant-default-retention: retired ranges of tenants without their own retention sealed longer ago than this are deleted (0 = keep forever; use the sorters' value)")
 	fs.DurationVar(&c.OffboardInterval, "offboard-interval", c.OffboardInterval, "how often the leader deletes the data of deregistered tenants whose grace period is over")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the leader deletes expired retired ranges")
 	c.Usage.RegisterFlags(fs)

@@ -59,10 +59,12 @@ type Config struct {
 	// Buffer sizes the Pebble instances of the sorted buffers: the spill
 	// space of BufferMemory and of the matchers.
 	Buffer sortbuf.Config `yaml:"buffer"`
-	// Retention: the committed data of the held ranges published longer
-	// ago than this (wall clock, not commit ts) is deleted from the pool;
-	// 0 keeps it forever.
-	Retention time.Duration `yaml:"retention"`
+	// Retention: the committed data of the held ranges of tenants without
+	// their own retention published longer ago than this (wall clock, not
+	// commit ts) is deleted from the pool; 0 keeps it forever. It is the
+	// fleet's tenant default retention, set for every service by tistream
+	// run/up (--tenant-default-retention, YAML tenant_defaults.retention).
+	Retention time.Duration `yaml:"-"`
 	// RetentionInterval: how often the held ranges are compacted.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
 	// StallAfter: a range whose published watermark has not moved for this
@@ -116,7 +118,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MatcherBudget, "matcher-budget", c.MatcherBudget, "bytes of unmatched prewrites kept in memory by all ranges before spilling to disk")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed range take or registration")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed range take or registration")
-	fs.DurationVar(&c.Retention, "retention", c.Retention, "committed data published longer ago than this is deleted from the pool (0 = keep forever)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report a range whose watermark has not moved for this long while input arrives")
 	fs.DurationVar(&c.LoadInterval, "load-interval", c.LoadInterval, "how often the per-range load (rows/s, bytes/s, split key) is measured and published for the meta-server's autoscaler")
@@ -148,7 +149,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--snapshot-max-skip-files must not be negative (0 = never skip), got %d", c.SnapshotMaxSkipFiles))
 	}
 	if c.Retention < 0 {
-		errs = append(errs, fmt.Errorf("--retention must not be negative (0 = keep forever), got %s", c.Retention))
+		errs = append(errs, fmt.Errorf("--tenant-default-retention must not be negative (0 = keep forever), got %s", c.Retention))
 	}
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("--retry-max (%s) must be at least --retry-min (%s)", c.RetryMax, c.RetryMin))

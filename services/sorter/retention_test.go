@@ -155,12 +155,12 @@ func TestRetentionConfig(t *testing.T) {
 	require.Equal(t, time.Minute, cfg.RetentionInterval)
 	fs := flag.NewFlagSet("sorter", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	require.NoError(t, fs.Parse([]string{"--retention=0", "--retention-interval=5s"}))
-	require.Zero(t, cfg.Retention)
+	require.NoError(t, fs.Parse([]string{"--retention-interval=5s"}))
 	require.Equal(t, 5*time.Second, cfg.RetentionInterval)
+	require.Nil(t, fs.Lookup("retention"), "retention is the fleet's --tenant-default-retention")
 	cfg.Retention, cfg.RetentionInterval = -time.Second, 0
 	err := cfg.Validate()
-	require.ErrorContains(t, err, "--retention must not be negative")
+	require.ErrorContains(t, err, "--tenant-default-retention must not be negative")
 	require.ErrorContains(t, err, "--retention-interval")
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/objstore/metered"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	"github.com/tistream/tistream/libs/tlsx"
 	metering "github.com/tistream/tistream/libs/usage"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
@@ -44,6 +45,11 @@ type fleetConfig struct {
 	Pool   string     `yaml:"pool"`
 	// Encryption: customer-managed keys of tenants' objects in the pool.
 	Encryption encryptionConfig `yaml:"encryption"`
+	// TenantDefaults: the settings of tenants without their own
+	// (docs/tenants.md), one set for every service of the fleet
+	// (--tenant-default-*): a service must not resolve a tenant's unset
+	// quota, retention or key differently from another.
+	TenantDefaults tenantcfg.Defaults `yaml:"tenant_defaults"`
 
 	MetaServer     metaserver.Config     `yaml:"meta_server"`
 	Dispatcher     dispatcher.Config     `yaml:"dispatcher"`
@@ -66,7 +72,15 @@ func defaultFleetConfig() fleetConfig {
 		Sorter:         sorter.DefaultConfig(),
 		SchemaRegistry: schemaregistry.DefaultConfig(),
 		APIServer:      apiServerConfig{Config: apiserver.DefaultConfig()},
+		TenantDefaults: tenantcfg.DefaultDefaults(),
 	}
+}
+
+// shareTenantDefaults gives every service the fleet's tenant defaults.
+func (c *fleetConfig) shareTenantDefaults() {
+	d := c.TenantDefaults
+	c.MetaServer.TenantDefaults, c.Dispatcher.TenantDefaults, c.APIServer.TenantDefaults = d, d, d
+	c.Sorter.Retention = d.Retention
 }
 
 // stringList is a comma-separated flag that is a YAML list in the file.
@@ -282,6 +296,7 @@ func parseRun(args []string, stderr io.Writer) (target, *fleetConfig, error) {
 	fs.StringVar(&fc.Buffer, "buffer", "", "the data change buffer's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
 	fs.StringVar(&fc.Pool, "pool", "", "the committed data pool's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
 	fc.Encryption.registerFlags(fs)
+	tenantcfg.RegisterFlags(fs, &fc.TenantDefaults)
 	t.flags(&fc, fs)
 	if err := svc.ParseWithConfig(fs, args, configPath, &fc); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -292,6 +307,10 @@ func parseRun(args []string, stderr io.Writer) (target, *fleetConfig, error) {
 	if fs.NArg() > 0 {
 		return t, nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
+	if err := fc.TenantDefaults.Validate(); err != nil {
+		return t, nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	fc.shareTenantDefaults()
 	var missing []string
 	if len(fc.Etcd) == 0 {
 		missing = append(missing, "--etcd")
@@ -333,7 +352,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer closeEnv()
-	stopEncryption, err := encryptPool(ctx, &e, fc.Encryption)
+	stopEncryption, err := encryptPool(ctx, &e, fc.Encryption, fc.TenantDefaults)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
 		return 1

@@ -18,6 +18,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantcfg"
 )
 
 func init() {
@@ -40,6 +41,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFile := fs.String("log-file", "", "write the services' logs here (default <data-dir>/tistream.log; - = stderr)")
 	keyDir := fs.String("key-dir", "", "directory of local key files: tenants whose kek_ref is local:NAME have their pool objects encrypted with DIR/NAME.key (docs/formats/encryption.md; \"\" = no encryption)")
+	tenantDefaults := tenantcfg.DefaultDefaults()
+	tenantcfg.RegisterFlags(fs, &tenantDefaults)
 	insecureFleet := fs.Bool("insecure", false, "run without TLS or authentication (default: a throw-away CA under <data-dir>/tls secures every connection)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,7 +83,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f, err := startFleet(ctx, fleetOptions{Dir: dir, Host: *host, EtcdPort: *etcdPort, MetaPort: *metaPort, APIPort: *apiPort,
 		Dispatchers: *dispatchers, Sorters: *sorters, LogLevel: *logLevel, Log: log, Insecure: *insecureFleet,
-		Tune: func(c *fleetConfig) { c.Encryption.KeyDir = *keyDir }})
+		Tune: func(c *fleetConfig) { c.Encryption.KeyDir, c.TenantDefaults = *keyDir, tenantDefaults }})
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream up: %v\n", err)
 		return 1
@@ -201,6 +204,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 	if o.Tune != nil {
 		o.Tune(&fc)
 	}
+	fc.shareTenantDefaults()
 	f.stopTo = fc.MetaServer.StopTimeout
 	// start builds and starts one service, with its own certificate.
 	start := func(name, target string, c *fleetConfig) (fleetService, error) {
@@ -215,7 +219,7 @@ func startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
 		if err != nil {
 			return nil, err
 		}
-		stopEncryption, err := encryptPool(ctx, &e, c.Encryption)
+		stopEncryption, err := encryptPool(ctx, &e, c.Encryption, c.TenantDefaults)
 		if err != nil {
 			closeEnv()
 			return nil, fmt.Errorf("%s: %w", name, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/tenantcfg"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
@@ -25,8 +26,6 @@ type encryptionConfig struct {
 	// from the AWS default chain).
 	AWSRegion   string `yaml:"aws_kms_region"`
 	AWSEndpoint string `yaml:"aws_kms_endpoint"`
-	// DefaultKEK is the key of tenants without their own kek_ref.
-	DefaultKEK string `yaml:"default_kek"`
 	// KeyCacheTTL bounds how long data keys and headers are used without
 	// asking the KMS: a disabled key stops the tenant within it (0 = 5m).
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
@@ -36,7 +35,6 @@ func (c *encryptionConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.KeyDir, "key-dir", c.KeyDir, "directory of local key files for tenants' kek_ref local:NAME (customer-managed keys; docs/formats/encryption.md)")
 	fs.StringVar(&c.AWSRegion, "aws-kms-region", c.AWSRegion, "AWS KMS region for tenants' kek_ref aws-kms:ID")
 	fs.StringVar(&c.AWSEndpoint, "aws-kms-endpoint", c.AWSEndpoint, "AWS KMS endpoint override (a KMS-compatible server)")
-	fs.StringVar(&c.DefaultKEK, "default-kek", c.DefaultKEK, "kek_ref of tenants without their own (\"\" = not encrypted)")
 	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", c.KeyCacheTTL, "how long data keys are used without asking the KMS: a disabled key stops its tenant within it (0 = 5m)")
 }
 
@@ -47,9 +45,25 @@ func (c encryptionConfig) enabled() bool {
 // encryptPool wraps e.pool (already metered, so the request counts and
 // bytes are what goes over the wire: ciphertext) in crypt.Store, with each
 // tenant's key from its etcd record. It returns what stops the watcher.
-func encryptPool(ctx context.Context, e *env, c encryptionConfig) (func(), error) {
-	if !c.enabled() || e.pool == nil {
+//
+// Without a KMS configured the pool is not wrapped (a cold ranged read of a
+// plaintext object would cost a header probe), but a write for a tenant
+// that has a kek_ref is refused: its objects are never stored in plaintext
+// because this one service was started without --key-dir.
+func encryptPool(ctx context.Context, e *env, c encryptionConfig, defaults tenantcfg.Defaults) (func(), error) {
+	if e.pool == nil {
 		return func() {}, nil
+	}
+	if !c.enabled() {
+		if defaults.KEKRef != "" {
+			return nil, fmt.Errorf("--tenant-default-kek %s needs a KMS: --key-dir for local: keys, --aws-kms-region/--aws-kms-endpoint for aws-kms: keys", defaults.KEKRef)
+		}
+		keys, stop, err := watchKeys(ctx, e, defaults)
+		if err != nil {
+			return nil, err
+		}
+		e.pool = &noKMSGuard{Store: e.pool, keys: keys}
+		return stop, nil
 	}
 	router := crypt.Router{}
 	if c.KeyDir != "" {
@@ -66,17 +80,10 @@ func encryptPool(ctx context.Context, e *env, c encryptionConfig) (func(), error
 		}
 		router[crypt.AWSScheme] = aws
 	}
-	defaults := tenantcfg.Defaults{KEKRef: c.DefaultKEK}
-	w := tenantcfg.NewWatcher(e.etcd, defaults, e.log)
-	wctx, cancel := context.WithCancel(context.Background())
-	go w.Run(wctx)
-	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer lcancel()
-	if err := w.WaitLoaded(lctx); err != nil {
-		cancel()
+	keys, cancel, err := watchKeys(ctx, e, defaults)
+	if err != nil {
 		return nil, err
 	}
-	keys := &tenantKeys{w: w, cli: e.etcd, def: defaults, log: e.log}
 	pool, err := crypt.Wrap(e.pool, router, keys.keyFor, crypt.LayoutTenant, crypt.Options{KeyTTL: c.KeyCacheTTL})
 	if err != nil {
 		cancel()
@@ -84,6 +91,59 @@ func encryptPool(ctx context.Context, e *env, c encryptionConfig) (func(), error
 	}
 	e.pool = pool
 	return cancel, nil
+}
+
+// watchKeys follows the tenants' key references in etcd.
+func watchKeys(ctx context.Context, e *env, defaults tenantcfg.Defaults) (*tenantKeys, func(), error) {
+	w := tenantcfg.NewWatcher(e.etcd, defaults, e.log)
+	wctx, cancel := context.WithCancel(context.Background())
+	go w.Run(wctx)
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	if err := w.WaitLoaded(lctx); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return &tenantKeys{w: w, cli: e.etcd, def: defaults, log: e.log}, cancel, nil
+}
+
+// noKMSGuard refuses to write a tenant's objects in plaintext when the
+// tenant has a key reference and this service has no KMS to use it.
+type noKMSGuard struct {
+	objstore.Store
+	keys *tenantKeys
+}
+
+func (g *noKMSGuard) check(ctx context.Context, key string) error {
+	tenant, ok := crypt.LayoutTenant(key)
+	if !ok {
+		return nil
+	}
+	ref, given := crypt.TenantKEKFrom(ctx, tenant)
+	if !given {
+		var err error
+		if ref, err = g.keys.keyFor(ctx, tenant); err != nil {
+			return err
+		}
+	}
+	if ref != "" {
+		return &crypt.KeyError{Op: "seal", Tenant: tenant, HasTenant: true, Ref: ref, Key: key, Err: fmt.Errorf("%w: this service was started without a KMS (--key-dir, --aws-kms-region)", crypt.ErrKeyNotFound)}
+	}
+	return nil
+}
+
+func (g *noKMSGuard) Put(ctx context.Context, key string, data []byte) error {
+	if err := g.check(ctx, key); err != nil {
+		return err
+	}
+	return g.Store.Put(ctx, key, data)
+}
+
+func (g *noKMSGuard) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	if err := g.check(ctx, key); err != nil {
+		return err
+	}
+	return g.Store.PutIfAbsent(ctx, key, data)
 }
 
 // tenantKeys gives a tenant's kek_ref: from the watcher, or, for a tenant
