@@ -400,12 +400,11 @@ func (r *Range) applyRow(row *cdcpb.Event_Row) error {
 		if row.CommitTs <= r.bound() {
 			// Already published (or lost upstream): never publish it twice.
 			// Its prewrite, re-sent by a new leader or restored from an
-			// older snapshot, can never match now: drop it as a rollback
-			// would (one that comes later is dropped too until the range
-			// publishes past its start_ts, below this commit_ts), or it
-			// stays in the matcher, and in every snapshot, forever.
+			// older snapshot, can never match now: the matcher drops it,
+			// also one that comes later (txnmatch.Matcher.DropCommit), or
+			// it stays in the matcher, and in every snapshot, forever.
 			r.stats.LateCommits++
-			return r.match.Rollback(row.Key, row.StartTs)
+			return r.match.DropCommit(row.Key, row.StartTs, row.CommitTs)
 		}
 		return r.match.Commit(row.Key, opOf(row.OpType), row.StartTs, row.CommitTs)
 	case cdcpb.Event_COMMITTED:

@@ -67,7 +67,9 @@ func published(t *testing.T, store objstore.Store) ([]string, uint64) {
 // order that keeps each store's own order, flushing after each step, and
 // checks after each step that what is published is exactly the truth up to
 // the published watermark, and at the end that everything was published.
-func runInterleavings(t *testing.T, a, b []step, truth map[uint64][]string, finalWm uint64, watch func(order string, wms []uint64)) {
+// interleavings returns every order of two stores' steps that keeps each
+// store's own order.
+func interleavings(a, b []step) [][]step {
 	var orders [][]step
 	var gen func(i, j int, cur []step)
 	gen = func(i, j int, cur []step) {
@@ -83,7 +85,11 @@ func runInterleavings(t *testing.T, a, b []step, truth map[uint64][]string, fina
 		}
 	}
 	gen(0, 0, nil)
-	for n, order := range orders {
+	return orders
+}
+
+func runInterleavings(t *testing.T, a, b []step, truth map[uint64][]string, finalWm uint64, watch func(order string, wms []uint64)) {
+	for n, order := range interleavings(a, b) {
 		store := objstore.NewMemory()
 		deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
 		r, err := Create(context.Background(), deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 1}, 1)

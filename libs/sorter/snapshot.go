@@ -372,11 +372,22 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 	if err := r.match.Restore(bytes.NewReader(matchBytes)); err != nil {
 		return nil, fmt.Errorf("snapshot %s: matcher: %w", key, err)
 	}
-	if n := r.dropLatePending(published); n > 0 {
-		slog.Warn("restored range: dropped commits waiting for their prewrite at or below the published watermark (resolved by the previous owner)",
+	n, err := r.dropLatePending(published)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", key, err)
+	}
+	if n > 0 {
+		slog.Info("restored range: dropped commits waiting for their prewrite at or below the published watermark (resolved by the previous owner)",
 			"tenant", r.tenant, "range", r.id, "snapshot", key, "published", published, "commits", n)
 	}
-	r.match.Forget(published)
+	// Forget only below what this instance's input has passed, not the
+	// published watermark: the files after the snapshot's positions are
+	// fed again, with prewrites of transactions the previous owner
+	// published, and what the matcher kept to drop them (rollbacks, dropped
+	// commits) or to correct a row (the correction index) must meet them.
+	// Commit forgets the rest after the range's first flush, which its
+	// watermark map allows only once it has read past them.
+	r.match.Forget(min(published, wm.Watermark()))
 	if err := r.buf.Add(rows...); err != nil {
 		return nil, err
 	}
@@ -397,29 +408,37 @@ func restoreFrom(deps Deps, w *pool.RangeWriter, key string, data []byte) (*Rang
 
 // dropLatePending drops the restored matcher's commits waiting for their
 // prewrite with commit_ts <= published, as applyRow drops such a commit on
-// arrival: one can only be there if the previous owner resolved it after
-// the snapshot (matched it, or dropped it as a duplicate) and then
-// published past it. Its row, if any, is published, so neither its
-// prewrite nor dropDuplicatePending (the buffer has nothing at or below
-// published) would ever end it, and Target would hold the range below its
-// published watermark forever. They count as LateCommits.
-func (r *Range) dropLatePending(published uint64) int {
+// arrival (txnmatch.Matcher.DropCommit: the prewrite goes too, now or when
+// the files after the snapshot bring it again). One can only be there if
+// the previous owner resolved it after the snapshot (matched it, or dropped
+// it as a duplicate) and then published past it: a waiting commit holds
+// the flush below its commit_ts (Target), and is only ended by its
+// prewrite (the row then goes to the buffer, and so into the flush that
+// passes it) or by dropDuplicatePending (the row is in the buffer already).
+// So its row, if any, is published, and neither its prewrite nor
+// dropDuplicatePending (the buffer has nothing at or below published) would
+// ever end it: Target would hold the range below its published watermark
+// forever. A waiting commit whose row was not published is above
+// published and stays. They count as LateCommits.
+func (r *Range) dropLatePending(published uint64) (int, error) {
 	type pend struct {
-		key     []byte
-		startTs uint64
+		key               []byte
+		startTs, commitTs uint64
 	}
 	var late []pend
 	r.match.PendingCommits(func(key []byte, startTs, commitTs uint64) bool {
 		if commitTs <= published {
-			late = append(late, pend{bytes.Clone(key), startTs})
+			late = append(late, pend{bytes.Clone(key), startTs, commitTs})
 		}
 		return true
 	})
 	for _, p := range late {
-		r.match.DropPendingCommit(p.key, p.startTs)
+		if err := r.match.DropCommit(p.key, p.startTs, p.commitTs); err != nil {
+			return 0, err
+		}
 	}
 	r.stats.LateCommits += int64(len(late))
-	return len(late)
+	return len(late), nil
 }
 
 func sortOp(op formatv1.Op) sortbuf.Op {

@@ -78,7 +78,15 @@ func (m *Matcher) correct(e *pendingCommit, key []byte, op sortbuf.Op, value, ol
 //   - the rollbacks waiting for a prewrite with start_ts < upTo: it is not
 //     coming (ROLLBACKs come for prewrites that failed and for pessimistic
 //     or Lock-type locks, which have no PREWRITE row, and TiKV refuses a
-//     prewrite of a (key, start_ts) after its rollback).
+//     prewrite of a (key, start_ts) after its rollback);
+//   - the records of commits dropped as late with commit_ts <= upTo
+//     (DropCommit).
+//
+// upTo must be at or below what this matcher's input has passed, not only
+// what the range published: a range restored from a snapshot is fed again
+// the files after it, with prewrites of rows a previous owner published,
+// and what Forget drops would no longer meet them (the sorter passes
+// min(published, its watermark map's watermark) at restore).
 //
 // O(log n) per correction dropped; O(transactions with waiting rollbacks).
 func (m *Matcher) Forget(upTo uint64) {

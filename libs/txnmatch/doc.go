@@ -36,7 +36,12 @@
 //     pending rollback, which holds nothing back; Forget drops it once the
 //     range publishes past its start_ts, as it drops the rollbacks that
 //     never had a prewrite (failed prewrites, pessimistic and Lock-type
-//     locks).
+//     locks);
+//   - a commit the caller knows is already published (at or below the
+//     range's published watermark: re-sent by a new leader, or fed again
+//     after a restore) goes to DropCommit, not Commit: its prewrite is
+//     dropped, now or whenever it arrives, until Forget passes the
+//     commit_ts.
 //
 // If a commit and a rollback of the same (key, start_ts) both wait, the
 // commit wins: Percolator never produces both, and losing a row is worse

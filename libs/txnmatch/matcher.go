@@ -94,8 +94,10 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 			return m.correct(e, key, op, value, oldValue, rk)
 		}
 	}
-	if m.rollbacks.remove(startTs, key) {
-		m.charge(-rollbackSize(len(key)))
+	if drop, usedUp := m.rollbacks.meet(startTs, key); drop {
+		if usedUp {
+			m.charge(-rollbackSize(len(key)))
+		}
 		return nil
 	}
 	if st := m.spilled[startTs]; st != nil {
@@ -189,7 +191,46 @@ func (m *Matcher) Rollback(key []byte, startTs uint64) error {
 	if m.commits.get(startTs, key) != nil {
 		return nil // the commit wins; see doc.go
 	}
-	if m.rollbacks.add(startTs, string(key)) {
+	if m.rollbacks.add(startTs, string(key), 0) {
+		m.charge(rollbackSize(len(key)))
+	}
+	return nil
+}
+
+// DropCommit is told that the commit of (key, start_ts) at commit_ts will
+// never be emitted: it is at or below the watermark the range published,
+// so its row is published already (or was lost upstream, which no later
+// event can repair). Its prewrite can then never match: DropCommit drops
+// it now — in memory or spilled — with a waiting commit of it, and keeps a
+// record that drops every prewrite of (key, start_ts) that arrives later,
+// until Forget passes commit_ts. The sorter calls it for such a commit on
+// arrival and for such a commit restored from a snapshot, so that the
+// prewrite goes in every arrival order.
+//
+// Why the record lives until commit_ts, not start_ts: a prewrite arriving
+// after DropCommit cannot be told apart from the prewrite of a commit that
+// is still to come (both have start_ts below the watermark; TiKV can
+// prewrite with a start_ts the resolved ts has already passed, with a
+// commit_ts above it), so only what is remembered can drop it. And a
+// prewrite precedes its commit in the stream of the region that writes
+// them, which the range's watermark passes only after reading it: once the
+// range's input is past commit_ts — Forget's upTo, which the sorter keeps at
+// or below its watermark map's — no first delivery of the prewrite is still
+// to come. A record dropped too early costs a prewrite kept in memory
+// (never a row); one kept costs a few bytes until the next flush.
+func (m *Matcher) DropCommit(key []byte, startTs, commitTs uint64) error {
+	m.DropPendingCommit(key, startTs)
+	if t := m.txns[startTs]; t != nil {
+		if p, ok := t.rows[string(key)]; ok {
+			m.dropInMemory(t, startTs, key, p)
+		}
+	}
+	if st := m.spilled[startTs]; st != nil {
+		if _, _, _, err := m.takeSpilled(st, startTs, key, false); err != nil {
+			return err
+		}
+	}
+	if m.rollbacks.add(startTs, string(key), commitTs) {
 		m.charge(rollbackSize(len(key)))
 	}
 	return nil

@@ -62,9 +62,9 @@ func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 		}
 	}
 	for ts, keys := range m.rollbacks.byTxn {
-		for k := range keys {
+		for k, c := range keys {
 			if keep([]byte(k)) {
-				part.rollbacks.add(ts, k)
+				part.rollbacks.add(ts, k, c)
 			}
 		}
 	}
@@ -125,8 +125,8 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 			}
 		}
 		for ts, keys := range st.rollbacks.byTxn {
-			for k := range keys {
-				out.rollbacks.add(ts, k)
+			for k, c := range keys {
+				out.rollbacks.add(ts, k, c)
 			}
 		}
 		for _, c := range st.corrections {

@@ -86,38 +86,56 @@ func (h *commitHeap) Pop() any {
 	return c
 }
 
-// pendingRollbacks are rollbacks whose prewrite has not arrived, by
-// (start_ts, key).
+// pendingRollbacks are the (start_ts, key) whose prewrite must be dropped
+// on arrival: rollbacks whose prewrite has not arrived (value 0), and
+// commits dropped as late (DropCommit; value: their commit_ts).
+//
+// A rollback is used up by the prewrite it meets and forgotten by Forget
+// once the range's input is past its start_ts. A dropped commit is kept
+// for every prewrite of its (key, start_ts) that may still come (re-sent
+// ones, pipelined generations) until Forget passes its commit_ts: see
+// DropCommit for why its start_ts is not enough.
 type pendingRollbacks struct {
-	byTxn map[uint64]map[string]struct{}
+	byTxn map[uint64]map[string]uint64
 	n     int
 }
 
 func newPendingRollbacks() pendingRollbacks {
-	return pendingRollbacks{byTxn: make(map[uint64]map[string]struct{})}
+	return pendingRollbacks{byTxn: make(map[uint64]map[string]uint64)}
 }
 
-func (p *pendingRollbacks) has(startTs uint64, key []byte) bool {
-	_, ok := p.byTxn[startTs][string(key)]
-	return ok
-}
-
-// add reports whether the rollback was new.
-func (p *pendingRollbacks) add(startTs uint64, key string) bool {
+// add records a rollback (commitTs 0) or a dropped commit and reports
+// whether the entry is new. A dropped commit replaces a rollback; a
+// rollback leaves a dropped commit as it is.
+func (p *pendingRollbacks) add(startTs uint64, key string, commitTs uint64) bool {
 	m := p.byTxn[startTs]
 	if m == nil {
-		m = make(map[string]struct{})
+		m = make(map[string]uint64)
 		p.byTxn[startTs] = m
 	}
-	if _, ok := m[key]; ok {
+	old, ok := m[key]
+	if !ok || (old == 0 && commitTs != 0) {
+		m[key] = commitTs
+	}
+	if ok {
 		return false
 	}
-	m[key] = struct{}{}
 	p.n++
 	return true
 }
 
-// remove reports whether there was such a rollback.
+// meet is a prewrite of (start_ts, key) arriving: it reports whether the
+// prewrite is to be dropped, and whether that used up a rollback (a
+// dropped commit stays).
+func (p *pendingRollbacks) meet(startTs uint64, key []byte) (drop, usedUp bool) {
+	c, ok := p.byTxn[startTs][string(key)]
+	if ok && c == 0 {
+		p.remove(startTs, key)
+	}
+	return ok, ok && c == 0
+}
+
+// remove reports whether there was such an entry.
 func (p *pendingRollbacks) remove(startTs uint64, key []byte) bool {
 	m := p.byTxn[startTs]
 	if _, ok := m[string(key)]; !ok {
@@ -131,18 +149,24 @@ func (p *pendingRollbacks) remove(startTs uint64, key []byte) bool {
 	return true
 }
 
-// dropBelow forgets the rollbacks with start_ts < ts and returns the bytes
-// they were charged.
+// dropBelow forgets the rollbacks with start_ts < ts and the dropped
+// commits with commit_ts <= ts, and returns the bytes they were charged.
 func (p *pendingRollbacks) dropBelow(ts uint64) (bytes int64) {
 	for startTs, keys := range p.byTxn {
 		if startTs >= ts {
 			continue
 		}
-		for k := range keys {
+		for k, c := range keys {
+			if c > ts {
+				continue
+			}
 			bytes += rollbackSize(len(k))
+			delete(keys, k)
+			p.n--
 		}
-		p.n -= len(keys)
-		delete(p.byTxn, startTs)
+		if len(keys) == 0 {
+			delete(p.byTxn, startTs)
+		}
 	}
 	return bytes
 }

@@ -33,7 +33,7 @@ func decodeSnapshot(data []byte) (*decoded, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptSnapshot)
 	}
 	v := body[len(snapshotMagic)]
-	if v != 1 && v != snapshotVersion {
+	if v < 1 || v > snapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrCorruptSnapshot, v)
 	}
 	d := decoder{b: body[len(snapshotMagic)+1:], version: v}
@@ -212,10 +212,14 @@ func (d *decoder) rollbacks(st *decoded) {
 	for i := 0; i < n && d.err == nil; i++ {
 		key := d.bytes()
 		startTs := d.uint()
+		var commitTs uint64 // a rollback; version 3 also has dropped commits
+		if d.version >= 3 {
+			commitTs = d.uint()
+		}
 		if d.err != nil {
 			break
 		}
-		if !st.rollbacks.add(startTs, string(key)) {
+		if !st.rollbacks.add(startTs, string(key), commitTs) {
 			d.fail("rollback of %q at %d twice", key, startTs)
 		}
 	}

@@ -13,23 +13,26 @@ import (
 // uvarint length + bytes, sections in a fixed order and sorted, so equal
 // states encode to equal bytes):
 //
-//	magic "TXMS"  version[1]=2
+//	magic "TXMS"  version[1]=3
 //	n_txns         { start_ts  n_rows { op[1] generation key value old_value } }
 //	n_spilled      { start_ts  n_keys }
 //	n_commits      { key start_ts commit_ts op[1] }
-//	n_rollbacks    { key start_ts }
+//	n_rollbacks    { key start_ts commit_ts }
 //	n_corrections  { key start_ts commit_ts generation op[1] }
 //	crc32c[4, little-endian] of everything before
 //
-// Version 1 (still read) has no generation in n_txns (generation 0) and no
-// n_corrections section (an empty correction index). op is the commit's, 0
-// if it gave none.
+// In n_rollbacks, commit_ts is 0 for a rollback waiting for its prewrite,
+// and the commit_ts of a commit dropped as late (DropCommit) otherwise.
+// Version 2 (still read) has no commit_ts in n_rollbacks (all rollbacks);
+// version 1 (still read) has, besides, no generation in n_txns
+// (generation 0) and no n_corrections section (an empty correction index).
+// op is the commit's, 0 if it gave none.
 //
 // Spilled rows themselves are not here: the caller saves them through the
 // SpillStore's ForEach and puts them back before using the restored matcher.
 const (
 	snapshotMagic   = "TXMS"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -78,9 +81,11 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 	rollbackTxns := sortedKeys(m.rollbacks.byTxn)
 	e.uint(uint64(m.rollbacks.n))
 	for _, ts := range rollbackTxns {
-		for _, k := range sortedKeys(m.rollbacks.byTxn[ts]) {
+		keys := m.rollbacks.byTxn[ts]
+		for _, k := range sortedKeys(keys) {
 			e.bytes([]byte(k))
 			e.uint(ts)
+			e.uint(keys[k])
 		}
 	}
 

@@ -88,6 +88,7 @@ func validSnapshot(t testing.TB) []byte {
 	require.NoError(t, m.Commit([]byte("c"), sortbuf.OpPut, 12, 20))
 	require.NoError(t, m.Commit([]byte("d"), 0, 12, 21))
 	require.NoError(t, m.Rollback([]byte("e"), 13))
+	require.NoError(t, m.DropCommit([]byte("h"), 17, 40))
 	require.NoError(t, m.Prewrite([]byte("f"), sortbuf.OpPut, []byte("f1"), nil, 15, 1))
 	require.NoError(t, m.Commit([]byte("f"), 0, 15, 30))
 	require.NoError(t, m.Commit([]byte("g"), sortbuf.OpDelete, 16, 31))
@@ -135,6 +136,7 @@ func snapshotBody(version byte, parts ...[]byte) []byte {
 func TestRestoreRejectsForgedContent(t *testing.T) {
 	body := func(parts ...[]byte) []byte { return snapshotBody(1, parts...) }
 	body2 := func(parts ...[]byte) []byte { return snapshotBody(2, parts...) }
+	body3 := func(parts ...[]byte) []byte { return snapshotBody(3, parts...) }
 	none := []byte{0}
 	cases := map[string][]byte{
 		"version":          withCRC(append([]byte(snapshotMagic), 9, 0, 0, 0, 0)),
@@ -161,6 +163,11 @@ func TestRestoreRejectsForgedContent(t *testing.T) {
 		"correction twice":              body2(none, none, none, none, []byte{2, 1, 'k', 10, 20, 1, 1, 0, 1, 'k', 10, 21, 1, 1, 0}),
 		"correction count beyond input": body2(none, none, none, none, []byte{9, 1, 'k', 10, 20, 1, 1, 0}),
 		"correction truncated":          body2(none, none, none, none, []byte{1, 1, 'k', 10, 20, 1}),
+
+		"v3 rollback without commit ts": body3(none, none, none, []byte{1, 1, 'k', 10}, none),
+		"v3 rollback twice":             body3(none, none, none, []byte{2, 1, 'k', 10, 0, 1, 'k', 10, 20}, none),
+		"v3 commit ts runs off the end": body3(none, none, none, []byte{1, 1, 'k', 10, 0x80}),
+		"v4":                            snapshotBody(4, none, none, none, none, none),
 	}
 	for name, b := range cases {
 		m := New(sortbuf.NewMemory().Buffer(1).Spill(), NewBudget(1<<40), (&sink{}).emit)
@@ -169,6 +176,7 @@ func TestRestoreRejectsForgedContent(t *testing.T) {
 	}
 	require.NoError(t, New(nil, NewBudget(1), nil).Restore(bytes.NewReader(body(none, none, none, none))))
 	require.NoError(t, New(nil, NewBudget(1), nil).Restore(bytes.NewReader(body2(none, none, none, none, none))))
+	require.NoError(t, New(nil, NewBudget(1), nil).Restore(bytes.NewReader(body3(none, none, none, none, none))))
 }
 
 // v1Snapshot is a version 1 snapshot (before generations and the correction
@@ -241,6 +249,8 @@ func FuzzRestore(f *testing.F) {
 	v1 := v1Snapshot()
 	f.Add(v1[:len(v1)-4])
 	f.Add(append([]byte(snapshotMagic), 1, 0, 0, 0, 0))
+	v2 := v2Snapshot()
+	f.Add(v2[:len(v2)-4])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in := withCRC(body)
 		m := New(sortbuf.NewMemory().Buffer(1).Spill(), NewBudget(1<<40), (&sink{}).emit)
