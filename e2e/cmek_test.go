@@ -56,15 +56,7 @@ func TestCustomerManagedKeys(t *testing.T) {
 			"--tenants", "1", "--first-tenant", strconv.FormatUint(tenant, 10), "--seed", strconv.FormatUint(tenant, 10),
 			"--duration", "4s", "--rows-per-sec", "1000", "--initial-ranges", "2", "--quiet"}, kek...), cl.upstream...)...)
 	}
-	pullVerify := func(tenant uint64, name string) {
-		t.Helper()
-		end, _, _ := truthEnd(t, truthPath[tenant])
-		id := strconv.FormatUint(tenant, 10)
-		pulled := filepath.Join(f.dir, name+".jsonl")
-		run(t, 3*time.Minute, pulled, append([]string{"pull", "--api", api, "--tenant", id,
-			"--until-resolved", strconv.FormatUint(end, 10), "--timeout", "150s"}, cl.admin...)...)
-		run(t, time.Minute, "", "verify", "--truth", truthPath[tenant], "--pulled", pulled, "--tenant", id)
-	}
+	pullVerify := func(tenant uint64, name string) { t.Helper(); f.pullVerifyTenant(t, truthPath[tenant], tenant, name) }
 	pullVerify(1, "pulled-1")
 	pullVerify(2, "pulled-2")
 

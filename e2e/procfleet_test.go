@@ -37,6 +37,8 @@ type procFleet struct {
 	poolURL   string
 	etcdAddr  string
 	members   []*member
+	// s3 is the fleet's S3 server (tests that need a second bucket).
+	s3 *s3test.Server
 	// With procFleetOptions.Proxied, the services reach etcd and S3 through
 	// these (the simulator and the test's own clients do not): S3 through
 	// s3Throttle, then s3Proxy.
@@ -61,7 +63,7 @@ type procFleetOptions struct {
 func startProcFleet(t *testing.T, o procFleetOptions) *procFleet {
 	t.Helper()
 	s3 := s3test.Start(t)
-	f := &procFleet{t: t, dir: t.TempDir(), bufferURL: s3.URL("buffer"), poolURL: s3.URL("pool")}
+	f := &procFleet{t: t, dir: t.TempDir(), bufferURL: s3.URL("buffer"), poolURL: s3.URL("pool"), s3: s3}
 	var ids []string
 	for i := 1; i <= o.Metas; i++ {
 		ids = append(ids, "meta-server/meta-server-"+strconv.Itoa(i))

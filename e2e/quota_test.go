@@ -27,22 +27,32 @@ import (
 // tenants on one small fleet (one meta-server, sorter, dispatcher,
 // registry and api-server as processes, real etcd and S3). The quiet tenant
 // (2) pushes a steady 300 rows/s throughout; its lag is measured by a live
-// pull through the api-server, first alone (the baseline), then while the
-// noisy tenant (1) pushes 3,000 rows/s against an ingest quota of
-// noisyQuota row events/s (the fleet default, --tenant-default-ingest-rows-per-sec
-// on the dispatcher; the quiet tenant's own setting, 0, lifts it for
-// itself). Checked:
+// pull through the api-server, first alone (the baseline). Then the noisy
+// tenant (1) lands a backlog far larger than the fleet can take at once:
+// backlogSpan of its upstream at 3,000 rows/s, made as fast as the
+// simulator can (`tistream sim --meta --realtime=false`, ~100,000 row
+// events per 6 s phase), as an upstream that pushed while the fleet could
+// not keep up. Its ingest quota, noisyQuota row events/s (the fleet
+// default, --tenant-default-ingest-rows-per-sec on the dispatcher; the quiet
+// tenant's own setting, 0, lifts it for itself), holds it back; then, as
+// the control, its quota is lifted through UpdateTenant and its backlog
+// floods the dispatcher, the sorter and the pool beside the quiet tenant.
+// Checked:
 //   - the noisy tenant's ingest rate (row events the dispatcher sent,
-//     sampled from its metrics) stays near its quota while it is over it;
-//   - the quiet tenant's lag with the noisy neighbour stays within the
+//     sampled from its metrics) stays near its quota while it is held;
+//   - the quiet tenant's lag beside the held backlog stays within the
 //     bound of its lag alone (quietBound);
 //   - with max_concurrent_pulls=1, a second pull of the noisy tenant is
 //     RESOURCE_EXHAUSTED while the quiet tenant's pull goes on;
-//   - nothing is lost: after the quota is lifted through UpdateTenant
-//     (no restart) the noisy tenant catches up, and both tenants' pulls
-//     verify against their simulators' truths.
-// TISTREAM_QUOTA_MEASURE=1 runs 30 s phases instead of 6 s and prints the
-// table of docs/benchmarks.md "Quotas (issue 13)".
+//   - nothing is lost: after the quota is lifted (no restart) the noisy
+//     tenant catches up, and both tenants' pulls verify against their
+//     simulators' truths.
+// The control (the quiet tenant's lag beside the unlimited backlog) is
+// printed, never asserted (docs/benchmarks.md "Quotas (issue 13)": the
+// fleet takes the unlimited backlog at ~17,000 row events/s without
+// starving the quiet tenant, so the control does not show the quota to
+// matter on this fleet); TISTREAM_QUOTA_MEASURE=1 runs 30 s phases instead
+// of 6 s and prints the table of that section.
 
 const (
 	noisyTenant, quietTenant = 1, 2
@@ -50,12 +60,17 @@ const (
 	noisyRows, quietRows     = "3000", "300"
 )
 
+// backlogSpan is how much of the noisy tenant's upstream its backlog
+// holds: enough for a phase at its quota and more than a phase of the
+// fleet at full speed after the quota is lifted.
+func backlogSpan(phase time.Duration) time.Duration { return phase * 10 / 3 }
+
 func TestNoisyNeighbour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a whole fleet")
 	}
-	phase := 6 * time.Second
-	if os.Getenv("TISTREAM_QUOTA_MEASURE") != "" {
+	phase, measure := 6*time.Second, os.Getenv("TISTREAM_QUOTA_MEASURE") != ""
+	if measure {
 		phase = 30 * time.Second
 	}
 	f := startProcFleet(t, procFleetOptions{Metas: 1, Sorters: 1, Dispatchers: 1, Extra: map[string][]string{
@@ -68,7 +83,7 @@ func TestNoisyNeighbour(t *testing.T) {
 
 	// The quiet tenant alone: its own quota setting (0 = unlimited) wins
 	// over the fleet default.
-	quietSim := startSim(t, f, "sim-quiet", quietTenant, quietRows, 3*phase+4*time.Second, quietTruth, cl)
+	quietSim := startSim(t, f, "sim-quiet", quietTenant, quietRows, 3*phase+12*time.Second, quietTruth, cl)
 	waitRegistered(t, meta, quietTenant)
 	updateQuotas(t, meta, quietTenant, &metav1.TenantQuotas{IngestRowsPerSec: proto.Uint64(0)})
 	lag := followLag(t, api, quietTenant)
@@ -77,29 +92,28 @@ func TestNoisyNeighbour(t *testing.T) {
 	time.Sleep(phase)
 	baseTo := time.Now()
 
-	// The noisy tenant: over its quota from its first file.
-	noisyFrom := time.Now()
-	noisySim := startSim(t, f, "sim-noisy", noisyTenant, noisyRows, phase, noisyTruth, cl)
-	waitRegistered(t, meta, noisyTenant)
-	updateQuotas(t, meta, noisyTenant, &metav1.TenantQuotas{MaxConcurrentPulls: proto.Uint32(1)})
-	pullQuotaCase(t, api, lag)
+	// The noisy tenant's backlog lands, held to its quota from its first
+	// file; the phase starts once the simulator is done (its own CPU is
+	// not the neighbour's).
 	var samples []rateSample
 	sample := func() {
 		samples = append(samples, rateSample{time.Now(), tenantCounter(t, dispatcherHTTP, "tistream_dispatcher_rows_read_total", noisyTenant)})
 		time.Sleep(250 * time.Millisecond)
 	}
-	for noisySim.running() {
+	noisySim := startSim(t, f, "sim-noisy", noisyTenant, noisyRows, backlogSpan(phase), noisyTruth, cl, "--realtime=false")
+	waitRegistered(t, meta, noisyTenant)
+	updateQuotas(t, meta, noisyTenant, &metav1.TenantQuotas{MaxConcurrentPulls: proto.Uint32(1)})
+	noisySim.wait(t, 2*time.Minute)
+	pullQuotaCase(t, api, lag)
+	noisyFrom := time.Now()
+	for time.Since(noisyFrom) < phase {
 		sample()
 	}
 	noisyTo := time.Now()
-	if noisySim.err != nil {
-		t.Fatalf("noisy simulator: %v", noisySim.err)
-	}
 
-	// (b) The noisy tenant's rate while over its quota: from one second
-	// after it started (its first files and the quota's one-second burst)
-	// to the end of its push.
-	rate, window := rateOver(samples, noisyFrom.Add(time.Second+phase/6), noisyTo)
+	// (b) The noisy tenant's rate while held: the whole phase (the
+	// backlog is there from its start).
+	rate, window := rateOver(samples, noisyFrom, noisyTo)
 	waited := tenantCounter(t, dispatcherHTTP, "tistream_dispatcher_quota_wait_seconds_total", noisyTenant)
 	t.Logf("noisy tenant: %.0f row events/s over %v at a quota of %d (the stream waited %.1f s)", rate, window.Round(time.Millisecond), noisyQuota, waited)
 	if waited <= 0 {
@@ -109,9 +123,9 @@ func TestNoisyNeighbour(t *testing.T) {
 		t.Errorf("the noisy tenant ingested %.0f row events/s while over its quota of %d: want within [0.5, 1.3] of it", rate, noisyQuota)
 	}
 
-	// The control (reported, not asserted): lift the noisy tenant's quota
-	// without a restart while the quiet tenant goes on; its backlog flows
-	// at whatever the fleet gives it.
+	// The control: lift the noisy tenant's quota without a restart while
+	// the quiet tenant goes on; its backlog flows at whatever the fleet
+	// gives it.
 	liftFrom := time.Now()
 	updateQuotas(t, meta, noisyTenant, &metav1.TenantQuotas{IngestRowsPerSec: proto.Uint64(0)})
 	for time.Since(liftFrom) < phase {
@@ -120,20 +134,30 @@ func TestNoisyNeighbour(t *testing.T) {
 	liftTo := time.Now()
 	catchUp, _ := rateOver(samples, liftFrom, liftTo)
 
-	// (c) The quiet tenant's lag, alone and beside the noisy one.
+	// (c) The quiet tenant's lag, alone, beside the held backlog and beside
+	// the unlimited one.
+	// Each phase's samples include the lag at its end (staleAt): a pull
+	// starved of resolved marks shows as one long lag, not as no sample.
 	base, noisy, lifted := lag.between(baseFrom, baseTo), lag.between(noisyFrom, noisyTo), lag.between(liftFrom, liftTo)
-	if len(base) < 5 || len(noisy) < 5 || len(lifted) == 0 {
-		t.Fatalf("too few lag samples of the quiet tenant: %d alone, %d with the neighbour, %d with it unlimited", len(base), len(noisy), len(lifted))
+	if len(base) < 5 || len(noisy) < 5 {
+		t.Fatalf("too few lag samples of the quiet tenant: %d alone, %d beside the held neighbour", len(base), len(noisy))
 	}
+	base, noisy, lifted = append(base, lag.staleAt(baseTo)), append(noisy, lag.staleAt(noisyTo)), append(lifted, lag.staleAt(liftTo))
 	bound := quietBound(pct(base, 99))
 	printQuotaTable(t, [3][]time.Duration{base, noisy, lifted}, bound, rate, catchUp, window)
 	if p := pct(noisy, 99); p > bound {
-		t.Errorf("the quiet tenant's p99 lag beside the noisy one is %v, above its bound %v (p99 alone %v)", p, bound, pct(base, 99))
+		t.Errorf("the quiet tenant's p99 lag beside the held noisy one is %v, above its bound %v (p99 alone %v)", p, bound, pct(base, 99))
+	}
+	if pct(lifted, 99) <= bound {
+		// Measured, not asserted: on this fleet the unlimited backlog
+		// (~17,000 row events/s) does not saturate two cores, so the
+		// quiet tenant barely suffers even without the quota.
+		t.Logf("control: the quiet tenant's p99 lag beside the unlimited backlog, %v, is within the bound %v: this run does not show the quota to matter", pct(lifted, 99), bound)
 	}
 
 	// (a) Nothing lost: the noisy tenant catches up and both tenants
 	// verify against their truths.
-	quietSim.wait(t, 2*phase+time.Minute)
+	quietSim.wait(t, 2*phase+2*time.Minute)
 	lag.stop()
 	for _, c := range []struct {
 		tenant uint64
@@ -142,8 +166,8 @@ func TestNoisyNeighbour(t *testing.T) {
 		end, _, _ := truthEnd(t, c.truth)
 		tn := strconv.FormatUint(c.tenant, 10)
 		pulled := filepath.Join(f.dir, "pulled-"+tn+".jsonl")
-		run(t, 2*time.Minute, pulled, append([]string{"pull", "--api", f.first("api-server").grpcAddr, "--tenant", tn,
-			"--until-resolved", strconv.FormatUint(end, 10), "--timeout", "100s"}, cl.admin...)...)
+		run(t, 3*time.Minute, pulled, append([]string{"pull", "--api", f.first("api-server").grpcAddr, "--tenant", tn,
+			"--until-resolved", strconv.FormatUint(end, 10), "--timeout", "150s"}, cl.admin...)...)
 		run(t, time.Minute, "", "verify", "--truth", c.truth, "--pulled", pulled, "--tenant", tn)
 	}
 }
@@ -154,18 +178,19 @@ func TestNoisyNeighbour(t *testing.T) {
 // shared vCPUs run the fleet, both simulators and the test), so the bound
 // allows scheduling noise of the order of the pipeline's own steps (a
 // second's file interval, the sorter's flush, the pull's poll), but not
-// the growing lag of a tenant queued behind another's backlog: without the
-// quota the noisy tenant's 3,000 rows/s would need the sorter and the pool
-// for itself.
+// the growing lag of a tenant queued behind another's backlog.
 func quietBound(alone time.Duration) time.Duration {
 	return max(2*alone, alone+2*time.Second)
 }
 
 // startSim pushes one simulated tenant into the fleet in real time, in the
-// background.
-func startSim(t *testing.T, f *procFleet, name string, tenant uint64, rows string, d time.Duration, truthPath string, cl clientCreds) *proc {
+// background;
+// extra flags are added (--realtime=false: a backlog made as fast as it can
+// be, its clock ending about now).
+func startSim(t *testing.T, f *procFleet, name string, tenant uint64, rows string, d time.Duration, truthPath string, cl clientCreds, extra ...string) *proc {
 	args := append(simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, d.String(), cl.upstream),
 		"--first-tenant", strconv.FormatUint(tenant, 10), "--seed", strconv.FormatUint(tenant, 10))
+	args = append(args, extra...)
 	args[slices.Index(args, "--rows-per-sec")+1] = rows
 	return start(t, name, args...)
 }
@@ -270,12 +295,13 @@ func openPull(ctx context.Context, api apiv1.TiStreamServiceClient, tenant uint6
 // lagFollower is a live pull of a tenant recording, at every resolved
 // event, the wall clock minus the resolved ts's physical time.
 type lagFollower struct {
-	mu      sync.Mutex
-	at      []time.Time
-	lags    []time.Duration
-	cancel  context.CancelFunc
-	done    chan struct{}
-	lastErr error
+	mu       sync.Mutex
+	at       []time.Time
+	lags     []time.Duration
+	resolved []time.Time // the resolved ts's physical time of each sample
+	cancel   context.CancelFunc
+	done     chan struct{}
+	lastErr  error
 }
 
 func followLag(t *testing.T, api apiv1.TiStreamServiceClient, tenant uint64) *lagFollower {
@@ -294,6 +320,7 @@ func followLag(t *testing.T, api apiv1.TiStreamServiceClient, tenant uint64) *la
 						if r := ev.GetResolved(); r != nil {
 							l.mu.Lock()
 							l.at, l.lags = append(l.at, now), append(l.lags, now.Sub(time.UnixMilli(int64(r.Ts>>18))))
+							l.resolved = append(l.resolved, time.UnixMilli(int64(r.Ts>>18)))
 							l.mu.Unlock()
 						}
 					}
@@ -335,8 +362,29 @@ func (l *lagFollower) between(from, to time.Time) []time.Duration {
 	return out
 }
 
-// pct is the p-th percentile (nearest rank) of ds.
+// staleAt is the lag the tenant had at the instant at: at minus the
+// newest resolved ts received before it (0 if none was). A pull whose
+// resolved marks stop arriving has no samples, but this lag grows.
+func (l *lagFollower) staleAt(at time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var newest time.Time
+	for i, a := range l.at {
+		if a.Before(at) && l.resolved[i].After(newest) {
+			newest = l.resolved[i]
+		}
+	}
+	if newest.IsZero() {
+		return 0
+	}
+	return at.Sub(newest)
+}
+
+// pct is the p-th percentile (nearest rank) of ds; 0 for none.
 func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
 	s := slices.Sorted(slices.Values(ds))
 	i := (len(s)*p + 99) / 100
 	return s[max(i-1, 0)]

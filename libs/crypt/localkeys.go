@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // CreateLocalKey makes the key file of local:name in dir with one random
@@ -113,4 +114,41 @@ func writeKeyFile(path string, f *keyFile) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// LocalKeyInfo describes one key file of a key directory, never its keys.
+type LocalKeyInfo struct {
+	Name     string // NAME of local:NAME
+	Ref      string // local:NAME
+	Disabled bool
+	Versions int    // how many versions the file holds
+	Newest   uint32 // the version new wraps use
+	Err      error  // the file could not be read or is not a valid key file
+}
+
+// ListLocalKeys describes the key files (*.key) in dir, by name. A file that
+// does not parse, or whose mode lets others read it, is listed with Err set.
+func ListLocalKeys(dir string) ([]LocalKeyInfo, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.key"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("local key directory: %w", err)
+	}
+	out := make([]LocalKeyInfo, 0, len(paths))
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".key")
+		if !localKeyName.MatchString(name) {
+			continue // not a key of this directory's naming
+		}
+		info := LocalKeyInfo{Name: name, Ref: LocalScheme + ":" + name}
+		if f, err := readKeyFile(p); err != nil {
+			info.Err = err
+		} else {
+			info.Disabled, info.Versions, info.Newest = f.Disabled, len(f.Versions), f.newest().Version
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

@@ -2,11 +2,13 @@ package layout
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
 // Usage records (docs/key-layout.md, "Usage records"): a tenant's metering,
-// in its own pool folder so offboarding deletes it with the rest. Hours are
+// in its own pool folder; offboarding folds them and copies the hourly
+// rollups to the fleet-level usage archive before it deletes the folder. Hours are
 // the unix milliseconds of the hour's start, padded, so a listing from an
 // hour's prefix finds that hour and the ones after it in order.
 
@@ -63,4 +65,49 @@ func SafeSegment(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// UsageArchiveRoot holds the usage of offboarded tenants: outside every
+// tenant's folder, so offboarding leaves it and it names no tenant to
+// metering (layout.Classify: pool_other).
+const UsageArchiveRoot = PoolRoot + "usage-archive/"
+
+// UsageArchiveTenantPrefix holds every archived incarnation of a tenant id.
+func UsageArchiveTenantPrefix(tenant uint64) string {
+	return fmt.Sprintf("%stenant-%d/", UsageArchiveRoot, tenant)
+}
+
+// UsageArchivePrefix holds the archive of one incarnation of a tenant id:
+// the one deregistered at deregisteredMs (unix milliseconds, padded), so a
+// re-registered id's later offboarding archives beside it, never over it.
+func UsageArchivePrefix(tenant uint64, deregisteredMs int64) string {
+	return UsageArchiveTenantPrefix(tenant) + Pad(uint64(deregisteredMs)) + "/"
+}
+
+// UsageArchiveHourlyKey names an archived rollup: the bytes of
+// UsageHourlyKey(tenant, hourMs) as they were.
+func UsageArchiveHourlyKey(tenant uint64, deregisteredMs, hourMs int64) string {
+	return UsageArchivePrefix(tenant, deregisteredMs) + "hourly/" + Pad(uint64(hourMs))
+}
+
+// UsageArchiveDoneKey is written last: the incarnation's archive is
+// complete.
+func UsageArchiveDoneKey(tenant uint64, deregisteredMs int64) string {
+	return UsageArchivePrefix(tenant, deregisteredMs) + "done"
+}
+
+// ParseUsageArchiveKey reads the tenant and deregistration time of a key
+// under UsageArchiveRoot.
+func ParseUsageArchiveKey(key string) (tenant uint64, deregisteredMs int64, err error) {
+	rest, ok := strings.CutPrefix(key, UsageArchiveRoot+"tenant-")
+	if !ok {
+		return 0, 0, fmt.Errorf("object key %q: not under %stenant-", key, UsageArchiveRoot)
+	}
+	t, rest, _ := strings.Cut(rest, "/")
+	seg, _, _ := strings.Cut(rest, "/")
+	if tenant, err = strconv.ParseUint(t, 10, 64); err != nil || tenant == 0 {
+		return 0, 0, fmt.Errorf("object key %q: bad tenant %q", key, t)
+	}
+	d, err := parsePad(seg, "deregistration time", key)
+	return tenant, int64(d), err
 }

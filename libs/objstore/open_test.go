@@ -166,6 +166,47 @@ func TestCredentialsFile(t *testing.T) {
 	require.ErrorContains(t, err, "no such file")
 }
 
+// A named profile of a credentials file is read, not [default], again at
+// every refresh; a missing profile is an error naming it, never a key.
+func TestCredentialsFileProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials")
+	write := func(secret string) {
+		content := "[default]\naws_access_key_id = DEF\naws_secret_access_key = defsecret\n" +
+			"[tenant-7]\naws_access_key_id = AK7\naws_secret_access_key = " + secret + "\n"
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	}
+	write("S7")
+	ctx := context.Background()
+	p := &fileCredentials{path: path, profile: "tenant-7"}
+	c, err := p.Retrieve(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "AK7", c.AccessKeyID)
+	require.Equal(t, "S7", c.SecretAccessKey)
+	write("S7b")
+	c, err = p.Retrieve(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "S7b", c.SecretAccessKey)
+
+	_, err = (&fileCredentials{path: path, profile: "tenant-8"}).Retrieve(ctx)
+	require.ErrorContains(t, err, "has no [tenant-8] profile")
+	require.NotContains(t, err.Error(), "S7b")
+}
+
+// OpenProfile: a profile needs a credentials file, and an s3:// URL with
+// its own credentials_file cannot take a profile too; non-s3 stores ignore
+// it.
+func TestOpenProfileErrors(t *testing.T) {
+	ctx := context.Background()
+	_, err := OpenProfile(ctx, "s3://b?endpoint=http://127.0.0.1:1", "", "p")
+	require.ErrorContains(t, err, `profile "p": no credentials file`)
+	_, err = OpenProfile(ctx, "s3://b?endpoint=http://127.0.0.1:1&credentials_file=/x", "/y", "p")
+	require.ErrorContains(t, err, "give one of them")
+	s, err := OpenProfile(ctx, "file://"+t.TempDir(), "", "p")
+	require.NoError(t, err)
+	require.NotNil(t, s)
+	require.ErrorContains(t, S3Config{Bucket: "b", CredentialsProfile: "p"}.Validate(), "needs a credentials file")
+}
+
 func TestParseS3URL(t *testing.T) {
 	for _, c := range []struct {
 		url  string

@@ -77,10 +77,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
 	case cfg.CredentialsFile != "":
 		// Read it now, so that a missing or malformed file shows at startup.
-		if _, err := readCredentialsFile(cfg.CredentialsFile); err != nil {
+		if _, err := readCredentialsFile(cfg.CredentialsFile, cfg.CredentialsProfile); err != nil {
 			return nil, fmt.Errorf("s3 bucket %q: %w", cfg.Bucket, err)
 		}
-		opts = append(opts, config.WithCredentialsProvider(aws.NewCredentialsCache(&fileCredentials{path: cfg.CredentialsFile})))
+		opts = append(opts, config.WithCredentialsProvider(aws.NewCredentialsCache(&fileCredentials{path: cfg.CredentialsFile, profile: cfg.CredentialsProfile})))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

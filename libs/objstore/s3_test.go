@@ -104,6 +104,23 @@ func TestS3CredentialsFile(t *testing.T) {
 	require.ErrorContains(t, err, `access key id "WRONGKEYFROMENV" were rejected`)
 }
 
+// OpenProfile signs with the named profile of the credentials file, not
+// its [default] (which holds a wrong key here), and not the environment.
+func TestS3CredentialsProfile(t *testing.T) {
+	srv := s3test.Start(t)
+	isolateAWSEnv(t, "WRONGKEYFROMENV", "wrong-secret-from-env")
+	ctx := context.Background()
+	creds := filepath.Join(t.TempDir(), "credentials")
+	require.NoError(t, os.WriteFile(creds, []byte("[default]\naws_access_key_id = WRONGDEFAULT\naws_secret_access_key = x\n"+
+		"[tenant-2]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n"), 0o600))
+	u := "s3://" + srv.Bucket + "/t2?endpoint=" + srv.Endpoint + "&max_attempts=1"
+	s, err := objstore.OpenProfile(ctx, u, creds, "tenant-2")
+	require.NoError(t, err)
+	require.NoError(t, s.Put(ctx, "k", []byte("v")))
+	_, err = objstore.OpenProfile(ctx, u, creds, "default")
+	require.ErrorContains(t, err, `access key id "WRONGDEFAULT" were rejected`)
+}
+
 // Whatever fails — a rejected key from a credentials file, a missing
 // object, a missing bucket, an untrusted certificate — the secret is not in
 // the error.

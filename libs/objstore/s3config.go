@@ -50,6 +50,10 @@ type S3Config struct {
 	// credentialsFileRefresh, so a rotated file takes effect without a
 	// restart. URL parameter credentials_file.
 	CredentialsFile string
+	// CredentialsProfile names the profile of CredentialsFile to use
+	// instead of [default] (OpenProfile: a tenant's credentials_ref in the
+	// fleet's credentials file). Needs CredentialsFile.
+	CredentialsProfile string
 	// CAFile, if set, names a PEM bundle of CA certificates trusted for an
 	// https endpoint instead of the system's roots. URL parameter ca_file.
 	CAFile string
@@ -91,6 +95,9 @@ func (c S3Config) Validate() error {
 	}
 	if c.CredentialsFile != "" && c.AccessKey != "" {
 		return fmt.Errorf("s3 config: give either a credentials file or an access key and secret key, not both")
+	}
+	if c.CredentialsProfile != "" && c.CredentialsFile == "" {
+		return fmt.Errorf("s3 config: a credentials profile (%q) needs a credentials file", c.CredentialsProfile)
 	}
 	if c.CAFile != "" && c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "https://") {
 		return fmt.Errorf("s3 config: a CA file (ca_file) is only meaningful with an https:// endpoint, and the endpoint is %q", c.Endpoint)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -19,16 +20,18 @@ import (
 // effect within this long).
 const credentialsFileRefresh = 5 * time.Minute
 
-// credentialsProfile is the profile of a credentials file that is used.
+// credentialsProfile is the profile of a credentials file that is used
+// when none is named.
 const credentialsProfile = "default"
 
-// fileCredentials provides the credentials of an AWS shared credentials
-// file's [default] profile, reading the file again whenever the SDK's cache
-// asks (every credentialsFileRefresh). If a later read fails, the last good
-// credentials stay in use for a short while, so a file being replaced does
-// not fail requests.
+// fileCredentials provides the credentials of one profile of an AWS shared
+// credentials file ([default] when profile is ""), reading the file again
+// whenever the SDK's cache asks (every credentialsFileRefresh). If a later
+// read fails, the last good credentials stay in use for a short while, so a
+// file being replaced does not fail requests.
 type fileCredentials struct {
-	path string
+	path    string
+	profile string
 
 	mu   sync.Mutex
 	last aws.Credentials
@@ -36,7 +39,7 @@ type fileCredentials struct {
 
 // Retrieve implements aws.CredentialsProvider.
 func (f *fileCredentials) Retrieve(context.Context) (aws.Credentials, error) {
-	c, err := readCredentialsFile(f.path)
+	c, err := readCredentialsFile(f.path, f.profile)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
@@ -53,30 +56,58 @@ func (f *fileCredentials) Retrieve(context.Context) (aws.Credentials, error) {
 	return c, nil
 }
 
-// readCredentialsFile parses an AWS shared credentials file. Its errors
-// name the file and what is wrong, never a line of its content (which may
-// hold the secret).
-func readCredentialsFile(path string) (aws.Credentials, error) {
+// readCredentialsFile parses one profile ("" = default) of an AWS shared
+// credentials file. Its errors name the file, the profile and what is
+// wrong, never a line of its content (which may hold the secret).
+func readCredentialsFile(path, profile string) (aws.Credentials, error) {
+	if profile == "" {
+		profile = credentialsProfile
+	}
 	// The SDK treats an unreadable file as empty; read it first so that a
 	// missing file or a permission problem is reported as such.
 	if _, err := os.ReadFile(path); err != nil {
 		return aws.Credentials{}, fmt.Errorf("s3 credentials file: %w", err) // the *PathError names the path
 	}
-	want := fmt.Sprintf("want [%s] with aws_access_key_id and aws_secret_access_key (the AWS shared credentials format)", credentialsProfile)
-	sc, err := config.LoadSharedConfigProfile(context.Background(), credentialsProfile, func(o *config.LoadSharedConfigOptions) {
+	want := fmt.Sprintf("want [%s] with aws_access_key_id and aws_secret_access_key (the AWS shared credentials format)", profile)
+	sc, err := config.LoadSharedConfigProfile(context.Background(), profile, func(o *config.LoadSharedConfigOptions) {
 		o.CredentialsFiles = []string{path}
 		o.ConfigFiles = []string{} // not ~/.aws/config
 	})
 	var noProfile config.SharedConfigProfileNotExistError
 	switch {
 	case errors.As(err, &noProfile):
-		return aws.Credentials{}, fmt.Errorf("s3 credentials file %s has no [%s] profile; %s", path, credentialsProfile, want)
+		return aws.Credentials{}, fmt.Errorf("s3 credentials file %s has no [%s] profile; %s", path, profile, want)
 	case err != nil:
 		return aws.Credentials{}, fmt.Errorf("s3 credentials file %s cannot be parsed; %s", path, want)
 	case !sc.Credentials.HasKeys():
-		return aws.Credentials{}, fmt.Errorf("s3 credentials file %s: profile [%s] has no static key; %s", path, credentialsProfile, want)
+		return aws.Credentials{}, fmt.Errorf("s3 credentials file %s: profile [%s] has no static key; %s", path, profile, want)
 	}
 	return sc.Credentials, nil
+}
+
+// OpenProfile opens the store rawURL names, like Open, except that an
+// s3:// store signs its requests with the credentials of profile in the AWS
+// shared credentials file credsFile (read again every
+// credentialsFileRefresh, like credentials_file). Such a URL must not name a
+// credentials_file of its own. With profile "" it is Open. file:// and mem://
+// stores have no credentials: the profile does not apply to them.
+func OpenProfile(ctx context.Context, rawURL, credsFile, profile string) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if profile == "" || err != nil || u.Scheme != "s3" {
+		return Open(ctx, rawURL)
+	}
+	if credsFile == "" {
+		return nil, fmt.Errorf("s3 credentials profile %q: no credentials file is configured to hold it", profile)
+	}
+	cfg, err := parseS3URL(u)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CredentialsFile != "" {
+		return nil, fmt.Errorf("s3 URL names its own credentials_file and a credentials profile %q is given too: give one of them", profile)
+	}
+	cfg.CredentialsFile, cfg.CredentialsProfile = credsFile, profile
+	return NewS3(ctx, cfg)
 }
 
 // loadCAFile reads a PEM bundle into a certificate pool.

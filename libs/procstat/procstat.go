@@ -64,16 +64,23 @@ func CPU() time.Duration {
 }
 
 // PeakRSSMiB is the process's peak resident set (VmHWM), 0 where unknown.
-func PeakRSSMiB() float64 {
+func PeakRSSMiB() float64 { return float64(statusKiB("VmHWM:")) / 1024 }
+
+// RSSBytes is the process's resident set now (VmRSS), 0 where unknown.
+func RSSBytes() uint64 { return statusKiB("VmRSS:") * 1024 }
+
+// statusKiB reads a "Name:  N kB" line of /proc/self/status, 0 where
+// unknown.
+func statusKiB(field string) uint64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err == nil {
-				return kb / 1024
+				return kb
 			}
 		}
 	}

@@ -224,6 +224,10 @@ func (r *Range) Sealed() bool { return r.sealed }
 // Matcher describes the range's prewrite buffer.
 func (r *Range) Matcher() txnmatch.Stats { return r.match.Stats() }
 
+// Buffer is an account of what the range's sort buffer holds (read only;
+// the sorter's load report, services/sorter/load.go).
+func (r *Range) Buffer() sortbuf.BufferStats { return r.buf.Stats() }
+
 // Apply applies one store file's events for this range, in order. A batch
 // at or below the position already applied for its store is a redelivery
 // and is skipped whole.

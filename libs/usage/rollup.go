@@ -56,8 +56,11 @@ func Fold(tenant uint64, hourMs int64, start Totals, recs []*metav1.UsageRecord)
 
 // pendingHours reads the RAW and SAMPLE records (only hours not rolled up
 // keep them) of the hours want accepts (nil: all), by hour: the hour is in
-// the key, so the records of other hours are listed, not read.
-func pendingHours(ctx context.Context, s objstore.Store, tenant uint64, want func(hourMs int64) bool) (map[int64][]*metav1.UsageRecord, []error, error) {
+// the key, so the records of other hours are listed, not read. Records
+// written before sinceMs are an earlier incarnation's of the tenant id (a
+// process that flushed after it was offboarded): they are left out, their
+// hour kept (with no records) so that its rollup deletes them.
+func pendingHours(ctx context.Context, s objstore.Store, tenant uint64, sinceMs int64, want func(hourMs int64) bool) (map[int64][]*metav1.UsageRecord, []error, error) {
 	byHour := map[int64][]*metav1.UsageRecord{}
 	var bad []error
 	for _, kind := range []string{"raw/", "sample/"} {
@@ -72,7 +75,11 @@ func pendingHours(ctx context.Context, s objstore.Store, tenant uint64, want fun
 		}
 		bad = append(bad, b...)
 		for _, r := range recs {
-			if r.TenantId == tenant {
+			switch {
+			case r.TenantId != tenant:
+			case r.WrittenUnixMs < sinceMs:
+				byHour[r.HourUnixMs] = byHour[r.HourUnixMs] // deleted, not counted
+			default:
 				byHour[r.HourUnixMs] = append(byHour[r.HourUnixMs], r)
 			}
 		}
@@ -129,8 +136,26 @@ func startOf(ctx context.Context, s objstore.Store, tenant uint64, rolled []int6
 // its rollup are not counted (deleted with the others). It returns the
 // hours rolled up.
 func Rollup(ctx context.Context, s objstore.Store, tenant uint64, now time.Time, grace time.Duration) ([]int64, error) {
-	closed := func(h int64) bool { return !time.UnixMilli(h + HourMs).Add(grace).After(now) }
-	byHour, _, err := pendingHours(ctx, s, tenant, closed)
+	return RollupSince(ctx, s, tenant, 0, now, grace)
+}
+
+// RollupSince is Rollup of the incarnation of tenant registered at sinceMs
+// (unix milliseconds): records written before it are an earlier
+// incarnation's, deleted and not counted.
+func RollupSince(ctx context.Context, s objstore.Store, tenant uint64, sinceMs int64, now time.Time, grace time.Duration) ([]int64, error) {
+	return rollup(ctx, s, tenant, sinceMs, now, func(h int64) bool { return !time.UnixMilli(h + HourMs).Add(grace).After(now) })
+}
+
+// FinalRollup rolls up every hour of tenant that has records, the current
+// one included, as Rollup does (the same records, the same idempotence):
+// the last rollup of an offboarded tenant, whose processes have all let go
+// of it. Records written for an hour after it are not counted.
+func FinalRollup(ctx context.Context, s objstore.Store, tenant uint64, sinceMs int64, now time.Time) ([]int64, error) {
+	return rollup(ctx, s, tenant, sinceMs, now, func(int64) bool { return true })
+}
+
+func rollup(ctx context.Context, s objstore.Store, tenant uint64, sinceMs int64, now time.Time, closed func(hourMs int64) bool) ([]int64, error) {
+	byHour, _, err := pendingHours(ctx, s, tenant, sinceMs, closed)
 	if err != nil {
 		return nil, err
 	}
@@ -143,10 +168,10 @@ func Rollup(ctx context.Context, s objstore.Store, tenant uint64, now time.Time,
 	}
 	var done []int64
 	for _, h := range slices.Sorted(maps.Keys(byHour)) {
-		if time.UnixMilli(h + HourMs).Add(grace).After(now) {
+		if !closed(h) {
 			break
 		}
-		if _, found := slices.BinarySearch(rolled, h); !found {
+		if _, found := slices.BinarySearch(rolled, h); !found && len(byHour[h]) > 0 {
 			start, err := startOf(ctx, s, tenant, rolled, h)
 			if err != nil {
 				return done, err
@@ -188,13 +213,19 @@ func deleteAll(ctx context.Context, s objstore.Store, prefix string) error {
 // ingest totals now (read from its checkpoints): they count as a sample of
 // the current hour, so the open hour's ingest is up to date.
 func Query(ctx context.Context, s objstore.Store, tenant uint64, fromMs, toMs int64, live *Totals, now time.Time) (*metav1.GetUsageResponse, error) {
+	return QuerySince(ctx, s, tenant, 0, fromMs, toMs, live, now)
+}
+
+// QuerySince is Query of the incarnation of tenant registered at sinceMs
+// (see RollupSince).
+func QuerySince(ctx context.Context, s objstore.Store, tenant uint64, sinceMs, fromMs, toMs int64, live *Totals, now time.Time) (*metav1.GetUsageResponse, error) {
 	if toMs != 0 && toMs <= fromMs {
 		return nil, errors.New("usage query: to must be after from")
 	}
 	if toMs == 0 {
 		toMs = now.UnixMilli() + 1
 	}
-	byHour, _, err := pendingHours(ctx, s, tenant, nil)
+	byHour, _, err := pendingHours(ctx, s, tenant, sinceMs, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -225,8 +256,8 @@ func Query(ctx context.Context, s objstore.Store, tenant uint64, fromMs, toMs in
 	folded, lastEnd := int64(-1), Totals{}
 	for _, h := range slices.Sorted(maps.Keys(byHour)) {
 		i, ok := slices.BinarySearch(rolled, h)
-		if ok {
-			continue // rolled up meanwhile; its leftovers are being deleted
+		if ok || len(byHour[h]) == 0 {
+			continue // rolled up meanwhile (its leftovers are being deleted), or only an earlier incarnation's
 		}
 		start := lastEnd
 		if folded < 0 || (i > 0 && rolled[i-1] > folded) {

@@ -94,7 +94,7 @@ func (st *stream) nextFile(ctx context.Context, seq uint64) (listing, error) {
 	after := prefix + layout.Pad(seq-1) + "~" // after every key of file seq-1
 	var out listing
 	for {
-		objs, more, err := st.s.buffer.List(ctx, prefix, after, 4)
+		objs, more, err := st.buffer().List(ctx, prefix, after, 4)
 		if err != nil {
 			return out, fmt.Errorf("list store file %d: %w", seq, err)
 		}
@@ -127,7 +127,7 @@ func (st *stream) nextFile(ctx context.Context, seq uint64) (listing, error) {
 func (st *stream) pickDuplicate(ctx context.Context, seq uint64, keys []string) (string, []byte, error) {
 	datas := make([][]byte, len(keys))
 	for i, k := range keys {
-		b, err := st.s.buffer.Get(ctx, k)
+		b, err := st.buffer().Get(ctx, k)
 		if err != nil {
 			return "", nil, fmt.Errorf("read store file: %w", err)
 		}

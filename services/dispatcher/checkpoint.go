@@ -234,7 +234,7 @@ func (st *stream) collect(ctx context.Context) error {
 		after = prefix + layout.Pad(from) + "~" // after every key of file `from`
 	}
 	for {
-		objs, more, err := st.s.buffer.List(ctx, prefix, after, gcListPage)
+		objs, more, err := st.buffer().List(ctx, prefix, after, gcListPage)
 		if err != nil {
 			return fmt.Errorf("list buffer files to delete: %w", err)
 		}
@@ -251,7 +251,7 @@ func (st *stream) collect(ctx context.Context) error {
 			if name.Seq == keep {
 				continue
 			}
-			if err := st.s.buffer.Delete(ctx, o.Key); err != nil {
+			if err := st.buffer().Delete(ctx, o.Key); err != nil {
 				return fmt.Errorf("delete buffer file: %w", err)
 			}
 			st.sm.filesDeleted.Inc()
@@ -271,11 +271,11 @@ func (st *stream) collect(ctx context.Context) error {
 // version 2), the base its delta header names, or 0 (format version 1, or
 // the file is gone).
 func (st *stream) baseOf(ctx context.Context, seq uint64) (uint64, error) {
-	objs, _, err := st.s.buffer.List(ctx, layout.StoreFileSeqPrefix(st.cluster, st.tenant, st.store, seq), "", 1)
+	objs, _, err := st.buffer().List(ctx, layout.StoreFileSeqPrefix(st.cluster, st.tenant, st.store, seq), "", 1)
 	if err != nil || len(objs) == 0 {
 		return 0, err
 	}
-	h, err := storefile.ReadHeader(ctx, st.s.buffer, objs[0].Key)
+	h, err := storefile.ReadHeader(ctx, st.buffer(), objs[0].Key)
 	if err != nil {
 		return 0, err
 	}

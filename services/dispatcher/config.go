@@ -24,6 +24,11 @@ type Config struct {
 	GCGrace time.Duration `yaml:"gc_grace"`
 	// MaxInFlight bounds the unacknowledged files of one stream.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// ReplayCacheBytes bounds the bytes of store files all streams keep in
+	// memory past their checkpoints, so a restarted run (a split, a move, a
+	// refusal) routes them again without reading the buffer (replay.go); 0
+	// keeps none.
+	ReplayCacheBytes int64 `yaml:"replay_cache_bytes"`
 	// RetryMin and RetryMax bound the exponential backoff of a stream that
 	// failed (decode error, NotOwner, broken Ingest stream, storage error).
 	RetryMin time.Duration `yaml:"retry_min"`
@@ -59,6 +64,7 @@ func DefaultConfig() Config {
 		CheckpointInterval: time.Second,
 		GCGrace:            0,
 		MaxInFlight:        64,
+		ReplayCacheBytes:   256 << 20,
 		RetryMin:           100 * time.Millisecond,
 		RetryMax:           10 * time.Second,
 		DrainTimeout:       10 * time.Second,
@@ -75,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", c.CheckpointInterval, "at most one checkpoint write per stream this often")
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "keep buffer files behind a checkpoint this long before deleting them")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "unacknowledged store files per stream")
+	fs.Int64Var(&c.ReplayCacheBytes, "replay-cache-bytes", c.ReplayCacheBytes, "bytes of store files past the checkpoints kept in memory for a restarted run to route again without reading the buffer (0 = none)")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed stream")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed stream")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a graceful stop waits for in-flight files to be acknowledged")
@@ -99,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight <= 0 {
 		errs = append(errs, fmt.Errorf("--max-in-flight must be positive, got %d", c.MaxInFlight))
+	}
+	if c.ReplayCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("--replay-cache-bytes must not be negative, got %d", c.ReplayCacheBytes))
 	}
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("--retry-max (%s) must be at least --retry-min (%s)", c.RetryMax, c.RetryMin))

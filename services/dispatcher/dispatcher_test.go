@@ -256,8 +256,90 @@ func TestNotOwnerResendsFromCheckpoint(t *testing.T) {
 
 // (3b) A range moving to another sorter makes the stream resend, from the
 // checkpoint, to the new owner, which then gets every later file in order.
+// With the replay cache (replay.go) the files read past the checkpoint are
+// routed again from memory: every store file is read from the buffer once;
+// without it (or beyond its budget) they are read again.
 func TestRangeMoveResendsFromCheckpoint(t *testing.T) {
+	forReplayCache(t, testRangeMove)
+}
+
+// replayMode is how much a test dispatcher's replay cache may keep.
+type replayMode string
+
+const (
+	replayAll  replayMode = "cache"       // the default budget: every file fits
+	replaySome replayMode = "small_cache" // two files' worth: the rest is read again
+	replayNone replayMode = "no_cache"    // --replay-cache-bytes=0
+)
+
+// forReplayCache runs a test in every replayMode.
+func forReplayCache(t *testing.T, test func(t *testing.T, mode replayMode)) {
+	for _, mode := range []replayMode{replayAll, replaySome, replayNone} {
+		t.Run(string(mode), func(t *testing.T) { test(t, mode) })
+	}
+}
+
+// replayTweak sets the replay cache of a test dispatcher.
+func replayTweak(t *testing.T, v *env, store uint64, mode replayMode) func(*Config) {
+	var largest int64
+	for _, k := range storeFiles(t, v.src, store) {
+		b, err := v.src.Get(context.Background(), k)
+		require.NoError(t, err)
+		largest = max(largest, int64(len(b)))
+	}
+	return func(c *Config) {
+		switch mode {
+		case replaySome:
+			c.ReplayCacheBytes = 2 * largest
+		case replayNone:
+			c.ReplayCacheBytes = 0
+		}
+	}
+}
+
+// checkReplayReads checks how often each store file up to last was read
+// from the buffer: once with the whole window in the replay cache, which
+// routed the files after ckpt up to readTo again (the restarted run's);
+// without the cache those were read twice or more; with a small one, each
+// of them either came from the cache or was read again. The cache is empty
+// once the stream caught up.
+func checkReplayReads(t *testing.T, mode replayMode, buf *countingStore, reg *prometheus.Registry, store, ckpt, readTo, last uint64) {
+	t.Helper()
+	require.Greater(t, readTo, ckpt)
+	gets := buf.getsOf(t, store)
+	hits := metric(t, reg, "tistream_dispatcher_replay_cache_files_total", streamLabels(store))
+	again := 0
+	for seq := uint64(1); seq <= last; seq++ {
+		inWindow := seq > ckpt && seq <= readTo
+		switch {
+		case mode == replayAll:
+			require.Equal(t, 1, gets[seq], "file %d read from the buffer", seq)
+		case mode == replayNone && inWindow:
+			require.GreaterOrEqual(t, gets[seq], 2, "file %d read again without the cache", seq)
+		default:
+			require.GreaterOrEqual(t, gets[seq], 1, "file %d never read", seq)
+		}
+		if inWindow && gets[seq] >= 2 {
+			again++
+		}
+	}
+	switch mode {
+	case replayNone:
+		require.Zero(t, hits)
+	case replayAll:
+		require.GreaterOrEqual(t, hits, float64(readTo-ckpt), "files routed again from the cache")
+	case replaySome:
+		require.GreaterOrEqual(t, hits+float64(again), float64(readTo-ckpt), "every file of the window routed again, from the cache or the buffer")
+		require.Positive(t, again, "a small cache must not hold the whole window")
+	}
+	eventually(t, func() bool { return metric(t, reg, "tistream_dispatcher_replay_cache_bytes", nil) == 0 },
+		"the cache empties as the checkpoint passes its files")
+}
+
+func testRangeMove(t *testing.T, mode replayMode) {
 	v := newEnv(t)
+	buf := countGets(v.buffer)
+	v.buffer = buf
 	const store, limit = 1, 3
 	exp := expectedBatches(t, v.src, store)
 	seqs := seqsOf(t, v, store)
@@ -275,7 +357,7 @@ func TestRangeMoveResendsFromCheckpoint(t *testing.T) {
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
 	v.feed(store, 1, half)
 	v.assign(store, "d1", 1)
-	v.dispatcher("d1", nil)
+	_, reg := v.dispatcher("d1", replayTweak(t, v, store, mode))
 	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
 	ahead := min(half, ckpt+testMaxInFlight)
 	eventually(t, func() bool { return slices.Equal(v.sorters[1].appliedOrder(2, store), fedSeqs(exp, 2, 0, ahead)) },
@@ -302,6 +384,7 @@ func TestRangeMoveResendsFromCheckpoint(t *testing.T) {
 			require.LessOrEqual(t, b.seq, sent, "s2 accepted file %d after losing range 2", b.seq)
 		}
 	}
+	checkReplayReads(t, mode, buf, reg, store, ckpt, sent, last)
 }
 
 // (4) A stream reassigned to another dispatcher at epoch+1: the old
@@ -544,9 +627,16 @@ func TestStartsFromCheckpoint(t *testing.T) {
 }
 
 // (3c) A range table change (range 2 split into 3 and 4 on another sorter)
-// makes the stream reroute from its checkpoint with the new table.
+// makes the stream reroute from its checkpoint with the new table; the files
+// read past the checkpoint are rerouted from the replay cache.
 func TestSplitReroutesFromCheckpoint(t *testing.T) {
+	forReplayCache(t, testSplitReroute)
+}
+
+func testSplitReroute(t *testing.T, mode replayMode) {
 	v := newEnv(t)
+	buf := countGets(v.buffer)
+	v.buffer = buf
 	const store, limit = 1, 3
 	exp := expectedBatches(t, v.src, store)
 	seqs := seqsOf(t, v, store)
@@ -563,8 +653,11 @@ func TestSplitReroutesFromCheckpoint(t *testing.T) {
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
 	v.feed(store, 1, half)
 	v.assign(store, "d1", 1)
-	v.dispatcher("d1", nil)
+	_, reg := v.dispatcher("d1", replayTweak(t, v, store, mode))
 	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
+	sent := min(half, ckpt+testMaxInFlight)
+	eventually(t, func() bool { return slices.Equal(v.sorters[1].appliedOrder(2, store), fedSeqs(exp, 2, 0, sent)) },
+		"range 2 got the files up to %d", sent)
 
 	split := tidbcodec.TablePrefix(106)
 	s3 := newFakeSorter(t, map[uint64]uint64{3: 1, 4: 1})
@@ -607,6 +700,7 @@ func TestSplitReroutesFromCheckpoint(t *testing.T) {
 		require.Equal(t, digests[b.seq][b.rangeID], b.digest, "file %d range %d", b.seq, b.rangeID)
 	}
 	require.Equal(t, fedSeqs(exp, 1, 0, last), v.sorters[0].appliedOrder(1, store))
+	checkReplayReads(t, mode, buf, reg, store, ckpt, sent, last)
 }
 
 // A routing change ends a run even while it is blocked sending to a sorter

@@ -22,6 +22,12 @@
 //     feeds the other ranges meanwhile), and when an Ingest stream it used
 //     breaks. Between failed runs the backoff ends early on a routing
 //     change (retryWait).
+//   - replay.go: the replay cache: the bytes of the files a stream read
+//     past its checkpoint (bounded dispatcher-wide), so the run after a
+//     restart routes them again without reading the buffer. Only a copy of
+//     the buffer: the invariants (a range gets its files in order, the
+//     checkpoint passes a file only once every range it fed made it
+//     durable, a crash loses nothing) do not depend on it.
 //   - conn.go: one Ingest stream per sorter address, shared by every stream
 //     sending to it; one sender goroutine serialises Sends, so a slow sorter
 //     blocks its senders (gRPC flow control) instead of growing memory.

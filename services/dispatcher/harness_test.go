@@ -138,6 +138,7 @@ type env struct {
 	src     objstore.Store
 	sorters [2]*fakeSorter
 	log     *slog.Logger
+	deps    func(*Deps) // changes the dispatchers' dependencies (nil: none)
 }
 
 func newEnv(t *testing.T) *env {
@@ -192,7 +193,11 @@ func (v *env) dispatcher(id string, tweak func(*Config)) (*Service, *prometheus.
 		tweak(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Log: v.log.With("instance", id), Registry: reg, Etcd: v.cli, Buffer: v.buffer})
+	deps := Deps{Log: v.log.With("instance", id), Registry: reg, Etcd: v.cli, Buffer: v.buffer}
+	if v.deps != nil {
+		v.deps(&deps)
+	}
+	s, err := New(cfg, deps)
 	require.NoError(v.t, err)
 	require.NoError(v.t, s.Start(context.Background()))
 	v.t.Cleanup(func() {
@@ -298,3 +303,38 @@ func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
 
 // testLogger logs to the test output until the test ends.
 func testLogger(t *testing.T) *slog.Logger { return svctest.Logger(t, slog.LevelInfo) }
+
+// countingStore counts the whole-object reads (Get) of each key, the reads
+// a run makes of the store files it routes.
+type countingStore struct {
+	objstore.Store
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func countGets(s objstore.Store) *countingStore {
+	return &countingStore{Store: s, gets: map[string]int{}}
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	c.mu.Lock()
+	c.gets[key]++
+	c.mu.Unlock()
+	return c.Store.Get(ctx, key)
+}
+
+// getsOf returns, per seq of a store, how often its file was read.
+func (c *countingStore) getsOf(t *testing.T, storeID uint64) map[uint64]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[uint64]int{}
+	prefix := layout.StorePrefix(testCluster, testTenant, storeID)
+	for k, n := range c.gets {
+		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
+			sn, err := layout.ParseStoreFileKey(k)
+			require.NoError(t, err)
+			out[sn.Seq] += n
+		}
+	}
+	return out
+}

@@ -27,6 +27,8 @@ type metrics struct {
 	ckptFailures  *prometheus.CounterVec
 	blocked       *prometheus.GaugeVec
 	duplicates    *prometheus.CounterVec
+	replayHits    *prometheus.CounterVec
+	replayBytes   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restarts: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_stream_restarts_total",
 			Help: "Stream restarts from the checkpoint, by reason."}, append(stream, "reason")),
 		rereads: f.NewHistogramVec(prometheus.HistogramOpts{Name: "tistream_dispatcher_restart_reread_files",
-			Help:    "Per stream restart, by reason: the files the run had read past the checkpoint, which the next run reads, routes and sends again.",
+			Help:    "Per stream restart, by reason: the files the run had read past the checkpoint, which the next run routes and sends again (reading from the buffer those not in the replay cache).",
 			Buckets: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128}}, []string{"reason"}),
 		sealedWaits: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_sealed_refusals_total",
 			Help: "Refusals by a SEALING range (a split's or merge's parent) that did not restart the stream: it waits for the routing to name the successors."}, stream),
@@ -70,6 +72,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			append(stream, "reason")),
 		duplicates: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_duplicate_files_skipped_total",
 			Help: "Objects skipped because they hold the same bytes as the store file of their seq under another name."}, stream),
+		replayHits: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_replay_cache_files_total",
+			Help: "Store files a restarted run routed again from the replay cache instead of reading them from the buffer."}, stream),
+		replayBytes: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_dispatcher_replay_cache_bytes",
+			Help: "Bytes of store files past the streams' checkpoints kept in memory for restarted runs (bounded by --replay-cache-bytes)."}),
 	}
 }
 
@@ -79,7 +85,7 @@ type streamMetrics struct {
 	labels                                       []string
 	filesRead, bytesRead, rowsRead, decodeErrors prometheus.Counter
 	filesDeleted, ckptFailures, duplicates       prometheus.Counter
-	sealedWaits                                  prometheus.Counter
+	sealedWaits, replayHits                      prometheus.Counter
 	inFlight, checkpointSeq, checkpointLag       prometheus.Gauge
 }
 
@@ -91,7 +97,8 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 		rowsRead: m.rowsRead.WithLabelValues(l...), decodeErrors: m.decodeErrors.WithLabelValues(l...),
 		filesDeleted: m.filesDeleted.WithLabelValues(l...), ckptFailures: m.ckptFailures.WithLabelValues(l...),
 		duplicates: m.duplicates.WithLabelValues(l...), sealedWaits: m.sealedWaits.WithLabelValues(l...),
-		inFlight: m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
+		replayHits: m.replayHits.WithLabelValues(l...),
+		inFlight:   m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
 		checkpointLag: m.checkpointLag.WithLabelValues(l...),
 	}
 }

@@ -49,48 +49,59 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	st.mu.Unlock()
 	watchDone = make(chan struct{})
 	go st.watchRouting(r, watchDone)
+	if err := st.resolveBuffer(rctx, next); err != nil {
+		return reasonBuffer, err
+	}
 	// A run starts at the file after the checkpoint: a delta header there
 	// reads its base's header (kept by the garbage collection, see collect).
 	// A file whose header is not the one expected is refused before its
 	// leader list is read.
 	router := route.NewTrackedRouter(table, st.tracker).WithBase(
-		storefile.BaseFromStore(rctx, st.s.buffer, st.cluster, st.tenant, st.store)).WithCheck(
+		storefile.BaseFromStore(rctx, st.buffer(), st.cluster, st.tenant, st.store)).WithCheck(
 		func(key string, h *formatv1.StoreFileHeader) error { return checkName(key, h, next) })
 	for {
 		if reason, err := st.waitSpace(r); err != nil {
 			return reason, err
 		}
-		ls, err := st.nextFile(rctx, next)
-		if err != nil {
-			return reasonStorage, err
-		}
-		if len(ls.keys) == 0 {
-			st.onMissing(next, ls.later)
-			timer := time.NewTimer(st.s.cfg.PollInterval)
-			reason, err := st.await(r, st.wakeCh, st.drain, timer.C)
-			timer.Stop()
+		// A file an earlier run read past the checkpoint is routed again
+		// from the replay cache: the same bytes, without a LIST and a GET.
+		st.replay.trim(st.checkpointSeq())
+		cf, cached := st.replay.get(next)
+		if cached {
+			st.sm.replayHits.Inc()
+		} else {
+			ls, err := st.nextFile(rctx, next)
 			if err != nil {
-				return reason, err
+				return reasonStorage, err
 			}
-			continue
+			if len(ls.keys) == 0 {
+				st.onMissing(next, ls.later)
+				timer := time.NewTimer(st.s.cfg.PollInterval)
+				reason, err := st.await(r, st.wakeCh, st.drain, timer.C)
+				timer.Stop()
+				if err != nil {
+					return reason, err
+				}
+				continue
+			}
+			cf.key = ls.keys[0]
+			if len(ls.keys) > 1 {
+				cf.key, cf.data, err = st.pickDuplicate(rctx, next, ls.keys)
+				var bad *badFileError
+				if errors.As(err, &bad) {
+					st.sm.decodeErrors.Inc()
+					st.settle(r)
+					return reasonDecode, err
+				}
+			} else {
+				cf.data, err = st.buffer().Get(rctx, cf.key)
+			}
+			if err != nil {
+				return reasonStorage, fmt.Errorf("read store file: %w", err)
+			}
 		}
 		st.onFound(next)
-		key := ls.keys[0]
-		var data []byte
-		if len(ls.keys) > 1 {
-			key, data, err = st.pickDuplicate(rctx, next, ls.keys)
-			var bad *badFileError
-			if errors.As(err, &bad) {
-				st.sm.decodeErrors.Inc()
-				st.settle(r)
-				return reasonDecode, err
-			}
-		} else {
-			data, err = st.s.buffer.Get(rctx, key)
-		}
-		if err != nil {
-			return reasonStorage, fmt.Errorf("read store file: %w", err)
-		}
+		key, data := cf.key, cf.data
 		batches, h, err := router.Route(key, data)
 		if err == nil {
 			err = checkName(key, h, next)
@@ -104,6 +115,7 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 			return reasonDecode, classify(key, next, err)
 		}
 		st.tracker.Commit()
+		st.replay.put(next, key, data)
 		st.unblock(next, false)
 		st.readTo = next
 		st.sm.filesRead.Inc()

@@ -17,6 +17,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantbuf"
 	"github.com/tistream/tistream/libs/tenantcfg"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
@@ -32,6 +33,9 @@ type Deps struct {
 	// Tenants gives the tenants' settings (ingest quotas); nil: the service
 	// follows them in Etcd itself, with Config.TenantDefaults.
 	Tenants *tenantcfg.Watcher
+	// Buffers resolves each tenant's data change buffer (its own
+	// buffer_url, else Buffer); nil: Buffer for every tenant.
+	Buffers *tenantbuf.Resolver
 }
 
 // Service is a running dispatcher. The kernel (libs/svc) runs its servers
@@ -43,8 +47,10 @@ type Service struct {
 	registry *prometheus.Registry
 	etcd     *clientv3.Client
 	buffer   objstore.Store
+	buffers  *tenantbuf.Resolver // each tenant's buffer (buffer.go)
 	m        *metrics
 	quota    *ingestQuotas // the tenants' ingest quotas (quota.go)
+	replay   *replayBudget // the streams' replay caches (replay.go)
 
 	advertise string
 	routes    *routes
@@ -83,7 +89,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		etcd: deps.Etcd, buffer: deps.Buffer, m: newMetrics(deps.Registry),
 		superDone: make(chan struct{}), streams: map[streamKey]*stream{},
 	}
+	s.replay = newReplayBudget(cfg.ReplayCacheBytes, s.m.replayBytes)
 	s.quota = newIngestQuotas(cfg, deps, s.log, deps.Registry)
+	s.followBuffers(deps.Buffers, deps.Buffer, s.quota.tenants)
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "dispatcher", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{dispatcherv1.DispatcherService_ServiceDesc.ServiceName}}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { dispatcherv1.RegisterDispatcherServiceServer(g, &grpcService{s: s}) },

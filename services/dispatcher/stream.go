@@ -33,6 +33,8 @@ type stream struct {
 	sm                            *streamMetrics
 	notified                      atomic.Uint64 // latest seq heard of (stream task, Notify)
 
+	buf atomic.Pointer[streamBuffer] // the tenant's data change buffer (buffer.go)
+
 	ctx        context.Context // the whole stream
 	cancel     context.CancelFunc
 	loopCtx    context.Context // the read loop; cancelled after a graceful drain
@@ -72,6 +74,7 @@ type stream struct {
 	// Loop goroutine only.
 	tracker *route.Tracker // incarnations and resolved ts seen, across runs
 	readTo  uint64         // the last file the current run read and routed
+	replay  replayCache    // files read past the checkpoint (replay.go)
 	gap     gapState
 	refuse  refuseState
 }
@@ -89,6 +92,7 @@ func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.
 		snap:    &routeSnap{owners: map[uint64]rangeOwner{}, changed: make(chan struct{})},
 		durable: map[uint64]uint64{},
 		tracker: route.NewTracker(),
+		replay:  newReplayCache(s.replay),
 	}
 }
 
@@ -159,6 +163,7 @@ func (st *stream) draining() bool {
 // backoff after failures, until the stream stops.
 func (st *stream) loop() {
 	defer close(st.loopDone)
+	defer st.replay.clear()
 	ctx := st.loopCtx
 	bo := newBackoff(st.s.cfg.RetryMin, st.s.cfg.RetryMax)
 	for {
@@ -200,6 +205,9 @@ func (st *stream) loop() {
 			st.log.Info("routing changed, restarting from the checkpoint", "checkpoint", ckpt, "reread_files", reread)
 			continue
 		case reasonDecode:
+			// An operator may replace files in the buffer now
+			// (docs/bad-input.md): read every file from it again.
+			st.replay.clear()
 			var bad *badFileError
 			if errors.As(err, &bad) {
 				st.block(bad.reason, bad.seq, bad.key, bad.err)

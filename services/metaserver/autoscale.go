@@ -36,6 +36,13 @@ import (
 //     DrainWorker request) give their tasks away and get none.
 //
 // A range that is catching up is neither split nor moved for balance.
+//
+// Hot is over any split bound: --split-rows-per-sec, --split-cpu-share (the
+// share of a core its applies and flushes take), --split-memory-bytes (what
+// its sort buffer and matcher hold). Balancing and merging use a range's
+// score (loadBounds.score): its rows per second or its CPU share weighed in
+// rows per second, whichever is higher. Pull fan-out is not a sorter's load
+// (the pool serves the pulls) and splits nothing.
 
 // Actions and results of tistream_meta_autoscale_actions_total.
 const (
@@ -77,6 +84,11 @@ func (s *Service) rangeLoads() map[[2]uint64]*metav1.RangeLoad {
 		}
 	}
 	return out
+}
+
+// bounds are the configured split and merge bounds.
+func (s *Service) bounds() loadBounds {
+	return loadBounds{rows: s.cfg.SplitRowsPerSec, cpu: s.cfg.SplitCPUShare, memory: s.cfg.SplitMemoryBytes, merge: s.cfg.MergeRowsPerSec}
 }
 
 // isDraining: the worker says so, or a drain request for its incarnation
@@ -206,9 +218,10 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 	if a.coldSince == nil {
 		a.coldSince = map[[2]uint64]time.Time{}
 	}
+	b := s.bounds()
 	cold := map[[2]uint64]bool{}
 	for k, rl := range loads {
-		if rl.RowsPerSec < s.cfg.MergeRowsPerSec && !rl.CatchingUp {
+		if b.cold(rl) {
 			cold[k] = true
 			if _, ok := a.coldSince[k]; !ok {
 				a.coldSince[k] = now
@@ -226,6 +239,7 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 	}
 	type mergePair struct{ left, right *metav1.RangeTask }
 	var splits []*metav1.SplitRangeRequest
+	causes := map[*metav1.SplitRangeRequest]string{}
 	var merges []mergePair
 	tenants := make([]uint64, 0, len(byTenant))
 	for tenant := range byTenant {
@@ -239,7 +253,11 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 		limit, _ := s.rangeLimit(tenant)
 		for _, r := range rs {
 			rl := loads[[2]uint64{tenant, r.RangeId}]
-			if rl == nil || rl.CatchingUp || rl.RowsPerSec <= s.cfg.SplitRowsPerSec || !strictlyInside(rl.SplitKey, r) {
+			if rl == nil || rl.CatchingUp || !strictlyInside(rl.SplitKey, r) {
+				continue
+			}
+			cause := b.hot(rl)
+			if cause == "" {
 				continue
 			}
 			if active+1 > limit {
@@ -247,7 +265,8 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 				break
 			}
 			active++
-			splits = append(splits, &metav1.SplitRangeRequest{TenantId: tenant, RangeId: r.RangeId, SplitKey: rl.SplitKey})
+			req := &metav1.SplitRangeRequest{TenantId: tenant, RangeId: r.RangeId, SplitKey: rl.SplitKey}
+			splits, causes[req] = append(splits, req), cause
 		}
 		// At most one merge per tenant per round, of the coldest pair.
 		var best *mergePair
@@ -258,8 +277,7 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 			if len(l.EndKey) == 0 || !bytes.Equal(l.EndKey, r.StartKey) || !coldFor(kl) || !coldFor(kr) || holdsMeta(l) && !holdsMeta(r) {
 				continue
 			}
-			sum := loads[kl].RowsPerSec + loads[kr].RowsPerSec
-			if sum < mergeFraction*s.cfg.SplitRowsPerSec && sum < bestSum {
+			if sum, ok := b.mergeable(loads[kl], loads[kr]); ok && sum < bestSum {
 				best, bestSum = &mergePair{l, r}, sum
 			}
 		}
@@ -273,8 +291,9 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 		s.autoscaleOp(t, actSplit, func(ctx context.Context) error {
 			resp, err := s.splitRange(ctx, t, req)
 			if err == nil {
-				s.log.Info("autoscale: split a hot range", "tenant", req.TenantId, "range", req.RangeId,
-					"rows_per_sec", loads[[2]uint64{req.TenantId, req.RangeId}].RowsPerSec, "children", resp.NewRangeIds)
+				rl := loads[[2]uint64{req.TenantId, req.RangeId}]
+				s.log.Info("autoscale: split a hot range", "tenant", req.TenantId, "range", req.RangeId, "over", causes[req],
+					"rows_per_sec", rl.RowsPerSec, "cpu_share", rl.CpuShare, "memory_bytes", rl.MemoryBytes, "children", resp.NewRangeIds)
 			}
 			return err
 		})

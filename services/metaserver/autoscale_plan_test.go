@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
 // The planner's load balancing: hysteresis, the move budget, drain, and no
@@ -133,4 +135,80 @@ func TestPlanByLoadConverges(t *testing.T) {
 	// Stable: one more round moves nothing.
 	ws := []schedWorker{{id: "w1", load: per["w1"]}, {id: "w2", load: per["w2"]}, {id: "w3", load: per["w3"]}}
 	require.Empty(t, plan(ws, tasks, opts))
+}
+
+// The split bounds: rows, CPU share and memory each make a range hot;
+// pull fan-out is no bound; a zero CPU or memory bound is off.
+func TestSplitBounds(t *testing.T) {
+	b := loadBounds{rows: 20_000, cpu: 0.5, memory: 256 << 20, merge: 1000}
+	cases := []struct {
+		name string
+		rl   *metav1.RangeLoad
+		want string
+	}{
+		{"cool on every measure", &metav1.RangeLoad{RowsPerSec: 19_000, CpuShare: 0.4, MemoryBytes: 200 << 20}, ""},
+		{"over the rows bound", &metav1.RangeLoad{RowsPerSec: 20_001, CpuShare: 0.1}, hotRows},
+		{"few rows but costly ones: over the CPU bound", &metav1.RangeLoad{RowsPerSec: 3000, CpuShare: 0.6}, hotCPU},
+		{"cold but holding a lot: over the memory bound", &metav1.RangeLoad{RowsPerSec: 10, CpuShare: 0.01, MemoryBytes: 300 << 20}, hotMemory},
+		{"an older sorter's report (rows only)", &metav1.RangeLoad{RowsPerSec: 5000}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, b.hot(tc.rl)) })
+	}
+	off := loadBounds{rows: 20_000}
+	require.Empty(t, off.hot(&metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.9, MemoryBytes: 1 << 40}), "CPU and memory bounds off")
+	require.Equal(t, 100.0, off.score(&metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.9}), "without a CPU bound the score is rows")
+}
+
+// The balancing score is rows per second, or the CPU share weighed so the
+// CPU bound counts as the rows bound, whichever is higher; merging uses it
+// and keeps a merged range far from every split bound.
+func TestLoadScoreAndMerge(t *testing.T) {
+	b := loadBounds{rows: 20_000, cpu: 0.5, memory: 256 << 20, merge: 1000}
+	require.Equal(t, 8000.0, b.score(&metav1.RangeLoad{RowsPerSec: 8000, CpuShare: 0.1}), "cheap rows: rows (0.1 core weighs 4000)")
+	require.Equal(t, 16_000.0, b.score(&metav1.RangeLoad{RowsPerSec: 2000, CpuShare: 0.4}), "costly rows: CPU (0.4 core weighs 16000)")
+	require.Equal(t, 20_000.0, b.score(&metav1.RangeLoad{CpuShare: 0.5}), "the CPU bound weighs the rows bound")
+
+	require.True(t, b.cold(&metav1.RangeLoad{RowsPerSec: 500, CpuShare: 0.01}))
+	require.False(t, b.cold(&metav1.RangeLoad{RowsPerSec: 500, CpuShare: 0.1}), "few rows but 0.1 core (weighs 4000): not cold")
+	require.False(t, b.cold(&metav1.RangeLoad{RowsPerSec: 500, MemoryBytes: 100 << 20}), "holds over a quarter of the memory bound")
+	require.False(t, b.cold(&metav1.RangeLoad{RowsPerSec: 0, CatchingUp: true}), "catching up")
+
+	_, ok := b.mergeable(&metav1.RangeLoad{RowsPerSec: 900}, &metav1.RangeLoad{RowsPerSec: 900})
+	require.True(t, ok)
+	_, ok = b.mergeable(&metav1.RangeLoad{RowsPerSec: 900, MemoryBytes: 40 << 20}, &metav1.RangeLoad{RowsPerSec: 900, MemoryBytes: 40 << 20})
+	require.False(t, ok, "together they hold over a quarter of the memory bound")
+	sum, ok := b.mergeable(&metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.02}, &metav1.RangeLoad{RowsPerSec: 100})
+	require.True(t, ok)
+	require.Equal(t, 900.0, sum, "scores add: 800 (0.02 core) + 100")
+}
+
+// Balancing by the combined score: two sorters applying the same rows per
+// second, one of them with rows that cost four times the CPU, move a range
+// from the CPU-heavy one; with rows only they would look balanced.
+func TestPlanByCombinedScore(t *testing.T) {
+	b := loadBounds{rows: 20_000, cpu: 0.5}
+	opts := planOpts{minDiff: 2000, ratio: 0.25, loadMoves: 1}
+	loads := map[string]*metav1.RangeLoad{
+		"1": {RowsPerSec: 4000, CpuShare: 0.3}, // scores 12000
+		"2": {RowsPerSec: 4000, CpuShare: 0.3}, // 12000
+		"3": {RowsPerSec: 4000, CpuShare: 0.05},
+		"4": {RowsPerSec: 4000, CpuShare: 0.05},
+	}
+	owners := map[string]string{"1": "aw", "2": "aw", "3": "bw", "4": "bw"}
+	round := func(score func(*metav1.RangeLoad) float64) []assignment {
+		var tasks []*schedTask
+		ws := []schedWorker{{id: "aw"}, {id: "bw"}}
+		for _, k := range []string{"1", "2", "3", "4"} {
+			tasks = append(tasks, &schedTask{key: k, owner: owners[k], load: score(loads[k])})
+			ws[int(owners[k][0]-'a')].load += score(loads[k])
+		}
+		return plan(ws, tasks, opts)
+	}
+	require.Empty(t, round(func(rl *metav1.RangeLoad) float64 { return rl.RowsPerSec }), "by rows alone: balanced")
+	as := round(b.score)
+	require.Len(t, as, 1)
+	require.Equal(t, "aw", as[0].task.owner)
+	require.Equal(t, "bw", as[0].owner)
+	require.Equal(t, reasonLoad, as[0].reason)
 }

@@ -67,6 +67,13 @@ type Config struct {
 	// SplitRowsPerSec: a range whose sorter applies more row events per
 	// second than this is split at the key its sorter proposes.
 	SplitRowsPerSec float64 `yaml:"split_rows_per_sec"`
+	// SplitCPUShare and SplitMemoryBytes: a range whose applies and
+	// flushes take more than this share of a core, or that holds more than
+	// this many bytes (sort buffer and matcher), is split too; 0 = not on
+	// that measure. The CPU bound also converts a range's CPU share into
+	// rows per second for balancing (loadBounds.score).
+	SplitCPUShare    float64 `yaml:"split_cpu_share"`
+	SplitMemoryBytes uint64  `yaml:"split_memory_bytes"`
 	// MergeRowsPerSec and MergeAfter: two adjacent ranges that have both
 	// stayed below MergeRowsPerSec for MergeAfter, and whose sum is below
 	// a quarter of SplitRowsPerSec, are merged.
@@ -138,6 +145,8 @@ func DefaultConfig() Config {
 		Autoscale:            true,
 		AutoscaleInterval:    10 * time.Second,
 		SplitRowsPerSec:      20_000,
+		SplitCPUShare:        0.5,
+		SplitMemoryBytes:     256 << 20,
 		MergeRowsPerSec:      1_000,
 		MergeAfter:           10 * time.Minute,
 		MaxMovesPerMinute:    6,
@@ -167,6 +176,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "split hot ranges, merge cold ones and move ranges between sorters by load (false: ranges stay as they are; drain still works)")
 	fs.DurationVar(&c.AutoscaleInterval, "autoscale-interval", c.AutoscaleInterval, "period of the autoscaler's split and merge round")
 	fs.Float64Var(&c.SplitRowsPerSec, "split-rows-per-sec", c.SplitRowsPerSec, "split a range whose sorter applies more row events per second than this")
+	fs.Float64Var(&c.SplitCPUShare, "split-cpu-share", c.SplitCPUShare, "split a range whose applies and flushes take more than this share of one sorter core (0 = never for CPU); also the CPU share that weighs as much as --split-rows-per-sec when balancing")
+	fs.Uint64Var(&c.SplitMemoryBytes, "split-memory-bytes", c.SplitMemoryBytes, "split a range holding more than this many bytes in its sort buffer and transaction matcher (0 = never for memory)")
 	fs.Float64Var(&c.MergeRowsPerSec, "merge-rows-per-sec", c.MergeRowsPerSec, "merge two adjacent ranges both below this many row events per second for --merge-after (and together below a quarter of --split-rows-per-sec)")
 	fs.DurationVar(&c.MergeAfter, "merge-after", c.MergeAfter, "how long two ranges must stay below --merge-rows-per-sec before they are merged")
 	fs.IntVar(&c.MaxMovesPerMinute, "max-moves-per-minute", c.MaxMovesPerMinute, "ranges moved between sorters for load per minute (a token bucket of this size)")
@@ -231,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.SplitRowsPerSec > 0) {
 		errs = append(errs, errors.New("--split-rows-per-sec must be positive"))
+	}
+	if !(c.SplitCPUShare >= 0) {
+		errs = append(errs, errors.New("--split-cpu-share must not be negative (0 = never split for CPU)"))
 	}
 	if !(c.MergeRowsPerSec >= 0) || c.MergeRowsPerSec >= c.SplitRowsPerSec*mergeFraction {
 		errs = append(errs, fmt.Errorf("--merge-rows-per-sec must be in [0, --split-rows-per-sec × %g)", mergeFraction))

@@ -30,7 +30,7 @@ import (
 
 const (
 	testCluster = 1
-	waitFor     = 10 * time.Second
+	waitFor     = 30 * time.Second // generous: make test runs packages side by side on 2 cores
 	pollEvery   = 20 * time.Millisecond
 )
 

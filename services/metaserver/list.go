@@ -79,7 +79,8 @@ func (s *Service) listTasks(ctx context.Context, req *metav1.ListTasksRequest) (
 	return resp, nil
 }
 
-// rangeStatuses adds owner addresses, published watermarks and lag. A
+// rangeStatuses adds owner addresses, published watermarks, lag and the
+// load the owner reports for the range at its epoch (loadOf). A
 // retired range reports its seal watermark and no lag; a range without a
 // log yet reports watermark 0 and its lag since it was opened.
 func (s *Service) rangeStatuses(ctx context.Context, ranges map[string]*metav1.RangeTask, workers map[string]*metav1.WorkerInfo) []*metav1.RangeStatus {
@@ -93,7 +94,8 @@ func (s *Service) rangeStatuses(ctx context.Context, ranges map[string]*metav1.R
 	now := s.now()
 	out := make([]*metav1.RangeStatus, 0, len(ranges))
 	for _, r := range ranges {
-		rs := &metav1.RangeStatus{Task: r, OwnerAddr: addrOf(workers, metav1.WorkerKind_WORKER_KIND_SORTER, r.Owner)}
+		rs := &metav1.RangeStatus{Task: r, OwnerAddr: addrOf(workers, metav1.WorkerKind_WORKER_KIND_SORTER, r.Owner),
+			Load: loadOf(workers, r)}
 		if r.State == metav1.RangeTask_STATE_RETIRED {
 			rs.PublishedWatermark = r.SealWatermark
 		} else if p := wms[rangeRef{r.TenantId, r.RangeId}]; p.ok {
@@ -115,6 +117,24 @@ func (s *Service) rangeStatuses(ctx context.Context, ranges map[string]*metav1.R
 func lagSeconds(now time.Time, ts uint64) float64 {
 	lag := now.UnixMilli() - int64(ts>>18)
 	return float64(max(lag, 0)) / 1000
+}
+
+// loadOf is the load a range's owner reports for it at its current epoch,
+// nil when it reports none (a report of an earlier epoch is stale).
+func loadOf(workers map[string]*metav1.WorkerInfo, r *metav1.RangeTask) *metav1.RangeLoad {
+	if r.Owner == "" {
+		return nil
+	}
+	w, ok := workers[etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, r.Owner)]
+	if !ok {
+		return nil
+	}
+	for _, rl := range w.Ranges {
+		if rl.TenantId == r.TenantId && rl.RangeId == r.RangeId && rl.Epoch == r.Epoch {
+			return rl
+		}
+	}
+	return nil
 }
 
 func addrOf(workers map[string]*metav1.WorkerInfo, kind metav1.WorkerKind, id string) string {

@@ -19,6 +19,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// reasonNoBuffer: the tenant's data change buffer (its buffer_url) cannot
+// be opened (libs/tenantbuf's error names the tenant, the URL and why).
+const reasonNoBuffer = "buffer_unavailable"
+
 // notifyBatch is how many streams one coalesced etcd transaction updates.
 const notifyBatch = 64
 
@@ -86,7 +90,11 @@ func (s *Service) admitNewStore(ctx context.Context, req *metav1.NotifyStoreFile
 		return s.tooManyStores(req.TenantId, req.StoreId, len(existing))
 	}
 	key := layout.StoreFileKey(req.ClusterId, req.TenantId, req.StoreId, req.Seq, req.MaxTs)
-	if _, err := s.buffer.GetRange(ctx, key, 0, 0); err != nil {
+	buffer, err := s.buffers.For(ctx, req.TenantId)
+	if err != nil {
+		return s.refuse("NotifyStoreFile", reasonNoBuffer, codes.FailedPrecondition, "%v", err)
+	}
+	if _, err := buffer.GetRange(ctx, key, 0, 0); err != nil {
 		if errors.Is(err, objstore.ErrNotFound) {
 			return s.refuse("NotifyStoreFile", reasonNoSuchFile, codes.FailedPrecondition,
 				"store %d of tenant %d has no stream yet and the data change buffer has no file seq %d max_ts %d of it; notify only files already written",

@@ -17,6 +17,7 @@ import (
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/tenantcfg"
+	"github.com/tistream/tistream/libs/usage"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
@@ -40,7 +41,8 @@ import (
 //     resumes what a crash left: the tenant's objects in its data change
 //     buffer (layout.TenantBufferPrefix), everything under its pool folder
 //     (layout.PoolTenantPrefix: manifests, ranges, groups, snapshots,
-//     schema history, usage), then in one transaction its etcd keys
+//     schema history, usage) once its usage is archived (archiveUsage),
+//     then in one transaction its etcd keys
 //     (ranges, streams, checkpoints, publication notices) and the tenant
 //     record last. A registration of the same id afterwards starts clean.
 
@@ -217,6 +219,9 @@ func (s *Service) deleteTenant(ctx context.Context, t *term, tenant uint64) erro
 	}
 	defer closeBuffer()
 	start := time.Now()
+	if err := s.archiveUsage(ctx, info); err != nil {
+		return err
+	}
 	nb, err := s.deletePrefix(ctx, tenant, "buffer", buffer, layout.TenantBufferPrefix(info.ClusterId, tenant))
 	if err != nil {
 		return err
@@ -314,19 +319,39 @@ func (s *Service) deletePrefix(ctx context.Context, tenant uint64, what string, 
 // tenantBuffer is the store of the tenant's data change buffer: the
 // service's own when the tenant has no buffer_url of its own.
 func (s *Service) tenantBuffer(ctx context.Context, e tenantcfg.Effective) (objstore.Store, func(), error) {
-	if e.BufferURL == "" {
-		return s.buffer, func() {}, nil
+	st, err := s.buffers.Open(ctx, e)
+	return st, func() { s.buffers.Changed(e, false) }, err // the tenant is going: its store may go
+}
+
+// archiveUsage keeps a DELETING tenant's usage past the deletion of its
+// folder (docs/tenants.md, "Offboarding"): a last sample (its stored bytes
+// before anything is deleted, its checkpoints' ingest totals, which no
+// stream moves any more), a rollup of every hour not rolled up yet (the
+// current one included), and a copy of the hourly records to the usage
+// archive under its deregistration time. It runs before anything is
+// deleted and does nothing once the archive's marker is written, so a
+// crash anywhere resumes it: the copies are put-if-absent of the same
+// bytes, a new sample in an hour already rolled up is not counted, and one
+// in a later hour adds stored bytes but no ingest (the totals telescope).
+func (s *Service) archiveUsage(ctx context.Context, info *metav1.TenantInfo) error {
+	tenant, dereg := info.TenantId, info.DeregisteredUnixMs
+	done, err := usage.Archived(ctx, s.pool, tenant, dereg)
+	if err != nil || done {
+		return err
 	}
-	if e.CredentialsRef != "" {
-		return nil, nil, fmt.Errorf("buffer %s: credentials_ref %q is not supported by the meta-server yet (docs/tenants.md)", e.BufferURL, e.CredentialsRef)
+	if err := s.sampleUsage(ctx, tenant, info.ClusterId); err != nil {
+		return fmt.Errorf("the last usage sample: %w", err)
 	}
-	st, err := objstore.Open(ctx, e.BufferURL)
+	hours, err := usage.FinalRollup(ctx, s.pool, tenant, info.RegisteredUnixMs, s.now())
+	s.um.rolled.Add(float64(len(hours)))
 	if err != nil {
-		return nil, nil, err
+		return fmt.Errorf("the last usage rollup: %w", err)
 	}
-	return st, func() {
-		if c, ok := st.(interface{ Close() error }); ok {
-			_ = c.Close()
-		}
-	}, nil
+	n, err := usage.Archive(ctx, s.pool, tenant, dereg)
+	if err != nil {
+		return err
+	}
+	s.log.Info("offboarding: the tenant's usage is archived", "tenant", tenant, "hours", n,
+		"prefix", layout.UsageArchivePrefix(tenant, dereg), "kept_for", s.cfg.Usage.ArchiveRetention)
+	return nil
 }

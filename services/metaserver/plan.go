@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math"
 	"slices"
+
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
 // Assignment reasons (the assignments metric's label).
@@ -221,4 +223,65 @@ func pick(ws []*schedWorker, compare func(w, best *schedWorker) int, sign int) *
 		}
 	}
 	return best
+}
+
+// loadBounds are the split bounds a range's reported load is held
+// against (autoscale.go) and from which its balancing score comes.
+type loadBounds struct {
+	rows   float64 // --split-rows-per-sec
+	cpu    float64 // --split-cpu-share; 0 = CPU is not a bound
+	memory uint64  // --split-memory-bytes; 0 = memory is not a bound
+	merge  float64 // --merge-rows-per-sec
+}
+
+// Split causes (the autoscaler's log).
+const (
+	hotRows   = "rows"
+	hotCPU    = "cpu"
+	hotMemory = "memory"
+)
+
+// hot says which bound a range's load is over, "" for none. Pull fan-out
+// never makes a range hot: the pool serves the pulls, not the sorter.
+func (b loadBounds) hot(rl *metav1.RangeLoad) string {
+	switch {
+	case rl.RowsPerSec > b.rows:
+		return hotRows
+	case b.cpu > 0 && rl.CpuShare > b.cpu:
+		return hotCPU
+	case b.memory > 0 && rl.MemoryBytes > b.memory:
+		return hotMemory
+	}
+	return ""
+}
+
+// cold: the range may count towards a merge (its score is below the merge
+// bound and it holds under mergeFraction of the memory bound).
+func (b loadBounds) cold(rl *metav1.RangeLoad) bool {
+	return !rl.CatchingUp && b.score(rl) < b.merge && (b.memory == 0 || float64(rl.MemoryBytes) < mergeFraction*float64(b.memory))
+}
+
+// mergeable: two cold neighbours whose merged range stays far from every
+// split bound (their scores sum below mergeFraction of the rows bound,
+// their memory below mergeFraction of the memory bound), so a merge is
+// never followed by a split. The sum of their scores ranks the pairs.
+func (b loadBounds) mergeable(l, r *metav1.RangeLoad) (sum float64, ok bool) {
+	sum = b.score(l) + b.score(r)
+	mem := float64(l.MemoryBytes) + float64(r.MemoryBytes)
+	return sum, sum < mergeFraction*b.rows && (b.memory == 0 || mem < mergeFraction*float64(b.memory))
+}
+
+// score is a range's load for balancing, in rows per second: its rows per
+// second, or its CPU share weighed so that the CPU split bound counts as
+// much as the rows split bound, whichever is higher. So a range whose rows
+// are cheap is balanced by its rows, one whose rows are costly (wide rows,
+// heavy matching) by its CPU, and the hysteresis (--balance-min-rows-per-sec,
+// --balance-ratio) keeps its unit. Memory is not in it: what a range holds
+// moves with it but is not a rate a move spreads. An older sorter's report
+// has no CPU share: its rows per second.
+func (b loadBounds) score(rl *metav1.RangeLoad) float64 {
+	if b.cpu <= 0 {
+		return rl.RowsPerSec
+	}
+	return max(rl.RowsPerSec, rl.CpuShare*b.rows/b.cpu)
 }

@@ -64,7 +64,7 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 	if st := req.GetSettings(); st != nil && st.KekRef != nil {
 		ctx = crypt.WithTenantKEK(ctx, req.TenantId, *st.KekRef)
 	}
-	snap, err := s.copySchemaSnapshot(ctx, req.ClusterId, req.TenantId)
+	snap, err := s.copySchemaSnapshot(ctx, req.ClusterId, req.TenantId, req.Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +119,16 @@ func (s *Service) existingTenant(ctx context.Context, cluster, tenant uint64) (*
 	return info, nil
 }
 
-// copySchemaSnapshot reads the tenant's first schema snapshot from the buffer
-// and copies it into the pool (put-if-absent: a repeat finds it there).
-func (s *Service) copySchemaSnapshot(ctx context.Context, cluster, tenant uint64) (*schemasnap.Snapshot, error) {
+// copySchemaSnapshot reads the tenant's first schema snapshot from its
+// buffer (the one its settings name: the record does not exist yet) and
+// copies it into the pool (put-if-absent: a repeat finds it there).
+func (s *Service) copySchemaSnapshot(ctx context.Context, cluster, tenant uint64, settings *metav1.TenantSettings) (*schemasnap.Snapshot, error) {
+	buffer, err := s.buffers.Open(ctx, tenantcfg.Resolve(&metav1.TenantInfo{TenantId: tenant, Settings: settings}, s.cfg.TenantDefaults))
+	if err != nil {
+		return nil, s.refuse("RegisterTenant", reasonNoBuffer, codes.FailedPrecondition, "%v", err)
+	}
 	prefix := layout.SchemaSnapshotPrefix(cluster, tenant)
-	objs, _, err := s.buffer.List(ctx, prefix, "", 1)
+	objs, _, err := buffer.List(ctx, prefix, "", 1)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
@@ -132,7 +137,7 @@ func (s *Service) copySchemaSnapshot(ctx context.Context, cluster, tenant uint64
 			"tenant %d of cluster %d has no schema snapshot under %s in the buffer (not found); write it before RegisterTenant", tenant, cluster, prefix)
 	}
 	key := objs[0].Key
-	data, err := s.buffer.Get(ctx, key)
+	data, err := buffer.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read schema snapshot %s: %w", key, err)
 	}

@@ -121,7 +121,7 @@ func (s *Service) rangeTasks() []*schedTask {
 		}
 		t := &schedTask{key: e.key, owner: r.Owner, ref: e}
 		if rl := loads[[2]uint64{r.TenantId, r.RangeId}]; rl != nil {
-			t.load, t.catchingUp = rl.RowsPerSec, rl.CatchingUp
+			t.load, t.catchingUp = s.bounds().score(rl), rl.CatchingUp
 		} else if w := sorters[r.Owner]; w != nil && w.LoadIntervalMs > 0 && s.cfg.Autoscale {
 			t.settling = true // its owner reports ranges' loads, not this one's yet
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantbuf"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -25,6 +26,10 @@ type Deps struct {
 	Etcd     *clientv3.Client
 	Buffer   objstore.Store // the data change buffer (schema snapshots)
 	Pool     objstore.Store // the committed data pool (manifests, range logs)
+
+	// Buffers resolves each tenant's own buffer_url (else Buffer); nil:
+	// Buffer for every tenant.
+	Buffers *tenantbuf.Resolver
 }
 
 // Service is one meta-server process: a leader or a standby. The kernel
@@ -42,6 +47,10 @@ type Service struct {
 	ob     *offboardMetrics  // offboard.go
 	um     *usageMetrics     // usage.go
 	now    func() time.Time
+
+	// buffers gives each tenant's data change buffer (libs/tenantbuf),
+	// following the tenants' settings in the mirror.
+	buffers *tenantbuf.Resolver
 
 	state *state
 	notes *notifier
@@ -91,6 +100,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		m: newMetrics(deps.Registry), rm: newRetentionMetrics(deps.Registry), um: newUsageMetrics(deps.Registry), now: time.Now,
 		scheduleKick: make(chan struct{}, 1), sealKick: make(chan struct{}, 1),
 		ob: newOffboardMetrics(deps.Registry), offboardKick: make(chan struct{}, 1)}
+	s.buffers = deps.Buffers
+	if s.buffers == nil {
+		s.buffers = tenantbuf.New(tenantbuf.Options{Default: deps.Buffer, Log: log})
+	}
+	s.buffers.SetSettings(s.effective)
 	s.state = newState(deps.Etcd, log, func() { poke(s.scheduleKick) }, func() { poke(s.sealKick) })
 	s.notes = &notifier{s: s, interval: cfg.NotifyInterval, pending: map[streamID]streamNote{}}
 	s.fwd = newForwarder(log, s.m, cfg.NotifyQueue, cfg.MaxDispatcherConns)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -39,6 +40,7 @@ type usageMetrics struct {
 	stored   *prometheus.GaugeVec // tenant, class
 	rolled   prometheus.Counter
 	errors   prometheus.Counter
+	pruned   time.Time // the usage archive's last pruning (leader loop only)
 }
 
 func newUsageMetrics(reg prometheus.Registerer) *usageMetrics {
@@ -62,12 +64,28 @@ func (s *Service) usageLoop(t *term) {
 	})
 }
 
-// usageRound samples and rolls up every tenant.
+// usageRound samples and rolls up every tenant, and prunes the usage
+// archive once an hour.
 func (s *Service) usageRound(t *term) {
+	if now := s.now(); now.Sub(s.um.pruned) >= time.Hour {
+		n, err := usage.PruneArchive(t.ctx, s.pool, now, s.cfg.Usage.ArchiveRetention)
+		if err != nil && t.ctx.Err() == nil {
+			s.um.errors.Inc()
+			s.log.Warn("usage archive pruning failed", "err", err)
+		} else if err == nil {
+			s.um.pruned = now
+			if n > 0 {
+				s.log.Info("deleted expired archived usage", "objects", n, "retention", s.cfg.Usage.ArchiveRetention)
+			}
+		}
+	}
 	for _, e := range s.state.tenants.list(etcdx.TenantsPrefix) {
 		id, err := strconv.ParseUint(e.key[len(etcdx.TenantsPrefix):], 10, 64)
 		if err != nil {
 			continue
+		}
+		if e.val.State == metav1.TenantState_TENANT_STATE_DELETING {
+			continue // offboarding samples and rolls it up once more, then archives it
 		}
 		if err := s.sampleUsage(t.ctx, id, e.val.ClusterId); err != nil {
 			if t.ctx.Err() != nil {
@@ -76,7 +94,7 @@ func (s *Service) usageRound(t *term) {
 			s.um.errors.Inc()
 			s.log.Warn("usage sample failed", "tenant", id, "err", err)
 		}
-		hours, err := usage.Rollup(t.ctx, s.pool, id, s.now(), s.cfg.Usage.RollupGrace)
+		hours, err := usage.RollupSince(t.ctx, s.pool, id, e.val.RegisteredUnixMs, s.now(), s.cfg.Usage.RollupGrace)
 		s.um.rolled.Add(float64(len(hours)))
 		if err != nil && t.ctx.Err() == nil {
 			s.um.errors.Inc()
@@ -92,6 +110,10 @@ func (s *Service) sampleUsage(ctx context.Context, tenant, cluster uint64) error
 	if err != nil {
 		return err
 	}
+	buffer, err := s.buffers.For(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	stored := map[string]uint64{}
 	for _, l := range []struct {
 		store  objstore.Store
@@ -100,7 +122,7 @@ func (s *Service) sampleUsage(ctx context.Context, tenant, cluster uint64) error
 		{s.pool, layout.PoolTenantPrefix(tenant)},
 		{s.pool, fmt.Sprintf("%stenant-%d/", layout.SnapshotRoot, tenant)},
 		{s.pool, layout.SchemaHistoryPrefix(tenant)},
-		{s.buffer, layout.TenantBufferPrefix(cluster, tenant)},
+		{buffer, layout.TenantBufferPrefix(cluster, tenant)},
 	} {
 		objs, err := objstore.ListAll(ctx, l.store, l.prefix, "")
 		if err != nil {
@@ -164,14 +186,31 @@ func (s *Service) getUsage(ctx context.Context, req *metav1.GetUsageRequest) (*m
 	if req.ToUnixMs != 0 && req.ToUnixMs <= req.FromUnixMs {
 		return nil, status.Errorf(codes.InvalidArgument, "to (%d) must be after from (%d)", req.ToUnixMs, req.FromUnixMs)
 	}
-	if s.state.tenants.get(etcdx.TenantKey(req.TenantId)) == nil {
-		return nil, status.Errorf(codes.NotFound, "tenant %d is not registered", req.TenantId)
+	e := s.state.tenants.get(etcdx.TenantKey(req.TenantId))
+	archived := req.Archived || e == nil
+	if e != nil && e.val.State == metav1.TenantState_TENANT_STATE_DELETING {
+		// Its folder is being deleted: once archived, the archive answers.
+		done, err := usage.Archived(ctx, s.pool, req.TenantId, e.val.DeregisteredUnixMs)
+		if err != nil {
+			return nil, err
+		}
+		archived = archived || done
+	}
+	if archived {
+		resp, found, err := usage.QueryArchive(ctx, s.pool, req.TenantId, req.FromUnixMs, req.ToUnixMs)
+		if err != nil {
+			return nil, fmt.Errorf("read the archived usage of tenant %d: %w", req.TenantId, err)
+		}
+		if !found {
+			return nil, status.Errorf(codes.NotFound, "tenant %d is not registered and has no archived usage", req.TenantId)
+		}
+		return resp, nil
 	}
 	live, err := s.ingestTotals(ctx, req.TenantId)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := usage.Query(ctx, s.pool, req.TenantId, req.FromUnixMs, req.ToUnixMs, &live, s.now())
+	resp, err := usage.QuerySince(ctx, s.pool, req.TenantId, e.val.RegisteredUnixMs, req.FromUnixMs, req.ToUnixMs, &live, s.now())
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("read the usage of tenant %d: %w", req.TenantId, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/procstat"
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
@@ -21,9 +22,12 @@ import (
 
 // Load reporting (docs/fleet.md, "Automatic split, merge and balance"):
 // every --load-interval the sorter publishes, in its WorkerInfo, the rows
-// and bytes per second each held range applied over the interval, a split
+// and bytes per second each held range applied over the interval, the share
+// of a core its applies and flushes took, the bytes it published to the
+// pool per second, what it holds (sort buffer and matcher bytes), a split
 // key proposed from a reservoir sample of the interval's row keys, and
-// whether the range is catching up. The meta-server's autoscaler splits,
+// whether the range is catching up; and the process's CPU share and
+// resident set. The meta-server's autoscaler splits,
 // merges and moves ranges from these. A graceful stop first drains: the
 // WorkerInfo says draining, the meta-server moves the ranges away, and the
 // sorter exits once it holds none (or half its stop timeout has passed).
@@ -157,9 +161,24 @@ type loadTracker struct {
 	bytes  int64
 	maxTs  uint64 // newest file max ts received
 	sample keySampler
-	// catchingUp as last measured, kept when h.mu was busy.
+	// busy is the wall time spent applying batches and staging and
+	// committing flushes; published the data file bytes published.
+	busy      time.Duration
+	published int64
+	// catchingUp and memory as last measured, kept when h.mu was busy.
 	catchingUp bool
+	memory     uint64
 	since      time.Time // start of the interval
+}
+
+// spent adds the wall time of an apply or a flush step since start, and
+// the bytes it published.
+func (l *loadTracker) spent(start time.Time, published int) {
+	d := time.Since(start)
+	l.mu.Lock()
+	l.busy += d
+	l.published += int64(published)
+	l.mu.Unlock()
 }
 
 // observe counts one applied batch's rows and samples their keys.
@@ -183,26 +202,32 @@ type loadReporter struct {
 	draining   atomic.Bool
 	rows       *prometheus.GaugeVec // tenant, range
 	bytes      *prometheus.GaugeVec // tenant, range
+	cpu        *prometheus.GaugeVec // tenant, range
+	memory     *prometheus.GaugeVec // tenant, range
+	poolBytes  *prometheus.GaugeVec // tenant, range
 	drainingG  prometheus.Gauge
 	lastEvents int64
+	lastCPU    time.Duration // the process's CPU time at lastAt
 	lastAt     time.Time
 }
 
 func (lr *loadReporter) init(reg prometheus.Registerer) {
 	f := promauto.With(reg)
-	lr.rows = f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_range_rows_per_second",
-		Help: "Row events applied per second by each held range over the last --load-interval (what the meta-server's autoscaler sees)."},
-		[]string{"tenant", "range"})
-	lr.bytes = f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_range_bytes_per_second",
-		Help: "Key and value bytes of the row events applied per second by each held range over the last --load-interval."},
-		[]string{"tenant", "range"})
+	perRange := func(name, help string) *prometheus.GaugeVec {
+		return f.NewGaugeVec(prometheus.GaugeOpts{Name: "tistream_sorter_range_" + name, Help: help}, []string{"tenant", "range"})
+	}
+	lr.rows = perRange("rows_per_second", "Row events applied per second by each held range over the last --load-interval (what the meta-server's autoscaler sees).")
+	lr.bytes = perRange("bytes_per_second", "Key and value bytes of the row events applied per second by each held range over the last --load-interval.")
+	lr.cpu = perRange("cpu_share", "Wall time spent applying each held range's batches and staging and committing its flushes, per second over the last --load-interval: the share of one core the range costs.")
+	lr.memory = perRange("memory_bytes", "What each held range holds at the last --load-interval: its sort buffer's buffered row payload plus its transaction matcher's share of the memory budget.")
+	lr.poolBytes = perRange("pool_bytes_per_second", "Committed data file bytes each held range published to the pool per second over the last --load-interval.")
 	lr.drainingG = f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_draining",
 		Help: "1 while the sorter drains (graceful stop: waits for its ranges to move away)."})
 }
 
 // measure ends the interval of a range and returns its load; h.mu is
-// taken only if free (the catching-up state of a busy range is the last
-// one measured).
+// taken only if free (the catching-up state and the bytes held of a busy
+// range are the last ones measured).
 func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 	l := &h.load
 	l.mu.Lock()
@@ -210,15 +235,19 @@ func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 	if l.since.IsZero() || secs <= 0 {
 		secs = h.s.cfg.LoadInterval.Seconds()
 	}
-	rows, byts, maxTs := l.rows, l.bytes, l.maxTs
+	rows, byts, maxTs, busy, published := l.rows, l.bytes, l.maxTs, l.busy, l.published
 	sample := slices.Clone(l.sample.keys)
-	l.rows, l.bytes, l.since = 0, 0, now
+	l.rows, l.bytes, l.busy, l.published, l.since = 0, 0, 0, 0, now
 	l.sample.reset()
-	catching := l.catchingUp
+	catching, memory := l.catchingUp, l.memory
 	l.mu.Unlock()
 
 	t := h.task.Load()
 	if h.mu.TryLock() {
+		memory = 0
+		if h.r != nil {
+			memory = uint64(max(h.r.Buffer().Bytes, 0) + max(h.r.Matcher().Bytes, 0))
+		}
 		switch {
 		case h.r == nil:
 			catching = true // not taken (yet)
@@ -230,11 +259,12 @@ func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 		}
 		h.mu.Unlock()
 		l.mu.Lock()
-		l.catchingUp = catching
+		l.catchingUp, l.memory = catching, memory
 		l.mu.Unlock()
 	}
 	rl := &metav1.RangeLoad{TenantId: h.key.tenant, RangeId: h.key.id, Epoch: h.epoch,
-		RowsPerSec: float64(rows) / secs, BytesPerSec: float64(byts) / secs, CatchingUp: catching}
+		RowsPerSec: float64(rows) / secs, BytesPerSec: float64(byts) / secs, CatchingUp: catching,
+		MemoryBytes: memory, CpuShare: busy.Seconds() / secs, PoolBytesPerSec: float64(published) / secs}
 	if t != nil {
 		rl.SplitKey = splitKey(sample, t.StartKey, t.EndKey)
 	}
@@ -246,12 +276,14 @@ func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 // range's load, and the draining flag.
 func (s *Service) publishLoad(ctx context.Context, reg *etcdx.Registration, now time.Time) {
 	lr := &s.ld
-	n := s.events.Load()
-	load := 0.0
-	if !lr.lastAt.IsZero() {
-		load = float64(n-lr.lastEvents) / now.Sub(lr.lastAt).Seconds()
+	n, cpu := s.events.Load(), procstat.CPU()
+	load, cpuShare := 0.0, 0.0
+	if secs := now.Sub(lr.lastAt).Seconds(); !lr.lastAt.IsZero() && secs > 0 {
+		load = float64(n-lr.lastEvents) / secs
+		cpuShare = max(cpu-lr.lastCPU, 0).Seconds() / secs
 	}
-	lr.lastEvents, lr.lastAt = n, now
+	lr.lastEvents, lr.lastCPU, lr.lastAt = n, cpu, now
+	rss := procstat.RSSBytes()
 	s.mu.Lock()
 	held := make([]*holder, 0, len(s.holders))
 	for _, h := range s.holders {
@@ -259,14 +291,17 @@ func (s *Service) publishLoad(ctx context.Context, reg *etcdx.Registration, now 
 	}
 	s.mu.Unlock()
 	loads := make([]*metav1.RangeLoad, 0, len(held))
-	lr.rows.Reset()
-	lr.bytes.Reset()
+	gauges := []*prometheus.GaugeVec{lr.rows, lr.bytes, lr.cpu, lr.memory, lr.poolBytes}
+	for _, g := range gauges {
+		g.Reset()
+	}
 	for _, h := range held {
 		rl := h.measure(now)
 		loads = append(loads, rl)
 		t, r := strconv.FormatUint(rl.TenantId, 10), strconv.FormatUint(rl.RangeId, 10)
-		lr.rows.WithLabelValues(t, r).Set(rl.RowsPerSec)
-		lr.bytes.WithLabelValues(t, r).Set(rl.BytesPerSec)
+		for i, v := range []float64{rl.RowsPerSec, rl.BytesPerSec, rl.CpuShare, float64(rl.MemoryBytes), rl.PoolBytesPerSec} {
+			gauges[i].WithLabelValues(t, r).Set(v)
+		}
 	}
 	slices.SortFunc(loads, func(a, b *metav1.RangeLoad) int {
 		return cmp.Or(cmp.Compare(a.TenantId, b.TenantId), cmp.Compare(a.RangeId, b.RangeId))
@@ -274,6 +309,7 @@ func (s *Service) publishLoad(ctx context.Context, reg *etcdx.Registration, now 
 	err := reg.Update(ctx, func(info *metav1.WorkerInfo) {
 		info.Load, info.Ranges, info.Draining = load, loads, lr.draining.Load()
 		info.LoadIntervalMs = s.cfg.LoadInterval.Milliseconds()
+		info.ProcessCpuShare, info.RssBytes = cpuShare, rss
 	})
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("publish load", "err", err)

@@ -2,13 +2,17 @@ package sorter
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/tidbcodec"
+	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
 func rowEvents(keys ...[]byte) []route.Event {
@@ -115,4 +119,59 @@ func TestLoadTrackerCountsRows(t *testing.T) {
 	require.Equal(t, int64(2), l.rows)
 	require.Equal(t, int64(2*(2+1)), l.bytes)
 	require.Equal(t, uint64(42), l.maxTs)
+}
+
+// A held range under load reports rows, bytes, CPU share, pool bytes and
+// what it holds; an idle interval reports no rates, and once everything is
+// published it holds nothing. The WorkerInfo carries them and the process's
+// CPU share and resident set.
+func TestLoadReportsCPUMemoryAndPoolBytes(t *testing.T) {
+	e := newEnv(t)
+	s := e.startSorterWith("s1", func(c *Config) { c.LoadInterval = time.Hour }) // the test measures by itself
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+	h := s.lookup(rangeKey{tenant, 1})
+	h.measure(time.Now()) // starts the interval
+
+	f := openFeeder(t, s.GRPCAddr())
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	// An open transaction: its prewrite stays in the matcher.
+	f.send(tenant, 1, 3, 1, 1, prewrite(5, "v5", 140), resolvedAt(139))
+	e.waitPublished(tenant, 1, 139)
+	busy := h.measure(time.Now())
+	require.Positive(t, busy.RowsPerSec)
+	require.Positive(t, busy.BytesPerSec)
+	require.Positive(t, busy.CpuShare, "applies and flushes take time")
+	require.Less(t, busy.CpuShare, 1.0)
+	require.Positive(t, busy.PoolBytesPerSec, "data files were published")
+	require.Positive(t, busy.MemoryBytes, "the open prewrite is held")
+
+	time.Sleep(50 * time.Millisecond) // publish rounds run meanwhile, with nothing to flush
+	idle := h.measure(time.Now())
+	require.Zero(t, idle.RowsPerSec)
+	require.Zero(t, idle.BytesPerSec)
+	require.Zero(t, idle.CpuShare)
+	require.Zero(t, idle.PoolBytesPerSec)
+	require.Equal(t, busy.MemoryBytes, idle.MemoryBytes, "still held")
+
+	f.send(tenant, 1, 4, 1, 1, commit(5, 140, 145), resolvedAt(150))
+	e.waitPublished(tenant, 1, 150)
+	h.measure(time.Now())
+	require.Zero(t, h.measure(time.Now()).MemoryBytes, "everything published: nothing held")
+
+	// The WorkerInfo: two reports, with CPU spent in between.
+	reg := s.worker.Get()
+	s.publishLoad(context.Background(), reg, time.Now())
+	for end := time.Now().Add(30 * time.Millisecond); time.Now().Before(end); {
+	}
+	s.publishLoad(context.Background(), reg, time.Now())
+	info := &metav1.WorkerInfo{}
+	found, _, err := etcdx.GetProto(context.Background(), e.cli, etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s1"), info)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Positive(t, info.ProcessCpuShare)
+	require.Positive(t, info.RssBytes)
+	require.Len(t, info.Ranges, 1)
+	require.Zero(t, info.Ranges[0].CpuShare)
 }

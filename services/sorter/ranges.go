@@ -314,7 +314,10 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	}
 	dups, proven := r.Stats().Duplicates, r.Stats().ProvenDuplicates
 	wmBefore := r.WatermarkCounters()
-	if err := r.Apply(&route.Batch{RangeID: h.key.id, Pos: route.Position{Store: store, Seq: seq}, MaxTs: maxTs, Events: evs}); err != nil {
+	start := time.Now()
+	err = r.Apply(&route.Batch{RangeID: h.key.id, Pos: route.Position{Store: store, Seq: seq}, MaxTs: maxTs, Events: evs})
+	h.load.spent(start, 0)
+	if err != nil {
 		if errors.Is(err, rangesorter.ErrSealed) {
 			return false
 		}

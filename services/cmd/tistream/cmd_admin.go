@@ -24,7 +24,7 @@ const adminUsage = `usage: tistream admin <subcommand> --meta host:port [flags]
 subcommands:
   tenants                                      tenants: state and effective settings (* = fleet default)
   register, update-tenant, deregister          tenant settings and offboarding (tistream admin tenants -h)
-  tasks  --tenant N                            a tenant's ranges (owner, watermark, lag) and store streams (owner, checkpoint, pending files)
+  tasks  --tenant N                            a tenant's ranges (owner, watermark, lag, reported load) and store streams (owner, checkpoint, pending files)
   split  --tenant N --range R --key HEX        split range R at a key (hex of the encoded TiDB key)
   merge  --tenant N --left L --right R         merge two adjacent ranges
   drain  --worker ID [--kind sorter|dispatcher] [--cancel]
@@ -137,11 +137,11 @@ func printAdmin(w io.Writer, resp proto.Message) {
 	defer tw.Flush()
 	switch r := resp.(type) {
 	case *metav1.ListTasksResponse:
-		fmt.Fprintln(tw, "RANGE\tSTATE\tSTART\tEND\tEPOCH\tOWNER\tADDR\tWATERMARK\tLAG")
+		fmt.Fprintln(tw, "RANGE\tSTATE\tSTART\tEND\tEPOCH\tOWNER\tADDR\tWATERMARK\tLAG\tROWS/S\tBYTES/S\tCPU\tMEMORY\tPOOL B/S")
 		for _, s := range r.Ranges {
 			t := s.Task
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.1fs\n", t.RangeId, shortState(t.State), keyOrInf(t.StartKey, "-inf"),
-				keyOrInf(t.EndKey, "+inf"), t.Epoch, orDash(t.Owner), orDash(s.OwnerAddr), s.PublishedWatermark, s.LagSeconds)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.1fs\t%s\n", t.RangeId, shortState(t.State), keyOrInf(t.StartKey, "-inf"),
+				keyOrInf(t.EndKey, "+inf"), t.Epoch, orDash(t.Owner), orDash(s.OwnerAddr), s.PublishedWatermark, s.LagSeconds, loadColumns(s.Load))
 		}
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "STORE\tEPOCH\tOWNER\tADDR\tLATEST SEQ\tCHECKPOINT SEQ\tPENDING FILES")
@@ -181,6 +181,30 @@ func keyOrInf(k []byte, inf string) string {
 		return h[:max] + "…"
 	}
 	return h
+}
+
+// loadColumns are a range's reported load: rows and bytes applied per
+// second, the share of a core its applies and flushes take, what it holds
+// and the data file bytes it publishes per second; dashes when its owner
+// reports none (an older sorter, or a range just moved).
+func loadColumns(l *metav1.RangeLoad) string {
+	if l == nil {
+		return "-\t-\t-\t-\t-"
+	}
+	return fmt.Sprintf("%.0f\t%s\t%.2f\t%s\t%s", l.RowsPerSec, iec(l.BytesPerSec), l.CpuShare, iec(float64(l.MemoryBytes)), iec(l.PoolBytesPerSec))
+}
+
+// iec prints a byte count with a binary unit.
+func iec(b float64) string {
+	const units = "KMGTPE"
+	if b < 1024 {
+		return fmt.Sprintf("%.0f", b)
+	}
+	i := 0
+	for b /= 1024; b >= 1024 && i < len(units)-1; i++ {
+		b /= 1024
+	}
+	return fmt.Sprintf("%.1f%ci", b, units[i])
 }
 
 func orDash(s string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/objstore/metered"
 	"github.com/tistream/tistream/libs/svc"
+	"github.com/tistream/tistream/libs/tenantbuf"
 	"github.com/tistream/tistream/libs/tenantcfg"
 	"github.com/tistream/tistream/libs/tlsx"
 	metering "github.com/tistream/tistream/libs/usage"
@@ -43,6 +44,10 @@ type fleetConfig struct {
 	Etcd   stringList `yaml:"etcd"`
 	Buffer string     `yaml:"buffer"`
 	Pool   string     `yaml:"pool"`
+
+	// TenantCredentials: the AWS shared credentials file whose profiles
+	// tenants' credentials_ref name (docs/tenants.md).
+	TenantCredentials string `yaml:"tenant_credentials_file"`
 	// Encryption: customer-managed keys of tenants' objects in the pool.
 	Encryption encryptionConfig `yaml:"encryption"`
 	// TenantDefaults: the settings of tenants without their own
@@ -113,6 +118,18 @@ type env struct {
 	buffer objstore.Store
 	pool   objstore.Store
 	usage  *metering.Meter // the process's tenant metering (flushed to the pool)
+	// wrapBuffer meters a tenant's own buffer as the service's (buffers).
+	wrapBuffer func(objstore.Store) objstore.Store
+	// tenantCreds: the fleet's AWS shared credentials file, whose profiles
+	// tenants' credentials_ref name (--tenant-credentials-file).
+	tenantCreds string
+}
+
+// buffers resolves each tenant's data change buffer: its own buffer_url
+// (opened with its credentials_ref's profile of tenantCreds, metered like
+// e.buffer), else e.buffer.
+func (e env) buffers() *tenantbuf.Resolver {
+	return tenantbuf.New(tenantbuf.Options{Default: e.buffer, CredentialsFile: e.tenantCreds, Wrap: e.wrapBuffer, Log: e.log})
 }
 
 // target is one service the run command can start.
@@ -135,7 +152,7 @@ var targets = []target{
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.MetaServer.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.MetaServer.Validate() },
 		build: func(c *fleetConfig, e env) (fleetService, error) {
-			return metaserver.New(c.MetaServer, metaserver.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer, Pool: e.pool})
+			return metaserver.New(c.MetaServer, metaserver.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer, Buffers: e.buffers(), Pool: e.pool})
 		},
 	},
 	{
@@ -144,7 +161,7 @@ var targets = []target{
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.Dispatcher.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.Dispatcher.Validate() },
 		build: func(c *fleetConfig, e env) (fleetService, error) {
-			return dispatcher.New(c.Dispatcher, dispatcher.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer})
+			return dispatcher.New(c.Dispatcher, dispatcher.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer, Buffers: e.buffers()})
 		},
 	},
 	{
@@ -294,6 +311,7 @@ func parseRun(args []string, stderr io.Writer) (target, *fleetConfig, error) {
 	configPath := fs.String("config", "", "YAML configuration file (docs/operations.md); flags win over it")
 	fs.Var(&fc.Etcd, "etcd", "etcd endpoints, comma-separated (http://host:port)")
 	fs.StringVar(&fc.Buffer, "buffer", "", "the data change buffer's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
+	fs.StringVar(&fc.TenantCredentials, "tenant-credentials-file", "", "AWS shared credentials file whose profiles tenants' credentials_ref name (their own buffers)")
 	fs.StringVar(&fc.Pool, "pool", "", "the committed data pool's object store (file:///dir, s3://bucket/prefix?endpoint=...)")
 	fc.Encryption.registerFlags(fs)
 	tenantcfg.RegisterFlags(fs, &fc.TenantDefaults)
@@ -347,6 +365,7 @@ func runTarget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	e, closeEnv, err := openEnv(ctx, log, name, fc.Etcd, common.Security, fc.Buffer, fc.Pool)
+	e.tenantCreds = fc.TenantCredentials
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream run -target=%s: %v\n", name, err)
 		return 1
@@ -385,6 +404,7 @@ func openEnv(ctx context.Context, log *slog.Logger, service string, endpoints []
 			return env{}, nil, fmt.Errorf("open --buffer: %w", err)
 		}
 		e.buffer = requests.Wrap(e.buffer, service, layout.Labels)
+		e.wrapBuffer = func(s objstore.Store) objstore.Store { return requests.Wrap(s, service, layout.Labels) }
 	}
 	if poolURL != "" {
 		if e.pool, err = objstore.Open(ctx, poolURL); err != nil {

@@ -29,9 +29,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	storeURL := fs.String("store", "", "object store for data_change_buffer/ (file:///dir, s3://bucket/prefix?endpoint=...)")
 	truthPath := fs.String("truth", "", "write the ground truth (JSON Lines) to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines")
-	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime)")
+	meta := fs.String("meta", "", "push into a running fleet: the meta-server's gRPC address (implies --realtime; with --realtime=false, a backlog: written as fast as it is generated, its clock ending about now)")
 	initialRanges := fs.Uint("initial-ranges", 2, "with --meta: ranges each tenant starts with (from 2 on the first holds the meta keys alone)")
 	kek := fs.String("kek", "", "with --meta: register the tenants with this key-encryption key (local:NAME or aws-kms:ID; docs/formats/encryption.md)")
+	bufferURL := fs.String("buffer-url", "", "with --meta: register the tenants with their own data change buffer (buffer_url; point --store at the same place; docs/tenants.md)")
+	credentialsRef := fs.String("credentials-ref", "", "with --meta: register the tenants with this profile of the fleet's --tenant-credentials-file for their --buffer-url (credentials_ref)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")
@@ -39,6 +41,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *meta == "" && (*kek != "" || *bufferURL != "" || *credentialsRef != "") {
+		fmt.Fprintln(stderr, "tistream sim: --kek, --buffer-url and --credentials-ref register tenants: they need --meta")
 		return 2
 	}
 	if *storeURL == "" {
@@ -78,16 +84,23 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *meta != "" {
-		cfg.Realtime = true
+		realtimeSet := false
+		fs.Visit(func(f *flag.Flag) { realtimeSet = realtimeSet || f.Name == "realtime" })
+		if !realtimeSet || cfg.Realtime {
+			cfg.Realtime = true
+		} else {
+			// A backlog pushed into a live fleet as fast as it is made: its
+			// TSOs end about now, as if the upstream had pushed it in real
+			// time while the fleet could not keep up.
+			cfg.StartTime = time.Now().Add(-cfg.Duration)
+		}
 		up, err := newUpstream(*meta, &cc, uint32(*initialRanges), stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tistream sim: --meta: %v\n", err)
 			return 1
 		}
 		defer up.Close()
-		if *kek != "" {
-			up.settings = &metav1.TenantSettings{KekRef: kek}
-		}
+		up.settings = simTenantSettings(*kek, *bufferURL, *credentialsRef)
 		opts.OnTenant, opts.OnFile = up.RegisterTenant, up.NotifyFile
 	}
 	s, err := sim.New(cfg, opts)
@@ -111,4 +124,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "truth         %s\n", *truthPath)
 	}
 	return 0
+}
+
+// simTenantSettings are the settings `tistream sim --meta` registers each
+// tenant with: only those given; nil when none is (the fleet's defaults).
+func simTenantSettings(kek, bufferURL, credentialsRef string) *metav1.TenantSettings {
+	if kek == "" && bufferURL == "" && credentialsRef == "" {
+		return nil
+	}
+	opt := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	return &metav1.TenantSettings{KekRef: opt(kek), BufferUrl: opt(bufferURL), CredentialsRef: opt(credentialsRef)}
 }

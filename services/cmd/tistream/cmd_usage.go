@@ -26,6 +26,10 @@ are marked provisional (*).
 --from and --to take RFC 3339 (2026-12-04T10:00:00Z), a date (2026-12-04),
 "now", or a time relative to now (-2h, -30m, -1h30m). Defaults: the last 24
 hours.
+
+An offboarded tenant's usage is kept in the usage archive (docs/tenants.md,
+"Offboarding") and answered from it when the id is not registered; for an id
+registered again, --archived reads its earlier incarnations'.
 `
 
 // runAdminUsage is `tistream admin usage`.
@@ -39,6 +43,7 @@ func runAdminUsage(ctx context.Context, args []string, stdout, stderr io.Writer)
 	tenant := fs.Uint64("tenant", 0, "tenant id")
 	from := fs.String("from", "-24h", "the first hour (RFC 3339, a date, now, or relative like -2h)")
 	to := fs.String("to", "now", "the end, exclusive (same forms)")
+	archived := fs.Bool("archived", false, "read the usage archive: the hours of the id's offboarded incarnations")
 	var cc clientCreds
 	cc.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +77,7 @@ func runAdminUsage(ctx context.Context, args []string, stdout, stderr io.Writer)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	resp, err := metav1.NewMetaServiceClient(conn).GetUsage(ctx, &metav1.GetUsageRequest{
-		TenantId: *tenant, FromUnixMs: fromT.UnixMilli(), ToUnixMs: toT.UnixMilli()})
+		TenantId: *tenant, FromUnixMs: fromT.UnixMilli(), ToUnixMs: toT.UnixMilli(), Archived: *archived})
 	return adminOutput("usage", resp, err, *asJSON, stdout, stderr, func(w io.Writer, m proto.Message) { // cmd_admin.go
 		printUsage(w, m.(*metav1.GetUsageResponse))
 	})

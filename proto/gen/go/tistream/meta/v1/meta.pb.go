@@ -666,8 +666,11 @@ type RangeStatus struct {
 	// wall clock it is.
 	PublishedWatermark uint64  `protobuf:"varint,3,opt,name=published_watermark,json=publishedWatermark,proto3" json:"published_watermark,omitempty"`
 	LagSeconds         float64 `protobuf:"fixed64,4,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The load the owner last reported for the range at its current epoch
+	// (WorkerInfo.ranges); absent when it has reported none.
+	Load          *RangeLoad `protobuf:"bytes,5,opt,name=load,proto3" json:"load,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RangeStatus) Reset() {
@@ -726,6 +729,13 @@ func (x *RangeStatus) GetLagSeconds() float64 {
 		return x.LagSeconds
 	}
 	return 0
+}
+
+func (x *RangeStatus) GetLoad() *RangeLoad {
+	if x != nil {
+		return x.Load
+	}
+	return nil
 }
 
 // StreamStatus is a stream task with its progress.
@@ -1158,14 +1168,15 @@ const file_tistream_meta_v1_meta_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\"\x84\x01\n" +
 	"\x11ListTasksResponse\x125\n" +
 	"\x06ranges\x18\x01 \x03(\v2\x1d.tistream.meta.v1.RangeStatusR\x06ranges\x128\n" +
-	"\astreams\x18\x02 \x03(\v2\x1e.tistream.meta.v1.StreamStatusR\astreams\"\xaf\x01\n" +
+	"\astreams\x18\x02 \x03(\v2\x1e.tistream.meta.v1.StreamStatusR\astreams\"\xe0\x01\n" +
 	"\vRangeStatus\x12/\n" +
 	"\x04task\x18\x01 \x01(\v2\x1b.tistream.meta.v1.RangeTaskR\x04task\x12\x1d\n" +
 	"\n" +
 	"owner_addr\x18\x02 \x01(\tR\townerAddr\x12/\n" +
 	"\x13published_watermark\x18\x03 \x01(\x04R\x12publishedWatermark\x12\x1f\n" +
 	"\vlag_seconds\x18\x04 \x01(\x01R\n" +
-	"lagSeconds\"\xc2\x01\n" +
+	"lagSeconds\x12/\n" +
+	"\x04load\x18\x05 \x01(\v2\x1b.tistream.meta.v1.RangeLoadR\x04load\"\xc2\x01\n" +
 	"\fStreamStatus\x120\n" +
 	"\x04task\x18\x01 \x01(\v2\x1c.tistream.meta.v1.StreamTaskR\x04task\x12\x1d\n" +
 	"\n" +
@@ -1245,11 +1256,12 @@ var file_tistream_meta_v1_meta_proto_goTypes = []any{
 	(*TenantSettings)(nil),           // 20: tistream.meta.v1.TenantSettings
 	(*TenantInfo)(nil),               // 21: tistream.meta.v1.TenantInfo
 	(*RangeTask)(nil),                // 22: tistream.meta.v1.RangeTask
-	(*StreamTask)(nil),               // 23: tistream.meta.v1.StreamTask
-	(*Checkpoint)(nil),               // 24: tistream.meta.v1.Checkpoint
-	(WorkerKind)(0),                  // 25: tistream.meta.v1.WorkerKind
-	(*GetUsageRequest)(nil),          // 26: tistream.meta.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),         // 27: tistream.meta.v1.GetUsageResponse
+	(*RangeLoad)(nil),                // 23: tistream.meta.v1.RangeLoad
+	(*StreamTask)(nil),               // 24: tistream.meta.v1.StreamTask
+	(*Checkpoint)(nil),               // 25: tistream.meta.v1.Checkpoint
+	(WorkerKind)(0),                  // 26: tistream.meta.v1.WorkerKind
+	(*GetUsageRequest)(nil),          // 27: tistream.meta.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),         // 28: tistream.meta.v1.GetUsageResponse
 }
 var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
 	20, // 0: tistream.meta.v1.UpdateTenantRequest.settings:type_name -> tistream.meta.v1.TenantSettings
@@ -1262,34 +1274,35 @@ var file_tistream_meta_v1_meta_proto_depIdxs = []int32{
 	12, // 7: tistream.meta.v1.ListTasksResponse.ranges:type_name -> tistream.meta.v1.RangeStatus
 	13, // 8: tistream.meta.v1.ListTasksResponse.streams:type_name -> tistream.meta.v1.StreamStatus
 	22, // 9: tistream.meta.v1.RangeStatus.task:type_name -> tistream.meta.v1.RangeTask
-	23, // 10: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
-	24, // 11: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
-	25, // 12: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
-	4,  // 13: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
-	6,  // 14: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
-	8,  // 15: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
-	10, // 16: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
-	14, // 17: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
-	16, // 18: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
-	18, // 19: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
-	26, // 20: tistream.meta.v1.MetaService.GetUsage:input_type -> tistream.meta.v1.GetUsageRequest
-	0,  // 21: tistream.meta.v1.MetaService.UpdateTenant:input_type -> tistream.meta.v1.UpdateTenantRequest
-	2,  // 22: tistream.meta.v1.MetaService.DeregisterTenant:input_type -> tistream.meta.v1.DeregisterTenantRequest
-	5,  // 23: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
-	7,  // 24: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
-	9,  // 25: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
-	11, // 26: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
-	15, // 27: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
-	17, // 28: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
-	19, // 29: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
-	27, // 30: tistream.meta.v1.MetaService.GetUsage:output_type -> tistream.meta.v1.GetUsageResponse
-	1,  // 31: tistream.meta.v1.MetaService.UpdateTenant:output_type -> tistream.meta.v1.UpdateTenantResponse
-	3,  // 32: tistream.meta.v1.MetaService.DeregisterTenant:output_type -> tistream.meta.v1.DeregisterTenantResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 10: tistream.meta.v1.RangeStatus.load:type_name -> tistream.meta.v1.RangeLoad
+	24, // 11: tistream.meta.v1.StreamStatus.task:type_name -> tistream.meta.v1.StreamTask
+	25, // 12: tistream.meta.v1.StreamStatus.checkpoint:type_name -> tistream.meta.v1.Checkpoint
+	26, // 13: tistream.meta.v1.DrainWorkerRequest.kind:type_name -> tistream.meta.v1.WorkerKind
+	4,  // 14: tistream.meta.v1.MetaService.RegisterTenant:input_type -> tistream.meta.v1.RegisterTenantRequest
+	6,  // 15: tistream.meta.v1.MetaService.NotifyStoreFile:input_type -> tistream.meta.v1.NotifyStoreFileRequest
+	8,  // 16: tistream.meta.v1.MetaService.ListTenants:input_type -> tistream.meta.v1.ListTenantsRequest
+	10, // 17: tistream.meta.v1.MetaService.ListTasks:input_type -> tistream.meta.v1.ListTasksRequest
+	14, // 18: tistream.meta.v1.MetaService.SplitRange:input_type -> tistream.meta.v1.SplitRangeRequest
+	16, // 19: tistream.meta.v1.MetaService.MergeRanges:input_type -> tistream.meta.v1.MergeRangesRequest
+	18, // 20: tistream.meta.v1.MetaService.DrainWorker:input_type -> tistream.meta.v1.DrainWorkerRequest
+	27, // 21: tistream.meta.v1.MetaService.GetUsage:input_type -> tistream.meta.v1.GetUsageRequest
+	0,  // 22: tistream.meta.v1.MetaService.UpdateTenant:input_type -> tistream.meta.v1.UpdateTenantRequest
+	2,  // 23: tistream.meta.v1.MetaService.DeregisterTenant:input_type -> tistream.meta.v1.DeregisterTenantRequest
+	5,  // 24: tistream.meta.v1.MetaService.RegisterTenant:output_type -> tistream.meta.v1.RegisterTenantResponse
+	7,  // 25: tistream.meta.v1.MetaService.NotifyStoreFile:output_type -> tistream.meta.v1.NotifyStoreFileResponse
+	9,  // 26: tistream.meta.v1.MetaService.ListTenants:output_type -> tistream.meta.v1.ListTenantsResponse
+	11, // 27: tistream.meta.v1.MetaService.ListTasks:output_type -> tistream.meta.v1.ListTasksResponse
+	15, // 28: tistream.meta.v1.MetaService.SplitRange:output_type -> tistream.meta.v1.SplitRangeResponse
+	17, // 29: tistream.meta.v1.MetaService.MergeRanges:output_type -> tistream.meta.v1.MergeRangesResponse
+	19, // 30: tistream.meta.v1.MetaService.DrainWorker:output_type -> tistream.meta.v1.DrainWorkerResponse
+	28, // 31: tistream.meta.v1.MetaService.GetUsage:output_type -> tistream.meta.v1.GetUsageResponse
+	1,  // 32: tistream.meta.v1.MetaService.UpdateTenant:output_type -> tistream.meta.v1.UpdateTenantResponse
+	3,  // 33: tistream.meta.v1.MetaService.DeregisterTenant:output_type -> tistream.meta.v1.DeregisterTenantResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tistream_meta_v1_meta_proto_init() }

@@ -199,8 +199,13 @@ type WorkerInfo struct {
 	Draining bool `protobuf:"varint,7,opt,name=draining,proto3" json:"draining,omitempty"`
 	// The interval the loads were measured over, in milliseconds.
 	LoadIntervalMs int64 `protobuf:"varint,8,opt,name=load_interval_ms,json=loadIntervalMs,proto3" json:"load_interval_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Sorters: the whole process's CPU time per second of wall time over the
+	// interval (user + system, every thread: 1.0 is one core busy), and its
+	// resident set when measured (0 where unknown, and from older sorters).
+	ProcessCpuShare float64 `protobuf:"fixed64,9,opt,name=process_cpu_share,json=processCpuShare,proto3" json:"process_cpu_share,omitempty"`
+	RssBytes        uint64  `protobuf:"varint,10,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WorkerInfo) Reset() {
@@ -289,6 +294,20 @@ func (x *WorkerInfo) GetLoadIntervalMs() int64 {
 	return 0
 }
 
+func (x *WorkerInfo) GetProcessCpuShare() float64 {
+	if x != nil {
+		return x.ProcessCpuShare
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
 // RangeLoad is one range's load as its sorter measured it over one
 // interval (docs/fleet.md, "Automatic split, merge and balance").
 type RangeLoad struct {
@@ -308,9 +327,22 @@ type RangeLoad struct {
 	// The range is not ready to be split or moved: not taken yet, its
 	// published watermark lags the newest file it received by more than the
 	// sorter's bound, or it is stalled.
-	CatchingUp    bool `protobuf:"varint,7,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CatchingUp bool `protobuf:"varint,7,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	// What the range holds when measured: its sort buffer's buffered row
+	// payload (in memory, or in the sorter's local store once spilled) plus
+	// its transaction matcher's share of the memory budget (prewrites and
+	// waiting commits). 0 from older sorters.
+	MemoryBytes uint64 `protobuf:"varint,8,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Wall time the sorter spent applying the range's batches and staging
+	// and committing its flushes, per second of the interval: the share of
+	// one core the range costs (0.5 = half a core). The group's publication
+	// (object-store I/O, shared by the tenant's ranges) is not in it.
+	CpuShare float64 `protobuf:"fixed64,9,opt,name=cpu_share,json=cpuShare,proto3" json:"cpu_share,omitempty"`
+	// Bytes of committed data files the range published to the pool per
+	// second of the interval.
+	PoolBytesPerSec float64 `protobuf:"fixed64,10,opt,name=pool_bytes_per_sec,json=poolBytesPerSec,proto3" json:"pool_bytes_per_sec,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RangeLoad) Reset() {
@@ -390,6 +422,27 @@ func (x *RangeLoad) GetCatchingUp() bool {
 		return x.CatchingUp
 	}
 	return false
+}
+
+func (x *RangeLoad) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetCpuShare() float64 {
+	if x != nil {
+		return x.CpuShare
+	}
+	return 0
+}
+
+func (x *RangeLoad) GetPoolBytesPerSec() float64 {
+	if x != nil {
+		return x.PoolBytesPerSec
+	}
+	return 0
 }
 
 // DrainRequest asks a worker to give away its tasks:
@@ -1080,7 +1133,7 @@ var File_tistream_meta_v1_state_proto protoreflect.FileDescriptor
 
 const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctistream/meta/v1/state.proto\x12\x10tistream.meta.v1\"\x99\x02\n" +
+	"\x1ctistream/meta/v1/state.proto\x12\x10tistream.meta.v1\"\xe2\x02\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
@@ -1090,7 +1143,10 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\x04load\x18\x05 \x01(\x01R\x04load\x123\n" +
 	"\x06ranges\x18\x06 \x03(\v2\x1b.tistream.meta.v1.RangeLoadR\x06ranges\x12\x1a\n" +
 	"\bdraining\x18\a \x01(\bR\bdraining\x12(\n" +
-	"\x10load_interval_ms\x18\b \x01(\x03R\x0eloadIntervalMs\"\xdd\x01\n" +
+	"\x10load_interval_ms\x18\b \x01(\x03R\x0eloadIntervalMs\x12*\n" +
+	"\x11process_cpu_share\x18\t \x01(\x01R\x0fprocessCpuShare\x12\x1b\n" +
+	"\trss_bytes\x18\n" +
+	" \x01(\x04R\brssBytes\"\xca\x02\n" +
 	"\tRangeLoad\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
@@ -1100,7 +1156,11 @@ const file_tistream_meta_v1_state_proto_rawDesc = "" +
 	"\rbytes_per_sec\x18\x05 \x01(\x01R\vbytesPerSec\x12\x1b\n" +
 	"\tsplit_key\x18\x06 \x01(\fR\bsplitKey\x12\x1f\n" +
 	"\vcatching_up\x18\a \x01(\bR\n" +
-	"catchingUp\"o\n" +
+	"catchingUp\x12!\n" +
+	"\fmemory_bytes\x18\b \x01(\x04R\vmemoryBytes\x12\x1b\n" +
+	"\tcpu_share\x18\t \x01(\x01R\bcpuShare\x12+\n" +
+	"\x12pool_bytes_per_sec\x18\n" +
+	" \x01(\x01R\x0fpoolBytesPerSec\"o\n" +
 	"\fDrainRequest\x123\n" +
 	"\x16worker_started_unix_ms\x18\x01 \x01(\x03R\x13workerStartedUnixMs\x12*\n" +
 	"\x11requested_unix_ms\x18\x02 \x01(\x03R\x0frequestedUnixMs\"\xab\x03\n" +

@@ -356,8 +356,12 @@ type GetUsageRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId uint64                 `protobuf:"varint,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// The hours that overlap [from, to), unix milliseconds; to = 0 means now.
-	FromUnixMs    int64 `protobuf:"varint,2,opt,name=from_unix_ms,json=fromUnixMs,proto3" json:"from_unix_ms,omitempty"`
-	ToUnixMs      int64 `protobuf:"varint,3,opt,name=to_unix_ms,json=toUnixMs,proto3" json:"to_unix_ms,omitempty"`
+	FromUnixMs int64 `protobuf:"varint,2,opt,name=from_unix_ms,json=fromUnixMs,proto3" json:"from_unix_ms,omitempty"`
+	ToUnixMs   int64 `protobuf:"varint,3,opt,name=to_unix_ms,json=toUnixMs,proto3" json:"to_unix_ms,omitempty"`
+	// Answer from the usage archive: the hours of the id's offboarded
+	// incarnations (an id that is not registered is always answered from
+	// it; a registered one's own folder holds only its current incarnation).
+	Archived      bool `protobuf:"varint,4,opt,name=archived,proto3" json:"archived,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +415,13 @@ func (x *GetUsageRequest) GetToUnixMs() int64 {
 		return x.ToUnixMs
 	}
 	return 0
+}
+
+func (x *GetUsageRequest) GetArchived() bool {
+	if x != nil {
+		return x.Archived
+	}
+	return false
 }
 
 type GetUsageResponse struct {
@@ -566,13 +577,14 @@ const file_tistream_meta_v1_usage_proto_rawDesc = "" +
 	" \x01(\x04R\x12ingestedBytesTotal\x12\x1f\n" +
 	"\vraw_records\x18\v \x01(\rR\n" +
 	"rawRecords\x12\x18\n" +
-	"\asamples\x18\f \x01(\rR\asamples\"n\n" +
+	"\asamples\x18\f \x01(\rR\asamples\"\x8a\x01\n" +
 	"\x0fGetUsageRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\x04R\btenantId\x12 \n" +
 	"\ffrom_unix_ms\x18\x02 \x01(\x03R\n" +
 	"fromUnixMs\x12\x1c\n" +
 	"\n" +
-	"to_unix_ms\x18\x03 \x01(\x03R\btoUnixMs\"z\n" +
+	"to_unix_ms\x18\x03 \x01(\x03R\btoUnixMs\x12\x1a\n" +
+	"\barchived\x18\x04 \x01(\bR\barchived\"z\n" +
 	"\x10GetUsageResponse\x121\n" +
 	"\x05hours\x18\x01 \x03(\v2\x1b.tistream.meta.v1.UsageHourR\x05hours\x123\n" +
 	"\x05total\x18\x02 \x01(\v2\x1d.tistream.meta.v1.UsageCountsR\x05total\"z\n" +
