@@ -87,7 +87,7 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 		if err != nil {
 			return nil, 0, fileErr(e, r.id, err)
 		}
-		return decodeFile(key, b)
+		return decodeFile(key, b, true)
 	})
 	if err != nil {
 		return nil, err
@@ -105,20 +105,31 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 	return f.rows[i:len(f.rows):len(f.rows)], nil
 }
 
-// decodeFile decodes every row of a data file into a few shared arenas.
-func decodeFile(key string, b []byte) (any, int64, error) {
+// decodeFile decodes every row of a data file. When own is set, b is the
+// file's alone and never changes: the rows of its uncompressed blocks
+// point into it, and only those of compressed blocks are copied, into a
+// few shared arenas.
+func decodeFile(key string, b []byte, own bool) (any, int64, error) {
 	f, err := OpenDataFile(key, b)
 	if err != nil {
 		return nil, 0, err
 	}
+	// The trailer counts the records (the header is one); a record takes at
+	// least 4 bytes, which bounds what a corrupt trailer can reserve.
+	n := min(f.r.Trailer().RecordCount, uint64(len(b)/4)+1)
 	var (
-		rows   []Row
-		arena  []byte
-		arenas int64
+		rows    = make([]Row, 0, max(n, 1)-1)
+		arena   []byte
+		arenas  int64
+		inPlace bool
 	)
 	keep := func(v []byte) []byte {
 		if v == nil {
 			return nil
+		}
+		if own && f.r.InPlace() {
+			inPlace = true
+			return v[:len(v):len(v)]
 		}
 		if len(arena)+len(v) > cap(arena) {
 			arena = make([]byte, 0, max(2*len(b), len(v), 4096))
@@ -139,6 +150,9 @@ func decodeFile(key string, b []byte) (any, int64, error) {
 			Key: keep(row.Key), Value: keep(row.Value), OldValue: keep(row.OldValue)})
 	}
 	rows = rows[:len(rows):len(rows)]
+	if inPlace {
+		arenas += int64(len(b))
+	}
 	size := arenas + int64(cap(rows))*rowOverhead + int64(proto.Size(f.Header)) + entryOverhead
 	return &cachedFile{header: f.Header, rows: rows, bytes: size}, size, nil
 }

@@ -15,7 +15,6 @@ type DataFileWriter struct {
 	c        *container.Writer
 	obs      *blockStats
 	hdr      *formatv1.CommittedFileHeader
-	buf      []byte
 	last     Row
 	rows     uint64
 	min, max uint64 // commit_ts bounds of the rows
@@ -24,12 +23,17 @@ type DataFileWriter struct {
 // NewDataFile starts a file for rows with prev_watermark < commit_ts <= watermark.
 // sizeHint is the expected bytes of its rows (0 if unknown).
 func NewDataFile(h *formatv1.CommittedFileHeader, sizeHint int) (*DataFileWriter, error) {
+	return newDataFile(h, sizeHint, nil)
+}
+
+// newDataFile is NewDataFile building the file in buf's memory, if any.
+func newDataFile(h *formatv1.CommittedFileHeader, sizeHint int, buf []byte) (*DataFileWriter, error) {
 	if h.Watermark <= h.PrevWatermark {
 		return nil, fmt.Errorf("data file of range %d: watermark %d is not above prev_watermark %d", h.RangeId, h.Watermark, h.PrevWatermark)
 	}
 	obs := &blockStats{}
 	w := &DataFileWriter{
-		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs, SizeHint: sizeHint}),
+		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs, SizeHint: sizeHint, Buf: buf}),
 		obs: obs,
 		hdr: h,
 	}
@@ -50,8 +54,7 @@ func (w *DataFileWriter) Add(r *Row) error {
 			r.Key, r.CommitTs, r.StartTs, w.last.Key, w.last.CommitTs, w.last.StartTs)
 	}
 	w.obs.next = r
-	w.buf = appendRow(w.buf[:0], r)
-	if err := w.c.Append(w.buf); err != nil {
+	if err := w.c.AppendRecord((*rowRecord)(r)); err != nil {
 		return err
 	}
 	if w.rows == 0 {

@@ -80,6 +80,15 @@ func FuzzDataFile(f *testing.F) {
 		if b == nil {
 			return
 		}
+		// The cache's decoder, sharing the file's bytes or copying them,
+		// takes or refuses exactly the same files (a bad trailer count
+		// must not reserve memory for it).
+		_, _, errOwn := decodeFile("fuzz", b, true)
+		requireCorrupt(t, errOwn)
+		_, _, errCopy := decodeFile("fuzz", b, false)
+		if (errOwn == nil) != (errCopy == nil) {
+			t.Fatalf("sharing the bytes: %v; copying them: %v", errOwn, errCopy)
+		}
 		df, err := OpenDataFile("fuzz", b)
 		requireCorrupt(t, err)
 		if err != nil {
@@ -88,6 +97,9 @@ func FuzzDataFile(f *testing.F) {
 		for {
 			_, err := df.Next()
 			if err == io.EOF {
+				if errOwn != nil {
+					t.Fatalf("the data file reads, the cache's decoder refused it: %v", errOwn)
+				}
 				return
 			}
 			requireCorrupt(t, err)

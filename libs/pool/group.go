@@ -200,6 +200,12 @@ func checkPub(m *formatv1.GroupPublication) (*Pub, error) {
 // data, given in parts (the ranges' sections, in the order of their
 // offsets), copied once.
 func EncodePub(m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
+	return AppendPub(nil, m, data...)
+}
+
+// AppendPub is EncodePub building the object in dst's memory (from its
+// start: dst's length is ignored) when it is large enough.
+func AppendPub(dst []byte, m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
 	if _, err := checkPub(m); err != nil {
 		return nil, fmt.Errorf("refusing to write a bad publication: %w", err)
 	}
@@ -220,8 +226,14 @@ func EncodePub(m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(b), len(b)+size)
-	copy(out, b)
+	out := dst[:0]
+	if need := len(b) + size; cap(out) < need {
+		if dst != nil {
+			need += need / 4 // a reused buffer grows with room for the next, larger rounds
+		}
+		out = make([]byte, 0, need)
+	}
+	out = append(out, b...)
 	for _, d := range data {
 		out = append(out, d...)
 	}
@@ -348,9 +360,9 @@ func DecodeSegmentIndex(name string, b []byte) (*Segment, int64, error) {
 }
 
 // decodeSection decodes one range's section (a whole committed data file)
-// and checks it against the publication's interval.
-func decodeSection(name string, b []byte, tenant, rangeID uint64, st RangeState) (*cachedFile, error) {
-	v, _, err := decodeFile(name, b)
+// and checks it against the publication's interval; own: as decodeFile's.
+func decodeSection(name string, b []byte, own bool, tenant, rangeID uint64, st RangeState) (*cachedFile, error) {
+	v, _, err := decodeFile(name, b, own)
 	if err != nil {
 		return nil, err
 	}

@@ -275,7 +275,9 @@ func (s *groupSource) pubRows(ctx context.Context, x *indexed, rangeID uint64, s
 				return nil, 0, fmt.Errorf("%s: section of range %d runs past the object: %w", x.key, rangeID, container.ErrCorrupt)
 			}
 		}
-		f, err := decodeSection(key, b, s.tenant, rangeID, st)
+		// A section read on its own is this entry's alone: its rows may
+		// point into it. One cut out of the whole publication is copied.
+		f, err := decodeSection(key, b, !ok, s.tenant, rangeID, st)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -323,7 +325,7 @@ func (s *groupSource) segmentRows(ctx context.Context, x *indexed, rangeID uint6
 				continue
 			}
 			o := st.Section.Offset - lo
-			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], s.tenant, rangeID, st)
+			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], !ok, s.tenant, rangeID, st)
 			if err != nil {
 				return nil, 0, err
 			}

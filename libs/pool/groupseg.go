@@ -36,6 +36,7 @@ func (g *GroupWriter) buffer(msg *formatv1.GroupPublication, sections map[uint64
 	}
 	if size >= g.o.SegmentBytes {
 		g.cut()
+		g.recycle(sections)
 		return
 	}
 	g.buf = append(g.buf, &bufferedPub{msg: msg, sections: sections, created: now})
@@ -50,6 +51,11 @@ func (g *GroupWriter) buffer(msg *formatv1.GroupPublication, sections map[uint64
 func (g *GroupWriter) cut() {
 	buf := g.buf
 	g.buf, g.bufBytes = nil, 0
+	defer func() { // the segment (if any) holds a copy of the sections
+		for _, p := range buf {
+			g.recycle(p.sections)
+		}
+	}()
 	if len(buf) < 2 {
 		return
 	}
@@ -107,6 +113,13 @@ func (g *GroupWriter) cut() {
 		if g.o.OnSegment != nil {
 			g.o.OnSegment(SegmentResult{First: first, Last: last, Err: errors.New("skipped: earlier segments are still being written")})
 		}
+	}
+}
+
+// recycle gives sections nothing refers to any more to the buffer cache.
+func (g *GroupWriter) recycle(sections map[uint64][]byte) {
+	for _, b := range sections {
+		g.bufs.put(b)
 	}
 }
 

@@ -100,6 +100,9 @@ type GroupWriter struct {
 	buf      []*bufferedPub
 	bufBytes int
 
+	bufs bufCache // recycled sections and publication objects
+	obj  []byte   // the buffer of the last publication object, reused under pubMu
+
 	segq       chan *segJob
 	segDone    chan struct{}
 	segPending sync.WaitGroup
@@ -347,9 +350,16 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 		g.mu.Unlock()
 
 		msg, sections, rows := g.build(seq, mem, byRange)
-		obj, err := EncodePub(msg, sections...)
+		obj, err := AppendPub(g.obj[:0], msg, sections...)
 		if err == nil {
 			err = g.store.PutIfAbsent(ctx, layout.GroupPubKey(g.tenant, g.id, seq), obj)
+			// A store keeps nothing of what it was given once a put has
+			// succeeded (objstore.Store's contract): the next publication
+			// is built in the same memory. After a failed put (a transport
+			// perhaps still reading it) the memory is left to the collector.
+			if g.obj = nil; err == nil && cap(obj) <= maxKeptObj {
+				g.obj = obj[:0]
+			}
 		}
 		g.mu.Lock()
 		g.inflight = false
@@ -371,8 +381,10 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 			for id, s := range byRange {
 				if s.data != nil {
 					sections[id] = s.data
+					s.data = nil // the segment buffer owns it now, then g.bufs
 				}
 			}
+			g.bufs.follow(len(obj))
 			g.buffer(msg, sections)
 			return res, nil
 		}

@@ -35,8 +35,11 @@ type Puller struct {
 }
 
 type followed struct {
-	r     *RangeReader
-	queue []Row // rows not yet returned, in order
+	r *RangeReader
+	// queue holds the rows not yet returned, in order: the wanted rows of
+	// the chunks read, each chunk's own slice (never written through; none
+	// empty), so queuing a chunk copies no rows.
+	queue [][]Row
 	wm    uint64
 	// pending are successors of the sealed range not opened yet: the
 	// range's SEAL is published before the manifest that names its
@@ -159,11 +162,7 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 				break
 			}
 			caughtUp = false
-			for _, row := range c.Rows {
-				if p.inSpan(row.Key) && (p.filter == nil || p.filter(row.Key)) {
-					f.queue = append(f.queue, row)
-				}
-			}
+			p.enqueue(f, c.Rows)
 			f.wm = c.Watermark
 			if c.Sealed {
 				f.pending = slices.Clone(c.Successors)
@@ -193,6 +192,44 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 		}
 	}
 	return rows, p.resolved, caughtUp, nil
+}
+
+// enqueue queues the rows of a chunk that the pull wants: the chunk's own
+// slice when it wants them all (the usual case), else a copy of those it
+// wants.
+func (p *Puller) enqueue(f *followed, rows []Row) {
+	for i := range rows {
+		if !p.wants(rows[i].Key) {
+			kept := slices.Clone(rows[:i])
+			for _, row := range rows[i+1:] {
+				if p.wants(row.Key) {
+					kept = append(kept, row)
+				}
+			}
+			rows = kept
+			break
+		}
+	}
+	if len(rows) > 0 {
+		f.queue = append(f.queue, rows[:len(rows):len(rows)])
+	}
+}
+
+// head is the first queued row; the queue is not empty.
+func (f *followed) head() *Row { return &f.queue[0][0] }
+
+// pop drops the first queued row.
+func (f *followed) pop() {
+	if q := f.queue[0][1:]; len(q) > 0 {
+		f.queue[0] = q
+		return
+	}
+	f.queue[0] = nil
+	f.queue = f.queue[1:]
+}
+
+func (p *Puller) wants(key []byte) bool {
+	return p.inSpan(key) && (p.filter == nil || p.filter(key))
 }
 
 func (p *Puller) inSpan(key []byte) bool {
@@ -231,45 +268,38 @@ func (p *Puller) openPending(ctx context.Context, f *followed) error {
 // merge pops every queued row with commit_ts <= upTo, merged across ranges.
 func (p *Puller) merge(upTo uint64) []Row {
 	h := &rowHeap{}
+	n := 0 // at most this many rows: no regrowing
 	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
 		f := p.ranges[id]
-		if len(f.queue) > 0 && f.queue[0].CommitTs <= upTo {
-			*h = append(*h, cursor{f: f})
+		if len(f.queue) > 0 && f.head().CommitTs <= upTo {
+			*h = append(*h, f)
+			for _, q := range f.queue {
+				n += len(q)
+			}
 		}
 	}
 	heap.Init(h)
-	n := 0 // at most this many rows: no regrowing
-	for _, c := range *h {
-		n += len(c.f.queue)
-	}
 	out := make([]Row, 0, n)
 	for h.Len() > 0 {
-		c := &(*h)[0]
-		out = append(out, c.f.queue[c.i])
-		c.i++
-		if c.i < len(c.f.queue) && c.f.queue[c.i].CommitTs <= upTo {
+		f := (*h)[0]
+		out = append(out, *f.head())
+		f.pop()
+		if len(f.queue) > 0 && f.head().CommitTs <= upTo {
 			heap.Fix(h, 0)
 		} else {
-			c.f.queue = c.f.queue[c.i:]
 			heap.Pop(h)
 		}
 	}
 	return out
 }
 
-type cursor struct {
-	f *followed
-	i int
-}
+// rowHeap orders followed ranges by their first queued row.
+type rowHeap []*followed
 
-type rowHeap []cursor
-
-func (h rowHeap) Len() int { return len(h) }
-func (h rowHeap) Less(i, j int) bool {
-	return Compare(&h[i].f.queue[h[i].i], &h[j].f.queue[h[j].i]) < 0
-}
-func (h rowHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *rowHeap) Push(x any)   { *h = append(*h, x.(cursor)) }
+func (h rowHeap) Len() int           { return len(h) }
+func (h rowHeap) Less(i, j int) bool { return Compare(h[i].head(), h[j].head()) < 0 }
+func (h rowHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *rowHeap) Push(x any)        { *h = append(*h, x.(*followed)) }
 func (h *rowHeap) Pop() any {
 	old := *h
 	c := old[len(old)-1]

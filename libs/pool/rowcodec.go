@@ -38,6 +38,32 @@ func appendRow(b []byte, r *Row) []byte {
 	return b
 }
 
+// rowSize is len(appendRow(nil, r)).
+func rowSize(r *Row) int {
+	n := 0
+	if r.CommitTs != 0 {
+		n += 1 + protowire.SizeVarint(r.CommitTs)
+	}
+	if r.StartTs != 0 {
+		n += 1 + protowire.SizeVarint(r.StartTs)
+	}
+	if r.Op != 0 {
+		n += 1 + protowire.SizeVarint(uint64(r.Op))
+	}
+	for _, v := range [...][]byte{r.Key, r.Value, r.OldValue} {
+		if len(v) > 0 {
+			n += 1 + protowire.SizeBytes(len(v))
+		}
+	}
+	return n
+}
+
+// rowRecord is a Row as a container record, encoded straight into the file.
+type rowRecord Row
+
+func (r *rowRecord) RecordSize() int                { return rowSize((*Row)(r)) }
+func (r *rowRecord) AppendRecord(dst []byte) []byte { return appendRow(dst, (*Row)(r)) }
+
 // parseRow decodes a formatv1.CommittedRow into r; r's slices alias b.
 // Unknown fields are skipped, as protobuf requires.
 func parseRow(b []byte, r *Row) error {

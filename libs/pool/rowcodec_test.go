@@ -20,6 +20,7 @@ func TestRowCodecMatchesProtobuf(t *testing.T) {
 			Op: r.Op, Key: r.Key, Value: r.Value, OldValue: r.OldValue})
 		require.NoError(t, err)
 		require.Equal(t, want, appendRow(nil, &r))
+		require.Equal(t, len(want), rowSize(&r))
 		var got Row
 		require.NoError(t, parseRow(want, &got))
 		require.Equal(t, 0, Compare(&r, &got))

@@ -140,7 +140,7 @@ func (w *v1Writer) Flush(ctx context.Context, wm uint64, rows RowSource, opts ..
 	seq := w.head.Seq + 1
 	e := &formatv1.RangeLogEntry{Kind: formatv1.RangeLogEntry_KIND_FLUSH, PrevWatermark: prev, Watermark: wm}
 	b, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
-		Seq: seq, PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint)
+		Seq: seq, PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, nil)
 	if err != nil {
 		return nil, err
 	}

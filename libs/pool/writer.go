@@ -268,7 +268,9 @@ func appendEntry(ctx context.Context, store objstore.Store, tenant, rangeID, epo
 	return proto.Clone(e).(*formatv1.RangeLogEntry), nil
 }
 
-// RowSource yields the rows of one flush in Compare order.
+// RowSource yields the rows of one flush in Compare order. yield keeps
+// neither the *Row nor its slices after it returns: a source may pass the
+// same Row, refilled, every time (no allocation per row).
 type RowSource func(yield func(*Row) error) error
 
 // FlushOptions tune one flush.
@@ -285,7 +287,8 @@ type Staged struct {
 	w               *RangeWriter
 	att             *attachment
 	Prev, Watermark uint64
-	data            []byte // the section (a committed data file); nil: no rows
+	data            []byte // the section (a committed data file); nil: no rows, or published
+	size            int    // len(data) when staged
 	rows            uint64
 	min, max        uint64
 	seq             uint64
@@ -303,7 +306,7 @@ const (
 func (s *Staged) Rows() uint64 { return s.rows }
 
 // Bytes is the size of the staged section.
-func (s *Staged) Bytes() int { return len(s.data) }
+func (s *Staged) Bytes() int { return s.size }
 
 // Done reports whether a durable publication holds the flush.
 func (s *Staged) Done() bool { return s.state.Load() == stageDone }
@@ -337,24 +340,28 @@ func (w *RangeWriter) Stage(wm uint64, rows RowSource, opts ...FlushOptions) (*S
 		return nil, fmt.Errorf("range %d of tenant %d: flush to %d, already at %d", w.id, w.tenant, wm, prev)
 	}
 	s := &Staged{w: w, att: w.att, Prev: prev, Watermark: wm}
+	buf := w.group.bufs.take(o.SizeHint)
 	b, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
-		PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint)
+		PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, buf)
 	if err != nil {
 		return nil, err
 	}
-	if b != nil {
-		s.data, s.rows, s.min, s.max = b, ref.RowCount, ref.MinCommitTs, ref.MaxCommitTs
+	if b == nil {
+		w.group.bufs.put(buf)
+	} else {
+		s.data, s.size, s.rows, s.min, s.max = b, len(b), ref.RowCount, ref.MinCommitTs, ref.MaxCommitTs
 	}
 	return s, nil
 }
 
 // buildDataFile encodes the rows of (h.PrevWatermark, h.Watermark] from
-// rows as a committed data file; nil when there are none.
-func buildDataFile(h *formatv1.CommittedFileHeader, rows RowSource, sizeHint int) ([]byte, *formatv1.CommittedFileRef, error) {
+// rows as a committed data file, in buf's memory when it has some; nil
+// when there are none.
+func buildDataFile(h *formatv1.CommittedFileHeader, rows RowSource, sizeHint int, buf []byte) ([]byte, *formatv1.CommittedFileRef, error) {
 	if rows == nil {
 		return nil, nil, nil
 	}
-	df, err := NewDataFile(h, sizeHint)
+	df, err := newDataFile(h, sizeHint, buf)
 	if err != nil {
 		return nil, nil, err
 	}

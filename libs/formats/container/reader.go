@@ -23,6 +23,7 @@ type Reader struct {
 	blockOff int64  // offset of the current block
 	inBlock  int    // read position in block
 	buf      []byte // decompression buffer, reused
+	decoded  bool   // block is in buf, not in data
 
 	records uint64
 	blocks  uint64
@@ -150,6 +151,7 @@ func (r *Reader) Next() ([]byte, error) {
 		r.blockOff = r.pos
 		r.pos += blockHeaderLen + int64(h.storedLen)
 		r.block, r.inBlock = payload, 0
+		r.decoded = h.codec != CodecNone
 		r.blocks++
 		r.raw += uint64(len(payload))
 	}
@@ -187,6 +189,13 @@ func (r *Reader) NextMessage(m proto.Message) error {
 	}
 	return nil
 }
+
+// InPlace reports whether the last record returned lies in the data the
+// reader was opened on (its block is stored uncompressed), so it stays
+// valid as long as that data does, after later calls to Next too; a record
+// of a compressed block is in the reader's own buffer, valid until the next
+// call.
+func (r *Reader) InPlace() bool { return !r.decoded }
 
 // Offset is the file offset of the block holding the last record returned,
 // for error messages of the file kinds.

@@ -3,6 +3,7 @@ package container
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +31,11 @@ type Options struct {
 	// SizeHint is the expected size of the file: the output buffer starts
 	// that large instead of growing by doubling (and copying).
 	SizeHint int
+	// Buf, when its capacity is not zero, is the buffer the file is built
+	// in (from its start; its contents are overwritten), instead of a new
+	// one: a caller that writes many files recycles their buffers. The
+	// file Finish returns aliases it.
+	Buf []byte
 }
 
 // Writer builds one container file in memory. Files are written whole to
@@ -37,7 +43,7 @@ type Options struct {
 type Writer struct {
 	opts    Options
 	out     []byte
-	raw     []byte // open block payload
+	blockAt int // offset in out of the open block's header; its raw payload follows
 	scratch []byte
 	trailer formatv1.FileTrailer
 	inBlock uint64 // records in the open block
@@ -58,31 +64,83 @@ func NewWriter(kind Kind, opts Options) *Writer {
 	if opts.Observer != nil {
 		opts.Index = true
 	}
-	w := &Writer{opts: opts, out: make([]byte, preambleLen, max(4096, opts.SizeHint+opts.SizeHint/16+1024))}
+	w := &Writer{opts: opts}
+	if cap(opts.Buf) >= preambleLen {
+		w.out = opts.Buf[:preambleLen]
+		w.opts.Buf = nil
+	} else {
+		w.out = make([]byte, preambleLen, max(4096, opts.SizeHint+opts.SizeHint/16+1024))
+	}
 	putPreamble(w.out, kind)
 	return w
 }
 
 // Append adds one record. The bytes are copied.
 func (w *Writer) Append(rec []byte) error {
+	if err := w.begin(len(rec)); err != nil {
+		return err
+	}
+	w.out = binary.AppendUvarint(w.out, uint64(len(rec)))
+	w.out = append(w.out, rec...)
+	w.end(rec)
+	return nil
+}
+
+// A Record encodes itself into a file: RecordSize bytes, appended by
+// AppendRecord.
+type Record interface {
+	RecordSize() int
+	AppendRecord(dst []byte) []byte
+}
+
+// AppendRecord adds one record encoded straight into the file, without
+// the copy Append makes of bytes encoded elsewhere.
+func (w *Writer) AppendRecord(r Record) error {
+	n := r.RecordSize()
+	if err := w.begin(n); err != nil {
+		return err
+	}
+	w.out = binary.AppendUvarint(w.out, uint64(n))
+	start := len(w.out)
+	w.out = r.AppendRecord(w.out)
+	if got := len(w.out) - start; got != n {
+		// The record is inside the open block: the file is unusable.
+		w.done = true
+		return fmt.Errorf("container: a %T record of size %d encoded %d bytes", r, n, got)
+	}
+	w.end(w.out[start:])
+	return nil
+}
+
+// begin makes room for a record of n bytes: it closes the open block if
+// the record does not fit, and opens one if none is.
+func (w *Writer) begin(n int) error {
 	if w.done {
 		return fmt.Errorf("container: append after Finish")
 	}
-	need := binary.MaxVarintLen64 + len(rec)
+	need := binary.MaxVarintLen64 + n
 	if need > MaxBlockRaw {
-		return fmt.Errorf("container: record of %d bytes exceeds the %d-byte block limit", len(rec), MaxBlockRaw)
+		return fmt.Errorf("container: record of %d bytes exceeds the %d-byte block limit", n, MaxBlockRaw)
 	}
-	if len(w.raw) > 0 && len(w.raw)+need > w.opts.BlockSize {
+	if w.inBlock > 0 && len(w.out)-w.blockAt-blockHeaderLen+need > w.opts.BlockSize {
 		w.flushBlock()
 	}
-	w.raw = binary.AppendUvarint(w.raw, uint64(len(rec)))
-	w.raw = append(w.raw, rec...)
+	if w.inBlock == 0 {
+		// The block's records go straight into out, after room for its
+		// header: an uncompressed block is never copied again.
+		w.blockAt = len(w.out)
+		w.out = append(w.out, make([]byte, blockHeaderLen)...)
+	}
+	return nil
+}
+
+// end counts the record just written.
+func (w *Writer) end(rec []byte) {
 	w.inBlock++
 	w.trailer.RecordCount++
 	if w.opts.Observer != nil {
 		w.opts.Observer.Record(rec)
 	}
-	return nil
 }
 
 // AppendMessage marshals m and appends it as one record.
@@ -99,42 +157,39 @@ func (w *Writer) AppendMessage(m proto.Message) error {
 func (w *Writer) Records() uint64 { return w.trailer.RecordCount }
 
 // Size is the number of bytes the file would have if finished now, roughly.
-func (w *Writer) Size() int { return len(w.out) + len(w.raw) }
+func (w *Writer) Size() int { return len(w.out) }
 
 func (w *Writer) flushBlock() {
 	if w.inBlock == 0 {
 		return
 	}
-	offset := uint64(len(w.out))
-	payload, codec := w.raw, CodecNone
-	if w.opts.Codec == CodecZstd && w.compressible() {
-		// Compress into the tail of out, then keep it only if it saves space.
-		start := len(w.out) + blockHeaderLen
-		w.out = append(w.out, make([]byte, blockHeaderLen)...)
-		w.out = compress(w.out, w.raw)
-		if len(w.out)-start < len(w.raw)-len(w.raw)/32 {
-			payload, codec = w.out[start:], CodecZstd
-		} else {
-			w.out = w.out[:offset]
+	offset := w.blockAt
+	raw := w.out[offset+blockHeaderLen:]
+	rawLen := len(raw)
+	payload, codec := raw, CodecNone
+	if w.opts.Codec == CodecZstd && w.compressible(raw) {
+		// Compress aside, then keep it in place of the raw bytes only if
+		// it saves space.
+		z := scratchPool.Get().(*[]byte)
+		*z = compress((*z)[:0], raw)
+		if len(*z) < rawLen-rawLen/32 {
+			w.out = append(w.out[:offset+blockHeaderLen], *z...)
+			payload, codec = w.out[offset+blockHeaderLen:], CodecZstd
 		}
-	}
-	if codec == CodecNone {
-		w.out = append(w.out, make([]byte, blockHeaderLen)...)
-		w.out = append(w.out, w.raw...)
-		payload = w.out[int(offset)+blockHeaderLen:]
+		scratchPool.Put(z)
 	}
 	hdr := w.out[offset : offset+blockHeaderLen]
-	h := blockHeader{typ: blockRecords, codec: codec, storedLen: uint32(len(payload)), rawLen: uint32(len(w.raw))}
+	h := blockHeader{typ: blockRecords, codec: codec, storedLen: uint32(len(payload)), rawLen: uint32(rawLen)}
 	putBlockHeader(hdr, h)
 	h.crc = blockCRC(hdr[:12], payload)
 	putBlockHeader(hdr, h)
 
 	w.trailer.BlockCount++
-	w.trailer.RawBytes += uint64(len(w.raw))
+	w.trailer.RawBytes += uint64(rawLen)
 	if w.opts.Index {
 		e := &formatv1.BlockIndexEntry{
-			Offset:      offset,
-			Length:      uint64(len(w.out)) - offset,
+			Offset:      uint64(offset),
+			Length:      uint64(len(w.out) - offset),
 			FirstRecord: w.first,
 			RecordCount: w.inBlock,
 		}
@@ -145,8 +200,10 @@ func (w *Writer) flushBlock() {
 	}
 	w.first += w.inBlock
 	w.inBlock = 0
-	w.raw = w.raw[:0]
 }
+
+// scratchPool holds buffers for compressed blocks, shared by all writers.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // probeLen is how much of a large block is test-compressed before the whole.
 const probeLen = 4 << 10
@@ -155,11 +212,11 @@ const probeLen = 4 << 10
 // block is compressed only if a sample of it shrinks by at least 1/8, so
 // incompressible rows (encrypted or random values) cost a 4 KiB probe
 // instead of a full zstd pass that is then thrown away.
-func (w *Writer) compressible() bool {
-	if len(w.raw) < 4*probeLen {
+func (w *Writer) compressible(raw []byte) bool {
+	if len(raw) < 4*probeLen {
 		return true
 	}
-	w.probe = compress(w.probe[:0], w.raw[len(w.raw)/2:len(w.raw)/2+probeLen])
+	w.probe = compress(w.probe[:0], raw[len(raw)/2:len(raw)/2+probeLen])
 	return len(w.probe) < probeLen-probeLen/8
 }
 
