@@ -510,11 +510,13 @@ func (r *Range) Prepare(limit uint64) (*pool.Staged, error) {
 		return nil, nil
 	}
 	rows := func(yield func(*pool.Row) error) error {
+		var pr pool.Row // refilled for every row: RowSource's yield keeps neither it nor its slices
 		return r.buf.Scan(t, func(s sortbuf.Row) error {
 			if s.CommitTs <= prev {
 				return nil
 			}
-			return yield(&pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue})
+			pr = pool.Row{CommitTs: s.CommitTs, StartTs: s.StartTs, Op: poolOp(s.Op), Key: s.Key, Value: s.Value, OldValue: s.OldValue}
+			return yield(&pr)
 		})
 	}
 	hint := int(min(r.buf.Stats().Bytes, 256<<20)) // an estimate: the buffer may hold rows above t
