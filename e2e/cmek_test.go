@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,13 +47,7 @@ func TestCustomerManagedKeys(t *testing.T) {
 
 	// Tenant 1 registers with its key (so even the objects written while
 	// it registers are sealed), tenant 2 without; one simulator each.
-	truthPath := map[uint64]string{}
-	for tenant, kek := range map[uint64][]string{1: {"--kek", ref}, 2: nil} {
-		truthPath[tenant] = filepath.Join(f.dir, fmt.Sprintf("truth-%d.jsonl", tenant))
-		run(t, 3*time.Minute, "", append(append([]string{"sim", "--store", f.bufferURL, "--meta", meta, "--truth", truthPath[tenant],
-			"--tenants", "1", "--first-tenant", strconv.FormatUint(tenant, 10), "--seed", strconv.FormatUint(tenant, 10),
-			"--duration", "4s", "--rows-per-sec", "1000", "--initial-ranges", "2", "--quiet"}, kek...), cl.upstream...)...)
-	}
+	truthPath := f.simTenants(t, meta, map[uint64][]string{1: {"--kek", ref}, 2: nil})
 	pullVerify := func(tenant uint64, name string) { t.Helper(); f.pullVerifyTenant(t, truthPath[tenant], tenant, name) }
 	pullVerify(1, "pulled-1")
 	pullVerify(2, "pulled-2")

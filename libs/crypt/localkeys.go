@@ -152,3 +152,30 @@ func ListLocalKeys(dir string) ([]LocalKeyInfo, error) {
 	}
 	return out, nil
 }
+
+// DestroyLocalKey deletes the key file of ref (local:NAME) from dir and
+// syncs the directory: every object sealed under any version of the key is
+// unreadable from then on (crypto-shredding; copies of the file elsewhere —
+// other hosts' key directories, backups — are not touched). It returns
+// false, and no error, when the file is already gone, so a resumed
+// offboarding calls it again safely.
+func DestroyLocalKey(dir, ref string) (destroyed bool, err error) {
+	_, path, err := (&LocalKMS{dir: dir}).path(ref)
+	if err != nil {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return true, fmt.Errorf("sync key directory %s: %w", dir, err)
+		}
+	}
+	return true, nil
+}

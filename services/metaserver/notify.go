@@ -204,8 +204,17 @@ type streamWrite struct {
 func (n *notifier) flush(t *term) error {
 	var writes []streamWrite
 	for _, note := range n.take() {
-		if !n.s.tenantActive(note.tenant) {
-			continue // deregistered after the notification (offboard.go)
+		// The mirror may not hold a tenant registered a moment ago: ask etcd
+		// then, never drop its first notifications for that.
+		ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+		info, err := n.s.tenant(ctx, note.tenant)
+		cancel()
+		if err != nil {
+			n.record(note) // the next flush tries again
+			continue
+		}
+		if info == nil || !tenantcfg.Resolve(info, n.s.cfg.TenantDefaults).Active() {
+			continue // deregistered (or deleted) after the notification (offboard.go)
 		}
 		key := etcdx.StreamKey(note.tenant, note.store)
 		task := &metav1.StreamTask{ClusterId: note.cluster, TenantId: note.tenant, StoreId: note.store}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
@@ -44,7 +47,9 @@ import (
 //     schema history, usage) once its usage is archived (archiveUsage),
 //     then in one transaction its etcd keys
 //     (ranges, streams, checkpoints, publication notices) and the tenant
-//     record last. A registration of the same id afterwards starts clean.
+//     record last. Between the two, its key is crypto-shredded (shredKey):
+//     a local:NAME key no other tenant uses is deleted from the leader's
+//     --key-dir. A registration of the same id afterwards starts clean.
 
 // deleteWorkers bound the object deletions in flight for one tenant.
 const deleteWorkers = 8
@@ -53,6 +58,7 @@ type offboardMetrics struct {
 	deleted *prometheus.CounterVec // store: buffer, pool
 	tenants *prometheus.CounterVec // phase: deregistered, deleting, deleted
 	errors  prometheus.Counter
+	keys    prometheus.Counter // local keys destroyed
 }
 
 func newOffboardMetrics(reg prometheus.Registerer) *offboardMetrics {
@@ -64,6 +70,8 @@ func newOffboardMetrics(reg prometheus.Registerer) *offboardMetrics {
 			Help: "Tenants that entered an offboarding phase on this leader: deregistered, deleting (grace over), deleted (record gone)."}, []string{"phase"}),
 		errors: f.NewCounter(prometheus.CounterOpts{Name: "tistream_meta_offboard_errors_total",
 			Help: "Failed offboarding steps (retried next round)."}),
+		keys: f.NewCounter(prometheus.CounterOpts{Name: "tistream_meta_offboard_keys_destroyed_total",
+			Help: "Local keys (local:NAME) of offboarded tenants deleted from the leader's --key-dir (crypto-shredding)."}),
 	}
 }
 
@@ -245,6 +253,9 @@ func (s *Service) deleteTenant(ctx context.Context, t *term, tenant uint64) erro
 			return fmt.Errorf("%s in %s has objects again (%s); deleting again next round", c.prefix, c.store, objs[0].Key)
 		}
 	}
+	if err := s.shredKey(ctx, info, eff.KEKRef); err != nil {
+		return err
+	}
 	ok, _, err := s.commit(ctx, t, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)},
 		clientv3.OpDelete(etcdx.StreamTenantPrefix(tenant), clientv3.WithPrefix()),
 		clientv3.OpDelete(etcdx.RangeTenantPrefix(tenant), clientv3.WithPrefix()),
@@ -353,5 +364,61 @@ func (s *Service) archiveUsage(ctx context.Context, info *metav1.TenantInfo) err
 	}
 	s.log.Info("offboarding: the tenant's usage is archived", "tenant", tenant, "hours", n,
 		"prefix", layout.UsageArchivePrefix(tenant, dereg), "kept_for", s.cfg.Usage.ArchiveRetention)
+	return nil
+}
+
+// shredKey crypto-shreds a DELETING tenant's key once its data is deleted
+// (docs/tenants.md, "Offboarding"): a local:NAME key file is deleted from
+// the leader's key directory unless another registered tenant (in any
+// state) or the fleet's default key names the same key; an aws-kms: key is
+// the customer's, which the fleet cannot and must not delete: it is
+// logged for the customer to schedule its deletion. Idempotent: a key
+// already gone (a resumed offboarding) is logged and passed.
+func (s *Service) shredKey(ctx context.Context, info *metav1.TenantInfo, ref string) error {
+	tenant := info.TenantId
+	if ref == "" {
+		return nil
+	}
+	scheme, _, _ := strings.Cut(ref, ":")
+	if scheme != crypt.LocalScheme {
+		s.log.Warn("offboarding: the tenant's key is not the fleet's to destroy; its owner should schedule its deletion to crypto-shred any copy of the data",
+			"tenant", tenant, "kek_ref", ref)
+		return nil
+	}
+	if ref == s.cfg.TenantDefaults.KEKRef {
+		s.log.Info("offboarding: the tenant's key is the fleet's default key (--tenant-default-kek); kept", "tenant", tenant, "kek_ref", ref)
+		return nil
+	}
+	others, _, err := etcdx.ListProto(ctx, s.etcd, etcdx.TenantsPrefix, func() *metav1.TenantInfo { return &metav1.TenantInfo{} })
+	if err != nil {
+		return fmt.Errorf("list the tenants sharing key %s: %w", ref, err)
+	}
+	var sharing []uint64
+	for _, o := range others {
+		if o.TenantId != tenant && tenantcfg.Resolve(o, s.cfg.TenantDefaults).KEKRef == ref {
+			sharing = append(sharing, o.TenantId)
+		}
+	}
+	if len(sharing) > 0 {
+		slices.Sort(sharing)
+		s.log.Info("offboarding: the tenant's key is shared with other tenants; kept", "tenant", tenant, "kek_ref", ref, "tenants", sharing)
+		return nil
+	}
+	if s.keyDir == "" {
+		s.log.Warn("offboarding: the tenant's local key cannot be destroyed: this meta-server has no --key-dir; delete the key file by hand",
+			"tenant", tenant, "kek_ref", ref)
+		return nil
+	}
+	destroyed, err := crypt.DestroyLocalKey(s.keyDir, ref)
+	if err != nil {
+		return fmt.Errorf("destroy key %s: %w", ref, err)
+	}
+	if !destroyed {
+		s.log.Info(fmt.Sprintf("tenant %d: key %s already destroyed", tenant, ref), "tenant", tenant, "kek_ref", ref, "key_dir", s.keyDir)
+		return nil
+	}
+	s.ob.keys.Inc()
+	s.log.Info(fmt.Sprintf("tenant %d: key %s destroyed", tenant, ref), "tenant", tenant, "kek_ref", ref, "key_dir", s.keyDir,
+		"note", "copies of the key file on other hosts or in backups must be deleted there")
 	return nil
 }

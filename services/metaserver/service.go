@@ -30,6 +30,11 @@ type Deps struct {
 	// Buffers resolves each tenant's own buffer_url (else Buffer); nil:
 	// Buffer for every tenant.
 	Buffers *tenantbuf.Resolver
+
+	// KeyDir is the fleet's directory of local key files (--key-dir,
+	// encryption.key_dir): offboarding deletes a tenant's local:NAME key
+	// from it (offboard.go, shredKey). "" = none to delete.
+	KeyDir string
 }
 
 // Service is one meta-server process: a leader or a standby. The kernel
@@ -51,6 +56,7 @@ type Service struct {
 	// buffers gives each tenant's data change buffer (libs/tenantbuf),
 	// following the tenants' settings in the mirror.
 	buffers *tenantbuf.Resolver
+	keyDir  string // Deps.KeyDir
 
 	state *state
 	notes *notifier
@@ -100,7 +106,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		m: newMetrics(deps.Registry), rm: newRetentionMetrics(deps.Registry), um: newUsageMetrics(deps.Registry), now: time.Now,
 		scheduleKick: make(chan struct{}, 1), sealKick: make(chan struct{}, 1),
 		ob: newOffboardMetrics(deps.Registry), offboardKick: make(chan struct{}, 1)}
-	s.buffers = deps.Buffers
+	s.buffers, s.keyDir = deps.Buffers, deps.KeyDir
 	if s.buffers == nil {
 		s.buffers = tenantbuf.New(tenantbuf.Options{Default: deps.Buffer, Log: log})
 	}

@@ -152,7 +152,8 @@ var targets = []target{
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.MetaServer.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.MetaServer.Validate() },
 		build: func(c *fleetConfig, e env) (fleetService, error) {
-			return metaserver.New(c.MetaServer, metaserver.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer, Buffers: e.buffers(), Pool: e.pool})
+			return metaserver.New(c.MetaServer, metaserver.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Buffer: e.buffer, Buffers: e.buffers(), Pool: e.pool,
+				KeyDir: c.Encryption.KeyDir})
 		},
 	},
 	{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/truth"
@@ -34,6 +35,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kek := fs.String("kek", "", "with --meta: register the tenants with this key-encryption key (local:NAME or aws-kms:ID; docs/formats/encryption.md)")
 	bufferURL := fs.String("buffer-url", "", "with --meta: register the tenants with their own data change buffer (buffer_url; point --store at the same place; docs/tenants.md)")
 	credentialsRef := fs.String("credentials-ref", "", "with --meta: register the tenants with this profile of the fleet's --tenant-credentials-file for their --buffer-url (credentials_ref)")
+	sealKEK := fs.String("encrypt-buffer-kek", "", "seal every file written to --store in the encryption envelope under this key (local:NAME with --key-dir, aws-kms:ID with --aws-kms-region/--aws-kms-endpoint), as an upstream that encrypts its buffer files does (docs/formats/encryption.md)")
+	var enc encryptionConfig
+	fs.StringVar(&enc.KeyDir, "key-dir", "", "with --encrypt-buffer-kek local:NAME: the directory of the key file NAME.key")
+	fs.StringVar(&enc.AWSRegion, "aws-kms-region", "", "with --encrypt-buffer-kek aws-kms:ID: the AWS KMS region")
+	fs.StringVar(&enc.AWSEndpoint, "aws-kms-endpoint", "", "with --encrypt-buffer-kek aws-kms:ID: an AWS KMS endpoint override")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tistream sim --store URL [--truth FILE] [flags]")
@@ -45,6 +51,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *meta == "" && (*kek != "" || *bufferURL != "" || *credentialsRef != "") {
 		fmt.Fprintln(stderr, "tistream sim: --kek, --buffer-url and --credentials-ref register tenants: they need --meta")
+		return 2
+	}
+	if *sealKEK != "" && !enc.enabled() {
+		fmt.Fprintln(stderr, "tistream sim: --encrypt-buffer-kek needs a KMS: --key-dir for local: keys, --aws-kms-region/--aws-kms-endpoint for aws-kms: keys")
 		return 2
 	}
 	if *storeURL == "" {
@@ -59,6 +69,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream sim: open --store: %v\n", err)
 		return 1
+	}
+	if *sealKEK != "" {
+		router, err := enc.kms(ctx)
+		if err == nil {
+			store, err = crypt.SealBuffer(store, router, *sealKEK, crypt.Options{})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tistream sim: --encrypt-buffer-kek: %v\n", err)
+			return 2
+		}
 	}
 	opts := sim.Options{Store: store}
 	if *truthPath != "" {

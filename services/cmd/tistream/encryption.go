@@ -44,19 +44,29 @@ func (c encryptionConfig) enabled() bool {
 
 // encryptPool wraps e.pool (already metered, so the request counts and
 // bytes are what goes over the wire: ciphertext) in crypt.Store, with each
-// tenant's key from its etcd record. It returns what stops the watcher.
+// tenant's key from its etcd record, and the data change buffers (e.buffer
+// and every tenant's own, e.wrapBuffer) in crypt.WrapBuffer: buffer files
+// an upstream sealed are opened, plaintext ones pass through, nothing is
+// sealed. It returns what stops the watcher.
 //
 // Without a KMS configured the pool is not wrapped (a cold ranged read of a
 // plaintext object would cost a header probe), but a write for a tenant
 // that has a kek_ref is refused: its objects are never stored in plaintext
-// because this one service was started without --key-dir.
+// because this one service was started without --key-dir. A sealed buffer
+// file is then refused with an error naming the tenant and the key
+// (crypt.NoKMS).
 func encryptPool(ctx context.Context, e *env, c encryptionConfig, defaults tenantcfg.Defaults) (func(), error) {
-	if e.pool == nil {
-		return func() {}, nil
-	}
 	if !c.enabled() {
 		if defaults.KEKRef != "" {
 			return nil, fmt.Errorf("--tenant-default-kek %s needs a KMS: --key-dir for local: keys, --aws-kms-region/--aws-kms-endpoint for aws-kms: keys", defaults.KEKRef)
+		}
+		if err := e.wrapBuffers(func(s objstore.Store) (objstore.Store, error) {
+			return &crypt.NoKMS{Store: s, TenantOf: crypt.BufferTenant}, nil
+		}); err != nil {
+			return nil, err
+		}
+		if e.pool == nil {
+			return func() {}, nil
 		}
 		keys, stop, err := watchKeys(ctx, e, defaults)
 		if err != nil {
@@ -65,6 +75,33 @@ func encryptPool(ctx context.Context, e *env, c encryptionConfig, defaults tenan
 		e.pool = &noKMSGuard{Store: e.pool, keys: keys}
 		return stop, nil
 	}
+	router, err := c.kms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := crypt.Options{KeyTTL: c.KeyCacheTTL}
+	if err := e.wrapBuffers(func(s objstore.Store) (objstore.Store, error) { return crypt.WrapBuffer(s, router, opts) }); err != nil {
+		return nil, err
+	}
+	if e.pool == nil {
+		return func() {}, nil
+	}
+	keys, cancel, err := watchKeys(ctx, e, defaults)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := crypt.Wrap(e.pool, router, keys.keyFor, crypt.LayoutTenant, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	e.pool = pool
+	return cancel, nil
+}
+
+// kms is the KMS of every scheme configured: local: from KeyDir, aws-kms:
+// from the AWS settings.
+func (c encryptionConfig) kms(ctx context.Context) (crypt.Router, error) {
 	router := crypt.Router{}
 	if c.KeyDir != "" {
 		local, err := crypt.NewLocalKMS(c.KeyDir)
@@ -80,17 +117,35 @@ func encryptPool(ctx context.Context, e *env, c encryptionConfig, defaults tenan
 		}
 		router[crypt.AWSScheme] = aws
 	}
-	keys, cancel, err := watchKeys(ctx, e, defaults)
-	if err != nil {
-		return nil, err
+	return router, nil
+}
+
+// wrapBuffers wraps the service's buffer and, through e.wrapBuffer, every
+// tenant's own buffer store (outside the metering: counts stay the
+// ciphertext's).
+func (e *env) wrapBuffers(wrap func(objstore.Store) (objstore.Store, error)) error {
+	if e.buffer == nil {
+		return nil
 	}
-	pool, err := crypt.Wrap(e.pool, router, keys.keyFor, crypt.LayoutTenant, crypt.Options{KeyTTL: c.KeyCacheTTL})
+	b, err := wrap(e.buffer)
 	if err != nil {
-		cancel()
-		return nil, err
+		return err
 	}
-	e.pool = pool
-	return cancel, nil
+	e.buffer = b
+	inner := e.wrapBuffer
+	e.wrapBuffer = func(s objstore.Store) objstore.Store {
+		if inner != nil {
+			s = inner(s)
+		}
+		// The same wrap succeeded on e.buffer: it fails only for options
+		// and KMSes, which are the same here.
+		w, err := wrap(s)
+		if err != nil {
+			return &crypt.NoKMS{Store: s, TenantOf: crypt.BufferTenant}
+		}
+		return w
+	}
+	return nil
 }
 
 // watchKeys follows the tenants' key references in etcd.
