@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // A file system cannot hold a key and a longer key below it ("a/b" and
@@ -17,8 +18,15 @@ var (
 )
 
 // publishAttempts bounds how often publish recreates a parent directory that
-// a concurrent Delete pruned between our MkdirAll and our rename/link.
-const publishAttempts = 16
+// a concurrent Delete pruned between our MkdirAll and our rename/link. On a
+// busy machine a writer can lose that race many times in a row (16 was not
+// enough with two cores shared by many processes), so after a few attempts
+// it backs off a little (publishBackoff per attempt, at most 2 ms) to let
+// the pruner finish.
+const (
+	publishAttempts = 200
+	publishBackoff  = 50 * time.Microsecond
+)
 
 // writeTemp writes data to a new file in the temp directory and fsyncs it, so
 // whatever later takes its name is complete and durable.
@@ -66,6 +74,9 @@ func (s *LocalFS) publish(key string, op func(final string) error) error {
 		}
 		if attempt == publishAttempts {
 			return fmt.Errorf("parent directory kept vanishing after %d attempts: %w", attempt, err)
+		}
+		if attempt > 4 {
+			time.Sleep(min(time.Duration(attempt)*publishBackoff, 2*time.Millisecond))
 		}
 		// ENOENT from MkdirAll is the same race one level up, and EEXIST is
 		// a directory pruned between its mkdir and its check: try again.
