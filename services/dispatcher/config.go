@@ -29,6 +29,11 @@ type Config struct {
 	// refusal) routes them again without reading the buffer (replay.go); 0
 	// keeps none.
 	ReplayCacheBytes int64 `yaml:"replay_cache_bytes"`
+	// ResendChangedOnly: a restarted run (a split, a move, a refusal) does
+	// not send a range the batches its sorter got already on the same,
+	// still open, Ingest stream at the same owner and epoch (delivered.go);
+	// false resends every file past the checkpoint to every range.
+	ResendChangedOnly bool `yaml:"resend_changed_only"`
 	// RetryMin and RetryMax bound the exponential backoff of a stream that
 	// failed (decode error, NotOwner, broken Ingest stream, storage error).
 	RetryMin time.Duration `yaml:"retry_min"`
@@ -65,6 +70,7 @@ func DefaultConfig() Config {
 		GCGrace:            0,
 		MaxInFlight:        64,
 		ReplayCacheBytes:   256 << 20,
+		ResendChangedOnly:  true,
 		RetryMin:           100 * time.Millisecond,
 		RetryMax:           10 * time.Second,
 		DrainTimeout:       10 * time.Second,
@@ -82,6 +88,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "keep buffer files behind a checkpoint this long before deleting them")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "unacknowledged store files per stream")
 	fs.Int64Var(&c.ReplayCacheBytes, "replay-cache-bytes", c.ReplayCacheBytes, "bytes of store files past the checkpoints kept in memory for a restarted run to route again without reading the buffer (0 = none)")
+	fs.BoolVar(&c.ResendChangedOnly, "resend-changed-only", c.ResendChangedOnly, "after a routing change or refusal, resend only to the ranges whose sorter may not have the files (owner, epoch or Ingest stream changed); false resends to every range")
 	fs.DurationVar(&c.RetryMin, "retry-min", c.RetryMin, "first backoff of a failed stream")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "longest backoff of a failed stream")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a graceful stop waits for in-flight files to be acknowledged")

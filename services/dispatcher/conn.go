@@ -44,6 +44,13 @@ func newConnPool(log *slog.Logger, m *metrics, creds credentials.TransportCreden
 	return &connPool{log: log, m: m, creds: creds, deliver: deliver, conns: map[string]*sorterConn{}}
 }
 
+// current returns the live connection to addr, nil if there is none.
+func (p *connPool) current(addr string) *sorterConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns[addr]
+}
+
 // get returns the live connection to addr, opening one if needed.
 func (p *connPool) get(addr string) (*sorterConn, error) {
 	p.mu.Lock()
@@ -101,10 +108,13 @@ func (p *connPool) close() {
 // sendItem is one request of one run. It is dropped instead of sent when
 // its run ended first: the run's successor resends from the checkpoint, and
 // what one run sent on a connection stays a prefix of what it queued.
+// commit, when set, makes that decision instead of run.ended (and records
+// what is sent, see delivered.go): the sender calls it right before Send.
 type sendItem struct {
-	run *runState
-	req *sorterv1.IngestRequest
-	enq time.Time
+	run    *runState
+	req    *sorterv1.IngestRequest
+	commit func() bool
+	enq    time.Time
 }
 
 // sorterConn is one Ingest stream to one sorter.
@@ -146,10 +156,11 @@ func (c *sorterConn) unsubscribe(r *runState) {
 }
 
 // send queues req; it blocks while the queue is full (the sorter is slow),
-// until the run ends or the connection breaks.
-func (c *sorterConn) send(r *runState, req *sorterv1.IngestRequest) error {
+// until the run ends or the connection breaks. commit may be nil (see
+// sendItem).
+func (c *sorterConn) send(r *runState, req *sorterv1.IngestRequest, commit func() bool) error {
 	select {
-	case c.queue <- &sendItem{run: r, req: req, enq: time.Now()}:
+	case c.queue <- &sendItem{run: r, req: req, commit: commit, enq: time.Now()}:
 		return nil
 	case <-c.dead:
 		return c.err
@@ -198,7 +209,7 @@ func (c *sorterConn) sendLoop() {
 	for {
 		select {
 		case it := <-c.queue:
-			if it.run.ended() {
+			if it.commit != nil && !it.commit() || it.commit == nil && it.run.ended() {
 				continue
 			}
 			err := stream.Send(it.req)

@@ -345,13 +345,7 @@ func testRangeMove(t *testing.T, mode replayMode) {
 	seqs := seqsOf(t, v, store)
 	last := seqs[len(seqs)-1]
 	half := seqs[len(seqs)/2]
-	ckpt := half
-	for _, seq := range seqs {
-		if _, ok := exp[seq][2]; ok && seq > limit {
-			ckpt = seq - 1
-			break
-		}
-	}
+	ckpt := heldCheckpoint(exp, seqs, limit)
 	require.Less(t, ckpt, half)
 	sent := min(half, ckpt+testMaxInFlight)
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
@@ -642,13 +636,7 @@ func testSplitReroute(t *testing.T, mode replayMode) {
 	seqs := seqsOf(t, v, store)
 	last := seqs[len(seqs)-1]
 	half := seqs[len(seqs)/2]
-	ckpt := half
-	for _, seq := range seqs {
-		if _, ok := exp[seq][2]; ok && seq > limit {
-			ckpt = seq - 1
-			break
-		}
-	}
+	ckpt := heldCheckpoint(exp, seqs, limit)
 	require.Less(t, ckpt, half)
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
 	v.feed(store, 1, half)

@@ -28,6 +28,11 @@
 //     the buffer: the invariants (a range gets its files in order, the
 //     checkpoint passes a file only once every range it fed made it
 //     durable, a crash loses nothing) do not depend on it.
+//   - delivered.go: resending only to the ranges that changed: per range,
+//     what an Ingest stream carried (recorded when its sender commits to a
+//     Send), so a restarted run skips a range whose sorter has its batches
+//     on the same live stream at the same owner and epoch; a refusal cancels
+//     it.
 //   - conn.go: one Ingest stream per sorter address, shared by every stream
 //     sending to it; one sender goroutine serialises Sends, so a slow sorter
 //     blocks its senders (gRPC flow control) instead of growing memory.

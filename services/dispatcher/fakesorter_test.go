@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -69,6 +71,12 @@ type fakeSorter struct {
 	acksOn   bool
 	ackLimit map[uint64]uint64 // store -> highest seq to ack (absent = no limit)
 	gate     chan struct{}     // non-nil: Recv waits until it is closed
+	// retakeAt: range -> position; the range's next batch fails to apply,
+	// so the range is taken again from its snapshot at that position (at
+	// the same epoch) and the batch is refused, as a sorter does after a
+	// half-applied batch.
+	retakeAt map[uint64]uint64
+	brk      chan struct{} // closed by breakStreams: every open Ingest stream ends
 }
 
 func newFakeSorter(t *testing.T, owned map[uint64]uint64) *fakeSorter {
@@ -77,7 +85,8 @@ func newFakeSorter(t *testing.T, owned map[uint64]uint64) *fakeSorter {
 	require.NoError(t, err)
 	f := &fakeSorter{addr: lis.Addr().String(), srv: grpc.NewServer(), owned: owned,
 		refuseN: map[uint64]int{}, sticky: map[rangeStore]uint64{}, applied: map[rangeStore]uint64{},
-		order: map[rangeStore][]uint64{}, acksOn: true, ackLimit: map[uint64]uint64{}}
+		order: map[rangeStore][]uint64{}, acksOn: true, ackLimit: map[uint64]uint64{},
+		retakeAt: map[uint64]uint64{}, brk: make(chan struct{})}
 	sorterv1.RegisterSorterServiceServer(f.srv, f)
 	go func() { _ = f.srv.Serve(lis) }()
 	t.Cleanup(f.srv.Stop)
@@ -93,6 +102,33 @@ func (f *fakeSorter) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestReque
 		return stream.Send(resp)
 	}
 	go f.ackLoop(ctx.Done(), send)
+	f.mu.Lock()
+	brk := f.brk
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.recvLoop(stream, send)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-brk:
+		return status.Error(codes.Unavailable, "fake sorter broke the stream")
+	}
+}
+
+// breakStreams ends every Ingest stream open now (the dispatcher sees its
+// connection break).
+func (f *fakeSorter) breakStreams() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.brk)
+	f.brk = make(chan struct{})
+}
+
+func (f *fakeSorter) recvLoop(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sorterv1.IngestResponse], send func(*sorterv1.IngestResponse) error) {
+	ctx := stream.Context()
 	for {
 		f.mu.Lock()
 		gate := f.gate
@@ -101,16 +137,16 @@ func (f *fakeSorter) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestReque
 			select {
 			case <-gate:
 			case <-ctx.Done():
-				return nil
+				return
 			}
 		}
 		req, err := stream.Recv()
 		if err != nil {
-			return nil
+			return
 		}
 		if refused := f.ingest(req); len(refused) > 0 {
 			if err := send(&sorterv1.IngestResponse{NotOwner: refused}); err != nil {
-				return nil
+				return
 			}
 		}
 	}
@@ -123,6 +159,18 @@ func (f *fakeSorter) ingest(req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
 	for _, b := range req.Batches {
 		rs := rangeStore{b.RangeId, req.StoreId}
 		rb := recvBatch{dispatcher: req.Dispatcher, store: req.StoreId, seq: req.Seq, rangeID: b.RangeId, epoch: b.RangeEpoch, events: len(b.Events), digest: eventsDigest(b.Events)}
+		if pos, ok := f.retakeAt[b.RangeId]; ok && f.owned[b.RangeId] == b.RangeEpoch {
+			delete(f.retakeAt, b.RangeId)
+			f.applied[rs] = pos
+			var kept []uint64
+			for _, q := range f.order[rs] {
+				if q <= pos {
+					kept = append(kept, q)
+				}
+			}
+			f.order[rs] = kept
+			f.refuseN[b.RangeId]++ // this batch
+		}
 		stuck, isSticky := f.sticky[rs]
 		if isSticky && req.Seq <= stuck {
 			delete(f.sticky, rs)

@@ -29,6 +29,7 @@ type metrics struct {
 	duplicates    *prometheus.CounterVec
 	replayHits    *prometheus.CounterVec
 	replayBytes   prometheus.Gauge
+	skippedSends  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -76,6 +77,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Store files a restarted run routed again from the replay cache instead of reading them from the buffer."}, stream),
 		replayBytes: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_dispatcher_replay_cache_bytes",
 			Help: "Bytes of store files past the streams' checkpoints kept in memory for restarted runs (bounded by --replay-cache-bytes)."}),
+		skippedSends: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_resend_skipped_batches_total",
+			Help: "Range batches a restarted run did not send again: the range's sorter got them on the same, still open, Ingest stream at the same owner and epoch (--resend-changed-only)."}, stream),
 	}
 }
 
@@ -85,7 +88,7 @@ type streamMetrics struct {
 	labels                                       []string
 	filesRead, bytesRead, rowsRead, decodeErrors prometheus.Counter
 	filesDeleted, ckptFailures, duplicates       prometheus.Counter
-	sealedWaits, replayHits                      prometheus.Counter
+	sealedWaits, replayHits, resendsSkipped      prometheus.Counter
 	inFlight, checkpointSeq, checkpointLag       prometheus.Gauge
 }
 
@@ -97,8 +100,8 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 		rowsRead: m.rowsRead.WithLabelValues(l...), decodeErrors: m.decodeErrors.WithLabelValues(l...),
 		filesDeleted: m.filesDeleted.WithLabelValues(l...), ckptFailures: m.ckptFailures.WithLabelValues(l...),
 		duplicates: m.duplicates.WithLabelValues(l...), sealedWaits: m.sealedWaits.WithLabelValues(l...),
-		replayHits: m.replayHits.WithLabelValues(l...),
-		inFlight:   m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
+		replayHits: m.replayHits.WithLabelValues(l...), resendsSkipped: m.skippedSends.WithLabelValues(l...),
+		inFlight: m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
 		checkpointLag: m.checkpointLag.WithLabelValues(l...),
 	}
 }

@@ -46,7 +46,11 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	st.mu.Lock()
 	st.run = r
 	next := st.ckpt.seq + 1
+	snap := st.snap
 	st.mu.Unlock()
+	if snap.table == table && !st.planSkips(r, snap, conns) {
+		return r.reason(), r.err()
+	}
 	watchDone = make(chan struct{})
 	go st.watchRouting(r, watchDone)
 	if err := st.resolveBuffer(rctx, next); err != nil {
@@ -139,7 +143,7 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 					return r.reason(), r.err()
 				}
 			}
-			if err := c.send(r, reqs[addr]); err != nil {
+			if err := c.send(r, reqs[addr], st.commitFor(r, c, reqs[addr])); err != nil {
 				if reason := r.reason(); reason != "" {
 					return reason, r.err()
 				}
@@ -201,10 +205,18 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 		reqs := map[string]*sorterv1.IngestRequest{}
 		pending := make(map[uint64]string, len(ids))
 		var missing []uint64
+		skipped := 0
 		for _, id := range ids {
 			o, ok := snap.owner(id)
 			if !ok {
 				missing = append(missing, id)
+				continue
+			}
+			if r.skipping(id, o, seq) {
+				// Its sorter has this batch already (delivered.go): it
+				// stays pending until the sorter's Durable ack.
+				pending[id] = o.addr
+				skipped++
 				continue
 			}
 			req := reqs[o.addr]
@@ -219,6 +231,7 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 			f := file
 			f.pending, f.sent = pending, maps.Clone(pending)
 			if st.appendFile(&f, snap) {
+				st.sm.resendsSkipped.Add(float64(skipped))
 				return reqs, "", nil
 			}
 			continue // the routing changed meanwhile: rebuild

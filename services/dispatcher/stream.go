@@ -50,10 +50,13 @@ type stream struct {
 	mu      sync.Mutex
 	snap    *routeSnap
 	durable map[uint64]uint64 // range -> highest seq it acked durable
-	run     *runState
-	window  []*inflight
-	ckpt    position // every file up to it is durable
-	written position // last checkpoint written to etcd
+	// delivered: per range, what an Ingest stream carried of its batches
+	// (delivered.go), so a restarted run skips what the sorter has.
+	delivered map[uint64]deliveredMark
+	run       *runState
+	window    []*inflight
+	ckpt      position // every file up to it is durable
+	written   position // last checkpoint written to etcd
 	// ckptBase and writtenBase: the last file at or below ckpt (written)
 	// whose header holds the full leader list (store file format version
 	// 2), 0 if none: the file after the checkpoint may name it as its base.
@@ -90,7 +93,7 @@ func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.
 		drain: make(chan struct{}), loopDone: make(chan struct{}), ckptDone: make(chan struct{}),
 		wakeCh: make(chan struct{}, 1), spaceCh: make(chan struct{}, 1),
 		snap:    &routeSnap{owners: map[uint64]rangeOwner{}, changed: make(chan struct{})},
-		durable: map[uint64]uint64{},
+		durable: map[uint64]uint64{}, delivered: map[uint64]deliveredMark{},
 		tracker: route.NewTracker(),
 		replay:  newReplayCache(s.replay),
 	}

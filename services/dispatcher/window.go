@@ -29,10 +29,16 @@ type runState struct {
 	why    string
 	cause  error
 	later  *time.Timer // failAfter's, stopped when the run ends
+
+	// Under the stream's mu (delivered.go): the ranges this run skips
+	// (already delivered on a live Ingest stream) and those refused during
+	// it (never recorded as delivered by it).
+	skips         map[uint64]skipMark
+	refusedRanges map[uint64]bool
 }
 
 func newRunState(ctx context.Context) *runState {
-	return &runState{ctx: ctx, failed: make(chan struct{})}
+	return &runState{ctx: ctx, failed: make(chan struct{}), skips: map[uint64]skipMark{}, refusedRanges: map[uint64]bool{}}
 }
 
 // fail ends the run (the first failure wins).
@@ -141,6 +147,9 @@ func (st *stream) onDurable(addr string, rangeID, seq uint64) {
 func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 	st.mu.Lock()
 	r := st.run
+	// Refusals cancel the skip (delivered.go): a run that skips the range
+	// ends as if the refused file were one of its own.
+	skipped := st.forgetDeliveredLocked(r, rangeID, addr)
 	hit := false
 	for _, f := range st.window {
 		if f.seq == seq && f.sent[rangeID] == addr {
@@ -149,21 +158,22 @@ func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 		}
 	}
 	sealed := false
-	if hit {
+	if hit || skipped {
 		// The lowest file refused in this run: later files of the store
 		// are refused after it (sticky), whatever the order of the answers.
-		if st.refusedRun != r || seq < st.refused {
+		if hit && (st.refusedRun != r || seq < st.refused) {
 			st.refusedRun, st.refused = r, seq
 		}
 		o, ok := st.snap.owner(rangeID)
 		sealed = ok && o.addr == addr && st.snap.sealing[rangeID]
 	}
-	st.mu.Unlock()
-	if !hit || r == nil {
+	if (!hit && !skipped) || r == nil {
+		st.mu.Unlock()
 		return
 	}
 	err := fmt.Errorf("sorter %s does not own range %d (file %d)", addr, rangeID, seq)
 	if sealed {
+		st.mu.Unlock()
 		if r.ended() {
 			return
 		}
@@ -171,7 +181,9 @@ func (st *stream) onNotOwner(addr string, rangeID, seq uint64) {
 		r.failAfter(sealedWait, reasonNotOwner, fmt.Errorf("range %d sealing and its successors not routed after %s: %w", rangeID, sealedWait, err))
 		return
 	}
+	// Under mu: no request of r is recorded as delivered after this.
 	r.fail(reasonNotOwner, err)
+	st.mu.Unlock()
 }
 
 // sealedWait bounds how long a run keeps going after a SEALING range's
@@ -259,6 +271,11 @@ func (st *stream) dropUnroutedLocked() {
 	for id := range st.durable {
 		if _, ok := st.snap.owners[id]; !ok {
 			delete(st.durable, id)
+		}
+	}
+	for id := range st.delivered {
+		if _, ok := st.snap.owners[id]; !ok {
+			delete(st.delivered, id)
 		}
 	}
 }
