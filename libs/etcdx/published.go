@@ -133,11 +133,21 @@ func (w *Wakeups) wakeAll() {
 // Run watches until ctx ends, establishing the watch again (with backoff)
 // whenever it breaks.
 func (w *Wakeups) Run(ctx context.Context) {
+	Rewatch(ctx, func(ctx context.Context, _ time.Duration) {
+		w.watch(ctx)
+		w.live.Store(false)
+	})
+}
+
+// Rewatch calls watch until ctx ends, again each time it returns (a watch
+// that broke), waiting a backoff in between: 100 ms doubling to 5 s, back
+// to 100 ms after a watch that lasted 10 s. watch is told the backoff that
+// will follow it, for its log line.
+func Rewatch(ctx context.Context, watch func(ctx context.Context, backoff time.Duration)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
-		w.watch(ctx)
-		w.live.Store(false)
+		watch(ctx, backoff)
 		if time.Since(start) > 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}

@@ -108,24 +108,11 @@ func (w *Watcher) Run(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		start := time.Now()
+	etcdx.Rewatch(ctx, func(ctx context.Context, backoff time.Duration) {
 		if err := w.once(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("tenant settings watch broken; retrying", "err", err, "backoff", backoff)
 		}
-		if time.Since(start) > 10*time.Second {
-			backoff = 100 * time.Millisecond
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	})
 }
 
 // once loads every record and applies changes from the revision after the
