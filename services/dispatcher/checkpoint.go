@@ -10,7 +10,6 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
-	"github.com/tistream/tistream/libs/route"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 )
 
@@ -176,17 +175,9 @@ func (l *ingestLedger) advance(seq uint64, t ingestCounts) {
 	}
 }
 
-// readFile records the usage of store file seq, read and routed into
-// batches: its row events and object bytes.
-func (st *stream) readFile(seq uint64, batches map[uint64]*route.Batch, size int) {
-	var rows uint64
-	for _, b := range batches {
-		for i := range b.Events {
-			if b.Events[i].Kind == route.KindRow {
-				rows++
-			}
-		}
-	}
+// readFile records the usage of store file seq, read and routed: its row
+// events and object bytes.
+func (st *stream) readFile(seq, rows uint64, size int) {
 	st.mu.Lock()
 	st.ingest.read(seq, ingestCounts{rows, uint64(size)})
 	st.mu.Unlock()

@@ -109,9 +109,9 @@ func fileRows(batches map[uint64]*route.Batch) uint64 {
 // allows its rows and bytes. It returns a reason and error when the run
 // ends meanwhile; a drain stops the wait (the file is not sent, its quota
 // is given back) and finishes as waitSpace does.
-func (st *stream) takeQuota(r *runState, batches map[uint64]*route.Batch, size int) (string, error) {
+func (st *stream) takeQuota(r *runState, rows uint64, size int) (string, error) {
 	q := st.s.quota
-	d, giveBack := q.reserve(st.tenant, fileRows(batches), uint64(size))
+	d, giveBack := q.reserve(st.tenant, rows, uint64(size))
 	if d <= 0 {
 		return "", nil
 	}

@@ -124,8 +124,9 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		st.readTo = next
 		st.sm.filesRead.Inc()
 		st.sm.bytesRead.Add(float64(len(data)))
-		st.readFile(h.Seq, batches, len(data))
-		if reason, err := st.takeQuota(r, batches, len(data)); err != nil {
+		rows := fileRows(batches)
+		st.readFile(h.Seq, rows, len(data))
+		if reason, err := st.takeQuota(r, rows, len(data)); err != nil {
 			return reason, err
 		}
 		reqs, reason, err := st.requests(r, table, batches, inflight{seq: h.Seq, maxTs: h.MaxTs, base: router.Base()})

@@ -46,7 +46,6 @@ type Service struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	etcd     *clientv3.Client
-	buffer   objstore.Store
 	buffers  *tenantbuf.Resolver // each tenant's buffer (buffer.go)
 	m        *metrics
 	quota    *ingestQuotas // the tenants' ingest quotas (quota.go)
@@ -86,7 +85,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: deps.Log.With("service", "dispatcher", "dispatcher", cfg.ID), registry: deps.Registry,
-		etcd: deps.Etcd, buffer: deps.Buffer, m: newMetrics(deps.Registry),
+		etcd: deps.Etcd, m: newMetrics(deps.Registry),
 		superDone: make(chan struct{}), streams: map[streamKey]*stream{},
 	}
 	s.replay = newReplayBudget(cfg.ReplayCacheBytes, s.m.replayBytes)

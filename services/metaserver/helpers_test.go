@@ -19,6 +19,7 @@ import (
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc/svctest"
+	"github.com/tistream/tistream/libs/tenantcfg"
 	dispatcherv1 "github.com/tistream/tistream/proto/gen/go/tistream/dispatcher/v1"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
@@ -252,4 +253,11 @@ func (e *testEnv) group(id string) *pool.GroupWriter {
 	require.NoError(e.t, err)
 	e.t.Cleanup(g.Close)
 	return g
+}
+
+// tenantActive reports whether the leader's mirror knows the tenant as
+// served (not deregistered); an unknown tenant is not active.
+func (s *Service) tenantActive(tenant uint64) bool {
+	e := s.state.tenants.get(etcdx.TenantKey(tenant))
+	return e != nil && tenantcfg.Resolve(e.val, s.cfg.TenantDefaults).Active()
 }

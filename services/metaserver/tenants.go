@@ -45,13 +45,6 @@ func (s *Service) retentionCutoff(tenant uint64, now time.Time) (time.Time, bool
 	return now.Add(-r), true
 }
 
-// tenantActive reports whether the mirror knows the tenant as served (not
-// deregistered); an unknown tenant is not active.
-func (s *Service) tenantActive(tenant uint64) bool {
-	e := s.state.tenants.get(etcdx.TenantKey(tenant))
-	return e != nil && tenantcfg.Resolve(e.val, s.cfg.TenantDefaults).Active()
-}
-
 // notActiveMessage is the refusal of a call about a deregistered tenant.
 func (s *Service) notActiveMessage(info *metav1.TenantInfo) string {
 	return tenantcfg.Resolve(info, s.cfg.TenantDefaults).NotServed()
