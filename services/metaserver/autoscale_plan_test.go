@@ -1,6 +1,8 @@
 package metaserver
 
 import (
+	"fmt"
+	"math/rand"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -211,4 +213,49 @@ func TestPlanByCombinedScore(t *testing.T) {
 	require.Equal(t, "aw", as[0].task.owner)
 	require.Equal(t, "bw", as[0].owner)
 	require.Equal(t, reasonLoad, as[0].reason)
+}
+
+// Rounds of the planner with every load reported (nothing settling) over
+// random fleets converge: after at most a bounded number of moves a round
+// moves nothing, with at most two moves per task.
+func TestPlanRandomFleetsConverge(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	opts := planOpts{minDiff: 1000, ratio: 0.1, loadMoves: 1}
+	for n := 0; n < 3000; n++ {
+		nw, nt := 2+rng.Intn(3), 2+rng.Intn(8)
+		tasks := make([]*schedTask, nt)
+		for i := range tasks {
+			load := float64(rng.Intn(4)) * float64(rng.Intn(20000))
+			tasks[i] = &schedTask{key: fmt.Sprintf("%02d", i), owner: fmt.Sprintf("w%d", rng.Intn(nw)), load: load}
+		}
+		moves := 0
+		desc := fmt.Sprint(nw, " workers:")
+		for _, tk := range tasks {
+			desc += fmt.Sprintf(" %s@%s=%.0f", tk.key, tk.owner, tk.load)
+		}
+		stable := false
+		for round := 0; round < 60 && !stable; round++ {
+			ws := make([]schedWorker, nw)
+			for i := range ws {
+				ws[i].id = fmt.Sprintf("w%d", i)
+				for _, tk := range tasks {
+					if tk.owner == ws[i].id {
+						ws[i].load += tk.load
+					}
+				}
+			}
+			as := plan(ws, tasks, opts)
+			stable = len(as) == 0
+			for _, a := range as {
+				moves++
+				a.task.owner = a.owner
+			}
+		}
+		if moves > 2*nt {
+			t.Fatalf("fleet %d (%s): %d moves for %d tasks", n, desc, moves, nt)
+		}
+		if !stable {
+			t.Fatalf("fleet %d (%s): still moving after 60 rounds", n, desc)
+		}
+	}
 }
