@@ -23,7 +23,9 @@ import (
 // every --load-interval). From these
 //
 //   - every --autoscale-interval, autoscaleRound splits a range hotter
-//     than --split-rows-per-sec at its sorter's key, and merges two
+//     than --split-rows-per-sec at its sorter's key when another sorter
+//     could take half of it (spreads), a range over the CPU or memory
+//     bound in any case, and merges two
 //     adjacent ranges that have both stayed below --merge-rows-per-sec for
 //     --merge-after (remembered in the leader's memory: a new leader starts
 //     counting again) and whose sum is below a quarter of the split bound,
@@ -219,6 +221,7 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 		a.coldSince = map[[2]uint64]time.Time{}
 	}
 	b := s.bounds()
+	scores := s.sorterScores(loads, b)
 	cold := map[[2]uint64]bool{}
 	for k, rl := range loads {
 		if b.cold(rl) {
@@ -257,7 +260,7 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 				continue
 			}
 			cause := b.hot(rl)
-			if cause == "" {
+			if cause == "" || cause == hotRows && !spreads(scores, r.Owner, b.score(rl)) {
 				continue
 			}
 			if active+1 > limit {
@@ -313,6 +316,54 @@ func (s *Service) autoscaleRound(t *term, now time.Time) {
 			return err
 		})
 	}
+}
+
+// sorterScores are the loads of the live, non-draining sorters for a
+// round's split decisions: the sum of their ranges' scores (0 for none).
+func (s *Service) sorterScores(loads map[[2]uint64]*metav1.RangeLoad, b loadBounds) map[string]float64 {
+	out := map[string]float64{}
+	for id, w := range s.state.liveWorkers(metav1.WorkerKind_WORKER_KIND_SORTER) {
+		if !s.isDraining(metav1.WorkerKind_WORKER_KIND_SORTER, id, w) {
+			out[id] = 0
+		}
+	}
+	for _, e := range s.state.ranges.list(etcdx.RangesPrefix) {
+		if rl := loads[[2]uint64{e.val.TenantId, e.val.RangeId}]; rl != nil {
+			if _, ok := out[e.val.Owner]; ok {
+				out[e.val.Owner] += b.score(rl)
+			}
+		}
+	}
+	return out
+}
+
+// spreads says whether splitting a range of the given score on owner lets
+// half of it go to a less loaded sorter: one whose load plus the half stays
+// below the owner's. A split over the rows bound that no other sorter could
+// take half of (one sorter, or every other as busy) would cost a
+// transition (every stream of the tenant restarts from its checkpoint, the
+// children start from their parent's log) and gain nothing: a range's rows
+// per second are no burden on a sorter that has the CPU for them, which the
+// CPU bound watches. If it spreads, the half is booked on both sides, so
+// that several hot ranges of one sorter are not all split for one idle
+// sorter.
+func spreads(scores map[string]float64, owner string, score float64) bool {
+	own, ok := scores[owner]
+	if !ok {
+		return false // a draining owner: its ranges move instead
+	}
+	half, target := score/2, ""
+	for id, l := range scores {
+		if id != owner && (target == "" || l < scores[target] || l == scores[target] && id < target) {
+			target = id
+		}
+	}
+	if target == "" || scores[target]+half >= own {
+		return false
+	}
+	scores[owner] -= half
+	scores[target] += half
+	return true
 }
 
 // holdsMeta is true for the range that holds the tenant's meta keys (they

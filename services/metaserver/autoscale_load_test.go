@@ -18,13 +18,17 @@ import (
 // report.
 func TestAutoscaleSplitsOnCPUAndMemory(t *testing.T) {
 	cases := []struct {
-		name  string
-		load  *metav1.RangeLoad
-		split bool
+		name   string
+		load   *metav1.RangeLoad
+		second bool // a second, idle sorter
+		split  bool
 	}{
-		{"over the CPU bound", &metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.9, MemoryBytes: 1 << 20, PoolBytesPerSec: 5000}, true},
-		{"over the memory bound", &metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.01, MemoryBytes: 300 << 20}, true},
-		{"under every bound", &metav1.RangeLoad{RowsPerSec: 19_000, CpuShare: 0.4, MemoryBytes: 200 << 20}, false},
+		{"over the CPU bound", &metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.9, MemoryBytes: 1 << 20, PoolBytesPerSec: 5000}, false, true},
+		{"over the memory bound", &metav1.RangeLoad{RowsPerSec: 100, CpuShare: 0.01, MemoryBytes: 300 << 20}, false, true},
+		{"under every bound", &metav1.RangeLoad{RowsPerSec: 19_000, CpuShare: 0.4, MemoryBytes: 200 << 20}, true, false},
+		// Over the rows bound: split only when another sorter could take half.
+		{"over the rows bound, one sorter", &metav1.RangeLoad{RowsPerSec: 30_000, CpuShare: 0.05, MemoryBytes: 1 << 20}, false, false},
+		{"over the rows bound, an idle second sorter", &metav1.RangeLoad{RowsPerSec: 30_000, CpuShare: 0.05, MemoryBytes: 1 << 20}, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,6 +41,9 @@ func TestAutoscaleSplitsOnCPUAndMemory(t *testing.T) {
 			env.register(c, 1, 1, 101, 102, 103, 104)
 			reg := env.sorter("s1")
 			require.Eventually(t, func() bool { return env.owners(1)[1] == "s1@1" }, waitFor, pollEvery)
+			if tc.second {
+				env.sorter("s2")
+			}
 			w1, err := pool.CreateRange(ctx, env.group("s1"), pool.RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: tso(1000)}, 1)
 			require.NoError(t, err)
 			_, err = w1.Flush(ctx, tso(1500), nil)

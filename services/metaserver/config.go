@@ -175,7 +175,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxStoresPerTenant, "max-stores-per-tenant", c.MaxStoresPerTenant, "stores (stream tasks) a tenant may have; notifications for more are refused")
 	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "split hot ranges, merge cold ones and move ranges between sorters by load (false: ranges stay as they are; drain still works)")
 	fs.DurationVar(&c.AutoscaleInterval, "autoscale-interval", c.AutoscaleInterval, "period of the autoscaler's split and merge round")
-	fs.Float64Var(&c.SplitRowsPerSec, "split-rows-per-sec", c.SplitRowsPerSec, "split a range whose sorter applies more row events per second than this")
+	fs.Float64Var(&c.SplitRowsPerSec, "split-rows-per-sec", c.SplitRowsPerSec, "split a range whose sorter applies more row events per second than this, when another sorter could take half of it")
 	fs.Float64Var(&c.SplitCPUShare, "split-cpu-share", c.SplitCPUShare, "split a range whose applies and flushes take more than this share of one sorter core (0 = never for CPU); also the CPU share that weighs as much as --split-rows-per-sec when balancing")
 	fs.Uint64Var(&c.SplitMemoryBytes, "split-memory-bytes", c.SplitMemoryBytes, "split a range holding more than this many bytes in its sort buffer and transaction matcher (0 = never for memory)")
 	fs.Float64Var(&c.MergeRowsPerSec, "merge-rows-per-sec", c.MergeRowsPerSec, "merge two adjacent ranges both below this many row events per second for --merge-after (and together below a quarter of --split-rows-per-sec)")
