@@ -189,4 +189,7 @@ func TestDestroyLocalKey(t *testing.T) {
 	require.NoError(t, err, "the other key stays")
 }
 
-var _ objstore.Store = (*crypt.NoKMS)(nil)
+var (
+	_ objstore.Store       = (*crypt.NoKMS)(nil)
+	_ objstore.PartsPutter = (*crypt.NoKMS)(nil)
+)

@@ -189,13 +189,34 @@ func (s *sealer) nonceAndAD(i int64) (nonce [12]byte, ad [sha256.Size + 9]byte) 
 	return nonce, ad
 }
 
-// seal appends the header and every chunk of plain to dst.
-func (s *sealer) seal(dst, plain []byte) []byte {
+// seal appends the header and every chunk of the plaintext, the
+// concatenation of parts (h.plainLen bytes), to dst. A chunk within one
+// part is sealed from there; one that spans parts is gathered where its
+// ciphertext goes and sealed in place, so the parts are never joined.
+func (s *sealer) seal(dst []byte, parts [][]byte) []byte {
 	dst = append(dst, s.h.raw...)
+	var cur []byte // what is left of the part being read
+	next := func() {
+		for len(cur) == 0 && len(parts) > 0 {
+			cur, parts = parts[0], parts[1:]
+		}
+	}
 	for i := range s.h.chunks() {
-		lo := i * s.h.chunkSize
+		n := int(s.h.chunkPlain(i))
 		nonce, ad := s.nonceAndAD(i)
-		dst = s.aead.Seal(dst, nonce[:], plain[lo:lo+s.h.chunkPlain(i)], ad[:])
+		if next(); len(cur) >= n {
+			dst = s.aead.Seal(dst, nonce[:], cur[:n], ad[:])
+			cur = cur[n:]
+			continue
+		}
+		start := len(dst)
+		for have := 0; have < n; have = len(dst) - start {
+			next()
+			k := min(len(cur), n-have)
+			dst = append(dst, cur[:k]...)
+			cur = cur[k:]
+		}
+		dst = s.aead.Seal(dst[:start], nonce[:], dst[start:], ad[:])
 	}
 	return dst
 }

@@ -105,7 +105,10 @@ type dataKey struct {
 	dek, wrapped []byte
 }
 
-var _ objstore.Store = (*Store)(nil)
+var (
+	_ objstore.Store       = (*Store)(nil)
+	_ objstore.PartsPutter = (*Store)(nil)
+)
 
 // Wrap returns inner encrypting for the tenants keyFor gives a reference.
 func Wrap(inner objstore.Store, kms KMS, keyFor KeyFor, tenantOf TenantOf, opts Options) (*Store, error) {
@@ -128,21 +131,37 @@ func (s *Store) String() string { return s.inner.String() }
 
 // Put implements objstore.Store.
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
-	return s.put(ctx, key, data, s.inner.Put)
+	return s.put(ctx, key, [][]byte{data}, false)
 }
 
 // PutIfAbsent implements objstore.Store.
 func (s *Store) PutIfAbsent(ctx context.Context, key string, data []byte) error {
-	return s.put(ctx, key, data, s.inner.PutIfAbsent)
+	return s.put(ctx, key, [][]byte{data}, true)
 }
 
-func (s *Store) put(ctx context.Context, key string, data []byte, put func(context.Context, string, []byte) error) error {
+// PutParts implements objstore.PartsPutter: a plaintext object goes on in
+// parts; an encrypted one is sealed from the parts into one envelope (the
+// ciphertext is new memory in any case), which goes on whole.
+func (s *Store) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.put(ctx, key, parts, false)
+}
+
+// PutIfAbsentParts implements objstore.PartsPutter, as PutParts.
+func (s *Store) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.put(ctx, key, parts, true)
+}
+
+func (s *Store) put(ctx context.Context, key string, parts [][]byte, ifAbsent bool) error {
 	if err := objstore.ValidateKey(key); err != nil {
 		return err
 	}
+	put := objstore.PutParts
+	if ifAbsent {
+		put = objstore.PutIfAbsentParts
+	}
 	tenant, ok := s.tenantOf(key)
 	if !ok {
-		return put(ctx, key, data)
+		return put(ctx, s.inner, key, parts...)
 	}
 	ref, ok := TenantKEKFrom(ctx, tenant)
 	var err error
@@ -154,13 +173,13 @@ func (s *Store) put(ctx context.Context, key string, data []byte, put func(conte
 	}
 	if ref == "" {
 		s.headers.remove(key)
-		return put(ctx, key, data)
+		return put(ctx, s.inner, key, parts...)
 	}
-	sl, err := s.newObject(ctx, tenant, ref, key, int64(len(data)))
+	sl, err := s.newObject(ctx, tenant, ref, key, int64(objstore.PartsLen(parts)))
 	if err != nil {
 		return err
 	}
-	if err := put(ctx, key, sl.seal(make([]byte, 0, sl.h.objectLen()), data)); err != nil {
+	if err := put(ctx, s.inner, key, sl.seal(make([]byte, 0, sl.h.objectLen()), parts)); err != nil {
 		if !errors.Is(err, objstore.ErrExists) {
 			s.headers.remove(key) // a failed put may or may not have landed
 		}

@@ -106,3 +106,11 @@ func expected(data []byte, off, n int64) []byte {
 	}
 	return data[off:end]
 }
+
+// The wrapper of a service without a KMS passes every write through: the
+// contract holds through it, parts included.
+func TestNoKMSContract(t *testing.T) {
+	objstoretest.RunContract(t, func(*testing.T) objstore.Store {
+		return &crypt.NoKMS{Store: objstore.NewMemory(), TenantOf: crypt.BufferTenant}
+	})
+}

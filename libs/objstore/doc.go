@@ -20,6 +20,11 @@
 //     in a file store: keep key schemes free of such pairs (see
 //     docs/object-storage.md).
 //
+// An object can also be written in parts (PutParts, PutIfAbsentParts: the
+// parts' concatenation, with the same semantics), which the stores
+// implementing the optional PartsPutter write without joining them first.
+//
 // The interface stays small on purpose: wrappers that add metrics, faults or
-// caching only have seven methods to forward.
+// caching only have seven methods to forward (and PartsPutter's two when
+// they can pass parts on; without them they get the joined object).
 package objstore

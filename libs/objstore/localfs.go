@@ -24,7 +24,10 @@ type LocalFS struct {
 	onReadDir func(rel string)
 }
 
-var _ Store = (*LocalFS)(nil)
+var (
+	_ Store       = (*LocalFS)(nil)
+	_ PartsPutter = (*LocalFS)(nil)
+)
 
 // NewLocalFS opens a store rooted at dir, creating dir if missing. A relative
 // dir is resolved against the working directory now, so a later chdir does
@@ -55,10 +58,20 @@ func (s *LocalFS) path(key string) string {
 
 // Put implements Store: temp file + fsync + rename + fsync of the directory.
 func (s *LocalFS) Put(ctx context.Context, key string, data []byte) error {
+	return s.put(ctx, key, [][]byte{data})
+}
+
+// PutParts implements PartsPutter: Put, the parts written one after
+// another into the temp file.
+func (s *LocalFS) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.put(ctx, key, parts)
+}
+
+func (s *LocalFS) put(ctx context.Context, key string, parts [][]byte) error {
 	if err := checkOp(ctx, "put", key); err != nil {
 		return err
 	}
-	tmp, err := s.writeTemp(data)
+	tmp, err := s.writeTemp(parts)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -73,10 +86,20 @@ func (s *LocalFS) Put(ctx context.Context, key string, data []byte) error {
 // exist and points it at a file already complete and synced, so the exclusive
 // create and the atomic publish are one step.
 func (s *LocalFS) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	return s.putIfAbsent(ctx, key, [][]byte{data})
+}
+
+// PutIfAbsentParts implements PartsPutter: PutIfAbsent, the parts written
+// one after another into the temp file.
+func (s *LocalFS) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.putIfAbsent(ctx, key, parts)
+}
+
+func (s *LocalFS) putIfAbsent(ctx context.Context, key string, parts [][]byte) error {
 	if err := checkOp(ctx, "put-if-absent", key); err != nil {
 		return err
 	}
-	tmp, err := s.writeTemp(data)
+	tmp, err := s.writeTemp(parts)
 	if err != nil {
 		return fmt.Errorf("put-if-absent %s: %w", key, err)
 	}

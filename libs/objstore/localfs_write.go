@@ -1,11 +1,13 @@
 package objstore
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,15 +30,16 @@ const (
 	publishBackoff  = 50 * time.Microsecond
 )
 
-// writeTemp writes data to a new file in the temp directory and fsyncs it, so
-// whatever later takes its name is complete and durable.
-func (s *LocalFS) writeTemp(data []byte) (string, error) {
+// writeTemp writes the parts, one after another, to a new file in the temp
+// directory and fsyncs it, so whatever later takes its name is complete and
+// durable.
+func (s *LocalFS) writeTemp(parts [][]byte) (string, error) {
 	f, err := os.CreateTemp(s.tmp, "put-*")
 	if err != nil {
 		return "", fmt.Errorf("create temp file: %w", err)
 	}
 	name := f.Name()
-	_, werr := f.Write(data)
+	werr := writeParts(f, parts)
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -48,6 +51,35 @@ func (s *LocalFS) writeTemp(data []byte) (string, error) {
 		return "", fmt.Errorf("write temp file %s: %w", name, werr)
 	}
 	return name, nil
+}
+
+// partsBufSize is the buffer that gathers runs of small parts into one
+// write; a part at least this large is written straight from the caller's
+// memory (bufio.Writer does both).
+const partsBufSize = 64 << 10
+
+var partsWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, partsBufSize) }}
+
+// writeParts writes parts to f in order: one write for a single part, else
+// through a pooled buffer so that many small parts (a publication of many
+// idle ranges) do not cost a system call each.
+func writeParts(f *os.File, parts [][]byte) error {
+	if len(parts) == 1 {
+		_, err := f.Write(parts[0])
+		return err
+	}
+	w := partsWriters.Get().(*bufio.Writer)
+	w.Reset(f)
+	defer func() {
+		w.Reset(nil)
+		partsWriters.Put(w)
+	}()
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }
 
 // publish gives the temp file the key's name with op (rename or link), making

@@ -15,7 +15,10 @@ type Memory struct {
 	objects map[string][]byte
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store       = (*Memory)(nil)
+	_ PartsPutter = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
@@ -27,27 +30,36 @@ func (m *Memory) String() string { return "mem://" }
 
 // Put implements Store.
 func (m *Memory) Put(ctx context.Context, key string, data []byte) error {
-	if err := checkOp(ctx, "put", key); err != nil {
-		return err
-	}
-	// Copy so the caller may reuse its buffer, as it may with a real store.
-	cp := append([]byte{}, data...)
-	m.mu.Lock()
-	m.objects[key] = cp
-	m.mu.Unlock()
-	return nil
+	return m.put(ctx, "put", key, [][]byte{data}, false)
 }
 
 // PutIfAbsent implements Store.
 func (m *Memory) PutIfAbsent(ctx context.Context, key string, data []byte) error {
-	if err := checkOp(ctx, "put-if-absent", key); err != nil {
+	return m.put(ctx, "put-if-absent", key, [][]byte{data}, true)
+}
+
+// PutParts implements PartsPutter.
+func (m *Memory) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	return m.put(ctx, "put", key, parts, false)
+}
+
+// PutIfAbsentParts implements PartsPutter.
+func (m *Memory) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	return m.put(ctx, "put-if-absent", key, parts, true)
+}
+
+// put stores the parts' concatenation, a copy of its own (the caller may
+// reuse its buffers, as it may with a real store; a store in memory has to
+// join the parts anyway), only if the key is free when ifAbsent.
+func (m *Memory) put(ctx context.Context, op, key string, parts [][]byte, ifAbsent bool) error {
+	if err := checkOp(ctx, op, key); err != nil {
 		return err
 	}
-	cp := append([]byte{}, data...)
+	cp := appendParts(make([]byte, 0, PartsLen(parts)), parts)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.objects[key]; ok {
-		return fmt.Errorf("put-if-absent %s: %w", key, ErrExists)
+	if _, ok := m.objects[key]; ok && ifAbsent {
+		return fmt.Errorf("%s %s: %w", op, key, ErrExists)
 	}
 	m.objects[key] = cp
 	return nil

@@ -33,7 +33,10 @@ type S3 struct {
 	name     string
 }
 
-var _ Store = (*S3)(nil)
+var (
+	_ Store       = (*S3)(nil)
+	_ PartsPutter = (*S3)(nil)
+)
 
 // NewS3 connects to the bucket cfg names and checks that it exists and that
 // the credentials are accepted, so misconfiguration shows at startup with a
@@ -123,14 +126,25 @@ func (s *S3) fullKey(key string) *string { return aws.String(s.prefix + key) }
 
 // Put implements Store. S3 replaces objects atomically.
 func (s *S3) Put(ctx context.Context, key string, data []byte) error {
+	return s.put(ctx, key, [][]byte{data})
+}
+
+// PutParts implements PartsPutter: Put, with a request body that reads the
+// parts one after another.
+func (s *S3) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.put(ctx, key, parts)
+}
+
+func (s *S3) put(ctx context.Context, key string, parts [][]byte) error {
 	if err := checkOp(ctx, "put", key); err != nil {
 		return err
 	}
+	body, n := partsBody(parts)
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           s.fullKey(key),
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
+		Body:          body,
+		ContentLength: aws.Int64(n),
 	})
 	if err != nil {
 		return s.opErr("put", key, err)
@@ -140,15 +154,26 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 
 // PutIfAbsent implements Store with a conditional write (If-None-Match: *).
 func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	return s.putIfAbsent(ctx, key, [][]byte{data})
+}
+
+// PutIfAbsentParts implements PartsPutter: PutIfAbsent, with a request
+// body that reads the parts one after another.
+func (s *S3) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	return s.putIfAbsent(ctx, key, parts)
+}
+
+func (s *S3) putIfAbsent(ctx context.Context, key string, parts [][]byte) error {
 	if err := checkOp(ctx, "put-if-absent", key); err != nil {
 		return err
 	}
 	rec := &ambiguityRecorder{}
+	body, n := partsBody(parts)
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           s.fullKey(key),
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
+		Body:          body,
+		ContentLength: aws.Int64(n),
 		IfNoneMatch:   aws.String("*"),
 	}, func(o *s3.Options) {
 		if r, ok := o.Retryer.(aws.RetryerV2); ok {
@@ -164,7 +189,7 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 		// earlier write. The bytes tell: callers that need fencing write
 		// content unique to the writer, so equal bytes mean we won.
 		if rec.ambiguous.Load() {
-			if got, gerr := s.Get(ctx, key); gerr == nil && bytes.Equal(got, data) {
+			if got, gerr := s.Get(ctx, key); gerr == nil && equalParts(got, parts) {
 				return nil
 			}
 		}

@@ -167,19 +167,32 @@ func TestS3RetriesTransientFailures(t *testing.T) {
 		{"409 ConditionalRequestConflict", conflict, true},
 		{"dropped put-if-absent", dropConn, true},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			s, p := proxiedStore(t, srv, 4)
-			p.inject("PUT", firstN(3, c.fault))
-			put := s.Put
-			if c.ifNone {
-				put = s.PutIfAbsent
+		for _, parts := range []bool{false, true} {
+			name := c.name
+			if parts {
+				name += " in parts"
 			}
-			require.NoError(t, put(ctx, "k", []byte("survived")))
-			require.Equal(t, 4, p.count("PUT"), "3 failures and the success")
-			got, err := s.Get(ctx, "k")
-			require.NoError(t, err)
-			require.Equal(t, "survived", string(got))
-		})
+			t.Run(name, func(t *testing.T) {
+				s, p := proxiedStore(t, srv, 4)
+				p.inject("PUT", firstN(3, c.fault))
+				put := s.Put
+				if c.ifNone {
+					put = s.PutIfAbsent
+				}
+				if parts {
+					// The body of parts is sent again from its start on
+					// every retry.
+					put = func(ctx context.Context, key string, data []byte) error {
+						return putInParts(ctx, s, key, data, c.ifNone)
+					}
+				}
+				require.NoError(t, put(ctx, "k", []byte("survived")))
+				require.Equal(t, 4, p.count("PUT"), "3 failures and the success")
+				got, err := s.Get(ctx, "k")
+				require.NoError(t, err)
+				require.Equal(t, "survived", string(got))
+			})
+		}
 	}
 	t.Run("reads too", func(t *testing.T) {
 		s, p := proxiedStore(t, srv, 4)
@@ -245,4 +258,26 @@ func TestS3PutIfAbsentAmbiguousRetry(t *testing.T) {
 	// Without an ambiguous attempt, equal bytes are still a loss.
 	p.inject("PUT", firstN(1, slowDown))
 	require.ErrorIs(t, s.PutIfAbsent(ctx, "theirs", []byte("owner-2")), objstore.ErrExists)
+
+	// The same in parts: our own object is compared with the parts.
+	p.inject("PUT", firstN(1, lostResponse))
+	require.NoError(t, objstore.PutIfAbsentParts(ctx, s, "mine-in-parts", []byte("own"), nil, []byte("er-"), []byte("1")))
+	require.Equal(t, 2, p.count("PUT"))
+	got, err = s.Get(ctx, "mine-in-parts")
+	require.NoError(t, err)
+	require.Equal(t, "owner-1", string(got))
+	p.inject("PUT", firstN(1, internal))
+	require.ErrorIs(t, objstore.PutIfAbsentParts(ctx, s, "theirs", []byte("owner"), []byte("-1")), objstore.ErrExists)
+	p.inject("PUT", firstN(1, internal))
+	require.ErrorIs(t, objstore.PutIfAbsentParts(ctx, s, "theirs", []byte("owner"), []byte("-2"), []byte("x")), objstore.ErrExists,
+		"their bytes and more are not ours")
+}
+
+// putInParts writes data in three parts (one of them empty).
+func putInParts(ctx context.Context, s objstore.Store, key string, data []byte, ifAbsent bool) error {
+	parts := [][]byte{data[:len(data)/2], nil, data[len(data)/2:]}
+	if ifAbsent {
+		return objstore.PutIfAbsentParts(ctx, s, key, parts...)
+	}
+	return objstore.PutParts(ctx, s, key, parts...)
 }

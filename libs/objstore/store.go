@@ -29,8 +29,9 @@ type ObjectInfo struct {
 
 // Store is the object-storage interface. Implementations are safe for
 // concurrent use, and never keep or modify the data a caller passes to Put
-// or PutIfAbsent after the call returns: a caller may reuse that buffer
-// (the pool's writers recycle theirs).
+// or PutIfAbsent (or the parts passed to PartsPutter's methods) after the
+// call returns: a caller may reuse that buffer (the pool's writers recycle
+// theirs).
 type Store interface {
 	// Put writes data atomically: a reader sees the old object or the whole
 	// new one, never a part.

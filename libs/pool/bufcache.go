@@ -3,11 +3,12 @@ package pool
 import "sync"
 
 // bufCache recycles the large buffers a group writer goes through every
-// flush round — the ranges' sections and the publication object — so a
-// round is built in memory the process has touched before instead of fresh
-// allocations (zeroed by the runtime and page-faulted in by the kernel: in
-// profiles the larger part of the cost of writing the rows). It holds at
-// most limit bytes of capacity; what does not fit is left to the collector.
+// flush round — the ranges' sections, which a publication is written from
+// as they are (objstore.PutIfAbsentParts) — so a round is built in memory
+// the process has touched before instead of fresh allocations (zeroed by
+// the runtime and page-faulted in by the kernel: in profiles the larger
+// part of the cost of writing the rows). It holds at most limit bytes of
+// capacity; what does not fit is left to the collector.
 type bufCache struct {
 	mu    sync.Mutex
 	bufs  [][]byte
@@ -21,9 +22,6 @@ type bufCache struct {
 const (
 	minBufCache = 8 << 20
 	maxBufCache = 256 << 20
-	// maxKeptObj: a publication object larger than this (a rare, very
-	// large round) is not kept for the next one.
-	maxKeptObj = 64 << 20
 )
 
 // take returns an empty buffer, preferring the smallest one of at least

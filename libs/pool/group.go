@@ -10,6 +10,7 @@ import (
 
 	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/objstore"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -196,25 +197,29 @@ func checkPub(m *formatv1.GroupPublication) (*Pub, error) {
 	return p, nil
 }
 
-// EncodePub builds a publication object: the index container, then the
-// data, given in parts (the ranges' sections, in the order of their
-// offsets), copied once.
+// EncodePub builds a publication object in one slice: the index container,
+// then the data, given in parts (the ranges' sections, in the order of
+// their offsets). The group writer does not join them: it writes
+// EncodePubIndex's index and the sections as the parts of one object
+// (objstore.PutIfAbsentParts), the same bytes.
 func EncodePub(m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
-	return AppendPub(nil, m, data...)
+	idx, err := EncodePubIndex(m, data...)
+	if err != nil || objstore.PartsLen(data) == 0 {
+		return idx, err
+	}
+	return slices.Concat(append([][]byte{idx}, data...)...), nil
 }
 
-// AppendPub is EncodePub building the object in dst's memory (from its
-// start: dst's length is ignored) when it is large enough.
-func AppendPub(dst []byte, m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
+// EncodePubIndex checks a publication against its data (given in parts,
+// as to EncodePub, which it does not copy) and encodes its index
+// container: the first bytes of the object, the data following it.
+func EncodePubIndex(m *formatv1.GroupPublication, data ...[]byte) ([]byte, error) {
 	if _, err := checkPub(m); err != nil {
 		return nil, fmt.Errorf("refusing to write a bad publication: %w", err)
 	}
-	size := 0
-	for _, d := range data {
-		size += len(d)
-	}
+	size := uint64(objstore.PartsLen(data))
 	for _, r := range m.Ranges {
-		if s := r.Section; s != nil && s.Offset+s.Length > uint64(size) {
+		if s := r.Section; s != nil && s.Offset+s.Length > size {
 			return nil, fmt.Errorf("refusing to write a bad publication: range %d's section runs past the data", r.RangeId)
 		}
 	}
@@ -222,22 +227,7 @@ func AppendPub(dst []byte, m *formatv1.GroupPublication, data ...[]byte) ([]byte
 	if err := w.AppendMessage(m); err != nil {
 		return nil, err
 	}
-	b, err := w.Finish()
-	if err != nil {
-		return nil, err
-	}
-	out := dst[:0]
-	if need := len(b) + size; cap(out) < need {
-		if dst != nil {
-			need += need / 4 // a reused buffer grows with room for the next, larger rounds
-		}
-		out = make([]byte, 0, need)
-	}
-	out = append(out, b...)
-	for _, d := range data {
-		out = append(out, d...)
-	}
-	return out, nil
+	return w.Finish()
 }
 
 // DecodePubIndex decodes the index of a publication object from its first

@@ -100,8 +100,7 @@ type GroupWriter struct {
 	buf      []*bufferedPub
 	bufBytes int
 
-	bufs bufCache // recycled sections and publication objects
-	obj  []byte   // the buffer of the last publication object, reused under pubMu
+	bufs bufCache // recycled sections
 
 	segq       chan *segJob
 	segDone    chan struct{}
@@ -349,17 +348,17 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 		g.inflight = true
 		g.mu.Unlock()
 
-		msg, sections, rows := g.build(seq, mem, byRange)
-		obj, err := AppendPub(g.obj[:0], msg, sections...)
+		// The object is the index and the sections as they were staged:
+		// the store writes them one after another (a file, a request body)
+		// instead of a copy joining them (a flush round of a busy sorter
+		// can be hundreds of MiB).
+		msg, parts, rows := g.build(seq, mem, byRange)
+		size := 0
+		idx, err := EncodePubIndex(msg, parts[1:]...)
 		if err == nil {
-			err = g.store.PutIfAbsent(ctx, layout.GroupPubKey(g.tenant, g.id, seq), obj)
-			// A store keeps nothing of what it was given once a put has
-			// succeeded (objstore.Store's contract): the next publication
-			// is built in the same memory. After a failed put (a transport
-			// perhaps still reading it) the memory is left to the collector.
-			if g.obj = nil; err == nil && cap(obj) <= maxKeptObj {
-				g.obj = obj[:0]
-			}
+			parts[0] = idx
+			size = objstore.PartsLen(parts)
+			err = objstore.PutIfAbsentParts(ctx, g.store, layout.GroupPubKey(g.tenant, g.id, seq), parts...)
 		}
 		g.mu.Lock()
 		g.inflight = false
@@ -375,16 +374,23 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 			g.next, g.newest, g.lastMembers = seq+1, max(g.newest, seq), ids
 			g.mu.Unlock()
 			g.pubs.Add(1)
-			g.pubBytes.Add(int64(len(obj)))
-			res.Seq, res.Bytes, res.Rows = seq, len(obj), rows
+			g.pubBytes.Add(int64(size))
+			res.Seq, res.Bytes, res.Rows = seq, size, rows
 			sections := map[uint64][]byte{}
 			for id, s := range byRange {
 				if s.data != nil {
 					sections[id] = s.data
+					if res.Conflicts > 0 {
+						// They were the body of a put that failed, which
+						// a transport may go on reading after it returned
+						// (an HTTP client closes a request body when it
+						// likes): never recycle them, copy them.
+						sections[id] = slices.Clone(s.data)
+					}
 					s.data = nil // the segment buffer owns it now, then g.bufs
 				}
 			}
-			g.bufs.follow(len(obj))
+			g.bufs.follow(size)
 			g.buffer(msg, sections)
 			return res, nil
 		}
@@ -427,7 +433,8 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 }
 
 // build assembles publication seq: the members' intervals, the most common
-// one as the default, and the staged rows as sections.
+// one as the default, and the staged rows as sections: the parts of the
+// object after parts[0], which is left for the index.
 func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*Staged) (*formatv1.GroupPublication, [][]byte, uint64) {
 	msg := &formatv1.GroupPublication{TenantId: g.tenant, Group: g.id, Seq: seq, Kind: formatv1.GroupPublication_KIND_PUBLISH,
 		Owner: g.owner, CreatedUnixMs: g.o.Now().UnixMilli()}
@@ -452,10 +459,7 @@ func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*S
 	}
 	msg.MemberRuns = encodeRuns(ids)
 	msg.DefaultPrevWatermark, msg.DefaultWatermark = best.prev, best.wm
-	// The sections are not copied here: EncodePub writes them once, after
-	// the index, into the object (a flush round of a busy sorter can be
-	// hundreds of MiB).
-	var sections [][]byte
+	parts := [][]byte{nil} // the index goes first
 	var off, rows uint64
 	for i, a := range mem {
 		s := byRange[a.rangeID]
@@ -466,13 +470,13 @@ func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*S
 		if s != nil && s.data != nil {
 			st.Section = &formatv1.GroupSection{Offset: off, Length: uint64(len(s.data)), RowCount: s.rows,
 				MinCommitTs: s.min, MaxCommitTs: s.max}
-			sections = append(sections, s.data)
+			parts = append(parts, s.data)
 			off += uint64(len(s.data))
 			rows += s.rows
 		}
 		msg.Ranges = append(msg.Ranges, st)
 	}
-	return msg, sections, rows
+	return msg, parts, rows
 }
 
 // readPubObject reads and decodes publication seq of a group (index only).

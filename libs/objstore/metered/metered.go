@@ -25,7 +25,8 @@ const (
 	BytesMetric    = "tistream_objstore_bytes_total"
 )
 
-// Request kinds: one per method of objstore.Store that talks to the store.
+// Request kinds: one per method of objstore.Store that talks to the store
+// (objstore.PartsPutter's methods count as Put and PutIfAbsent).
 const (
 	KindPut         = "put"
 	KindPutIfAbsent = "put_if_absent"
@@ -109,7 +110,10 @@ type store struct {
 	classify Classifier
 }
 
-var _ objstore.Store = (*store)(nil)
+var (
+	_ objstore.Store       = (*store)(nil)
+	_ objstore.PartsPutter = (*store)(nil)
+)
 
 // count records one request on key and, when it succeeded, its bytes.
 func (s *store) count(key, kind string, err error, direction string, n int) {
@@ -149,6 +153,22 @@ func (s *store) Put(ctx context.Context, key string, data []byte) error {
 func (s *store) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 	err := s.Store.PutIfAbsent(ctx, key, data)
 	s.count(key, KindPutIfAbsent, err, DirectionIn, len(data))
+	return err
+}
+
+// PutParts implements objstore.PartsPutter: counted as one put of the
+// whole object, and passed on in parts.
+func (s *store) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	err := objstore.PutParts(ctx, s.Store, key, parts...)
+	s.count(key, KindPut, err, DirectionIn, objstore.PartsLen(parts))
+	return err
+}
+
+// PutIfAbsentParts implements objstore.PartsPutter: counted as one
+// put-if-absent of the whole object, and passed on in parts.
+func (s *store) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	err := objstore.PutIfAbsentParts(ctx, s.Store, key, parts...)
+	s.count(key, KindPutIfAbsent, err, DirectionIn, objstore.PartsLen(parts))
 	return err
 }
 

@@ -133,3 +133,53 @@ func TestMeteredTapAndTenantLabel(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{"7": true, "other": true}, tenants)
 }
+
+// partsSpy records the writes in parts that reach it.
+type partsSpy struct {
+	objstore.Store
+	parts int
+}
+
+func (s *partsSpy) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	s.parts++
+	return s.Store.(objstore.PartsPutter).PutParts(ctx, key, parts)
+}
+
+func (s *partsSpy) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	s.parts++
+	return s.Store.(objstore.PartsPutter).PutIfAbsentParts(ctx, key, parts)
+}
+
+// An object written in parts is one put (or put-if-absent) of its whole
+// bytes, and reaches the wrapped store in parts.
+func TestMeteredParts(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	spy := &partsSpy{Store: objstore.NewMemory()}
+	s := metered.NewMetrics(reg).Wrap(spy, "sorter", layout.Labels)
+	pub := layout.GroupPubKey(7, "g", 1)
+	require.NoError(t, objstore.PutIfAbsentParts(ctx, s, pub, []byte("index"), []byte("12"), nil, []byte("345")))
+	require.ErrorIs(t, objstore.PutIfAbsentParts(ctx, s, pub, []byte("x"), []byte("y")), objstore.ErrExists)
+	require.NoError(t, objstore.PutParts(ctx, s, layout.SorterSnapshotKey(7, 1, 1, 1), []byte("sn"), []byte("ap")))
+	require.Equal(t, 3, spy.parts, "passed on in parts")
+	got, err := spy.Get(ctx, pub)
+	require.NoError(t, err)
+	require.Equal(t, "index12345", string(got))
+
+	requests, bytes, err := metered.Gather(reg)
+	require.NoError(t, err)
+	gotReqs := map[string]float64{}
+	for _, r := range requests {
+		gotReqs[r.Purpose+"|"+r.Kind+"|"+r.Outcome] = r.Value
+	}
+	require.Equal(t, map[string]float64{
+		"pool_publish|put_if_absent|ok":     1,
+		"pool_publish|put_if_absent|exists": 1,
+		"sorter_snapshot|put|ok":            1,
+	}, gotReqs)
+	gotBytes := map[string]float64{}
+	for _, b := range bytes {
+		gotBytes[b.Purpose+"|"+b.Direction] = b.Value
+	}
+	require.Equal(t, map[string]float64{"pool_publish|in": 10, "sorter_snapshot|in": 4}, gotBytes)
+}

@@ -53,6 +53,11 @@ func RunContractWith(t *testing.T, o Options, newStore func(t *testing.T) objsto
 		{"InvalidKeys", testInvalidKeys},
 		{"UnusualValidKeys", testUnusualValidKeys},
 		{"AtomicOverwrite", testAtomicOverwrite},
+		{"PartsRoundTrip", testPartsRoundTrip},
+		{"PutIfAbsentParts", testPutIfAbsentParts},
+		{"ConcurrentPutIfAbsentParts", testConcurrentPutIfAbsentParts},
+		{"AtomicCreateParts", testAtomicCreateParts},
+		{"AtomicOverwriteParts", testAtomicOverwriteParts},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -177,9 +177,11 @@ func testInvalidKeys(ctx context.Context, t *testing.T, s objstore.Store) {
 	} {
 		shown := key[:min(len(key), 20)]
 		for op, err := range map[string]error{
-			"Put":         s.Put(ctx, key, []byte("x")),
-			"PutIfAbsent": s.PutIfAbsent(ctx, key, []byte("x")),
-			"Delete":      s.Delete(ctx, key),
+			"Put":              s.Put(ctx, key, []byte("x")),
+			"PutIfAbsent":      s.PutIfAbsent(ctx, key, []byte("x")),
+			"PutParts":         objstore.PutParts(ctx, s, key, []byte("x"), []byte("y")),
+			"PutIfAbsentParts": objstore.PutIfAbsentParts(ctx, s, key, []byte("x"), []byte("y")),
+			"Delete":           s.Delete(ctx, key),
 		} {
 			require.ErrorIs(t, err, objstore.ErrInvalidKey, "%s %q", op, shown)
 		}

@@ -14,16 +14,30 @@ import (
 )
 
 func testConcurrentPutIfAbsent(ctx context.Context, t *testing.T, s objstore.Store) {
+	concurrentPutIfAbsent(ctx, t, s, "lease/", func(ctx context.Context, s objstore.Store, key string, data []byte) error {
+		return s.PutIfAbsent(ctx, key, data)
+	})
+}
+
+func testConcurrentPutIfAbsentParts(ctx context.Context, t *testing.T, s objstore.Store) {
+	concurrentPutIfAbsent(ctx, t, s, "lease/parts-", func(ctx context.Context, s objstore.Store, key string, data []byte) error {
+		return objstore.PutIfAbsentParts(ctx, s, key, data[:3], nil, data[3:9], data[9:])
+	})
+}
+
+// concurrentPutIfAbsent races writers creating the same key with put: one
+// wins, and the object is its.
+func concurrentPutIfAbsent(ctx context.Context, t *testing.T, s objstore.Store, prefix string, put putOne) {
 	const writers = 16
 	for round := range 3 {
-		key := fmt.Sprintf("lease/%d", round)
+		key := fmt.Sprintf("%s%d", prefix, round)
 		start := make(chan struct{})
 		errs := make([]error, writers)
 		var wg sync.WaitGroup
 		for w := range writers {
 			wg.Go(func() {
 				<-start // release all writers at once to make them race
-				errs[w] = s.PutIfAbsent(ctx, key, []byte(fmt.Sprintf("writer %02d of round %d", w, round)))
+				errs[w] = put(ctx, s, key, []byte(fmt.Sprintf("writer %02d of round %d", w, round)))
 			})
 		}
 		close(start)
@@ -55,6 +69,18 @@ func atomicPayload(v int) []byte {
 func atomicLen(tag byte) int { return (1+int(tag)%48)<<12 + int(tag) }
 
 func testAtomicOverwrite(ctx context.Context, t *testing.T, s objstore.Store) {
+	atomicOverwrite(ctx, t, s, func(ctx context.Context, s objstore.Store, key string, data []byte) error {
+		return s.Put(ctx, key, data)
+	})
+}
+
+func testAtomicOverwriteParts(ctx context.Context, t *testing.T, s objstore.Store) {
+	atomicOverwrite(ctx, t, s, putPartsOfPayload)
+}
+
+// atomicOverwrite checks that a reader sees one whole version or another
+// while put replaces the object again and again.
+func atomicOverwrite(ctx context.Context, t *testing.T, s objstore.Store, put putOne) {
 	const (
 		writes   = 150
 		maxReads = 20000
@@ -65,7 +91,7 @@ func testAtomicOverwrite(ctx context.Context, t *testing.T, s objstore.Store) {
 	go func() {
 		defer done.Store(true)
 		for v := 1; v <= writes; v++ {
-			if err := s.Put(ctx, "atomic", atomicPayload(v)); err != nil {
+			if err := put(ctx, s, "atomic", atomicPayload(v)); err != nil {
 				writeErr <- err
 				return
 			}

@@ -41,6 +41,14 @@ func (r *sizeRecorder) PutIfAbsent(ctx context.Context, key string, data []byte)
 	return r.record(key, int64(len(data)), r.Store.PutIfAbsent(ctx, key, data))
 }
 
+func (r *sizeRecorder) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	return r.record(key, int64(objstore.PartsLen(parts)), objstore.PutParts(ctx, r.Store, key, parts...))
+}
+
+func (r *sizeRecorder) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	return r.record(key, int64(objstore.PartsLen(parts)), objstore.PutIfAbsentParts(ctx, r.Store, key, parts...))
+}
+
 func (r *sizeRecorder) List(ctx context.Context, prefix, startAfter string, limit int) ([]objstore.ObjectInfo, bool, error) {
 	objs, more, err := r.Store.List(ctx, prefix, startAfter, limit)
 	r.mu.Lock()

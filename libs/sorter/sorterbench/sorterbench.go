@@ -65,7 +65,7 @@ type Options struct {
 	Pairs      bool          // feed PREWRITE + COMMIT pairs through the matcher instead of committed rows
 	Dir        string        // scratch directory for Pebble and the pool (required)
 	BatchRows  int           // rows per routed batch ("store file"), default 10,000
-	FlushEvery time.Duration // how often every range flushes, default 500 ms (the sorter's default flush_interval)
+	FlushEvery time.Duration // how often every range flushes, default sorter.DefaultFlushInterval (200 ms, the sorter service's default flush_interval)
 	Seed       uint64
 	// Workers drive the ranges (default DefaultWorkers). More workers than
 	// cores let a worker wait for an fsync while the others compute.
@@ -90,7 +90,7 @@ func (o *Options) defaults() error {
 		o.BatchRows = 10_000
 	}
 	if o.FlushEvery <= 0 {
-		o.FlushEvery = 500 * time.Millisecond
+		o.FlushEvery = sorter.DefaultFlushInterval
 	}
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers()

@@ -13,7 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/sorter/sorterbench"
 )
 
@@ -43,6 +45,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher); with --child also pebble (the baseline)")
 	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
+	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
@@ -53,7 +56,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *child {
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
-			MemoryBudget: *budget}, *modes, *cpuProfile, *memProfile, stdout, stderr)
+			MemoryBudget: *budget, FlushEvery: *flush}, *modes, *cpuProfile, *memProfile, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -76,7 +79,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for i := 0; i < *runs; i++ {
 		for _, p := range procList {
 			for _, c := range configs {
-				r, err := benchRun(ctx, c, p, *rows, *workers, *budget, *dir, stderr)
+				r, err := benchRun(ctx, c, p, *rows, *workers, *budget, *flush, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
 					return 1
@@ -85,7 +88,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "standard sorter workload: %d rows x %d B over %d tables. ingest = apply, match, sort and flush to a local-disk pool (fsync'd);\n", *rows, sorterbench.RowBytes, sorterbench.Tables)
+	fmt.Fprintf(stdout, "standard sorter workload: %d rows x %d B over %d tables. ingest = apply, match, sort and flush to a local-disk pool (fsync'd)\n", *rows, sorterbench.RowBytes, sorterbench.Tables)
+	fmt.Fprintf(stdout, "every %v (one group publication of every range; the sorter's default flush_interval is %v);\n", *flush, sorter.DefaultFlushInterval)
 	fmt.Fprintf(stdout, "output = every table read back in order from the pool. pebble = the same rows into one plain Pebble instance (WAL off,\n")
 	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating; medians [min-max]; x pebble = median\n", *runs)
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
@@ -146,7 +150,7 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile,
 }
 
 // benchRun runs one configuration once in a child process.
-func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers int, budget int64, dir string, stderr io.Writer) (sorterbench.Result, error) {
+func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers int, budget int64, flush time.Duration, dir string, stderr io.Writer) (sorterbench.Result, error) {
 	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
 	if err != nil {
 		return sorterbench.Result{}, err
@@ -160,6 +164,7 @@ func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers in
 		if budget > 0 {
 			args = append(args, "--memory-budget", strconv.FormatInt(budget, 10))
 		}
+		args = append(args, "--flush-interval", flush.String())
 	}
 	cmd := exec.CommandContext(ctx, c.exe, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)

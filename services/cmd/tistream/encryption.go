@@ -201,6 +201,22 @@ func (g *noKMSGuard) PutIfAbsent(ctx context.Context, key string, data []byte) e
 	return g.Store.PutIfAbsent(ctx, key, data)
 }
 
+// PutParts and PutIfAbsentParts pass objects written in parts (the
+// sorters' group publications) on in parts.
+func (g *noKMSGuard) PutParts(ctx context.Context, key string, parts [][]byte) error {
+	if err := g.check(ctx, key); err != nil {
+		return err
+	}
+	return objstore.PutParts(ctx, g.Store, key, parts...)
+}
+
+func (g *noKMSGuard) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	if err := g.check(ctx, key); err != nil {
+		return err
+	}
+	return objstore.PutIfAbsentParts(ctx, g.Store, key, parts...)
+}
+
 // tenantKeys gives a tenant's kek_ref: from the watcher, or, for a tenant
 // it has not seen yet (registered a moment ago), from the tenant's record
 // itself, so a new tenant's first objects are never written in plaintext

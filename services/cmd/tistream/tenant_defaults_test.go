@@ -88,6 +88,15 @@ func TestNoKMSRefusesTenantsWithKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "plain", string(got))
 	require.NoError(t, e.pool.Put(ctx, "elsewhere/x", []byte("y")))
+	// Objects written in parts (the sorters' group publications) alike.
+	err = objstore.PutIfAbsentParts(ctx, e.pool, layout.GroupPubKey(7, "g", 1), []byte("sec"), []byte("ret"))
+	require.ErrorIs(t, err, crypt.ErrKeyNotFound)
+	_, err = mem.Get(ctx, layout.GroupPubKey(7, "g", 1))
+	require.ErrorIs(t, err, objstore.ErrNotFound, "nothing was written")
+	require.NoError(t, objstore.PutIfAbsentParts(ctx, e.pool, layout.GroupPubKey(8, "g", 1), []byte("pl"), []byte("ain")))
+	got, err = mem.Get(ctx, layout.GroupPubKey(8, "g", 1))
+	require.NoError(t, err)
+	require.Equal(t, "plain", string(got))
 
 	// A default key without a KMS is refused at start.
 	d := tenantDefaultsForTest()
