@@ -3,8 +3,7 @@ package etcdx
 import (
 	"context"
 	"log/slog"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +15,15 @@ import (
 // group publication of the tenant (attached to its worker lease, so the key
 // goes with the sorter), and the readers of the pool (api-servers, schema
 // registries) watch PublishedPrefix to read at once instead of waiting for
-// their next poll. The key's value is for people ("{group}/{seq}"): a
-// watcher needs only the event. A lost notice costs lag, never data: the
+// their next poll. The key's value names the publication
+// (docs/etcd-keys.md, "Publication notices"):
+//
+//	v1 {group} {seq}
+//
+// the group the sorter publishes the tenant in and the seq of the newest
+// publication it had written there when it put the value (NoticeValue,
+// ParseNoticeValue). Readers use it to skip looking for seq+1 until a later
+// notice names it (pool.Heads). A lost notice costs lag, never data: the
 // readers still poll, only more slowly.
 
 // PublishedPrefix holds the publication notices.
@@ -30,34 +36,41 @@ func PublishedKey(tenant uint64, sorter string) string {
 
 // ParsePublishedKey returns the tenant of a notice key.
 func ParsePublishedKey(key string) (uint64, bool) {
-	rest, ok := strings.CutPrefix(key, PublishedPrefix)
-	if !ok {
-		return 0, false
-	}
-	t, _, ok := strings.Cut(rest, "/")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(t, 10, 64)
-	return n, err == nil
+	n, ok := parseNotice([]byte(key), nil)
+	return n.Tenant, ok
+}
+
+// NoticeHooks are what a follower of the notices does besides waking the
+// waiters. Nil fields do nothing.
+type NoticeHooks struct {
+	// Notice runs for every notice put, before its tenant's waiters wake;
+	// and, each time the watch is (re-)established, once for every tenant
+	// with waiters, with a Notice that names no publication (notices may
+	// have been missed meanwhile).
+	Notice func(Notice)
+	// Lost runs each time the watch ends (broken, or the follower stops):
+	// from then until it is back notices may be missed, so what the earlier
+	// ones said is not to be relied on any more.
+	Lost func()
 }
 
 // Wakeups follows the publication notices of every tenant with one watch and
 // wakes the waiters of a tenant at each of its notices.
 type Wakeups struct {
-	cli     *clientv3.Client
-	log     *slog.Logger
-	onEvent func(tenant uint64) // before the waiters wake (nil = none)
-	live    atomic.Bool         // the watch is established
+	cli   *clientv3.Client
+	log   *slog.Logger
+	hooks NoticeHooks
+	live  atomic.Bool // the watch is established
+	// unnamed: a notice value was not understood (logged once).
+	unnamed atomic.Bool
 
 	mu sync.Mutex
 	ch map[uint64]chan struct{} // closed at the tenant's next notice
 }
 
-// NewWakeups returns a follower of the notices; Run starts it. onEvent (may
-// be nil) runs for each notice before the tenant's waiters are woken.
-func NewWakeups(cli *clientv3.Client, log *slog.Logger, onEvent func(tenant uint64)) *Wakeups {
-	return &Wakeups{cli: cli, log: log, onEvent: onEvent, ch: map[uint64]chan struct{}{}}
+// NewWakeups returns a follower of the notices; Run starts it.
+func NewWakeups(cli *clientv3.Client, log *slog.Logger, hooks NoticeHooks) *Wakeups {
+	return &Wakeups{cli: cli, log: log, hooks: hooks, ch: map[uint64]chan struct{}{}}
 }
 
 // Chan returns a channel closed at the tenant's next notice. Take it before
@@ -102,10 +115,13 @@ func (w *Wakeups) Wait(ctx context.Context, wake <-chan struct{}, poll, fallback
 	}
 }
 
-func (w *Wakeups) wake(tenant uint64) {
-	if w.onEvent != nil {
-		w.onEvent(tenant)
+func (w *Wakeups) notice(n Notice) {
+	if w.hooks.Notice != nil {
+		w.hooks.Notice(n)
 	}
+}
+
+func (w *Wakeups) wake(tenant uint64) {
 	w.mu.Lock()
 	c := w.ch[tenant]
 	delete(w.ch, tenant)
@@ -123,9 +139,7 @@ func (w *Wakeups) wakeAll() {
 	w.ch = map[uint64]chan struct{}{}
 	w.mu.Unlock()
 	for t, c := range all {
-		if w.onEvent != nil {
-			w.onEvent(t)
-		}
+		w.notice(Notice{Tenant: t})
 		close(c)
 	}
 }
@@ -136,6 +150,9 @@ func (w *Wakeups) Run(ctx context.Context) {
 	Rewatch(ctx, func(ctx context.Context, _ time.Duration) {
 		w.watch(ctx)
 		w.live.Store(false)
+		if w.hooks.Lost != nil {
+			w.hooks.Lost()
+		}
 	})
 }
 
@@ -178,15 +195,26 @@ func (w *Wakeups) watch(ctx context.Context) {
 			w.wakeAll()
 			continue
 		}
-		seen := map[uint64]bool{}
+		var woken []uint64
 		for _, ev := range resp.Events {
 			if ev.Type != clientv3.EventTypePut {
 				continue
 			}
-			if t, ok := ParsePublishedKey(string(ev.Kv.Key)); ok && !seen[t] {
-				seen[t] = true
-				w.wake(t)
+			n, ok := parseNotice(ev.Kv.Key, ev.Kv.Value)
+			if !ok {
+				continue
 			}
+			if !n.Named() && !w.unnamed.Swap(true) {
+				w.log.Info("a publication notice's value names no publication (another version?); its readers look for the next publication by polling",
+					"key", string(ev.Kv.Key), "value", string(ev.Kv.Value))
+			}
+			w.notice(n)
+			if !slices.Contains(woken, n.Tenant) {
+				woken = append(woken, n.Tenant)
+			}
+		}
+		for _, t := range woken {
+			w.wake(t)
 		}
 	}
 }
@@ -215,7 +243,7 @@ func (n *Notifier) Published(tenant uint64, group string, seq uint64) {
 		return
 	}
 	n.mu.Lock()
-	n.pending[tenant] = group + "/" + u(seq)
+	n.pending[tenant] = NoticeValue(group, seq)
 	n.mu.Unlock()
 	select {
 	case n.kick <- struct{}{}:

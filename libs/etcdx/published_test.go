@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/svc/svctest"
 )
 
@@ -44,7 +45,7 @@ func closedWithin(c <-chan struct{}, d time.Duration) bool {
 
 // TestNoticesWakeTheirTenant runs a sorter's notifier and a reader's
 // wake-ups against a real etcd: a publication of tenant 1 wakes tenant 1's
-// waiters (after onEvent), not tenant 2's; the notice lives on the lease;
+// waiters (after the Notice hook), not tenant 2's; the notice lives on the lease;
 // Wait falls back to its poll interval without a notice.
 func TestNoticesWakeTheirTenant(t *testing.T) {
 	cli := svctest.Etcd(t)
@@ -55,11 +56,15 @@ func TestNoticesWakeTheirTenant(t *testing.T) {
 
 	var mu sync.Mutex
 	var events []uint64
-	w := etcdx.NewWakeups(cli, slog.New(slog.DiscardHandler), func(tenant uint64) {
+	var named []etcdx.Notice
+	w := etcdx.NewWakeups(cli, slog.New(slog.DiscardHandler), etcdx.NoticeHooks{Notice: func(n etcdx.Notice) {
 		mu.Lock()
-		events = append(events, tenant)
+		events = append(events, n.Tenant)
+		if n.Named() {
+			named = append(named, n)
+		}
 		mu.Unlock()
-	})
+	}})
 	require.False(t, w.Live())
 	go w.Run(ctx)
 	deadline := time.Now().Add(10 * time.Second)
@@ -80,13 +85,14 @@ func TestNoticesWakeTheirTenant(t *testing.T) {
 	mu.Lock()
 	require.Contains(t, events, uint64(1))
 	require.NotContains(t, events, uint64(2))
+	require.Equal(t, []etcdx.Notice{{Tenant: 1, Sorter: "sorter-a", Group: "g1", Seq: 5}}, named, "the notice names the publication")
 	mu.Unlock()
 	require.NotEqual(t, one, w.Chan(1), "a new channel after the notice")
 
 	resp, err := cli.Get(ctx, etcdx.PublishedKey(1, "sorter-a"))
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
-	require.Equal(t, "g1/5", string(resp.Kvs[0].Value))
+	require.Equal(t, "v1 g1 5", string(resp.Kvs[0].Value))
 	require.Equal(t, int64(lease.ID), resp.Kvs[0].Lease, "the notice goes with the sorter's lease")
 
 	// Wait: a notice ends it at once; without one, the live watch's
@@ -132,4 +138,104 @@ func FuzzParsePublishedKey(f *testing.F) {
 			require.Equal(t, tenant, again)
 		}
 	})
+}
+
+func TestParseNoticeValue(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		group string
+		seq   uint64
+	}{
+		{etcdx.NoticeValue("s1-1733-1", 42), "s1-1733-1", 42},
+		{"v1 g 5", "g", 5},
+		{"v1 g 5 more fields later", "g", 5}, // fields after the third are ignored
+		{"g-1-2/7", "g-1-2", 7},              // before version 1
+		{"v1 g 0", "", 0},                    // seqs start at 1
+		{"v1 g", "", 0},
+		{"v1 g x", "", 0},
+		{"v1 g 18446744073709551616", "", 0},
+		{"v1 .g 5", "", 0}, // not a group id
+		{"v1 a/b 5", "", 0},
+		{"v1  5", "", 0},
+		{"v2 g 5", "", 0}, // a later version
+		{"g/", "", 0},
+		{"/5", "", 0},
+		{"", "", 0},
+	} {
+		group, seq, ok := etcdx.ParseNoticeValue(c.value)
+		require.Equal(t, c.group != "", ok, "%q", c.value)
+		require.Equal(t, c.group, group, "%q", c.value)
+		require.Equal(t, c.seq, seq, "%q", c.value)
+	}
+}
+
+// FuzzParseNoticeValue: any value parses without panicking; one that names
+// a publication names a valid group and seq, which NoticeValue writes back
+// to the same.
+func FuzzParseNoticeValue(f *testing.F) {
+	f.Add("v1 g 5")
+	f.Add("g/5")
+	f.Fuzz(func(t *testing.T, v string) {
+		group, seq, ok := etcdx.ParseNoticeValue(v)
+		if !ok {
+			require.Empty(t, group)
+			require.Zero(t, seq)
+			return
+		}
+		require.True(t, layout.ValidGroupID(group), "%q", group)
+		require.Positive(t, seq)
+		g2, s2, ok2 := etcdx.ParseNoticeValue(etcdx.NoticeValue(group, seq))
+		require.True(t, ok2)
+		require.Equal(t, group, g2)
+		require.Equal(t, seq, s2)
+	})
+}
+
+// TestNoticeHooks: a value in the form before version 1 names its
+// publication, one not understood still wakes its tenant (naming none), and
+// when the watch ends (its client closed) Lost runs and it is not live.
+func TestNoticeHooks(t *testing.T) {
+	cli := svctest.Etcd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	wcli, err := clientv3.New(clientv3.Config{Endpoints: cli.Endpoints(), DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	notices := make(chan etcdx.Notice, 16)
+	lost := make(chan struct{}, 1)
+	w := etcdx.NewWakeups(wcli, slog.New(slog.DiscardHandler), etcdx.NoticeHooks{
+		Notice: func(n etcdx.Notice) { notices <- n },
+		Lost: func() {
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
+		},
+	})
+	go w.Run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.Live() {
+		require.True(t, time.Now().Before(deadline), "the watch never came up")
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		sorter, value string
+		want          etcdx.Notice
+	}{
+		{"old-sorter", "g-1-2/7", etcdx.Notice{Tenant: 4, Sorter: "old-sorter", Group: "g-1-2", Seq: 7}},
+		{"new-sorter", "v1 g-3-4 9", etcdx.Notice{Tenant: 4, Sorter: "new-sorter", Group: "g-3-4", Seq: 9}},
+		{"future-sorter", "v9 {\"group\":\"g\"}", etcdx.Notice{Tenant: 4, Sorter: "future-sorter"}},
+	} {
+		wake := w.Chan(4)
+		_, err := cli.Put(ctx, etcdx.PublishedKey(4, c.sorter), c.value)
+		require.NoError(t, err)
+		require.True(t, closedWithin(wake, 10*time.Second), "%q did not wake tenant 4", c.value)
+		require.Equal(t, c.want, <-notices, "%q", c.value)
+	}
+	require.NoError(t, wcli.Close())
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost did not run when the watch ended")
+	}
+	require.False(t, w.Live())
 }

@@ -22,6 +22,10 @@ type ReadOptions struct {
 	// one Poll (0 = everything published), so a reader far behind catches up
 	// in steps of bounded memory instead of reading the whole backlog at once.
 	MaxEntriesPerPoll int
+	// Heads, when set, holds what the publication notices announce: a
+	// reader polling for a group's next publication does not GET a seq
+	// above a fresh announcement (see Heads).
+	Heads *Heads
 }
 
 // Per-object overheads in the cache's size estimates (struct headers, map

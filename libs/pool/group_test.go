@@ -670,6 +670,7 @@ type countingStore struct {
 	objstore.Store
 	mu         sync.Mutex
 	pubs, segs int
+	pubKeys    []string // the publications read, in order
 }
 
 func (s *countingStore) count(key string) {
@@ -678,6 +679,7 @@ func (s *countingStore) count(key string) {
 	switch {
 	case strings.Contains(key, "/pub/"):
 		s.pubs++
+		s.pubKeys = append(s.pubKeys, key)
 	case strings.Contains(key, "/seg/"):
 		s.segs++
 	}

@@ -58,6 +58,7 @@ type RangeReader struct {
 	next      *formatv1.RangeLogEntry // entry fetched ahead, consumed first
 	sealed    bool
 	cache     *Cache // shared decoded objects, or nil
+	heads     *Heads // what the publication notices announce, or nil
 	// floorChecked is when the reader last looked whether its next log
 	// entry fell below the range log's retention floor.
 	floorChecked time.Time
@@ -98,7 +99,7 @@ func OpenRangeReaderWith(ctx context.Context, store objstore.Store, tenant, id, 
 // openRangeReader is one attempt of OpenRangeReaderWith; moved means a
 // retention floor moved during it, so the position is not to be trusted.
 func openRangeReader(ctx context.Context, store objstore.Store, tenant, id, from uint64, o ReadOptions) (_ *RangeReader, moved bool, _ error) {
-	r := &RangeReader{store: store, tenant: tenant, id: id, from: from, cache: o.Cache}
+	r := &RangeReader{store: store, tenant: tenant, id: id, from: from, cache: o.Cache, heads: o.Heads}
 	head, first, floor, err := findHead(ctx, store, tenant, id)
 	if err != nil {
 		return nil, false, err

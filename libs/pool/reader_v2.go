@@ -23,8 +23,12 @@ type segState struct {
 	end      uint64 // last seq, once a later log entry names it
 	endKnown bool
 	pos      uint64 // next publication to read
-	done     bool   // ended: the log's next entry continues the range
-	found    int    // publications read in a row without waiting
+	// seen is the highest seq the reader knows exists (listed or read):
+	// up to it a poll always reads; above it, heads may say "not yet".
+	seen  uint64
+	heads *Heads
+	done  bool // ended: the log's next entry continues the range
+	found int  // publications read in a row without waiting
 	// checked is when the reader last found a publication or looked
 	// around (waitPub); wait is how long it waits before looking again
 	// while behind.
@@ -47,7 +51,7 @@ var (
 )
 
 func (r *RangeReader) newSeg(e *formatv1.RangeLogEntry) *segState {
-	return &segState{src: &groupSource{store: r.store, cache: r.cache, tenant: r.tenant, group: e.Group},
+	return &segState{src: &groupSource{store: r.store, cache: r.cache, tenant: r.tenant, group: e.Group}, heads: r.heads,
 		first: e.GroupSeq, startWm: e.Watermark, epoch: e.OwnerEpoch, pos: e.GroupSeq, checked: time.Now()}
 }
 
@@ -126,7 +130,7 @@ func (r *RangeReader) nextPub(ctx context.Context) (Chunk, bool, error) {
 				return Chunk{}, false, err
 			}
 		}
-		x, err := s.src.readPub(ctx, s.pos, true)
+		x, err := s.poll(ctx)
 		if errors.Is(err, objstore.ErrNotFound) {
 			s.found = 0
 			return r.waitPub(ctx)
@@ -135,6 +139,7 @@ func (r *RangeReader) nextPub(ctx context.Context) (Chunk, bool, error) {
 			return Chunk{}, false, err
 		}
 		s.found++
+		s.seen = max(s.seen, s.pos)
 		s.lastMs, s.checked, s.wait = x.pub.CreatedUnixMs, time.Now(), 0
 		ended, neutral := endsSegment(x.pub, r.id, s.epoch)
 		if neutral {
@@ -158,6 +163,19 @@ func (r *RangeReader) nextPub(ctx context.Context) (Chunk, bool, error) {
 	}
 }
 
+// poll reads the publication at the reader's position, which may not be
+// written yet: above what the reader knows exists, a fresh notice saying
+// the group's newest is below it answers "not found" without a GET, and
+// so may the cache's memory of a recent miss.
+func (s *segState) poll(ctx context.Context) (*indexed, error) {
+	if s.pos > s.seen {
+		if err := s.heads.notYet(s.src.tenant, s.src.group, s.pos); err != nil {
+			return nil, err
+		}
+	}
+	return s.src.readPub(ctx, s.pos, true)
+}
+
 // pubErr explains a failed read: an object gone under the reader was
 // compacted away.
 func pubErr(err error, s *segState, rangeID uint64) error {
@@ -175,6 +193,7 @@ func (r *RangeReader) fromSegment(ctx context.Context, x *indexed) (Chunk, bool,
 	if err != nil {
 		return Chunk{}, false, pubErr(err, s, r.id)
 	}
+	s.seen = max(s.seen, x.seg.Header.LastSeq)
 	for ; s.pos <= x.seg.Header.LastSeq && !(s.endKnown && s.pos > s.end); s.pos++ {
 		p := x.seg.Pub(s.pos)
 		s.lastMs = p.CreatedUnixMs
@@ -326,6 +345,9 @@ func (r *RangeReader) seekSegment(ctx context.Context, endWm uint64) (moved bool
 	units, err := r.listUnits(ctx, lowest)
 	if err != nil {
 		return false, err
+	}
+	if len(units) > 0 {
+		s.seen = units[len(units)-1].last
 	}
 	if s.endKnown && len(units) == 0 {
 		// A closed segment whose group holds nothing of it any more.

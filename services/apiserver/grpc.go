@@ -116,7 +116,7 @@ func (s *Service) open(ctx context.Context, sp spec, st *pullState, send sendFun
 		return nil, err
 	}
 	puller, err := pool.NewPullerWith(ctx, s.store, sp.tenant, t.span.Start, t.span.End, t.filter, start,
-		pool.ReadOptions{Cache: s.cache, MaxEntriesPerPoll: s.cfg.MaxEntriesPerPoll})
+		pool.ReadOptions{Cache: s.cache, MaxEntriesPerPoll: s.cfg.MaxEntriesPerPoll, Heads: s.heads})
 	switch {
 	case errors.Is(err, pool.ErrCompacted):
 		return nil, s.outOfRange(ctx, sp.tenant, start, t.span, floor, err)

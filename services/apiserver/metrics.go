@@ -70,6 +70,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "tistream_apiserver_cache_evictions_total",
 		Help: "Pool objects evicted from the shared cache."},
 		stat(func(c pool.CacheStats) float64 { return float64(c.Evictions) }))
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "tistream_apiserver_pool_probes_skipped_total",
+		Help: "Polls for a group's next publication answered \"not yet\" from the publication notices, without a GET (the seq is above the newest announced)."},
+		func() float64 { return float64(s.heads.Skipped()) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_apiserver_cache_bytes",
 		Help: "Estimated bytes held by the shared cache."},
 		stat(func(c pool.CacheStats) float64 { return float64(c.Bytes) }))

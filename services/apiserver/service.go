@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tistream/tistream/libs/etcdx"
-	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/svc"
@@ -58,6 +57,7 @@ type Service struct {
 	usage  *usage.Meter   // nil: not metered
 	schema schemav1.SchemaRegistryServiceClient
 	cache  *pool.Cache
+	heads  *pool.Heads // the newest publications the notices announce (wake.go)
 	m      *metrics
 	now    func() time.Time
 	pos    positions
@@ -122,9 +122,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.store = deps.Pool
 	s.usage = deps.Usage
 	if deps.Etcd != nil {
-		s.wake = etcdx.NewWakeups(deps.Etcd, s.log, func(tenant uint64) {
-			s.cache.ForgetMissing(layout.PoolTenantPrefix(tenant))
-		})
+		s.heads = pool.NewHeads(cfg.FallbackPollInterval, deps.Now)
+		s.wake = etcdx.NewWakeups(deps.Etcd, s.log, s.noticeHooks())
 	}
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "api-server", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{serviceName}, Public: true}, svc.Funcs{

@@ -4,15 +4,35 @@ import (
 	"context"
 	"time"
 
+	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/svc"
 )
 
 // Push instead of poll: the sorters bump a notice in etcd after each group
 // publication (etcdx.PublishedKey); the api-server watches them all with one
 // watch, forgets the remembered "not found" of the tenant's pool keys and
-// wakes the tenant's caught-up pulls, which read at once. Polling stays as
-// the fallback: every FallbackPollInterval while the watch is up, every
-// PollInterval while it is not (or without etcd).
+// wakes the tenant's caught-up pulls, which read at once. The notice names
+// the publication (group and seq): s.heads keeps the newest announced of
+// each group, so a pull that read it does not GET the next one, which is
+// not written yet, until a notice names it or FallbackPollInterval passes
+// (pool.Heads). Polling stays as the fallback: every FallbackPollInterval
+// while the watch is up, every PollInterval while it is not (or without
+// etcd), when nothing the notices said is believed any more.
+
+// noticeHooks: what the api-server does with each notice, before the pulls
+// of its tenant wake.
+func (s *Service) noticeHooks() etcdx.NoticeHooks {
+	return etcdx.NoticeHooks{
+		Notice: func(n etcdx.Notice) {
+			if n.Named() {
+				s.heads.Announce(n.Tenant, n.Group, n.Seq)
+			}
+			s.cache.ForgetMissing(layout.PoolTenantPrefix(n.Tenant))
+		},
+		Lost: s.heads.Reset,
+	}
+}
 
 // start follows the publication notices until the service stops.
 func (s *Service) start(context.Context, *svc.Kernel) error {

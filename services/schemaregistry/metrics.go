@@ -17,9 +17,12 @@ type metrics struct {
 	followErrors     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	f := promauto.With(reg)
 	const ns, sub = "tistream", "schema_registry"
+	f.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "pool_probes_skipped_total",
+		Help: "Polls for a group's next publication answered \"not yet\" from the publication notices, without a GET (the seq is above the newest announced)."},
+		func() float64 { return float64(s.heads.Skipped()) })
 	return &metrics{
 		tenants: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "tenants",
 			Help: "Tenants the registry follows."}),

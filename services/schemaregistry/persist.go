@@ -92,7 +92,7 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 		return nil, err
 	}
 	h.JobWait = t.s.cfg.JobWait
-	f, err := schema.FollowMeta(ctx, pl, t.id, h.Resolved()+1)
+	f, err := t.s.followMeta(ctx, t.id, h.Resolved()+1)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,6 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 // after its resolved ts, and the pool has read at least as far (a history
 // ahead of the pool belongs to a pool that was replaced).
 func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64) (*restored, error) {
-	pl := t.s.deps.Pool
 	data, err := t.s.deps.Store.Get(ctx, key)
 	if errors.Is(err, objstore.ErrNotFound) {
 		return nil, unusable("%s disappeared", key)
@@ -124,7 +123,7 @@ func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64) (*
 	if h.BaseTs() != snapTs {
 		return nil, unusable("%s was built from a schema snapshot at %d, the pool's is at %d", key, h.BaseTs(), snapTs)
 	}
-	f, err := schema.FollowMeta(ctx, pl, t.id, h.Resolved()+1)
+	f, err := t.s.followMeta(ctx, t.id, h.Resolved()+1)
 	if errors.Is(err, pool.ErrCompacted) {
 		return nil, unusable("%s: the pool no longer holds the meta range after %d: %v", key, h.Resolved(), err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/svc"
 	schemav1 "github.com/tistream/tistream/proto/gen/go/tistream/schema/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -49,8 +51,12 @@ type Service struct {
 	cancel  context.CancelFunc
 	watchWg sync.WaitGroup
 	serving atomic.Bool
-	// wake follows the sorters' publication notices (tenants.go: waitMeta).
-	wake *etcdx.Wakeups
+	// wake follows the sorters' publication notices (tenants.go: waitMeta);
+	// heads keeps the newest publication of each group they announce, so
+	// a follower that read it does not look for the next one until a
+	// notice names it or FallbackPollInterval passes (pool.Heads).
+	wake  *etcdx.Wakeups
+	heads *pool.Heads
 }
 
 // New validates the configuration and dependencies; it starts nothing.
@@ -81,8 +87,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Now = time.Now
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With("service", "schema-registry"),
-		m: newMetrics(deps.Registry), tenants: map[uint64]*tenant{}}
-	s.wake = etcdx.NewWakeups(deps.Etcd, s.log, nil)
+		tenants: map[uint64]*tenant{}}
+	s.m = newMetrics(deps.Registry, s)
+	s.heads = pool.NewHeads(cfg.FallbackPollInterval, deps.Now)
+	s.wake = etcdx.NewWakeups(deps.Etcd, s.log, etcdx.NoticeHooks{
+		Notice: func(n etcdx.Notice) {
+			if n.Named() {
+				s.heads.Announce(n.Tenant, n.Group, n.Seq)
+			}
+		},
+		Lost: s.heads.Reset,
+	})
 	s.Kernel = svc.NewKernel(svc.KernelConfig{Name: "schema-registry", Common: cfg.Common, Log: s.log, Registry: deps.Registry,
 		HealthNames: []string{schemav1.SchemaRegistryService_ServiceDesc.ServiceName}}, svc.Funcs{
 		OnRegister: func(g *grpc.Server) { schemav1.RegisterSchemaRegistryServiceServer(g, &api{s: s}) },
@@ -187,4 +202,10 @@ func (s *Service) tenant(id uint64) *tenant {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.tenants[id]
+}
+
+// followMeta follows a tenant's meta range from ts from, with what the
+// publication notices announce.
+func (s *Service) followMeta(ctx context.Context, tenant, from uint64) (*schema.MetaFollower, error) {
+	return schema.FollowMetaWith(ctx, s.deps.Pool, tenant, from, pool.ReadOptions{Heads: s.heads})
 }

@@ -96,7 +96,7 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 	r := t.resume
 	t.resume = nil
 	if r != nil {
-		f, err := schema.FollowMeta(ctx, t.s.deps.Pool, t.id, r.hist.Resolved()+1)
+		f, err := t.s.followMeta(ctx, t.id, r.hist.Resolved()+1)
 		switch {
 		case errors.Is(err, pool.ErrCompacted):
 			t.log.Warn("cannot resume the schema history; restoring it", "err", err)

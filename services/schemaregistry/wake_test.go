@@ -2,12 +2,14 @@ package schemaregistry
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/replay"
 	"github.com/tistream/tistream/libs/svc/svctest"
@@ -69,4 +71,23 @@ func TestNoticeWakesTheRegistry(t *testing.T) {
 	_, err = cli.Put(context.Background(), etcdx.PublishedKey(1, "sorter-x"), "g/1")
 	require.NoError(t, err)
 	r.waitResolved(t, 1, w.final)
+
+	// Notices naming each group's newest publication: at the next wake the
+	// caught-up registry answers its look for the one after from them.
+	pubs, err := objstore.ListAll(context.Background(), pl, layout.GroupsPrefix(1), "")
+	require.NoError(t, err)
+	newest := map[string]uint64{}
+	for _, o := range pubs {
+		group, rest, _ := strings.Cut(strings.TrimPrefix(o.Key, layout.GroupsPrefix(1)), "/")
+		if seq, err := layout.ParseGroupSeqKey(o.Key); err == nil && strings.HasPrefix(rest, "pub/") {
+			newest[group] = max(newest[group], seq)
+		}
+	}
+	require.NotEmpty(t, newest)
+	for group, seq := range newest {
+		_, err = cli.Put(context.Background(), etcdx.PublishedKey(1, "sorter-"+group), etcdx.NoticeValue(group, seq))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return r.svc.heads.Skipped() > 0 }, 30*time.Second, time.Millisecond,
+		"the registry looked for publications the notices said were not written")
 }

@@ -3,6 +3,7 @@ package sorter
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/layout"
 )
 
 // TestPublishOnArrivalAndNotice: with a flush interval of a minute, a batch
@@ -22,7 +24,16 @@ func TestPublishOnArrivalAndNotice(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	w := etcdx.NewWakeups(e.cli, slog.New(slog.DiscardHandler), nil)
+	var mu sync.Mutex
+	var named []error // per notice naming a publication: reading that publication when it arrived
+	w := etcdx.NewWakeups(e.cli, slog.New(slog.DiscardHandler), etcdx.NoticeHooks{Notice: func(n etcdx.Notice) {
+		if n.Named() {
+			_, err := e.pool.Get(context.Background(), layout.GroupPubKey(n.Tenant, n.Group, n.Seq))
+			mu.Lock()
+			named = append(named, err)
+			mu.Unlock()
+		}
+	}})
 	go w.Run(ctx)
 	require.Eventually(t, w.Live, waitFor, pollEvery, "the notice watch never came up")
 	wake := w.Chan(tenant)
@@ -43,6 +54,12 @@ func TestPublishOnArrivalAndNotice(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 	require.NotZero(t, resp.Kvs[0].Lease, "the notice lives on the sorter's lease")
+	mu.Lock()
+	require.NotEmpty(t, named, "the notice names its publication (%q)", resp.Kvs[0].Value)
+	for _, err := range named {
+		require.NoError(t, err, "the publication a notice names exists when the notice arrives")
+	}
+	mu.Unlock()
 
 	// The next movement is held for the rest of the minute.
 	f.send(tenant, 1, 2, 1, 1, file2()...)
