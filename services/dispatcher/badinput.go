@@ -87,6 +87,11 @@ type listing struct {
 	later uint64   // when keys is empty: the seq of the first later file (a gap), or 0
 }
 
+// seqListPage is the page size of a listing for one seq (nextFile): the
+// objects of the seq (more than one only for a duplicate) and the next
+// file's first.
+const seqListPage = 4
+
 // nextFile lists the buffer from file seq: the objects of that seq, or the
 // first later file when seq is missing (a gap).
 func (st *stream) nextFile(ctx context.Context, seq uint64) (listing, error) {
@@ -94,7 +99,7 @@ func (st *stream) nextFile(ctx context.Context, seq uint64) (listing, error) {
 	after := prefix + layout.Pad(seq-1) + "~" // after every key of file seq-1
 	var out listing
 	for {
-		objs, more, err := st.buffer().List(ctx, prefix, after, 4)
+		objs, more, err := st.buffer().List(ctx, prefix, after, seqListPage)
 		if err != nil {
 			return out, fmt.Errorf("list store file %d: %w", seq, err)
 		}

@@ -58,6 +58,7 @@ func (st *stream) loadCheckpoint(ctx context.Context) error {
 // checkpointOnce writes the checkpoint if it advanced, refreshes the lag
 // and deletes the buffer files the written checkpoint covers.
 func (st *stream) checkpointOnce(ctx context.Context, final bool) error {
+	st.trimPast()
 	err := st.writeCheckpoint(ctx)
 	if err != nil {
 		st.sm.ckptFailures.Inc()
@@ -75,6 +76,15 @@ func (st *stream) checkpointOnce(ctx context.Context, final bool) error {
 		}
 	}
 	return err
+}
+
+// trimPast drops what the stream keeps of the files at or below its
+// in-memory checkpoint: no run reads them again (the replay cache, the
+// notices).
+func (st *stream) trimPast() {
+	ckpt := st.checkpointSeq()
+	st.replay.trim(ckpt)
+	st.notes.trim(ckpt)
 }
 
 // writeCheckpoint writes the in-memory checkpoint to etcd if it advanced,

@@ -336,7 +336,12 @@ func checkReplayReads(t *testing.T, mode replayMode, buf *countingStore, reg *pr
 		"the cache empties as the checkpoint passes its files")
 }
 
-func testRangeMove(t *testing.T, mode replayMode) {
+func testRangeMove(t *testing.T, mode replayMode) { rangeMove(t, mode, false) }
+
+// rangeMove is testRangeMove; with notified, the dispatcher does not poll
+// and each file is notified once written (notified_test.go). It returns
+// the counted buffer, the registry and the store's seqs.
+func rangeMove(t *testing.T, mode replayMode, notified bool) (*countingStore, *prometheus.Registry, []uint64) {
 	v := newEnv(t)
 	buf := countGets(v.buffer)
 	v.buffer = buf
@@ -349,21 +354,33 @@ func testRangeMove(t *testing.T, mode replayMode) {
 	require.Less(t, ckpt, half)
 	sent := min(half, ckpt+testMaxInFlight)
 	v.sorters[1].set(func(f *fakeSorter) { f.ackLimit[store] = limit })
-	v.feed(store, 1, half)
+	write := func(from, to uint64) { v.feed(store, from, to) }
+	tweak := replayTweak(t, v, store, mode)
+	if notified {
+		tweak = func(c *Config) { replayTweak(t, v, store, mode)(c); noPoll(c) }
+	} else {
+		write(1, half)
+	}
 	v.assign(store, "d1", 1)
-	_, reg := v.dispatcher("d1", replayTweak(t, v, store, mode))
+	d, reg := v.dispatcher("d1", tweak)
+	if notified {
+		listedOnce(t, buf, store)
+		write = func(from, to uint64) {
+			for seq := from; seq <= to; seq++ {
+				v.feed(store, seq, seq)
+				v.notify(d, store, seq, v.maxTsOf(store, seq))
+			}
+		}
+		write(1, half)
+	}
 	eventually(t, func() bool { return v.checkpointSeq(store) == ckpt }, "checkpoint reaches %d", ckpt)
 	ahead := min(half, ckpt+testMaxInFlight)
 	eventually(t, func() bool { return slices.Equal(v.sorters[1].appliedOrder(2, store), fedSeqs(exp, 2, 0, ahead)) },
 		"range 2 got the files up to %d", ahead)
 
 	// Move range 2 to a new sorter s3 at epoch 2; s2 no longer owns it.
-	s3 := newFakeSorter(t, map[uint64]uint64{2: 2})
-	v.sorters[1].set(func(f *fakeSorter) { f.owned = map[uint64]uint64{} })
-	v.put(etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s3"), &metav1.WorkerInfo{Id: "s3", Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s3.addr})
-	v.put(etcdx.RangeKey(testTenant, 2), &metav1.RangeTask{TenantId: testTenant, RangeId: 2, StartKey: splitKey,
-		State: metav1.RangeTask_STATE_ACTIVE, Epoch: 2, Owner: "s3"})
-	v.feed(store, half+1, last)
+	s3 := v.moveRange2()
+	write(half+1, last)
 	eventually(t, func() bool { return v.checkpointSeq(store) == last }, "checkpoint reaches %d", last)
 	// s3 got everything after the checkpoint, from the file after it, in order.
 	require.Equal(t, fedSeqs(exp, 2, ckpt, last), s3.appliedOrder(2, store))
@@ -379,6 +396,7 @@ func testRangeMove(t *testing.T, mode replayMode) {
 		}
 	}
 	checkReplayReads(t, mode, buf, reg, store, ckpt, sent, last)
+	return buf, reg, seqs
 }
 
 // (4) A stream reassigned to another dispatcher at epoch+1: the old

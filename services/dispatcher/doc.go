@@ -28,6 +28,12 @@
 //     the buffer: the invariants (a range gets its files in order, the
 //     checkpoint passes a file only once every range it fed made it
 //     durable, a crash loses nothing) do not depend on it.
+//   - notices.go, read.go: how a stream finds its next file: the replay
+//     cache; else the key a notification named (seq and max_ts: one GET);
+//     else, or when that key is not found, a listing of the seq. What a
+//     GET of one key cannot see (a second object under the seq) is caught
+//     when a notification names the seq otherwise: the seq is listed
+//     before it is read, or again at once after (recheck).
 //   - delivered.go: resending only to the ranges that changed: per range,
 //     what an Ingest stream carried (recorded when its sender commits to a
 //     Send), so a restarted run skips a range whose sorter has its batches

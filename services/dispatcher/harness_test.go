@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -305,15 +307,17 @@ func eventually(t *testing.T, cond func() bool, msg string, args ...any) {
 func testLogger(t *testing.T) *slog.Logger { return svctest.Logger(t, slog.LevelInfo) }
 
 // countingStore counts the whole-object reads (Get) of each key, the reads
-// a run makes of the store files it routes.
+// a run makes of the store files it routes, and the listings a stream makes
+// to find a file by its seq.
 type countingStore struct {
 	objstore.Store
-	mu   sync.Mutex
-	gets map[string]int
+	mu    sync.Mutex
+	gets  map[string]int
+	lists map[string]int // seq listings (page seqListPage) by their start-after key
 }
 
 func countGets(s objstore.Store) *countingStore {
-	return &countingStore{Store: s, gets: map[string]int{}}
+	return &countingStore{Store: s, gets: map[string]int{}, lists: map[string]int{}}
 }
 
 func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
@@ -323,17 +327,60 @@ func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
 	return c.Store.Get(ctx, key)
 }
 
+func (c *countingStore) List(ctx context.Context, prefix, after string, limit int) ([]objstore.ObjectInfo, bool, error) {
+	if limit == seqListPage {
+		c.mu.Lock()
+		c.lists[after]++
+		c.mu.Unlock()
+	}
+	return c.Store.List(ctx, prefix, after, limit)
+}
+
 // getsOf returns, per seq of a store, how often its file was read.
 func (c *countingStore) getsOf(t *testing.T, storeID uint64) map[uint64]int {
+	return c.bySeq(t, c.gets, storeID, func(key string) (uint64, bool, error) {
+		sn, err := layout.ParseStoreFileKey(key)
+		return sn.Seq, true, err
+	})
+}
+
+// getsOfKey returns how often one key was read.
+func (c *countingStore) getsOfKey(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets[key]
+}
+
+// listsOf returns, per seq of a store, how often a stream listed its seq
+// to find the file (nextFile: a page of seqListPage from after the keys of
+// seq-1); the first page of a listing only, later pages of one listing
+// start after an object's key.
+func (c *countingStore) listsOf(t *testing.T, storeID uint64) map[uint64]int {
+	prefix := layout.StorePrefix(testCluster, testTenant, storeID)
+	return c.bySeq(t, c.lists, storeID, func(after string) (uint64, bool, error) {
+		prev, first := strings.CutSuffix(strings.TrimPrefix(after, prefix), "~")
+		if !first {
+			return 0, false, nil // a later page
+		}
+		seq, err := strconv.ParseUint(prev, 10, 64)
+		return seq + 1, true, err
+	})
+}
+
+// bySeq sums counts by the seq seqOf reads from their keys, for the keys
+// under a store's prefix (those seqOf counts).
+func (c *countingStore) bySeq(t *testing.T, counts map[string]int, storeID uint64, seqOf func(string) (uint64, bool, error)) map[uint64]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[uint64]int{}
 	prefix := layout.StorePrefix(testCluster, testTenant, storeID)
-	for k, n := range c.gets {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			sn, err := layout.ParseStoreFileKey(k)
-			require.NoError(t, err)
-			out[sn.Seq] += n
+	for k, n := range counts {
+		if strings.HasPrefix(k, prefix) && len(k) > len(prefix) {
+			seq, ok, err := seqOf(k)
+			require.NoError(t, err, "key %s", k)
+			if ok {
+				out[seq] += n
+			}
 		}
 	}
 	return out

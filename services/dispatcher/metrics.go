@@ -14,6 +14,8 @@ type metrics struct {
 	leaseLost     prometheus.Counter
 	sendSeconds   prometheus.Histogram
 	filesRead     *prometheus.CounterVec
+	fileReads     *prometheus.CounterVec
+	rechecks      *prometheus.CounterVec
 	bytesRead     *prometheus.CounterVec
 	rowsRead      *prometheus.CounterVec
 	decodeErrors  *prometheus.CounterVec
@@ -45,6 +47,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
 		filesRead: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_files_read_total",
 			Help: "Store change files read and routed (resends included)."}, stream),
+		fileReads: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_store_file_reads_total",
+			Help: "Store change files read and routed, by how their bytes were found: notified (one GET of the notified key), listed (a LIST of the seq, then a GET), fallback (the notified key was not found: GET, LIST, GET), replay (the replay cache, no request)."},
+			append(stream, "how")),
+		rechecks: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_notified_rechecks_total",
+			Help: "Store files already read whose seq a later notification named with another max_ts, listed again for a second object under the seq (docs/bad-input.md)."}, stream),
 		bytesRead: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_bytes_read_total",
 			Help: "Bytes of store change files read."}, stream),
 		rowsRead: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_dispatcher_rows_read_total",
@@ -89,6 +96,7 @@ type streamMetrics struct {
 	filesRead, bytesRead, rowsRead, decodeErrors prometheus.Counter
 	filesDeleted, ckptFailures, duplicates       prometheus.Counter
 	sealedWaits, replayHits, resendsSkipped      prometheus.Counter
+	rechecks                                     prometheus.Counter
 	inFlight, checkpointSeq, checkpointLag       prometheus.Gauge
 }
 
@@ -101,6 +109,7 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 		filesDeleted: m.filesDeleted.WithLabelValues(l...), ckptFailures: m.ckptFailures.WithLabelValues(l...),
 		duplicates: m.duplicates.WithLabelValues(l...), sealedWaits: m.sealedWaits.WithLabelValues(l...),
 		replayHits: m.replayHits.WithLabelValues(l...), resendsSkipped: m.skippedSends.WithLabelValues(l...),
+		rechecks: m.rechecks.WithLabelValues(l...),
 		inFlight: m.inFlight.WithLabelValues(l...), checkpointSeq: m.checkpointSeq.WithLabelValues(l...),
 		checkpointLag: m.checkpointLag.WithLabelValues(l...),
 	}
@@ -108,6 +117,11 @@ func (m *metrics) forStream(tenant, store uint64) *streamMetrics {
 
 func (sm *streamMetrics) restart(reason string) {
 	sm.m.restarts.WithLabelValues(sm.labels[0], sm.labels[1], reason).Inc()
+}
+
+// read counts a file routed, by how its bytes were found (read.go).
+func (sm *streamMetrics) read(how string) {
+	sm.m.fileReads.WithLabelValues(sm.labels[0], sm.labels[1], how).Inc()
 }
 
 // reread records how many files a restart makes the stream read again.

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +25,12 @@ import (
 // most the files past its checkpoint, i.e. at most MaxInFlight of them (the
 // window holds every file past the checkpoint).
 //
-// Used by the stream's loop goroutine only; the budget is shared.
+// Used by the stream's loop goroutine, and trimmed also by its
+// checkpointer (so a stream waiting for its next file gives the bytes back
+// as its checkpoint passes them); the budget is shared.
 type replayCache struct {
 	budget *replayBudget
+	mu     sync.Mutex
 	files  map[uint64]cachedFile
 	bytes  int64
 }
@@ -69,18 +73,22 @@ func (b *replayBudget) give(n int64) {
 	}
 }
 
-func newReplayCache(b *replayBudget) replayCache {
-	return replayCache{budget: b, files: map[uint64]cachedFile{}}
+func newReplayCache(b *replayBudget) *replayCache {
+	return &replayCache{budget: b, files: map[uint64]cachedFile{}}
 }
 
 // get returns file seq if it is kept.
 func (c *replayCache) get(seq uint64) (cachedFile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	f, ok := c.files[seq]
 	return f, ok
 }
 
 // put keeps file seq if the budget allows.
 func (c *replayCache) put(seq uint64, key string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, ok := c.files[seq]; ok {
 		return
 	}
@@ -94,6 +102,8 @@ func (c *replayCache) put(seq uint64, key string, data []byte) {
 
 // trim drops the files at or below the checkpoint: no run reads them again.
 func (c *replayCache) trim(ckpt uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var freed int64
 	for seq, f := range c.files {
 		if seq <= ckpt {
@@ -108,6 +118,8 @@ func (c *replayCache) trim(ckpt uint64) {
 // clear drops every file (the stream stops, or a file was found bad: an
 // operator may replace files in the buffer, docs/bad-input.md).
 func (c *replayCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.budget.give(c.bytes)
 	c.bytes = 0
 	clear(c.files)

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -63,49 +62,49 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 	router := route.NewTrackedRouter(table, st.tracker).WithBase(
 		storefile.BaseFromStore(rctx, st.buffer(), st.cluster, st.tenant, st.store)).WithCheck(
 		func(key string, h *formatv1.StoreFileHeader) error { return checkName(key, h, next) })
+	// quiet: a Notify call named the file just read with its max_ts. While
+	// nothing names the next file, listing its seq now would find it only
+	// if its notification was lost (a file is notified once written): the
+	// stream waits for one, or for the poll timer, before it lists. After
+	// a file known otherwise (listed, or the stream task's latest file,
+	// which is stale after an outage) it lists on at once, as before.
+	quiet := false
 	for {
 		if reason, err := st.waitSpace(r); err != nil {
 			return reason, err
 		}
-		// A file an earlier run read past the checkpoint is routed again
-		// from the replay cache: the same bytes, without a LIST and a GET.
-		st.replay.trim(st.checkpointSeq())
-		cf, cached := st.replay.get(next)
-		if cached {
-			st.sm.replayHits.Inc()
-		} else {
-			ls, err := st.nextFile(rctx, next)
+		if quiet && !st.notes.heard(next) {
+			polled, reason, err := st.waitFile(r)
 			if err != nil {
-				return reasonStorage, err
+				return reason, err
 			}
-			if len(ls.keys) == 0 {
-				st.onMissing(next, ls.later)
-				timer := time.NewTimer(st.s.cfg.PollInterval)
-				reason, err := st.await(r, st.wakeCh, st.drain, timer.C)
-				timer.Stop()
-				if err != nil {
-					return reason, err
-				}
-				continue
+			quiet = !polled // woken otherwise (a routing change in place): still nothing to list
+			continue
+		}
+		quiet = false
+		st.drainWake() // looking now: a later notification wakes the stream again
+		// The next file comes from the replay cache (a file an earlier run
+		// read past the checkpoint: the same bytes, no request), its notified
+		// key (one GET) or a listing of its seq (read.go).
+		st.trimPast()
+		f, err := st.fetch(rctx, next)
+		var bad *badFileError
+		switch {
+		case errors.As(err, &bad):
+			st.sm.decodeErrors.Inc()
+			st.settle(r)
+			return reasonDecode, err
+		case err != nil:
+			return reasonStorage, err
+		case f.key == "":
+			st.onMissing(next, f.later)
+			if _, reason, err := st.waitFile(r); err != nil {
+				return reason, err
 			}
-			cf.key = ls.keys[0]
-			if len(ls.keys) > 1 {
-				cf.key, cf.data, err = st.pickDuplicate(rctx, next, ls.keys)
-				var bad *badFileError
-				if errors.As(err, &bad) {
-					st.sm.decodeErrors.Inc()
-					st.settle(r)
-					return reasonDecode, err
-				}
-			} else {
-				cf.data, err = st.buffer().Get(rctx, cf.key)
-			}
-			if err != nil {
-				return reasonStorage, fmt.Errorf("read store file: %w", err)
-			}
+			continue
 		}
 		st.onFound(next)
-		key, data := cf.key, cf.data
+		key, data := f.key, f.data
 		batches, h, err := router.Route(key, data)
 		if err == nil {
 			err = checkName(key, h, next)
@@ -113,12 +112,24 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 		if errors.Is(err, storefile.ErrBaseLoad) && !errors.Is(err, objstore.ErrNotFound) && !errors.Is(err, container.ErrCorrupt) {
 			return reasonStorage, err // the base header could not be read: retry
 		}
+		if err != nil && f.how == readNotified {
+			// The stream stops at a file only on what a listing of its seq
+			// shows, as before direct reads (a copy under another name
+			// whose key matches its header is read instead, 3a).
+			st.log.Warn("store file read by its notified key does not decode or route; listing its seq",
+				"seq", next, "key", key, "err", err)
+			st.notes.mustList(next)
+			continue
+		}
 		if err != nil {
 			st.sm.decodeErrors.Inc()
 			st.settle(r)
 			return reasonDecode, classify(key, next, err)
 		}
 		st.tracker.Commit()
+		st.notes.readAs(next, h.MaxTs, f.listed())
+		st.sm.read(f.how)
+		quiet = st.notes.live(next)
 		st.replay.put(next, key, data)
 		st.unblock(next, false)
 		st.readTo = next

@@ -31,7 +31,7 @@ type stream struct {
 	lease                         clientv3.LeaseID // of the registration the stream started under
 	log                           *slog.Logger
 	sm                            *streamMetrics
-	notified                      atomic.Uint64 // latest seq heard of (stream task, Notify)
+	notes                         *notices // store files notified (stream task, Notify) and read: notices.go
 
 	buf atomic.Pointer[streamBuffer] // the tenant's data change buffer (buffer.go)
 
@@ -77,7 +77,7 @@ type stream struct {
 	// Loop goroutine only.
 	tracker *route.Tracker // incarnations and resolved ts seen, across runs
 	readTo  uint64         // the last file the current run read and routed
-	replay  replayCache    // files read past the checkpoint (replay.go)
+	replay  *replayCache   // files read past the checkpoint (replay.go)
 	gap     gapState
 	refuse  refuseState
 }
@@ -96,6 +96,7 @@ func newStream(s *Service, key streamKey, cluster, epoch uint64, lease clientv3.
 		durable: map[uint64]uint64{}, delivered: map[uint64]deliveredMark{},
 		tracker: route.NewTracker(),
 		replay:  newReplayCache(s.replay),
+		notes:   newNotices(),
 	}
 }
 
@@ -106,11 +107,14 @@ func (st *stream) start() {
 	go st.checkpointer()
 }
 
-// wake makes a stream waiting for its next file list the buffer now.
+// wake makes a stream waiting for its next file look for it now, and one
+// waiting for room in its window look at its notices (a recheck).
 func (st *stream) wake() {
-	select {
-	case st.wakeCh <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{st.wakeCh, st.spaceCh} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -113,18 +113,15 @@ func parseStreamKey(s *Service, k []byte) (streamKey, bool) {
 }
 
 // ensure runs the stream of task at its epoch, replacing a stream of
-// another epoch or lease; a stream already there at that epoch is only woken
-// when the task reports a newer file (one that fenced itself stays stopped
-// until the task changes).
+// another epoch or lease; a stream already there at that epoch is only
+// told of the task's latest file (woken when it is newer; one that fenced
+// itself stays stopped until the task changes).
 func (s *Service) ensure(key streamKey, task *metav1.StreamTask, lease clientv3.LeaseID) {
 	s.mu.Lock()
 	old := s.streams[key]
 	if old != nil && old.epoch == task.Epoch && old.cluster == task.ClusterId && old.lease == lease {
 		s.mu.Unlock()
-		if task.LatestSeq > old.notified.Load() {
-			old.notified.Store(task.LatestSeq)
-			old.wake()
-		}
+		old.notify(task.LatestSeq, task.LatestMaxTs, false)
 		return
 	}
 	if old != nil {
@@ -135,7 +132,7 @@ func (s *Service) ensure(key streamKey, task *metav1.StreamTask, lease clientv3.
 		s.stopStreams([]*stream{old}, nil)
 	}
 	st := newStream(s, key, task.ClusterId, task.Epoch, lease)
-	st.notified.Store(task.LatestSeq)
+	st.notes.note(task.LatestSeq, task.LatestMaxTs, false)
 	s.mu.Lock()
 	s.streams[key] = st
 	s.mu.Unlock()

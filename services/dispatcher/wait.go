@@ -52,9 +52,13 @@ func (st *stream) waitTable(r *runState) (*route.Table, string, error) {
 }
 
 // waitSpace waits until the window has room for another file. While
-// draining it instead waits for the window to empty and ends the run.
+// draining it instead waits for the window to empty and ends the run. A
+// recheck of files read (notices) is made at once, window full or not.
 func (st *stream) waitSpace(r *runState) (string, error) {
 	for {
+		if reason, err := st.recheck(r); err != nil {
+			return reason, err
+		}
 		if st.draining() {
 			if st.windowLen() == 0 {
 				return reasonDrained, errDrained
@@ -70,5 +74,21 @@ func (st *stream) waitSpace(r *runState) (string, error) {
 		if reason, err := st.await(r, st.spaceCh, st.drain, nil); err != nil {
 			return reason, err
 		}
+	}
+}
+
+// waitFile waits for a notification (wake) or the poll timer before the
+// stream looks for its next file again; polled says the timer fired.
+func (st *stream) waitFile(r *runState) (polled bool, reason string, err error) {
+	timer := time.NewTimer(st.s.cfg.PollInterval)
+	reason, err = st.await(r, st.wakeCh, st.drain, timer.C)
+	return !timer.Stop(), reason, err
+}
+
+// drainWake drops a pending wake: the stream is about to look anyway.
+func (st *stream) drainWake() {
+	select {
+	case <-st.wakeCh:
+	default:
 	}
 }
