@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tistream/tistream/libs/sortbuf"
+	rangesorter "github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/svc"
 )
 
@@ -75,6 +76,19 @@ type Config struct {
 	// and each held range's (rows and bytes per second, a split key) in
 	// its WorkerInfo, for the meta-server's autoscaler (load.go).
 	LoadInterval time.Duration `yaml:"load_interval"`
+	// Workers is the size of the worker pool that drives the ranges: the
+	// batches of one Ingest request for different ranges, and the stages
+	// and commits of a publish round, run on it in parallel, each range's
+	// in order. 0 = rangesorter.DefaultWorkers() (four per GOMAXPROCS, at least 8).
+	Workers int `yaml:"workers"`
+}
+
+// workers is the worker pool's size.
+func (c *Config) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return rangesorter.DefaultWorkers()
 }
 
 // DefaultConfig is the configuration the flags default to.
@@ -88,7 +102,7 @@ func DefaultConfig() Config {
 			StopTimeout: 30 * time.Second,
 		},
 		Worker:               svc.DefaultWorker("sorter"),
-		FlushInterval:        200 * time.Millisecond,
+		FlushInterval:        rangesorter.DefaultFlushInterval,
 		SegmentBytes:         4 << 20,
 		SegmentAge:           10 * time.Minute,
 		SnapshotInterval:     5 * time.Second,
@@ -121,6 +135,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", c.RetentionInterval, "how often the held ranges delete their expired data")
 	fs.DurationVar(&c.StallAfter, "stall-after", c.StallAfter, "report a range whose watermark has not moved for this long while input arrives")
 	fs.DurationVar(&c.LoadInterval, "load-interval", c.LoadInterval, "how often the per-range load (rows/s, bytes/s, split key) is measured and published for the meta-server's autoscaler")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "workers driving the ranges (applying a request's batches, staging and committing flushes), each range's work in order (0 = 4 × GOMAXPROCS, at least 8)")
 	fs.Int64Var(&c.BufferMemory, "buffer-memory", c.BufferMemory, "bytes of committed rows all ranges keep in memory before the largest move to Pebble (0 = always Pebble)")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
@@ -147,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotMaxSkipFiles < 0 {
 		errs = append(errs, fmt.Errorf("--snapshot-max-skip-files must not be negative (0 = never skip), got %d", c.SnapshotMaxSkipFiles))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, fmt.Errorf("--workers must not be negative (0 = 4 × GOMAXPROCS, at least 8), got %d", c.Workers))
 	}
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("--tenant-default-retention must not be negative (0 = keep forever), got %s", c.Retention))

@@ -14,7 +14,9 @@
 // Ingest applies each RangeBatch of an owned range at the matching epoch in
 // the order the stream carries them (one goroutine at a time per range;
 // redeliveries below a store's applied position are skipped by the range),
-// and answers NotOwner for the others. A refusal is sticky per (range,
+// and answers NotOwner for the others. The batches of a request for
+// different ranges run in parallel on the process's bounded worker pool
+// (work.go, --workers), as do the stages and commits of a publish round. A refusal is sticky per (range,
 // store) until the dispatcher resends from at or below the refused file (or
 // the range's position for the store reaches it), so a range never applies
 // a store's file after a gap. The ranges of a tenant are published together

@@ -72,12 +72,22 @@ func (e *testEnv) startSorter(id string) *Service { return e.startSorterWith(id,
 // startSorterWith starts a sorter with its test configuration changed by tune.
 func (e *testEnv) startSorterWith(id string, tune func(*Config)) *Service {
 	e.t.Helper()
+	return e.startSorterHooked(id, tune, nil)
+}
+
+// startSorterHooked is startSorterWith with hook called on the service
+// before it starts (to set its test hooks).
+func (e *testEnv) startSorterHooked(id string, tune func(*Config), hook func(*Service)) *Service {
+	e.t.Helper()
 	cfg := testConfig(e.t, id)
 	if tune != nil {
 		tune(&cfg)
 	}
 	s, err := New(cfg, Deps{Log: e.log, Registry: prometheus.NewRegistry(), Etcd: e.cli, Pool: e.pool})
 	require.NoError(e.t, err)
+	if hook != nil {
+		hook(s)
+	}
 	require.NoError(e.t, s.Start(context.Background()))
 	e.t.Cleanup(func() { stopSorter(e.t, s) })
 	return s

@@ -3,6 +3,7 @@ package sorter
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -116,7 +117,15 @@ func (a *api) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sor
 	}
 }
 
-// ingest applies one request's batches; it returns the refused ones.
+// ingest applies one request's batches; it returns the refused ones, in
+// the request's order. The batches of different ranges are applied in
+// parallel on the worker pool (work.go), each range's in the request's
+// order, and ingest returns once all are done: the stream's next request
+// is applied after this one, so every range sees each store's files in
+// the stream's order, and a refusal (sticky, admit) is recorded before the
+// range sees the store's next file. The first batch is applied on the
+// stream's goroutine meanwhile (it would only wait otherwise), unless its
+// range has a later batch in the request, which must not overtake it.
 func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
 	ts := tenantStore{req.TenantId, req.StoreId}
 	s.mu.Lock()
@@ -129,19 +138,45 @@ func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorte
 		f[is] = struct{}{}
 	}
 	s.mu.Unlock()
+	bs := req.Batches
+	ok := make([]bool, len(bs))
+	inline := len(bs) > 0 && !slices.ContainsFunc(bs[1:], func(b *sorterv1.RangeBatch) bool { return b.RangeId == bs[0].RangeId })
+	var r *round
+	for i, b := range bs {
+		if i == 0 && inline {
+			continue
+		}
+		if r == nil {
+			r = s.newRound()
+		}
+		r.run(rangeKey{req.TenantId, b.RangeId}, func() { ok[i] = s.applyBatch(req, b) })
+	}
+	if inline {
+		ok[0] = s.applyBatch(req, bs[0])
+	}
+	if r != nil {
+		r.wait()
+	}
 	var refused []*sorterv1.NotOwner
-	for _, b := range req.Batches {
-		k := rangeKey{req.TenantId, b.RangeId}
-		rs := rangeStore{k, req.StoreId}
-		h := s.lookup(k)
-		ok := h != nil && h.epoch == b.RangeEpoch && h.apply(req.StoreId, req.Seq, req.MaxTs, b)
-		if !ok {
-			s.refuse(rs, req.Seq)
-			s.m.batches.WithLabelValues("not_owner").Inc()
+	for i, b := range bs {
+		if !ok[i] {
 			refused = append(refused, &sorterv1.NotOwner{TenantId: req.TenantId, RangeId: b.RangeId, StoreId: req.StoreId, Seq: req.Seq})
 		}
 	}
 	return refused
+}
+
+// applyBatch applies one range batch of req if this sorter owns the range
+// at the batch's epoch and admits it; otherwise it records the refusal
+// (sticky) and reports false.
+func (s *Service) applyBatch(req *sorterv1.IngestRequest, b *sorterv1.RangeBatch) bool {
+	k := rangeKey{req.TenantId, b.RangeId}
+	if h := s.lookup(k); h != nil && h.epoch == b.RangeEpoch && h.apply(req.StoreId, req.Seq, req.MaxTs, b) {
+		return true
+	}
+	s.refuse(rangeStore{k, req.StoreId}, req.Seq)
+	s.m.batches.WithLabelValues("not_owner").Inc()
+	return false
 }
 
 // admit applies the sticky refusal rule: after refusing file q of a store

@@ -25,6 +25,7 @@ type metrics struct {
 	provenDups   prometheus.Counter
 	stalled      *prometheus.GaugeVec   // tenant, range, cause
 	stalls       *prometheus.CounterVec // cause
+	workers      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,5 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stalls: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_watermark_stalls_total",
 			Help: "Ranges found stalled (watermark not moving past --stall-after while input arrives), by cause."},
 			[]string{"cause"}),
+		workers: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_workers",
+			Help: "Workers driving the ranges: applying the batches of a request and staging and committing flushes, each range's in order (--workers)."}),
 	}
 }

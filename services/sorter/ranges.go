@@ -306,6 +306,9 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	if r == nil || r.Sealed() || h.gone || !h.s.admit(rangeStore{h.key, store}, seq, r.Applied()[store]) {
 		return false
 	}
+	if hook := h.s.applying; hook != nil {
+		hook(h.key, store, seq)
+	}
 	evs, err := routepb.FromProto(b.Events)
 	if err != nil {
 		h.log.Error("undecodable range batch refused", "store", store, "seq", seq, "err", err)

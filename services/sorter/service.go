@@ -20,6 +20,7 @@ import (
 	"github.com/tistream/tistream/libs/svc"
 	"github.com/tistream/tistream/libs/tenantcfg"
 	"github.com/tistream/tistream/libs/txnmatch"
+	"github.com/tistream/tistream/libs/workpool"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -52,6 +53,9 @@ type Service struct {
 	engine    *sortbuf.Engine
 	deps      rangesorter.Deps
 	advertise string
+	// work drives the ranges: the batches of a request, the stages and
+	// commits of a publish round (work.go). Set by start.
+	work *workpool.Pool
 
 	rootCtx    context.Context // lives until Stop
 	rootCancel context.CancelFunc
@@ -85,6 +89,10 @@ type Service struct {
 	// publication notices.
 	kicks    sync.Map // tenant -> chan struct{}
 	notifier *etcdx.Notifier
+
+	// applying, when set (tests only), is called by every admitted batch
+	// with its range's lock held, before it is decoded and applied.
+	applying func(k rangeKey, store, seq uint64)
 }
 
 // rangeKey names a range.
@@ -164,6 +172,11 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 		s.rootCancel()
 		return errors.Join(err, s.engine.Close())
 	}
+	if s.work, err = newWorkPool(s.cfg.workers()); err != nil {
+		s.rootCancel()
+		return errors.Join(err, reg.Close(), s.engine.Close())
+	}
+	s.m.workers.Set(float64(s.work.Workers()))
 	s.startNotifier()
 	go s.run(reg)
 	s.startRetention()
@@ -194,6 +207,11 @@ func (s *Service) stop(ctx context.Context) error {
 func (s *Service) closed() error {
 	if s.stopErr != nil {
 		return nil
+	}
+	// The ranges are released and the publishers stopped: what is left
+	// are the tasks of a stream that was still applying.
+	if s.work != nil {
+		_ = s.work.Close() // its tasks return nil
 	}
 	if err := s.engine.Close(); err != nil {
 		return fmt.Errorf("close buffers: %w", err)

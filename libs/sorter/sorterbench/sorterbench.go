@@ -67,7 +67,7 @@ type Options struct {
 	BatchRows  int           // rows per routed batch ("store file"), default 10,000
 	FlushEvery time.Duration // how often every range flushes, default sorter.DefaultFlushInterval (200 ms, the sorter service's default flush_interval)
 	Seed       uint64
-	// Workers drive the ranges (default DefaultWorkers). More workers than
+	// Workers drive the ranges (default sorter.DefaultWorkers). More workers than
 	// cores let a worker wait for an fsync while the others compute.
 	Workers int
 	// MemoryBudget is the memory-first buffer's budget (default
@@ -77,10 +77,6 @@ type Options struct {
 	// profiles).
 	AfterIngest, AfterOutput func()
 }
-
-// DefaultWorkers is four times GOMAXPROCS, at least 8: workers wait for
-// fsyncs and object-store requests, and a waiting worker holds no core.
-func DefaultWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
 func (o *Options) defaults() error {
 	if o.Rows <= 0 {
@@ -93,7 +89,7 @@ func (o *Options) defaults() error {
 		o.FlushEvery = sorter.DefaultFlushInterval
 	}
 	if o.Workers <= 0 {
-		o.Workers = DefaultWorkers()
+		o.Workers = sorter.DefaultWorkers()
 	}
 	if o.MemoryBudget <= 0 {
 		o.MemoryBudget = sortbuf.DefaultMemoryBudget
