@@ -77,7 +77,9 @@ func (o planOpts) threshold(hi float64) float64 { return max(o.minDiff, o.ratio*
 //     goes to the non-draining worker with the fewest tasks (ties: least
 //     load, then smallest id) — or to its group's owner; with only
 //     draining workers left, tasks without an owner go to those;
-//   - then, if the busiest and the idlest non-draining worker differ by
+//   - then, only if that moved nothing and no task is settling (no load
+//     report from its owner yet), balance: if the busiest and the idlest
+//     non-draining worker differ by
 //     more than one task, one movable task moves from the busiest to the
 //     idlest: the last in key order whose move does not unbalance their
 //     loads beyond the hysteresis;
@@ -149,7 +151,14 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 		moved[t] = true
 		out = append(out, assignment{task: t, owner: target, reason: reason})
 	}
-	if len(targets) < 2 {
+	if len(targets) < 2 || len(out) > 0 || settling(tasks, live) {
+		// Balance only a settled fleet: not in a round that moved tasks
+		// for a drain or a lost owner, nor while a moved or new task has
+		// no load report from its owner yet. Until then the workers'
+		// loads are unknown (a drained sorter's ranges read 0 on their new
+		// owners), and a balance move made on them is a transition — a
+		// restart of every stream that feeds the range — that the next
+		// round may undo.
 		return out
 	}
 	movable := func(t *schedTask, from *schedWorker) bool {
@@ -188,6 +197,17 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 		return out
 	}
 	return append(out, assignment{task: best, owner: cold.id, reason: reasonLoad})
+}
+
+// settling reports whether a task owned by a live worker has no load
+// report from that owner yet.
+func settling(tasks []*schedTask, live map[string]*schedWorker) bool {
+	for _, t := range tasks {
+		if _, ok := live[t.owner]; ok && t.settling && !t.held {
+			return true
+		}
+	}
+	return false
 }
 
 func idlest(ws []*schedWorker) *schedWorker {
