@@ -220,7 +220,8 @@ func (w *Wakeups) watch(ctx context.Context) {
 }
 
 // Notifier puts the publication notices of one sorter without holding up its
-// publishers: notices of a tenant coalesce while one is being written.
+// publishers: notices of one group of a tenant coalesce while one is being
+// written (the newest seq wins).
 type Notifier struct {
 	cli    *clientv3.Client
 	sorter string
@@ -228,13 +229,21 @@ type Notifier struct {
 	onErr  func(error)
 
 	mu      sync.Mutex
-	pending map[uint64]string // tenant -> value
+	pending map[noticeOf]uint64 // the newest seq to announce per tenant and group
 	kick    chan struct{}
+}
+
+// noticeOf is what a notice announces: a group of a tenant. Notices of one
+// group coalesce; those of different groups (the sorter's own and one it
+// wrote a FENCE into) are each put, one after the other.
+type noticeOf struct {
+	tenant uint64
+	group  string
 }
 
 // NewNotifier returns a notifier of sorter's publications; Run writes them.
 func NewNotifier(cli *clientv3.Client, sorter string, lease func() clientv3.LeaseID, onErr func(error)) *Notifier {
-	return &Notifier{cli: cli, sorter: sorter, lease: lease, onErr: onErr, pending: map[uint64]string{}, kick: make(chan struct{}, 1)}
+	return &Notifier{cli: cli, sorter: sorter, lease: lease, onErr: onErr, pending: map[noticeOf]uint64{}, kick: make(chan struct{}, 1)}
 }
 
 // Published queues the notice of a publication (group id and seq).
@@ -243,7 +252,8 @@ func (n *Notifier) Published(tenant uint64, group string, seq uint64) {
 		return
 	}
 	n.mu.Lock()
-	n.pending[tenant] = NoticeValue(group, seq)
+	k := noticeOf{tenant, group}
+	n.pending[k] = max(n.pending[k], seq)
 	n.mu.Unlock()
 	select {
 	case n.kick <- struct{}{}:
@@ -261,15 +271,15 @@ func (n *Notifier) Run(ctx context.Context) {
 		}
 		n.mu.Lock()
 		batch := n.pending
-		n.pending = map[uint64]string{}
+		n.pending = map[noticeOf]uint64{}
 		n.mu.Unlock()
 		lease := n.lease()
 		if lease == 0 {
 			continue
 		}
-		for tenant, v := range batch {
+		for k, seq := range batch {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := n.cli.Put(cctx, PublishedKey(tenant, n.sorter), v, clientv3.WithLease(lease))
+			_, err := n.cli.Put(cctx, PublishedKey(k.tenant, n.sorter), NoticeValue(k.group, seq), clientv3.WithLease(lease))
 			cancel()
 			if err != nil && ctx.Err() == nil && n.onErr != nil {
 				n.onErr(err)

@@ -108,6 +108,24 @@ func TestNoticesWakeTheirTenant(t *testing.T) {
 	require.False(t, notice)
 	require.Less(t, time.Since(start), 10*time.Second)
 
+	// Notices of two groups of one tenant queued together are both put
+	// (a FENCE the sorter wrote into a previous owner's group, and its own
+	// publication): neither replaces the other.
+	n.Published(4, "own", 7)
+	n.Published(4, "old", 3)
+	n.Published(4, "own", 6) // queued behind 7: the newest seq wins
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got := map[string]uint64{}
+		for _, x := range named {
+			if x.Tenant == 4 {
+				got[x.Group] = max(got[x.Group], x.Seq)
+			}
+		}
+		return got["own"] == 7 && got["old"] == 3
+	}, 10*time.Second, 5*time.Millisecond, "both groups' notices arrive")
+
 	// A nil Wakeups (no etcd) polls at the short interval.
 	var none *etcdx.Wakeups
 	require.Nil(t, none.Chan(1))

@@ -119,7 +119,14 @@ func TestGroupFencesLiveOldOwner(t *testing.T) {
 	all := genRows(rng, 1200, []int64{100, 101, 102, 103}, 100)
 	rows1, rows2 := splitRows(all, split)
 	last := all[len(all)-1].CommitTs + 1
-	gOld, gNew := newGroup(t, store, 1, "old", noSegments), newGroup(t, store, 1, "new", noSegments)
+	type fenceNote struct {
+		group string
+		seq   uint64
+	}
+	var fences []fenceNote
+	newOpts := noSegments
+	newOpts.OnFence = func(group string, seq uint64) { fences = append(fences, fenceNote{group, seq}) }
+	gOld, gNew := newGroup(t, store, 1, "old", noSegments), newGroup(t, store, 1, "new", newOpts)
 	r1, err := CreateRange(ctx, gOld, RangeSpec{Tenant: 1, RangeID: 1, End: split, OpenedAt: 100}, 1)
 	require.NoError(t, err)
 	r2, err := CreateRange(ctx, gOld, RangeSpec{Tenant: 1, RangeID: 2, Start: split, OpenedAt: 100}, 1)
@@ -134,6 +141,13 @@ func TestGroupFencesLiveOldOwner(t *testing.T) {
 	nw, err := OpenRange(ctx, gNew, 1, 1, 2)
 	require.NoError(t, err)
 	require.Equal(t, before, nw.Watermark())
+	// The new owner is told where it wrote the FENCE (a sorter announces
+	// it, so that readers of the old group need not wait for a poll).
+	require.Len(t, fences, 1)
+	require.Equal(t, "old", fences[0].group)
+	fp, err := readPubObject(ctx, store, 1, "old", fences[0].seq)
+	require.NoError(t, err)
+	require.True(t, fp.IsFence(), "the announced seq of the old group is the FENCE")
 	s1, err := r1.Stage(third, rowsIn(rows1, before, third))
 	require.NoError(t, err)
 	s2, err := r2.Stage(third, rowsIn(rows2, r2.Watermark(), third))

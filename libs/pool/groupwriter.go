@@ -35,6 +35,12 @@ type GroupOptions struct {
 	Now func() time.Time
 	// OnSegment, when set, is told about every segment write.
 	OnSegment func(SegmentResult)
+	// OnFence, when set, is told about every FENCE this writer wrote into
+	// another group (taking a range over): the group and the FENCE's seq.
+	// A sorter announces it as it announces its own publications, so that
+	// readers that believe the old group has nothing above its last
+	// announced publication read the FENCE at once.
+	OnFence func(group string, seq uint64)
 }
 
 // SegmentResult describes one segment write.

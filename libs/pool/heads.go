@@ -21,8 +21,9 @@ import (
 // What is announced always exists (a sorter puts the notice after the
 // publication is written), so believing it can only delay a reader, never
 // make it miss a row: a publication that exists above the announced seq —
-// a notice lost or still in flight, a FENCE another owner wrote into the
-// group, a writer without etcd — is found once the announcement is older
+// a notice lost or still in flight, a FENCE whose notice was lost (a new
+// owner announces the FENCE it writes into the old group), a writer
+// without etcd — is found once the announcement is older
 // than the freshness bound (the reader's fallback poll interval), or at
 // once after Reset. The follower of the notices calls Announce for each
 // named notice and Reset whenever its watch ends (notices may then be

@@ -142,6 +142,9 @@ func openRange(ctx context.Context, g *GroupWriter, tenant, rangeID, epoch uint6
 		if err != nil {
 			return nil, false, fmt.Errorf("range %d of tenant %d: fence it in group %s: %w", rangeID, tenant, head.Group, err)
 		}
+		if g.o.OnFence != nil {
+			g.o.OnFence(head.Group, fence)
+		}
 		last, end, err := segmentEnd(ctx, g.store, tenant, head.Group, rangeID, head.GroupSeq, fence, head.Watermark, head.OwnerEpoch)
 		if err != nil {
 			return nil, false, fmt.Errorf("range %d of tenant %d: find where its segment in group %s ended: %w", rangeID, tenant, head.Group, err)

@@ -84,7 +84,11 @@ func (s *Service) group(tenant uint64) (*pool.GroupWriter, error) {
 	}
 	id := pool.GroupID(s.cfg.ID, uint64(s.startedMs), s.groupSeq.Add(1))
 	w, err := pool.NewGroupWriter(s.pool, tenant, id, s.cfg.ID, pool.GroupOptions{SegmentBytes: s.cfg.SegmentBytes,
-		SegmentAge: s.cfg.SegmentAge, OnSegment: s.segmentDone})
+		SegmentAge: s.cfg.SegmentAge, OnSegment: s.segmentDone,
+		// A FENCE written into the previous owner's group is announced like
+		// a publication: that group publishes nothing more, and its readers
+		// would otherwise find the FENCE only at their fallback poll.
+		OnFence: func(group string, seq uint64) { s.notifier.Published(tenant, group, seq) }})
 	if err != nil {
 		return nil, err
 	}
