@@ -1,6 +1,9 @@
 package pool
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
 // bufCache recycles the large buffers a group writer goes through every
 // flush round — the ranges' sections, which a publication is written from
@@ -24,33 +27,48 @@ const (
 	maxBufCache = 256 << 20
 )
 
-// take returns an empty buffer, preferring the smallest one of at least
-// want bytes, else the largest held; nil when none is held.
+// take returns an empty buffer of at least want bytes, the smallest one
+// held; nil when none is that large. A smaller one is not handed out: it
+// would grow by doubling into new memory, and the old array would be
+// garbage instead of recycled. On a miss the largest smaller buffer is
+// dropped: sections are growing (a busier round), and the room it takes
+// within the limit is better used by the larger one the caller makes.
 func (c *bufCache) take(want int) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	best := -1
+	best, smaller := -1, -1
 	for i, b := range c.bufs {
 		switch {
-		case best < 0:
+		case cap(b) >= want && (best < 0 || cap(b) < cap(c.bufs[best])):
 			best = i
-		case cap(b) >= want && (cap(c.bufs[best]) < want || cap(b) < cap(c.bufs[best])):
-			best = i
-		case cap(c.bufs[best]) < want && cap(b) > cap(c.bufs[best]):
-			best = i
+		case cap(b) < want && (smaller < 0 || cap(b) > cap(c.bufs[smaller])):
+			smaller = i
 		}
 	}
 	if best < 0 {
+		if smaller >= 0 {
+			c.remove(smaller)
+		}
 		return nil
 	}
-	b := c.bufs[best]
-	last := len(c.bufs) - 1
-	c.bufs[best], c.bufs[last] = c.bufs[last], nil
-	c.bufs = c.bufs[:last]
-	c.bytes -= cap(b)
+	b := c.remove(best)
 	c.taken++
 	return b[:0]
 }
+
+func (c *bufCache) remove(i int) []byte {
+	b := c.bufs[i]
+	last := len(c.bufs) - 1
+	c.bufs[i], c.bufs[last] = c.bufs[last], nil
+	c.bufs = c.bufs[:last]
+	c.bytes -= cap(b)
+	return b
+}
+
+// newBuf makes a buffer for want bytes that did not come from the cache,
+// with room to spare: next round's sections, a little larger, still fit
+// it when it comes back.
+func newBuf(want int) []byte { return make([]byte, 0, sizeClass(want+want/2)) }
 
 // put gives back buffers nothing refers to any more.
 func (c *bufCache) put(bufs ...[]byte) {
@@ -65,9 +83,32 @@ func (c *bufCache) put(bufs ...[]byte) {
 	}
 }
 
+// sizeClass rounds a new buffer's size up to one of few sizes (eight
+// steps per power of two, 12.5% at most above n), so buffers recycled for
+// one round's sections fit the next round's, whose sizes differ a little.
+func sizeClass(n int) int {
+	if n <= 4096 {
+		return 4096
+	}
+	step := 1 << (bits.Len(uint(n-1)) - 4) // an eighth of the power of two below n
+	return (n + step - 1) / step * step
+}
+
 // follow sets the limit from the bytes of a publication just written.
 func (c *bufCache) follow(pubBytes int) {
 	c.mu.Lock()
 	c.limit = min(max(2*pubBytes, minBufCache), maxBufCache)
+	// Quieter rounds: drop the largest buffers beyond the new limit, so
+	// a burst's buffers are not held (they would only raise the heap the
+	// collector lets grow).
+	for c.bytes > c.limit && len(c.bufs) > 0 {
+		largest := 0
+		for i, b := range c.bufs {
+			if cap(b) > cap(c.bufs[largest]) {
+				largest = i
+			}
+		}
+		c.remove(largest)
+	}
 	c.mu.Unlock()
 }

@@ -19,7 +19,8 @@ func TestBufCacheTakesBestFitWithinLimit(t *testing.T) {
 	b := c.take(500)
 	require.Equal(t, 1000, cap(b), "the smallest buffer large enough")
 	require.Empty(t, b)
-	require.Equal(t, 10000, cap(c.take(1<<20)), "none large enough: the largest")
+	require.Nil(t, c.take(1<<20), "none large enough: none (a smaller one would grow into new memory)")
+	require.Equal(t, 100, c.bytes, "and the largest smaller one is dropped")
 	require.Equal(t, 100, cap(c.take(0)))
 	require.Nil(t, c.take(0))
 	require.Equal(t, 0, c.bytes)
@@ -33,6 +34,15 @@ func TestBufCacheTakesBestFitWithinLimit(t *testing.T) {
 // row still reads back, from publications and from segments (sections are
 // recycled only once a segment holds a copy), on local disk — a store that
 // keeps nothing of what it is given — checked against the rows generated.
+func TestSizeClass(t *testing.T) {
+	for _, n := range []int{0, 1, 4096, 4097, 5000, 65536, 65537, 1 << 20, 3<<20 + 7, 1<<30 - 1} {
+		c := sizeClass(n)
+		require.GreaterOrEqual(t, c, n)
+		require.LessOrEqual(t, c, max(4096, n+n/8), "n=%d", n)
+	}
+	require.Equal(t, sizeClass(1<<20+1), sizeClass(1<<20+100), "nearby sizes share a class")
+}
+
 func TestRecycledBuffersKeepEveryRow(t *testing.T) {
 	for name, o := range map[string]GroupOptions{
 		// ~1/3 of the publications reach SegmentBytes alone (not buffered)
@@ -120,5 +130,66 @@ func TestDecodeFileAliasesOnlyWhatItOwns(t *testing.T) {
 		} else {
 			require.Zero(t, changed, "rows of a file not owned are copies")
 		}
+	}
+}
+
+// SectionBound holds every section for certain, from rows of nothing but
+// a one-byte key at the largest timestamps to rows of large values: a
+// section built in a buffer that large never grows into new memory.
+func TestSectionBoundHoldsTheSection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, shape := range []struct {
+		name      string
+		key, val  int
+		old       bool
+		rows      int
+		commitTop uint64
+	}{
+		{"tiny rows, huge ts", 1, 0, false, 50000, 1<<64 - 1},
+		{"workload rows", 19, 256, false, 5000, 1 << 50},
+		{"old values", 30, 100, true, 3000, 1 << 40},
+		{"large values", 40, 200 << 10, false, 40, 1 << 30},
+		{"one row", 1, 0, false, 1, 2},
+	} {
+		t.Run(shape.name, func(t *testing.T) {
+			// Random bytes and timestamps: nothing for the codec to shrink.
+			rows := make([]Row, shape.rows)
+			payload := 0
+			ts := shape.commitTop - uint64(shape.rows)<<20
+			for i := range rows {
+				k := make([]byte, shape.key)
+				for j := range k {
+					k[j] = byte(rng.Uint32())
+				}
+				ts += 1 + rng.Uint64N(1<<20)
+				r := Row{CommitTs: ts, StartTs: ts - 1 - rng.Uint64N(1<<30), Op: formatv1.Op_OP_PUT, Key: k}
+				if shape.val > 0 {
+					r.Value = make([]byte, shape.val)
+					for j := range r.Value {
+						r.Value[j] = byte(rng.Uint32())
+					}
+				}
+				if shape.old {
+					r.OldValue = r.Value[:len(r.Value)/2]
+				}
+				payload += len(r.Key) + len(r.Value) + len(r.OldValue)
+				rows[i] = r
+			}
+			bound := SectionBound(len(rows), payload)
+			buf := make([]byte, 0, bound)
+			h := &formatv1.CommittedFileHeader{TenantId: 1<<64 - 1, RangeId: 1<<64 - 1, OwnerEpoch: 1<<64 - 1,
+				PrevWatermark: rows[0].CommitTs - 1, Watermark: ts}
+			b, _, err := buildDataFile(h, func(yield func(*Row) error) error {
+				for i := range rows {
+					if err := yield(&rows[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, bound, buf)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(b), bound)
+			require.Equal(t, bound, cap(b), "built in the given buffer, never grown")
+		})
 	}
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -278,9 +279,27 @@ type RowSource func(yield func(*Row) error) error
 
 // FlushOptions tune one flush.
 type FlushOptions struct {
-	// SizeHint is about how many bytes of rows the flush writes, so the
-	// section is built in one buffer of the right size.
+	// SizeHint is about how many bytes of rows (Row key, value and old
+	// value) the flush writes, so the section is built in one buffer of the
+	// right size.
 	SizeHint int
+	// Rows is how many rows that is, when known (0: not known). With it the
+	// section's buffer is sized to hold them for certain (SectionBound), so
+	// it never grows by doubling into fresh memory.
+	Rows int
+}
+
+// maxRecordOverhead bounds what a row's record adds to its key, value and
+// old value: the record's length and the CommittedRow fields' tags,
+// lengths and varints (commit_ts and start_ts at most 10 bytes each).
+const maxRecordOverhead = binary.MaxVarintLen32 + 2*(1+binary.MaxVarintLen64) + 2 + 3*(1+binary.MaxVarintLen32)
+
+// SectionBound is an upper bound of the size of a committed data file
+// holding rows of rowBytes payload: the records, the header, the block
+// headers and their index entries, the trailer.
+func SectionBound(rows, rowBytes int) int {
+	payload := rowBytes + rows*maxRecordOverhead
+	return payload + payload/32 + 4096
 }
 
 // Staged is one range's flush waiting for its group's next publication:
@@ -343,7 +362,14 @@ func (w *RangeWriter) Stage(wm uint64, rows RowSource, opts ...FlushOptions) (*S
 		return nil, fmt.Errorf("range %d of tenant %d: flush to %d, already at %d", w.id, w.tenant, wm, prev)
 	}
 	s := &Staged{w: w, att: w.att, Prev: prev, Watermark: wm}
-	buf := w.group.bufs.take(o.SizeHint)
+	want := o.SizeHint + o.SizeHint/16 + 1024 // rows unknown: what the container would take
+	if o.Rows > 0 {
+		want = SectionBound(o.Rows, o.SizeHint)
+	}
+	buf := w.group.bufs.take(want)
+	if buf == nil {
+		buf = newBuf(want)
+	}
 	b, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
 		PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, buf)
 	if err != nil {

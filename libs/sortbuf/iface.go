@@ -45,6 +45,14 @@ type Buffer interface {
 	Spill() SpillStore
 }
 
+// Sizer is a Buffer that tells, without reading the rows, how many rows
+// with commit_ts <= upTo Scan would yield and their Row.Size bytes; ok is
+// false when it cannot tell cheaply (rows on disk). A flush sizes its
+// output with it.
+type Sizer interface {
+	SizeUpTo(upTo uint64) (rows int, bytes int64, ok bool)
+}
+
 // Batch collects rows of one buffer for a single write. Rows are copied in
 // Add, so the caller may reuse its slices at once. A row replaces one with
 // the same (commit_ts, start_ts, key), the last added winning, within the

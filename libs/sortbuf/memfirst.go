@@ -207,6 +207,29 @@ func (b *mfBuffer) account() {
 
 func (b *mfBuffer) Add(rows ...Row) error { return addRows(b, rows) }
 
+var _ Sizer = (*mfBuffer)(nil)
+
+// SizeUpTo sums the rows of Scan(upTo) held in memory; not ok when some of
+// the range's rows are on disk.
+func (b *mfBuffer) SizeUpTo(upTo uint64) (rows int, bytes int64, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dropped || b.diskMax != 0 {
+		return 0, 0, false
+	}
+	if upTo <= b.floor.Load() {
+		return 0, 0, true
+	}
+	b.mem.normalize()
+	b.account()
+	view := b.mem.view(upTo)
+	for i := range view {
+		r := &view[i]
+		bytes += int64(r.klen) + int64(r.vlen) + int64(r.olen)
+	}
+	return len(view), bytes, true
+}
+
 func (b *mfBuffer) Scan(upTo uint64, fn func(Row) error) error {
 	b.mu.Lock()
 	if b.dropped {
@@ -294,6 +317,7 @@ func (b *mfBuffer) DeleteUpTo(ts uint64) error {
 	b.stats.deleteUpTo(ts)
 	b.mem.deleteUpTo(ts)
 	b.account()
+	b.s.chunks.trim() // less in use: the cache holds less
 	if b.diskMax != 0 {
 		if err := b.disk.DeleteUpTo(ts); err != nil {
 			return err

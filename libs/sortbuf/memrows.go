@@ -80,14 +80,64 @@ const (
 // only while the store's memory in use and the cache together stay within
 // the budget (and the cache within maxCached), so the budget bounds both.
 type chunkCache struct {
-	used   *atomic.Int64
-	budget int64
-	cached atomic.Int64 // bytes in free
-	mu     sync.Mutex
-	free   []*chunk
+	used    *atomic.Int64
+	budget  int64
+	cached  atomic.Int64 // bytes in free and indexes
+	mu      sync.Mutex
+	free    []*chunk
+	indexes [][]memRow // emptied ranges' index arrays, their rows cleared
 }
 
 const maxCached = 256 << 20
+
+// Index arrays of emptied ranges are recycled too, the smallest one large
+// enough first; small ones are not worth it, and at most maxIndexes are
+// held (the search is linear).
+const (
+	minCachedIndex = 1024
+	maxIndexes     = 256
+)
+
+// getIndex returns an empty index array with room for n rows; a new one
+// has room for a quarter more.
+func (cc *chunkCache) getIndex(n int) []memRow {
+	if cc != nil && n >= minCachedIndex {
+		cc.mu.Lock()
+		best := -1
+		for i, a := range cc.indexes {
+			if cap(a) >= n && (best < 0 || cap(a) < cap(cc.indexes[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			a := cc.indexes[best]
+			last := len(cc.indexes) - 1
+			cc.indexes[best], cc.indexes[last] = cc.indexes[last], nil
+			cc.indexes = cc.indexes[:last]
+			cc.cached.Add(-int64(cap(a)) * memRowSize)
+			cc.mu.Unlock()
+			return a
+		}
+		cc.mu.Unlock()
+	}
+	return make([]memRow, 0, n+n/4)
+}
+
+// putIndex keeps an index array whose rows are all cleared, within the
+// same bounds as chunks.
+func (cc *chunkCache) putIndex(a []memRow) {
+	if cc == nil || cap(a) < minCachedIndex {
+		return
+	}
+	size := int64(cap(a)) * memRowSize
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.indexes) < maxIndexes && cc.cached.Load()+size <= cc.limit() {
+		clear(a[:cap(a)]) // rows cut while a scan shared them were not cleared
+		cc.indexes = append(cc.indexes, a[:0])
+		cc.cached.Add(size)
+	}
+}
 
 func (cc *chunkCache) get() *chunk {
 	if cc != nil {
@@ -112,22 +162,38 @@ func (cc *chunkCache) put(c *chunk) {
 	c.used, c.live = 0, 0
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	cached := int64(len(cc.free)+1) * maxChunk
-	if cached <= maxCached && cc.used.Load()+cached <= cc.budget {
+	if cc.cached.Load()+maxChunk <= cc.limit() {
 		cc.free = append(cc.free, c)
 		cc.cached.Add(maxChunk)
 	}
 }
 
-// trim drops cached chunks while the cache and the memory in use together
-// pass the budget.
+// limit is what the cache may hold: no more than the memory in use (or
+// minKeep), so that what a busy cycle released does not stay held once
+// the ranges go quiet (it would only raise the heap the collector lets
+// grow, in new memory); within maxCached and what the budget leaves.
+func (cc *chunkCache) limit() int64 {
+	used := cc.used.Load()
+	return max(0, min(maxCached, cc.budget-used, max(used, minKeep)))
+}
+
+// minKeep is what the cache may hold however little is in use.
+const minKeep = 16 << 20
+
+// trim drops cached index arrays, then chunks, while the cache holds more
+// than its limit: memory in use comes first, and the cache follows it down.
 func (cc *chunkCache) trim() {
-	if cc.used.Load()+cc.cached.Load() <= cc.budget {
+	if cc == nil || cc.cached.Load() <= cc.limit() {
 		return
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	for n := len(cc.free); n > 0 && cc.used.Load()+int64(n)*maxChunk > cc.budget; n-- {
+	for n := len(cc.indexes); n > 0 && cc.cached.Load() > cc.limit(); n-- {
+		cc.cached.Add(-int64(cap(cc.indexes[n-1])) * memRowSize)
+		cc.indexes[n-1] = nil
+		cc.indexes = cc.indexes[:n-1]
+	}
+	for n := len(cc.free); n > 0 && cc.cached.Load() > cc.limit(); n-- {
 		cc.free[n-1] = nil
 		cc.free = cc.free[:n-1]
 		cc.cached.Add(-maxChunk)
@@ -229,9 +295,17 @@ func (m *memRows) release(r *memRow) {
 // insert adds a stored row; one of the same identity is replaced.
 func (m *memRows) insert(r memRow) {
 	if m.rows == nil && m.hint > 0 {
-		// A range is emptied by every flush: size the index for a little
-		// more rows than last time instead of growing it again.
-		m.rows = make([]memRow, 0, m.hint+m.hint/4)
+		// A range is emptied by every flush: size the index for at least
+		// as many rows as last time (a recycled one, or a new one with a
+		// quarter more) instead of growing it again.
+		m.rows = m.cache.getIndex(m.hint)
+	}
+	if len(m.rows) == cap(m.rows) && m.lo > 0 && m.lo >= len(m.rows)/4 && m.shared == 0 {
+		// A full index whose front holds deleted rows (a range flushed
+		// while rows above the flush kept coming) moves its rows to the
+		// front rather than growing into a new array, when that frees a
+		// quarter of it or more.
+		m.compact()
 	}
 	n := len(m.rows)
 	switch {
@@ -242,6 +316,15 @@ func (m *memRows) insert(r memRow) {
 		return
 	}
 	m.rows = append(m.rows, r)
+}
+
+// compact moves the live rows to the front of the index; not while shared.
+func (m *memRows) compact() {
+	n := copy(m.rows, m.rows[m.lo:])
+	clear(m.rows[n:])
+	m.rows = m.rows[:n]
+	m.sorted -= m.lo
+	m.lo = 0
 }
 
 // insertNear puts r at its place among the last few sorted rows, where a
@@ -377,24 +460,29 @@ func (m *memRows) cut(end int) {
 	case m.lo == len(m.rows):
 		m.reset()
 	case m.lo > len(m.rows)/2 && m.shared == 0:
-		n := copy(m.rows, m.rows[m.lo:])
-		clear(m.rows[n:])
-		m.rows = m.rows[:n]
-		m.sorted -= m.lo
-		m.lo = 0
+		m.compact()
 	}
 }
 
 // reset forgets an empty index, so that an idle range holds no memory; the
 // chunk being filled goes too unless an open batch still refers to it.
 func (m *memRows) reset() {
+	if m.rows == nil {
+		// Already empty (a batch without rows committed): the hint is
+		// still the last cycle's.
+		m.tmp = nil
+		m.freeCur()
+		return
+	}
 	m.hint = len(m.rows)
+	if m.shared == 0 {
+		// Its rows are cleared (cut): another range's next cycle can
+		// take it rather than allocate one.
+		m.cache.putIndex(m.rows)
+	}
 	m.rows, m.tmp = nil, nil
 	m.lo, m.sorted = 0, 0
-	if c := m.cur; c != nil && c.live == 0 {
-		m.cur = nil
-		m.free(c)
-	}
+	m.freeCur()
 	// The next cycle's chunks start at a quarter of what this one stored:
 	// a busy range goes straight to full (recycled) chunks, an idle one
 	// holds a small one.
@@ -403,6 +491,14 @@ func (m *memRows) reset() {
 		m.nextChunk *= 2
 	}
 	m.stored = 0
+}
+
+// freeCur frees the chunk being filled unless an open batch refers to it.
+func (m *memRows) freeCur() {
+	if c := m.cur; c != nil && c.live == 0 {
+		m.cur = nil
+		m.free(c)
+	}
 }
 
 // tidy frees what an empty index still holds (after released batch rows).

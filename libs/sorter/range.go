@@ -519,8 +519,13 @@ func (r *Range) Prepare(limit uint64) (*pool.Staged, error) {
 			return yield(&pr)
 		})
 	}
-	hint := int(min(r.buf.Stats().Bytes, 256<<20)) // an estimate: the buffer may hold rows above t
-	st, err := r.writer.Stage(t, rows, pool.FlushOptions{SizeHint: hint})
+	opts := pool.FlushOptions{SizeHint: int(min(r.buf.Stats().Bytes, 256<<20))} // an estimate: the buffer may hold rows above t
+	if sz, ok := r.buf.(sortbuf.Sizer); ok {
+		if n, bytes, ok := sz.SizeUpTo(t); ok {
+			opts = pool.FlushOptions{SizeHint: int(bytes), Rows: n} // exact (rows at or below prev included: a bound)
+		}
+	}
+	st, err := r.writer.Stage(t, rows, opts)
 	if err != nil {
 		return nil, fmt.Errorf("range %d of tenant %d: stage flush: %w", r.id, r.tenant, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -129,6 +130,7 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile,
 		write := func(path string) func() {
 			return func() {
 				if f, err := os.Create(path); err == nil {
+					runtime.GC() // the profile then counts every allocation up to here
 					_ = pprof.WriteHeapProfile(f)
 					f.Close()
 				}
