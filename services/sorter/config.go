@@ -57,6 +57,13 @@ type Config struct {
 	// moved to the Pebble instances (Buffer) until the rows fit again.
 	// 0 moves every range to Pebble at each write.
 	BufferMemory int64 `yaml:"buffer_memory"`
+	// WriteStallBytes: while the buffered rows in memory pass this many
+	// bytes and a publish round is under way, an Ingest request waits
+	// for the round (at most 1 s a request), as a storage engine stalls
+	// its writers while its memtables wait to be flushed: a sorter that
+	// cannot publish as fast as it applies slows its dispatchers down
+	// instead of holding ever more rows. 0 never waits.
+	WriteStallBytes int64 `yaml:"write_stall_bytes"`
 	// Buffer sizes the Pebble instances of the sorted buffers: the spill
 	// space of BufferMemory and of the matchers.
 	Buffer sortbuf.Config `yaml:"buffer"`
@@ -111,6 +118,7 @@ func DefaultConfig() Config {
 		RetryMin:             100 * time.Millisecond,
 		RetryMax:             5 * time.Second,
 		BufferMemory:         sortbuf.DefaultMemoryBudget,
+		WriteStallBytes:      rangesorter.DefaultWriteStallBytes,
 		Buffer:               sortbuf.DefaultConfig(),
 		Retention:            24 * time.Hour,
 		RetentionInterval:    time.Minute,
@@ -137,6 +145,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LoadInterval, "load-interval", c.LoadInterval, "how often the per-range load (rows/s, bytes/s, split key) is measured and published for the meta-server's autoscaler")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "workers driving the ranges (applying a request's batches, staging and committing flushes), each range's work in order (0 = 4 × GOMAXPROCS, at least 8)")
 	fs.Int64Var(&c.BufferMemory, "buffer-memory", c.BufferMemory, "bytes of committed rows all ranges keep in memory before the largest move to Pebble (0 = always Pebble)")
+	fs.Int64Var(&c.WriteStallBytes, "write-stall-bytes", c.WriteStallBytes, "while the buffered rows in memory pass this many bytes and a publish round is under way, ingest waits for it (at most 1 s a request; 0 = never)")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
 	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
@@ -162,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotMaxSkipFiles < 0 {
 		errs = append(errs, fmt.Errorf("--snapshot-max-skip-files must not be negative (0 = never skip), got %d", c.SnapshotMaxSkipFiles))
+	}
+	if c.WriteStallBytes < 0 {
+		errs = append(errs, fmt.Errorf("--write-stall-bytes must not be negative (0 = never stall), got %d", c.WriteStallBytes))
 	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("--workers must not be negative (0 = 4 × GOMAXPROCS, at least 8), got %d", c.Workers))

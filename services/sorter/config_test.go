@@ -23,13 +23,15 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, 200*time.Millisecond, cfg.FlushInterval)
 	require.Equal(t, 5*time.Second, cfg.SnapshotInterval)
 	require.Equal(t, int64(512<<20), cfg.BufferMemory)
+	require.Equal(t, int64(64<<20), cfg.WriteStallBytes)
 	require.Zero(t, cfg.Workers)
 	require.Equal(t, max(8, 4*runtime.GOMAXPROCS(0)), cfg.workers())
 
 	fs := flag.NewFlagSet("sorter", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	require.NoError(t, fs.Parse([]string{"--id=s7", "--advertise-addr=h:1", "--lease-ttl=3s", "--data-dir=/d",
-		"--flush-interval=1s", "--snapshot-interval=2s", "--buffer-shards=3", "--buffer-memory=1048576", "--workers=3"}))
+		"--flush-interval=1s", "--snapshot-interval=2s", "--buffer-shards=3", "--buffer-memory=1048576", "--workers=3",
+		"--write-stall-bytes=0"}))
 	require.Equal(t, "s7", cfg.ID)
 	require.Equal(t, "h:1", cfg.AdvertiseAddr)
 	require.Equal(t, 3*time.Second, cfg.LeaseTTL)
@@ -37,6 +39,7 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, 3, cfg.Buffer.Shards)
 	require.Equal(t, int64(1<<20), cfg.BufferMemory)
 	require.Equal(t, 3, cfg.workers())
+	require.Zero(t, cfg.WriteStallBytes)
 	cfg.DataDir = ""
 	require.Equal(t, "tistream-sorter-s7", filepath.Base(cfg.dataDir()))
 
@@ -45,9 +48,10 @@ func TestConfig(t *testing.T) {
 	bad.Buffer.Shards = 0
 	bad.BufferMemory = -1
 	bad.Workers = -1
+	bad.WriteStallBytes = -1
 	err := bad.Validate()
 	require.Error(t, err)
-	for _, name := range []string{"--id", "--lease-ttl", "--flush-interval", "--snapshot-interval", "shards", "--buffer-memory", "--workers"} {
+	for _, name := range []string{"--id", "--lease-ttl", "--flush-interval", "--snapshot-interval", "shards", "--buffer-memory", "--workers", "--write-stall-bytes"} {
 		require.ErrorContains(t, err, name)
 	}
 	_, err = New(bad, Deps{})

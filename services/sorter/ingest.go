@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	rangesorter "github.com/tistream/tistream/libs/sorter"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -127,6 +128,10 @@ func (a *api) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sor
 // stream's goroutine meanwhile (it would only wait otherwise), unless its
 // range has a later batch in the request, which must not overtake it.
 func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
+	if d := s.throttle.Wait(s.rootCtx, rangesorter.MaxWriteStall); d > 0 {
+		s.m.writeStalls.Inc()
+		s.m.writeStalled.Add(d.Seconds())
+	}
 	ts := tenantStore{req.TenantId, req.StoreId}
 	s.mu.Lock()
 	if !is.closed {

@@ -26,6 +26,8 @@ type metrics struct {
 	stalled      *prometheus.GaugeVec   // tenant, range, cause
 	stalls       *prometheus.CounterVec // cause
 	workers      prometheus.Gauge
+	writeStalls  prometheus.Counter
+	writeStalled prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times the worker lease was lost (every range dropped, registered again)."}),
 		ingestStream: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_ingest_streams",
 			Help: "Open Ingest streams."}),
+		writeStalls: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_write_stalls_total",
+			Help: "Ingest requests that waited for a publish round because the buffered rows in memory passed --write-stall-bytes."}),
+		writeStalled: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_write_stall_seconds_total",
+			Help: "Time ingest requests waited for publish rounds (write stalls; each at most 1 s)."}),
 		seals: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_seals_total",
 			Help: "Split and merge attempts of sealing ranges by op (split, merge) and result (done, not_ready, error)."},
 			[]string{"op", "result"}),

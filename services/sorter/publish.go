@@ -189,6 +189,8 @@ type staged struct {
 // while the ranges go on applying batches. It reports whether a
 // publication was written.
 func (s *Service) publish(ctx context.Context, g *tenantGroup) (published bool) {
+	s.throttle.Begin() // over once the commits freed the flushed rows
+	defer s.throttle.End()
 	s.mu.Lock()
 	var hs []*holder
 	for k, h := range s.holders {

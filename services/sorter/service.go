@@ -56,6 +56,9 @@ type Service struct {
 	// work drives the ranges: the batches of a request, the stages and
 	// commits of a publish round (work.go). Set by start.
 	work *workpool.Pool
+	// throttle is the write stall: ingest waits for a publish round while
+	// the buffered rows in memory pass --write-stall-bytes. Set by start.
+	throttle *rangesorter.Throttle
 
 	rootCtx    context.Context // lives until Stop
 	rootCancel context.CancelFunc
@@ -162,6 +165,7 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 	if err != nil {
 		return errors.Join(err, s.engine.Close())
 	}
+	s.throttle = rangesorter.NewThrottle(func() int64 { return buffers.Metrics().Used }, s.cfg.WriteStallBytes)
 	s.deps = rangesorter.Deps{Pool: s.pool, Snapshots: s.snaps, Buffers: buffers,
 		Budget: txnmatch.NewBudget(s.cfg.MatcherBudget), Owner: s.cfg.ID, Group: s.group}
 	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, k.GRPCAddr())

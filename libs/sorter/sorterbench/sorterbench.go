@@ -8,7 +8,9 @@
 // batches; each flush round is one group publication of every range, as a
 // sorter process writes it (package pool), encoded, written and fsynced on
 // its own goroutine while the ranges go on applying; the output reads the
-// tables in parallel too.
+// tables in parallel too. The feeder passes the sorter's write stall
+// (sorter.Throttle) before each batch, as a sorter's ingest does: it waits
+// while the rows in memory pass the bound and a round is under way.
 //
 // RunBaseline runs the same rows through plain Pebble (package pebblebase),
 // the yardstick every figure is compared with in the same run.
@@ -73,6 +75,11 @@ type Options struct {
 	// MemoryBudget is the memory-first buffer's budget (default
 	// sortbuf.DefaultMemoryBudget); Pebble takes what does not fit.
 	MemoryBudget int64
+	// WriteStallBytes: the feeder waits while the rows in memory pass it
+	// and a flush round is under way, as the sorter service's ingest does
+	// (sorter.Throttle; default sorter.DefaultWriteStallBytes, negative:
+	// never waits).
+	WriteStallBytes int64
 	// AfterIngest and AfterOutput, if set, run after each phase (heap
 	// profiles).
 	AfterIngest, AfterOutput func()
@@ -93,6 +100,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MemoryBudget <= 0 {
 		o.MemoryBudget = sortbuf.DefaultMemoryBudget
+	}
+	if o.WriteStallBytes == 0 {
+		o.WriteStallBytes = sorter.DefaultWriteStallBytes
 	}
 	if o.Dir == "" {
 		return errors.New("sorterbench: a scratch directory is required")
@@ -122,6 +132,8 @@ type Result struct {
 	ProcessCPUSec float64 `json:"-"`
 	Flushes       int64   `json:"flushes,omitempty"` // range flushes that published
 	Spills        int64   `json:"spills"`            // ranges the memory-first buffer moved to Pebble
+	Stalls        int64   `json:"stalls,omitempty"`  // feeder waits for a flush round (write stall)
+	StalledSec    float64 `json:"stalled_sec,omitempty"`
 }
 
 func (r *Result) setPhases(ingest, output procstat.Phase) {
@@ -171,8 +183,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer workers.Close()
 
+	throttle := sorter.NewThrottle(func() int64 { return buffers.Metrics().Used }, max(o.WriteStallBytes, 0))
 	start := procstat.Begin()
-	if err := ingest(ctx, o, workers, group, ranges, table); err != nil {
+	if err := ingest(ctx, o, workers, group, ranges, table, throttle); err != nil {
 		return res, err
 	}
 	ingested := start.End()
@@ -197,6 +210,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.PoolMiB = dirMiB(o.Dir + "/pool")
 	res.Spills = buffers.Metrics().Spills
+	st := throttle.Stats()
+	res.Stalls, res.StalledSec = st.Stalls, st.Stalled.Seconds()
 	for _, r := range ranges {
 		res.Flushes += r.Stats().Flushes
 	}
@@ -338,8 +353,9 @@ type file struct {
 // resolved ts is reached and its rows are durable and readable in the pool.
 // Each range's applies and flush stages are tasks of the worker pool, in
 // order per range, in parallel across ranges and with the feeding; the
-// publications are written by a publisher goroutine.
-func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table) error {
+// publications are written by a publisher goroutine. Before each batch the
+// feeder passes the write stall, as a sorter's ingest does.
+func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table, throttle *sorter.Throttle) error {
 	g := newGenerator(o.Seed)
 	free := make(chan *file, filesInFlight)
 	for i := 0; i < filesInFlight; i++ {
@@ -369,6 +385,7 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 		}
 	}
 	send := func() error {
+		throttle.Wait(ctx, sorter.MaxWriteStall)
 		seq++
 		f.left.Store(int32(len(ranges)))
 		for i := range ranges {
@@ -389,7 +406,7 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 		}
 		return nil
 	}
-	pub := newPublisher(ctx, workers, group, ranges)
+	pub := newPublisher(ctx, workers, group, ranges, throttle)
 	defer pub.stop()
 	next()
 	pending := 0
@@ -502,10 +519,13 @@ type publisher struct {
 	ticks   chan chan error // a round; the channel, if any, gets its error
 	done    chan struct{}
 	err     error // of the last round, read after done or a round's reply
+	// throttle learns when a round begins and when its commits are done.
+	throttle *sorter.Throttle
 }
 
-func newPublisher(ctx context.Context, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range) *publisher {
-	p := &publisher{ctx: ctx, workers: workers, group: group, ranges: ranges, ticks: make(chan chan error, 1), done: make(chan struct{})}
+func newPublisher(ctx context.Context, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, throttle *sorter.Throttle) *publisher {
+	p := &publisher{ctx: ctx, workers: workers, group: group, ranges: ranges, ticks: make(chan chan error, 1), done: make(chan struct{}),
+		throttle: throttle}
 	go p.loop()
 	return p
 }
@@ -543,7 +563,16 @@ func (p *publisher) loop() {
 	}
 }
 
-func (p *publisher) round() error {
+func (p *publisher) round() (err error) {
+	p.throttle.Begin()
+	var commits atomic.Int32 // the round is over for the throttle when its last commit ran
+	commits.Store(1)
+	end := func() {
+		if commits.Add(-1) == 0 {
+			p.throttle.End()
+		}
+	}
+	defer end()
 	staged := make([]*pool.Staged, len(p.ranges))
 	var left atomic.Int32
 	left.Store(int32(len(p.ranges)))
@@ -576,7 +605,12 @@ func (p *publisher) round() error {
 	}
 	for i, r := range p.ranges {
 		if st := staged[i]; st != nil {
-			if err := p.workers.Submit(uint64(i), func() error { return r.Commit(st) }); err != nil {
+			commits.Add(1)
+			if err := p.workers.Submit(uint64(i), func() error {
+				defer end()
+				return r.Commit(st)
+			}); err != nil {
+				end()
 				return err
 			}
 		}

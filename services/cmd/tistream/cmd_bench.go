@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/sorter/sorterbench"
@@ -47,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
+	stall := fs.Int64("write-stall-bytes", 0, "the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, 64 MiB; -1: never; not passed to --before's binary)")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
@@ -57,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *child {
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
-			MemoryBudget: *budget, FlushEvery: *flush}, *modes, *cpuProfile, *memProfile, stdout, stderr)
+			MemoryBudget: *budget, FlushEvery: *flush, WriteStallBytes: *stall}, *modes, *cpuProfile, *memProfile, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -75,12 +75,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			configs = append(configs, benchConfig{label: m + " (before)", exe: *before, mode: m, before: true})
 		}
 	}
+	// The settings passed to this binary's children (not to --before's,
+	// which may not know them).
+	settings := []string{"--flush-interval", flush.String()}
+	if *workers > 0 {
+		settings = append(settings, "--workers", strconv.Itoa(*workers))
+	}
+	if *budget > 0 {
+		settings = append(settings, "--memory-budget", strconv.FormatInt(*budget, 10))
+	}
+	if *stall != 0 {
+		settings = append(settings, "--write-stall-bytes", strconv.FormatInt(*stall, 10))
+	}
 	procList := strings.Split(*procs, ",")
 	results := map[string][]sorterbench.Result{} // label + procs -> runs
 	for i := 0; i < *runs; i++ {
 		for _, p := range procList {
 			for _, c := range configs {
-				r, err := benchRun(ctx, c, p, *rows, *workers, *budget, *flush, *dir, stderr)
+				r, err := benchRun(ctx, c, p, *rows, settings, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
 					return 1
@@ -152,7 +164,7 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile,
 }
 
 // benchRun runs one configuration once in a child process.
-func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers int, budget int64, flush time.Duration, dir string, stderr io.Writer) (sorterbench.Result, error) {
+func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settings []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
 	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
 	if err != nil {
 		return sorterbench.Result{}, err
@@ -160,13 +172,7 @@ func benchRun(ctx context.Context, c benchConfig, procs string, rows, workers in
 	defer os.RemoveAll(scratch)
 	args := []string{"bench", "--child", "--rows", strconv.Itoa(rows), "--modes", c.mode, "--dir", scratch}
 	if !c.before {
-		if workers > 0 {
-			args = append(args, "--workers", strconv.Itoa(workers))
-		}
-		if budget > 0 {
-			args = append(args, "--memory-budget", strconv.FormatInt(budget, 10))
-		}
-		args = append(args, "--flush-interval", flush.String())
+		args = append(args, settings...)
 	}
 	cmd := exec.CommandContext(ctx, c.exe, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
