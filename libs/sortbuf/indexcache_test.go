@@ -3,6 +3,7 @@ package sortbuf
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,4 +71,38 @@ func TestChunkCacheFollowsUseDown(t *testing.T) {
 	}
 	require.Zero(t, s.used.Load())
 	require.LessOrEqual(t, s.chunks.cached.Load(), int64(minKeep))
+}
+
+// SizeUpTo counts what Scan(upTo) yields, out-of-order and replaced rows
+// included.
+func TestSizeUpToMatchesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	s := newMemoryFirst(nil, 1<<30)
+	b := s.Buffer(1)
+	sz := b.(Sizer)
+	for round := 0; round < 20; round++ {
+		batch := b.NewBatch()
+		for i := 0; i < 500; i++ {
+			ts := 1000 + rng.Uint64N(5000)
+			v := make([]byte, rng.IntN(300))
+			require.NoError(t, batch.Add(Row{CommitTs: ts, StartTs: ts - 1, Op: OpPut, Key: []byte(fmt.Sprint(rng.IntN(300))), Value: v}))
+		}
+		require.NoError(t, batch.Commit())
+		batch.Close()
+		upTo := 1000 + rng.Uint64N(6000)
+		rows, bytes, ok := sz.SizeUpTo(upTo)
+		require.True(t, ok)
+		var n int
+		var m int64
+		require.NoError(t, b.Scan(upTo, func(r Row) error {
+			n++
+			m += int64(r.Size())
+			return nil
+		}))
+		require.Equal(t, n, rows, "round %d", round)
+		require.Equal(t, m, bytes, "round %d", round)
+		if round%5 == 4 {
+			require.NoError(t, b.DeleteUpTo(upTo/2+500))
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/tistream/tistream/libs/pool"
 	"time"
 
 	"github.com/tistream/tistream/libs/svc"
@@ -67,10 +68,10 @@ func DefaultConfig() Config {
 			StopTimeout: 10 * time.Second, MaxRecvBytes: 4 << 20, MaxConcurrentStreams: 256},
 		PollInterval:         100 * time.Millisecond,
 		FallbackPollInterval: time.Second,
-		CacheBytes:           256 << 20,
+		CacheBytes:           pool.DefaultSharedCacheBytes,
 		MaxBatchRows:         1024,
 		MaxBatchBytes:        1 << 20,
-		MaxEntriesPerPoll:    16,
+		MaxEntriesPerPoll:    pool.DefaultMaxEntriesPerPoll,
 		MaxHeldRows:          256 << 10,
 		MaxPulls:             1024,
 		MaxPullsPerTenant:    256,

@@ -461,12 +461,15 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 }
 
 // output reads every table back in commit order from the pool, the tables
-// in parallel on the workers.
+// in parallel on the workers, as one api-server serves table pulls: one
+// cache shared by all of them, with the api-server's default settings
+// (each publication's index is read once, not once per table).
 func output(ctx context.Context, workers *workpool.Pool, store objstore.Store) (int, error) {
 	var rows atomic.Int64
+	opts := pool.ReadOptions{Cache: pool.NewCache(pool.DefaultSharedCacheBytes), MaxEntriesPerPoll: pool.DefaultMaxEntriesPerPoll}
 	for t := int64(FirstTable); t < FirstTable+Tables; t++ {
 		if err := workers.Submit(uint64(t), func() error {
-			n, err := readTable(ctx, store, t)
+			n, err := readTable(ctx, store, t, opts)
 			rows.Add(int64(n))
 			return err
 		}); err != nil {
@@ -479,9 +482,9 @@ func output(ctx context.Context, workers *workpool.Pool, store objstore.Store) (
 	return int(rows.Load()), nil
 }
 
-func readTable(ctx context.Context, store objstore.Store, t int64) (int, error) {
+func readTable(ctx context.Context, store objstore.Store, t int64, opts pool.ReadOptions) (int, error) {
 	span := tidbcodec.TableSpan(t)
-	p, err := pool.NewPuller(ctx, store, 1, span.Start, span.End, nil, 0)
+	p, err := pool.NewPullerWith(ctx, store, 1, span.Start, span.End, nil, 0, opts)
 	if err != nil {
 		return 0, err
 	}
