@@ -186,11 +186,16 @@ func (s *Service) getUsage(ctx context.Context, req *metav1.GetUsageRequest) (*m
 	if req.ToUnixMs != 0 && req.ToUnixMs <= req.FromUnixMs {
 		return nil, status.Errorf(codes.InvalidArgument, "to (%d) must be after from (%d)", req.ToUnixMs, req.FromUnixMs)
 	}
-	e := s.state.tenants.get(etcdx.TenantKey(req.TenantId))
-	archived := req.Archived || e == nil
-	if e != nil && e.val.State == metav1.TenantState_TENANT_STATE_DELETING {
+	// The mirror, or etcd when the mirror has not caught up with a fresh
+	// registration (a tenant registered just now is not "unknown").
+	info, err := s.tenant(ctx, req.TenantId)
+	if err != nil {
+		return nil, fmt.Errorf("read tenant %d: %w", req.TenantId, err)
+	}
+	archived := req.Archived || info == nil
+	if info != nil && info.State == metav1.TenantState_TENANT_STATE_DELETING {
 		// Its folder is being deleted: once archived, the archive answers.
-		done, err := usage.Archived(ctx, s.pool, req.TenantId, e.val.DeregisteredUnixMs)
+		done, err := usage.Archived(ctx, s.pool, req.TenantId, info.DeregisteredUnixMs)
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +215,7 @@ func (s *Service) getUsage(ctx context.Context, req *metav1.GetUsageRequest) (*m
 	if err != nil {
 		return nil, err
 	}
-	resp, err := usage.QuerySince(ctx, s.pool, req.TenantId, e.val.RegisteredUnixMs, req.FromUnixMs, req.ToUnixMs, &live, s.now())
+	resp, err := usage.QuerySince(ctx, s.pool, req.TenantId, info.RegisteredUnixMs, req.FromUnixMs, req.ToUnixMs, &live, s.now())
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("read the usage of tenant %d: %w", req.TenantId, err)
 	}

@@ -57,6 +57,9 @@ func TestGetUsage(t *testing.T) {
 	m.Served(2, 7, 700)
 	require.NoError(t, usage.NewFlusher(m, env.pool, "api-server-x", env.log).Flush(ctx))
 
+	// A sampling round covers the tenants the leader's mirror knows (a
+	// tenant registered a moment ago is sampled by the next round).
+	require.Eventually(t, func() bool { return s.tenantActive(1) && s.tenantActive(2) }, waitFor, pollEvery)
 	s.usageRound(s.leading())
 	resp, err := c.GetUsage(ctx, &metav1.GetUsageRequest{TenantId: 1, FromUnixMs: time.Now().Add(-time.Hour).UnixMilli()})
 	require.NoError(t, err)
