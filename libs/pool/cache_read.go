@@ -14,14 +14,10 @@ import (
 
 // ReadOptions tune how readers fetch the pool. The zero value reads every
 // object directly, as OpenRangeReader and NewPuller do.
-// The api-server's read settings by default: one cache of this many bytes
-// shared by all its pulls, at most this many log entries per range in one
-// poll. The ordering core's benchmark reads the pool as an api-server does
-// with them.
-const (
-	DefaultSharedCacheBytes  = 256 << 20
-	DefaultMaxEntriesPerPoll = 16
-)
+// DefaultMaxEntriesPerPoll is the api-server's ReadOptions.MaxEntriesPerPoll
+// by default (its --max-entries-per-poll); the ordering core's benchmark
+// reads with it too.
+const DefaultMaxEntriesPerPoll = 16
 
 type ReadOptions struct {
 	// Cache, when set, is shared by every reader given it: log entries, data

@@ -9,10 +9,13 @@ import (
 
 // DefaultWriteStallBytes is the memory in use by a process's buffered rows
 // above which its ingest waits for the flush round under way (the sorter
-// service's --write-stall-bytes, the benchmark's feeder): an eighth of the
-// default buffer budget, 4 s of rows at 50,000 rows/s of 275 bytes, so a
-// sorter keeping up never stalls.
-const DefaultWriteStallBytes = 64 << 20
+// service's --write-stall-bytes, the benchmark's feeder): half the default
+// buffer budget, so a sorter that cannot publish as fast as it applies
+// slows its input down before it spills ranges to Pebble. Not lower: a
+// sorter that keeps up holds a round or two of rows, which at full speed
+// on two cores (770k rows/s) passes 64 MiB, and stalling there cost the
+// benchmark a fifth of its two-core throughput (docs/benchmarks.md).
+const DefaultWriteStallBytes = 256 << 20
 
 // MaxWriteStall bounds one wait: rows that cannot be flushed yet (their
 // ranges' watermark held by an open transaction) are no reason to hold

@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 			StopTimeout: 10 * time.Second, MaxRecvBytes: 4 << 20, MaxConcurrentStreams: 256},
 		PollInterval:         100 * time.Millisecond,
 		FallbackPollInterval: time.Second,
-		CacheBytes:           pool.DefaultSharedCacheBytes,
+		CacheBytes:           256 << 20,
 		MaxBatchRows:         1024,
 		MaxBatchBytes:        1 << 20,
 		MaxEntriesPerPoll:    pool.DefaultMaxEntriesPerPoll,
