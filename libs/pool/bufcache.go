@@ -66,9 +66,13 @@ func (c *bufCache) remove(i int) []byte {
 }
 
 // newBuf makes a buffer for want bytes that did not come from the cache,
-// with room to spare: next round's sections, a little larger, still fit
-// it when it comes back.
-func newBuf(want int) []byte { return make([]byte, 0, sizeClass(want+want/2)) }
+// with room to spare (half again, at most maxSpare): next round's
+// sections, a little larger, still fit it when it comes back.
+func newBuf(want int) []byte { return make([]byte, 0, sizeClass(want+min(want/2, maxSpare))) }
+
+// maxSpare bounds the room a new buffer has beyond what it was made for: a
+// range catching up may flush hundreds of MiB at once.
+const maxSpare = 4 << 20
 
 // put gives back buffers nothing refers to any more.
 func (c *bufCache) put(bufs ...[]byte) {

@@ -193,3 +193,10 @@ func TestSectionBoundHoldsTheSection(t *testing.T) {
 		})
 	}
 }
+
+func TestNewBufSpare(t *testing.T) {
+	require.GreaterOrEqual(t, cap(newBuf(1<<20)), 1<<20+1<<19, "a small section's buffer has half again of room")
+	big := 300 << 20
+	require.GreaterOrEqual(t, cap(newBuf(big)), big)
+	require.LessOrEqual(t, cap(newBuf(big)), sizeClass(big+maxSpare), "a large one at most maxSpare more (and its size class)")
+}

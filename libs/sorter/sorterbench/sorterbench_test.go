@@ -13,17 +13,20 @@ import (
 // A small run of every mode reads back exactly the rows it wrote, in order
 // per table (Run checks both), through the worker pool, with flushes during
 // the ingest; with a tiny memory budget the ranges spill to Pebble and the
-// result is the same.
+// result is the same; with a tiny write stall the feeder waits for the
+// rounds and the result is the same too.
 func TestRunSmall(t *testing.T) {
 	cases := []struct {
 		name   string
 		opts   sorterbench.Options
 		spills bool
+		stalls bool
 	}{
-		{"committed", sorterbench.Options{}, false},
-		{"pairs", sorterbench.Options{Pairs: true}, false},
-		{"committed-tiny-budget", sorterbench.Options{MemoryBudget: 64 << 10}, true},
-		{"pairs-one-worker", sorterbench.Options{Pairs: true, Workers: 1}, false},
+		{"committed", sorterbench.Options{}, false, false},
+		{"pairs", sorterbench.Options{Pairs: true}, false, false},
+		{"committed-tiny-budget", sorterbench.Options{MemoryBudget: 64 << 10}, true, false},
+		{"pairs-one-worker", sorterbench.Options{Pairs: true, Workers: 1}, false, false},
+		{"committed-stalled", sorterbench.Options{WriteStallBytes: 1}, false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -34,6 +37,9 @@ func TestRunSmall(t *testing.T) {
 			require.Equal(t, 30_000, res.Rows)
 			require.Greater(t, res.Flushes, int64(sorterbench.Tables), "flushes during the ingest")
 			require.Equal(t, c.spills, res.Spills > 0)
+			if c.stalls {
+				require.Positive(t, res.Stalls, "the feeder waited for rounds")
+			}
 		})
 	}
 	res, err := sorterbench.RunBaseline(context.Background(), sorterbench.Options{Rows: 30_000, Dir: t.TempDir()})
