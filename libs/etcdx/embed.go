@@ -1,9 +1,12 @@
 package etcdx
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -30,7 +33,32 @@ type Embedded struct {
 }
 
 // StartEmbedded starts etcd and waits until it serves (at most 60 s).
+// A port picked for it (port 0) is free when picked but may be taken
+// before etcd binds it (by another process doing the same): it then
+// tries again with new ports, a few times.
 func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
+	picked := portZero(c.ClientAddr) || portZero(c.PeerAddr)
+	for attempt := 1; ; attempt++ {
+		e, err := startEmbedded(c)
+		if err == nil || !picked || attempt == bindAttempts || !isAddrInUse(err) {
+			return e, err
+		}
+	}
+}
+
+// bindAttempts bounds the tries of StartEmbedded on picked ports.
+const bindAttempts = 5
+
+func portZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || (err == nil && port == "0")
+}
+
+func isAddrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func startEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	if c.Dir == "" {
 		return nil, fmt.Errorf("embedded etcd: a data directory is required")
 	}
