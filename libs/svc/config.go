@@ -29,6 +29,14 @@ type Common struct {
 	// MaxConcurrentStreams bounds the calls in flight on one client
 	// connection (0 = 1024).
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// GCMaxHeadroom bounds the heap the Go collector lets grow past the
+	// live heap, in bytes (package gcpace): after every collection GOGC is
+	// set so the next one comes within this much allocation, never below
+	// 25 % of the live heap. Fresh memory costs a page fault a page, and a
+	// sorter's live heap swings by the rows between flush rounds. 0 = the
+	// default, 128 MiB; negative = leave GOGC alone. Process-wide: the
+	// first service of a process to start sets it.
+	GCMaxHeadroom int64 `yaml:"gc_max_headroom"`
 	// Security: TLS, certificates, tokens (security.go).
 	Security Security `yaml:",inline"`
 }
@@ -45,6 +53,7 @@ func (c *Common) RegisterFlags(fs *flag.FlagSet, prefix string) {
 		c.MaxConcurrentStreams = uint32(n)
 		return err
 	})
+	fs.Int64Var(&c.GCMaxHeadroom, prefix+"gc-max-headroom", c.GCMaxHeadroom, "bytes the Go heap may grow past its live data before the next collection (0 = 128 MiB; -1 = GOGC alone); process-wide, set by the first service to start")
 	c.Security.RegisterFlags(fs, prefix)
 	fs.StringVar(&c.LogLevel, prefix+"log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, prefix+"log-format", c.LogFormat, "log format: text or json")

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/tistream/tistream/libs/gcpace"
 	"github.com/tistream/tistream/libs/grpcx"
 )
 
@@ -116,6 +117,9 @@ type Kernel struct {
 	probeWg  sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+	// releasePace gives back the process's GC pacer (package gcpace),
+	// taken when the service starts.
+	releasePace func()
 }
 
 // NewKernel prepares a service; it starts nothing.
@@ -202,6 +206,7 @@ func (k *Kernel) Start(ctx context.Context) error {
 		k.state.Store(int32(StateFailed))
 		return fmt.Errorf("%s: %w", k.cfg.Name, err)
 	}
+	k.pace()
 	k.served = make(chan struct{})
 	go func(served chan struct{}) {
 		defer close(served)
@@ -309,6 +314,9 @@ func (k *Kernel) stop(ctx context.Context) error {
 	if cerr := k.logic.Closed(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	if k.releasePace != nil {
+		k.releasePace()
+	}
 	if prev == StateFailed {
 		k.state.Store(int32(StateFailed))
 	} else {
@@ -319,6 +327,26 @@ func (k *Kernel) stop(ctx context.Context) error {
 		return fmt.Errorf("%s stop: %w", k.cfg.Name, err)
 	}
 	return nil
+}
+
+// pace takes the process's GC pacer with Common.GCMaxHeadroom (the first
+// service of a process to start sets it for all; negative: none) and
+// exports the GOGC in force.
+func (k *Kernel) pace() {
+	h := k.cfg.Common.GCMaxHeadroom
+	if h < 0 {
+		return
+	}
+	p, release := gcpace.Acquire(gcpace.Options{MaxHeadroom: h})
+	k.releasePace = release
+	if p == nil {
+		return
+	}
+	// Services of one process may share a registry: the first one's gauge
+	// serves (the pacer is the same).
+	_ = k.cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_process_gc_percent",
+		Help: "GOGC in force in the process: the heap the Go collector lets grow past the live heap, in percent of it, as the pacer sets it after every collection (--gc-max-headroom)."},
+		func() float64 { return float64(p.Percent()) }))
 }
 
 // Funcs adapts plain functions to Logic, so a service type can keep its

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tistream/tistream/libs/gcpace"
 )
 
 // fakeLogic is a service whose readiness and start the test controls.
@@ -162,4 +164,40 @@ func TestKernelPprofOptIn(t *testing.T) {
 		require.Equal(t, want, r.StatusCode, "pprof %v", on)
 		require.NoError(t, k.Stop(context.Background()))
 	}
+}
+
+// The kernel takes the process's GC pacer while the service runs and
+// exports the GOGC in force; -1 leaves GOGC alone.
+func TestKernelPacesTheCollector(t *testing.T) {
+	gauge := func(k *Kernel) (float64, bool) {
+		mfs, err := k.cfg.Registry.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "tistream_process_gc_percent" {
+				return mf.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	k := newTestKernel(&fakeLogic{}, false)
+	require.NoError(t, k.Start(context.Background()))
+	v, ok := gauge(k)
+	require.True(t, ok, "no tistream_process_gc_percent while running")
+	require.Greater(t, v, 0.0)
+	p, release := gcpace.Acquire(gcpace.Options{})
+	require.NotNil(t, p)
+	release()
+	require.NoError(t, k.Stop(context.Background()))
+	// Stopped, the kernel no longer holds the pacer: the next user starts a
+	// new one with its own options.
+	q, release := gcpace.Acquire(gcpace.Options{})
+	require.NotSame(t, p, q)
+	release()
+
+	off := newTestKernel(&fakeLogic{}, false)
+	off.cfg.Common.GCMaxHeadroom = -1
+	require.NoError(t, off.Start(context.Background()))
+	defer off.Stop(context.Background())
+	_, ok = gauge(off)
+	require.False(t, ok, "a kernel with --gc-max-headroom -1 exports a pacer's GOGC")
 }

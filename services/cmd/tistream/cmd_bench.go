@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tistream/tistream/libs/gcpace"
 	"github.com/tistream/tistream/libs/sorter"
 	"github.com/tistream/tistream/libs/sorter/sorterbench"
 )
@@ -47,6 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
 	stall := fs.Int64("write-stall-bytes", 0, "the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, 256 MiB; -1: never; not passed to --before's binary)")
+	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
@@ -56,6 +58,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if *child {
+		if *headroom >= 0 {
+			_, release := gcpace.Acquire(gcpace.Options{MaxHeadroom: *headroom})
+			defer release()
+		}
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
 			MemoryBudget: *budget, FlushEvery: *flush, WriteStallBytes: *stall}, *modes, *cpuProfile, *memProfile, stdout, stderr)
 	}
@@ -83,6 +89,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *budget > 0 {
 		settings = append(settings, "--memory-budget", strconv.FormatInt(*budget, 10))
+	}
+	if *headroom != 0 {
+		settings = append(settings, "--gc-max-headroom", strconv.FormatInt(*headroom, 10))
 	}
 	if *stall != 0 {
 		settings = append(settings, "--write-stall-bytes", strconv.FormatInt(*stall, 10))
