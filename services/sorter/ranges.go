@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -382,23 +383,52 @@ func (h *holder) unblockLocked(store uint64) {
 // countIgnored adds what the watermark map ignored during one batch to the
 // metrics.
 func (h *holder) countIgnored(before, after watermark.Counters) {
-	add := func(kind string, b, a uint64) {
-		if a > b {
-			h.s.m.wmIgnored.WithLabelValues(kind).Add(float64(a - b))
+	b, a := ignoredKinds(before), ignoredKinds(after)
+	for i := range a {
+		if a[i].n > b[i].n {
+			h.s.m.wmIgnored.WithLabelValues(a[i].kind).Add(float64(a[i].n - b[i].n))
 		}
 	}
-	add("regressed", before.Regressed, after.Regressed)
-	add("stale_start", before.Stale, after.Stale)
-	add("duplicate_start", before.DuplicateStart, after.DuplicateStart)
-	add("duplicate_end", before.DuplicateEnd, after.DuplicateEnd)
-	add("unknown_incarnation", before.UnknownIncarnation, after.UnknownIncarnation)
-	add("after_end", before.AfterEnd, after.AfterEnd)
-	add("bad_start", before.OutsideSpan+before.BadRange+before.InvalidRef+before.BadPredecessor,
-		after.OutsideSpan+after.BadRange+after.InvalidRef+after.BadPredecessor)
-	add("foreign_end", before.ForeignEnd, after.ForeignEnd)
-	add("foreign_resolved", before.ForeignResolved, after.ForeignResolved)
-	add("takeover_wait", before.TakeoverWaits, after.TakeoverWaits)
-	add("early_end", before.EarlyEnds+before.EarlyDropped, after.EarlyEnds+after.EarlyDropped)
+}
+
+type kindCount struct {
+	kind string
+	n    uint64
+}
+
+// ignoredKinds are the watermark map's counts of the region records it
+// ignored or held, by the kind tistream_sorter_watermark_ignored_total
+// labels them with.
+func ignoredKinds(c watermark.Counters) []kindCount {
+	return []kindCount{
+		{"regressed", c.Regressed},
+		{"stale_start", c.Stale},
+		{"duplicate_start", c.DuplicateStart},
+		{"duplicate_end", c.DuplicateEnd},
+		{"unknown_incarnation", c.UnknownIncarnation},
+		{"after_end", c.AfterEnd},
+		{"bad_start", c.OutsideSpan + c.BadRange + c.InvalidRef + c.BadPredecessor},
+		{"foreign_end", c.ForeignEnd},
+		{"foreign_resolved", c.ForeignResolved},
+		{"takeover_wait", c.TakeoverWaits},
+		{"early_end", c.EarlyEnds + c.EarlyDropped},
+		{"unled", c.Unled},
+	}
+}
+
+// ignoredSummary lists the non-zero counts of ignoredKinds ("none" if
+// all are zero): a stalled range's log line says what its map set aside.
+func ignoredSummary(c watermark.Counters) string {
+	var parts []string
+	for _, k := range ignoredKinds(c) {
+		if k.n > 0 {
+			parts = append(parts, k.kind+"="+strconv.FormatUint(k.n, 10))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
 
 // counterDelta is what a counter gains from a range's count now against

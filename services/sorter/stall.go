@@ -46,7 +46,8 @@ func (h *holder) watchStallLocked(moved bool) {
 	if now.Sub(w.reportedAt) >= h.s.cfg.StallAfter {
 		w.reportedAt = now
 		h.log.Warn("range watermark stalled while input arrives", "cause", b.Cause, "for", stalled.Round(time.Second),
-			"published", h.r.Published(), "target", b.Ts, "batches_since", batches-w.batchesAt, "detail", b.Detail)
+			"published", h.r.Published(), "target", b.Ts, "batches_since", batches-w.batchesAt, "detail", b.Detail,
+			"ignored_since_taken", ignoredSummary(h.r.WatermarkCounters()))
 	}
 }
 

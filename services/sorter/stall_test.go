@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tistream/tistream/libs/watermark"
 )
 
 // stalledGauge reads tistream_sorter_watermark_stalled_seconds of a range
@@ -42,4 +44,12 @@ func TestStalledWatermarkIsReported(t *testing.T) {
 	want := append(append([]string(nil), rows12...), "7@140 OP_PUT=v7")
 	require.Equal(t, want, e.waitPublished(tenant, 1, 200))
 	require.Eventually(t, func() bool { return stalledGauge(t, s, "1", "pending-commit") == 0 }, waitFor, pollEvery)
+}
+
+// A stalled range's log line lists what its watermark map set aside, by
+// the metric's kinds; nothing set aside reads "none".
+func TestIgnoredSummary(t *testing.T) {
+	require.Equal(t, "none", ignoredSummary(watermark.Counters{}))
+	require.Equal(t, "stale_start=2 bad_start=3 early_end=2 unled=1",
+		ignoredSummary(watermark.Counters{Stale: 2, OutsideSpan: 1, BadPredecessor: 2, EarlyEnds: 1, EarlyDropped: 1, Unled: 1}))
 }
