@@ -185,19 +185,27 @@ func (s *Service) applyBatch(req *sorterv1.IngestRequest, b *sorterv1.RangeBatch
 }
 
 // admit applies the sticky refusal rule: after refusing file q of a store
-// for a range, later files of that store are refused until one at or below
-// q arrives (the dispatcher resent from its checkpoint), or the range has
-// applied q already (a restored position): applying a later file first
-// would lose q's events. applied is the range's position for the store.
+// for a range, later files of that store are refused until the range has
+// applied q (the dispatcher resent from its checkpoint, or a restored
+// position has it): applying a later file first would lose q's events.
+// Files at or below q are let in meanwhile (the resend that brings q). The
+// rule ends only once q is applied, not at the first lower file: a store's
+// files can come on two Ingest streams at once (a broken stream's last
+// requests and the re-dialled one's resend), and a later file of the old
+// stream must not slip in between the resend's first file and q. applied
+// is the range's position for the store.
 func (s *Service) admit(rs rangeStore, seq, applied uint64) bool {
 	s.stickyMu.Lock()
 	defer s.stickyMu.Unlock()
 	q, ok := s.sticky[rs]
-	if !ok || seq <= q || applied >= q {
+	switch {
+	case !ok:
+		return true
+	case applied >= q:
 		delete(s.sticky, rs)
 		return true
 	}
-	return false
+	return seq <= q
 }
 
 // refuse records a refusal for admit (the lowest refused file counts).

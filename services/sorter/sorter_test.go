@@ -119,6 +119,35 @@ func TestNotOwner(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// A refusal stays sticky until the refused file itself is applied, not
+// merely until a lower one arrives: two Ingest streams of one store (a
+// dispatcher's broken stream still delivering what it had sent, and the
+// re-dialled one resending from the checkpoint) interleave at the sorter.
+// The new stream's first resend (file 1, below the refused file 2) must not
+// let the old stream's file 3 in ahead of file 2: the range would then
+// drop file 2 as a duplicate and lose its rows (a cold CI run froze a range
+// in TestNetworkFaults with a START missing after such a restart).
+func TestRefusalStickyUntilRefusedFileApplied(t *testing.T) {
+	e := newEnv(t)
+	s := e.startSorter("s1")
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+
+	f := openFeeder(t, s.GRPCAddr())
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	f.send(tenant, 1, 2, 1, 2, file2()...) // wrong epoch: refused, sticky at 2
+	f.waitNotOwner(tenant, 1, 1, 2)
+	f.send(tenant, 1, 1, 1, 1, file1()...) // the resend from the checkpoint: a duplicate
+	file3 := []*sorterv1.Event{committed(4, "v4", 135, 140), resolvedAt(150)}
+	f.send(tenant, 1, 3, 1, 1, file3...) // the old stream's file 3, ahead of file 2
+	f.waitNotOwner(tenant, 1, 1, 3)
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	f.send(tenant, 1, 3, 1, 1, file3...)
+	want := append(append([]string(nil), rows12...), "4@140 OP_PUT=v4")
+	require.Equal(t, want, e.waitPublished(tenant, 1, 150))
+	f.waitDurable(tenant, 1, 1, 3)
+}
+
 // (4): the range moves to another sorter with epoch+1: the new owner
 // restores it from the old one's snapshot and continues; the old owner
 // drops it and refuses its batches.
