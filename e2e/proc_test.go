@@ -75,10 +75,11 @@ func start(t *testing.T, name string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.stop(t, 20*time.Second)
+		b, _ := os.ReadFile(out)
 		if t.Failed() {
-			b, _ := os.ReadFile(out)
 			t.Logf("---- %s (%s) output, last 4 KiB:\n%s", name, strings.Join(args, " "), tail(b, 4096))
 		}
+		keepLog(t, name, b)
 	})
 	return p
 }
@@ -105,6 +106,25 @@ func (p *proc) running() bool {
 		return false
 	default:
 		return true
+	}
+}
+
+// keepLog copies a process's whole log into
+// $TISTREAM_E2E_KEEP_LOGS/<test>/<name>.log when that is set (debugging:
+// the test's temporary directory is removed with it, and a failed test
+// prints only the last 4 KiB, which rarely hold the start of a fault).
+func keepLog(t *testing.T, name string, b []byte) {
+	dir := os.Getenv("TISTREAM_E2E_KEEP_LOGS")
+	if dir == "" {
+		return
+	}
+	dir = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keep log of %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".log"), b, 0o644); err != nil {
+		t.Logf("keep log of %s: %v", name, err)
 	}
 }
 

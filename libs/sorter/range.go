@@ -141,6 +141,30 @@ type Range struct {
 	// snapDigest is the content of the last snapshot written or restored
 	// (SnapshotIfChanged).
 	snapDigest snapshotDigest
+
+	// notes describe what the watermark map set aside that can hold the
+	// watermark back (an END before its START, an incarnation a full
+	// leader list left out), until TakeNotes.
+	notes []string
+}
+
+// maxNotes bounds the notes a range keeps between two TakeNotes.
+const maxNotes = 32
+
+// note records a diagnostic note (see Range.notes).
+func (r *Range) note(format string, args ...any) {
+	if len(r.notes) < maxNotes {
+		r.notes = append(r.notes, fmt.Sprintf(format, args...))
+	}
+}
+
+// TakeNotes returns and clears the range's notes: what its watermark map
+// set aside since the last call that can hold the watermark back, each
+// naming the store file and incarnation (for the sorter's log).
+func (r *Range) TakeNotes() []string {
+	n := r.notes
+	r.notes = nil
+	return n
 }
 
 // Create opens a new range in the pool (its OPEN entry) and returns it empty.
@@ -244,7 +268,7 @@ func (r *Range) Apply(b *route.Batch) error {
 		return err
 	}
 	for i := range b.Events {
-		if err := r.applyEvent(b.Pos.Store, &b.Events[i]); err != nil {
+		if err := r.applyEvent(b.Pos, &b.Events[i]); err != nil {
 			return fmt.Errorf("range %d of tenant %d: store %d file %d: %w", r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)
 		}
 	}
@@ -349,7 +373,8 @@ func (r *Range) publishedBetween(lo, hi uint64) (map[publishedRow]bool, error) {
 // applyEvent applies one event read from store's stream: the watermark map
 // learns which store leads an incarnation, so that only its leader (or a
 // proven takeover) ends it.
-func (r *Range) applyEvent(store uint64, ev *route.Event) error {
+func (r *Range) applyEvent(pos route.Position, ev *route.Event) error {
+	store := pos.Store
 	switch ev.Kind {
 	case route.KindRegionStart:
 		preds := make([]watermark.Ref, len(ev.Preds))
@@ -362,7 +387,15 @@ func (r *Range) applyEvent(store uint64, ev *route.Event) error {
 		if ev.TakeoverStore != 0 {
 			tk = &watermark.Takeover{Store: ev.TakeoverStore, ThroughSeq: ev.TakeoverSeq}
 		}
+		before := r.wm.Stats().Counters
 		r.wm.EndFrom(store, watermark.Ref(ev.Inc), ev.Start, ev.End, ev.Ts, tk)
+		after := r.wm.Stats().Counters
+		switch {
+		case after.EarlyEnds+after.EarlyDropped > before.EarlyEnds+before.EarlyDropped:
+			r.note("store %d file %d: END of %s before its START (kept for it)", store, pos.Seq, watermark.Ref(ev.Inc))
+		case after.ForeignEnd > before.ForeignEnd:
+			r.note("store %d file %d: END of %s, which another store leads (ignored)", store, pos.Seq, watermark.Ref(ev.Inc))
+		}
 	case route.KindResolved:
 		for _, ref := range ev.Refs {
 			r.wm.ResolvedFrom(store, watermark.Ref(ref), ev.Ts)
@@ -370,7 +403,9 @@ func (r *Range) applyEvent(store uint64, ev *route.Event) error {
 	case route.KindLeaderResolved:
 		r.wm.LeaderResolvedFrom(store, ev.Ts, wmRefs(ev.Refs))
 	case route.KindLeaders:
-		r.wm.LeadersFrom(store, wmRefs(ev.Refs))
+		if unled := r.wm.LeadersFrom(store, wmRefs(ev.Refs)); len(unled) > 0 {
+			r.note("store %d file %d: the full leader list leaves out %v, which the store led (no longer led)", store, pos.Seq, unled)
+		}
 	case route.KindRow:
 		return r.applyRow(ev.Row)
 	}

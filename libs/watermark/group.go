@@ -199,11 +199,12 @@ func (m *Map) LeaderResolvedFrom(store, ts uint64, except []Ref) {
 // An incarnation in refs whose leader is unknown (store 0, as in maps
 // decoded from an older encoding) takes store as its leader. O(incarnations
 // in the map + len(refs) log len(refs)) when the list drops some, else
-// O(len(refs)); full lists are periodic.
-func (m *Map) LeadersFrom(store uint64, refs []Ref) {
+// O(len(refs)); full lists are periodic. It returns the incarnations it
+// found no longer led (for the caller's diagnostics; normally none).
+func (m *Map) LeadersFrom(store uint64, refs []Ref) (unled []Ref) {
 	s := m.source(store)
 	if s == nil {
-		return
+		return nil
 	}
 	found := 0
 	for _, r := range refs {
@@ -219,7 +220,7 @@ func (m *Map) LeadersFrom(store uint64, refs []Ref) {
 	}
 	if found == s.nLed {
 		m.finish() // every incarnation the store leads here is listed
-		return
+		return nil
 	}
 	listed := slices.Clone(refs)
 	slices.SortFunc(listed, Ref.Compare)
@@ -229,7 +230,10 @@ func (m *Map) LeadersFrom(store uint64, refs []Ref) {
 			m.unlead(x)
 			x.setUnled()
 			m.counters.Unled++
+			unled = append(unled, x.ref)
 		}
 	})
 	m.finish()
+	slices.SortFunc(unled, Ref.Compare)
+	return unled
 }

@@ -35,11 +35,13 @@ import (
 //     recording R; if the run skips R (or the refused file is one of its
 //     in-flight files) the run ends, as for any refusal. A sorter can take a
 //     range again from its snapshot at the same epoch after a half-applied
-//     batch (it refuses that batch): the refusal is sticky (it refuses
-//     every later file of the store for R until one at or below the refused
-//     one arrives), so a run that skipped past the refused file has its next
-//     batch to R refused too, and the run after it resends R everything from
-//     the checkpoint.
+//     batch (it refuses that batch), going back on every store: each batch
+//     carries the store's previous file the run routed to R, sent or
+//     skipped (prev_seq, runState.prev), and a range that has not applied
+//     that far refuses it, as it refuses every later file of the store
+//     after a refusal until it has applied the refused one (sticky). So a
+//     run that skipped past what R lost has its next batch to R refused,
+//     and the run after it resends R everything from the checkpoint.
 //
 // Ranges whose owner or epoch changed (a moved range, a split's children)
 // have no matching record and get every file from the checkpoint. The record

@@ -84,7 +84,8 @@ func seqsOfBatches(bs []recvBatch) []uint64 {
 }
 
 // checkContent checks every batch a sorter received for a range against
-// the test's own routing of the same file.
+// the test's own routing of the same file: its events, and its prev_seq
+// (0, or the store's last file before it that feeds the range).
 func checkContent(t *testing.T, f *fakeSorter, rangeID uint64, exp map[uint64]map[uint64]map[uint64]string) {
 	t.Helper()
 	for _, b := range f.received() {
@@ -92,6 +93,11 @@ func checkContent(t *testing.T, f *fakeSorter, rangeID uint64, exp map[uint64]ma
 		want, ok := exp[b.store][b.seq][b.rangeID]
 		require.True(t, ok, "store %d file %d does not feed range %d", b.store, b.seq, b.rangeID)
 		require.Equal(t, want, b.digest, "events of store %d file %d range %d", b.store, b.seq, b.rangeID)
+		if b.prevSeq != 0 {
+			between := fedSeqs(exp[b.store], rangeID, b.prevSeq-1, b.seq-1)
+			require.Equal(t, []uint64{b.prevSeq}, between,
+				"store %d file %d range %d: prev_seq %d is not the last earlier file feeding the range", b.store, b.seq, rangeID, b.prevSeq)
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ type recvBatch struct {
 	store, seq uint64
 	rangeID    uint64
 	epoch      uint64
+	prevSeq    uint64
 	events     int
 	digest     string
 	refused    bool
@@ -55,7 +56,8 @@ func eventsDigest(evs []*sorterv1.Event) string {
 // redeliveries at or below what it applied), refuses others with NotOwner,
 // and every ackEvery sends Durable for what it applied (up to ackLimit per
 // store when set). A refusal is sticky per (range, store) until a resend at
-// or below the refused seq arrives, as fleet.md requires of sorters.
+// or below the refused seq arrives, and a batch whose prev_seq the range
+// has not applied is refused, as fleet.md requires of sorters.
 type fakeSorter struct {
 	sorterv1.UnimplementedSorterServiceServer
 	addr string
@@ -158,7 +160,8 @@ func (f *fakeSorter) ingest(req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
 	var refused []*sorterv1.NotOwner
 	for _, b := range req.Batches {
 		rs := rangeStore{b.RangeId, req.StoreId}
-		rb := recvBatch{dispatcher: req.Dispatcher, store: req.StoreId, seq: req.Seq, rangeID: b.RangeId, epoch: b.RangeEpoch, events: len(b.Events), digest: eventsDigest(b.Events)}
+		rb := recvBatch{dispatcher: req.Dispatcher, store: req.StoreId, seq: req.Seq, rangeID: b.RangeId, epoch: b.RangeEpoch, prevSeq: b.PrevSeq,
+			events: len(b.Events), digest: eventsDigest(b.Events)}
 		if pos, ok := f.retakeAt[b.RangeId]; ok && f.owned[b.RangeId] == b.RangeEpoch {
 			delete(f.retakeAt, b.RangeId)
 			f.applied[rs] = pos
@@ -176,7 +179,8 @@ func (f *fakeSorter) ingest(req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
 			delete(f.sticky, rs)
 			isSticky = false
 		}
-		if f.owned[b.RangeId] != b.RangeEpoch || f.refuseN[b.RangeId] > 0 || isSticky {
+		gap := b.PrevSeq > f.applied[rs] && req.Seq > f.applied[rs]
+		if f.owned[b.RangeId] != b.RangeEpoch || f.refuseN[b.RangeId] > 0 || isSticky || gap {
 			if f.refuseN[b.RangeId] > 0 {
 				f.refuseN[b.RangeId]--
 			}

@@ -236,7 +236,7 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 				req = &sorterv1.IngestRequest{TenantId: st.tenant, StoreId: st.store, Seq: seq, MaxTs: maxTs, Dispatcher: st.s.cfg.ID}
 				reqs[o.addr] = req
 			}
-			req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: o.epoch, Events: events[id]})
+			req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: o.epoch, Events: events[id], PrevSeq: r.prev[id]})
 			pending[id] = o.addr
 		}
 		if len(missing) == 0 {
@@ -244,6 +244,9 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 			f.pending, f.sent = pending, maps.Clone(pending)
 			if st.appendFile(&f, snap) {
 				st.sm.resendsSkipped.Add(float64(skipped))
+				for _, id := range ids {
+					r.prev[id] = seq
+				}
 				return reqs, "", nil
 			}
 			continue // the routing changed meanwhile: rebuild

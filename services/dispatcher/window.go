@@ -35,10 +35,17 @@ type runState struct {
 	// it (never recorded as delivered by it).
 	skips         map[uint64]skipMark
 	refusedRanges map[uint64]bool
+
+	// prev is, per range, the seq of the last file this run routed a
+	// batch to it from (sent or skipped): the next batch's prev_seq, by
+	// which a sorter that missed one refuses it. Only the run's goroutine
+	// touches it.
+	prev map[uint64]uint64
 }
 
 func newRunState(ctx context.Context) *runState {
-	return &runState{ctx: ctx, failed: make(chan struct{}), skips: map[uint64]skipMark{}, refusedRanges: map[uint64]bool{}}
+	return &runState{ctx: ctx, failed: make(chan struct{}), skips: map[uint64]skipMark{}, refusedRanges: map[uint64]bool{},
+		prev: map[uint64]uint64{}}
 }
 
 // fail ends the run (the first failure wins).

@@ -16,10 +16,13 @@
 // redeliveries below a store's applied position are skipped by the range),
 // and answers NotOwner for the others. The batches of a request for
 // different ranges run in parallel on the process's bounded worker pool
-// (work.go, --workers), as do the stages and commits of a publish round. A refusal is sticky per (range,
-// store) until the dispatcher resends from at or below the refused file (or
-// the range's position for the store reaches it), so a range never applies
-// a store's file after a gap. The ranges of a tenant are published together
+// (work.go, --workers), as do the stages and commits of a publish round. A
+// batch names the store's previous file the dispatcher's run routed to the
+// range (prev_seq); a range that has not applied that far (it went back to
+// its snapshot when taken again) refuses it. A refusal is sticky per (range,
+// store) until the range's position for the store reaches the refused file
+// (the dispatcher resends from its checkpoint), so a range never applies a
+// store's file after a gap. The ranges of a tenant are published together
 // in this process's group for the tenant (publish.go: one publication per
 // flush interval for all of them, committed data pool format 2). Every
 // snapshot interval a range writes a snapshot when it applied something new;

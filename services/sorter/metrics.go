@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		takes: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_range_takes_total",
 			Help: "Range take attempts by result (created, restored, fenced, sealed, error)."}, []string{"result"}),
 		batches: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_batches_total",
-			Help: "Range batches received by result (applied, duplicate, not_owner, late_commit, error)."}, []string{"result"}),
+			Help: "Range batches received by result (applied, duplicate, not_owner, late_commit, gap, error); late_commit and gap refusals also count as not_owner."}, []string{"result"}),
 		rows: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_events_total",
 			Help: "Events of applied range batches."}),
 		flushes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_flushes_total",

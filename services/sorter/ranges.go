@@ -307,6 +307,17 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	if r == nil || r.Sealed() || h.gone || !h.s.admit(rangeStore{h.key, store}, seq, r.Applied()[store]) {
 		return false
 	}
+	if applied := r.Applied()[store]; b.PrevSeq > applied && seq > applied {
+		// The range missed a batch of this store (its state went back to
+		// a snapshot when it was taken again, or an older stream's request
+		// overtook a resend): applying this one would lose the missed
+		// file's events. Refused (sticky); the dispatcher resends from its
+		// checkpoint.
+		h.log.Warn("batch refused: the range has not applied the store's previous file for it; waiting for the resend",
+			"store", store, "seq", seq, "prev_seq", b.PrevSeq, "applied", applied)
+		h.s.m.batches.WithLabelValues("gap").Inc()
+		return false
+	}
 	if hook := h.s.applying; hook != nil {
 		hook(h.key, store, seq)
 	}
@@ -348,6 +359,9 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	}
 	h.unblockLocked(store)
 	h.countIgnored(wmBefore, r.WatermarkCounters())
+	for _, n := range r.TakeNotes() {
+		h.log.Info("watermark map set a record aside", "note", n)
+	}
 	if n := r.Stats().ProvenDuplicates - proven; n > 0 {
 		h.log.Warn("dropped commits below the published watermark: already published (a re-upload)", "store", store, "seq", seq, "commits", n)
 		h.s.m.provenDups.Add(float64(n))

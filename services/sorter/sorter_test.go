@@ -2,12 +2,16 @@ package sorter
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tistream/tistream/libs/etcdx"
+	"github.com/tistream/tistream/libs/objstore"
+	rangesorter "github.com/tistream/tistream/libs/sorter"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -146,6 +150,92 @@ func TestRefusalStickyUntilRefusedFileApplied(t *testing.T) {
 	want := append(append([]string(nil), rows12...), "4@140 OP_PUT=v4")
 	require.Equal(t, want, e.waitPublished(tenant, 1, 150))
 	f.waitDurable(tenant, 1, 1, 3)
+}
+
+// readFailer is a pool whose reads fail while fail is set (an object
+// store outage, for reads only).
+type readFailer struct {
+	objstore.Store
+	fail atomic.Bool
+}
+
+var errReadOutage = errors.New("test: the object store is unreachable")
+
+func (f *readFailer) Get(ctx context.Context, key string) ([]byte, error) {
+	if f.fail.Load() {
+		return nil, errReadOutage
+	}
+	return f.Store.Get(ctx, key)
+}
+
+func (f *readFailer) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	if f.fail.Load() {
+		return nil, errReadOutage
+	}
+	return f.Store.GetRange(ctx, key, off, n)
+}
+
+func (f *readFailer) List(ctx context.Context, prefix, startAfter string, limit int) ([]objstore.ObjectInfo, bool, error) {
+	if f.fail.Load() {
+		return nil, false, errReadOutage
+	}
+	return f.Store.List(ctx, prefix, startAfter, limit)
+}
+
+// A range taken again from its snapshot after a failed batch of one store
+// has gone back on the other stores too: a later file of another store,
+// sent on by a dispatcher that does not know, names (prev_seq) the file
+// before it for the range, which the range no longer has; it is refused
+// (not applied with a gap, losing that file's events), and the resend from
+// the checkpoint brings everything.
+func TestRetakenRangeRefusesAGap(t *testing.T) {
+	e := newEnv(t)
+	pool := &readFailer{Store: e.pool}
+	e.pool = pool
+	// No snapshot: the range is taken again from its log alone, with no
+	// store positions.
+	s := e.startSorterWith("s1", func(c *Config) { c.SnapshotInterval = time.Hour })
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+	h := s.lookup(rangeKey{tenant, 1})
+	taken := func() *rangesorter.Range {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.r
+	}
+
+	f := openFeeder(t, s.GRPCAddr())
+	f.sendBatches(1, 1, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file1()})
+	f.sendBatches(1, 2, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file2(), PrevSeq: 1})
+	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))
+	before := taken()
+
+	// Store 2's file 1 has a commit below the published watermark: the
+	// range reads the pool to check it, the read fails, the batch is half
+	// applied, and the range is taken again.
+	pool.fail.Store(true)
+	f.sendBatches(2, 1, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: []*sorterv1.Event{committed(9, "x", 100, 125)}})
+	f.waitNotOwner(tenant, 1, 2, 1)
+	pool.fail.Store(false)
+	require.Eventually(t, func() bool { r := taken(); return r != nil && r != before }, waitFor, pollEvery, "the range was not taken again")
+	require.Empty(t, taken().Applied(), "taken again from its log alone: no store positions")
+
+	// Store 1's file 3, from the same run (it follows file 2 for the
+	// range): refused, the range has not applied file 2 any more.
+	file3 := []*sorterv1.Event{committed(4, "v4", 135, 140), resolvedAt(150)}
+	f.sendBatches(1, 3, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file3, PrevSeq: 2})
+	f.waitNotOwner(tenant, 1, 1, 3)
+	require.Empty(t, taken().Applied(), "file 3 applied after the range went back")
+
+	// The dispatcher's next run resends from its checkpoint (none yet).
+	f.sendBatches(1, 1, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file1()})
+	f.sendBatches(1, 2, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file2(), PrevSeq: 1})
+	f.sendBatches(1, 3, &sorterv1.RangeBatch{RangeId: 1, RangeEpoch: 1, Events: file3, PrevSeq: 2})
+	want := append(append([]string(nil), rows12...), "4@140 OP_PUT=v4")
+	require.Equal(t, want, e.waitPublished(tenant, 1, 150))
+	time.Sleep(100 * time.Millisecond)
+	rows, _ := e.published(tenant, 1)
+	require.Equal(t, want, rows, "nothing published twice")
 }
 
 // (4): the range moves to another sorter with epoch+1: the new owner

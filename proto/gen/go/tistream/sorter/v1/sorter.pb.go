@@ -287,8 +287,20 @@ type RangeBatch struct {
 	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	// The range epoch the dispatcher routed with; a sorter owning another
 	// epoch refuses the batch (NotOwner), and the dispatcher refreshes.
-	RangeEpoch    uint64   `protobuf:"varint,2,opt,name=range_epoch,json=rangeEpoch,proto3" json:"range_epoch,omitempty"`
-	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	RangeEpoch uint64   `protobuf:"varint,2,opt,name=range_epoch,json=rangeEpoch,proto3" json:"range_epoch,omitempty"`
+	Events     []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// The seq of this store's previous file that had a batch for this range
+	// in the dispatcher's current run (sent, or skipped as delivered on the
+	// same Ingest stream earlier), or 0 for the run's first batch to the
+	// range (the run starts after the stream's checkpoint, which every range
+	// acknowledged as durable). The files in between had nothing for the
+	// range. A sorter whose range has applied less of the store than
+	// prev_seq missed a batch (its state went back to a snapshot, or an
+	// older stream's request overtook a resend): it refuses the batch
+	// (NotOwner) instead of applying it with a gap, and the dispatcher
+	// resends from its checkpoint. 0 (also from dispatchers older than the
+	// field) checks nothing.
+	PrevSeq       uint64 `protobuf:"varint,4,opt,name=prev_seq,json=prevSeq,proto3" json:"prev_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +354,13 @@ func (x *RangeBatch) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *RangeBatch) GetPrevSeq() uint64 {
+	if x != nil {
+		return x.PrevSeq
+	}
+	return 0
 }
 
 // Incarnation names a region incarnation.
@@ -835,13 +854,14 @@ const file_tistream_sorter_v1_sorter_proto_rawDesc = "" +
 	"\abatches\x18\x05 \x03(\v2\x1e.tistream.sorter.v1.RangeBatchR\abatches\x12\x1e\n" +
 	"\n" +
 	"dispatcher\x18\x06 \x01(\tR\n" +
-	"dispatcher\"{\n" +
+	"dispatcher\"\x96\x01\n" +
 	"\n" +
 	"RangeBatch\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x1f\n" +
 	"\vrange_epoch\x18\x02 \x01(\x04R\n" +
 	"rangeEpoch\x121\n" +
-	"\x06events\x18\x03 \x03(\v2\x19.tistream.sorter.v1.EventR\x06events\"X\n" +
+	"\x06events\x18\x03 \x03(\v2\x19.tistream.sorter.v1.EventR\x06events\x12\x19\n" +
+	"\bprev_seq\x18\x04 \x01(\x04R\aprevSeq\"X\n" +
 	"\vIncarnation\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
