@@ -137,9 +137,14 @@ func TestGroupFencesLiveOldOwner(t *testing.T) {
 	}
 	before := r1.Watermark()
 
-	// Range 1 moves while its old owner keeps running.
+	// Range 1 moves while its old owner keeps running: the old owner's
+	// check finds the new owner's TAKEOVER (nothing before it).
+	require.NoError(t, r1.CheckTaken(ctx))
 	nw, err := OpenRange(ctx, gNew, 1, 1, 2)
 	require.NoError(t, err)
+	require.ErrorIs(t, r1.CheckTaken(ctx), ErrFenced)
+	require.NoError(t, r2.CheckTaken(ctx), "range 2 did not move")
+	require.NoError(t, nw.CheckTaken(ctx), "the new owner's own entry")
 	require.Equal(t, before, nw.Watermark())
 	// The new owner is told where it wrote the FENCE (a sorter announces
 	// it, so that readers of the old group need not wait for a poll).

@@ -220,6 +220,28 @@ func (w *RangeWriter) Fenced() bool {
 	return fenced
 }
 
+// CheckTaken reads whether the range's log has an entry after the last one
+// this writer knows: a newer owner's TAKEOVER (OpenRange writes it before it
+// reads the range's snapshots). It returns an error matching ErrFenced if
+// so, nil if not, or the read's error. One ranged GET of a key that is
+// normally missing. A writer that checks after writing something the next
+// owner reads after its TAKEOVER (a snapshot) and finds nothing knows that
+// owner will read it: the store is read-after-write consistent.
+func (w *RangeWriter) CheckTaken(ctx context.Context) error {
+	seq := uint64(1)
+	if w.head != nil {
+		seq = w.head.Seq + 1
+	}
+	_, err := w.store.GetRange(ctx, layout.RangeLogKey(w.tenant, w.id, seq), 0, 1)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("range %d of tenant %d: read log entry %d: %w", w.id, w.tenant, seq, err)
+	}
+	return fmt.Errorf("range %d of tenant %d: epoch %d: log entry %d written by another owner: %w", w.id, w.tenant, w.epoch, seq, ErrFenced)
+}
+
 // Bounds are the range's keys and the ts it was opened at.
 func (w *RangeWriter) Bounds() (start, end []byte, openedAt uint64) {
 	return w.open.StartKey, w.open.EndKey, w.open.PrevWatermark

@@ -648,6 +648,14 @@ func (r *Range) Close() {
 	}
 }
 
+// CheckTaken reports (an error matching pool.ErrFenced) whether a newer
+// owner has taken the range since this instance last wrote its log (see
+// pool.RangeWriter.CheckTaken). A snapshot's positions may be acknowledged
+// (Durable) only once a check after writing it found nothing: a newer owner
+// that took the range before the snapshot was written restores an older
+// one, and the dispatchers would never resend it what lies between.
+func (r *Range) CheckTaken(ctx context.Context) error { return r.writer.CheckTaken(ctx) }
+
 // Drop deletes the range's local state (the range moved away or is being
 // restored elsewhere) and returns its share of the matcher budget.
 func (r *Range) Drop() error {

@@ -15,6 +15,7 @@ type metrics struct {
 	rowsFlushed  prometheus.Counter
 	snapshots    prometheus.Counter
 	snapSkipped  prometheus.Counter
+	snapUnacked  *prometheus.CounterVec // reason
 	snapDeleted  *prometheus.CounterVec
 	durable      prometheus.Counter
 	leaseLosses  prometheus.Counter
@@ -49,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Range snapshots written."}),
 		snapSkipped: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_skipped_total",
 			Help: "Range snapshots not written: the range applied batches but its rows, matcher and spilled prewrites were unchanged since its last snapshot (bounded by --snapshot-max-skip-files)."}),
+		snapUnacked: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_unacknowledged_total",
+			Help: "Range snapshots written but not acknowledged to the dispatchers, by reason (taken: a newer owner took the range first; error: the check could not read the range's log, retried at the next snapshot)."},
+			[]string{"reason"}),
 		snapDeleted: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_snapshots_deleted_total",
 			Help: "Older snapshots of live ranges deleted once newer ones were written (the newest 2 of each range stay), by result (deleted, error: retried after the next snapshot)."},
 			[]string{"result"}),

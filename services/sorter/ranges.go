@@ -250,6 +250,23 @@ func (h *holder) snapshot() {
 		}
 		if wrote {
 			h.s.m.snapshots.Inc()
+			// Acknowledge it only if no newer owner took the range
+			// before it was written: that one restored an older
+			// snapshot, and the dispatchers would move their checkpoints
+			// past files it never got (CheckTaken). Not confirmed: the
+			// next tick writes and checks again.
+			if err := r.CheckTaken(h.ctx); err != nil {
+				h.mu.Unlock()
+				switch {
+				case errors.Is(err, pool.ErrFenced):
+					h.s.m.snapUnacked.WithLabelValues("taken").Inc()
+					h.log.Info("snapshot not acknowledged: a newer owner has taken the range", "err", err)
+				case h.ctx.Err() == nil:
+					h.s.m.snapUnacked.WithLabelValues("error").Inc()
+					h.log.Warn("snapshot not acknowledged: could not check that the range is still ours; trying again at the next snapshot", "err", err)
+				}
+				return
+			}
 			h.snapBatches = b
 			h.durable = maps.Clone(r.Applied())
 			st := r.Stats()

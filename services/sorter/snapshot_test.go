@@ -10,6 +10,7 @@ import (
 
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/pool"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -91,4 +92,37 @@ func TestIdleRangeSnapshots(t *testing.T) {
 	h.snapshot()
 	require.Equal(t, 7, snapshots(), "published: the content changed back")
 	f.waitDurable(tenant, 1, 1, 32)
+}
+
+// A snapshot written after a newer owner took the range (a move the old
+// owner has not heard of yet, or a lease it lost without knowing) is not
+// acknowledged: the new owner restored an older snapshot, and an ack would
+// let the dispatchers move their checkpoints past files it never got.
+func TestSnapshotAfterTakeoverNotAcknowledged(t *testing.T) {
+	e := newEnv(t)
+	// No publication during the test: the fence would be noticed there
+	// first and the range dropped before its next snapshot.
+	s := e.startSorterWith("s1", func(c *Config) { c.FlushInterval = time.Hour })
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+	f := openFeeder(t, s.GRPCAddr())
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	f.waitDurable(tenant, 1, 1, 2)
+
+	// Another sorter takes the range at epoch 2 in the pool; etcd still
+	// names s1, which goes on applying.
+	g, err := pool.NewGroupWriter(e.pool, tenant, pool.GroupID("s2", 1), "s2", pool.GroupOptions{})
+	require.NoError(t, err)
+	defer g.Close()
+	w, err := pool.OpenRange(context.Background(), g, tenant, 1, 2)
+	require.NoError(t, err)
+	defer w.Close()
+
+	f.send(tenant, 1, 3, 1, 1, committed(4, "v4", 135, 140), resolvedAt(150))
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.m.snapUnacked.WithLabelValues("taken")) > 0 },
+		waitFor, pollEvery, "s1 never found its snapshot after the takeover unacknowledgeable")
+	for _, d := range f.acks() {
+		require.Less(t, d.Seq, uint64(3), "file 3 acknowledged durable by the old owner after the takeover")
+	}
 }
