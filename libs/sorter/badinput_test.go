@@ -141,3 +141,32 @@ func TestApplyDropsProvenDuplicateCommit(t *testing.T) {
 	err = apply(2, 2, row(cdcpb.Event_COMMITTED, "a1", "x", 41, 50))
 	require.ErrorIs(t, err, ErrLateCommit)
 }
+
+// What the watermark map sets aside that can hold the watermark back is
+// noted with the store file and the incarnation, for the sorter's log: an
+// END before its START, and an incarnation a store's full leader list left
+// out. Ordinary input notes nothing.
+func TestNotesNameWhatWasSetAside(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	apply := func(store, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
+	}
+	apply(1, 1, start(1, 1, 1, "a", "b"), start(2, 1, 1, "b", "c"), resolved(1, 1, 1, 100))
+	require.Empty(t, r.TakeNotes())
+	// Store 2's END of region 3, never started here.
+	e := end(3, 1, 1, 120)
+	e.Start, e.End = []byte("a"), []byte("b")
+	apply(2, 1, e)
+	// Store 1 restarted: its full list leaves region 2 out.
+	apply(1, 2, route.Event{Kind: route.KindLeaders, Refs: []route.Ref{{RegionID: 1, Version: 1, Term: 1}}})
+	require.Equal(t, []string{
+		"store 2 file 1: END of r3/v1/t1 before its START (kept for it)",
+		"store 1 file 2: the full leader list leaves out [r2/v1/t1], which the store led (no longer led)",
+	}, r.TakeNotes())
+	require.Empty(t, r.TakeNotes(), "taken")
+}

@@ -213,7 +213,7 @@ func (r *Range) Stats() Stats { return r.stats }
 
 // WatermarkCounters are the watermark map's counts of input it ignored
 // (stale or duplicate STARTs, resolved ts going backwards, ...).
-func (r *Range) WatermarkCounters() watermark.Counters { return r.wm.Stats().Counters }
+func (r *Range) WatermarkCounters() watermark.Counters { return r.wm.Counters() }
 
 // Watermark is the watermark map's (published, monotonic) watermark.
 func (r *Range) Watermark() uint64 { return r.wm.Watermark() }
@@ -387,9 +387,9 @@ func (r *Range) applyEvent(pos route.Position, ev *route.Event) error {
 		if ev.TakeoverStore != 0 {
 			tk = &watermark.Takeover{Store: ev.TakeoverStore, ThroughSeq: ev.TakeoverSeq}
 		}
-		before := r.wm.Stats().Counters
+		before := r.wm.Counters()
 		r.wm.EndFrom(store, watermark.Ref(ev.Inc), ev.Start, ev.End, ev.Ts, tk)
-		after := r.wm.Stats().Counters
+		after := r.wm.Counters()
 		switch {
 		case after.EarlyEnds+after.EarlyDropped > before.EarlyEnds+before.EarlyDropped:
 			r.note("store %d file %d: END of %s before its START (kept for it)", store, pos.Seq, watermark.Ref(ev.Inc))

@@ -76,6 +76,9 @@ type Stats struct {
 	Counters
 }
 
+// Counters returns the map's counters (Stats().Counters, without the rest).
+func (m *Map) Counters() Counters { return m.counters }
+
 // Stats returns the map's statistics in O(1).
 func (m *Map) Stats() Stats {
 	return Stats{
