@@ -147,15 +147,7 @@ func TestApplyDropsProvenDuplicateCommit(t *testing.T) {
 // END before its START, and an incarnation a store's full leader list left
 // out. Ordinary input notes nothing.
 func TestNotesNameWhatWasSetAside(t *testing.T) {
-	ctx := context.Background()
-	store := objstore.NewMemory()
-	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
-	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
-	require.NoError(t, err)
-	apply := func(store, seq uint64, evs ...route.Event) {
-		t.Helper()
-		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
-	}
+	r, _, apply := memRange(t)
 	apply(1, 1, start(1, 1, 1, "a", "b"), start(2, 1, 1, "b", "c"), resolved(1, 1, 1, 100))
 	require.Empty(t, r.TakeNotes())
 	// Store 2's END of region 3, never started here.
@@ -169,4 +161,18 @@ func TestNotesNameWhatWasSetAside(t *testing.T) {
 		"store 1 file 2: the full leader list leaves out [r2/v1/t1], which the store led (no longer led)",
 	}, r.TakeNotes())
 	require.Empty(t, r.TakeNotes(), "taken")
+}
+
+// memRange creates range 1 of tenant 1 over [a, c) in a memory pool, and
+// returns it, the pool and a function applying one store file's events to
+// it (failing the test on an error).
+func memRange(t *testing.T) (*Range, objstore.Store, func(store, seq uint64, evs ...route.Event)) {
+	store := objstore.NewMemory()
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
+	r, err := Create(context.Background(), deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	return r, store, func(store, seq uint64, evs ...route.Event) {
+		t.Helper()
+		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
+	}
 }

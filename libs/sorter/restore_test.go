@@ -104,17 +104,10 @@ func TestRollbackWithoutPrewriteIsForgotten(t *testing.T) {
 // either order, or it stays in the matcher and in every snapshot forever.
 func TestLateCommitDropsItsPrewrite(t *testing.T) {
 	ctx := context.Background()
-	store := objstore.NewMemory()
-	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: txnmatch.NewBudget(1 << 20), Owner: "t"}
-	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
-	require.NoError(t, err)
-	apply := func(store, seq uint64, evs ...route.Event) {
-		t.Helper()
-		require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: store, Seq: seq}, Events: evs}))
-	}
+	r, store, apply := memRange(t)
 	apply(1, 1, start(1, 1, 1, "a", "c"), row(cdcpb.Event_PREWRITE, "b", "x", 40, 0), row(cdcpb.Event_COMMIT, "b", "", 40, 50),
 		row(cdcpb.Event_PREWRITE, "b2", "y", 41, 0), row(cdcpb.Event_COMMIT, "b2", "", 41, 51), resolved(1, 1, 1, 100))
-	_, err = r.Flush(ctx)
+	_, err := r.Flush(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(100), r.Published())
 
