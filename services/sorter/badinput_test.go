@@ -67,10 +67,7 @@ func counterValue(t *testing.T, s *Service, name, label, value string) float64 {
 // range is unchanged and other stores keep feeding it.
 func TestBadInputCommitBelowPublishedWatermark(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))
@@ -117,10 +114,7 @@ func TestBadInputCommitBelowPublishedWatermark(t *testing.T) {
 // (services/dispatcher).
 func TestBadInputRegressionsIgnoredAndCounted(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))

@@ -99,6 +99,17 @@ func stopSorter(t *testing.T, s *Service) {
 	require.NoError(t, s.Stop(ctx))
 }
 
+// sorterFeedingRange1 starts sorter s1 (its test configuration changed by
+// tune, if not nil), assigns it range 1 at epoch 1, waits until it has
+// taken it and opens a feeder to it.
+func (e *testEnv) sorterFeedingRange1(tune func(*Config)) (*Service, *feeder) {
+	e.t.Helper()
+	s := e.startSorterWith("s1", tune)
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(e.t, s, tenant, 1, 1)
+	return s, openFeeder(e.t, s.GRPCAddr())
+}
+
 // putTask writes a range task of the whole test table as the meta-server
 // would.
 func (e *testEnv) putTask(tenant, id uint64, owner string, epoch uint64) {

@@ -14,10 +14,7 @@ import (
 // still the task's owner, takes the range back from its snapshot.
 func TestLeaseLoss(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	f.waitDurable(tenant, 1, 1, 2)

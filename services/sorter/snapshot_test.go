@@ -102,10 +102,7 @@ func TestSnapshotAfterTakeoverNotAcknowledged(t *testing.T) {
 	e := newEnv(t)
 	// No publication during the test: the fence would be noticed there
 	// first and the range dropped before its next snapshot.
-	s := e.startSorterWith("s1", func(c *Config) { c.FlushInterval = time.Hour })
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(func(c *Config) { c.FlushInterval = time.Hour })
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	f.waitDurable(tenant, 1, 1, 2)

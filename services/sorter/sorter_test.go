@@ -52,11 +52,7 @@ func TestWorkerRegistration(t *testing.T) {
 // arrives after a snapshot for the store's position.
 func TestIngestFlushAndDurable(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-
-	f := openFeeder(t, s.GRPCAddr())
+	_, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))
@@ -133,11 +129,7 @@ func TestNotOwner(t *testing.T) {
 // in TestNetworkFaults with a START missing after such a restart).
 func TestRefusalStickyUntilRefusedFileApplied(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-
-	f := openFeeder(t, s.GRPCAddr())
+	_, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 2, file2()...) // wrong epoch: refused, sticky at 2
 	f.waitNotOwner(tenant, 1, 1, 2)

@@ -20,10 +20,7 @@ func stalledGauge(t *testing.T, s *Service, rangeID, cause string) float64 {
 // with the cause, and the report clears when the watermark moves again.
 func TestStalledWatermarkIsReported(t *testing.T) {
 	e := newEnv(t)
-	s := e.startSorter("s1")
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(nil)
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	f.send(tenant, 1, 2, 1, 1, file2()...)
 	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))

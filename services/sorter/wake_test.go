@@ -38,10 +38,7 @@ func TestPublishOnArrivalAndNotice(t *testing.T) {
 	require.Eventually(t, w.Live, waitFor, pollEvery, "the notice watch never came up")
 	wake := w.Chan(tenant)
 
-	s := e.startSorterWith("s1", func(c *Config) { c.FlushInterval = time.Minute })
-	e.putTask(tenant, 1, "s1", 1)
-	waitTaken(t, s, tenant, 1, 1)
-	f := openFeeder(t, s.GRPCAddr())
+	s, f := e.sorterFeedingRange1(func(c *Config) { c.FlushInterval = time.Minute })
 	f.send(tenant, 1, 1, 1, 1, file1()...)
 	e.waitPublished(tenant, 1, 99)
 
