@@ -107,6 +107,13 @@ type MemoryMetrics struct {
 	Spills, SpilledRows, SpilledBytes int64
 }
 
+// Bytes reads the store's byte counters — rows in memory, chunks and
+// indexes cached for reuse, the budget — without visiting its buffers:
+// cheap enough for every ingest request.
+func (s *MemoryFirst) Bytes() (used, cached, budget int64) {
+	return s.used.Load(), s.chunks.cached.Load(), s.budget
+}
+
 // Metrics reads the store's counters (it visits every buffer: for a
 // metrics scrape, not a hot path).
 func (s *MemoryFirst) Metrics() MemoryMetrics {

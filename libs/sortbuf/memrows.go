@@ -3,11 +3,14 @@ package sortbuf
 import (
 	"bytes"
 	"cmp"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/tistream/tistream/libs/offheap"
 )
 
 // memRow is one row held in memory: its identity and op, and where its
@@ -61,6 +64,52 @@ type chunk struct {
 	// included; a chunk with none that is no longer the one being filled
 	// is released.
 	live int32
+	// offHeap: buf is a block of the arena pool, returned by drop or, for
+	// a chunk left to the garbage collector (released while a scan shared
+	// it, or abandoned with its buffer), by cleanup once unreachable.
+	offHeap bool
+	cleanup runtime.Cleanup
+}
+
+// arena holds the full-size chunks outside the Go heap (package offheap):
+// rows waiting for a flush are most of a sorter's memory, and on the heap
+// they would raise the heap the collector lets grow, every new page of it
+// first touched through a page fault; there they sit in huge pages and
+// the collector neither counts nor scans them. Smaller chunks (idle
+// ranges) and single large rows stay on the heap.
+var arena = func() *offheap.Pool {
+	p, err := offheap.New(maxChunk, offheap.Options{})
+	if err != nil {
+		panic(err) // maxChunk is a constant that divides a huge page
+	}
+	return p
+}()
+
+// ArenaStats is what the arena pool of every memory-first store of the
+// process holds.
+func ArenaStats() offheap.Stats { return arena.Stats() }
+
+// newFullChunk makes a full-size chunk in the arena, or on the heap if
+// the kernel maps no more memory.
+func newFullChunk() *chunk {
+	buf, err := arena.Get()
+	if err != nil {
+		return &chunk{buf: make([]byte, maxChunk)}
+	}
+	c := &chunk{buf: buf, offHeap: true}
+	c.cleanup = runtime.AddCleanup(c, arena.Put, buf)
+	return c
+}
+
+// drop returns a chunk nothing refers to any more (no row, no scan) to the
+// arena at once, instead of waiting for the collector.
+func (c *chunk) drop() {
+	if c.offHeap {
+		c.cleanup.Stop()
+		c.offHeap = false
+		arena.Put(c.buf)
+		c.buf = nil
+	}
 }
 
 // Arena chunks grow from minChunk to maxChunk as a buffer fills (doubling
@@ -152,11 +201,13 @@ func (cc *chunkCache) get() *chunk {
 		}
 		cc.mu.Unlock()
 	}
-	return &chunk{buf: make([]byte, maxChunk)}
+	return newFullChunk()
 }
 
+// put keeps a released full-size chunk for reuse, or drops it.
 func (cc *chunkCache) put(c *chunk) {
 	if cc == nil {
+		c.drop()
 		return
 	}
 	c.used, c.live = 0, 0
@@ -165,7 +216,9 @@ func (cc *chunkCache) put(c *chunk) {
 	if cc.cached.Load()+maxChunk <= cc.limit() {
 		cc.free = append(cc.free, c)
 		cc.cached.Add(maxChunk)
+		return
 	}
+	c.drop()
 }
 
 // limit is what the cache may hold: no more than the memory in use (or
@@ -194,6 +247,7 @@ func (cc *chunkCache) trim() {
 		cc.indexes = cc.indexes[:n-1]
 	}
 	for n := len(cc.free); n > 0 && cc.cached.Load() > cc.limit(); n-- {
+		cc.free[n-1].drop()
 		cc.free[n-1] = nil
 		cc.free = cc.free[:n-1]
 		cc.cached.Add(-maxChunk)

@@ -1,8 +1,13 @@
 package sorter
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tistream/tistream/libs/offheap"
+	"github.com/tistream/tistream/libs/sortbuf"
 )
 
 // metrics of one sorter. RPC counts and latencies come from grpcx.
@@ -29,11 +34,13 @@ type metrics struct {
 	workers      prometheus.Gauge
 	writeStalls  prometheus.Counter
 	writeStalled prometheus.Counter
+	// buffers is the memory-first store the memory gauges read, once open.
+	buffers atomic.Pointer[sortbuf.MemoryFirst]
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		ranges: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_ranges",
 			Help: "Ranges this sorter has taken and accepts batches for."}),
 		takes: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_range_takes_total",
@@ -86,4 +93,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		workers: f.NewGauge(prometheus.GaugeOpts{Name: "tistream_sorter_workers",
 			Help: "Workers driving the ranges: applying the batches of a request and staging and committing flushes, each range's in order (--workers)."}),
 	}
+	memory := func(state string, read func(used, cached, budget int64) int64) {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_sorter_buffer_memory_bytes",
+			Help:        "The memory-first buffer by state: used (rows in memory: arena chunks and row index), cached (free chunks and indexes kept for reuse) and budget (--buffer-memory; past it the largest ranges spill to Pebble).",
+			ConstLabels: prometheus.Labels{"state": state}},
+			func() float64 {
+				if b := m.buffers.Load(); b != nil {
+					return float64(read(b.Bytes()))
+				}
+				return 0
+			})
+	}
+	memory("used", func(used, _, _ int64) int64 { return used })
+	memory("cached", func(_, cached, _ int64) int64 { return cached })
+	memory("budget", func(_, _, budget int64) int64 { return budget })
+	arena := func(state string, read func(offheap.Stats) int64) {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_sorter_arena_bytes",
+			Help:        "The process's arena outside the Go heap that holds the rows in memory, by state: in_use (chunks of rows, and free ones kept for reuse), resident (2 MiB pages touched and not returned to the kernel) and mapped (address space).",
+			ConstLabels: prometheus.Labels{"state": state}},
+			func() float64 { return float64(read(sortbuf.ArenaStats())) })
+	}
+	arena("in_use", func(s offheap.Stats) int64 { return s.InUse })
+	arena("resident", func(s offheap.Stats) int64 { return s.Resident })
+	arena("mapped", func(s offheap.Stats) int64 { return s.Mapped })
+	return m
 }

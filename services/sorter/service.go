@@ -165,7 +165,8 @@ func (s *Service) start(ctx context.Context, k *svc.Kernel) (err error) {
 	if err != nil {
 		return errors.Join(err, s.engine.Close())
 	}
-	s.throttle = rangesorter.NewThrottle(func() int64 { return buffers.Metrics().Used }, s.cfg.WriteStallBytes)
+	s.m.buffers.Store(buffers)
+	s.throttle = rangesorter.NewThrottle(func() int64 { used, _, _ := buffers.Bytes(); return used }, s.cfg.WriteStallBytes)
 	s.deps = rangesorter.Deps{Pool: s.pool, Snapshots: s.snaps, Buffers: buffers,
 		Budget: txnmatch.NewBudget(s.cfg.MatcherBudget), Owner: s.cfg.ID, Group: s.group}
 	s.advertise = svc.AdvertiseAddr(s.cfg.AdvertiseAddr, k.GRPCAddr())

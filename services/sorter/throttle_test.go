@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tistream/tistream/libs/sortbuf"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -49,4 +50,34 @@ func TestIngestWaitsForThePublishRound(t *testing.T) {
 	}
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.writeStalls))
 	require.GreaterOrEqual(t, testutil.ToFloat64(s.m.writeStalled), 0.1)
+}
+
+// The memory gauges show the rows waiting in memory against the budget,
+// and the arena they are held in.
+func TestMemoryGauges(t *testing.T) {
+	e := newEnv(t)
+	s, f := e.sorterFeedingRange1(func(c *Config) { c.BufferMemory = 64 << 20 })
+	memory := func(state string) float64 {
+		return gaugeValue(t, s, "tistream_sorter_buffer_memory_bytes", map[string]string{"state": state})
+	}
+	require.Equal(t, float64(64<<20), memory("budget"))
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	f.send(tenant, 1, 2, 1, 1, append(file2(), committed(5, "v5", 140, 150))...)
+	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130))
+	require.Eventually(t, func() bool { return memory("used") > 0 }, waitFor, pollEvery, "row 5 waits above the watermark")
+	f.send(tenant, 1, 3, 1, 1, resolvedAt(160))
+	e.waitPublished(tenant, 1, 160)
+	require.Eventually(t, func() bool { return memory("used") == 0 }, waitFor, pollEvery, "published rows leave memory")
+	fams, err := s.registry.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, fam := range fams {
+		if fam.GetName() == "tistream_sorter_arena_bytes" {
+			for _, m := range fam.Metric {
+				got[m.Label[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	st := sortbuf.ArenaStats()
+	require.Equal(t, map[string]float64{"in_use": float64(st.InUse), "resident": float64(st.Resident), "mapped": float64(st.Mapped)}, got)
 }

@@ -189,7 +189,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer workers.Close()
 
-	throttle := sorter.NewThrottle(func() int64 { return buffers.Metrics().Used }, max(o.WriteStallBytes, 0))
+	throttle := sorter.NewThrottle(func() int64 { used, _, _ := buffers.Bytes(); return used }, max(o.WriteStallBytes, 0))
 	start := procstat.Begin()
 	if err := ingest(ctx, o, workers, group, ranges, table, throttle); err != nil {
 		return res, err
