@@ -117,29 +117,42 @@ func (p *Pool) Get() ([]byte, error) {
 	return pg.mem[off : off+p.block : off+p.block], nil
 }
 
-// pick chooses the page of the next block: one partly used first (free
-// pages stay whole, so they can go back to the kernel), then a resident
-// free one, then one not resident; nil when every page is full.
+// pick chooses the page of the next block: the lowest partly used one
+// first, then the lowest resident free one, then the lowest one not
+// resident; nil when every page is full. Filling from the bottom keeps
+// the blocks in use together, so pages higher up drain and go back to the
+// kernel (address-ordered first fit, against fragmentation).
 func (p *Pool) pick() *page {
-	var free, cold *page
+	var part, free, cold *page
+	lower := func(a, b *page) bool { return b == nil || base(a.mem) < base(b.mem) }
 	for _, pg := range p.pages {
 		switch {
 		case pg.n == p.perPage:
 		case pg.n > 0:
-			return pg
+			if lower(pg, part) {
+				part = pg
+			}
 		case pg.resident:
-			if free == nil {
+			if lower(pg, free) {
 				free = pg
 			}
-		case cold == nil:
+		case lower(pg, cold):
 			cold = pg
 		}
 	}
-	if free != nil {
+	switch {
+	case part != nil:
+		return part
+	case free != nil:
 		return free
 	}
 	return cold
 }
+
+// Less reports whether block a lies below block b: a cache of free blocks
+// that hands out and keeps its lowest ones helps the pool keep the blocks
+// in use together.
+func Less(a, b []byte) bool { return base(a) < base(b) }
 
 // grow maps a region of 2 MiB-aligned pages.
 func (p *Pool) grow() error {

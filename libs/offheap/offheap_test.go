@@ -1,6 +1,7 @@
 package offheap
 
 import (
+	"slices"
 	"sync"
 	"testing"
 
@@ -149,4 +150,35 @@ func TestConcurrentGetPut(t *testing.T) {
 	}
 	wg.Wait()
 	require.Zero(t, p.Stats().InUse)
+}
+
+// Blocks are handed out from the bottom: the lowest partly used page
+// first, so blocks in use stay together and higher pages drain.
+func TestLowestPartlyUsedPageFirst(t *testing.T) {
+	if !supported {
+		t.Skip("blocks come from the Go heap here")
+	}
+	p, err := New(block, Options{})
+	require.NoError(t, err)
+	var blocks [][]byte
+	for i := 0; i < (regionPages+2)*PageSize/block; i++ { // two mappings: their order in memory is the kernel's
+		b, err := p.Get()
+		require.NoError(t, err)
+		blocks = append(blocks, b)
+	}
+	slices.SortFunc(blocks, func(a, b []byte) int {
+		if Less(a, b) {
+			return -1
+		}
+		return 1
+	})
+	low, high := blocks[1], blocks[len(blocks)-2]
+	p.Put(high)
+	p.Put(low)
+	got, err := p.Get()
+	require.NoError(t, err)
+	require.Equal(t, base(low), base(got), "the lowest free block's page is filled first")
+	got, err = p.Get()
+	require.NoError(t, err)
+	require.Equal(t, base(high), base(got))
 }

@@ -188,11 +188,21 @@ func (cc *chunkCache) putIndex(a []memRow) {
 	}
 }
 
+// get hands out the lowest cached chunk (in the arena's address order, so
+// the chunks in use stay together and the arena's higher pages can drain),
+// or a new one.
 func (cc *chunkCache) get() *chunk {
 	if cc != nil {
 		cc.mu.Lock()
 		if n := len(cc.free); n > 0 {
-			c := cc.free[n-1]
+			low := 0
+			for i := 1; i < n; i++ {
+				if offheap.Less(cc.free[i].buf, cc.free[low].buf) {
+					low = i
+				}
+			}
+			c := cc.free[low]
+			cc.free[low] = cc.free[n-1]
 			cc.free[n-1] = nil
 			cc.free = cc.free[:n-1]
 			cc.cached.Add(-maxChunk)
@@ -245,6 +255,15 @@ func (cc *chunkCache) trim() {
 		cc.cached.Add(-int64(cap(cc.indexes[n-1])) * memRowSize)
 		cc.indexes[n-1] = nil
 		cc.indexes = cc.indexes[:n-1]
+	}
+	if cc.cached.Load() > cc.limit() {
+		// The highest chunks go first (see get).
+		slices.SortFunc(cc.free, func(a, b *chunk) int {
+			if offheap.Less(a.buf, b.buf) {
+				return -1
+			}
+			return 1
+		})
 	}
 	for n := len(cc.free); n > 0 && cc.cached.Load() > cc.limit(); n-- {
 		cc.free[n-1].drop()
