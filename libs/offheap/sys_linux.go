@@ -10,8 +10,8 @@ const supported = true
 const madvHugePage = 14
 
 // mapAligned maps n bytes (a multiple of PageSize) of anonymous memory
-// aligned to PageSize, advised for huge pages if huge.
-func mapAligned(n int, huge bool) ([]byte, error) {
+// aligned to PageSize, advised for huge pages.
+func mapAligned(n int) ([]byte, error) {
 	raw, err := syscall.Mmap(-1, 0, n+PageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, err
@@ -31,11 +31,9 @@ func mapAligned(n int, huge bool) ([]byte, error) {
 		}
 	}
 	mem := raw[head : head+n : head+n]
-	if huge {
-		// A kernel without transparent huge pages refuses the advice;
-		// the memory works the same with small pages.
-		_ = syscall.Madvise(mem, madvHugePage)
-	}
+	// A kernel without transparent huge pages refuses the advice; the
+	// memory works the same with small pages.
+	_ = syscall.Madvise(mem, madvHugePage)
 	return mem, nil
 }
 

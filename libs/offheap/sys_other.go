@@ -7,6 +7,6 @@ import "errors"
 // Elsewhere blocks come from the Go heap (Get and Put do not call these).
 const supported = false
 
-func mapAligned(int, bool) ([]byte, error) { return nil, errors.New("offheap: not supported") }
+func mapAligned(int) ([]byte, error) { return nil, errors.New("offheap: not supported") }
 
 func release([]byte) error { return nil }
