@@ -68,7 +68,7 @@ func NewMemoryFirst(disk Store, budget int64) (*MemoryFirst, error) {
 
 func newMemoryFirst(disk Store, budget int64) *MemoryFirst {
 	s := &MemoryFirst{disk: disk, budget: budget, buffers: make(map[uint64]*mfBuffer)}
-	s.chunks = &chunkCache{used: &s.used, budget: budget}
+	s.chunks = &chunkCache{used: &s.used, budget: budget, arena: arena}
 	return s
 }
 

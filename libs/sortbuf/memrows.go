@@ -64,10 +64,11 @@ type chunk struct {
 	// included; a chunk with none that is no longer the one being filled
 	// is released.
 	live int32
-	// offHeap: buf is a block of the arena pool, returned by drop or, for
-	// a chunk left to the garbage collector (released while a scan shared
-	// it, or abandoned with its buffer), by cleanup once unreachable.
-	offHeap bool
+	// pool, when not nil, is the arena pool buf is a block of, returned by
+	// drop or, for a chunk left to the garbage collector (released while
+	// a scan shared it, or abandoned with its buffer), by cleanup once
+	// unreachable.
+	pool    *offheap.Pool
 	cleanup runtime.Cleanup
 }
 
@@ -89,26 +90,25 @@ var arena = func() *offheap.Pool {
 // process holds.
 func ArenaStats() offheap.Stats { return arena.Stats() }
 
-// newFullChunk makes a full-size chunk in the arena, or on the heap if
-// the kernel maps no more memory.
-func newFullChunk() *chunk {
-	buf, err := arena.Get()
+// newFullChunk makes a full-size chunk in pool, or on the heap if the
+// kernel maps no more memory.
+func newFullChunk(pool *offheap.Pool) *chunk {
+	buf, err := pool.Get()
 	if err != nil {
 		return &chunk{buf: make([]byte, maxChunk)}
 	}
-	c := &chunk{buf: buf, offHeap: true}
-	c.cleanup = runtime.AddCleanup(c, arena.Put, buf)
+	c := &chunk{buf: buf, pool: pool}
+	c.cleanup = runtime.AddCleanup(c, pool.Put, buf)
 	return c
 }
 
 // drop returns a chunk nothing refers to any more (no row, no scan) to the
 // arena at once, instead of waiting for the collector.
 func (c *chunk) drop() {
-	if c.offHeap {
+	if c.pool != nil {
 		c.cleanup.Stop()
-		c.offHeap = false
-		arena.Put(c.buf)
-		c.buf = nil
+		c.pool.Put(c.buf)
+		c.pool, c.buf = nil, nil
 	}
 }
 
@@ -135,6 +135,9 @@ type chunkCache struct {
 	mu      sync.Mutex
 	free    []*chunk
 	indexes [][]memRow // emptied ranges' index arrays, their rows cleared
+	// arena hands out the full-size chunks (the process's, arena; tests
+	// give a store one of its own).
+	arena *offheap.Pool
 }
 
 const maxCached = 256 << 20
@@ -210,8 +213,9 @@ func (cc *chunkCache) get() *chunk {
 			return c
 		}
 		cc.mu.Unlock()
+		return newFullChunk(cc.arena)
 	}
-	return newFullChunk()
+	return newFullChunk(arena)
 }
 
 // put keeps a released full-size chunk for reuse, or drops it.
