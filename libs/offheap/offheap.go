@@ -23,6 +23,7 @@
 package offheap
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -77,10 +78,7 @@ func New(size int, opts Options) (*Pool, error) {
 	return &Pool{block: size, perPage: PageSize / size, opts: opts, byBase: make(map[uintptr]*page)}, nil
 }
 
-// BlockSize is the size of every block.
-func (p *Pool) BlockSize() int { return p.block }
-
-// Get returns a free block, of BlockSize bytes, its contents unspecified
+// Get returns a free block, of the pool's block size, its contents unspecified
 // (zeros for memory never used or returned to the kernel). The error is
 // the kernel's refusal to map more memory.
 func (p *Pool) Get() ([]byte, error) {
@@ -147,10 +145,10 @@ func (p *Pool) pick() *page {
 	return cold
 }
 
-// Less reports whether block a lies below block b: a cache of free blocks
-// that hands out and keeps its lowest ones helps the pool keep the blocks
-// in use together.
-func Less(a, b []byte) bool { return base(a) < base(b) }
+// Compare orders blocks by address (-1 when a lies below b): a cache of
+// free blocks that hands out and keeps its lowest ones helps the pool keep
+// the blocks in use together.
+func Compare(a, b []byte) int { return cmp.Compare(base(a), base(b)) }
 
 // grow maps a region of 2 MiB-aligned pages.
 func (p *Pool) grow() error {

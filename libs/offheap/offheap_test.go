@@ -166,12 +166,7 @@ func TestLowestPartlyUsedPageFirst(t *testing.T) {
 		require.NoError(t, err)
 		blocks = append(blocks, b)
 	}
-	slices.SortFunc(blocks, func(a, b []byte) int {
-		if Less(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(blocks, Compare)
 	low, high := blocks[1], blocks[len(blocks)-2]
 	p.Put(high)
 	p.Put(low)

@@ -200,7 +200,7 @@ func (cc *chunkCache) get() *chunk {
 		if n := len(cc.free); n > 0 {
 			low := 0
 			for i := 1; i < n; i++ {
-				if offheap.Less(cc.free[i].buf, cc.free[low].buf) {
+				if offheap.Compare(cc.free[i].buf, cc.free[low].buf) < 0 {
 					low = i
 				}
 			}
@@ -262,12 +262,7 @@ func (cc *chunkCache) trim() {
 	}
 	if cc.cached.Load() > cc.limit() {
 		// The highest chunks go first (see get).
-		slices.SortFunc(cc.free, func(a, b *chunk) int {
-			if offheap.Less(a.buf, b.buf) {
-				return -1
-			}
-			return 1
-		})
+		slices.SortFunc(cc.free, func(a, b *chunk) int { return offheap.Compare(a.buf, b.buf) })
 	}
 	for n := len(cc.free); n > 0 && cc.cached.Load() > cc.limit(); n-- {
 		cc.free[n-1].drop()
