@@ -9,13 +9,16 @@ import (
 
 // DefaultWriteStallBytes is the memory in use by a process's buffered rows
 // above which its ingest waits for the flush round under way (the sorter
-// service's --write-stall-bytes, the benchmark's feeder): half the default
-// buffer budget, so a sorter that cannot publish as fast as it applies
-// slows its input down before it spills ranges to Pebble. Not lower: a
-// sorter that keeps up holds a round or two of rows, which at full speed
-// on two cores (770k rows/s) passes 64 MiB, and stalling there cost the
-// benchmark a fifth of its two-core throughput (docs/benchmarks.md).
-const DefaultWriteStallBytes = 256 << 20
+// service's --write-stall-bytes, the benchmark's feeder): a quarter of the
+// default buffer budget, so a sorter that cannot publish as fast as it
+// applies slows its input down long before it spills ranges to Pebble.
+// Every byte of rows held beyond what a round needs is memory the process
+// first touches (page faults) and sections it encodes in one go; 128 MiB
+// measured faster than 256 at one core and no slower at two (a sorter
+// keeping up at full speed holds a round or two of rows, more than 64
+// MiB, where a stall once cost the benchmark a fifth of its two-core
+// throughput; docs/benchmarks.md).
+const DefaultWriteStallBytes = 128 << 20
 
 // MaxWriteStall bounds one wait: rows that cannot be flushed yet (their
 // ranges' watermark held by an open transaction) are no reason to hold

@@ -23,7 +23,7 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, 200*time.Millisecond, cfg.FlushInterval)
 	require.Equal(t, 5*time.Second, cfg.SnapshotInterval)
 	require.Equal(t, int64(512<<20), cfg.BufferMemory)
-	require.Equal(t, int64(256<<20), cfg.WriteStallBytes)
+	require.Equal(t, int64(128<<20), cfg.WriteStallBytes)
 	require.Zero(t, cfg.Workers)
 	require.Equal(t, max(8, 4*runtime.GOMAXPROCS(0)), cfg.workers())
 

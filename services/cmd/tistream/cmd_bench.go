@@ -47,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
-	stall := fs.Int64("write-stall-bytes", 0, "the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, 256 MiB; -1: never; not passed to --before's binary)")
+	stall := fs.Int64("write-stall-bytes", 0, fmt.Sprintf("the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, %d MiB; -1: never; not passed to --before's binary)", sorter.DefaultWriteStallBytes>>20))
 	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
