@@ -3,6 +3,8 @@ package pool
 import (
 	"math/bits"
 	"sync"
+
+	"github.com/tistream/tistream/libs/formats/container"
 )
 
 // bufCache recycles the large buffers a group writer goes through every
@@ -28,27 +30,27 @@ const (
 )
 
 // take returns an empty buffer of at least want bytes, the smallest one
-// held; nil when none is that large. A smaller one is not handed out: it
-// would grow by doubling into new memory, and the old array would be
-// garbage instead of recycled. On a miss the largest smaller buffer is
-// dropped: sections are growing (a busier round), and the room it takes
-// within the limit is better used by the larger one the caller makes.
-func (c *bufCache) take(want int) []byte {
+// held; failing that, the largest one of at least least bytes (a section
+// goes on in further parts when one fills up: container.Options.More);
+// nil when none is that large. Every held buffer large enough to be of use
+// is used, so a round larger than the last one takes all the old buffers
+// and makes new ones only for the difference.
+func (c *bufCache) take(want, least int) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	best, smaller := -1, -1
+	best, largest := -1, -1
 	for i, b := range c.bufs {
 		switch {
 		case cap(b) >= want && (best < 0 || cap(b) < cap(c.bufs[best])):
 			best = i
-		case cap(b) < want && (smaller < 0 || cap(b) > cap(c.bufs[smaller])):
-			smaller = i
+		case cap(b) >= least && (largest < 0 || cap(b) > cap(c.bufs[largest])):
+			largest = i
 		}
 	}
 	if best < 0 {
-		if smaller >= 0 {
-			c.remove(smaller)
-		}
+		best = largest
+	}
+	if best < 0 {
 		return nil
 	}
 	b := c.remove(best)
@@ -64,6 +66,10 @@ func (c *bufCache) remove(i int) []byte {
 	c.bytes -= cap(b)
 	return b
 }
+
+// minPart is the least a held buffer must have to be taken for a section
+// it does not hold whole: a block's worth.
+const minPart = container.DefaultBlockSize
 
 // newBuf makes a buffer for want bytes that did not come from the cache,
 // with room to spare (half again, at most maxSpare): next round's

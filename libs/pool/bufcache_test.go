@@ -12,17 +12,18 @@ import (
 
 func TestBufCacheTakesBestFitWithinLimit(t *testing.T) {
 	var c bufCache
-	require.Nil(t, c.take(10))
+	require.Nil(t, c.take(10, 10))
 	c.follow(1 << 20) // limit: minBufCache
 	c.put(make([]byte, 5, 100), make([]byte, 0, 1000), make([]byte, 0, 10000), nil)
 	require.Equal(t, 11100, c.bytes)
-	b := c.take(500)
+	b := c.take(500, 500)
 	require.Equal(t, 1000, cap(b), "the smallest buffer large enough")
 	require.Empty(t, b)
-	require.Nil(t, c.take(1<<20), "none large enough: none (a smaller one would grow into new memory)")
-	require.Equal(t, 100, c.bytes, "and the largest smaller one is dropped")
-	require.Equal(t, 100, cap(c.take(0)))
-	require.Nil(t, c.take(0))
+	require.Nil(t, c.take(1<<20, 20000), "none large enough to be of use: none")
+	require.Equal(t, 10100, c.bytes, "and none dropped")
+	require.Equal(t, 10000, cap(c.take(1<<20, 50)), "none large enough: the largest of use (the section goes on in parts)")
+	require.Equal(t, 100, cap(c.take(0, 0)))
+	require.Nil(t, c.take(0, 0))
 	require.Equal(t, 0, c.bytes)
 	c.put(make([]byte, 0, minBufCache), make([]byte, 0, 1)) // the second passes the limit
 	require.Equal(t, minBufCache, c.bytes)
@@ -179,17 +180,19 @@ func TestSectionBoundHoldsTheSection(t *testing.T) {
 			buf := make([]byte, 0, bound)
 			h := &formatv1.CommittedFileHeader{TenantId: 1<<64 - 1, RangeId: 1<<64 - 1, OwnerEpoch: 1<<64 - 1,
 				PrevWatermark: rows[0].CommitTs - 1, Watermark: ts}
-			b, _, err := buildDataFile(h, func(yield func(*Row) error) error {
+			more := func(int) []byte { panic("the bound was not enough: the writer asked for more") }
+			parts, _, err := buildDataFile(h, func(yield func(*Row) error) error {
 				for i := range rows {
 					if err := yield(&rows[i]); err != nil {
 						return err
 					}
 				}
 				return nil
-			}, bound, buf)
+			}, bound, buf, more)
 			require.NoError(t, err)
-			require.LessOrEqual(t, len(b), bound)
-			require.Equal(t, bound, cap(b), "built in the given buffer, never grown")
+			require.Len(t, parts, 1, "built in the given buffer")
+			require.LessOrEqual(t, len(parts[0]), bound)
+			require.Equal(t, bound, cap(parts[0]), "built in the given buffer, never grown")
 		})
 	}
 }

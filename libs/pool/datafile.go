@@ -23,17 +23,18 @@ type DataFileWriter struct {
 // NewDataFile starts a file for rows with prev_watermark < commit_ts <= watermark.
 // sizeHint is the expected bytes of its rows (0 if unknown).
 func NewDataFile(h *formatv1.CommittedFileHeader, sizeHint int) (*DataFileWriter, error) {
-	return newDataFile(h, sizeHint, nil)
+	return newDataFile(h, sizeHint, nil, nil)
 }
 
-// newDataFile is NewDataFile building the file in buf's memory, if any.
-func newDataFile(h *formatv1.CommittedFileHeader, sizeHint int, buf []byte) (*DataFileWriter, error) {
+// newDataFile is NewDataFile building the file in buf's memory, if any,
+// going on in buffers from more when it fills up (see container.Options).
+func newDataFile(h *formatv1.CommittedFileHeader, sizeHint int, buf []byte, more func(int) []byte) (*DataFileWriter, error) {
 	if h.Watermark <= h.PrevWatermark {
 		return nil, fmt.Errorf("data file of range %d: watermark %d is not above prev_watermark %d", h.RangeId, h.Watermark, h.PrevWatermark)
 	}
 	obs := &blockStats{}
 	w := &DataFileWriter{
-		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs, SizeHint: sizeHint, Buf: buf}),
+		c:   container.NewWriter(container.KindCommittedData, container.Options{Codec: container.CodecZstd, Observer: obs, SizeHint: sizeHint, Buf: buf, More: more}),
 		obs: obs,
 		hdr: h,
 	}
@@ -73,11 +74,24 @@ func (w *DataFileWriter) Rows() uint64 { return w.rows }
 // Finish returns the file and its reference for the range log (Key is left
 // for the caller to fill in).
 func (w *DataFileWriter) Finish() ([]byte, *formatv1.CommittedFileRef, error) {
-	b, err := w.c.Finish()
+	parts, ref, err := w.finishParts()
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, &formatv1.CommittedFileRef{Size: uint64(len(b)), RowCount: w.rows, MinCommitTs: w.min, MaxCommitTs: w.max}, nil
+	return slices.Concat(parts...), ref, nil
+}
+
+// finishParts is Finish returning the file in the parts it was built in.
+func (w *DataFileWriter) finishParts() ([][]byte, *formatv1.CommittedFileRef, error) {
+	parts, err := w.c.FinishParts()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	return parts, &formatv1.CommittedFileRef{Size: uint64(size), RowCount: w.rows, MinCommitTs: w.min, MaxCommitTs: w.max}, nil
 }
 
 // blockStats fills the block index of committed data files: commit_ts

@@ -25,10 +25,12 @@ const segmentTimeout = 2 * time.Minute
 
 // buffer adds a publication just written (or a FENCE read at its seq) to
 // the segment buffer, cutting a segment when it is due. Called under pubMu.
-func (g *GroupWriter) buffer(msg *formatv1.GroupPublication, sections map[uint64][]byte) {
+func (g *GroupWriter) buffer(msg *formatv1.GroupPublication, sections map[uint64][][]byte) {
 	size := 0
-	for _, b := range sections {
-		size += len(b)
+	for _, parts := range sections {
+		for _, b := range parts {
+			size += len(b)
+		}
 	}
 	now := g.o.Now()
 	if len(g.buf) > 0 && g.buf[len(g.buf)-1].msg.Seq+1 != msg.Seq {
@@ -74,9 +76,12 @@ func (g *GroupWriter) cut() {
 	var data []byte
 	for _, id := range sortedIDs(ranges) {
 		for i, p := range buf {
-			if b, ok := p.sections[id]; ok {
-				at[i][id] = loc{uint64(len(data)), uint64(len(b))}
-				data = append(data, b...)
+			if parts, ok := p.sections[id]; ok {
+				off := len(data)
+				for _, b := range parts {
+					data = append(data, b...)
+				}
+				at[i][id] = loc{uint64(off), uint64(len(data) - off)}
 			}
 		}
 	}
@@ -117,9 +122,9 @@ func (g *GroupWriter) cut() {
 }
 
 // recycle gives sections nothing refers to any more to the buffer cache.
-func (g *GroupWriter) recycle(sections map[uint64][]byte) {
-	for _, b := range sections {
-		g.bufs.put(b)
+func (g *GroupWriter) recycle(sections map[uint64][][]byte) {
+	for _, parts := range sections {
+		g.bufs.put(parts...)
 	}
 }
 

@@ -131,7 +131,7 @@ type attachment struct {
 
 type bufferedPub struct {
 	msg      *formatv1.GroupPublication
-	sections map[uint64][]byte
+	sections map[uint64][][]byte // each range's section, in the parts it was built in
 	created  time.Time
 }
 
@@ -382,7 +382,7 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 			g.pubs.Add(1)
 			g.pubBytes.Add(int64(size))
 			res.Seq, res.Bytes, res.Rows = seq, size, rows
-			sections := map[uint64][]byte{}
+			sections := map[uint64][][]byte{}
 			for id, s := range byRange {
 				if s.data != nil {
 					sections[id] = s.data
@@ -391,7 +391,7 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 						// a transport may go on reading after it returned
 						// (an HTTP client closes a request body when it
 						// likes): never recycle them, copy them.
-						sections[id] = slices.Clone(s.data)
+						sections[id] = [][]byte{slices.Concat(s.data...)}
 					}
 					s.data = nil // the segment buffer owns it now, then g.bufs
 				}
@@ -474,10 +474,10 @@ func (g *GroupWriter) build(seq uint64, mem []*attachment, byRange map[uint64]*S
 		}
 		st := &formatv1.GroupRangeState{RangeId: a.rangeID, PrevWatermark: ivs[i].prev, Watermark: ivs[i].wm}
 		if s != nil && s.data != nil {
-			st.Section = &formatv1.GroupSection{Offset: off, Length: uint64(len(s.data)), RowCount: s.rows,
+			st.Section = &formatv1.GroupSection{Offset: off, Length: uint64(s.size), RowCount: s.rows,
 				MinCommitTs: s.min, MaxCommitTs: s.max}
-			parts = append(parts, s.data)
-			off += uint64(len(s.data))
+			parts = append(parts, s.data...)
+			off += uint64(s.size)
 			rows += s.rows
 		}
 		msg.Ranges = append(msg.Ranges, st)

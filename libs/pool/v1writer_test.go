@@ -140,13 +140,13 @@ func (w *v1Writer) Flush(ctx context.Context, wm uint64, rows RowSource, opts ..
 	seq := w.head.Seq + 1
 	e := &formatv1.RangeLogEntry{Kind: formatv1.RangeLogEntry_KIND_FLUSH, PrevWatermark: prev, Watermark: wm}
 	b, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
-		Seq: seq, PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, nil)
+		Seq: seq, PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if b != nil {
 		ref.Key = layout.DataFileKey(w.tenant, w.id, wm, seq)
-		if err := w.store.PutIfAbsent(ctx, ref.Key, b); err != nil {
+		if err := w.store.PutIfAbsent(ctx, ref.Key, b[0]); err != nil { // one part: no More
 			if errors.Is(err, objstore.ErrExists) {
 				return nil, fmt.Errorf("range %d of tenant %d: data file %s exists: %w", w.id, w.tenant, ref.Key, ErrFenced)
 			}

@@ -331,8 +331,8 @@ type Staged struct {
 	w               *RangeWriter
 	att             *attachment
 	Prev, Watermark uint64
-	data            []byte // the section (a committed data file); nil: no rows, or published
-	size            int    // len(data) when staged
+	data            [][]byte // the section (a committed data file) in the parts it was built in; nil: no rows, or published
+	size            int      // the section's bytes when staged
 	rows            uint64
 	min, max        uint64
 	seq             uint64
@@ -388,19 +388,29 @@ func (w *RangeWriter) Stage(wm uint64, rows RowSource, opts ...FlushOptions) (*S
 	if o.Rows > 0 {
 		want = SectionBound(o.Rows, o.SizeHint)
 	}
-	buf := w.group.bufs.take(want)
-	if buf == nil {
-		buf = newBuf(want)
+	// The section is built in recycled buffers: the first one that fits
+	// it, or else the largest one held, going on in more (a part each)
+	// when it fills up; new ones only for what the held ones cannot take.
+	handed := 0 // capacity handed to the writer so far
+	get := func(want, least int) []byte {
+		b := w.group.bufs.take(want, least)
+		if b == nil {
+			b = newBuf(want)
+		}
+		handed += cap(b)
+		return b
 	}
-	b, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
-		PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, buf)
+	first := get(want, min(want, minPart))
+	more := func(min int) []byte { return get(max(min, want-handed), min) }
+	parts, ref, err := buildDataFile(&formatv1.CommittedFileHeader{TenantId: w.tenant, RangeId: w.id, OwnerEpoch: w.epoch,
+		PrevWatermark: prev, Watermark: wm}, rows, o.SizeHint, first, more)
 	if err != nil {
 		return nil, err
 	}
-	if b == nil {
-		w.group.bufs.put(buf)
+	if parts == nil {
+		w.group.bufs.put(first) // no rows: nothing was written past the first buffer
 	} else {
-		s.data, s.size, s.rows, s.min, s.max = b, len(b), ref.RowCount, ref.MinCommitTs, ref.MaxCommitTs
+		s.data, s.size, s.rows, s.min, s.max = parts, int(ref.Size), ref.RowCount, ref.MinCommitTs, ref.MaxCommitTs
 	}
 	return s, nil
 }
@@ -408,11 +418,11 @@ func (w *RangeWriter) Stage(wm uint64, rows RowSource, opts ...FlushOptions) (*S
 // buildDataFile encodes the rows of (h.PrevWatermark, h.Watermark] from
 // rows as a committed data file, in buf's memory when it has some; nil
 // when there are none.
-func buildDataFile(h *formatv1.CommittedFileHeader, rows RowSource, sizeHint int, buf []byte) ([]byte, *formatv1.CommittedFileRef, error) {
+func buildDataFile(h *formatv1.CommittedFileHeader, rows RowSource, sizeHint int, buf []byte, more func(int) []byte) ([][]byte, *formatv1.CommittedFileRef, error) {
 	if rows == nil {
 		return nil, nil, nil
 	}
-	df, err := newDataFile(h, sizeHint, buf)
+	df, err := newDataFile(h, sizeHint, buf, more)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -422,7 +432,7 @@ func buildDataFile(h *formatv1.CommittedFileHeader, rows RowSource, sizeHint int
 	if df.Rows() == 0 {
 		return nil, nil, nil
 	}
-	return df.Finish()
+	return df.finishParts()
 }
 
 // Flush stages wm and publishes it at once in its own publication of the

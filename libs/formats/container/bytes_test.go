@@ -11,6 +11,11 @@ import (
 // goldenFile builds a file mixing compressible and incompressible blocks,
 // records of many sizes, a block index and an observer-free trailer.
 func goldenFile(t testing.TB, opts Options) []byte {
+	return bytes.Join(goldenParts(t, opts), nil)
+}
+
+// goldenParts is goldenFile as the parts FinishParts returns.
+func goldenParts(t testing.TB, opts Options) [][]byte {
 	rng := rand.New(rand.NewPCG(7, 11))
 	opts.Codec, opts.BlockSize, opts.Index = CodecZstd, 64<<10, true
 	w := NewWriter(KindCommittedData, opts)
@@ -33,11 +38,11 @@ func goldenFile(t testing.TB, opts Options) []byte {
 			t.Fatal(err)
 		}
 	}
-	b, err := w.Finish()
+	parts, err := w.FinishParts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return parts
 }
 
 // TestBytesUnchanged pins the writer's output: the bytes on disk of every
@@ -57,6 +62,31 @@ func TestBytesUnchanged(t *testing.T) {
 	}
 	if got := sum(goldenFile(t, Options{Buf: buf})); got != want {
 		t.Fatalf("file built in a reused buffer differs: sha256 %s, want %s", got, want)
+	}
+	// Built in parts (Options.More), with buffers just large enough or
+	// larger and full of garbage: the same bytes, no part grown.
+	for _, extra := range []int{0, 100 << 10} {
+		var given []int
+		more := func(min int) []byte {
+			b := make([]byte, min+extra)
+			for i := range b {
+				b[i] = 0x55
+			}
+			given = append(given, cap(b))
+			return b[:0]
+		}
+		parts := goldenParts(t, Options{Buf: make([]byte, 0, 4096), More: more})
+		if len(parts) < 3 || len(parts) != len(given)+1 {
+			t.Fatalf("extra %d: %d parts from %d buffers given", extra, len(parts), len(given))
+		}
+		for i, p := range parts[1:] {
+			if cap(p) != given[i] {
+				t.Fatalf("extra %d: part %d grew from %d to %d bytes", extra, i+1, given[i], cap(p))
+			}
+		}
+		if got := sum(bytes.Join(parts, nil)); got != want {
+			t.Fatalf("extra %d: file built in %d parts differs: sha256 %s, want %s", extra, len(parts), got, want)
+		}
 	}
 	// AppendRecord writes the same bytes as Append.
 	w := NewWriter(KindCommittedData, Options{Codec: CodecZstd})
@@ -111,3 +141,57 @@ type liar struct{}
 
 func (liar) RecordSize() int                { return 3 }
 func (liar) AppendRecord(dst []byte) []byte { return append(dst, 1, 2) }
+
+// TestPartsLargeRecords: records larger than a block, each in a block of
+// its own, come out the same in parts; a More that gives less than asked
+// is not written past (the writer makes the buffer itself).
+func TestPartsLargeRecords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	var recs [][]byte
+	for _, n := range []int{10, 5000, 3 << 16, 20, 1 << 16, 70000, 1, 200 << 10} {
+		r := make([]byte, n)
+		for i := range r {
+			r[i] = byte(rng.Uint32())
+		}
+		recs = append(recs, r)
+	}
+	build := func(opts Options) [][]byte {
+		opts.Codec, opts.BlockSize, opts.Index = CodecZstd, 64<<10, true
+		w := NewWriter(KindStoreChange, opts)
+		for _, r := range recs {
+			if err := w.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		parts, err := w.FinishParts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parts
+	}
+	one := build(Options{})
+	if len(one) != 1 {
+		t.Fatalf("without More: %d parts", len(one))
+	}
+	for name, more := range map[string]func(int) []byte{
+		"exact": func(min int) []byte { return make([]byte, 0, min) },
+		"short": func(min int) []byte { return make([]byte, 0, min-1) },
+	} {
+		parts := build(Options{Buf: make([]byte, 0, 64), More: more})
+		if len(parts) < 4 {
+			t.Fatalf("%s: %d parts", name, len(parts))
+		}
+		if !bytes.Equal(bytes.Join(parts, nil), one[0]) {
+			t.Fatalf("%s: the file in parts differs from the one-buffer file", name)
+		}
+		got, err := readAll("parts", bytes.Join(parts, nil))
+		if err != nil || len(got) != len(recs) {
+			t.Fatalf("%s: read back %d records, err %v", name, len(got), err)
+		}
+		for i := range recs {
+			if !bytes.Equal(got[i], recs[i]) {
+				t.Fatalf("%s: record %d differs", name, i)
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package container
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
@@ -36,14 +37,27 @@ type Options struct {
 	// one: a caller that writes many files recycles their buffers. The
 	// file Finish returns aliases it.
 	Buf []byte
+	// More, when set, lets the file continue in further buffers instead
+	// of growing one: when the buffer being filled cannot take the next
+	// record, the writer asks More for one of capacity at least min (its
+	// contents are overwritten), moves the open block's bytes so far
+	// there (a block never straddles two parts) and goes on. FinishParts
+	// returns the buffers as the file's parts, in order; their
+	// concatenation is byte for byte the file one buffer would hold (a
+	// part's unused tail is not part of the file; a part may be empty). A
+	// More that returns less than min is not used.
+	More func(min int) []byte
 }
 
 // Writer builds one container file in memory. Files are written whole to
 // object storage, so there is no streaming variant.
 type Writer struct {
 	opts    Options
-	out     []byte
-	blockAt int // offset in out of the open block's header; its raw payload follows
+	out     []byte   // the part being filled
+	parts   [][]byte // the parts filled before it (Options.More)
+	base    int      // offset in the file of out[0]
+	magic   [4]byte  // the preamble's first bytes, repeated in the tail
+	blockAt int      // offset in out of the open block's header; its raw payload follows
 	scratch []byte
 	trailer formatv1.FileTrailer
 	inBlock uint64 // records in the open block
@@ -72,6 +86,7 @@ func NewWriter(kind Kind, opts Options) *Writer {
 		w.out = make([]byte, preambleLen, max(4096, opts.SizeHint+opts.SizeHint/16+1024))
 	}
 	putPreamble(w.out, kind)
+	copy(w.magic[:], w.out)
 	return w
 }
 
@@ -125,13 +140,42 @@ func (w *Writer) begin(n int) error {
 	if w.inBlock > 0 && len(w.out)-w.blockAt-blockHeaderLen+need > w.opts.BlockSize {
 		w.flushBlock()
 	}
-	if w.inBlock == 0 {
+	if w.inBlock > 0 {
+		w.room(need)
+	} else {
+		w.room(blockHeaderLen + need)
 		// The block's records go straight into out, after room for its
-		// header: an uncompressed block is never copied again.
+		// header: an uncompressed block is never copied again (but once
+		// if it moves to a new part).
 		w.blockAt = len(w.out)
 		w.out = append(w.out, make([]byte, blockHeaderLen)...)
 	}
 	return nil
+}
+
+// room makes sure the part being filled can take n more bytes without
+// growing: with Options.More, by going on in a new part, into which the
+// open block's bytes so far move (a block is compressed and checksummed
+// whole, so it never straddles two parts); without it, append grows the
+// one buffer as before.
+func (w *Writer) room(n int) {
+	if w.opts.More == nil || cap(w.out)-len(w.out) >= n {
+		return
+	}
+	end := len(w.out) // where the part ends: before the open block, if any
+	if w.inBlock > 0 {
+		end = w.blockAt
+	}
+	carry := len(w.out) - end
+	next := w.opts.More(carry + n)
+	if cap(next) < carry+n {
+		next = make([]byte, 0, carry+n)
+	}
+	next = append(next[:0], w.out[end:]...)
+	w.parts = append(w.parts, w.out[:end])
+	w.base += end
+	w.out = next
+	w.blockAt = 0
 }
 
 // end counts the record just written.
@@ -157,7 +201,7 @@ func (w *Writer) AppendMessage(m proto.Message) error {
 func (w *Writer) Records() uint64 { return w.trailer.RecordCount }
 
 // Size is the number of bytes the file would have if finished now, roughly.
-func (w *Writer) Size() int { return len(w.out) }
+func (w *Writer) Size() int { return w.base + len(w.out) }
 
 func (w *Writer) flushBlock() {
 	if w.inBlock == 0 {
@@ -188,7 +232,7 @@ func (w *Writer) flushBlock() {
 	w.trailer.RawBytes += uint64(rawLen)
 	if w.opts.Index {
 		e := &formatv1.BlockIndexEntry{
-			Offset:      uint64(offset),
+			Offset:      uint64(w.base + offset),
 			Length:      uint64(len(w.out) - offset),
 			FirstRecord: w.first,
 			RecordCount: w.inBlock,
@@ -220,24 +264,37 @@ func (w *Writer) compressible(raw []byte) bool {
 	return len(w.probe) < probeLen-probeLen/8
 }
 
-// Finish closes the last block, writes trailer and tail, and returns the file.
+// Finish closes the last block, writes trailer and tail, and returns the
+// file (its parts joined, if it has several: see FinishParts).
 func (w *Writer) Finish() ([]byte, error) {
+	parts, err := w.FinishParts()
+	if err != nil || len(parts) == 1 {
+		return parts[0], err
+	}
+	return slices.Concat(parts...), nil
+}
+
+// FinishParts closes the last block, writes trailer and tail, and returns
+// the file as its parts (one, unless Options.More gave it more).
+func (w *Writer) FinishParts() ([][]byte, error) {
 	if w.done {
-		return nil, fmt.Errorf("container: Finish called twice")
+		return [][]byte{nil}, fmt.Errorf("container: Finish called twice")
 	}
 	if w.trailer.RecordCount == 0 {
-		return nil, fmt.Errorf("container: a file needs at least its header record")
+		return [][]byte{nil}, fmt.Errorf("container: a file needs at least its header record")
 	}
 	w.flushBlock()
 	w.done = true
 	tb, err := proto.Marshal(&w.trailer)
 	if err != nil {
-		return nil, fmt.Errorf("container: marshal trailer: %w", err)
+		return [][]byte{nil}, fmt.Errorf("container: marshal trailer: %w", err)
 	}
-	offset := uint64(len(w.out))
+	w.room(blockHeaderLen + len(tb) + tailLen)
+	at := len(w.out)
+	offset := uint64(w.base + at)
 	w.out = append(w.out, make([]byte, blockHeaderLen)...)
 	w.out = append(w.out, tb...)
-	hdr := w.out[offset : offset+blockHeaderLen]
+	hdr := w.out[at : at+blockHeaderLen]
 	h := blockHeader{typ: blockTrailer, codec: CodecNone, storedLen: uint32(len(tb)), rawLen: uint32(len(tb))}
 	putBlockHeader(hdr, h)
 	h.crc = blockCRC(hdr[:12], tb)
@@ -246,7 +303,7 @@ func (w *Writer) Finish() ([]byte, error) {
 	var tail [tailLen]byte
 	binary.LittleEndian.PutUint64(tail[0:8], offset)
 	binary.LittleEndian.PutUint32(tail[8:12], crc32Castagnoli(tail[0:8]))
-	copy(tail[12:16], w.out[0:4])
+	copy(tail[12:16], w.magic[:])
 	w.out = append(w.out, tail[:]...)
-	return w.out, nil
+	return append(w.parts, w.out), nil
 }
