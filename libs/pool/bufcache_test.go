@@ -1,11 +1,14 @@
 package pool
 
 import (
+	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
@@ -87,6 +90,64 @@ func TestRecycledBuffersKeepEveryRow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// segmentGate holds every segment put until released.
+type segmentGate struct {
+	objstore.Store
+	release chan struct{}
+}
+
+func (s *segmentGate) PutIfAbsentParts(ctx context.Context, key string, parts [][]byte) error {
+	if strings.Contains(key, "/seg/") {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return objstore.PutIfAbsentParts(ctx, s.Store, key, parts...)
+}
+
+// A segment is written from the sections as they were staged, so they go
+// back to the buffer cache only once its put is done: rounds published
+// while a segment's put is held take buffers all the same, and once the
+// segment is written (and the publications it covers deleted) every row
+// reads back from it, checked against the rows generated.
+func TestSegmentKeepsSectionsUntilWritten(t *testing.T) {
+	local, err := objstore.NewLocalFS(t.TempDir())
+	require.NoError(t, err)
+	store := &segmentGate{Store: local, release: make(chan struct{})}
+	split := key(102, 0)
+	require.NoError(t, PublishManifest(ctx, store, twoRangeManifest(1, split)))
+	rng := rand.New(rand.NewPCG(7, 13))
+	all := genRows(rng, 6000, []int64{100, 101, 102, 103}, 100)
+	rows1, rows2 := splitRows(all, split)
+	g := newGroup(t, store, 1, "g", GroupOptions{SegmentBytes: 1 << 40, SegmentPubs: 3, SegmentAge: 1 << 62, Grace: time.Nanosecond})
+	w1, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 1, End: split, OpenedAt: 100}, 1)
+	require.NoError(t, err)
+	w2, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 2, Start: split, OpenedAt: 100}, 1)
+	require.NoError(t, err)
+	last := all[len(all)-1].CommitTs + 1
+	wm := uint64(100)
+	publish := func(rounds int) {
+		for i := 0; i < rounds && wm < last; i++ {
+			wm = min(wm+(last-100)/24, last)
+			publishAll(t, g, wm, map[*RangeWriter][]Row{w1: rows1, w2: rows2})
+		}
+	}
+	publish(3) // the first segment's put is held
+	taken := g.bufs.taken
+	publish(9) // more segments queue or are skipped; rounds go on
+	require.Greater(t, g.bufs.taken, taken, "no buffer recycled while the first segment was held")
+	close(store.release)
+	publish(24)
+	g.WaitSegments()
+	_, err = store.Get(ctx, layout.GroupPubKey(1, "g", 1))
+	require.ErrorIs(t, err, objstore.ErrNotFound, "the first publication was not deleted: its segment was not read")
+	got, resolved := pullAll(t, store, 1, nil, 0)
+	require.Equal(t, last, resolved)
+	requireSameRows(t, all, got, "the tenant")
 }
 
 // decodeFile's rows point into a file it owns where its blocks are stored

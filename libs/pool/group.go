@@ -290,6 +290,16 @@ const maxSegmentPubs = 1 << 20
 // EncodeSegment builds a segment object: the index container (header and
 // publications), then data.
 func EncodeSegment(h *formatv1.GroupSegmentHeader, pubs []*formatv1.GroupPublication, data []byte) ([]byte, error) {
+	b, err := encodeSegmentIndex(h, pubs)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, data...), nil
+}
+
+// encodeSegmentIndex builds the index container of a segment object, which
+// its data follows.
+func encodeSegmentIndex(h *formatv1.GroupSegmentHeader, pubs []*formatv1.GroupPublication) ([]byte, error) {
 	w := container.NewWriter(container.KindGroupSegment, container.Options{Codec: container.CodecZstd})
 	if err := w.AppendMessage(h); err != nil {
 		return nil, err
@@ -306,7 +316,7 @@ func EncodeSegment(h *formatv1.GroupSegmentHeader, pubs []*formatv1.GroupPublica
 	if _, _, err := DecodeSegmentIndex("new segment", b); err != nil {
 		return nil, fmt.Errorf("refusing to write a bad segment: %w", err)
 	}
-	return append(b, data...), nil
+	return b, nil
 }
 
 // DecodeSegmentIndex decodes the index of a segment object from its first

@@ -50,12 +50,18 @@ func (g *GroupWriter) buffer(msg *formatv1.GroupPublication, sections map[uint64
 
 // cut turns the buffered publications into a segment job (two or more: a
 // segment of one publication would only copy it) and empties the buffer.
+// The job writes the sections as they are, as parts of the segment object,
+// and recycles them once it is written; without a job they are recycled
+// at once.
 func (g *GroupWriter) cut() {
 	buf := g.buf
 	g.buf, g.bufBytes = nil, 0
-	defer func() { // the segment (if any) holds a copy of the sections
-		for _, p := range buf {
-			g.recycle(p.sections)
+	queued := false
+	defer func() {
+		if !queued {
+			for _, p := range buf {
+				g.recycle(p.sections)
+			}
 		}
 	}()
 	if len(buf) < 2 {
@@ -73,15 +79,19 @@ func (g *GroupWriter) cut() {
 	for i := range at {
 		at[i] = map[uint64]loc{}
 	}
-	var data []byte
+	parts := [][]byte{nil} // the index goes first
+	size := 0
 	for _, id := range sortedIDs(ranges) {
 		for i, p := range buf {
-			if parts, ok := p.sections[id]; ok {
-				off := len(data)
-				for _, b := range parts {
-					data = append(data, b...)
+			if sec, ok := p.sections[id]; ok {
+				off := size
+				for _, b := range sec {
+					if len(b) > 0 {
+						parts = append(parts, b)
+						size += len(b)
+					}
 				}
-				at[i][id] = loc{uint64(off), uint64(len(data) - off)}
+				at[i][id] = loc{uint64(off), uint64(size - off)}
 			}
 		}
 	}
@@ -101,16 +111,23 @@ func (g *GroupWriter) cut() {
 	}
 	h := &formatv1.GroupSegmentHeader{TenantId: g.tenant, Group: g.id, FirstSeq: first, LastSeq: last, Owner: g.owner,
 		CreatedUnixMs: g.o.Now().UnixMilli(), NewestCreatedUnixMs: buf[len(buf)-1].msg.CreatedUnixMs}
-	obj, err := EncodeSegment(h, pubs, data)
+	index, err := encodeSegmentIndex(h, pubs)
 	if err != nil {
 		if g.o.OnSegment != nil {
 			g.o.OnSegment(SegmentResult{First: first, Last: last, Err: err})
 		}
 		return
 	}
+	parts[0] = index
+	sections := make([]map[uint64][][]byte, len(buf))
+	for i, p := range buf {
+		sections[i] = p.sections
+	}
 	g.segPending.Add(1)
 	select {
-	case g.segq <- &segJob{first: first, last: last, key: layout.GroupSegKey(g.tenant, g.id, last, first), obj: obj}:
+	case g.segq <- &segJob{first: first, last: last, key: layout.GroupSegKey(g.tenant, g.id, last, first),
+		parts: parts, bytes: len(index) + size, sections: sections}:
+		queued = true
 	default:
 		// Segment writes are behind (a slow store): never hold publications
 		// for them. These publications stay readable one by one.
@@ -134,11 +151,16 @@ func (g *GroupWriter) segmentLoop() {
 	defer close(g.segDone)
 	for job := range g.segq {
 		ctx, cancel := context.WithTimeout(g.segCtx, segmentTimeout)
-		err := g.store.PutIfAbsent(ctx, job.key, job.obj)
+		err := objstore.PutIfAbsentParts(ctx, g.store, job.key, job.parts...)
+		if err == nil {
+			for _, s := range job.sections {
+				g.recycle(s)
+			}
+		}
 		if errors.Is(err, objstore.ErrExists) {
 			err = nil
 		}
-		res := SegmentResult{First: job.first, Last: job.last, Bytes: len(job.obj), Err: err}
+		res := SegmentResult{First: job.first, Last: job.last, Bytes: job.bytes, Err: err}
 		if err == nil {
 			g.mu.Lock()
 			g.written = append(g.written, writtenSeg{first: job.first, last: job.last, at: g.o.Now()})

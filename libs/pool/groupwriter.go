@@ -138,7 +138,11 @@ type bufferedPub struct {
 type segJob struct {
 	first, last uint64
 	key         string
-	obj         []byte
+	parts       [][]byte // the index, then the sections, as they were staged
+	bytes       int
+	// sections go back to the buffer cache once the segment is written
+	// (not after a failed put: a transport may still read its body).
+	sections []map[uint64][][]byte
 }
 
 type writtenSeg struct {
