@@ -17,14 +17,9 @@ func goldenFile(t testing.TB, opts Options) []byte {
 // goldenParts is goldenFile as the parts FinishParts returns.
 func goldenParts(t testing.TB, opts Options) [][]byte {
 	rng := rand.New(rand.NewPCG(7, 11))
-	opts.Codec, opts.BlockSize, opts.Index = CodecZstd, 64<<10, true
-	w := NewWriter(KindCommittedData, opts)
-	if err := w.Append([]byte("header")); err != nil {
-		t.Fatal(err)
-	}
+	recs := [][]byte{[]byte("header")}
 	for i := 0; i < 3000; i++ {
-		n := rng.IntN(600)
-		rec := make([]byte, n)
+		rec := make([]byte, rng.IntN(600))
 		if (i/500)%2 == 0 {
 			for j := range rec {
 				rec[j] = byte(j % 7) // compressible
@@ -34,7 +29,18 @@ func goldenParts(t testing.TB, opts Options) [][]byte {
 				rec[j] = byte(rng.Uint32()) // incompressible
 			}
 		}
-		if err := w.Append(rec); err != nil {
+		recs = append(recs, rec)
+	}
+	return writeParts(t, KindCommittedData, opts, recs)
+}
+
+// writeParts writes recs as a file of kind, in 64 KiB zstd blocks with an
+// index, and returns its parts.
+func writeParts(t testing.TB, kind Kind, opts Options, recs [][]byte) [][]byte {
+	opts.Codec, opts.BlockSize, opts.Index = CodecZstd, 64<<10, true
+	w := NewWriter(kind, opts)
+	for _, r := range recs {
+		if err := w.Append(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,20 +161,7 @@ func TestPartsLargeRecords(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	build := func(opts Options) [][]byte {
-		opts.Codec, opts.BlockSize, opts.Index = CodecZstd, 64<<10, true
-		w := NewWriter(KindStoreChange, opts)
-		for _, r := range recs {
-			if err := w.Append(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		parts, err := w.FinishParts()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return parts
-	}
+	build := func(opts Options) [][]byte { return writeParts(t, KindStoreChange, opts, recs) }
 	one := build(Options{})
 	if len(one) != 1 {
 		t.Fatalf("without More: %d parts", len(one))

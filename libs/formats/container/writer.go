@@ -268,8 +268,11 @@ func (w *Writer) compressible(raw []byte) bool {
 // file (its parts joined, if it has several: see FinishParts).
 func (w *Writer) Finish() ([]byte, error) {
 	parts, err := w.FinishParts()
-	if err != nil || len(parts) == 1 {
-		return parts[0], err
+	switch {
+	case err != nil:
+		return nil, err
+	case len(parts) == 1:
+		return parts[0], nil // in Options.Buf's memory, if given
 	}
 	return slices.Concat(parts...), nil
 }
@@ -278,16 +281,16 @@ func (w *Writer) Finish() ([]byte, error) {
 // the file as its parts (one, unless Options.More gave it more).
 func (w *Writer) FinishParts() ([][]byte, error) {
 	if w.done {
-		return [][]byte{nil}, fmt.Errorf("container: Finish called twice")
+		return nil, fmt.Errorf("container: Finish called twice")
 	}
 	if w.trailer.RecordCount == 0 {
-		return [][]byte{nil}, fmt.Errorf("container: a file needs at least its header record")
+		return nil, fmt.Errorf("container: a file needs at least its header record")
 	}
 	w.flushBlock()
 	w.done = true
 	tb, err := proto.Marshal(&w.trailer)
 	if err != nil {
-		return [][]byte{nil}, fmt.Errorf("container: marshal trailer: %w", err)
+		return nil, fmt.Errorf("container: marshal trailer: %w", err)
 	}
 	w.room(blockHeaderLen + len(tb) + tailLen)
 	at := len(w.out)
