@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -136,6 +135,19 @@ func (s *LocalFS) Get(ctx context.Context, key string) ([]byte, error) {
 
 // GetRange implements Store.
 func (s *LocalFS) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return s.getRange(ctx, key, off, n, nil)
+}
+
+// GetRangeInto implements RangeIntoGetter.
+func (s *LocalFS) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	if off < 0 {
+		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+	}
+	return s.getRange(ctx, key, off, int64(len(buf)), buf)
+}
+
+// getRange reads into buf when it is not nil (it then holds n bytes).
+func (s *LocalFS) getRange(ctx context.Context, key string, off, n int64, buf []byte) ([]byte, error) {
 	if err := checkOp(ctx, "get", key); err != nil {
 		return nil, err
 	}
@@ -157,11 +169,14 @@ func (s *LocalFS) GetRange(ctx context.Context, key string, off, n int64) ([]byt
 	}
 	// The open file is one inode: a concurrent Put renames a new file over
 	// the name and leaves this one whole, so the read is consistent.
-	buf := make([]byte, end-start)
-	if _, err := f.ReadAt(buf, start); err != nil && !(errors.Is(err, io.EOF) && len(buf) == 0) {
-		return nil, fmt.Errorf("get %s: read %d bytes at %d: %w", key, len(buf), start, err)
+	if buf == nil {
+		buf = make([]byte, end-start)
 	}
-	return buf, nil
+	b, err := readAtInto(f, buf, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return b, nil
 }
 
 // Delete implements Store. Empty parent directories are pruned so deleted

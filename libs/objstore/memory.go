@@ -72,6 +72,19 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 
 // GetRange implements Store.
 func (m *Memory) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return m.getRange(ctx, key, off, n, nil)
+}
+
+// GetRangeInto implements RangeIntoGetter.
+func (m *Memory) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	if off < 0 {
+		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+	}
+	return m.getRange(ctx, key, off, int64(len(buf)), buf)
+}
+
+// getRange copies into buf when it is not nil (it then holds n bytes).
+func (m *Memory) getRange(ctx context.Context, key string, off, n int64, buf []byte) ([]byte, error) {
 	if err := checkOp(ctx, "get", key); err != nil {
 		return nil, err
 	}
@@ -87,7 +100,10 @@ func (m *Memory) GetRange(ctx context.Context, key string, off, n int64) ([]byte
 	}
 	// Stored slices are never modified in place (Put replaces them), so
 	// copying outside the lock is safe.
-	return append([]byte{}, data[start:end]...), nil
+	if buf == nil {
+		return append([]byte{}, data[start:end]...), nil
+	}
+	return buf[:copy(buf, data[start:end])], nil
 }
 
 // List implements Store.

@@ -210,6 +210,29 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 
 // GetRange implements Store with an HTTP Range header.
 func (s *S3) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return s.getRange(ctx, key, off, n, nil)
+}
+
+// GetRangeInto implements RangeIntoGetter: the response body is read into
+// buf.
+func (s *S3) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	if off < 0 {
+		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+	}
+	data, err := s.getRange(ctx, key, off, int64(len(buf)), buf)
+	if err != nil || len(data) == 0 {
+		return buf[:0], err
+	}
+	if &data[0] != &buf[0] {
+		// The server sent more than the range (the whole object), or
+		// nothing fit buf: the range goes to the front of buf.
+		data = buf[:copy(buf, data)]
+	}
+	return data, nil
+}
+
+// getRange reads into buf when it is not nil and holds the body.
+func (s *S3) getRange(ctx context.Context, key string, off, n int64, buf []byte) ([]byte, error) {
 	if err := checkOp(ctx, "get", key); err != nil {
 		return nil, err
 	}
@@ -217,7 +240,7 @@ func (s *S3) GetRange(ctx context.Context, key string, off, n int64) ([]byte, er
 		// No Range header can ask for zero bytes; check existence and bounds.
 		return s.emptyRange(ctx, key, off, n)
 	}
-	data, partial, err := s.get(ctx, key, rangeHeader(off, n))
+	data, partial, err := s.getInto(ctx, key, rangeHeader(off, n), buf)
 	if err != nil {
 		if isInvalidRange(err) {
 			// S3 refuses ranges starting at the end, which the contract
@@ -278,6 +301,12 @@ func (s *S3) emptyRange(ctx context.Context, key string, off, n int64) ([]byte, 
 // get fetches the object, or the part rng selects, and reports whether the
 // answer was partial (206 with Content-Range) rather than the whole object.
 func (s *S3) get(ctx context.Context, key, rng string) ([]byte, bool, error) {
+	return s.getInto(ctx, key, rng, nil)
+}
+
+// getInto is get reading the body into buf when it holds it (a new buffer
+// otherwise).
+func (s *S3) getInto(ctx context.Context, key, rng string, buf []byte) ([]byte, bool, error) {
 	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: s.fullKey(key)}
 	if rng != "" {
 		in.Range = aws.String(rng)
@@ -293,14 +322,17 @@ func (s *S3) get(ctx context.Context, key, rng string) ([]byte, bool, error) {
 	// Size the buffer from Content-Length, but do not let a bogus header
 	// allocate more than a sane object up front.
 	want := aws.ToInt64(out.ContentLength)
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(want, 0), 64<<20)))
-	if _, err := io.Copy(buf, out.Body); err != nil {
+	if want < 0 || int64(cap(buf)) < want {
+		buf = make([]byte, 0, min(max(want, 0), 64<<20))
+	}
+	body := bytes.NewBuffer(buf[:0])
+	if _, err := io.Copy(body, out.Body); err != nil {
 		return nil, false, fmt.Errorf("get %s in %s: read body: %w", key, s, err)
 	}
-	if out.ContentLength != nil && int64(buf.Len()) != want {
-		return nil, false, fmt.Errorf("get %s in %s: body has %d bytes, Content-Length said %d", key, s, buf.Len(), want)
+	if out.ContentLength != nil && int64(body.Len()) != want {
+		return nil, false, fmt.Errorf("get %s in %s: body has %d bytes, Content-Length said %d", key, s, body.Len(), want)
 	}
-	return buf.Bytes(), out.ContentRange != nil, nil
+	return body.Bytes(), out.ContentRange != nil, nil
 }
 
 // List implements Store with ListObjectsV2; S3 lists keys in UTF-8 binary

@@ -186,6 +186,13 @@ func (s *store) GetRange(ctx context.Context, key string, off, n int64) ([]byte,
 	return b, err
 }
 
+// GetRangeInto implements objstore.RangeIntoGetter, passing buf on.
+func (s *store) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	b, err := objstore.GetRangeInto(ctx, s.Store, key, off, buf)
+	s.count(key, KindGetRange, err, DirectionOut, len(b))
+	return b, err
+}
+
 // List implements objstore.Store: one request per page.
 func (s *store) List(ctx context.Context, prefix, startAfter string, limit int) ([]objstore.ObjectInfo, bool, error) {
 	objs, more, err := s.Store.List(ctx, prefix, startAfter, limit)

@@ -44,6 +44,7 @@ func RunContractWith(t *testing.T, o Options, newStore func(t *testing.T) objsto
 		{"ConcurrentPutIfAbsent", testConcurrentPutIfAbsent},
 		{"GetRange", testGetRange},
 		{"GetRangeEmptyObject", testGetRangeEmptyObject},
+		{"GetRangeInto", testGetRangeInto},
 		{"ListOrder", testListOrder},
 		{"ListPrefix", testListPrefix},
 		{"ListStartAfter", testListStartAfter},

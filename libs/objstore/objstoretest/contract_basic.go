@@ -1,6 +1,7 @@
 package objstoretest
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"strings"
@@ -147,6 +148,45 @@ func testGetRangeEmptyObject(ctx context.Context, t *testing.T, s objstore.Store
 	}
 	_, err := s.GetRange(ctx, "empty", 1, 1)
 	require.ErrorIs(t, err, objstore.ErrInvalidRange)
+}
+
+// testGetRangeInto reads through the package function: a store's own
+// GetRangeInto fills the given buffer, a store without one answers from
+// GetRange; either way the bytes and errors are GetRange's.
+func testGetRangeInto(ctx context.Context, t *testing.T, s objstore.Store) {
+	require.NoError(t, s.Put(ctx, "r", []byte("0123456789")))
+	_, native := s.(objstore.RangeIntoGetter)
+	for _, c := range []struct {
+		name string
+		off  int64
+		n    int
+		want string
+	}{
+		{"whole", 0, 10, "0123456789"},
+		{"middle", 2, 3, "234"},
+		{"past end", 8, 5, "89"},
+		{"zero bytes", 4, 0, ""},
+		{"at end", 10, 5, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			buf := bytes.Repeat([]byte{'x'}, c.n+4)[:c.n] // room past n stays untouched
+			got, err := objstore.GetRangeInto(ctx, s, "r", c.off, buf)
+			require.NoError(t, err)
+			require.Equal(t, c.want, string(got))
+			if native && len(got) > 0 {
+				require.Equal(t, &buf[0], &got[0], "a RangeIntoGetter reads into the buffer given")
+			}
+			require.Equal(t, "xxxx", string(buf[c.n:c.n+4]))
+		})
+	}
+	for _, off := range []int64{11, 1000} {
+		_, err := objstore.GetRangeInto(ctx, s, "r", off, make([]byte, 1))
+		require.ErrorIs(t, err, objstore.ErrInvalidRange, "off %d", off)
+	}
+	_, err := objstore.GetRangeInto(ctx, s, "r", -3, make([]byte, 3))
+	require.ErrorIs(t, err, objstore.ErrInvalidRange, "a suffix read")
+	_, err = objstore.GetRangeInto(ctx, s, "missing", 0, make([]byte, 3))
+	require.ErrorIs(t, err, objstore.ErrNotFound)
 }
 
 func testDelete(ctx context.Context, t *testing.T, s objstore.Store) {
