@@ -82,6 +82,9 @@ const maxSpare = 4 << 20
 
 // put gives back buffers nothing refers to any more.
 func (c *bufCache) put(bufs ...[]byte) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range bufs {

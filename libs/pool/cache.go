@@ -39,6 +39,11 @@ type Cache struct {
 	forgets uint64
 
 	hits, misses, evictions atomic.Int64
+
+	// bufs are the buffers of sections read on their own that nothing
+	// refers to any more (readBuf), for the next reads.
+	bufs       bufCache
+	bufsReused atomic.Int64
 }
 
 // CacheOptions tune a Cache.
@@ -62,6 +67,8 @@ type CacheStats struct {
 	Evictions int64
 	Bytes     int64 // estimated bytes held
 	Objects   int   // objects held
+	// ReadBuffersReused counts reads into a recycled buffer (readBuf).
+	ReadBuffersReused int64
 }
 
 type cacheItem struct {
@@ -71,10 +78,11 @@ type cacheItem struct {
 }
 
 type flight struct {
-	gen  uint64 // Cache.forgets when the load started
-	done chan struct{}
-	val  any
-	err  error
+	gen     uint64 // Cache.forgets when the load started
+	waiters int    // callers waiting for it, each given a reference (readBuf) with the object
+	done    chan struct{}
+	val     any
+	err     error
 }
 
 // maxNotFound bounds the remembered "not found" keys.
@@ -89,8 +97,12 @@ func NewCache(maxBytes int64, opts ...CacheOptions) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Cache{max: maxBytes, notFoundTTL: o.NotFoundTTL, now: o.Now, lru: list.New(),
+	c := &Cache{max: maxBytes, notFoundTTL: o.NotFoundTTL, now: o.Now, lru: list.New(),
 		items: map[string]*list.Element{}, flights: map[string]*flight{}, notFound: map[string]time.Time{}}
+	// Buffers back from readers wait here for the next reads: at most half
+	// the cache's budget (within the writer's bounds on recycled buffers).
+	c.bufs.limit = min(max(int(maxBytes/2), minBufCache), maxBufCache/2)
+	return c
 }
 
 // Stats returns the counters and the current size.
@@ -98,14 +110,16 @@ func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
-		Bytes: c.bytes, Objects: len(c.items)}
+		Bytes: c.bytes, Objects: len(c.items), ReadBuffersReused: c.bufsReused.Load()}
 }
 
 // loader reads and decodes one object; size estimates the memory it holds.
 type loader func(ctx context.Context) (val any, size int64, err error)
 
 // get returns the object under key, loading it once for all concurrent
-// callers. A load that fails because its caller's context ended is retried
+// callers. An object whose rows point into a read buffer (holder) comes
+// with a reference to it, which the caller releases when it no longer
+// needs the rows (or never: the buffer is then not recycled). A load that fails because its caller's context ended is retried
 // by the waiters whose context is still live. Only a caller that polls for
 // an object to appear (negative) may be answered from a remembered "not
 // found": a reader positioning itself must see everything that exists.
@@ -114,9 +128,11 @@ func (c *Cache) get(ctx context.Context, key string, negative bool, load loader)
 		c.mu.Lock()
 		if el, ok := c.items[key]; ok {
 			c.lru.MoveToFront(el)
+			v := el.Value.(*cacheItem).val
+			holdValue(v) // before an eviction can release the cache's
 			c.mu.Unlock()
 			c.hits.Add(1)
-			return el.Value.(*cacheItem).val, nil
+			return v, nil
 		}
 		if until, ok := c.notFound[key]; ok && negative {
 			if c.now().Before(until) {
@@ -128,6 +144,7 @@ func (c *Cache) get(ctx context.Context, key string, negative bool, load loader)
 		}
 		if f, ok := c.flights[key]; ok {
 			gen := c.forgets
+			f.waiters++
 			c.mu.Unlock()
 			select {
 			case <-f.done:
@@ -164,7 +181,15 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load loader) {
 		switch {
 		case f.err == nil:
 			delete(c.notFound, key)
-			c.insert(key, f.val, size)
+			// A reference for the caller and one for each waiter; the
+			// load's own goes to the cache, or is released when the
+			// cache does not keep the object.
+			for i := 0; i <= f.waiters; i++ {
+				holdValue(f.val)
+			}
+			if !c.insert(key, f.val, size) {
+				releaseValue(f.val)
+			}
 		case errors.Is(f.err, objstore.ErrNotFound) && c.notFoundTTL > 0 && f.gen == c.forgets:
 			if len(c.notFound) >= maxNotFound {
 				clear(c.notFound)
@@ -178,14 +203,16 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load loader) {
 }
 
 // insert adds an object and evicts the least recently used ones over the
-// budget. Objects larger than the whole budget are not kept. Called with mu.
-func (c *Cache) insert(key string, val any, size int64) {
+// budget (releasing the cache's references to their read buffers); it
+// reports whether it kept the object: not one larger than the whole
+// budget. Called with mu.
+func (c *Cache) insert(key string, val any, size int64) bool {
 	if size > c.max {
-		return
+		return false
 	}
 	if el, ok := c.items[key]; ok { // raced with another load of the same key
 		c.lru.MoveToFront(el)
-		return
+		return false
 	}
 	c.items[key] = c.lru.PushFront(&cacheItem{key: key, val: val, size: size})
 	c.bytes += size
@@ -196,7 +223,9 @@ func (c *Cache) insert(key string, val any, size int64) {
 		delete(c.items, it.key)
 		c.bytes -= it.size
 		c.evictions.Add(1)
+		releaseValue(it.val)
 	}
+	return true
 }
 
 func isContextErr(err error) bool {

@@ -45,6 +45,10 @@ type cachedFile struct {
 	header *formatv1.CommittedFileHeader
 	rows   []Row
 	bytes  int64 // estimated memory held
+	// inPlace: rows point into the bytes decoded (given as their own);
+	// buf, when set, is the read buffer they are in.
+	inPlace bool
+	buf     *readBuf
 }
 
 func (f *cachedFile) size() int64 { return f.bytes }
@@ -163,7 +167,7 @@ func decodeFile(key string, b []byte, own bool) (any, int64, error) {
 		arenas += int64(len(b))
 	}
 	size := arenas + int64(cap(rows))*rowOverhead + int64(proto.Size(f.Header)) + entryOverhead
-	return &cachedFile{header: f.Header, rows: rows, bytes: size}, size, nil
+	return &cachedFile{header: f.Header, rows: rows, bytes: size, inPlace: inPlace}, size, nil
 }
 
 // loadManifest is LoadManifest, decoding each manifest version once when

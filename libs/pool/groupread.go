@@ -265,13 +265,14 @@ func (s *groupSource) pubRows(ctx context.Context, x *indexed, rangeID uint64, s
 	key := fmt.Sprintf("%s#%d", x.key, rangeID)
 	load := func(ctx context.Context) (any, int64, error) {
 		b, ok := sectionSlice(x.data, st.Section)
+		var rb *readBuf
 		if !ok {
 			var err error
-			b, err = s.store.GetRange(ctx, x.key, x.dataOff+int64(st.Section.Offset), int64(st.Section.Length))
-			if err != nil {
+			if rb, err = s.cache.readInto(ctx, s.store, x.key, x.dataOff+int64(st.Section.Offset), int(st.Section.Length)); err != nil {
 				return nil, 0, err
 			}
-			if uint64(len(b)) != st.Section.Length {
+			if b = rb.b; uint64(len(b)) != st.Section.Length {
+				rb.release()
 				return nil, 0, fmt.Errorf("%s: section of range %d runs past the object: %w", x.key, rangeID, container.ErrCorrupt)
 			}
 		}
@@ -279,8 +280,10 @@ func (s *groupSource) pubRows(ctx context.Context, x *indexed, rangeID uint64, s
 		// point into it. One cut out of the whole publication is copied.
 		f, err := decodeSection(key, b, !ok, s.tenant, rangeID, st)
 		if err != nil {
+			rb.release()
 			return nil, 0, err
 		}
+		f.buf = keepIfInPlace(rb, f.inPlace)
 		return f, f.size(), nil
 	}
 	return cached[*cachedFile](ctx, s.cache, key, false, load)
@@ -305,32 +308,40 @@ func (s *groupSource) segmentRows(ctx context.Context, x *indexed, rangeID uint6
 		if hi == 0 {
 			return out, entryOverhead, nil
 		}
-		span, ok := x.data[:0], false
+		var span []byte
+		var rb *readBuf // the sections read on their own: their rows may point into it
 		if hi <= uint64(len(x.data)) {
-			span, ok = x.data[lo:hi], true
-		}
-		if !ok {
+			span = x.data[lo:hi]
+		} else {
 			var err error
-			if span, err = s.store.GetRange(ctx, x.key, x.dataOff+int64(lo), int64(hi-lo)); err != nil {
+			if rb, err = s.cache.readInto(ctx, s.store, x.key, x.dataOff+int64(lo), int(hi-lo)); err != nil {
 				return nil, 0, err
 			}
-			if uint64(len(span)) != hi-lo {
+			if span = rb.b; uint64(len(span)) != hi-lo {
+				rb.release()
 				return nil, 0, fmt.Errorf("%s: range %d's sections run past the object: %w", x.key, rangeID, container.ErrCorrupt)
 			}
 		}
 		size := int64(entryOverhead)
+		inPlace := false
 		for _, p := range x.seg.Pubs {
 			st, ok := p.State(rangeID)
 			if !ok || st.Section == nil {
 				continue
 			}
 			o := st.Section.Offset - lo
-			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], !ok, s.tenant, rangeID, st)
+			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], rb != nil, s.tenant, rangeID, st)
 			if err != nil {
+				rb.release()
 				return nil, 0, err
 			}
 			out[p.Seq] = f
 			size += f.size()
+			inPlace = inPlace || f.inPlace
+		}
+		rb = keepIfInPlace(rb, inPlace)
+		for _, f := range out {
+			f.buf = rb // one buffer, one reference for the whole span
 		}
 		return out, size, nil
 	}

@@ -32,6 +32,9 @@ type Puller struct {
 	seen       map[uint64]bool // ranges ever opened
 	resolved   uint64
 	opts       ReadOptions
+	// returned are the read buffers of the chunks whose rows have all
+	// been returned, held until Release.
+	returned []*readBuf
 }
 
 type followed struct {
@@ -39,13 +42,20 @@ type followed struct {
 	// queue holds the rows not yet returned, in order: the wanted rows of
 	// the chunks read, each chunk's own slice (never written through; none
 	// empty), so queuing a chunk copies no rows.
-	queue [][]Row
+	queue []queued
 	wm    uint64
 	// pending are successors of the sealed range not opened yet: the
 	// range's SEAL is published before the manifest that names its
 	// successors, so a reader can see it first. The range stays followed
 	// (its watermark holds the resolved ts at the seal) until they open.
 	pending []uint64
+}
+
+// queued is a chunk's rows not yet returned and the read buffer they
+// point into (nil: none).
+type queued struct {
+	rows []Row
+	buf  *readBuf
 }
 
 // NewPuller opens every range of the tenant's manifest that holds rows of
@@ -139,7 +149,7 @@ func (p *Puller) open(ctx context.Context, id uint64) error {
 // Poll reads whatever the followed ranges have published since the last
 // call and returns the rows that are now complete (commit_ts <= resolved), in
 // commit order, with the new resolved ts. caughtUp is true when every range
-// is at its log's head.
+// is at its log's head. The rows' keys and values stay valid until Release.
 func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtUp bool, err error) {
 	caughtUp = true
 	for _, id := range slices.Sorted(maps.Keys(p.ranges)) {
@@ -162,7 +172,7 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 				break
 			}
 			caughtUp = false
-			p.enqueue(f, c.Rows)
+			p.enqueue(f, c.Rows, c.buf)
 			f.wm = c.Watermark
 			if c.Sealed {
 				f.pending = slices.Clone(c.Successors)
@@ -196,8 +206,8 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 
 // enqueue queues the rows of a chunk that the pull wants: the chunk's own
 // slice when it wants them all (the usual case), else a copy of those it
-// wants.
-func (p *Puller) enqueue(f *followed, rows []Row) {
+// wants (still pointing into buf).
+func (p *Puller) enqueue(f *followed, rows []Row, buf *readBuf) {
 	for i := range rows {
 		if !p.wants(rows[i].Key) {
 			kept := slices.Clone(rows[:i])
@@ -210,22 +220,42 @@ func (p *Puller) enqueue(f *followed, rows []Row) {
 			break
 		}
 	}
-	if len(rows) > 0 {
-		f.queue = append(f.queue, rows[:len(rows):len(rows)])
+	if len(rows) == 0 {
+		buf.release()
+		return
 	}
+	f.queue = append(f.queue, queued{rows[:len(rows):len(rows)], buf})
 }
 
 // head is the first queued row; the queue is not empty.
-func (f *followed) head() *Row { return &f.queue[0][0] }
+func (f *followed) head() *Row { return &f.queue[0].rows[0] }
 
-// pop drops the first queued row.
-func (f *followed) pop() {
-	if q := f.queue[0][1:]; len(q) > 0 {
-		f.queue[0] = q
+// pop drops the first queued row; the buffer of a chunk whose rows are all
+// returned goes to p.returned.
+func (p *Puller) pop(f *followed) {
+	if q := f.queue[0].rows[1:]; len(q) > 0 {
+		f.queue[0].rows = q
 		return
 	}
-	f.queue[0] = nil
+	if b := f.queue[0].buf; b != nil {
+		p.returned = append(p.returned, b)
+	}
+	f.queue[0] = queued{}
 	f.queue = f.queue[1:]
+}
+
+// Release says the caller is done with every row Poll returned so far
+// (their keys and values included): the buffers they were read into can be
+// read into again. A caller that keeps rows across polls calls it once it
+// no longer needs any of them; one that never calls it loses nothing but
+// the recycling (the buffers are left to the collector). Rows used after
+// their Release may read other data.
+func (p *Puller) Release() {
+	for i, b := range p.returned {
+		b.release()
+		p.returned[i] = nil
+	}
+	p.returned = p.returned[:0]
 }
 
 func (p *Puller) wants(key []byte) bool {
@@ -274,7 +304,7 @@ func (p *Puller) merge(upTo uint64) []Row {
 		if len(f.queue) > 0 && f.head().CommitTs <= upTo {
 			*h = append(*h, f)
 			for _, q := range f.queue {
-				n += len(q)
+				n += len(q.rows)
 			}
 		}
 	}
@@ -283,7 +313,7 @@ func (p *Puller) merge(upTo uint64) []Row {
 	for h.Len() > 0 {
 		f := (*h)[0]
 		out = append(out, *f.head())
-		f.pop()
+		p.pop(f)
 		if len(f.queue) > 0 && f.head().CommitTs <= upTo {
 			heap.Fix(h, 0)
 		} else {

@@ -38,6 +38,10 @@ type Chunk struct {
 	// Sealed: the range ended at Watermark; Successors continue its keys.
 	Sealed     bool
 	Successors []uint64
+	// buf is the read buffer Rows point into, held for the chunk (nil:
+	// none). A Puller releases it once its caller is done with the rows;
+	// other readers leave it to the collector.
+	buf *readBuf
 }
 
 // RangeReader follows one range from a start ts: through the version 1

@@ -159,8 +159,22 @@ func (r *RangeReader) nextPub(ctx context.Context) (Chunk, bool, error) {
 			return Chunk{}, false, pubErr(err, s, r.id)
 		}
 		s.pos++
-		return Chunk{Rows: r.since(f), Watermark: st.Watermark}, true, nil
+		return chunkOf(r.since(f), st.Watermark, f), true, nil
 	}
+}
+
+// chunkOf is a chunk of rows from f, holding f's read buffer (the
+// reference the cache gave with f) while it has rows; f may be nil.
+func chunkOf(rows []Row, wm uint64, f *cachedFile) Chunk {
+	c := Chunk{Rows: rows, Watermark: wm}
+	if f != nil {
+		if len(rows) > 0 {
+			c.buf = f.buf
+		} else {
+			f.release()
+		}
+	}
+	return c
 }
 
 // poll reads the publication at the reader's position, which may not be
@@ -193,6 +207,9 @@ func (r *RangeReader) fromSegment(ctx context.Context, x *indexed) (Chunk, bool,
 	if err != nil {
 		return Chunk{}, false, pubErr(err, s, r.id)
 	}
+	// Each queued chunk holds the span's buffer; the reference the cache
+	// gave with rows is released once they are queued.
+	defer rows.release()
 	s.seen = max(s.seen, x.seg.Header.LastSeq)
 	for ; s.pos <= x.seg.Header.LastSeq && !(s.endKnown && s.pos > s.end); s.pos++ {
 		p := x.seg.Pub(s.pos)
@@ -209,7 +226,11 @@ func (r *RangeReader) fromSegment(ctx context.Context, x *indexed) (Chunk, bool,
 		if err := r.step(st, s.pos); err != nil {
 			return Chunk{}, false, err
 		}
-		c := Chunk{Rows: r.since(rows[s.pos]), Watermark: st.Watermark}
+		f := rows[s.pos] // nil when the publication has no rows of the range
+		if f != nil {
+			f.hold()
+		}
+		c := chunkOf(r.since(f), st.Watermark, f)
 		if n := len(r.queue); n > 0 && len(r.queue[n-1].Rows) == 0 {
 			r.queue[n-1] = c // a chunk without rows only says a watermark, which c moves past
 		} else {
