@@ -32,8 +32,7 @@ func (h *handler) PullTable(req *apiv1.PullTableRequest, stream grpc.ServerStrea
 		return status.Error(codes.InvalidArgument, "give table_id, or both db and table")
 	}
 	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		r := &apiv1.PullTableResponse{Events: ev}
-		return proto.Size(r), stream.Send(r)
+		return sendEncoded(stream, &apiv1.PullTableResponse{Events: ev})
 	})
 }
 
@@ -46,8 +45,7 @@ func (h *handler) PullDB(req *apiv1.PullDBRequest, stream grpc.ServerStreamingSe
 	}
 	sp := spec{kind: kindDB, tenant: req.TenantId, db: req.Db, start: req.StartTs}
 	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		r := &apiv1.PullDBResponse{Events: ev}
-		return proto.Size(r), stream.Send(r)
+		return sendEncoded(stream, &apiv1.PullDBResponse{Events: ev})
 	})
 }
 
@@ -57,12 +55,24 @@ func (h *handler) PullTenant(req *apiv1.PullTenantRequest, stream grpc.ServerStr
 	}
 	sp := spec{kind: kindTenant, tenant: req.TenantId, start: req.StartTs}
 	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		r := &apiv1.PullTenantResponse{Events: ev}
-		return proto.Size(r), stream.Send(r)
+		return sendEncoded(stream, &apiv1.PullTenantResponse{Events: ev})
 	})
 }
 
 var errNoTenant = status.Error(codes.InvalidArgument, "tenant_id is required")
+
+// sendEncoded encodes a response before sending it, and returns its size.
+// A message given to SendMsg may still be read after it returns (grpc lets
+// stats handlers read it lazily); an encoded one holds its own copy of the
+// rows' bytes, which point into read buffers the pull recycles once they
+// are sent (pool.Puller.Release).
+func sendEncoded(stream grpc.ServerStream, m proto.Message) (int, error) {
+	var pm grpc.PreparedMsg
+	if err := pm.Encode(stream, m); err != nil {
+		return 0, err
+	}
+	return proto.Size(m), stream.SendMsg(&pm)
+}
 
 // serve runs one pull to its end and returns the status it ends with.
 func (s *Service) serve(ctx context.Context, sp spec, send sendFunc) error {

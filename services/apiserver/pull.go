@@ -68,7 +68,15 @@ func (p *pull) round(ctx context.Context) (busy bool, err error) {
 		p.log.Debug("schema registry not answering, holding rows", "known_ts", p.sch.known, "held", len(p.held), "err", err)
 		busy = false
 	}
-	return busy, p.emit(min(p.dataAt, p.sch.known))
+	if err := p.emit(min(p.dataAt, p.sch.known)); err != nil {
+		return busy, err
+	}
+	if len(p.held) == 0 {
+		// Every row the puller returned is sent, encoded in its message:
+		// the buffers they were read into can take the next reads.
+		p.puller.Release()
+	}
+	return busy, nil
 }
 
 // emit sends the held rows with commit_ts <= limit, the DDL events up to

@@ -509,6 +509,7 @@ func readTable(ctx context.Context, store objstore.Store, t int64, opts pool.Rea
 			prev = got[i].CommitTs
 		}
 		rows += len(got)
+		p.Release() // as the api-server does once the rows are sent
 		if caughtUp {
 			return rows, nil
 		}
