@@ -119,10 +119,11 @@ type loader func(ctx context.Context) (val any, size int64, err error)
 // get returns the object under key, loading it once for all concurrent
 // callers. An object whose rows point into a read buffer (holder) comes
 // with a reference to it, which the caller releases when it no longer
-// needs the rows (or never: the buffer is then not recycled). A load that fails because its caller's context ended is retried
-// by the waiters whose context is still live. Only a caller that polls for
-// an object to appear (negative) may be answered from a remembered "not
-// found": a reader positioning itself must see everything that exists.
+// needs the rows (or never: the buffer is then not recycled). A load that
+// fails because its caller's context ended is retried by the waiters whose
+// context is still live. Only a caller that polls for an object to appear
+// (negative) may be answered from a remembered "not found": a reader
+// positioning itself must see everything that exists.
 func (c *Cache) get(ctx context.Context, key string, negative bool, load loader) (any, error) {
 	for {
 		c.mu.Lock()
