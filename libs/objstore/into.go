@@ -30,12 +30,18 @@ type RangeIntoGetter interface {
 // off is past its end.
 func GetRangeInto(ctx context.Context, s Store, key string, off int64, buf []byte) ([]byte, error) {
 	if off < 0 {
-		return nil, fmt.Errorf("get %s: %w: offset %d (GetRangeInto reads from an offset)", quoteKey(key), ErrInvalidRange, off)
+		return nil, negativeOffsetErr(key, off)
 	}
 	if g, ok := s.(RangeIntoGetter); ok {
 		return g.GetRangeInto(ctx, key, off, buf)
 	}
 	return s.GetRange(ctx, key, off, int64(len(buf)))
+}
+
+// negativeOffsetErr refuses a suffix read, which GetRangeInto does not do
+// (the package function and the stores' methods alike).
+func negativeOffsetErr(key string, off int64) error {
+	return fmt.Errorf("get %s: %w: offset %d (GetRangeInto reads from an offset)", quoteKey(key), ErrInvalidRange, off)
 }
 
 // readAtInto reads [start, end) of r into buf[:end-start]; io.EOF before

@@ -141,7 +141,7 @@ func (s *LocalFS) GetRange(ctx context.Context, key string, off, n int64) ([]byt
 // GetRangeInto implements RangeIntoGetter.
 func (s *LocalFS) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
 	if off < 0 {
-		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+		return nil, negativeOffsetErr(key, off)
 	}
 	return s.getRange(ctx, key, off, int64(len(buf)), buf)
 }

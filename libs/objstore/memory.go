@@ -78,7 +78,7 @@ func (m *Memory) GetRange(ctx context.Context, key string, off, n int64) ([]byte
 // GetRangeInto implements RangeIntoGetter.
 func (m *Memory) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
 	if off < 0 {
-		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+		return nil, negativeOffsetErr(key, off)
 	}
 	return m.getRange(ctx, key, off, int64(len(buf)), buf)
 }

@@ -217,7 +217,7 @@ func (s *S3) GetRange(ctx context.Context, key string, off, n int64) ([]byte, er
 // buf.
 func (s *S3) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
 	if off < 0 {
-		return GetRangeInto(ctx, nil, key, off, buf) // the package function's error
+		return nil, negativeOffsetErr(key, off)
 	}
 	data, err := s.getRange(ctx, key, off, int64(len(buf)), buf)
 	if err != nil || len(data) == 0 {
