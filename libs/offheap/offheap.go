@@ -20,6 +20,10 @@
 //
 // On systems other than Linux, blocks come from the Go heap and Put does
 // nothing.
+//
+// Slabs serves buffers whose owners have no single point where they are
+// known to be free: they stay on the Go heap, in slabs whose pages are
+// advised for huge pages the same way (see Slabs).
 package offheap
 
 import (

@@ -47,3 +47,20 @@ func munmap(b []byte) error {
 // release gives a page's memory back to the kernel; the range stays
 // mapped and reads as zeros until written again.
 func release(b []byte) error { return syscall.Madvise(b, syscall.MADV_DONTNEED) }
+
+// AdviseHuge advises the 2 MiB-aligned pages inside b for transparent huge
+// pages (a no-op for the part of b outside them, or when the kernel does
+// not have them). b's memory must not have been touched yet for the advice
+// to matter: pages already resident stay small until the kernel's
+// background collapse.
+func AdviseHuge(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	start := (base(b) + PageSize - 1) &^ (PageSize - 1)
+	end := (base(b) + uintptr(cap(b))) &^ (PageSize - 1)
+	if end <= start {
+		return
+	}
+	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvHugePage)
+}

@@ -10,3 +10,6 @@ const supported = false
 func mapAligned(int) ([]byte, error) { return nil, errors.New("offheap: not supported") }
 
 func release([]byte) error { return nil }
+
+// AdviseHuge does nothing here.
+func AdviseHuge([]byte) {}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/offheap"
 )
 
 // bufCache recycles the large buffers a group writer goes through every
@@ -74,7 +75,12 @@ const minPart = container.DefaultBlockSize
 // newBuf makes a buffer for want bytes that did not come from the cache,
 // with room to spare (half again, at most maxSpare): next round's
 // sections, a little larger, still fit it when it comes back.
-func newBuf(want int) []byte { return make([]byte, 0, sizeClass(want+min(want/2, maxSpare))) }
+func newBuf(want int) []byte { return sectionSlabs.Make(sizeClass(want + min(want/2, maxSpare))) }
+
+// New sections and read buffers are carved from heap memory advised for
+// huge pages (offheap.Slabs), each kind from slabs of its own so that one
+// kind's buffers do not keep the other's slabs alive.
+var sectionSlabs, readSlabs = offheap.NewSlabs(0), offheap.NewSlabs(0)
 
 // maxSpare bounds the room a new buffer has beyond what it was made for: a
 // range catching up may flush hundreds of MiB at once.

@@ -108,7 +108,7 @@ func (c *Cache) readInto(ctx context.Context, store objstore.Store, key string, 
 	if b != nil {
 		c.bufsReused.Add(1)
 	} else {
-		b = make([]byte, 0, sizeClass(n))
+		b = readSlabs.Make(sizeClass(n))
 	}
 	b = b[:n]
 	got, err := objstore.GetRangeInto(ctx, store, key, off, b)
