@@ -175,7 +175,7 @@ func TestDecodeFileAliasesOnlyWhatItOwns(t *testing.T) {
 	}
 	for _, own := range []bool{true, false} {
 		b := encode()
-		v, size, err := decodeFile("f", b, own)
+		v, size, err := decodeFile("f", b, own, nil)
 		require.NoError(t, err)
 		f := v.(*cachedFile)
 		requireSameRows(t, rows, f.rows, "own=%v", own)

@@ -44,6 +44,9 @@ type Cache struct {
 	// refers to any more (readBuf), for the next reads.
 	bufs       bufCache
 	bufsReused atomic.Int64
+	// rows are the []Row slices that went with them, and the slices
+	// pullers returned and released.
+	rows rowCache
 }
 
 // CacheOptions tune a Cache.
@@ -104,6 +107,7 @@ func NewCache(maxBytes int64, opts ...CacheOptions) *Cache {
 	// benchmark's read-back and its 32 MiB cache allocated 5-15 % fewer
 	// bytes; an api-server's 256 MiB cache holds 64 MiB either way).
 	c.bufs.limit = min(max(int(maxBytes/4), minBufCache), maxBufCache/4)
+	c.rows.limit = c.bufs.limit / 2 // a row's 96 bytes against its ~300 in the buffers
 	return c
 }
 

@@ -31,6 +31,13 @@ type ReadOptions struct {
 	// reader polling for a group's next publication does not GET a seq
 	// above a fresh announcement (see Heads).
 	Heads *Heads
+	// Releases says the caller calls Puller.Release once it is done with
+	// the rows Poll returned (the api-server does after sending them): the
+	// Puller holds what they point into until then, and the buffers and
+	// slices are recycled after. Without it the Puller keeps nothing it
+	// returned (a caller that keeps rows as long as it likes, or forever),
+	// and nothing its rows point into is ever read into again.
+	Releases bool
 }
 
 // Per-object overheads in the cache's size estimates (struct headers, map
@@ -100,7 +107,7 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 		if err != nil {
 			return nil, 0, fileErr(e, r.id, err)
 		}
-		return decodeFile(key, b, true)
+		return decodeFile(key, b, true, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -122,7 +129,7 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 // file's alone and never changes: the rows of its uncompressed blocks
 // point into it, and only those of compressed blocks are copied, into a
 // few shared arenas.
-func decodeFile(key string, b []byte, own bool) (any, int64, error) {
+func decodeFile(key string, b []byte, own bool, alloc func(n int) []Row) (any, int64, error) {
 	f, err := OpenDataFile(key, b)
 	if err != nil {
 		return nil, 0, err
@@ -131,11 +138,16 @@ func decodeFile(key string, b []byte, own bool) (any, int64, error) {
 	// least 4 bytes, which bounds what a corrupt trailer can reserve.
 	n := min(f.r.Trailer().RecordCount, uint64(len(b)/4)+1)
 	var (
-		rows    = make([]Row, 0, max(n, 1)-1)
+		rows    []Row
 		arena   []byte
 		arenas  int64
 		inPlace bool
 	)
+	if alloc != nil {
+		rows = alloc(int(max(n, 1) - 1))
+	} else {
+		rows = make([]Row, 0, max(n, 1)-1)
+	}
 	keep := func(v []byte) []byte {
 		if v == nil {
 			return nil

@@ -83,9 +83,9 @@ func FuzzDataFile(f *testing.F) {
 		// The cache's decoder, sharing the file's bytes or copying them,
 		// takes or refuses exactly the same files (a bad trailer count
 		// must not reserve memory for it).
-		_, _, errOwn := decodeFile("fuzz", b, true)
+		_, _, errOwn := decodeFile("fuzz", b, true, nil)
 		requireCorrupt(t, errOwn)
-		_, _, errCopy := decodeFile("fuzz", b, false)
+		_, _, errCopy := decodeFile("fuzz", b, false, nil)
 		if (errOwn == nil) != (errCopy == nil) {
 			t.Fatalf("sharing the bytes: %v; copying them: %v", errOwn, errCopy)
 		}

@@ -361,8 +361,8 @@ func DecodeSegmentIndex(name string, b []byte) (*Segment, int64, error) {
 
 // decodeSection decodes one range's section (a whole committed data file)
 // and checks it against the publication's interval; own: as decodeFile's.
-func decodeSection(name string, b []byte, own bool, tenant, rangeID uint64, st RangeState) (*cachedFile, error) {
-	v, _, err := decodeFile(name, b, own)
+func decodeSection(name string, b []byte, own bool, tenant, rangeID uint64, st RangeState, alloc func(int) []Row) (*cachedFile, error) {
+	v, _, err := decodeFile(name, b, own, alloc)
 	if err != nil {
 		return nil, err
 	}

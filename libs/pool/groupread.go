@@ -278,12 +278,13 @@ func (s *groupSource) pubRows(ctx context.Context, x *indexed, rangeID uint64, s
 		}
 		// A section read on its own is this entry's alone: its rows may
 		// point into it. One cut out of the whole publication is copied.
-		f, err := decodeSection(key, b, !ok, s.tenant, rangeID, st)
+		var taken [][]Row
+		f, err := decodeSection(key, b, !ok, s.tenant, rangeID, st, s.cache.rowsFor(rb, &taken))
 		if err != nil {
 			rb.release()
 			return nil, 0, err
 		}
-		f.buf = keepIfInPlace(rb, f.inPlace)
+		f.buf = keepIfInPlace(rb, f.inPlace, taken)
 		return f, f.size(), nil
 	}
 	return cached[*cachedFile](ctx, s.cache, key, false, load)
@@ -324,13 +325,15 @@ func (s *groupSource) segmentRows(ctx context.Context, x *indexed, rangeID uint6
 		}
 		size := int64(entryOverhead)
 		inPlace := false
+		var taken [][]Row
+		alloc := s.cache.rowsFor(rb, &taken)
 		for _, p := range x.seg.Pubs {
 			st, ok := p.State(rangeID)
 			if !ok || st.Section == nil {
 				continue
 			}
 			o := st.Section.Offset - lo
-			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], rb != nil, s.tenant, rangeID, st)
+			f, err := decodeSection(fmt.Sprintf("%s seq %d", key, p.Seq), span[o:o+st.Section.Length], rb != nil, s.tenant, rangeID, st, alloc)
 			if err != nil {
 				rb.release()
 				return nil, 0, err
@@ -339,7 +342,7 @@ func (s *groupSource) segmentRows(ctx context.Context, x *indexed, rangeID uint6
 			size += f.size()
 			inPlace = inPlace || f.inPlace
 		}
-		rb = keepIfInPlace(rb, inPlace)
+		rb = keepIfInPlace(rb, inPlace, taken)
 		for _, f := range out {
 			f.buf = rb // one buffer, one reference for the whole span
 		}

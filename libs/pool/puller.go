@@ -35,6 +35,9 @@ type Puller struct {
 	// returned are the read buffers of the chunks whose rows have all
 	// been returned, held until Release.
 	returned []*readBuf
+	// outs are the slices Poll returned since the last Release: recycled
+	// then (into the cache's, when there is one).
+	outs [][]Row
 }
 
 type followed struct {
@@ -237,7 +240,7 @@ func (p *Puller) pop(f *followed) {
 		f.queue[0].rows = q
 		return
 	}
-	if b := f.queue[0].buf; b != nil {
+	if b := f.queue[0].buf; b != nil && p.opts.Releases {
 		p.returned = append(p.returned, b)
 	}
 	f.queue[0] = queued{}
@@ -245,17 +248,22 @@ func (p *Puller) pop(f *followed) {
 }
 
 // Release says the caller is done with every row Poll returned so far
-// (their keys and values included): the buffers they were read into can be
-// read into again. A caller that keeps rows across polls calls it once it
-// no longer needs any of them; one that never calls it loses nothing but
-// the recycling (the buffers are left to the collector). Rows used after
-// their Release may read other data.
+// (their keys and values included, and the slices Poll returned them in):
+// the buffers they were read into can be read into again. Only a Puller
+// opened with ReadOptions.Releases holds them until then; a caller that
+// keeps rows across polls calls it once it no longer needs any of them.
+// Rows used after their Release may read other data.
 func (p *Puller) Release() {
 	for i, b := range p.returned {
 		b.release()
 		p.returned[i] = nil
 	}
 	p.returned = p.returned[:0]
+	if c := p.opts.Cache; c != nil {
+		c.rows.put(p.outs...)
+	}
+	clear(p.outs)
+	p.outs = p.outs[:0]
 }
 
 func (p *Puller) wants(key []byte) bool {
@@ -309,7 +317,13 @@ func (p *Puller) merge(upTo uint64) []Row {
 		}
 	}
 	heap.Init(h)
-	out := make([]Row, 0, n)
+	var out []Row
+	if c := p.opts.Cache; c != nil && n > 0 && p.opts.Releases {
+		out = c.rows.take(n)
+		p.outs = append(p.outs, out)
+	} else {
+		out = make([]Row, 0, n)
+	}
 	for h.Len() > 0 {
 		f := (*h)[0]
 		out = append(out, *f.head())

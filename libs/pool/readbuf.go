@@ -22,6 +22,10 @@ type readBuf struct {
 	b    []byte
 	refs atomic.Int32
 	home *bufCache // nil: not recycled
+	// rows are the slices the rows decoded from b were put in: nothing
+	// holds them once nothing holds the buffer, so they go back with it.
+	rows    [][]Row
+	rowHome *rowCache
 }
 
 // overReleases counts releases of a buffer no one held (a bug; tests check
@@ -54,6 +58,8 @@ func (r *readBuf) release() {
 			}
 		}
 		r.home.put(r.b)
+		r.rowHome.put(r.rows...)
+		r.rows = nil
 	}
 }
 
@@ -123,12 +129,32 @@ func (c *Cache) readInto(ctx context.Context, store objstore.Store, key string, 
 	return r, nil
 }
 
-// keepIfInPlace returns rb when rows point into it, else releases it (the
-// rows were copied out of it: it can be read into again at once).
-func keepIfInPlace(rb *readBuf, inPlace bool) *readBuf {
+// keepIfInPlace returns rb when rows point into it, with the slices they
+// were decoded into (taken by rowsFor), else releases it (the rows were
+// copied out of it: it can be read into again at once; the slices stay
+// with the rows).
+func keepIfInPlace(rb *readBuf, inPlace bool, rows [][]Row) *readBuf {
 	if inPlace {
+		if rb != nil && rb.home != nil {
+			rb.rows = rows
+		}
 		return rb
 	}
 	rb.release()
 	return nil
+}
+
+// rowsFor returns what the rows of sections read into rb are decoded into:
+// recycled slices of the cache's (recorded in *taken, to go back with the
+// buffer) when rb is recycled too; nil (new slices) otherwise.
+func (c *Cache) rowsFor(rb *readBuf, taken *[][]Row) func(int) []Row {
+	if c == nil || rb == nil || rb.home == nil {
+		return nil
+	}
+	rb.rowHome = &c.rows
+	return func(n int) []Row {
+		s := c.rows.take(n)
+		*taken = append(*taken, s)
+		return s
+	}
 }

@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 // Two pullers share a cache smaller than what they read, so its entries
 // are evicted while they pull. They read the first half of the rows in
 // step (one loads what the other then finds cached); one keeps its rows
-// (never released), the other releases its rows after every poll (checked
+// (never released: opened without ReadOptions.Releases), the other
+// releases its rows after every poll (checked
 // against the generated rows before) and reads on to the end, so the
 // buffers it was given alone are read into again. The kept rows must all
 // be whole at the end. Sections are read on their own (publications and
@@ -64,7 +65,7 @@ func TestPullerRecyclesReadBuffers(t *testing.T) {
 
 			cache := NewCache(4 << 20)
 			o := ReadOptions{Cache: cache, MaxEntriesPerPoll: 1}
-			releasing, err := NewPullerWith(ctx, store, 1, nil, nil, nil, 0, o)
+			releasing, err := NewPullerWith(ctx, store, 1, nil, nil, nil, 0, ReadOptions{Cache: cache, MaxEntriesPerPoll: 1, Releases: true})
 			require.NoError(t, err)
 			keeping, err := NewPullerWith(ctx, store, 1, nil, nil, nil, 0, o)
 			require.NoError(t, err)
@@ -85,6 +86,8 @@ func TestPullerRecyclesReadBuffers(t *testing.T) {
 				rows, _, _, err := keeping.Poll(ctx)
 				require.NoError(t, err)
 				kept = append(kept, rows...)
+				require.Empty(t, keeping.returned, "a puller whose caller never releases holds nothing it returned")
+				require.Empty(t, keeping.outs)
 			}
 			require.Less(t, len(kept), len(all))
 			for polls := 0; !pollReleasing(polls); polls++ {
@@ -95,6 +98,11 @@ func TestPullerRecyclesReadBuffers(t *testing.T) {
 			st := cache.Stats()
 			t.Logf("%s: %d reads into recycled buffers, %d evictions", mode, st.ReadBuffersReused, st.Evictions)
 			require.Positive(t, st.ReadBuffersReused, "buffers are read into again")
+			cache.rows.mu.Lock()
+			rowSlicesReused := cache.rows.taken
+			cache.rows.mu.Unlock()
+			t.Logf("%s: %d row slices reused", mode, rowSlicesReused)
+			require.Positive(t, rowSlicesReused, "the slices rows were decoded and returned in are used again")
 			require.Positive(t, st.Evictions)
 			keeping.Release()
 			require.Zero(t, overReleases.Load())

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/tistream/tistream/libs/offheap"
+	"github.com/tistream/tistream/libs/recycle"
 )
 
 // memRow is one row held in memory: its identity and op, and where its
@@ -155,22 +156,14 @@ const (
 func (cc *chunkCache) getIndex(n int) []memRow {
 	if cc != nil && n >= minCachedIndex {
 		cc.mu.Lock()
-		best := -1
-		for i, a := range cc.indexes {
-			if cap(a) >= n && (best < 0 || cap(a) < cap(cc.indexes[best])) {
-				best = i
-			}
-		}
-		if best >= 0 {
-			a := cc.indexes[best]
-			last := len(cc.indexes) - 1
-			cc.indexes[best], cc.indexes[last] = cc.indexes[last], nil
-			cc.indexes = cc.indexes[:last]
+		a, ok := recycle.Smallest(&cc.indexes, n, 0)
+		if ok {
 			cc.cached.Add(-int64(cap(a)) * memRowSize)
-			cc.mu.Unlock()
-			return a
 		}
 		cc.mu.Unlock()
+		if ok {
+			return a
+		}
 	}
 	return make([]memRow, 0, n+n/4)
 }

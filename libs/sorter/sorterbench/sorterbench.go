@@ -473,7 +473,7 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 // poll.
 func output(ctx context.Context, workers *workpool.Pool, store objstore.Store) (int, error) {
 	var rows atomic.Int64
-	opts := pool.ReadOptions{Cache: pool.NewCache(outputCacheBytes), MaxEntriesPerPoll: pool.DefaultMaxEntriesPerPoll}
+	opts := pool.ReadOptions{Cache: pool.NewCache(outputCacheBytes), MaxEntriesPerPoll: pool.DefaultMaxEntriesPerPoll, Releases: true}
 	for t := int64(FirstTable); t < FirstTable+Tables; t++ {
 		if err := workers.Submit(uint64(t), func() error {
 			n, err := readTable(ctx, store, t, opts)
