@@ -72,6 +72,9 @@ type CacheStats struct {
 	Objects   int   // objects held
 	// ReadBuffersReused counts reads into a recycled buffer (readBuf).
 	ReadBuffersReused int64
+	// RowSlicesReused counts recycled []Row slices taken again (rows
+	// decoded into one, or a Poll's rows returned in one).
+	RowSlicesReused int64
 }
 
 type cacheItem struct {
@@ -116,7 +119,7 @@ func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
-		Bytes: c.bytes, Objects: len(c.items), ReadBuffersReused: c.bufsReused.Load()}
+		Bytes: c.bytes, Objects: len(c.items), ReadBuffersReused: c.bufsReused.Load(), RowSlicesReused: c.rows.reused()}
 }
 
 // loader reads and decodes one object; size estimates the memory it holds.

@@ -98,9 +98,7 @@ func TestPullerRecyclesReadBuffers(t *testing.T) {
 			st := cache.Stats()
 			t.Logf("%s: %d reads into recycled buffers, %d evictions", mode, st.ReadBuffersReused, st.Evictions)
 			require.Positive(t, st.ReadBuffersReused, "buffers are read into again")
-			cache.rows.mu.Lock()
-			rowSlicesReused := cache.rows.taken
-			cache.rows.mu.Unlock()
+			rowSlicesReused := cache.Stats().RowSlicesReused
 			t.Logf("%s: %d row slices reused", mode, rowSlicesReused)
 			require.Positive(t, rowSlicesReused, "the slices rows were decoded and returned in are used again")
 			require.Positive(t, st.Evictions)

@@ -20,7 +20,7 @@ type rowCache struct {
 	free  [][]Row
 	bytes int
 	limit int
-	taken int // slices handed out again (tests)
+	taken int // slices handed out again
 }
 
 const rowBytes = int(unsafe.Sizeof(Row{}))
@@ -42,6 +42,13 @@ func (c *rowCache) take(n int) []Row {
 		}
 	}
 	return make([]Row, 0, n)
+}
+
+// reused is how many slices take handed out again.
+func (c *rowCache) reused() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(c.taken)
 }
 
 // put gives back slices nothing refers to any more. They are cleared first:

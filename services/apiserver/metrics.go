@@ -73,6 +73,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) *metrics {
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "tistream_apiserver_cache_read_buffers_reused_total",
 		Help: "Sections read into a buffer a finished pull gave back instead of a new allocation."},
 		stat(func(c pool.CacheStats) float64 { return float64(c.ReadBuffersReused) }))
+	f.NewCounterFunc(prometheus.CounterOpts{Name: "tistream_apiserver_cache_row_slices_reused_total",
+		Help: "Row slices (rows decoded from a section, or a pull's rows) taken from those finished pulls gave back instead of new allocations."},
+		stat(func(c pool.CacheStats) float64 { return float64(c.RowSlicesReused) }))
 	f.NewCounterFunc(prometheus.CounterOpts{Name: "tistream_apiserver_pool_probes_skipped_total",
 		Help: "Polls for a group's next publication answered \"not yet\" from the publication notices, without a GET (the seq is above the newest announced)."},
 		func() float64 { return float64(s.heads.Skipped()) })
