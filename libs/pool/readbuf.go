@@ -21,11 +21,10 @@ import (
 type readBuf struct {
 	b    []byte
 	refs atomic.Int32
-	home *bufCache // nil: not recycled
+	home *Cache // whose recycled buffers it goes back to; nil: not recycled
 	// rows are the slices the rows decoded from b were put in: nothing
 	// holds them once nothing holds the buffer, so they go back with it.
-	rows    [][]Row
-	rowHome *rowCache
+	rows [][]Row
 }
 
 // overReleases counts releases of a buffer no one held (a bug; tests check
@@ -57,8 +56,8 @@ func (r *readBuf) release() {
 				r.b[i] = poisonByte
 			}
 		}
-		r.home.put(r.b)
-		r.rowHome.put(r.rows...)
+		r.home.bufs.put(r.b)
+		r.home.rows.put(r.rows...)
 		r.rows = nil
 	}
 }
@@ -124,7 +123,7 @@ func (c *Cache) readInto(ctx context.Context, store objstore.Store, key string, 
 	}
 	r.b = got
 	if len(got) == 0 || &got[0] == &b[0] {
-		r.home = &c.bufs
+		r.home = c
 	}
 	return r, nil
 }
@@ -135,8 +134,8 @@ func (c *Cache) readInto(ctx context.Context, store objstore.Store, key string, 
 // with the rows).
 func keepIfInPlace(rb *readBuf, inPlace bool, rows [][]Row) *readBuf {
 	if inPlace {
-		if rb != nil && rb.home != nil {
-			rb.rows = rows
+		if rb != nil {
+			rb.rows = rows // none unless rowsFor gave out recycled slices
 		}
 		return rb
 	}
@@ -151,7 +150,6 @@ func (c *Cache) rowsFor(rb *readBuf, taken *[][]Row) func(int) []Row {
 	if c == nil || rb == nil || rb.home == nil {
 		return nil
 	}
-	rb.rowHome = &c.rows
 	return func(n int) []Row {
 		s := c.rows.take(n)
 		*taken = append(*taken, s)

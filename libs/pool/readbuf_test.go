@@ -113,7 +113,7 @@ func TestPullerRecyclesReadBuffers(t *testing.T) {
 // when it evicts the object, and the buffer is recycled after the last.
 func TestCacheReferencesReadBuffers(t *testing.T) {
 	c := NewCache(1 << 20)
-	rb := &readBuf{b: make([]byte, 100<<10), home: &c.bufs}
+	rb := &readBuf{b: make([]byte, 100<<10), home: c}
 	rb.refs.Store(1)
 	f := &cachedFile{buf: rb}
 	const waiters = 4
