@@ -23,7 +23,8 @@
 //
 // Slabs serves buffers whose owners have no single point where they are
 // known to be free: they stay on the Go heap, in slabs whose pages are
-// advised for huge pages the same way (see Slabs).
+// advised for huge pages the same way (see Slabs). HugeHeap advises the
+// Go heap's own growth, once per process.
 package offheap
 
 import (
