@@ -42,15 +42,34 @@ func HugeHeap(n int64) int64 {
 	}
 	hugeHeap.done = true
 	n = (n + PageSize - 1) &^ (PageSize - 1)
-	b := make([]byte, n+PageSize) // the advised pages are those wholly inside
-	AdviseHuge(b)
-	runtime.KeepAlive(b)
-	b = nil
-	runtime.GC() // gives the range back to the runtime's free pages
+	AdviseHuge(make([]byte, n+PageSize)) // the advised pages are those wholly inside
+	runtime.GC()                         // gives the range back to the runtime's free pages
+	hugeHeap.bytes = n
 	return n
+}
+
+// DefaultHugeHeap is the services' default for HugeHeap (their
+// --huge-page-heap) and the benchmark's: address space, not memory.
+const DefaultHugeHeap = 1 << 30
+
+// HugeHeapSetting is what a --huge-page-heap setting v asks HugeHeap
+// for: DefaultHugeHeap for 0, nothing for a negative v.
+func HugeHeapSetting(v int64) int64 {
+	if v == 0 {
+		return DefaultHugeHeap
+	}
+	return max(v, 0)
+}
+
+// HugeHeapBytes is what HugeHeap advised in this process (0: nothing).
+func HugeHeapBytes() int64 {
+	hugeHeap.Lock()
+	defer hugeHeap.Unlock()
+	return hugeHeap.bytes
 }
 
 var hugeHeap struct {
 	sync.Mutex
-	done bool
+	done  bool
+	bytes int64
 }

@@ -19,10 +19,3 @@ const DefaultFlushInterval = 200 * time.Millisecond
 // snapshot or seal writing to the object store, an fsync, Pebble when the
 // buffers spill); a fixed number, not a goroutine per range.
 func DefaultWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
-
-// DefaultHugePageHeap is how much of a sorter process's Go heap growth is
-// advised for transparent huge pages at start (offheap.HugeHeap): the
-// sorter service's huge_page_heap and the benchmark's setting for every
-// run, TiStream's and the plain-Pebble baseline's alike. Address space,
-// not memory: only what the heap uses becomes resident.
-const DefaultHugePageHeap = 1 << 30

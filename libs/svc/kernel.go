@@ -15,6 +15,7 @@ import (
 
 	"github.com/tistream/tistream/libs/gcpace"
 	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/offheap"
 )
 
 // State is where a service is in its lifecycle. It only moves forward:
@@ -169,6 +170,7 @@ func (k *Kernel) Start(ctx context.Context) error {
 	if !k.state.CompareAndSwap(int32(StateNew), int32(StateStarting)) {
 		return fmt.Errorf("%s: start in state %s", k.cfg.Name, k.State())
 	}
+	k.hugeHeap()
 	opts, err := securedServer(k.cfg.Common.Security, k.cfg.Public, k.log, k.cfg.Registry)
 	if err != nil {
 		k.state.Store(int32(StateFailed))
@@ -327,6 +329,19 @@ func (k *Kernel) stop(ctx context.Context) error {
 		return fmt.Errorf("%s stop: %w", k.cfg.Name, err)
 	}
 	return nil
+}
+
+// hugeHeap advises the process's Go heap growth for huge pages with
+// Common.HugePageHeap, before the service's Start allocates (the first
+// service of a process to start sets it for all; negative: none), and
+// exports what the process advised.
+func (k *Kernel) hugeHeap() {
+	if got := offheap.HugeHeap(offheap.HugeHeapSetting(k.cfg.Common.HugePageHeap)); got > 0 {
+		k.log.Info("Go heap growth advised for huge pages", "bytes", got)
+	}
+	_ = k.cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_process_huge_page_heap_bytes",
+		Help: "Bytes of the Go heap's growth advised for transparent huge pages at the process's start (--huge-page-heap; 0: none)."},
+		func() float64 { return float64(offheap.HugeHeapBytes()) }))
 }
 
 // pace takes the process's GC pacer with Common.GCMaxHeadroom (the first

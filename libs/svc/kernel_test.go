@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tistream/tistream/libs/gcpace"
+	"github.com/tistream/tistream/libs/offheap"
 )
 
 // fakeLogic is a service whose readiness and start the test controls.
@@ -200,4 +203,25 @@ func TestKernelPacesTheCollector(t *testing.T) {
 	defer off.Stop(context.Background())
 	_, ok = gauge(off)
 	require.False(t, ok, "a kernel with --gc-max-headroom -1 exports a pacer's GOGC")
+}
+
+// A kernel's start advises the process's heap growth for huge pages (the
+// first to start; offheap's own test checks the advice reaches the heap)
+// and exports what was advised.
+func TestKernelAdvisesTheHeap(t *testing.T) {
+	k := newTestKernel(&fakeLogic{}, false)
+	require.NoError(t, k.Start(context.Background()))
+	defer k.Stop(context.Background())
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil && runtime.GOOS == "linux" {
+		require.Equal(t, int64(offheap.DefaultHugeHeap), offheap.HugeHeapBytes(), "the default setting advises 1 GiB")
+	}
+	mfs, err := k.cfg.Registry.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "tistream_process_huge_page_heap_bytes" {
+			require.Equal(t, float64(offheap.HugeHeapBytes()), mf.GetMetric()[0].GetGauge().GetValue())
+			return
+		}
+	}
+	t.Fatal("no tistream_process_huge_page_heap_bytes")
 }

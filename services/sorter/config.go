@@ -88,15 +88,6 @@ type Config struct {
 	// and commits of a publish round, run on it in parallel, each range's
 	// in order. 0 = rangesorter.DefaultWorkers() (four per GOMAXPROCS, at least 8).
 	Workers int `yaml:"workers"`
-	// HugePageHeap: at start, a sorter process makes this many bytes of
-	// its Go heap's growth come in transparent huge pages (offheap.HugeHeap;
-	// the heap holds the row indexes, staged publications and decoded
-	// rows, filled and emptied every flush): one page fault per 2 MiB
-	// instead of 512. It is the process's setting, so the first sorter of
-	// a tistream up process sets it for the whole fleet there. The price is
-	// resident memory (a 2 MiB page is resident whole once touched):
-	// docs/operations.md. 0 leaves the heap to the runtime.
-	HugePageHeap int64 `yaml:"huge_page_heap"`
 }
 
 // workers is the worker pool's size.
@@ -133,7 +124,6 @@ func DefaultConfig() Config {
 		RetentionInterval:    time.Minute,
 		StallAfter:           30 * time.Second,
 		LoadInterval:         10 * time.Second,
-		HugePageHeap:         rangesorter.DefaultHugePageHeap,
 	}
 }
 
@@ -156,7 +146,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "workers driving the ranges (applying a request's batches, staging and committing flushes), each range's work in order (0 = 4 × GOMAXPROCS, at least 8)")
 	fs.Int64Var(&c.BufferMemory, "buffer-memory", c.BufferMemory, "bytes of committed rows all ranges keep in memory before the largest move to Pebble (0 = always Pebble)")
 	fs.Int64Var(&c.WriteStallBytes, "write-stall-bytes", c.WriteStallBytes, "while the buffered rows in memory pass this many bytes and a publish round is under way, ingest waits for it (at most 1 s a request; 0 = never)")
-	fs.Int64Var(&c.HugePageHeap, "huge-page-heap", c.HugePageHeap, "bytes of the process's Go heap growth advised for transparent huge pages at start (fewer page faults, more resident memory; 0 = off)")
 	fs.IntVar(&c.Buffer.Shards, "buffer-shards", c.Buffer.Shards, "Pebble instances of the sorted buffers")
 	fs.Uint64Var(&c.Buffer.MemTableSize, "buffer-memtable-size", c.Buffer.MemTableSize, "memtable bytes of each buffer shard")
 	fs.Int64Var(&c.Buffer.BlockCacheSize, "buffer-block-cache-size", c.Buffer.BlockCacheSize, "block cache bytes shared by the buffer shards")
@@ -197,9 +186,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("--matcher-budget must be at least 1 MiB, got %d", c.MatcherBudget))
-	}
-	if c.HugePageHeap < 0 {
-		errs = append(errs, fmt.Errorf("--huge-page-heap must not be negative (0 = off), got %d", c.HugePageHeap))
 	}
 	if c.BufferMemory < 0 {
 		errs = append(errs, fmt.Errorf("--buffer-memory must not be negative, got %d", c.BufferMemory))

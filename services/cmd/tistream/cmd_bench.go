@@ -50,7 +50,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
 	stall := fs.Int64("write-stall-bytes", 0, fmt.Sprintf("the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, %d MiB; -1: never; not passed to --before's binary)", sorter.DefaultWriteStallBytes>>20))
 	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
-	hugeHeap := fs.Int64("huge-page-heap", sorter.DefaultHugePageHeap, "bytes of each child's Go heap growth advised for huge pages at its start, as the sorter service's --huge-page-heap, for every run, pebble's included (0 = off; not passed to --before's binary)")
+	hugeHeap := fs.Int64("huge-page-heap", 0, "bytes of each child's Go heap growth advised for huge pages at its start, as every service's --huge-page-heap, for every run, pebble's included (0 = the services' default, 1 GiB; -1 = off; not passed to --before's binary)")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
@@ -60,7 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if *child {
-		offheap.HugeHeap(*hugeHeap) // first: it wants a heap with no free space of its own
+		offheap.HugeHeap(offheap.HugeHeapSetting(*hugeHeap)) // first: it wants a heap with no free space of its own
 		if *headroom >= 0 {
 			_, release := gcpace.Acquire(gcpace.Options{MaxHeadroom: *headroom})
 			defer release()
@@ -96,7 +96,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *headroom != 0 {
 		settings = append(settings, "--gc-max-headroom", strconv.FormatInt(*headroom, 10))
 	}
-	if *hugeHeap != sorter.DefaultHugePageHeap {
+	if *hugeHeap != 0 {
 		settings = append(settings, "--huge-page-heap", strconv.FormatInt(*hugeHeap, 10))
 	}
 	if *stall != 0 {
@@ -122,8 +122,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating; medians [min-max]; x pebble = median\n", *runs)
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
 	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
-	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", *hugeHeap>>20)
-	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the sorter's default; pebble's runs too).\n")
+	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", offheap.HugeHeapSetting(*hugeHeap)>>20)
+	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the services' default; pebble's runs too).\n")
 	fmt.Fprintf(stdout, "%-20s %5s %-7s %26s %8s %7s %9s %6s %10s %7s %8s\n", "config", "procs", "phase", "rows/s med [min-max]", "x pebble", "MB/s", "rows/CPU-s", "cores", "allocs/row", "B/row", "RSS MiB")
 	for _, p := range procList {
 		base := results["pebble/"+p]

@@ -17,7 +17,6 @@ import (
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/objstore/metered"
-	"github.com/tistream/tistream/libs/offheap"
 	"github.com/tistream/tistream/libs/svc"
 	"github.com/tistream/tistream/libs/tenantbuf"
 	"github.com/tistream/tistream/libs/tenantcfg"
@@ -173,9 +172,6 @@ var targets = []target{
 		flags:    func(c *fleetConfig, fs *flag.FlagSet) { c.Sorter.RegisterFlags(fs) },
 		validate: func(c *fleetConfig) error { return c.Sorter.Validate() },
 		build: func(c *fleetConfig, e env) (fleetService, error) {
-			if n := offheap.HugeHeap(c.Sorter.HugePageHeap); n > 0 { // the process's, once
-				e.log.Info("Go heap growth advised for huge pages", "bytes", n)
-			}
 			return sorter.New(c.Sorter, sorter.Deps{Log: e.log, Registry: e.reg, Etcd: e.etcd, Pool: e.pool})
 		},
 	},
