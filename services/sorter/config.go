@@ -28,6 +28,12 @@ type Config struct {
 	// or resolved ts), unless the last one is younger than this: it bounds
 	// the pool's requests per MiB when the stores cut files more often.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// FlushBytes: a tenant's publication comes sooner than FlushInterval
+	// once this many bytes of rows (key, value, old value) arrived for it
+	// since its last round began: a round at full speed then holds about
+	// this much instead of whatever one interval brought
+	// (rangesorter.DefaultFlushBytes). 0 = the interval alone.
+	FlushBytes int64 `yaml:"flush_bytes"`
 	// SegmentBytes and SegmentAge: a group writes the rows of its recent
 	// publications as one segment (each range's rows contiguous, so a
 	// reader catching up reads many publications with one GET) every
@@ -110,6 +116,7 @@ func DefaultConfig() Config {
 		},
 		Worker:               svc.DefaultWorker("sorter"),
 		FlushInterval:        rangesorter.DefaultFlushInterval,
+		FlushBytes:           rangesorter.DefaultFlushBytes,
 		SegmentBytes:         4 << 20,
 		SegmentAge:           10 * time.Minute,
 		SnapshotInterval:     5 * time.Second,
@@ -133,6 +140,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Worker.RegisterFlags(fs, "sorter")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "local directory of the sorted buffers, wiped at start (default $TMPDIR/tistream-sorter-{id})")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "the ranges of a tenant are published to the pool (one group publication) when a watermark moves, at most this often")
+	fs.Int64Var(&c.FlushBytes, "flush-bytes", c.FlushBytes, "a tenant's ranges are published sooner than --flush-interval once this many bytes of rows arrived for it since its last round began (0 = the interval alone)")
 	fs.IntVar(&c.SegmentBytes, "segment-bytes", c.SegmentBytes, "a group writes its recent publications' rows as one segment every this many bytes")
 	fs.DurationVar(&c.SegmentAge, "segment-age", c.SegmentAge, "... or when its oldest publication not in a segment is this old")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "a changed range writes a snapshot (and sends Durable acks) this often")
@@ -186,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("--matcher-budget must be at least 1 MiB, got %d", c.MatcherBudget))
+	}
+	if c.FlushBytes < 0 {
+		errs = append(errs, fmt.Errorf("--flush-bytes must not be negative (0 = the flush interval alone), got %d", c.FlushBytes))
 	}
 	if c.BufferMemory < 0 {
 		errs = append(errs, fmt.Errorf("--buffer-memory must not be negative, got %d", c.BufferMemory))

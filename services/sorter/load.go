@@ -181,8 +181,9 @@ func (l *loadTracker) spent(start time.Time, published int) {
 	l.mu.Unlock()
 }
 
-// observe counts one applied batch's rows and samples their keys.
-func (l *loadTracker) observe(maxTs uint64, evs []route.Event) {
+// observe counts one applied batch's rows and samples their keys; it
+// returns the batch's bytes of rows.
+func (l *loadTracker) observe(maxTs uint64, evs []route.Event) (bytes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maxTs = max(l.maxTs, maxTs)
@@ -192,9 +193,11 @@ func (l *loadTracker) observe(maxTs uint64, evs []route.Event) {
 			continue
 		}
 		l.rows++
-		l.bytes += int64(len(row.Key) + len(row.Value) + len(row.OldValue))
+		bytes += int64(len(row.Key) + len(row.Value) + len(row.OldValue))
 		l.sample.observe(row.Key)
 	}
+	l.bytes += bytes
+	return bytes
 }
 
 // loadReporter is the sorter's load and drain state.

@@ -32,6 +32,7 @@ const emptyGroupTTL = time.Minute
 
 type publishMetrics struct {
 	pubs      *prometheus.CounterVec // result: published, error
+	early     prometheus.Counter
 	pubBytes  prometheus.Counter
 	conflicts prometheus.Counter
 	fenced    prometheus.Counter
@@ -47,6 +48,8 @@ func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
 	return &publishMetrics{
 		pubs: f.NewCounterVec(prometheus.CounterOpts{Name: "tistream_sorter_publications_total",
 			Help: "Group publications (one per tenant and flush interval in which some range's watermark moved) by result (published, error)."}, []string{"result"}),
+		early: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_publish_rounds_early_total",
+			Help: "Publish rounds begun before --flush-interval because --flush-bytes of rows had arrived for the tenant (a sorter at full speed)."}),
 		pubBytes: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_publication_bytes_total",
 			Help: "Bytes of the group publications written."}),
 		conflicts: f.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_publication_conflicts_total",
@@ -132,13 +135,17 @@ func (s *Service) closeGroups() {
 // emptyGroupTTL.
 func (s *Service) publishLoop(ctx context.Context, g *tenantGroup) {
 	defer close(g.done)
-	kick := s.kick(g.tenant)
+	kick, fed := s.kick(g.tenant), s.fed(g.tenant)
 	var emptySince, last time.Time
 	for {
-		fallback, ok := s.waitPublish(ctx, kick, last)
+		fallback, early, ok := s.waitPublish(ctx, kick, last, fed)
 		if !ok {
 			return
 		}
+		if early {
+			s.pm.early.Inc()
+		}
+		fed.Store(0) // the round takes what arrived so far
 		now := time.Now()
 		if s.publish(ctx, g) {
 			last = now

@@ -389,7 +389,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		h.s.m.batches.WithLabelValues("applied").Inc()
 		h.s.m.rows.Add(float64(len(evs)))
 		h.s.events.Add(int64(len(evs)))
-		h.load.observe(maxTs, evs)
+		h.s.fed(h.key.tenant).Add(h.load.observe(maxTs, evs))
 	}
 	h.received[store] = max(h.received[store], seq)
 	h.ackDue[store] = true

@@ -91,6 +91,7 @@ type Service struct {
 	// kicks wake the tenants' publishers (wake.go); notifier writes the
 	// publication notices.
 	kicks    sync.Map // tenant -> chan struct{}
+	feds     sync.Map // tenant -> *atomic.Int64: row bytes since its last round began (wake.go)
 	notifier *etcdx.Notifier
 
 	// applying, when set (tests only), is called by every admitted batch

@@ -2,6 +2,7 @@ package sorter
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,6 +21,11 @@ import (
 // etcd (etcdx.PublishedKey), which wakes the api-servers' pulls and the
 // schema registry.
 
+// A tenant's publication also comes sooner than FlushInterval once
+// FlushBytes of rows arrived for it since its last round began (fed): a
+// round at full speed holds about that much, not whatever one interval
+// brought, and the requests per MiB stay bounded all the same.
+
 // fallbackPublish is how often a publisher looks without a kick.
 const fallbackPublish = time.Second
 
@@ -30,6 +36,16 @@ func (s *Service) kick(tenant uint64) chan struct{} {
 	}
 	c, _ := s.kicks.LoadOrStore(tenant, make(chan struct{}, 1))
 	return c.(chan struct{})
+}
+
+// fed returns the tenant's bytes of rows applied since its publisher's
+// last round began (created once, kept: one per tenant).
+func (s *Service) fed(tenant uint64) *atomic.Int64 {
+	if c, ok := s.feds.Load(tenant); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := s.feds.LoadOrStore(tenant, new(atomic.Int64))
+	return c.(*atomic.Int64)
 }
 
 // startNotifier starts the publication notices (they use the current worker
@@ -48,25 +64,36 @@ func (s *Service) startNotifier() {
 }
 
 // waitPublish waits until the next publication is due: a kick or the
-// fallback tick, then no sooner than FlushInterval after last. fallback
-// reports that no kick came (the group may be idle).
-func (s *Service) waitPublish(ctx context.Context, kick <-chan struct{}, last time.Time) (fallback, ok bool) {
+// fallback tick, then no sooner than FlushInterval after last unless fed
+// reaches FlushBytes first (early). fallback reports that no kick came
+// (the group may be idle).
+func (s *Service) waitPublish(ctx context.Context, kick <-chan struct{}, last time.Time, fed *atomic.Int64) (fallback, early, ok bool) {
 	t := time.NewTimer(fallbackPublish)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false, false
+		return false, false, false
 	case <-kick:
 	case <-t.C:
 		fallback = true
 	}
-	if d := time.Until(last.Add(s.cfg.FlushInterval)); d > 0 {
+	full := func() bool { return s.cfg.FlushBytes > 0 && fed.Load() >= s.cfg.FlushBytes }
+	if d := time.Until(last.Add(s.cfg.FlushInterval)); d > 0 && !full() {
 		t.Reset(d)
-		select {
-		case <-ctx.Done():
-			return false, false
-		case <-t.C:
+		for due := false; !due; {
+			select {
+			case <-ctx.Done():
+				return false, false, false
+			case <-t.C:
+				due = true
+			case <-kick: // rows arrived: due once they are FlushBytes
+				if full() {
+					return false, true, true
+				}
+			}
 		}
+	} else if d > 0 {
+		early = true
 	}
-	return fallback, true
+	return fallback, early, true
 }

@@ -70,3 +70,18 @@ func TestPublishOnArrivalAndNotice(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Kvs)
 }
+
+// TestPublishEarlyOnFlushBytes: with a minute's flush interval, the next
+// publication comes as soon as flush_bytes of rows arrived for the tenant
+// since its last round began (here any row), not a minute later, and the
+// round counts as early.
+func TestPublishEarlyOnFlushBytes(t *testing.T) {
+	e := newEnv(t)
+	s, f := e.sorterFeedingRange1(func(c *Config) { c.FlushInterval, c.FlushBytes = time.Minute, 1 })
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	e.waitPublished(tenant, 1, 99)
+	require.Zero(t, counterSum(t, s.registry, "tistream_sorter_publish_rounds_early_total"), "the first round is due at once")
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	require.Equal(t, rows12, e.waitPublished(tenant, 1, 130), "published before the interval, once the rows arrived")
+	require.Positive(t, counterSum(t, s.registry, "tistream_sorter_publish_rounds_early_total"))
+}

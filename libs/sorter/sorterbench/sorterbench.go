@@ -74,6 +74,11 @@ type Options struct {
 	Dir        string        // scratch directory for Pebble and the pool (required)
 	BatchRows  int           // rows per routed batch ("store file"), default 10,000
 	FlushEvery time.Duration // how often every range flushes, default sorter.DefaultFlushInterval (200 ms, the sorter service's default flush_interval)
+	// FlushBytes: a round comes sooner than FlushEvery once this many
+	// bytes of rows were fed since the last one began, as a sorter's
+	// (default sorter.DefaultFlushBytes, its flush_bytes; negative: the
+	// interval alone).
+	FlushBytes int64
 	Seed       uint64
 	// Workers drive the ranges (default sorter.DefaultWorkers). More workers than
 	// cores let a worker wait for an fsync while the others compute.
@@ -100,6 +105,9 @@ func (o *Options) defaults() error {
 	}
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = sorter.DefaultFlushInterval
+	}
+	if o.FlushBytes == 0 {
+		o.FlushBytes = sorter.DefaultFlushBytes
 	}
 	if o.Workers <= 0 {
 		o.Workers = sorter.DefaultWorkers()
@@ -355,7 +363,8 @@ type file struct {
 
 // ingest feeds the workload in batches (one "store file" each) with a
 // resolved ts at the end of each, publishes every range each FlushEvery of
-// wall time as a sorter does, and once more at the end, when every table's
+// wall time or sooner once FlushBytes of rows were fed, as a sorter does,
+// and once more at the end, when every table's
 // resolved ts is reached and its rows are durable and readable in the pool.
 // Each range's applies and flush stages are tasks of the worker pool, in
 // order per range, in parallel across ranges and with the feeding; the
@@ -416,6 +425,7 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 	defer pub.stop()
 	next()
 	pending := 0
+	var fed int64 // bytes of rows fed since the last round was asked for
 	for k := 0; k < o.Rows/TxnRows; k++ {
 		g.txn(k)
 		b := &f.batches[g.table]
@@ -425,10 +435,12 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 			f.keys = append(f.keys, g.keys[j]...)
 			key := f.keys[n:len(f.keys):len(f.keys)]
 			if o.Pairs {
+				fed += int64(2*len(key) + len(g.vals[j]))
 				f.rows = append(f.rows, cdcpb.Event_Row{Type: cdcpb.Event_PREWRITE, OpType: cdcpb.Event_Row_PUT, Key: key, Value: g.vals[j], StartTs: start},
 					cdcpb.Event_Row{Type: cdcpb.Event_COMMIT, OpType: cdcpb.Event_Row_PUT, Key: key, StartTs: start, CommitTs: g.commit})
 				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-2]}, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-1]})
 			} else {
+				fed += int64(len(key) + len(g.vals[j]))
 				f.rows = append(f.rows, cdcpb.Event_Row{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: key, Value: g.vals[j],
 					StartTs: start, CommitTs: g.commit})
 				b.Events = append(b.Events, route.Event{Kind: route.KindRow, Row: &f.rows[len(f.rows)-1]})
@@ -440,9 +452,9 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 			if err := send(); err != nil {
 				return err
 			}
-			if time.Since(lastFlush) >= o.FlushEvery {
+			if time.Since(lastFlush) >= o.FlushEvery || (o.FlushBytes > 0 && fed >= o.FlushBytes) {
 				pub.tick()
-				lastFlush = time.Now()
+				lastFlush, fed = time.Now(), 0
 			}
 			next()
 		}

@@ -48,6 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
+	flushBytes := fs.Int64("flush-bytes", 0, fmt.Sprintf("a round comes sooner than --flush-interval once this many bytes of rows were fed since the last one (default: the sorter's --flush-bytes default, %d MiB; -1: the interval alone; not passed to --before's binary)", sorter.DefaultFlushBytes>>20))
 	stall := fs.Int64("write-stall-bytes", 0, fmt.Sprintf("the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, %d MiB; -1: never; not passed to --before's binary)", sorter.DefaultWriteStallBytes>>20))
 	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
 	hugeHeap := fs.Int64("huge-page-heap", 0, "bytes of each child's Go heap growth advised for huge pages at its start, as every service's --huge-page-heap, for every run, pebble's included (0 = the services' default, 1 GiB; -1 = off; not passed to --before's binary)")
@@ -66,7 +67,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			defer release()
 		}
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
-			MemoryBudget: *budget, FlushEvery: *flush, WriteStallBytes: *stall}, *modes, *cpuProfile, *memProfile, stdout, stderr)
+			MemoryBudget: *budget, FlushEvery: *flush, FlushBytes: *flushBytes, WriteStallBytes: *stall}, *modes, *cpuProfile, *memProfile, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -99,6 +100,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *hugeHeap != 0 {
 		settings = append(settings, "--huge-page-heap", strconv.FormatInt(*hugeHeap, 10))
 	}
+	if *flushBytes != 0 {
+		settings = append(settings, "--flush-bytes", strconv.FormatInt(*flushBytes, 10))
+	}
 	if *stall != 0 {
 		settings = append(settings, "--write-stall-bytes", strconv.FormatInt(*stall, 10))
 	}
@@ -117,7 +121,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	fmt.Fprintf(stdout, "standard sorter workload: %d rows x %d B over %d tables. ingest = apply, match, sort and flush to a local-disk pool (fsync'd)\n", *rows, sorterbench.RowBytes, sorterbench.Tables)
-	fmt.Fprintf(stdout, "every %v (one group publication of every range; the sorter's default flush_interval is %v);\n", *flush, sorter.DefaultFlushInterval)
+	fmt.Fprintf(stdout, "every %v%s (one group publication of every range; the sorter's defaults: %v, %d MiB);\n",
+		*flush, flushBytesLabel(*flushBytes), sorter.DefaultFlushInterval, sorter.DefaultFlushBytes>>20)
 	fmt.Fprintf(stdout, "output = every table read back in order from the pool. pebble = the same rows into one plain Pebble instance (WAL off,\n")
 	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating; medians [min-max]; x pebble = median\n", *runs)
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
@@ -177,6 +182,17 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile,
 	}
 	_ = json.NewEncoder(stdout).Encode(res)
 	return 0
+}
+
+// flushBytesLabel says what a --flush-bytes setting adds to the interval.
+func flushBytesLabel(v int64) string {
+	switch {
+	case v < 0:
+		return ""
+	case v == 0:
+		v = sorter.DefaultFlushBytes
+	}
+	return fmt.Sprintf(" or once %d MiB of rows were fed, whichever first", v>>20)
 }
 
 // benchRun runs one configuration once in a child process.
