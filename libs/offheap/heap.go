@@ -1,7 +1,9 @@
 package offheap
 
 import (
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 )
 
@@ -33,7 +35,10 @@ import (
 // any of it is touched, and the heap's scattered free space stays
 // resident with it (+80-130 MiB of peak RSS in the sorter's benchmark).
 // The kernel's transparent huge pages must be "madvise" or "always"; on
-// "never", or on other systems, HugeHeap does nothing.
+// "never", or on other systems, HugeHeap does nothing. It also does
+// nothing under strict overcommit (vm.overcommit_memory = 2), where the
+// mapping would count against the commit limit for as long as the
+// process runs, and its refusal would end the process.
 func HugeHeap(n int64) int64 {
 	hugeHeap.Lock()
 	defer hugeHeap.Unlock()
@@ -41,11 +46,33 @@ func HugeHeap(n int64) int64 {
 		return 0
 	}
 	hugeHeap.done = true
+	if !HugeHeapAvailable() {
+		return 0
+	}
 	n = (n + PageSize - 1) &^ (PageSize - 1)
 	AdviseHuge(make([]byte, n+PageSize)) // the advised pages are those wholly inside
 	runtime.GC()                         // gives the range back to the runtime's free pages
 	hugeHeap.bytes = n
 	return n
+}
+
+// HugeHeapAvailable reports whether HugeHeap can act on this system:
+// Linux, transparent huge pages not "never", overcommit not strict.
+func HugeHeapAvailable() bool {
+	if !supported {
+		return false
+	}
+	thp, _ := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	overcommit, _ := os.ReadFile("/proc/sys/vm/overcommit_memory")
+	return hugeHeapUseful(string(thp), string(overcommit))
+}
+
+// hugeHeapUseful tells from the kernel's settings (the contents of
+// transparent_hugepage/enabled and vm/overcommit_memory) whether HugeHeap
+// should act: huge pages not "never" (unknown counts as available: the
+// advice is then refused harmlessly) and overcommit not strict.
+func hugeHeapUseful(thp, overcommit string) bool {
+	return !strings.Contains(thp, "[never]") && strings.TrimSpace(overcommit) != "2"
 }
 
 // DefaultHugeHeap is the services' default for HugeHeap (their

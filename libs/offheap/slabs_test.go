@@ -42,3 +42,20 @@ func TestSlabsStartAtHugePageBoundaries(t *testing.T) {
 	small := s.Make(MinCarve - 1)
 	require.NotEqual(t, base(second)+MinCarve, base(small), "under MinCarve: not from the slab")
 }
+
+// HugeHeap acts unless the kernel has no huge pages or strict overcommit
+// would charge (and might refuse) its mapping.
+func TestHugeHeapUseful(t *testing.T) {
+	for _, c := range []struct {
+		thp, overcommit string
+		want            bool
+	}{
+		{"always [madvise] never\n", "0\n", true},
+		{"[always] madvise never\n", "1\n", true},
+		{"always madvise [never]\n", "0\n", false},
+		{"always [madvise] never\n", "2\n", false},
+		{"", "", true}, // unknown: try; the advice is refused harmlessly
+	} {
+		require.Equal(t, c.want, hugeHeapUseful(c.thp, c.overcommit), "%q %q", c.thp, c.overcommit)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,7 +211,7 @@ func TestKernelAdvisesTheHeap(t *testing.T) {
 	k := newTestKernel(&fakeLogic{}, false)
 	require.NoError(t, k.Start(context.Background()))
 	defer k.Stop(context.Background())
-	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil && runtime.GOOS == "linux" {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil && offheap.HugeHeapAvailable() {
 		require.Equal(t, int64(offheap.DefaultHugeHeap), offheap.HugeHeapBytes(), "the default setting advises 1 GiB")
 	}
 	mfs, err := k.cfg.Registry.Gather()
