@@ -33,7 +33,7 @@ import (
 // that the allocation could take instead (it would then be zeroed, that
 // is, touched). The price is memory: a 2 MiB page is resident whole once
 // any of it is touched, and the heap's scattered free space stays
-// resident with it (+80-130 MiB of peak RSS in the sorter's benchmark).
+// resident with it (+20-130 MiB of peak RSS in the sorter's benchmark).
 // The kernel's transparent huge pages must be "madvise" or "always"; on
 // "never", or on other systems, HugeHeap does nothing. It also does
 // nothing under strict overcommit (vm.overcommit_memory = 2), where the
