@@ -135,17 +135,17 @@ func (s *Service) closeGroups() {
 // emptyGroupTTL.
 func (s *Service) publishLoop(ctx context.Context, g *tenantGroup) {
 	defer close(g.done)
-	kick, fed := s.kick(g.tenant), s.fed(g.tenant)
+	w := s.wake(g.tenant)
 	var emptySince, last time.Time
 	for {
-		fallback, early, ok := s.waitPublish(ctx, kick, last, fed)
+		fallback, early, ok := s.waitPublish(ctx, w, last)
 		if !ok {
 			return
 		}
 		if early {
 			s.pm.early.Inc()
 		}
-		fed.Store(0) // the round takes what arrived so far
+		w.fed.Store(0) // the round takes what arrived so far
 		now := time.Now()
 		if s.publish(ctx, g) {
 			last = now

@@ -383,17 +383,18 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 		h.log.Warn("dropped commits below the published watermark: already published (a re-upload)", "store", store, "seq", seq, "commits", n)
 		h.s.m.provenDups.Add(float64(n))
 	}
+	w := h.s.wake(h.key.tenant)
 	if r.Stats().Duplicates != dups {
 		h.s.m.batches.WithLabelValues("duplicate").Inc()
 	} else {
 		h.s.m.batches.WithLabelValues("applied").Inc()
 		h.s.m.rows.Add(float64(len(evs)))
 		h.s.events.Add(int64(len(evs)))
-		h.s.fed(h.key.tenant).Add(h.load.observe(maxTs, evs))
+		w.fed.Add(h.load.observe(maxTs, evs))
 	}
 	h.received[store] = max(h.received[store], seq)
 	h.ackDue[store] = true
-	poke(h.s.kick(h.key.tenant)) // the flush target may have moved: publish (wake.go)
+	poke(w.kick) // the flush target may have moved: publish (wake.go)
 	return true
 }
 

@@ -88,10 +88,9 @@ type Service struct {
 	groupSeq  atomic.Uint64
 	startedMs int64
 	pm        *publishMetrics
-	// kicks wake the tenants' publishers (wake.go); notifier writes the
+	// wakes wake the tenants' publishers (wake.go); notifier writes the
 	// publication notices.
-	kicks    sync.Map // tenant -> chan struct{}
-	feds     sync.Map // tenant -> *atomic.Int64: row bytes since its last round began (wake.go)
+	wakes    sync.Map // tenant -> *publisherWake
 	notifier *etcdx.Notifier
 
 	// applying, when set (tests only), is called by every admitted batch

@@ -29,23 +29,22 @@ import (
 // fallbackPublish is how often a publisher looks without a kick.
 const fallbackPublish = time.Second
 
-// kick returns the tenant's kick channel (created once, kept: one per tenant).
-func (s *Service) kick(tenant uint64) chan struct{} {
-	if c, ok := s.kicks.Load(tenant); ok {
-		return c.(chan struct{})
-	}
-	c, _ := s.kicks.LoadOrStore(tenant, make(chan struct{}, 1))
-	return c.(chan struct{})
+// publisherWake is what a tenant's publisher waits on: kick, poked by
+// every batch applied to one of the tenant's ranges, and fed, the bytes of
+// rows those batches brought since its last round began.
+type publisherWake struct {
+	kick chan struct{}
+	fed  atomic.Int64
 }
 
-// fed returns the tenant's bytes of rows applied since its publisher's
-// last round began (created once, kept: one per tenant).
-func (s *Service) fed(tenant uint64) *atomic.Int64 {
-	if c, ok := s.feds.Load(tenant); ok {
-		return c.(*atomic.Int64)
+// wake returns the tenant's publisherWake (created once, kept: one per
+// tenant).
+func (s *Service) wake(tenant uint64) *publisherWake {
+	if w, ok := s.wakes.Load(tenant); ok {
+		return w.(*publisherWake)
 	}
-	c, _ := s.feds.LoadOrStore(tenant, new(atomic.Int64))
-	return c.(*atomic.Int64)
+	w, _ := s.wakes.LoadOrStore(tenant, &publisherWake{kick: make(chan struct{}, 1)})
+	return w.(*publisherWake)
 }
 
 // startNotifier starts the publication notices (they use the current worker
@@ -64,20 +63,20 @@ func (s *Service) startNotifier() {
 }
 
 // waitPublish waits until the next publication is due: a kick or the
-// fallback tick, then no sooner than FlushInterval after last unless fed
+// fallback tick, then no sooner than FlushInterval after last unless w.fed
 // reaches FlushBytes first (early). fallback reports that no kick came
 // (the group may be idle).
-func (s *Service) waitPublish(ctx context.Context, kick <-chan struct{}, last time.Time, fed *atomic.Int64) (fallback, early, ok bool) {
+func (s *Service) waitPublish(ctx context.Context, w *publisherWake, last time.Time) (fallback, early, ok bool) {
 	t := time.NewTimer(fallbackPublish)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false, false, false
-	case <-kick:
+	case <-w.kick:
 	case <-t.C:
 		fallback = true
 	}
-	full := func() bool { return s.cfg.FlushBytes > 0 && fed.Load() >= s.cfg.FlushBytes }
+	full := func() bool { return s.cfg.FlushBytes > 0 && w.fed.Load() >= s.cfg.FlushBytes }
 	if d := time.Until(last.Add(s.cfg.FlushInterval)); d > 0 && !full() {
 		t.Reset(d)
 		for due := false; !due; {
@@ -86,7 +85,7 @@ func (s *Service) waitPublish(ctx context.Context, kick <-chan struct{}, last ti
 				return false, false, false
 			case <-t.C:
 				due = true
-			case <-kick: // rows arrived: due once they are FlushBytes
+			case <-w.kick: // rows arrived: due once they are FlushBytes
 				if full() {
 					return false, true, true
 				}
