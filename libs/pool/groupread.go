@@ -51,6 +51,40 @@ type indexed struct {
 	seg     *Segment // a segment's index
 }
 
+// indexOnly: an indexed with no data is an index (the cache keeps it in
+// the indexes' part of its budget).
+func (x *indexed) indexOnly() bool { return len(x.data) == 0 }
+
+// dataPrefix is the start of the data part of an object not read whole,
+// cached apart from its index (under prefixKey): a range whose section
+// lies in it reads nothing more while it is cached, and the rows of many
+// sections read once each may evict it without taking the index with it.
+type dataPrefix []byte
+
+func prefixKey(key string) string { return key + "#prefix" }
+
+// splitPrefix moves the data prefix of an object not read whole out of x
+// into its own cache entry. Called by loaders, before x is cached.
+func (s *groupSource) splitPrefix(x *indexed) {
+	if s.cache == nil || x.whole || len(x.data) == 0 {
+		return
+	}
+	s.cache.put(prefixKey(x.key), dataPrefix(x.data), int64(len(x.data))+entryOverhead)
+	x.data = nil
+}
+
+// data is what was read of x's data part: all of it, the prefix while the
+// cache holds it, or nothing.
+func (s *groupSource) data(x *indexed) []byte {
+	if x.whole || x.data != nil || s.cache == nil {
+		return x.data
+	}
+	if v, ok := s.cache.peek(prefixKey(x.key)); ok {
+		return v.(dataPrefix)
+	}
+	return nil
+}
+
 func (x *indexed) size() int64 {
 	n := int64(len(x.data)) + entryOverhead
 	if x.pub != nil {
@@ -110,6 +144,7 @@ func (s *groupSource) readPub(ctx context.Context, seq uint64, negative bool) (*
 			return nil, 0, fmt.Errorf("%s: publication says tenant %d group %q seq %d: %w", key, p.TenantId, p.Group, p.Seq, container.ErrCorrupt)
 		}
 		x.pub = p
+		s.splitPrefix(x)
 		return x, x.size(), nil
 	}
 	return s.load(ctx, key, negative, load)
@@ -137,6 +172,7 @@ func (s *groupSource) readSegment(ctx context.Context, key string) (*indexed, er
 			return nil, 0, fmt.Errorf("%s: segment says tenant %d group %q seqs %d..%d: %w", key, h.TenantId, h.Group, h.FirstSeq, h.LastSeq, container.ErrCorrupt)
 		}
 		x.seg = sg
+		s.splitPrefix(x)
 		return x, x.size(), nil
 	}
 	return s.load(ctx, key, false, load)
@@ -264,7 +300,7 @@ func (s *groupSource) pubRows(ctx context.Context, x *indexed, rangeID uint64, s
 	}
 	key := fmt.Sprintf("%s#%d", x.key, rangeID)
 	load := func(ctx context.Context) (any, int64, error) {
-		b, ok := sectionSlice(x.data, st.Section)
+		b, ok := sectionSlice(s.data(x), st.Section)
 		var rb *readBuf
 		if !ok {
 			var err error
@@ -311,8 +347,8 @@ func (s *groupSource) segmentRows(ctx context.Context, x *indexed, rangeID uint6
 		}
 		var span []byte
 		var rb *readBuf // the sections read on their own: their rows may point into it
-		if hi <= uint64(len(x.data)) {
-			span = x.data[lo:hi]
+		if data := s.data(x); hi <= uint64(len(data)) {
+			span = data[lo:hi]
 		} else {
 			var err error
 			if rb, err = s.cache.readInto(ctx, s.store, x.key, x.dataOff+int64(lo), int(hi-lo)); err != nil {
