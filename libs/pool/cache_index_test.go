@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +160,70 @@ func TestPullsReadEachIndexOnce(t *testing.T) {
 		require.Equal(t, 1, n, "index reads of %s", k)
 	}
 	require.Positive(t, cache.Stats().Evictions, "the cache was too small for the sections")
+}
+
+// A poll reads a range's entries until their rows pass MaxBytesPerPoll (one
+// at least, however large), then returns what it has; the next polls go
+// on, and the rows come whole and in order.
+func TestPollBoundedByBytes(t *testing.T) {
+	store := objstore.NewMemory()
+	require.NoError(t, PublishManifest(ctx, store, singleRangeManifest(1)))
+	all := genRows(rand.New(rand.NewPCG(12, 12)), 600, []int64{100}, 100)
+	for i := range all {
+		all[i].Value = make([]byte, 1000)
+	}
+	g := newGroup(t, store, 1, "g", noSegments)
+	w, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 1, OpenedAt: 100}, 1)
+	require.NoError(t, err)
+	const pubs = 6 // ~100 KB of rows each
+	last := all[len(all)-1].CommitTs
+	var wms []uint64
+	for i := uint64(1); i <= pubs; i++ {
+		wms = append(wms, 100+(last-100)*i/pubs)
+	}
+	publish(t, w, all, wms)
+	var sizes []int // rows per publication
+	for i, wm := range wms {
+		lo := uint64(100)
+		if i > 0 {
+			lo = wms[i-1]
+		}
+		n := 0
+		for _, r := range all {
+			if r.CommitTs > lo && r.CommitTs <= wm {
+				n++
+			}
+		}
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	most := sizes[len(sizes)-1] + sizes[len(sizes)-2] // the rows of the two largest
+
+	for _, bound := range []int64{0, 150_000, 1} {
+		p, err := NewPullerWith(ctx, store, 1, nil, nil, nil, 0, ReadOptions{MaxEntriesPerPoll: 16, MaxBytesPerPoll: bound})
+		require.NoError(t, err)
+		var got []Row
+		polls := 0
+		for ; ; polls++ {
+			require.Less(t, polls, 100, "bound %d: never caught up", bound)
+			rows, _, caughtUp, err := p.Poll(ctx)
+			require.NoError(t, err)
+			if bound == 150_000 {
+				require.LessOrEqual(t, len(rows), most, "a poll bounded to 150 KB read more than two publications of ~100 KB")
+			}
+			got = append(got, rows...)
+			if caughtUp {
+				break
+			}
+		}
+		requireSameRows(t, all, got, "bound %d", bound)
+		switch bound {
+		case 0:
+			require.LessOrEqual(t, polls, 1, "no bound: the first poll reads every publication")
+		case 150_000:
+			require.GreaterOrEqual(t, polls, pubs/2)
+		case 1:
+			require.GreaterOrEqual(t, polls, pubs, "a bound below one entry still reads one a poll")
+		}
+	}
 }

@@ -166,7 +166,12 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 			}
 			continue
 		}
+		var read int64 // bytes of rows read from this range in this poll
 		for n := 0; p.opts.MaxEntriesPerPoll <= 0 || n < p.opts.MaxEntriesPerPoll; n++ {
+			if p.opts.MaxBytesPerPoll > 0 && read >= p.opts.MaxBytesPerPoll {
+				caughtUp = false // the next poll goes on
+				break
+			}
 			c, ok, err := f.r.Next(ctx)
 			if err != nil {
 				return nil, 0, false, err
@@ -175,6 +180,7 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 				break
 			}
 			caughtUp = false
+			read += payloadBytes(c.Rows)
 			p.enqueue(f, c.Rows, c.buf)
 			f.wm = c.Watermark
 			if c.Sealed {
@@ -205,6 +211,15 @@ func (p *Puller) Poll(ctx context.Context) (rows []Row, resolved uint64, caughtU
 		}
 	}
 	return rows, p.resolved, caughtUp, nil
+}
+
+// payloadBytes is what rows hold of keys and values.
+func payloadBytes(rows []Row) int64 {
+	var n int64
+	for i := range rows {
+		n += int64(len(rows[i].Key) + len(rows[i].Value) + len(rows[i].OldValue))
+	}
+	return n
 }
 
 // enqueue queues the rows of a chunk that the pull wants: the chunk's own

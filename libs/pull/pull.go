@@ -32,7 +32,8 @@ type Row struct {
 	SchemaVersion int64
 }
 
-// A pull's memory: entriesPerPoll bounds the publications a Next reads per
+// A pull's memory: entriesPerPoll (and the api-server's default bytes,
+// pool.DefaultMaxBytesPerPoll) bound the publications a Next reads per
 // range, so a pull far behind catches up in steps of bounded memory, and
 // cacheBytes the decoded publications kept for the ranges that share them.
 const (
@@ -79,7 +80,7 @@ func Open(ctx context.Context, store objstore.Store, req Request) (*Stream, erro
 	}
 	// The meta range and the data share their groups' publications: one
 	// cache for both readers.
-	opts := pool.ReadOptions{Cache: pool.NewCache(cacheBytes), MaxEntriesPerPoll: entriesPerPoll}
+	opts := pool.ReadOptions{Cache: pool.NewCache(cacheBytes), MaxEntriesPerPoll: entriesPerPoll, MaxBytesPerPoll: pool.DefaultMaxBytesPerPoll}
 	if s.meta, err = schema.FollowMetaWith(ctx, store, req.Tenant, hist.Resolved()+1, opts); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	// MaxEntriesPerPoll bounds the range log entries a pull reads per range
 	// per round, so a pull far behind catches up in bounded memory.
 	MaxEntriesPerPoll int `yaml:"max_entries_per_poll"`
+	// MaxBytesPerPoll bounds the bytes of rows a pull reads per range per
+	// round, once it read one entry: with entries alone, a round's memory
+	// grows with the size of the publications.
+	MaxBytesPerPoll int64 `yaml:"max_bytes_per_poll"`
 	// MaxHeldRows bounds the rows a pull keeps while it waits for the schema
 	// registry to read past them; beyond it the pull stops reading data.
 	MaxHeldRows int `yaml:"max_held_rows"`
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		MaxBatchRows:         1024,
 		MaxBatchBytes:        1 << 20,
 		MaxEntriesPerPoll:    pool.DefaultMaxEntriesPerPoll,
+		MaxBytesPerPoll:      pool.DefaultMaxBytesPerPoll,
 		MaxHeldRows:          256 << 10,
 		MaxPulls:             1024,
 		MaxPullsPerTenant:    256,
@@ -92,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatchRows, p+"max-batch-rows", c.MaxBatchRows, "rows per response message at most")
 	fs.IntVar(&c.MaxBatchBytes, p+"max-batch-bytes", c.MaxBatchBytes, "bytes of row data per response message at most (a larger row goes alone)")
 	fs.IntVar(&c.MaxEntriesPerPoll, p+"max-entries-per-poll", c.MaxEntriesPerPoll, "range log entries a pull reads per range per round")
+	fs.Int64Var(&c.MaxBytesPerPoll, p+"max-bytes-per-poll", c.MaxBytesPerPoll, "bytes of rows a pull reads per range per round, once it read one entry")
 	fs.IntVar(&c.MaxHeldRows, p+"max-held-rows", c.MaxHeldRows, "rows a pull holds while waiting for the schema registry before it stops reading")
 	fs.IntVar(&c.MaxPulls, p+"max-pulls", c.MaxPulls, "open pulls at most; more get RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxPullsPerTenant, p+"max-pulls-per-tenant", c.MaxPullsPerTenant, "open pulls of one tenant at most")
@@ -114,6 +120,7 @@ func (c *Config) Validate() error {
 	positive("max-batch-rows", c.MaxBatchRows > 0)
 	positive("max-batch-bytes", c.MaxBatchBytes > 0)
 	positive("max-entries-per-poll", c.MaxEntriesPerPoll > 0)
+	positive("max-bytes-per-poll", c.MaxBytesPerPoll > 0)
 	positive("max-held-rows", c.MaxHeldRows > 0)
 	positive("max-pulls", c.MaxPulls > 0)
 	positive("max-pulls-per-tenant", c.MaxPullsPerTenant > 0)

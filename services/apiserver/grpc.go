@@ -126,7 +126,7 @@ func (s *Service) open(ctx context.Context, sp spec, st *pullState, send sendFun
 		return nil, err
 	}
 	puller, err := pool.NewPullerWith(ctx, s.store, sp.tenant, t.span.Start, t.span.End, t.filter, start,
-		pool.ReadOptions{Cache: s.cache, MaxEntriesPerPoll: s.cfg.MaxEntriesPerPoll, Heads: s.heads, Releases: true})
+		pool.ReadOptions{Cache: s.cache, MaxEntriesPerPoll: s.cfg.MaxEntriesPerPoll, MaxBytesPerPoll: s.cfg.MaxBytesPerPoll, Heads: s.heads, Releases: true})
 	switch {
 	case errors.Is(err, pool.ErrCompacted):
 		return nil, s.outOfRange(ctx, sp.tenant, start, t.span, floor, err)

@@ -481,11 +481,12 @@ func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.
 // output reads every table back in commit order from the pool, the tables
 // in parallel on the workers, as one api-server serves table pulls: one
 // cache shared by all of them (each publication's index is read once, not
-// once per table), of outputCacheBytes, and the api-server's entries per
-// poll.
+// once per table), of outputCacheBytes, and the api-server's entries and
+// bytes per poll.
 func output(ctx context.Context, workers *workpool.Pool, store objstore.Store) (int, error) {
 	var rows atomic.Int64
-	opts := pool.ReadOptions{Cache: pool.NewCache(outputCacheBytes), MaxEntriesPerPoll: pool.DefaultMaxEntriesPerPoll, Releases: true}
+	opts := pool.ReadOptions{Cache: pool.NewCache(outputCacheBytes), MaxEntriesPerPoll: pool.DefaultMaxEntriesPerPoll,
+		MaxBytesPerPoll: pool.DefaultMaxBytesPerPoll, Releases: true}
 	for t := int64(FirstTable); t < FirstTable+Tables; t++ {
 		if err := workers.Submit(uint64(t), func() error {
 			n, err := readTable(ctx, store, t, opts)
