@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tistream/tistream/libs/gcpace"
 	"github.com/tistream/tistream/libs/offheap"
@@ -52,6 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stall := fs.Int64("write-stall-bytes", 0, fmt.Sprintf("the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, %d MiB; -1: never; not passed to --before's binary)", sorter.DefaultWriteStallBytes>>20))
 	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
 	hugeHeap := fs.Int64("huge-page-heap", 0, "bytes of each child's Go heap growth advised for huge pages at its start, as every service's --huge-page-heap, for every run, pebble's included (0 = the services' default, 1 GiB; -1 = off; not passed to --before's binary)")
+	settle := fs.Duration("settle", 4*time.Second, "pause before each child run, so each starts with memory the host has taken back (the memory a run frees is cheap to touch again for ~2 s: without the pause, a run right after a TiStream run measured ~25 % faster); 0: back to back")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one)")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
@@ -110,7 +112,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	results := map[string][]sorterbench.Result{} // label + procs -> runs
 	for i := 0; i < *runs; i++ {
 		for _, p := range procList {
-			for _, c := range configs {
+			// Each round starts with another configuration, so none always
+			// follows the same one (what a run left behind, page cache or
+			// memory the host still backs, favours the next).
+			for j := range configs {
+				c := configs[(i+j)%len(configs)]
+				if *settle > 0 {
+					select {
+					case <-time.After(*settle):
+					case <-ctx.Done():
+						return 1
+					}
+				}
 				r, err := benchRun(ctx, c, p, *rows, settings, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
@@ -124,7 +137,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "every %v%s (one group publication of every range; the sorter's defaults: %v, %d MiB);\n",
 		*flush, flushBytesLabel(*flushBytes), sorter.DefaultFlushInterval, sorter.DefaultFlushBytes>>20)
 	fmt.Fprintf(stdout, "output = every table read back in order from the pool. pebble = the same rows into one plain Pebble instance (WAL off,\n")
-	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating; medians [min-max]; x pebble = median\n", *runs)
+	fmt.Fprintf(stdout, "1,000-row batches, commit order), then read back. %d runs of each, alternating, each round starting with the next\n", *runs)
+	fmt.Fprintf(stdout, "configuration, %v of pause before each run (--settle); medians [min-max]; x pebble = median\n", *settle)
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
 	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
 	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", offheap.HugeHeapSetting(*hugeHeap)>>20)
