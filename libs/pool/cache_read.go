@@ -35,8 +35,8 @@ type ReadOptions struct {
 	// a Puller reads per range in one Poll, once it read one entry (0 = no
 	// bound): with entries alone, a poll's memory grows with the size of
 	// the publications (measured: reading 4M rows of 64 tables back, 16
-	// sections of ~730 KB per table per poll, 1.1-1.2 GB allocated and
-	// 625-690 MiB peak RSS; bounded to 2 entries, 350-420 MB and 412-447).
+	// sections of ~730 KB per table per poll, 0.9-1.2 GB allocated and
+	// 625-701 MiB peak RSS; with 1 MiB, 0.34-0.41 GB and 449-533 MiB).
 	MaxBytesPerPoll int64
 	// Heads, when set, holds what the publication notices announce: a
 	// reader polling for a group's next publication does not GET a seq
