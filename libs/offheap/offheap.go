@@ -24,7 +24,9 @@
 // Slabs serves buffers whose owners have no single point where they are
 // known to be free: they stay on the Go heap, in slabs whose pages are
 // advised for huge pages the same way (see Slabs). HugeHeap advises the
-// Go heap's own growth, once per process.
+// Go heap's own growth, once per process. Touch takes the page faults of
+// a new buffer's pages that other buffers share one thread at a time; the
+// pool's blocks and Slabs' buffers come touched.
 package offheap
 
 import (
@@ -91,6 +93,16 @@ func (p *Pool) Get() ([]byte, error) {
 		p.inUse.Add(int64(p.block))
 		return make([]byte, p.block), nil
 	}
+	b, err := p.get()
+	if err == nil {
+		// Blocks of one page go to different workers, who write them
+		// at once: the first to arrive takes the page fault.
+		TouchBytes(b)
+	}
+	return b, err
+}
+
+func (p *Pool) get() ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pg := p.pick()

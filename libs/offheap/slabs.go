@@ -58,12 +58,15 @@ func (s *Slabs) Make(n int) []byte {
 		return hugeAligned(n)[:0]
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.rest) < n {
 		s.rest = hugeAligned(s.size)
 	}
 	b := s.rest[:0:n]
 	s.rest = s.rest[n:]
+	s.mu.Unlock()
+	// Its first and last page may be those of the buffers carved before
+	// and after it, which other goroutines fill at the same time.
+	TouchBytes(b)
 	return b
 }
 

@@ -165,7 +165,37 @@ func (cc *chunkCache) getIndex(n int) []memRow {
 			return a
 		}
 	}
-	return make([]memRow, 0, n+n/4)
+	return newIndex(n + n/4)
+}
+
+// newIndex makes an empty index array with room for n rows. Workers fill
+// the indexes of different ranges at once, and a large one's first and
+// last page may be those of another's: offheap.Touch has them faulted
+// once, not by two workers at a time.
+func newIndex(n int) []memRow {
+	a := make([]memRow, 0, n)
+	offheap.Touch(unsafe.Pointer(unsafe.SliceData(a)), uintptr(n)*uintptr(memRowSize))
+	return a
+}
+
+// room makes room in rows for one more row: a full array moves to a new
+// one, growing as append would (from one row, doubling while small, a
+// quarter more when large); the old array is left as it was (a scan may
+// still read it).
+func room(rows []memRow) []memRow {
+	if len(rows) < cap(rows) {
+		return rows
+	}
+	c := cap(rows)
+	switch {
+	case c == 0:
+		c = 1
+	case c < 256:
+		c *= 2
+	default:
+		c += (c + 3*256) / 4
+	}
+	return append(newIndex(c), rows...)
 }
 
 // putIndex keeps an index array whose rows are all cleared, within the
@@ -380,7 +410,7 @@ func (m *memRows) insert(r memRow) {
 	case m.shared == 0 && m.insertNear(r):
 		return
 	}
-	m.rows = append(m.rows, r)
+	m.rows = append(room(m.rows), r)
 }
 
 // compact moves the live rows to the front of the index; not while shared.
@@ -412,7 +442,7 @@ func (m *memRows) insertNear(r memRow) bool {
 	case p > m.lo && compareMemRows(m.rows[p-1], r) >= 0:
 		return false // further back than the window
 	}
-	m.rows = append(m.rows, memRow{})
+	m.rows = append(room(m.rows), memRow{})
 	copy(m.rows[p+1:], m.rows[p:n])
 	m.rows[p] = r
 	m.sorted++
@@ -454,7 +484,7 @@ func (m *memRows) normalize() {
 	dst := m.rows
 	if m.shared > 0 {
 		// Scans read rows[lo:sorted]: build the result in a new array.
-		dst = make([]memRow, len(m.rows), cap(m.rows))
+		dst = newIndex(cap(m.rows))[:len(m.rows)]
 		copy(dst[m.lo:p], m.rows[m.lo:p])
 	}
 	w, i, j := p, 0, 0

@@ -1,0 +1,79 @@
+package offheap
+
+import (
+	"sync"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// resident reports whether the 4 KiB page holding addr is in memory.
+func resident(t *testing.T, addr uintptr) bool {
+	page := addr &^ 4095
+	var vec [1]byte
+	_, _, errno := syscall.Syscall(syscall.SYS_MINCORE, page, 4096, uintptr(unsafe.Pointer(&vec[0])))
+	require.Zero(t, errno, "mincore")
+	return vec[0]&1 != 0
+}
+
+// Touch faults the pages a buffer may share with others (its first and
+// last) and nothing in between; a small buffer is left alone.
+func TestTouchFaultsTheEndPages(t *testing.T) {
+	mem, err := mapAligned(4 * PageSize)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, munmap(mem)) }()
+	at := func(off int) uintptr { return base(mem) + uintptr(off) }
+
+	// From the middle of page 0 to the middle of page 2, unaligned.
+	b := mem[PageSize/2+1 : PageSize/2+1 : 2*PageSize+PageSize/2+3]
+	require.False(t, resident(t, at(PageSize/2)), "fresh memory is not resident")
+	TouchBytes(b)
+	require.True(t, resident(t, at(PageSize/2+1)), "the first page is faulted")
+	require.True(t, resident(t, at(2*PageSize+PageSize/2)), "the last page is faulted")
+	require.False(t, resident(t, at(PageSize+PageSize/2)), "a page only the buffer has is left to it")
+
+	small := mem[3*PageSize+8 : 3*PageSize+8 : 3*PageSize+8+MinCarve-1]
+	TouchBytes(small)
+	require.False(t, resident(t, at(3*PageSize+8)), "a buffer under MinCarve is not touched")
+}
+
+// Blocks of the arena and carved buffers come touched.
+func TestPoolAndSlabsTouchWhatTheyHandOut(t *testing.T) {
+	p, err := New(PageSize/8, Options{})
+	require.NoError(t, err)
+	b, err := p.Get()
+	require.NoError(t, err)
+	require.True(t, resident(t, base(b)), "a block of a fresh page is faulted before it is handed out")
+
+	s := NewSlabs(0)
+	s.Make(PageSize - 4096) // the next buffer starts near the end of the first page
+	c := s.Make(64 << 10)
+	require.True(t, resident(t, base(c)), "a carved buffer's first page is faulted")
+	require.True(t, resident(t, base(c)+64<<10-1), "and its last")
+}
+
+// Touch keeps what the buffer holds, whatever its alignment, and is safe
+// from many goroutines at once on buffers of one page.
+func TestTouchKeepsContents(t *testing.T) {
+	b := make([]byte, 3*PageSize)
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	want := append([]byte(nil), b...)
+	for _, off := range []int{0, 1, 2, 3, 5} {
+		Touch(unsafe.Pointer(&b[off]), uintptr(len(b)-off-(off%3)))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			part := b[i*MinCarve : (i+1)*MinCarve]
+			TouchBytes(part)
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, want, b)
+}
