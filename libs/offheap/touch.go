@@ -13,7 +13,8 @@ import (
 // Why: the kernel zeroes a transparent huge page before mapping it, and
 // when two threads fault the same unmapped 2 MiB page at once, each
 // allocates and zeroes a page of its own and one of them is thrown away.
-// Zeroing 2 MiB takes 1-5 ms on the virtual machines we measure on
+// Faulting a huge page in takes 0.3 ms (memory the host still backs) to
+// 5 ms (memory it must back anew) on the virtual machines we measure on
 // (docs/benchmarks.md), and buffers carved side by side from one page
 // (arena blocks, sections, row indexes) are first written by different
 // workers at the same moment: at GOMAXPROCS=2 about a hundred of the
@@ -46,7 +47,8 @@ func TouchBytes(b []byte) {
 }
 
 // alignWord rounds p up to a 4-byte boundary (the buffer is at least
-// MinCarve long, so the word stays inside it).
+// MinCarve long, so the word stays inside it; within 3 bytes of a page's
+// end it is the next page's, and the first page is left to its writers).
 func alignWord(p unsafe.Pointer) unsafe.Pointer {
 	return unsafe.Add(p, (4-uintptr(p)%4)%4)
 }
