@@ -28,13 +28,17 @@ func TestRunSmall(t *testing.T) {
 		{"pairs-one-worker", sorterbench.Options{Pairs: true, Workers: 1}, false, false},
 		{"committed-stalled", sorterbench.Options{WriteStallBytes: 1}, false, true},
 	}
+	// 150,000 rows: at GOMAXPROCS=1 the feeder fed 30,000 rows faster
+	// than the first round's stages got through the workers' queues (~60
+	// ms), so in 7 of 150 runs no round but the last one came during the
+	// ingest; 150,000 rows take 200 ms or more, several rounds.
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.opts
-			o.Rows, o.BatchRows, o.FlushEvery, o.Dir, o.Seed = 30_000, 1_000, time.Millisecond, t.TempDir(), 3
+			o.Rows, o.BatchRows, o.FlushEvery, o.Dir, o.Seed = 150_000, 1_000, time.Millisecond, t.TempDir(), 3
 			res, err := sorterbench.Run(context.Background(), o)
 			require.NoError(t, err)
-			require.Equal(t, 30_000, res.Rows)
+			require.Equal(t, 150_000, res.Rows)
 			require.Greater(t, res.Flushes, int64(sorterbench.Tables), "flushes during the ingest")
 			require.Equal(t, c.spills, res.Spills > 0)
 			if c.stalls {
