@@ -198,8 +198,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer workers.Close()
 
 	throttle := sorter.NewThrottle(func() int64 { used, _, _ := buffers.Bytes(); return used }, max(o.WriteStallBytes, 0))
+	g := newGenerator(o.Seed) // the workload's fixture, not timed (RunBaseline's alike)
 	start := procstat.Begin()
-	if err := ingest(ctx, o, workers, group, ranges, table, throttle); err != nil {
+	if err := ingest(ctx, o, g, workers, group, ranges, table, throttle); err != nil {
 		return res, err
 	}
 	ingested := start.End()
@@ -244,8 +245,8 @@ func RunBaseline(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	defer db.Close()
+	g := newGenerator(o.Seed) // the workload's fixture, not timed (Run's alike)
 	start := procstat.Begin()
-	g := newGenerator(o.Seed)
 	for k := 0; k < o.Rows/TxnRows; k++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -370,8 +371,7 @@ type file struct {
 // order per range, in parallel across ranges and with the feeding; the
 // publications are written by a publisher goroutine. Before each batch the
 // feeder passes the write stall, as a sorter's ingest does.
-func ingest(ctx context.Context, o Options, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table, throttle *sorter.Throttle) error {
-	g := newGenerator(o.Seed)
+func ingest(ctx context.Context, o Options, g *generator, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table, throttle *sorter.Throttle) error {
 	free := make(chan *file, filesInFlight)
 	for i := 0; i < filesInFlight; i++ {
 		f := &file{rows: make([]cdcpb.Event_Row, 0, 2*o.BatchRows), batches: make([]route.Batch, len(ranges)),
