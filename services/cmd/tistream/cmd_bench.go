@@ -55,7 +55,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	hugeHeap := fs.Int64("huge-page-heap", 0, "bytes of each child's Go heap growth advised for huge pages at its start, as every service's --huge-page-heap, for every run, pebble's included (0 = the services' default, 1 GiB; -1 = off; not passed to --before's binary)")
 	settle := fs.Duration("settle", 4*time.Second, "pause before each child run, so each starts with memory the host has taken back (the memory a run frees is cheap to touch again for ~2 s: without the pause, a run right after a TiStream run measured ~25 % faster); 0: back to back")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
-	dir := fs.String("dir", "", "scratch directory, created if missing; each run gets a temporary directory inside it (default: the system's temporary directory)")
+	dir := fs.String("dir", "", "scratch directory, created if missing: each run gets a temporary directory inside it (default: the system's temporary directory); with --child, the run's own directory")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
 	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase)")
