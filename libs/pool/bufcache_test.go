@@ -48,7 +48,6 @@ func TestSizeClass(t *testing.T) {
 }
 
 func TestRecycledBuffersKeepEveryRow(t *testing.T) {
-	shortChecks(t) // "segments-only" deletes publications at once, not after a grace readers are behind by
 	for name, o := range map[string]GroupOptions{
 		// ~1/3 of the publications reach SegmentBytes alone (not buffered)
 		"mixed":         {SegmentBytes: 24 << 10, SegmentPubs: 5, SegmentAge: 1 << 62, Grace: -1},
@@ -116,7 +115,6 @@ func (s *segmentGate) PutIfAbsentParts(ctx context.Context, key string, parts []
 // segment is written (and the publications it covers deleted) every row
 // reads back from it, checked against the rows generated.
 func TestSegmentKeepsSectionsUntilWritten(t *testing.T) {
-	shortChecks(t) // publications are deleted at once, not after a grace readers are behind by
 	local, err := objstore.NewLocalFS(t.TempDir())
 	require.NoError(t, err)
 	store := &segmentGate{Store: local, release: make(chan struct{})}
