@@ -43,6 +43,9 @@ go test ./libs/txnmatch -run '^$' -bench MatcherPairs -cpu 1,2 -benchtime 1x | o
 echo
 echo "== the whole ordering core and plain Pebble, one process per run ($runs runs each, alternating)"
 bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
+echo
+echo "== the same, warm: every child runs the workload once untimed first (a long-running process's memory and page cache)"
+bin/tistream bench --warm --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
 reqdir=$(mktemp -d)
 echo; echo "== fleet end-to-end lag: the simulator pushing 10,000 rows/s into an in-process fleet, pulled back over gRPC (target p99 < 2 s)"; bin/tistream lag --duration 30s --rows-per-sec 10000 --flush-interval 1s --dispatchers 1 --sorters 1 --requests-out "$reqdir/busy.json" --requests-label "4 ranges, 10,000 rows/s" 2> >(grep -v '^{"level"' >&2)
 echo; echo "== object-store requests of a quiet tenant: 64 tables in 64 ranges at 100 rows/s for 30 s (issue 14)"; bin/tistream lag --duration 30s --rows-per-sec 100 --tables 64 --initial-ranges 64 --requests-out "$reqdir/quiet.json" --requests-label "64 ranges, 100 rows/s" 2> >(grep -v '^{"level"' >&2)

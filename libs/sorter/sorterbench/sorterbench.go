@@ -139,8 +139,11 @@ type Result struct {
 	OutputAllocs     uint64  `json:"output_allocs"`
 	OutputAllocBytes uint64  `json:"output_alloc_bytes"`
 	PeakRSSMiB       float64 `json:"peak_rss_mib"`
-	PoolMiB          float64 `json:"pool_mib,omitempty"`
-	Files            int     `json:"files,omitempty"`
+	// Warm: the process ran the workload once, untimed, before this run
+	// (tistream bench --warm); PeakRSSMiB is then the peak of both.
+	Warm    bool    `json:"warm,omitempty"`
+	PoolMiB float64 `json:"pool_mib,omitempty"`
+	Files   int     `json:"files,omitempty"`
 	// ProcessCPUSec is the child process's whole CPU time, filled in by the
 	// parent of a `tistream bench` run.
 	ProcessCPUSec float64 `json:"-"`

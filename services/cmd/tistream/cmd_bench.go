@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -56,6 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	settle := fs.Duration("settle", 4*time.Second, "pause before each child run, so each starts with memory the host has taken back (the memory a run frees is cheap to touch again for ~2 s: without the pause, a run right after a TiStream run measured ~25 % faster); 0: back to back")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory, created if missing: each run gets a temporary directory inside it (default: the system's temporary directory); with --child, the run's own directory")
+	warm := fs.Bool("warm", false, "every child runs the workload once untimed before the timed run, in the same process (memory and page cache it touched are reused: a long-running process, not a fresh one); passed to --before's binary too, which must know it")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
 	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase)")
@@ -69,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			defer release()
 		}
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
-			MemoryBudget: *budget, FlushEvery: *flush, FlushBytes: *flushBytes, WriteStallBytes: *stall}, *modes, *cpuProfile, *memProfile, stdout, stderr)
+			MemoryBudget: *budget, FlushEvery: *flush, FlushBytes: *flushBytes, WriteStallBytes: *stall}, *modes, *warm, *cpuProfile, *memProfile, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -97,6 +99,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// The settings passed to this binary's children (not to --before's,
 	// which may not know them).
 	settings := []string{"--flush-interval", flush.String()}
+	var both []string // passed to --before's children too
+	if *warm {
+		both = append(both, "--warm")
+	}
 	if *workers > 0 {
 		settings = append(settings, "--workers", strconv.Itoa(*workers))
 	}
@@ -131,7 +137,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 						return 1
 					}
 				}
-				r, err := benchRun(ctx, c, p, *rows, settings, *dir, stderr)
+				r, err := benchRun(ctx, c, p, *rows, settings, both, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
 					return 1
@@ -150,6 +156,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
 	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", offheap.HugeHeapSetting(*hugeHeap)>>20)
 	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the services' default; pebble's runs too).\n")
+	if *warm {
+		fmt.Fprintf(stdout, "--warm: every child (pebble's too) ran the workload once untimed first, in the same process, and deleted its files:\n")
+		fmt.Fprintf(stdout, "these are a long-running process's figures, its memory and page cache touched before; RSS is the peak of both runs.\n")
+	}
 	fmt.Fprintf(stdout, "%-20s %5s %-7s %26s %8s %7s %9s %6s %10s %7s %8s\n", "config", "procs", "phase", "rows/s med [min-max]", "x pebble", "MB/s", "rows/CPU-s", "cores", "allocs/row", "B/row", "RSS MiB")
 	for _, p := range procList {
 		base := results["pebble/"+p]
@@ -169,7 +179,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
+func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm bool, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
+	run := sorterbench.Run
+	if mode == "pebble" {
+		run = sorterbench.RunBaseline
+	}
+	if warm {
+		if err := warmUp(ctx, run, opts); err != nil {
+			fmt.Fprintf(stderr, "tistream bench: the untimed run before the timed one (--warm): %v\n", err)
+			return 1
+		}
+	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -192,17 +212,35 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode, cpuProfile,
 		}
 		opts.AfterIngest, opts.AfterOutput = write(memProfile), write(memProfile+".end")
 	}
-	run := sorterbench.Run
-	if mode == "pebble" {
-		run = sorterbench.RunBaseline
-	}
 	res, err := run(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
 		return 1
 	}
+	res.Warm = warm
 	_ = json.NewEncoder(stdout).Encode(res)
 	return 0
+}
+
+// warmUp runs the workload once in a directory of its own inside
+// opts.Dir (the run's directory, empty) and deletes it, so the timed run
+// that follows finds the process's memory, and the page cache the deleted
+// files held, touched before: what a long-running sorter sees in its
+// second round and after. The timed run is no less checked for it: it
+// reads back its own rows from its own directory.
+func warmUp(ctx context.Context, run func(context.Context, sorterbench.Options) (sorterbench.Result, error), opts sorterbench.Options) error {
+	if opts.Dir == "" {
+		return fmt.Errorf("a scratch directory (--dir) is required")
+	}
+	opts.Dir = filepath.Join(opts.Dir, "warm-up")
+	if err := os.Mkdir(opts.Dir, 0o755); err != nil {
+		return err
+	}
+	_, err := run(ctx, opts)
+	if rmErr := os.RemoveAll(opts.Dir); err == nil {
+		err = rmErr
+	}
+	return err
 }
 
 // flushBytesLabel says what a --flush-bytes setting adds to the interval.
@@ -217,13 +255,13 @@ func flushBytesLabel(v int64) string {
 }
 
 // benchRun runs one configuration once in a child process.
-func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settings []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
+func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settings, both []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
 	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
 	if err != nil {
 		return sorterbench.Result{}, err
 	}
 	defer os.RemoveAll(scratch)
-	args := []string{"bench", "--child", "--rows", strconv.Itoa(rows), "--modes", c.mode, "--dir", scratch}
+	args := append([]string{"bench", "--child", "--rows", strconv.Itoa(rows), "--modes", c.mode, "--dir", scratch}, both...)
 	if !c.before {
 		args = append(args, settings...)
 	}
@@ -237,6 +275,9 @@ func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settin
 	var r sorterbench.Result
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		return r, fmt.Errorf("child output %q: %w", out.String(), err)
+	}
+	if slices.Contains(both, "--warm") && !r.Warm {
+		return r, fmt.Errorf("%s did not run the untimed run first (--warm)", c.exe)
 	}
 	r.ProcessCPUSec = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return r, nil

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tistream/tistream/libs/sorter/sorterbench"
+)
+
+// warmUp runs the workload in a directory of its own, empty, inside the
+// run's, and leaves nothing there for the timed run.
+func TestWarmUpRunsInItsOwnDirectory(t *testing.T) {
+	dir := t.TempDir()
+	calls := 0
+	run := func(_ context.Context, o sorterbench.Options) (sorterbench.Result, error) {
+		calls++
+		require.Equal(t, filepath.Join(dir, "warm-up"), o.Dir)
+		entries, err := os.ReadDir(o.Dir)
+		require.NoError(t, err, "it exists")
+		require.Empty(t, entries)
+		require.NoError(t, os.WriteFile(filepath.Join(o.Dir, "f"), []byte("x"), 0o644))
+		return sorterbench.Result{}, nil
+	}
+	require.NoError(t, warmUp(context.Background(), run, sorterbench.Options{Dir: dir}))
+	require.Equal(t, 1, calls)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "its files are gone")
+
+	failing := func(context.Context, sorterbench.Options) (sorterbench.Result, error) {
+		return sorterbench.Result{}, errors.New("boom")
+	}
+	require.ErrorContains(t, warmUp(context.Background(), failing, sorterbench.Options{Dir: dir}), "boom")
+	_, err = os.Stat(filepath.Join(dir, "warm-up"))
+	require.True(t, os.IsNotExist(err), "removed after a failure too")
+	require.ErrorContains(t, warmUp(context.Background(), run, sorterbench.Options{}), "--dir")
+}
+
+// A child with --warm runs both the baseline and TiStream, reads every
+// row back (Run checks the count) and says it was warm.
+func TestBenchChildWarm(t *testing.T) {
+	for _, mode := range []string{"pebble", "committed"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			var out, errs bytes.Buffer
+			code := runBench(context.Background(), []string{"--child", "--warm", "--rows", "20000", "--modes", mode,
+				"--dir", dir, "--huge-page-heap", "-1", "--gc-max-headroom", "-1"}, &out, &errs)
+			require.Zero(t, code, errs.String())
+			var r sorterbench.Result
+			require.NoError(t, json.Unmarshal(out.Bytes(), &r), out.String())
+			require.Equal(t, mode, r.Mode)
+			require.Equal(t, 20000, r.Rows)
+			require.True(t, r.Warm)
+			require.Positive(t, r.IngestSec)
+			_, err := os.Stat(filepath.Join(dir, "warm-up"))
+			require.True(t, os.IsNotExist(err), "the untimed run's files are gone")
+		})
+	}
+	var out, errs bytes.Buffer
+	require.Equal(t, 1, runBench(context.Background(), []string{"--child", "--warm", "--rows", "20000", "--modes", "committed"}, &out, &errs))
+	require.True(t, strings.Contains(errs.String(), "--dir"), errs.String())
+}
