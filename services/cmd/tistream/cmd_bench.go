@@ -60,7 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	warm := fs.Bool("warm", false, "every child runs the workload once untimed before the timed run, in the same process (memory and page cache it touched are reused: a long-running process, not a fresh one); passed to --before's binary too, which must know it")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
-	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase)")
+	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase); with --warm its allocation counts include the untimed run's")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
