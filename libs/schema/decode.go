@@ -178,6 +178,7 @@ func (d *decoder) table(f *fields) error {
 		v.Info, v.Raw = info, bytes.Clone(raw)
 	}
 	d.h.tables[id] = append(d.h.tables[id], v)
+	d.h.tablesChanged()
 	return nil
 }
 

@@ -30,6 +30,11 @@ func (h *History) Truncate(before uint64) bool {
 			h.tables[id] = vs
 		}
 	}
+	// The table index is left as it is: truncation only removes versions,
+	// so it still lists every table with a version in each database (and
+	// maybe some gone, which its readers skip). The registry truncates
+	// every persist; rebuilding it then cost a listing ~0.3 s at 1,000,000
+	// tables.
 	h.versions = trimVersions(h.versions, before, pointTs, func(versionPoint) bool { return false })
 	i := sort.Search(len(h.changes), func(i int) bool { return h.changes[i].CommitTs >= before })
 	if i > 0 {
