@@ -177,8 +177,7 @@ func (d *decoder) table(f *fields) error {
 		}
 		v.Info, v.Raw = info, bytes.Clone(raw)
 	}
-	d.h.tables[id] = append(d.h.tables[id], v)
-	d.h.tablesChanged()
+	d.h.tables[id] = append(d.h.tables[id], v) // a new History, not indexed until it is first listed
 	return nil
 }
 

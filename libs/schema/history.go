@@ -56,10 +56,10 @@ type History struct {
 // so that listing a database walks its own tables, not the tenant's (at
 // 1,000,000 tables a registry's ListTables spent ~1 s walking them all). It
 // is derived from History.tables, built on first use and dropped whenever a
-// version is added (tablesChanged); Truncate, which only removes versions,
-// leaves it a superset, which its readers filter anyway. Its own mutex lets
-// readers that share a History (the schema registry's, under a read lock)
-// build it.
+// version is added (tablesChanged; Decode makes a new History); Truncate,
+// which only removes versions, leaves it a superset, which its readers
+// filter anyway. Its own mutex lets readers that share a History (the
+// schema registry's, under a read lock) build it.
 type tableIndex struct {
 	mu  sync.Mutex
 	ids map[int64][]int64 // nil: to be built
@@ -80,14 +80,13 @@ func (h *History) tableIDsIn(dbID int64) []int64 {
 	if h.byDB.ids == nil {
 		ids := map[int64][]int64{}
 		for id, vs := range h.tables {
-			for i, v := range vs {
-				if i == 0 || !slices.ContainsFunc(vs[:i], func(w Table) bool { return w.DBID == v.DBID }) {
-					ids[v.DBID] = append(ids[v.DBID], id)
-				}
+			for _, v := range vs {
+				ids[v.DBID] = append(ids[v.DBID], id)
 			}
 		}
-		for _, l := range ids {
+		for db, l := range ids {
 			slices.Sort(l)
+			ids[db] = slices.Compact(l) // a table with several versions in one database
 		}
 		h.byDB.ids = ids
 	}
