@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -121,6 +122,13 @@ func (o *Options) defaults() error {
 	if o.Dir == "" {
 		return errors.New("sorterbench: a scratch directory is required")
 	}
+	// The pool is opened by a file:// URL, in which a relative path's
+	// first element would read as a host name.
+	abs, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return fmt.Errorf("sorterbench: scratch directory %q: %w", o.Dir, err)
+	}
+	o.Dir = abs
 	return nil
 }
 

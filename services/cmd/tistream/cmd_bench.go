@@ -233,7 +233,7 @@ func warmUp(ctx context.Context, run func(context.Context, sorterbench.Options) 
 		return fmt.Errorf("a scratch directory (--dir) is required")
 	}
 	opts.Dir = filepath.Join(opts.Dir, "warm-up")
-	if err := os.Mkdir(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return err
 	}
 	_, err := run(ctx, opts)

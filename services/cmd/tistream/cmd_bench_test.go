@@ -64,6 +64,20 @@ func TestBenchChildWarm(t *testing.T) {
 			require.True(t, os.IsNotExist(err), "the untimed run's files are gone")
 		})
 	}
+	// A relative directory not made yet: the warm-up makes it, and the
+	// pool's file:// URL does not take its first element for a host.
+	t.Run("relative", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		var out, errs bytes.Buffer
+		code := runBench(context.Background(), []string{"--child", "--warm", "--rows", "20000", "--modes", "committed",
+			"--dir", "scratch/run", "--huge-page-heap", "-1", "--gc-max-headroom", "-1"}, &out, &errs)
+		require.Zero(t, code, errs.String())
+		var r sorterbench.Result
+		require.NoError(t, json.Unmarshal(out.Bytes(), &r), out.String())
+		require.Equal(t, 20000, r.Rows)
+		_, err := os.Stat(filepath.Join("scratch", "run", "pool"))
+		require.NoError(t, err, "the pool is in the relative directory")
+	})
 	var out, errs bytes.Buffer
 	require.Equal(t, 1, runBench(context.Background(), []string{"--child", "--warm", "--rows", "20000", "--modes", "committed"}, &out, &errs))
 	require.True(t, strings.Contains(errs.String(), "--dir"), errs.String())
