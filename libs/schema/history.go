@@ -55,21 +55,38 @@ type History struct {
 // version in it (sorted; a table moved to another database is in both),
 // so that listing a database walks its own tables, not the tenant's (at
 // 1,000,000 tables a registry's ListTables spent ~1 s walking them all). It
-// is derived from History.tables, built on first use and dropped whenever a
-// version is added (tablesChanged; Decode makes a new History); Truncate,
-// which only removes versions, leaves it a superset, which its readers
-// filter anyway. Its own mutex lets readers that share a History (the
-// schema registry's, under a read lock) build it.
+// is derived from History.tables: built on first use, and kept up to date
+// as versions are added (tableAdded: a table's id joins its database's
+// list, so a listing after a CREATE TABLE does not rebuild the whole index,
+// ~0.3 s at 1,000,000 tables; Decode makes a new History, not indexed until
+// it is first listed). It may hold more than the tables with a version in a
+// database, never fewer: a version rewritten at the same ts into another
+// database, and Truncate, which only removes versions, leave ids behind,
+// which its readers filter anyway (they ask each table's version at their
+// ts). Its own mutex lets readers that share a History (the schema
+// registry's, under a read lock) build it.
 type tableIndex struct {
 	mu  sync.Mutex
 	ids map[int64][]int64 // nil: to be built
 }
 
-// tablesChanged drops the index; every version added to h.tables calls it.
-func (h *History) tablesChanged() {
+// tableAdded puts table id in database dbID's list, if the index is built;
+// every version added to h.tables calls it.
+func (h *History) tableAdded(dbID, id int64) {
 	h.byDB.mu.Lock()
-	h.byDB.ids = nil
-	h.byDB.mu.Unlock()
+	defer h.byDB.mu.Unlock()
+	if h.byDB.ids == nil {
+		return
+	}
+	l := h.byDB.ids[dbID]
+	switch i, found := slices.BinarySearch(l, id); {
+	case found:
+	case i == len(l): // new tables' ids grow: the common case
+		h.byDB.ids[dbID] = append(l, id)
+	default:
+		// A new array: a listing's callers may still hold the old one.
+		h.byDB.ids[dbID] = slices.Concat(l[:i], []int64{id}, l[i:])
+	}
 }
 
 // tableIDsIn returns the sorted ids of the tables with a version in
@@ -204,7 +221,7 @@ func (h *History) putDB(ts uint64, id int64, raw []byte) error {
 
 func (h *History) putTable(ts uint64, dbID int64, info *tidbcodec.TableInfo, raw []byte) {
 	h.tables[info.ID] = appendVersion(h.tables[info.ID], Table{Ts: ts, DBID: dbID, Info: info, Raw: slices.Clone(raw)}, tableTs)
-	h.tablesChanged()
+	h.tableAdded(dbID, info.ID)
 }
 
 func dbTs(d DB) uint64              { return d.Ts }
@@ -318,7 +335,7 @@ func (h *History) dropTable(ts uint64, dbID, id int64) bool {
 		return false
 	}
 	h.tables[id] = appendVersion(vs, Table{Ts: ts, DBID: dbID}, tableTs)
-	h.tablesChanged()
+	h.tableAdded(dbID, id) // already listed there (its last version is): a no-op
 	h.noteTable(ts, id)
 	return true
 }
