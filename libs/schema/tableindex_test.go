@@ -82,6 +82,10 @@ func TestTableIndexAgreesWithAWalk(t *testing.T) {
 		got, err := Decode("h", b)
 		require.NoError(t, err)
 		check(got, "decoded")
+		got, err = Decode("h", b)
+		require.NoError(t, err)
+		got.IndexTables() // built before the first listing, as the registry does
+		check(got, "decoded and indexed")
 	}
 }
 

@@ -113,6 +113,7 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 		if r, err = t.restore(ctx); err != nil {
 			return false, fmt.Errorf("restore: %w", err)
 		}
+		r.hist.IndexTables() // before its first listing, which would wait for it
 		t.mu.Lock()
 		t.hist, t.source, t.restoredLast = r.hist, r.source, r.loadedLast
 		t.mu.Unlock()
