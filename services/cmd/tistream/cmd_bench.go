@@ -64,6 +64,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if err := checkBenchFlags(*rows, *runs, *procs, *modes, *child, *settle, *flush, *workers, *budget); err != nil {
+		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
+		return 2
+	}
 	if *child {
 		offheap.HugeHeap(offheap.HugeHeapSetting(*hugeHeap)) // first: it wants a heap with no free space of its own
 		if *headroom >= 0 {
@@ -220,6 +224,45 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm
 	res.Warm = warm
 	_ = json.NewEncoder(stdout).Encode(res)
 	return 0
+}
+
+// checkBenchFlags rejects settings the runs would otherwise take silently
+// for something else: GOMAXPROCS=0 or =x is the machine's core count
+// under another label, no runs print a table of NaN, and a row count that
+// is not whole transactions was rounded down.
+func checkBenchFlags(rows, runs int, procs, modes string, child bool, settle, flush time.Duration, workers int, budget int64) error {
+	switch {
+	case rows <= 0 || rows%sorterbench.TxnRows != 0:
+		return fmt.Errorf("--rows %d: want a positive multiple of %d (the workload's transactions have %d rows)", rows, sorterbench.TxnRows, sorterbench.TxnRows)
+	case runs < 1:
+		return fmt.Errorf("--runs %d: want at least 1", runs)
+	case settle < 0:
+		return fmt.Errorf("--settle %v: want 0 (back to back) or more", settle)
+	case flush <= 0:
+		return fmt.Errorf("--flush-interval %v: want more than 0", flush)
+	case workers < 0:
+		return fmt.Errorf("--workers %d: want 0 (the default) or more", workers)
+	case budget < 0:
+		return fmt.Errorf("--memory-budget %d: want 0 (the default) or more", budget)
+	}
+	if child {
+		if modes != "pebble" && modes != "committed" && modes != "pairs" {
+			return fmt.Errorf("--modes %q with --child: want one of pebble, committed, pairs", modes)
+		}
+		return nil
+	}
+	seen := map[int]bool{}
+	for _, p := range strings.Split(procs, ",") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return fmt.Errorf("--procs %q: %q is not a positive GOMAXPROCS", procs, p)
+		}
+		if seen[n] {
+			return fmt.Errorf("--procs %q: %d is given twice", procs, n)
+		}
+		seen[n] = true
+	}
+	return nil
 }
 
 // warmUp runs the workload once in a directory of its own inside

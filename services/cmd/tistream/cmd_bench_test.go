@@ -82,3 +82,30 @@ func TestBenchChildWarm(t *testing.T) {
 	require.Equal(t, 1, runBench(context.Background(), []string{"--child", "--warm", "--rows", "20000", "--modes", "committed"}, &out, &errs))
 	require.True(t, strings.Contains(errs.String(), "--dir"), errs.String())
 }
+
+// Settings a run would take for something else are refused before any
+// child runs, each naming the flag.
+func TestBenchRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--procs", "0"}, `--procs "0"`},
+		{[]string{"--procs", "1,x"}, `"x" is not a positive GOMAXPROCS`},
+		{[]string{"--procs", "2,2"}, "2 is given twice"},
+		{[]string{"--runs", "0"}, "--runs 0"},
+		{[]string{"--rows", "-5"}, "--rows -5"},
+		{[]string{"--rows", "15"}, "multiple of 10"},
+		{[]string{"--settle", "-1s"}, "--settle -1s"},
+		{[]string{"--flush-interval", "0s"}, "--flush-interval 0s"},
+		{[]string{"--workers", "-1"}, "--workers -1"},
+		{[]string{"--memory-budget", "-1"}, "--memory-budget -1"},
+		{[]string{"--modes", "committed,bogus"}, `unknown mode "bogus"`},
+		{[]string{"--child", "--modes", "committed,pairs", "--dir", "d"}, "with --child: want one of"},
+	} {
+		var out, errs bytes.Buffer
+		require.Equal(t, 2, runBench(context.Background(), tc.args, &out, &errs), "%v", tc.args)
+		require.Contains(t, errs.String(), tc.want, "%v", tc.args)
+		require.Empty(t, out.String(), "%v: no table", tc.args)
+	}
+}
