@@ -220,7 +220,7 @@ func (c *Config) Validate() error {
 	pos(c.Stores, "stores")
 	pos(c.DBs, "dbs")
 	pos(c.Tables, "tables")
-	if c.LongTxnTable < 0 || c.LongTxnTable > c.Tables {
+	if c.LongTxnTable < 0 || (c.Tables > 0 && c.LongTxnTable > c.Tables) {
 		errs = append(errs, fmt.Errorf("--long-txn-table must be between 0 and --tables (%d), got %d", c.Tables, c.LongTxnTable))
 	}
 	pos(c.Regions, "regions")
