@@ -147,7 +147,9 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 
 	// 4. Register and drain.
 	before := map[string]float64{}
-	scrapeCounters(ctx, f, before)
+	if err := scrapeCounters(f, before); err != nil {
+		return nil, err
+	}
 	rec.mu.Lock()
 	objs0 := map[string]objCount{}
 	for k, c := range rec.objects {
@@ -190,7 +192,9 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		}
 	}
 	res.Drain, res.CPU = time.Since(start), cpuTime()-cpu0
-	scrapeCounters(ctx, f, res.Metrics)
+	if err := scrapeCounters(f, res.Metrics); err != nil {
+		return nil, err
+	}
 	for k, v := range before {
 		res.Metrics[k] -= v
 	}

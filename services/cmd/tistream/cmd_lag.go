@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
@@ -361,42 +360,38 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// scrapeCounters sums, over the members whose name starts with prefix, the
-// samples of each metric whose name starts with "tistream_".
-func scrapeCounters(ctx context.Context, f *fleet, into map[string]float64) {
+// scrapeCounters adds to into, for each metric whose name starts with
+// "tistream_", the sum of its samples over the dispatchers and sorters (a
+// histogram as name_count and name_sum). It reads each member's registry
+// in the process, not its /metrics page: a member the run stopped on
+// purpose still counts what it did before, and no failed request can make
+// a counter read as 0.
+func scrapeCounters(f *fleet, into map[string]float64) error {
 	for _, m := range f.members {
 		kind, _, _ := strings.Cut(m.name, "-")
 		if kind != "dispatcher" && kind != "sorter" {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.s.HTTPAddr()+"/metrics", nil)
+		mfs, err := m.reg.Gather()
 		if err != nil {
-			continue
+			return fmt.Errorf("metrics of %s: %w", m.name, err)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<16), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, "tistream_") {
+		for _, mf := range mfs {
+			name := mf.GetName()
+			if !strings.HasPrefix(name, "tistream_") {
 				continue
 			}
-			name := line
-			if i := strings.IndexAny(line, "{ "); i >= 0 {
-				name = line[:i]
-			}
-			j := strings.LastIndexByte(line, ' ')
-			v, err := strconv.ParseFloat(line[j+1:], 64)
-			if err != nil {
+			if mf.GetType() == dto.MetricType_HISTOGRAM {
+				for _, x := range mf.GetMetric() {
+					into[name+"_count"] += float64(x.GetHistogram().GetSampleCount())
+					into[name+"_sum"] += x.GetHistogram().GetSampleSum()
+				}
 				continue
 			}
-			into[name] += v
+			into[name] += sumMetric(mf.GetMetric())
 		}
-		resp.Body.Close()
 	}
+	return nil
 }
 
 // benchFleet is the in-process fleet the lag and drain benchmarks
@@ -618,7 +613,9 @@ sampling:
 	if err := el.verify(); err != nil {
 		return nil, err
 	}
-	scrapeCounters(ctx, f, res.Metrics)
+	if err := scrapeCounters(f, res.Metrics); err != nil {
+		return nil, err
+	}
 	rec.mu.Lock()
 	for k, c := range rec.objects {
 		res.Objects[k] = &objCount{c.n, c.bytes}

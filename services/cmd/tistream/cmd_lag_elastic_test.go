@@ -70,6 +70,8 @@ func TestLagScaleDown(t *testing.T) {
 	require.Equal(t, r.Sim.RowsCommitted, r.Elastic.digest.snapshot().n)
 	require.NoError(t, r.Elastic.stopErr)
 	require.False(t, r.Elastic.stopEnd.IsZero(), "sorter-2 stopped")
+	// The counters include what the stopped sorter did before it stopped.
+	require.GreaterOrEqual(t, r.Metrics["tistream_sorter_rows_flushed_total"], float64(r.Sim.RowsCommitted), "sorter rows flushed vs rows committed")
 	var out bytes.Buffer
 	r.Elastic.print(&out, r.Start, r.Warm, r.SimEnd)
 	for _, s := range []string{"timeline", "before (after the warm-up)", "during", "after", "sorter-2 rows/s"} {
