@@ -105,7 +105,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "tistream-tidb check: at %d: %v\n", ts, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "at %d: %d tables, %d keys, %d differences %s\n", ts, res.Tables, res.Keys, len(res.Diffs), strings.Join(res.Sums, " "))
+		fmt.Fprintf(stdout, "at %d: %d tables, %d keys, %d SQL counts, %d differences %s\n", ts, res.Tables, res.Keys, res.Counts, len(res.Diffs), strings.Join(res.Sums, " "))
 		for _, d := range res.Diffs {
 			fmt.Fprintf(stdout, "  %s\n", d)
 		}
