@@ -168,7 +168,19 @@ type loadTracker struct {
 	// catchingUp and memory as last measured, kept when h.mu was busy.
 	catchingUp bool
 	memory     uint64
-	since      time.Time // start of the interval
+	since      time.Time // start of the interval (the holder's creation for the first)
+	measured   bool      // an interval has been measured
+}
+
+// young reports whether the range's first interval is still shorter than
+// minAge: a rate over a few seconds of a range just taken (a restart's catch-up,
+// a move's first batches) says little about its load, so it is not
+// reported yet, and the meta-server holds its balance moves meanwhile, as
+// for any range whose owner has not reported it (docs/operations.md).
+func (l *loadTracker) young(now time.Time, minAge time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.measured && now.Sub(l.since) < minAge
 }
 
 // spent adds the wall time of an apply or a flush step since start, and
@@ -240,7 +252,7 @@ func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 	}
 	rows, byts, maxTs, busy, published := l.rows, l.bytes, l.maxTs, l.busy, l.published
 	sample := slices.Clone(l.sample.keys)
-	l.rows, l.bytes, l.busy, l.published, l.since = 0, 0, 0, 0, now
+	l.rows, l.bytes, l.busy, l.published, l.since, l.measured = 0, 0, 0, 0, now, true
 	l.sample.reset()
 	catching, memory := l.catchingUp, l.memory
 	l.mu.Unlock()
@@ -299,6 +311,9 @@ func (s *Service) publishLoad(ctx context.Context, reg *etcdx.Registration, now 
 		g.Reset()
 	}
 	for _, h := range held {
+		if h.load.young(now, s.cfg.LoadInterval/2) {
+			continue // reported at the next interval, over both
+		}
 		rl := h.measure(now)
 		loads = append(loads, rl)
 		t, r := strconv.FormatUint(rl.TenantId, 10), strconv.FormatUint(rl.RangeId, 10)

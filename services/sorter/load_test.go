@@ -175,3 +175,42 @@ func TestLoadReportsCPUMemoryAndPoolBytes(t *testing.T) {
 	require.Len(t, info.Ranges, 1)
 	require.Zero(t, info.Ranges[0].CpuShare)
 }
+
+// A range's first load interval runs from its take: a report a moment
+// after the take leaves the range out (its owner has not reported it, so
+// the meta-server holds balance moves), and the first rate is over the
+// time since the take, not over a whole --load-interval (which made a
+// range just taken, after a restart or a move, read as nearly idle).
+func TestLoadFirstIntervalStartsAtTake(t *testing.T) {
+	e := newEnv(t)
+	s := e.startSorterWith("s1", func(c *Config) { c.LoadInterval = time.Hour })
+	e.putTask(tenant, 1, "s1", 1)
+	waitTaken(t, s, tenant, 1, 1)
+	reg := s.worker.Get()
+	info := func() *metav1.WorkerInfo {
+		info := &metav1.WorkerInfo{}
+		found, _, err := etcdx.GetProto(context.Background(), e.cli, etcdx.WorkerKey(metav1.WorkerKind_WORKER_KIND_SORTER, "s1"), info)
+		require.NoError(t, err)
+		require.True(t, found)
+		return info
+	}
+	s.publishLoad(context.Background(), reg, time.Now())
+	require.Empty(t, info().Ranges, "taken less than half an interval ago: not reported yet")
+
+	f := openFeeder(t, s.GRPCAddr())
+	f.send(tenant, 1, 1, 1, 1, file1()...)
+	f.send(tenant, 1, 2, 1, 1, file2()...)
+	f.send(tenant, 1, 3, 1, 1, resolvedAt(139))
+	e.waitPublished(tenant, 1, 139)
+	h := s.lookup(rangeKey{tenant, 1})
+	h.load.mu.Lock()
+	rows, taken := h.load.rows, h.load.since
+	h.load.mu.Unlock()
+	require.Positive(t, rows)
+	require.False(t, taken.IsZero(), "the interval starts at the take")
+	rl := h.measure(taken.Add(2 * time.Second))
+	require.InDelta(t, float64(rows)/2, rl.RowsPerSec, 1e-9, "rows over the 2 s since the take")
+
+	s.publishLoad(context.Background(), reg, time.Now())
+	require.Len(t, info().Ranges, 1, "measured once: reported from then on")
+}

@@ -71,6 +71,7 @@ func newHolder(s *Service, t *metav1.RangeTask) *holder {
 		retake:  make(chan struct{}, 1),
 		log:     s.log.With("tenant", k.tenant, "range", k.id, "epoch", t.Epoch),
 		durable: map[uint64]uint64{}, received: map[uint64]uint64{}, ackDue: map[uint64]bool{}, blocked: map[uint64]bool{}}
+	h.load.since = time.Now()
 	h.task.Store(t)
 	return h
 }
