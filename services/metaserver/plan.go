@@ -55,6 +55,9 @@ type assignment struct {
 	task   *schedTask
 	owner  string
 	reason string
+	// from and to are the two workers' loads before a balance or load
+	// move (logged, so that a move can be explained).
+	from, to float64
 }
 
 // planOpts are the load-balancing settings of a round (autoscale.go).
@@ -174,7 +177,7 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 		for i := len(tasks) - 1; i >= 0; i-- {
 			t := tasks[i]
 			if movable(t, from) && math.Abs(from.load-to.load-2*t.load) <= limit {
-				return append(out, assignment{task: t, owner: to.id, reason: reasonBalance})
+				return append(out, assignment{task: t, owner: to.id, reason: reasonBalance, from: from.load, to: to.load})
 			}
 		}
 	}
@@ -196,7 +199,7 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 	if best == nil || diff-math.Abs(diff-2*best.load) < opts.minDiff {
 		return out
 	}
-	return append(out, assignment{task: best, owner: cold.id, reason: reasonLoad})
+	return append(out, assignment{task: best, owner: cold.id, reason: reasonLoad, from: hot.load, to: cold.load})
 }
 
 // settling reports whether a task owned by a live worker has no load

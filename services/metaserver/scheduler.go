@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -97,7 +98,12 @@ func (s *Service) assign(t *term, a assignment) error {
 		return err
 	}
 	s.m.assignments.WithLabelValues(kind, a.reason).Inc()
-	s.log.Info("task assigned", append(log, "kind", kind, "owner", a.owner, "previous_owner", a.task.owner, "reason", a.reason)...)
+	log = append(log, "kind", kind, "owner", a.owner, "previous_owner", a.task.owner, "reason", a.reason)
+	if a.reason == reasonBalance || a.reason == reasonLoad {
+		// What the move was decided on (loads are scores, in rows/s).
+		log = append(log, "task_load", math.Round(a.task.load), "previous_owner_load", math.Round(a.from), "owner_load", math.Round(a.to))
+	}
+	s.log.Info("task assigned", log...)
 	return nil
 }
 

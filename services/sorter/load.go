@@ -172,6 +172,16 @@ type loadTracker struct {
 	measured   bool      // an interval has been measured
 }
 
+// restart begins the range's first interval again at now, when it is
+// taken: what came before (waiting for the take, restoring its snapshot)
+// is not its load.
+func (l *loadTracker) restart(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rows, l.bytes, l.busy, l.published, l.since, l.measured = 0, 0, 0, 0, now, false
+	l.sample.reset()
+}
+
 // young reports whether the range's first interval is still shorter than
 // minAge: a rate over a few seconds of a range just taken (a restart's catch-up,
 // a move's first batches) says little about its load, so it is not

@@ -176,7 +176,8 @@ func TestLoadReportsCPUMemoryAndPoolBytes(t *testing.T) {
 	require.Zero(t, info.Ranges[0].CpuShare)
 }
 
-// A range's first load interval runs from its take: a report a moment
+// A sorter registers with its load interval, and a range's first load
+// interval runs from its take: a report a moment
 // after the take leaves the range out (its owner has not reported it, so
 // the meta-server holds balance moves), and the first rate is over the
 // time since the take, not over a whole --load-interval (which made a
@@ -194,6 +195,8 @@ func TestLoadFirstIntervalStartsAtTake(t *testing.T) {
 		require.True(t, found)
 		return info
 	}
+	require.Equal(t, time.Hour.Milliseconds(), info().LoadIntervalMs,
+		"registered with its load interval: its ranges are settling, not idle, until its first report")
 	s.publishLoad(context.Background(), reg, time.Now())
 	require.Empty(t, info().Ranges, "taken less than half an interval ago: not reported yet")
 

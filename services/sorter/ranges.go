@@ -150,6 +150,7 @@ func (h *holder) take() bool {
 			h.snapBatches = r.Stats().Batches
 			h.tickBatches = h.snapBatches
 			h.mu.Unlock()
+			h.load.restart(time.Now())
 			h.s.m.ranges.Inc()
 			h.s.m.takes.WithLabelValues("taken").Inc()
 			h.log.Info("range taken", "log_seq", r.LogSeq(), "published", r.Published(), "positions", r.Applied())

@@ -236,8 +236,13 @@ func (s *Service) ready() error {
 
 // register puts this sorter's WorkerInfo under a new lease.
 func (s *Service) register(ctx context.Context) (*etcdx.Registration, error) {
+	// LoadIntervalMs from the start: until its first load report, the
+	// meta-server then counts this sorter's ranges as settling (load not
+	// known yet) instead of idle, and makes no balance move on them. A
+	// restarted sorter keeps its ranges, and without it a count balance
+	// moved away a hot range just moved to it for load, read as idle.
 	info := &metav1.WorkerInfo{Id: s.cfg.ID, Kind: metav1.WorkerKind_WORKER_KIND_SORTER, Addr: s.advertise,
-		StartedUnixMs: time.Now().UnixMilli()}
+		StartedUnixMs: time.Now().UnixMilli(), LoadIntervalMs: s.cfg.LoadInterval.Milliseconds()}
 	reg, err := etcdx.Register(ctx, s.etcd, info, s.cfg.LeaseTTL)
 	if err != nil {
 		return nil, fmt.Errorf("sorter: register worker: %w", err)
