@@ -285,19 +285,18 @@ func assignments(tasks *metav1.ListTasksResponse) string {
 }
 
 // stableAssignments waits (up to settleBound) until the assignments read
-// twice 1.5 s apart agree and are balanced — every sorter owns as many
-// active ranges as any other, give or take one, and every dispatcher as many
-// store streams — so that a move still to come after an earlier fault (a
-// rebalance under way, or one the scheduler holds back while moved ranges
-// catch up and report their load) is not mistaken for one caused by the
-// leader change. It reports whether they settled (no meta-server answering
-// is not settled).
+// twice 1.5 s apart agree, so that the comparison across the leader change
+// starts from one state, not from a move under way. It reports whether
+// they settled (no meta-server answering is not settled). Moves the
+// scheduler still owes (a count balance after an earlier fault, a load
+// move on a report that just came) may follow: excusedChange tells them
+// from the leader change's doing.
 func stableAssignments(f *procFleet) (*metav1.ListTasksResponse, bool) {
 	prev := f.tasks(1, 5*time.Second)
 	for deadline := time.Now().Add(settleBound); time.Now().Before(deadline); {
 		time.Sleep(1500 * time.Millisecond)
 		cur := f.tasks(1, 5*time.Second)
-		if cur != nil && assignments(cur) == assignments(prev) && balanced(f, cur) {
+		if cur != nil && assignments(cur) == assignments(prev) {
 			return cur, true
 		}
 		prev = cur
@@ -305,9 +304,10 @@ func stableAssignments(f *procFleet) (*metav1.ListTasksResponse, bool) {
 	return prev, false
 }
 
-// schedulerMoves counts one meta-server process's range moves made by
-// policy: on measured load, and for count balance.
-type schedulerMoves struct{ load, balance float64 }
+// schedulerMoves counts one meta-server process's moves made by policy:
+// ranges on measured load and for count balance, store streams for count
+// balance.
+type schedulerMoves struct{ load, balance, streams float64 }
 
 // policyMoves reads each running meta-server's range moves by policy,
 // keyed by its name and start number (a restarted process counts from 0).
@@ -331,6 +331,7 @@ func policyMoves(f *procFleet) map[string]schedulerMoves {
 		out[m.name+"#"+strconv.Itoa(m.starts)] = schedulerMoves{
 			load:    metricSum(string(b), name, `kind="range",reason="load"`),
 			balance: metricSum(string(b), name, `kind="range",reason="balance"`),
+			streams: metricSum(string(b), name, `kind="stream",reason="balance"`),
 		}
 	}
 	return out
@@ -338,15 +339,15 @@ func policyMoves(f *procFleet) map[string]schedulerMoves {
 
 // excusedChange decides whether assignments that changed across a leader
 // change are the scheduler's policy at work rather than the leader
-// change's doing: load moves follow the sorters' measured loads, which go
-// on changing (a sorter restarted by an earlier fault reports its first
-// load ten seconds later, and the new leader may be the one to act on it),
-// and a count balance may follow such a move. It is excused only if the
-// store streams kept their owners, no range came or went, and the ranges
-// that changed owner are no more than the load and balance moves the
-// meta-servers counted between the two readings, at least one of them on
-// load. A new leader that took the assignments over wrongly (as
-// unassigned, or as its owners gone) is never excused. why says which.
+// change's doing: a count balance an earlier fault left owed, a load move
+// on a report that came just then (a sorter restarted by an earlier fault
+// reports its first load one --load-interval later, and the new leader may
+// be the one to act on it). It is excused only if no task came or went and
+// the ranges and store streams that changed owner are no more than the
+// policy moves the meta-servers counted between the two readings (ranges:
+// load and balance; streams: balance). A new leader that took the
+// assignments over wrongly (as unassigned, or as its owners gone) is never
+// excused. why says which.
 func excusedChange(before, after *metav1.ListTasksResponse, movesBefore, movesAfter map[string]schedulerMoves) (why string, ok bool) {
 	owners := func(r *metav1.ListTasksResponse) (ranges, streams map[uint64]string) {
 		ranges, streams = map[uint64]string{}, map[uint64]string{}
@@ -358,66 +359,42 @@ func excusedChange(before, after *metav1.ListTasksResponse, movesBefore, movesAf
 		}
 		return ranges, streams
 	}
+	moved := func(b, a map[uint64]string) (n int, same bool) {
+		if len(a) != len(b) {
+			return 0, false
+		}
+		for id, o := range b {
+			x, ok := a[id]
+			if !ok {
+				return 0, false
+			}
+			if x != o {
+				n++
+			}
+		}
+		return n, true
+	}
 	rb, sb := owners(before)
 	ra, sa := owners(after)
-	if fmt.Sprint(sb) != fmt.Sprint(sa) {
-		return "store streams moved", false
+	rMoved, rSame := moved(rb, ra)
+	sMoved, sSame := moved(sb, sa)
+	if !rSame || !sSame {
+		return "tasks came or went", false
 	}
-	if len(rb) != len(ra) {
-		return "ranges came or went", false
-	}
-	moved := 0
-	for id, o := range rb {
-		a, ok := ra[id]
-		if !ok {
-			return "ranges came or went", false
-		}
-		if a != o {
-			moved++
-		}
-	}
-	var load, balance float64
+	var d schedulerMoves
 	for k, a := range movesAfter {
 		b := movesBefore[k] // zero for a process started in between
-		load += a.load - b.load
-		balance += a.balance - b.balance
+		d.load += a.load - b.load
+		d.balance += a.balance - b.balance
+		d.streams += a.streams - b.streams
 	}
-	why = fmt.Sprintf("%d range(s) moved; the meta-servers counted %.0f load and %.0f balance move(s) in between", moved, load, balance)
-	return why, load >= 1 && float64(moved) <= load+balance
+	why = fmt.Sprintf("%d range(s) and %d store stream(s) moved; the meta-servers counted %.0f range load, %.0f range balance and %.0f stream balance move(s) in between",
+		rMoved, sMoved, d.load, d.balance, d.streams)
+	return why, float64(rMoved) <= d.load+d.balance && float64(sMoved) <= d.streams
 }
 
-// settleBound bounds stableAssignments' wait: a sorter fault's ranges are
-// back in balance a few seconds after they caught up.
+// settleBound bounds stableAssignments' wait.
 const settleBound = 30 * time.Second
-
-// balanced reports whether the scheduler's count balance has nothing left
-// to move: within each kind, the members' task counts differ by one at most
-// (members owning nothing count as zero).
-func balanced(f *procFleet, tasks *metav1.ListTasksResponse) bool {
-	counts := map[string]int{}
-	for _, r := range tasks.GetRanges() {
-		if r.Task.State != metav1.RangeTask_STATE_RETIRED {
-			counts[r.Task.Owner]++
-		}
-	}
-	for _, s := range tasks.GetStreams() {
-		counts[s.Task.Owner]++
-	}
-	for _, kind := range []string{"sorter", "dispatcher"} {
-		lo, hi := -1, 0
-		for _, m := range f.ofKind(kind) {
-			n := counts[m.name]
-			if lo < 0 || n < lo {
-				lo = n
-			}
-			hi = max(hi, n)
-		}
-		if hi-lo > 1 {
-			return false
-		}
-	}
-	return true
-}
 
 // waitRecovered waits until every active range and store stream of tenant 1
 // has an owner, every active range has published everything committed up
@@ -458,7 +435,7 @@ func recovered(tasks *metav1.ListTasksResponse, since time.Time) bool {
 }
 
 // TestExcusedChange: a change across a leader change is excused only as
-// policy moves the meta-servers counted, at least one on load.
+// policy moves the meta-servers counted.
 func TestExcusedChange(t *testing.T) {
 	tasks := func(ranges map[uint64]string, streams map[uint64]string) *metav1.ListTasksResponse {
 		r := &metav1.ListTasksResponse{}
@@ -471,11 +448,12 @@ func TestExcusedChange(t *testing.T) {
 		return r
 	}
 	streams := map[uint64]string{1: "dispatcher-2", 2: "dispatcher-1"}
+	moved := map[uint64]string{1: "dispatcher-1", 2: "dispatcher-1"}
 	before := tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, streams)
 	// The case seen: the new leader moved range 3 on load.
 	after := tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-1", 4: "sorter-2"}, streams)
-	m0 := map[string]schedulerMoves{"meta-server-1#1": {load: 2, balance: 5}, "meta-server-2#1": {balance: 1}}
-	loadMove := map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {load: 1, balance: 1}}
+	m0 := map[string]schedulerMoves{"meta-server-1#1": {load: 2, balance: 5, streams: 4}, "meta-server-2#1": {balance: 1, streams: 1}}
+	loadMove := map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {load: 1, balance: 1, streams: 1}}
 	for _, c := range []struct {
 		name        string
 		after       *metav1.ListTasksResponse
@@ -483,13 +461,16 @@ func TestExcusedChange(t *testing.T) {
 		want        bool
 		whyContains string
 	}{
-		{"one load move", after, loadMove, true, "1 range(s) moved; the meta-servers counted 1 load and 0 balance"},
-		{"no policy move (the killed process's counts are not subtracted from its restart's)", after, map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {balance: 1}}, false, "0 load"},
-		{"balance moves alone", after, map[string]schedulerMoves{"meta-server-2#1": {balance: 3}}, false, "2 balance"},
-		{"more ranges moved than counted", tasks(map[uint64]string{1: "sorter-2", 2: "sorter-2", 3: "sorter-1", 4: "sorter-1"}, streams), loadMove, false, "4 range(s) moved"},
+		{"one load move", after, loadMove, true, "1 range(s) and 0 store stream(s) moved; the meta-servers counted 1 range load, 0 range balance"},
+		{"no policy move (the killed process's counts are not subtracted from its restart's)", after,
+			map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {balance: 1, streams: 1}}, false, "0 range load, 0 range balance"},
+		{"an owed count balance", after, map[string]schedulerMoves{"meta-server-2#1": {balance: 2, streams: 1}}, true, "1 range balance"},
+		{"more ranges moved than counted", tasks(map[uint64]string{1: "sorter-2", 2: "sorter-2", 3: "sorter-1", 4: "sorter-1"}, streams), loadMove, false, "4 range(s)"},
 		{"a load move and the balance after it", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-2", 3: "sorter-1", 4: "sorter-2"}, streams),
-			map[string]schedulerMoves{"meta-server-2#1": {load: 1, balance: 2}}, true, "2 range(s) moved"},
-		{"streams moved", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-1", 4: "sorter-2"}, map[uint64]string{1: "dispatcher-1", 2: "dispatcher-1"}), loadMove, false, "store streams"},
+			map[string]schedulerMoves{"meta-server-2#1": {load: 1, balance: 2, streams: 1}}, true, "2 range(s)"},
+		{"a stream moved, not counted", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, moved), loadMove, false, "1 store stream(s)"},
+		{"a stream moved by a counted balance", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, moved),
+			map[string]schedulerMoves{"meta-server-2#1": {balance: 1, streams: 2}}, true, "1 stream balance"},
 		{"a range went", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-1"}, streams), loadMove, false, "came or went"},
 	} {
 		why, ok := excusedChange(before, c.after, m0, c.moves)
