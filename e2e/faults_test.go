@@ -343,43 +343,43 @@ func policyMoves(f *procFleet) map[string]schedulerMoves {
 // on a report that came just then (a sorter restarted by an earlier fault
 // reports its first load one --load-interval later, and the new leader may
 // be the one to act on it). It is excused only if no task came or went and
-// the ranges and store streams that changed owner are no more than the
-// policy moves the meta-servers counted between the two readings (ranges:
-// load and balance; streams: balance). A new leader that took the
+// the assignments of ranges and store streams in between (their epochs'
+// rise) are no more than the policy moves the meta-servers counted between
+// the two readings (ranges: load and balance; streams: balance). A new leader that took the
 // assignments over wrongly (as unassigned, or as its owners gone) is never
 // excused. why says which.
 func excusedChange(before, after *metav1.ListTasksResponse, movesBefore, movesAfter map[string]schedulerMoves) (why string, ok bool) {
-	owners := func(r *metav1.ListTasksResponse) (ranges, streams map[uint64]string) {
-		ranges, streams = map[uint64]string{}, map[uint64]string{}
+	// Each assignment raises a task's epoch by one: the epochs count the
+	// assignments in between, even one that was undone.
+	epochs := func(r *metav1.ListTasksResponse) (ranges, streams map[uint64]uint64) {
+		ranges, streams = map[uint64]uint64{}, map[uint64]uint64{}
 		for _, x := range r.GetRanges() {
-			ranges[x.Task.RangeId] = x.Task.Owner
+			ranges[x.Task.RangeId] = x.Task.Epoch
 		}
 		for _, x := range r.GetStreams() {
-			streams[x.Task.StoreId] = x.Task.Owner
+			streams[x.Task.StoreId] = x.Task.Epoch
 		}
 		return ranges, streams
 	}
-	moved := func(b, a map[uint64]string) (n int, same bool) {
+	assigned := func(b, a map[uint64]uint64) (n uint64, same bool) {
 		if len(a) != len(b) {
 			return 0, false
 		}
-		for id, o := range b {
+		for id, e := range b {
 			x, ok := a[id]
-			if !ok {
+			if !ok || x < e {
 				return 0, false
 			}
-			if x != o {
-				n++
-			}
+			n += x - e
 		}
 		return n, true
 	}
-	rb, sb := owners(before)
-	ra, sa := owners(after)
-	rMoved, rSame := moved(rb, ra)
-	sMoved, sSame := moved(sb, sa)
+	rb, sb := epochs(before)
+	ra, sa := epochs(after)
+	rN, rSame := assigned(rb, ra)
+	sN, sSame := assigned(sb, sa)
 	if !rSame || !sSame {
-		return "tasks came or went", false
+		return "tasks came or went, or an epoch went down", false
 	}
 	var d schedulerMoves
 	for k, a := range movesAfter {
@@ -388,9 +388,9 @@ func excusedChange(before, after *metav1.ListTasksResponse, movesBefore, movesAf
 		d.balance += a.balance - b.balance
 		d.streams += a.streams - b.streams
 	}
-	why = fmt.Sprintf("%d range(s) and %d store stream(s) moved; the meta-servers counted %.0f range load, %.0f range balance and %.0f stream balance move(s) in between",
-		rMoved, sMoved, d.load, d.balance, d.streams)
-	return why, float64(rMoved) <= d.load+d.balance && float64(sMoved) <= d.streams
+	why = fmt.Sprintf("%d range and %d store stream assignment(s); the meta-servers counted %.0f range load, %.0f range balance and %.0f stream balance move(s) in between",
+		rN, sN, d.load, d.balance, d.streams)
+	return why, float64(rN) <= d.load+d.balance && float64(sN) <= d.streams
 }
 
 // settleBound bounds stableAssignments' wait.
@@ -437,21 +437,31 @@ func recovered(tasks *metav1.ListTasksResponse, since time.Time) bool {
 // TestExcusedChange: a change across a leader change is excused only as
 // policy moves the meta-servers counted.
 func TestExcusedChange(t *testing.T) {
-	tasks := func(ranges map[uint64]string, streams map[uint64]string) *metav1.ListTasksResponse {
+	type task struct {
+		owner string
+		epoch uint64
+	}
+	tasks := func(ranges map[uint64]task, streams map[uint64]task) *metav1.ListTasksResponse {
 		r := &metav1.ListTasksResponse{}
-		for id, o := range ranges {
-			r.Ranges = append(r.Ranges, &metav1.RangeStatus{Task: &metav1.RangeTask{RangeId: id, Owner: o}})
+		for id, x := range ranges {
+			r.Ranges = append(r.Ranges, &metav1.RangeStatus{Task: &metav1.RangeTask{RangeId: id, Owner: x.owner, Epoch: x.epoch}})
 		}
-		for id, o := range streams {
-			r.Streams = append(r.Streams, &metav1.StreamStatus{Task: &metav1.StreamTask{StoreId: id, Owner: o}})
+		for id, x := range streams {
+			r.Streams = append(r.Streams, &metav1.StreamStatus{Task: &metav1.StreamTask{StoreId: id, Owner: x.owner, Epoch: x.epoch}})
 		}
 		return r
 	}
-	streams := map[uint64]string{1: "dispatcher-2", 2: "dispatcher-1"}
-	moved := map[uint64]string{1: "dispatcher-1", 2: "dispatcher-1"}
-	before := tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, streams)
-	// The case seen: the new leader moved range 3 on load.
-	after := tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-1", 4: "sorter-2"}, streams)
+	streams := map[uint64]task{1: {"dispatcher-2", 2}, 2: {"dispatcher-1", 1}}
+	moved := map[uint64]task{1: {"dispatcher-1", 3}, 2: {"dispatcher-1", 1}}
+	ranges := func(r3 task, more ...task) map[uint64]task {
+		m := map[uint64]task{1: {"sorter-1", 1}, 2: {"sorter-1", 2}, 3: r3, 4: {"sorter-2", 3}}
+		for i, x := range more {
+			m[uint64(i+1)] = x
+		}
+		return m
+	}
+	before := tasks(ranges(task{"sorter-2", 4}), streams)
+	after := tasks(ranges(task{"sorter-1", 5}), streams) // the case seen: range 3 moved on load
 	m0 := map[string]schedulerMoves{"meta-server-1#1": {load: 2, balance: 5, streams: 4}, "meta-server-2#1": {balance: 1, streams: 1}}
 	loadMove := map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {load: 1, balance: 1, streams: 1}}
 	for _, c := range []struct {
@@ -461,17 +471,19 @@ func TestExcusedChange(t *testing.T) {
 		want        bool
 		whyContains string
 	}{
-		{"one load move", after, loadMove, true, "1 range(s) and 0 store stream(s) moved; the meta-servers counted 1 range load, 0 range balance"},
+		{"one load move", after, loadMove, true, "1 range and 0 store stream assignment(s); the meta-servers counted 1 range load, 0 range balance"},
 		{"no policy move (the killed process's counts are not subtracted from its restart's)", after,
 			map[string]schedulerMoves{"meta-server-1#2": {}, "meta-server-2#1": {balance: 1, streams: 1}}, false, "0 range load, 0 range balance"},
 		{"an owed count balance", after, map[string]schedulerMoves{"meta-server-2#1": {balance: 2, streams: 1}}, true, "1 range balance"},
-		{"more ranges moved than counted", tasks(map[uint64]string{1: "sorter-2", 2: "sorter-2", 3: "sorter-1", 4: "sorter-1"}, streams), loadMove, false, "4 range(s)"},
-		{"a load move and the balance after it", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-2", 3: "sorter-1", 4: "sorter-2"}, streams),
-			map[string]schedulerMoves{"meta-server-2#1": {load: 1, balance: 2, streams: 1}}, true, "2 range(s)"},
-		{"a stream moved, not counted", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, moved), loadMove, false, "1 store stream(s)"},
-		{"a stream moved by a counted balance", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-2", 4: "sorter-2"}, moved),
+		{"moved away and back: two assignments, one counted", tasks(ranges(task{"sorter-2", 6}), streams), loadMove, false, "2 range and 0"},
+		{"moved away and back, both counted", tasks(ranges(task{"sorter-2", 6}), streams),
+			map[string]schedulerMoves{"meta-server-2#1": {load: 1, balance: 2, streams: 1}}, true, "2 range and 0"},
+		{"more ranges moved than counted", tasks(ranges(task{"sorter-1", 5}, task{"sorter-2", 2}, task{"sorter-2", 3}), streams), loadMove, false, "3 range and 0"},
+		{"a stream moved, not counted", tasks(ranges(task{"sorter-2", 4}), moved), loadMove, false, "0 range and 1 store stream"},
+		{"a stream moved by a counted balance", tasks(ranges(task{"sorter-2", 4}), moved),
 			map[string]schedulerMoves{"meta-server-2#1": {balance: 1, streams: 2}}, true, "1 stream balance"},
-		{"a range went", tasks(map[uint64]string{1: "sorter-1", 2: "sorter-1", 3: "sorter-1"}, streams), loadMove, false, "came or went"},
+		{"a range went", tasks(map[uint64]task{1: {"sorter-1", 1}, 2: {"sorter-1", 2}, 3: {"sorter-1", 5}}, streams), loadMove, false, "came or went"},
+		{"an epoch went down", tasks(ranges(task{"sorter-2", 3}), streams), loadMove, false, "epoch went down"},
 	} {
 		why, ok := excusedChange(before, c.after, m0, c.moves)
 		if ok != c.want || !strings.Contains(why, c.whyContains) {
