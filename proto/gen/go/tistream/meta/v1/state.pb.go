@@ -197,7 +197,10 @@ type WorkerInfo struct {
 	// The worker is stopping gracefully and waits for its tasks to move
 	// away: the meta-server moves them and never assigns it new ones.
 	Draining bool `protobuf:"varint,7,opt,name=draining,proto3" json:"draining,omitempty"`
-	// The interval the loads were measured over, in milliseconds.
+	// Sorters: the interval their load reports cover (--load-interval), in
+	// milliseconds, set from registration on, before the first report. A
+	// worker with one reports loads: the meta-server counts its tasks that
+	// have no report yet as settling, not idle. 0: the worker reports none.
 	LoadIntervalMs int64 `protobuf:"varint,8,opt,name=load_interval_ms,json=loadIntervalMs,proto3" json:"load_interval_ms,omitempty"`
 	// Sorters: the whole process's CPU time per second of wall time over the
 	// interval (user + system, every thread: 1.0 is one core busy), and its
