@@ -178,7 +178,13 @@ type loadTracker struct {
 func (l *loadTracker) restart(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rows, l.bytes, l.busy, l.published, l.since, l.measured = 0, 0, 0, 0, now, false
+	l.begin(now, false)
+}
+
+// begin starts an interval at now with nothing counted; measured says
+// whether one was measured before it. l.mu is held.
+func (l *loadTracker) begin(now time.Time, measured bool) {
+	l.rows, l.bytes, l.busy, l.published, l.since, l.measured = 0, 0, 0, 0, now, measured
 	l.sample.reset()
 }
 
@@ -262,8 +268,7 @@ func (h *holder) measure(now time.Time) *metav1.RangeLoad {
 	}
 	rows, byts, maxTs, busy, published := l.rows, l.bytes, l.maxTs, l.busy, l.published
 	sample := slices.Clone(l.sample.keys)
-	l.rows, l.bytes, l.busy, l.published, l.since, l.measured = 0, 0, 0, 0, now, true
-	l.sample.reset()
+	l.begin(now, true)
 	catching, memory := l.catchingUp, l.memory
 	l.mu.Unlock()
 
