@@ -79,6 +79,18 @@ func TestPlanByLoad(t *testing.T) {
 			[]*schedTask{{key: "1", owner: "aw", load: 1000}, {key: "2", owner: "bw", load: 0}, {key: "3", owner: "bw", load: 0},
 				{key: "4", owner: "bw", load: 1000}, {key: "5", owner: "bw", load: 0}},
 			opts, []want{{"5", "aw", reasonBalance}}},
+		{"a sorter back from a restart gets the coldest range the count balance can move, not the hot one",
+			// TestFaults (seed 61206): every time a sorter came back empty,
+			// the count balance gave it range 4, 4054 of its peer's 4581
+			// rows/s, the last in key order: the costliest move there was.
+			ws(4581, 0),
+			[]*schedTask{{key: "1", owner: "aw", load: 200}, {key: "2", owner: "aw", load: 150}, {key: "3", owner: "aw", load: 177},
+				{key: "4", owner: "aw", load: 4054}},
+			opts, []want{{"2", "bw", reasonBalance}}},
+		{"among equally loaded ranges the count balance moves the last in key order",
+			ws(4000, 0),
+			[]*schedTask{{key: "1", owner: "aw", load: 100}, {key: "2", owner: "aw", load: 100}, {key: "3", owner: "aw", load: 3800}},
+			opts, []want{{"2", "bw", reasonBalance}}},
 		{"a draining worker's tasks go, pinned ones stay; it gets nothing",
 			[]schedWorker{{id: "aw", draining: true}, {id: "bw"}, {id: "cw"}},
 			[]*schedTask{{key: "1", owner: "aw"}, {key: "2", owner: "aw"}, {key: "3", owner: "aw", pinned: true}, {key: "4"}},
@@ -116,25 +128,7 @@ func TestPlanByLoadConverges(t *testing.T) {
 		tasks[i] = &schedTask{key: string(rune('a' + i)), owner: "w1", load: l}
 	}
 	opts := planOpts{minDiff: 100, ratio: 0.1, loadMoves: 1}
-	moves := 0
-	for round := 0; round < 50; round++ {
-		ws := []schedWorker{{id: "w1"}, {id: "w2"}, {id: "w3"}}
-		for _, t := range tasks {
-			for i := range ws {
-				if ws[i].id == t.owner {
-					ws[i].load += t.load
-				}
-			}
-		}
-		as := plan(ws, tasks, opts)
-		if len(as) == 0 {
-			break
-		}
-		for _, a := range as {
-			a.task.owner = a.owner
-			moves++
-		}
-	}
+	moves := len(planRounds(50, []string{"w1", "w2", "w3"}, tasks, opts))
 	per := map[string]float64{}
 	for _, t := range tasks {
 		per[t.owner] += t.load
@@ -146,6 +140,45 @@ func TestPlanByLoadConverges(t *testing.T) {
 	// Stable: one more round moves nothing.
 	ws := []schedWorker{{id: "w1", load: per["w1"]}, {id: "w2", load: per["w2"]}, {id: "w3", load: per["w3"]}}
 	require.Empty(t, plan(ws, tasks, opts))
+}
+
+// A sorter back from a restart with nothing, its peer holding every range
+// and one hot: rounds with the loads following the moves give it cold
+// ranges until the counts are even, never move the hot range, and stop
+// (the services' default hysteresis).
+func TestPlanRestartedSorterGetsColdRanges(t *testing.T) {
+	tasks := []*schedTask{{key: "1", owner: "w1", load: 200}, {key: "2", owner: "w1", load: 150},
+		{key: "3", owner: "w1", load: 177}, {key: "4", owner: "w1", load: 4054}}
+	opts := planOpts{minDiff: 2000, ratio: 0.25, loadMoves: 1}
+	require.Equal(t, []string{"2@balance", "3@balance"}, planRounds(10, []string{"w1", "w2"}, tasks, opts))
+	require.Equal(t, "w1", tasks[3].owner, "the hot range stayed")
+}
+
+// planRounds runs up to n scheduling rounds over workers whose loads are
+// their tasks' loads, applying each round's moves, until a round moves
+// nothing; it returns the moves as "key@reason".
+func planRounds(n int, workers []string, tasks []*schedTask, opts planOpts) []string {
+	var moved []string
+	for round := 0; round < n; round++ {
+		ws := make([]schedWorker, len(workers))
+		for i, id := range workers {
+			ws[i].id = id
+			for _, t := range tasks {
+				if t.owner == id {
+					ws[i].load += t.load
+				}
+			}
+		}
+		as := plan(ws, tasks, opts)
+		if len(as) == 0 {
+			break
+		}
+		for _, a := range as {
+			a.task.owner = a.owner
+			moved = append(moved, a.task.key+"@"+a.reason)
+		}
+	}
+	return moved
 }
 
 // The split bounds: rows, CPU share and memory each make a range hot;

@@ -84,8 +84,8 @@ func (o planOpts) threshold(hi float64) float64 { return max(o.minDiff, o.ratio*
 //     report from its owner yet), balance: if the busiest and the idlest
 //     non-draining worker differ by
 //     more than one task, one movable task moves from the busiest to the
-//     idlest: the last in key order whose move does not unbalance their
-//     loads beyond the hysteresis;
+//     idlest: the least loaded (then the last in key order) whose move
+//     does not unbalance their loads beyond the hysteresis;
 //   - otherwise, if the most and the least loaded differ by more than the
 //     hysteresis, one movable task moves between them: the one whose load
 //     best halves the difference, if that gains at least minDiff.
@@ -169,16 +169,25 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 	}
 	from, to := busiest(targets), idlest(targets)
 	if from.tasks-to.tasks > 1 {
-		// Move the last movable task of the busiest worker (key order), so
-		// that repeated rounds move different tasks in a predictable order,
-		// unless its move would unbalance the pair's loads.
+		// Move the least loaded movable task of the busiest worker whose
+		// move does not unbalance the pair's loads; among equals the last
+		// in key order, so that repeated rounds move different tasks in a
+		// predictable order. A move restarts the streams that feed the
+		// task and its new owner catches up on what came since its last
+		// snapshot, which costs in proportion to its load: a sorter back
+		// from a restart gets cold ranges, not the hot one (which it got,
+		// as the last in key order, before).
 		before := math.Abs(from.load - to.load)
 		limit := max(before, opts.threshold(max(from.load, to.load)))
+		var pick *schedTask
 		for i := len(tasks) - 1; i >= 0; i-- {
 			t := tasks[i]
-			if movable(t, from) && math.Abs(from.load-to.load-2*t.load) <= limit {
-				return append(out, assignment{task: t, owner: to.id, reason: reasonBalance, from: from.load, to: to.load})
+			if movable(t, from) && math.Abs(from.load-to.load-2*t.load) <= limit && (pick == nil || t.load < pick.load) {
+				pick = t
 			}
+		}
+		if pick != nil {
+			return append(out, assignment{task: pick, owner: to.id, reason: reasonBalance, from: from.load, to: to.load})
 		}
 	}
 	if opts.loadMoves <= 0 {
