@@ -175,8 +175,7 @@ func plan(workers []schedWorker, tasks []*schedTask, opts planOpts) []assignment
 		// predictable order. A move restarts the streams that feed the
 		// task and its new owner catches up on what came since its last
 		// snapshot, which costs in proportion to its load: a sorter back
-		// from a restart gets cold ranges, not the hot one (which it got,
-		// as the last in key order, before).
+		// from a restart gets cold ranges, not the hot one.
 		before := math.Abs(from.load - to.load)
 		limit := max(before, opts.threshold(max(from.load, to.load)))
 		var pick *schedTask
