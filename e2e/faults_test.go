@@ -4,9 +4,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -318,20 +316,15 @@ func policyMoves(f *procFleet) map[string]schedulerMoves {
 		if !m.p.running() {
 			continue
 		}
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + m.httpAddr + "/metrics")
+		b, err := fetchMetrics(m.httpAddr)
 		if err != nil {
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
 			continue
 		}
 		const name = "tistream_meta_assignments_total"
 		out[m.name+"#"+strconv.Itoa(m.starts)] = schedulerMoves{
-			load:    metricSum(string(b), name, `kind="range",reason="load"`),
-			balance: metricSum(string(b), name, `kind="range",reason="balance"`),
-			streams: metricSum(string(b), name, `kind="stream",reason="balance"`),
+			load:    metricSum(b, name, `kind="range",reason="load"`),
+			balance: metricSum(b, name, `kind="range",reason="balance"`),
+			streams: metricSum(b, name, `kind="stream",reason="balance"`),
 		}
 	}
 	return out

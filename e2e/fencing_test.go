@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -98,14 +99,29 @@ func rangesOwnedBy(tasks *metav1.ListTasksResponse, owner string) []uint64 {
 	return ids
 }
 
+// metrics is a member's /metrics exposition, or the error text when it
+// could not be fetched (a check for a metric line then fails).
 func metrics(t *testing.T, httpAddr string) string {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + httpAddr + "/metrics")
-	if err != nil {
+	s, err := fetchMetrics(httpAddr)
+	if s == "" && err != nil {
 		return err.Error()
 	}
+	return s
+}
+
+// fetchMetrics reads a member's /metrics: what it read, and an error when
+// the request, the read or the status failed.
+func fetchMetrics(httpAddr string) (string, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return "", err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET /metrics of %s: %s", httpAddr, resp.Status)
+	}
+	return string(b), err
 }
 
 // checkEpochsNeverGoDown reads every range log of the tenant from the pool
