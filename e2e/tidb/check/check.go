@@ -212,15 +212,21 @@ func (c *Checker) count(ctx context.Context, t server.Table, ts uint64, perID ma
 	}
 	defer conn.ExecContext(context.Background(), "SET @@tidb_snapshot = ''")
 	name := fmt.Sprintf("`%s`.`%s`", t.DB, t.Name)
+	// compare counts what q reads and compares it with the keys of id;
+	// what names the partition in a difference ("" for the whole table).
+	compare := func(q string, id int64, what string) error {
+		n, ok, err := countRows(ctx, conn, q, t, ts, res)
+		if !ok {
+			return err
+		}
+		res.Counts++
+		if n != perID[id] {
+			res.Diffs = append(res.Diffs, fmt.Sprintf("%s.%s: SELECT COUNT(*)%s at %d is %d, its record range has %d keys", t.DB, t.Name, what, ts, n, perID[id]))
+		}
+		return nil
+	}
 	if len(t.PhysicalIDs) == 1 && t.PhysicalIDs[0] == t.ID {
-		n, ok, err := countRows(ctx, conn, "SELECT COUNT(*) FROM "+name, t, ts, res)
-		if ok {
-			res.Counts++
-		}
-		if ok && n != perID[t.ID] {
-			res.Diffs = append(res.Diffs, fmt.Sprintf("%s.%s: SELECT COUNT(*) at %d is %d, its record range has %d keys", t.DB, t.Name, ts, n, perID[t.ID]))
-		}
-		return err
+		return compare("SELECT COUNT(*) FROM "+name, t.ID, "")
 	}
 	parts, err := snapshotPartitions(ctx, conn, t)
 	if err != nil {
@@ -229,16 +235,9 @@ func (c *Checker) count(ctx context.Context, t server.Table, ts uint64, perID ma
 	cmp := partitionCounts(t, ts, perID, parts)
 	res.Skipped = append(res.Skipped, cmp.skipped...)
 	for _, p := range cmp.count {
-		n, ok, err := countRows(ctx, conn, fmt.Sprintf("SELECT COUNT(*) FROM %s PARTITION (`%s`)", name, p.name), t, ts, res)
-		if err != nil {
+		if err := compare(fmt.Sprintf("SELECT COUNT(*) FROM %s PARTITION (`%s`)", name, p.name), p.id,
+			fmt.Sprintf(" of partition %s (id %d)", p.name, p.id)); err != nil {
 			return err
-		}
-		if ok {
-			res.Counts++
-		}
-		if ok && n != perID[p.id] {
-			res.Diffs = append(res.Diffs, fmt.Sprintf("%s.%s: SELECT COUNT(*) of partition %s (id %d) at %d is %d, its record range has %d keys",
-				t.DB, t.Name, p.name, p.id, ts, n, perID[p.id]))
 		}
 	}
 	return nil
