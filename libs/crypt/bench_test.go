@@ -53,6 +53,16 @@ func BenchmarkEncryption(b *testing.B) {
 				require.NoError(b, err)
 			}
 		})
+		b.Run("getrange-into-1MiB/"+name, func(b *testing.B) {
+			s := stores()[name]
+			require.NoError(b, s.Put(ctx, key, data))
+			buf := make([]byte, size)
+			b.SetBytes(size)
+			for b.Loop() {
+				_, err := objstore.GetRangeInto(ctx, s, key, 0, buf)
+				require.NoError(b, err)
+			}
+		})
 		for _, off := range []int64{0, 300_000} {
 			b.Run(fmt.Sprintf("getrange-4KiB@%d/%s", off, name), func(b *testing.B) {
 				s := stores()[name]

@@ -86,6 +86,18 @@ func (s *NoKMS) Get(ctx context.Context, key string) ([]byte, error) {
 // GetRange implements objstore.Store.
 func (s *NoKMS) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	b, err := s.Store.GetRange(ctx, key, off, n)
+	return s.checkFromStart(key, off, b, err)
+}
+
+// GetRangeInto implements objstore.RangeIntoGetter, passing buf on.
+func (s *NoKMS) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	b, err := objstore.GetRangeInto(ctx, s.Store, key, off, buf)
+	return s.checkFromStart(key, off, b, err)
+}
+
+// checkFromStart checks a ranged read's bytes when they are the object's
+// first.
+func (s *NoKMS) checkFromStart(key string, off int64, b []byte, err error) ([]byte, error) {
 	if err != nil || off != 0 {
 		return b, err
 	}

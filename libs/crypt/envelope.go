@@ -225,19 +225,71 @@ func (s *sealer) seal(dst []byte, parts [][]byte) []byte {
 // ct holds back to back, which must be whole chunks.
 func (s *sealer) open(dst, ct []byte, first int64) ([]byte, error) {
 	for i := first; len(ct) > 0; i++ {
-		if i >= s.h.chunks() {
-			return nil, fmt.Errorf("%w: %d bytes after the last chunk", ErrCorrupt, len(ct))
+		n, err := s.chunkLen(ct, i)
+		if err != nil {
+			return nil, err
 		}
-		n := s.h.chunkPlain(i) + tagLen
-		if int64(len(ct)) < n {
-			return nil, fmt.Errorf("%w: chunk %d has %d bytes, want %d (truncated)", ErrCorrupt, i, len(ct), n)
-		}
-		nonce, ad := s.nonceAndAD(i)
-		var err error
-		if dst, err = s.aead.Open(dst, nonce[:], ct[:n], ad[:]); err != nil {
-			return nil, fmt.Errorf("%w: chunk %d", ErrAuth, i)
+		if dst, err = s.openChunk(dst, ct[:n], i); err != nil {
+			return nil, err
 		}
 		ct = ct[n:]
 	}
 	return dst, nil
+}
+
+// openRange decrypts into dst the plaintext from offset start of the
+// object (len(dst) bytes) out of ct, the whole chunks first, first+1, ...
+// covering it back to back. A chunk wholly inside the range is decrypted
+// where its plaintext goes; the range's first and last chunk, when only
+// partly inside, through part (appended to: room for a chunk saves an
+// allocation).
+func (s *sealer) openRange(dst, ct []byte, first, start int64, part []byte) ([]byte, error) {
+	end := start + int64(len(dst))
+	for i := first; len(ct) > 0; i++ {
+		n, err := s.chunkLen(ct, i)
+		if err != nil {
+			return nil, err
+		}
+		lo := i * s.h.chunkSize // the chunk's plaintext: [lo, hi)
+		hi := lo + n - tagLen
+		if lo >= end || hi <= start {
+			return nil, fmt.Errorf("%w: chunk %d is outside the range read", ErrCorrupt, i)
+		}
+		if lo >= start && hi <= end {
+			if _, err := s.openChunk(dst[lo-start:lo-start], ct[:n], i); err != nil {
+				return nil, err
+			}
+		} else {
+			if part, err = s.openChunk(part[:0], ct[:n], i); err != nil {
+				return nil, err
+			}
+			from, to := max(start, lo), min(end, hi)
+			copy(dst[from-start:to-start], part[from-lo:to-lo])
+		}
+		ct = ct[n:]
+	}
+	return dst, nil
+}
+
+// chunkLen is the length of chunk i's ciphertext, which ct must hold.
+func (s *sealer) chunkLen(ct []byte, i int64) (int64, error) {
+	if i >= s.h.chunks() {
+		return 0, fmt.Errorf("%w: %d bytes after the last chunk", ErrCorrupt, len(ct))
+	}
+	n := s.h.chunkPlain(i) + tagLen
+	if int64(len(ct)) < n {
+		return 0, fmt.Errorf("%w: chunk %d has %d bytes, want %d (truncated)", ErrCorrupt, i, len(ct), n)
+	}
+	return n, nil
+}
+
+// openChunk appends chunk i's plaintext, opened from its ciphertext ct, to
+// dst.
+func (s *sealer) openChunk(dst, ct []byte, i int64) ([]byte, error) {
+	nonce, ad := s.nonceAndAD(i)
+	out, err := s.aead.Open(dst, nonce[:], ct, ad[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk %d", ErrAuth, i)
+	}
+	return out, nil
 }

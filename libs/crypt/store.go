@@ -99,6 +99,8 @@ type Store struct {
 	// headers: what GetRange knows of an object, by object key (a nil
 	// sealer: the object was plaintext).
 	headers *cache[*sealer]
+	// scratch: ciphertext buffers of GetRangeInto, recycled.
+	scratch scratchBufs
 }
 
 type dataKey struct {
@@ -106,8 +108,9 @@ type dataKey struct {
 }
 
 var (
-	_ objstore.Store       = (*Store)(nil)
-	_ objstore.PartsPutter = (*Store)(nil)
+	_ objstore.Store           = (*Store)(nil)
+	_ objstore.PartsPutter     = (*Store)(nil)
+	_ objstore.RangeIntoGetter = (*Store)(nil)
 )
 
 // Wrap returns inner encrypting for the tenants keyFor gives a reference.
