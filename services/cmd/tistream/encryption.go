@@ -163,10 +163,20 @@ func watchKeys(ctx context.Context, e *env, defaults tenantcfg.Defaults) (*tenan
 }
 
 // noKMSGuard refuses to write a tenant's objects in plaintext when the
-// tenant has a key reference and this service has no KMS to use it.
+// tenant has a key reference and this service has no KMS to use it. Reads
+// pass through, into the caller's buffer too (GetRangeInto).
 type noKMSGuard struct {
 	objstore.Store
 	keys *tenantKeys
+}
+
+var _ objstore.RangeIntoGetter = (*noKMSGuard)(nil)
+
+// GetRangeInto implements objstore.RangeIntoGetter, passing buf on: the
+// pool's readers recycle their read buffers only through a store that
+// reads into them.
+func (g *noKMSGuard) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	return objstore.GetRangeInto(ctx, g.Store, key, off, buf)
 }
 
 func (g *noKMSGuard) check(ctx context.Context, key string) error {
