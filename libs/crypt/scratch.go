@@ -6,13 +6,14 @@ import (
 	"github.com/tistream/tistream/libs/recycle"
 )
 
-// scratchBufs recycles the buffers ranged reads into a caller's buffer
-// (GetRangeInto) read the chunks' ciphertext into before decrypting it:
-// the pool's readers recycle their plaintext buffers, and a new ciphertext
-// buffer for every read would undo that (a fresh allocation is zeroed and,
-// on a virtual machine, page-faulted in: most of a read's cost). At most
-// maxScratch buffers and maxScratchBytes of capacity are held; what does
-// not fit is left to the collector.
+// scratchBufs recycles the store's ciphertext buffers: the envelopes puts
+// seal (a sorter writes a publication every round), and the chunks ranged
+// reads into a caller's buffer (GetRangeInto) read before decrypting them.
+// The pool's writers and readers recycle their plaintext buffers, and a new
+// ciphertext buffer for every put or read would undo that (a fresh
+// allocation is zeroed and, on a virtual machine, page-faulted in: most of
+// a read's cost). At most maxScratch buffers and maxScratchBytes of
+// capacity are held; what does not fit is left to the collector.
 type scratchBufs struct {
 	mu    sync.Mutex
 	bufs  [][]byte

@@ -99,7 +99,8 @@ type Store struct {
 	// headers: what GetRange knows of an object, by object key (a nil
 	// sealer: the object was plaintext).
 	headers *cache[*sealer]
-	// scratch: ciphertext buffers of GetRangeInto, recycled.
+	// scratch: buffers of ciphertext (envelopes being written, chunks
+	// read by GetRangeInto), recycled.
 	scratch scratchBufs
 }
 
@@ -182,7 +183,12 @@ func (s *Store) put(ctx context.Context, key string, parts [][]byte, ifAbsent bo
 	if err != nil {
 		return err
 	}
-	if err := put(ctx, s.inner, key, sl.seal(make([]byte, 0, sl.h.objectLen()), parts)); err != nil {
+	// The envelope is built in a recycled buffer: a store keeps nothing a
+	// caller passes to a put after it returns (objstore.Store).
+	env := s.scratch.take(int(sl.h.objectLen()))
+	err = put(ctx, s.inner, key, sl.seal(env[:0], parts))
+	s.scratch.put(env)
+	if err != nil {
 		if !errors.Is(err, objstore.ErrExists) {
 			s.headers.remove(key) // a failed put may or may not have landed
 		}
