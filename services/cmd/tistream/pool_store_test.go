@@ -24,7 +24,9 @@ import (
 // one), reads a ranged read into the caller's buffer: the pool's readers
 // recycle their read buffers only through such a store (libs/pool,
 // readbuf.go), and a wrapper that hides GetRangeInto silently turns every
-// section read into a new allocation. Checked for a tenant without a key
+// section read into a new allocation. Likewise it writes in parts
+// (objstore.PartsPutter), or every publication would be joined into one
+// new buffer first. Checked for a tenant without a key
 // and, with a KMS, for one whose objects are encrypted.
 func TestServicePoolStoreReadsIntoTheCallersBuffer(t *testing.T) {
 	cli := svctest.Etcd(t)
@@ -55,6 +57,8 @@ func TestServicePoolStoreReadsIntoTheCallersBuffer(t *testing.T) {
 			defer stop()
 			_, ok := e.pool.(objstore.RangeIntoGetter)
 			require.True(t, ok, "the pool store (%T) reads into a buffer", e.pool)
+			_, ok = e.pool.(objstore.PartsPutter)
+			require.True(t, ok, "the pool store (%T) writes in parts (a sorter's publications, from its recycled sections)", e.pool)
 			for _, tenant := range c.tenants {
 				key := layout.GroupPubKey(tenant, "g", 1)
 				require.NoError(t, objstore.PutIfAbsentParts(ctx, e.pool, key, data[:1000], data[1000:]))
