@@ -33,6 +33,7 @@ type drainOptions struct {
 	Idle        time.Duration // idle CPU sample between the backlog and the registration
 	Timeout     time.Duration // how long the drain may take
 	Pull        bool          // pull the tenant afterwards and count its rows
+	CPUProfile  string        // write a CPU profile of the drain (registration to drained) here
 }
 
 // drainResult is what a drain run measured.
@@ -161,6 +162,11 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		return nil, err
 	}
 	defer up.Close()
+	stopProfile, ok := startCPUProfile(d.CPUProfile, "lag --drain-cpuprofile", stderr)
+	if !ok {
+		return nil, fmt.Errorf("cannot write the CPU profile %s", d.CPUProfile)
+	}
+	defer func() { stopProfile() }() // also when the drain fails
 	start, cpu0 := time.Now(), cpuTime()
 	if err := up.RegisterTenant(ctx, o.Sim.ClusterID, 1); err != nil {
 		return nil, err
@@ -192,6 +198,8 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		}
 	}
 	res.Drain, res.CPU = time.Since(start), cpuTime()-cpu0
+	stopProfile() // the drain only, not the pull
+	stopProfile = func() {}
 	if err := scrapeCounters(f, res.Metrics); err != nil {
 		return nil, err
 	}
