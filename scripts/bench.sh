@@ -68,6 +68,8 @@ done
 echo
 echo "== store change files at ~100,000 regions per store: routing one steady-state file, format version 1 (full headers) vs 2 (deltas, LeaderResolvedTs)"
 go test ./libs/route -run '^$' -bench RouteSteadyFiles -benchtime 2x | grep -E '^Benchmark'
+echo "== routing a busy store's files (16 regions, 10,000 rows/s): the dispatcher's cost per row event"
+go test ./libs/route -run '^$' -bench RouteBusyFiles -benchmem -benchtime 5x | grep -E '^Benchmark'
 
 if [[ $quick != 1 ]]; then
   dir=$(mktemp -d)

@@ -21,16 +21,25 @@ var benchStores = sync.OnceValues(func() (map[string]objstore.Store, error) {
 	cfg.Duration = 5 * time.Second
 	cfg.Tables, cfg.Regions = 30_000, 300_000
 	cfg.FormatVersion = 1
-	v1 := objstore.NewMemory()
-	s, err := sim.New(cfg, sim.Options{Store: v1})
+	v1, err := simulate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]objstore.Store{"1": v1}, nil
+})
+
+// simulate runs the simulator with cfg into a new in-memory store.
+func simulate(cfg sim.Config) (objstore.Store, error) {
+	st := objstore.NewMemory()
+	s, err := sim.New(cfg, sim.Options{Store: st})
 	if err != nil {
 		return nil, err
 	}
 	if _, err := s.Run(context.Background()); err != nil {
 		return nil, err
 	}
-	return map[string]objstore.Store{"1": v1}, nil
-})
+	return st, nil
+}
 
 // BenchmarkRouteSteadyFiles// BenchmarkRouteSteadyFiles routes a store's files after its first two
 // (the bootstrap STARTs and the first full leader list, not timed): what a
@@ -81,4 +90,48 @@ func BenchmarkRouteSteadyFiles(b *testing.B) {
 			b.ReportMetric(float64(bytes)/n/1024, "KiB/file")
 		})
 	}
+}
+
+// busyStore is 10 simulated seconds of the simulator's default cluster (3
+// stores, 16 regions over 8 tables) at 10,000 rows/s: few regions with many
+// rows each, the shape `tistream lag --backlog-rows` drains.
+var busyStore = sync.OnceValues(func() (objstore.Store, error) {
+	cfg := sim.DefaultConfig()
+	cfg.Duration = 10 * time.Second
+	cfg.RowsPerSec = 10_000
+	return simulate(cfg)
+})
+
+// BenchmarkRouteBusyFiles routes every file of store 1 of busyStore into
+// the four ranges: the dispatcher's cost per row event when regions are
+// few and busy.
+func BenchmarkRouteBusyFiles(b *testing.B) {
+	tb := ranges(b)
+	st, err := busyStore()
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := storeKeys(b, st, 1)
+	files := make([][]byte, len(keys))
+	for i, k := range keys {
+		if files[i], err = st.Get(context.Background(), k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	events := 0
+	for b.Loop() {
+		rt := route.NewRouter(tb)
+		events = 0
+		for i := range files {
+			batches, _, err := rt.Route(keys[i], files[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, bt := range batches {
+				events += len(bt.Events)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(events), "ns/event")
+	b.ReportMetric(float64(events), "events/op")
 }

@@ -29,6 +29,11 @@ type Router struct {
 	check  func(name string, h *formatv1.StoreFileHeader) error
 
 	resolved map[uint64][]Ref // scratch, per range
+	// sizes is how many events each range's batch of the last file had
+	// (and a little more): the next file's batch starts with that room, as
+	// a store's files are much alike, instead of growing an event (160
+	// bytes) at a time — 40 % of the bytes routing allocated.
+	sizes map[uint64]int
 }
 
 // NewRouter routes into table. A stream it starts at a delta header (not
@@ -47,7 +52,7 @@ func NewTrackedRouter(table *Table, tr *Tracker) *Router { return newRouter(tabl
 
 func newRouter(table *Table, tr *Tracker) *Router {
 	return &Router{table: table, stream: storefile.NewStream(nil), count: map[uint64]int{}, tr: tr,
-		resolved: map[uint64][]Ref{}}
+		resolved: map[uint64][]Ref{}, sizes: map[uint64]int{}}
 }
 
 // WithBase sets how the Router reads the header of an earlier file of the
@@ -156,6 +161,9 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 		b := out[id]
 		if b == nil {
 			b = &Batch{RangeID: id, Pos: Position{Store: h.StoreId, Seq: h.Seq}, MaxTs: h.MaxTs}
+			if n := rt.sizes[id]; n > 0 {
+				b.Events = make([]Event, 0, n)
+			}
 			out[id] = b
 		}
 		return b
@@ -186,6 +194,12 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+	}
+	clear(rt.sizes)
+	for id, b := range out {
+		if n := len(b.Events); n > 0 {
+			rt.sizes[id] = n + n/8
 		}
 	}
 	return out, h, nil
