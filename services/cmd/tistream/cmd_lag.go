@@ -329,15 +329,26 @@ func storeFileResolved(rd *storefile.Reader) (uint64, error) {
 }
 
 // recStore is an object store that tells a lagRecorder of every write.
-// Objects written in parts go on in parts, as through the services' own
-// stores (a wrapper without PartsPutter would join every publication into
-// a new buffer first, a cost the measured fleet does not have).
+// Objects written in parts go on in parts, and ranged reads into a buffer
+// into it, as through the services' own stores (a wrapper without
+// PartsPutter would join every publication into a new buffer first, one
+// without RangeIntoGetter make every pool read a new buffer: costs the
+// measured fleet does not have).
 type recStore struct {
 	objstore.Store
 	r *lagRecorder
 }
 
-var _ objstore.PartsPutter = recStore{}
+var (
+	_ objstore.PartsPutter     = recStore{}
+	_ objstore.RangeIntoGetter = recStore{}
+)
+
+// GetRangeInto passes buf on: the api-server's pulls read the pool into
+// recycled buffers through the services' own stores, and so through this.
+func (s recStore) GetRangeInto(ctx context.Context, key string, off int64, buf []byte) ([]byte, error) {
+	return objstore.GetRangeInto(ctx, s.Store, key, off, buf)
+}
 
 func (s recStore) Put(ctx context.Context, key string, data []byte) error {
 	err := s.Store.Put(ctx, key, data)
