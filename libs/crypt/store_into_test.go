@@ -3,7 +3,9 @@ package crypt_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -111,4 +113,54 @@ func TestGetRangeIntoTampered(t *testing.T) {
 	got, err := f.store(t, 64).GetRangeInto(ctx, key, 0, make([]byte, 64))
 	require.NoError(t, err)
 	require.Equal(t, pattern(64), got)
+}
+
+// Readers and writers at once share the store's recycled ciphertext
+// buffers: every read returns its object's bytes, whichever buffers the
+// others hold (run with -race too).
+func TestRecycledBuffersConcurrently(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	w := f.store(t, 1<<10)
+	const objects = 4
+	data := make([][]byte, objects)
+	key := func(i int) string { return fmt.Sprintf("committed_data_pool/tenant-1/range-%d/data/x", i) }
+	for i := range data {
+		data[i] = bytes.Repeat([]byte{byte('a' + i)}, 20_000+i*7_000)
+		require.NoError(t, w.Put(ctx, key(i), data[i]))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 40_000)
+			for n := range 200 {
+				i := (g + n) % objects
+				if g%4 == 3 { // a writer: the same bytes again
+					if err := w.Put(ctx, key(i), data[i]); err != nil {
+						errs <- err
+						return
+					}
+					continue
+				}
+				off := (n * 997) % len(data[i])
+				got, err := w.GetRangeInto(ctx, key(i), int64(off), buf[:1+n*131%len(buf)])
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := expected(data[i], int64(off), int64(1+n*131%len(buf))); !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("object %d at %d: %d bytes, not the object's", i, off, len(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
