@@ -10,14 +10,14 @@ import (
 // zstd encoders and decoders are expensive to build and safe to reuse; one
 // pool each, used with EncodeAll/DecodeAll (no goroutines per call).
 //
-// An encoder's window is a block (a frame never holds more): with the
-// level's default (4 MiB) every encoder allocated an 8 MiB history buffer
-// on its first block over 64 KiB, and the pool makes new encoders after
-// every collection — in the in-process fleet's CPU profile 2 % of all CPU
-// went to zeroing those buffers. A frame holds one block, so a block of up
-// to DefaultBlockSize compresses to as many bytes as before (only the
-// frame header's window differs); a larger one (a record over the block
-// size) finds no match further back than DefaultBlockSize.
+// An encoder's window is the block size: with the level's default (4 MiB)
+// every encoder allocated an 8 MiB history buffer on its first block over
+// 64 KiB, and the pool makes new encoders after every collection — in the
+// in-process fleet's CPU profile 2 % of all CPU went to zeroing those
+// buffers. A frame holds one block, so a block of up to DefaultBlockSize
+// compresses to as many bytes as before (only the frame header's window
+// differs); a larger one (a record over the block size) finds no match
+// further back than DefaultBlockSize.
 var (
 	encoderPool = sync.Pool{New: func() any {
 		e, err := zstd.NewWriter(nil,
