@@ -69,6 +69,23 @@ func FuzzOpenObject(f *testing.F) {
 		_, _ = r.Get(ctx, "obj")
 		_, _ = r.GetRange(ctx, "obj", off, n)
 		_, _ = r.GetRange(ctx, "obj", off, n) // with the header cached
+		// Into a buffer: what GetRange answers, fresh and cached.
+		if off < 0 {
+			off = -(off + 1)
+		}
+		size := int(n & 0xfff)
+		for _, fresh := range []bool{true, false} {
+			ra, rb := r, r // cached: r has read the object
+			if fresh {
+				ra, _ = Wrap(inner, local, w.keyFor, w.tenantOf, Options{ChunkSize: 32})
+				rb, _ = Wrap(inner, local, w.keyFor, w.tenantOf, Options{ChunkSize: 32})
+			}
+			want, werr := ra.GetRange(ctx, "obj", off, int64(size))
+			got, err := rb.GetRangeInto(ctx, "obj", off, make([]byte, size))
+			if (err == nil) != (werr == nil) || !bytes.Equal(got, want) {
+				t.Fatalf("off %d, %d bytes, fresh %v: GetRangeInto %q, %v; GetRange %q, %v", off, size, fresh, got, err, want, werr)
+			}
+		}
 	})
 }
 
