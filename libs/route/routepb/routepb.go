@@ -13,16 +13,35 @@ import (
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
-// ToProto encodes routed events and counts the row events among them.
+// ToProto encodes routed events and counts the row events among them. The
+// messages of a batch are allocated together (an array each of events,
+// incarnations and rows), not three per row event: they live and go as
+// one, the request they are sent in.
 func ToProto(evs []route.Event) (out []*sorterv1.Event, rows int) {
 	out = make([]*sorterv1.Event, len(evs))
+	pes := make([]sorterv1.Event, len(evs))
+	incs := make([]sorterv1.Incarnation, len(evs))
+	withRow := 0
+	for i := range evs {
+		if evs[i].Kind == route.KindRow && evs[i].Row != nil {
+			withRow++
+		}
+	}
+	prs := make([]sorterv1.Row, withRow)
 	for i := range evs {
 		ev := &evs[i]
-		pe := &sorterv1.Event{Inc: refToProto(ev.Inc), Ts: ev.Ts}
+		pe, inc := &pes[i], &incs[i]
+		inc.RegionId, inc.Version, inc.Term = ev.Inc.RegionID, ev.Inc.Version, ev.Inc.Term
+		pe.Inc, pe.Ts = inc, ev.Ts
 		switch ev.Kind {
 		case route.KindRow:
 			pe.Kind = sorterv1.Event_KIND_ROW
-			pe.Row = rowToProto(ev.Row)
+			if r := ev.Row; r != nil {
+				pr := &prs[0]
+				prs = prs[1:]
+				rowToProto(pr, r)
+				pe.Row = pr
+			}
 			rows++
 		case route.KindRegionStart:
 			pe.Kind = sorterv1.Event_KIND_REGION_START
@@ -50,20 +69,29 @@ func ToProto(evs []route.Event) (out []*sorterv1.Event, rows int) {
 }
 
 // FromProto decodes events received over Ingest. An event of an unknown
-// kind, or a row event without a row, is an error naming its index.
+// kind, or a row event without a row, is an error naming its index. The
+// rows of a batch are allocated together, as ToProto's messages are.
 func FromProto(evs []*sorterv1.Event) ([]route.Event, error) {
 	out := make([]route.Event, len(evs))
+	withRow := 0
+	for _, pe := range evs {
+		if pe.GetKind() == sorterv1.Event_KIND_ROW && pe.GetRow() != nil {
+			withRow++
+		}
+	}
+	rows := make([]cdcpb.Event_Row, withRow)
 	for i, pe := range evs {
 		ev := &out[i]
 		ev.Inc, ev.Ts = refFromProto(pe.GetInc()), pe.GetTs()
 		switch pe.GetKind() {
 		case sorterv1.Event_KIND_ROW:
 			ev.Kind = route.KindRow
-			row, err := rowFromProto(pe.GetRow())
-			if err != nil {
-				return nil, fmt.Errorf("event %d: %w", i, err)
+			if pe.GetRow() == nil {
+				return nil, fmt.Errorf("event %d: row event without a row", i)
 			}
-			ev.Row = row
+			ev.Row = &rows[0]
+			rows = rows[1:]
+			rowFromProto(ev.Row, pe.GetRow())
 		case sorterv1.Event_KIND_REGION_START:
 			ev.Kind = route.KindRegionStart
 			ev.Start, ev.End = pe.GetStartKey(), pe.GetEndKey()
@@ -144,27 +172,24 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 	return out
 }
 
-func rowToProto(r *cdcpb.Event_Row) *sorterv1.Row {
-	if r == nil {
-		return nil
-	}
+// rowToProto sets pr (a zero Row) from r.
+func rowToProto(pr *sorterv1.Row, r *cdcpb.Event_Row) {
 	// Types and ops outside the tables stay unspecified (TiKV leaves the op
 	// of rollbacks and some commits unknown).
-	return &sorterv1.Row{Type: typeToProto[r.Type], Op: opToProto[r.OpType], Key: r.Key, Value: r.Value,
-		OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs, Generation: r.Generation}
+	pr.Type, pr.Op = typeToProto[r.Type], opToProto[r.OpType]
+	pr.Key, pr.Value, pr.OldValue = r.Key, r.Value, r.OldValue
+	pr.StartTs, pr.CommitTs, pr.Generation = r.StartTs, r.CommitTs, r.Generation
 }
 
-func rowFromProto(r *sorterv1.Row) (*cdcpb.Event_Row, error) {
-	if r == nil {
-		return nil, fmt.Errorf("row event without a row")
-	}
-	row := &cdcpb.Event_Row{Key: r.Key, Value: r.Value, OldValue: r.OldValue, StartTs: r.StartTs, CommitTs: r.CommitTs,
-		Generation: r.Generation, Type: cdcpb.Event_UNKNOWN, OpType: cdcpb.Event_Row_UNKNOWN}
+// rowFromProto sets row (a zero Event_Row) from r.
+func rowFromProto(row *cdcpb.Event_Row, r *sorterv1.Row) {
+	row.Key, row.Value, row.OldValue = r.Key, r.Value, r.OldValue
+	row.StartTs, row.CommitTs, row.Generation = r.StartTs, r.CommitTs, r.Generation
+	row.Type, row.OpType = cdcpb.Event_UNKNOWN, cdcpb.Event_Row_UNKNOWN
 	if t, ok := typeFromProto[r.Type]; ok {
 		row.Type = t
 	}
 	if op, ok := opFromProto[r.Op]; ok {
 		row.OpType = op
 	}
-	return row, nil
 }

@@ -32,6 +32,14 @@ func TestRoundTrip(t *testing.T) {
 	}
 	pb, rows := ToProto(in)
 	require.Equal(t, 6, rows)
+	require.Equal(t, uint64(13), pb[6].GetRow().GetStartTs(), "each event its own row")
+	// A row event without a row (which FromProto refuses) counts as a
+	// row and leaves the rows of the others in place.
+	gap, n := ToProto([]route.Event{in[1], {Kind: route.KindRow, Inc: ref}, in[4]})
+	require.Equal(t, 3, n)
+	require.Nil(t, gap[1].GetRow())
+	require.Equal(t, []byte("o"), gap[0].GetRow().GetOldValue())
+	require.Equal(t, uint64(11), gap[2].GetRow().GetCommitTs())
 	require.Equal(t, uint64(7), pb[2].GetRow().GetGeneration())
 	out, err := FromProto(pb)
 	require.NoError(t, err)
