@@ -188,7 +188,11 @@ func (s *Store) readRange(ctx context.Context, tenant uint64, key string, sl *se
 		base := first * h.chunkSize
 		return pt[start-base : end-base : end-base], nil
 	}
-	part := s.scratch.take(int(h.chunkSize))
+	var part []byte
+	if start > first*h.chunkSize || end < last*h.chunkSize+h.chunkPlain(last) {
+		// The range starts or ends inside a chunk, which is opened aside.
+		part = s.scratch.take(int(h.chunkSize))
+	}
 	pt, err := sl.openRange(into[:end-start], ct, first, start, part[:0])
 	s.scratch.put(part)
 	if err != nil {
