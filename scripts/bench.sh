@@ -70,6 +70,8 @@ echo "== store change files at ~100,000 regions per store: routing one steady-st
 go test ./libs/route -run '^$' -bench RouteSteadyFiles -benchtime 2x | grep -E '^Benchmark'
 echo "== routing a busy store's files (16 regions, 10,000 rows/s): the dispatcher's cost per row event"
 go test ./libs/route -run '^$' -bench RouteBusyFiles -benchmem -benchtime 5x | grep -E '^Benchmark'
+echo "== the Ingest hop per row event: generated messages (EncodeBatch/DecodeBatch, the path before the wire codec) vs routepb's Request/Received (the path used)"
+go test ./libs/route/routepb -run '^$' -bench 'Batch|Request|Received' -benchmem | grep -E '^Benchmark'
 
 if [[ $quick != 1 ]]; then
   dir=$(mktemp -d)

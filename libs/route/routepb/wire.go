@@ -1,0 +1,595 @@
+package routepb
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/tistream/tistream/libs/route"
+	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+)
+
+// The Ingest hop's requests are the dispatcher's and the sorter's largest
+// messages: every row event of every store file passes through one. Built
+// as generated messages they cost three objects per event to encode and,
+// decoded by the generated code, an object and a copy per key and value
+// (a quarter of the whole fleet's CPU went into that hop, counting the
+// collector's work on the objects). Request and Received are the same
+// sorterv1.IngestRequest on the wire, written from and read into routed
+// events directly; the wire format (proto/tistream/sorter/v1/sorter.proto)
+// does not change, so either side talks to the other's generated code
+// (tests pin the encoder's bytes to proto.Marshal's and the decoder's
+// results to proto.Unmarshal's, fuzzed).
+
+// Field numbers of sorter.proto.
+const (
+	fReqTenant, fReqStore, fReqSeq, fReqMaxTs, fReqBatches, fReqDispatcher = 1, 2, 3, 4, 5, 6
+	fBatchRange, fBatchEpoch, fBatchEvents, fBatchPrevSeq                  = 1, 2, 3, 4
+	fEvKind, fEvRow, fEvInc, fEvStart, fEvEnd, fEvPreds, fEvTs, fEvRefs    = 1, 2, 3, 4, 5, 6, 7, 8
+	fEvTakeoverStore, fEvTakeoverSeq                                       = 9, 10
+	fIncRegion, fIncVersion, fIncTerm                                      = 1, 2, 3
+	fRowType, fRowOp, fRowKey, fRowValue, fRowOld                          = 1, 2, 3, 4, 5
+	fRowStart, fRowCommit, fRowGeneration                                  = 6, 7, 8
+)
+
+// Events is a range batch's events in their wire form (the RangeBatch's
+// events entries), encoded once and placed in any request that carries
+// the batch.
+type Events struct {
+	b    []byte
+	Rows int // row events among them
+}
+
+// EncodeEvents encodes evs as ToProto's messages would be on the wire.
+func EncodeEvents(evs []route.Event) Events {
+	n := 0
+	for i := range evs {
+		n += sizeField(fBatchEvents, eventSize(&evs[i]))
+	}
+	e := Events{b: make([]byte, 0, n)}
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Kind == route.KindRow {
+			e.Rows++
+		}
+		e.b = protowire.AppendTag(e.b, fBatchEvents, protowire.BytesType)
+		e.b = protowire.AppendVarint(e.b, uint64(eventSize(ev)))
+		e.b = appendEvent(e.b, ev)
+	}
+	return e
+}
+
+// Len is the events' encoded size in bytes.
+func (e Events) Len() int { return len(e.b) }
+
+// Request is an IngestRequest to send: its batches' events already
+// encoded. It is what a gRPC codec that knows it (libs/grpcx) writes as
+// the message's bytes.
+type Request struct {
+	TenantID, StoreID, Seq, MaxTs uint64
+	Dispatcher                    string
+	Batches                       []Batch
+}
+
+// Batch is one RangeBatch of a Request.
+type Batch struct {
+	RangeID, RangeEpoch, PrevSeq uint64
+	Events                       Events
+}
+
+// WireSize is the request's encoded size.
+func (r *Request) WireSize() int {
+	n := sizeUint(fReqTenant, r.TenantID) + sizeUint(fReqStore, r.StoreID) + sizeUint(fReqSeq, r.Seq) + sizeUint(fReqMaxTs, r.MaxTs)
+	for i := range r.Batches {
+		n += sizeField(fReqBatches, r.Batches[i].size())
+	}
+	if r.Dispatcher != "" {
+		n += sizeField(fReqDispatcher, len(r.Dispatcher))
+	}
+	return n
+}
+
+func (b *Batch) size() int {
+	return sizeUint(fBatchRange, b.RangeID) + sizeUint(fBatchEpoch, b.RangeEpoch) + len(b.Events.b) + sizeUint(fBatchPrevSeq, b.PrevSeq)
+}
+
+// AppendWire appends the request's encoding: the bytes proto.Marshal gives
+// for the same request built of generated messages.
+func (r *Request) AppendWire(b []byte) []byte {
+	b = appendUint(b, fReqTenant, r.TenantID)
+	b = appendUint(b, fReqStore, r.StoreID)
+	b = appendUint(b, fReqSeq, r.Seq)
+	b = appendUint(b, fReqMaxTs, r.MaxTs)
+	for i := range r.Batches {
+		bt := &r.Batches[i]
+		b = protowire.AppendTag(b, fReqBatches, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(bt.size()))
+		b = appendUint(b, fBatchRange, bt.RangeID)
+		b = appendUint(b, fBatchEpoch, bt.RangeEpoch)
+		b = append(b, bt.Events.b...)
+		b = appendUint(b, fBatchPrevSeq, bt.PrevSeq)
+	}
+	if r.Dispatcher != "" {
+		b = protowire.AppendTag(b, fReqDispatcher, protowire.BytesType)
+		b = protowire.AppendString(b, r.Dispatcher)
+	}
+	return b
+}
+
+// kindToWire numbers route's kinds as sorter.proto does (ToProto's
+// switch); a kind outside it is left unspecified, as there.
+func kindToWire(k route.Kind) sorterv1.Event_Kind {
+	switch k {
+	case route.KindRow:
+		return sorterv1.Event_KIND_ROW
+	case route.KindRegionStart:
+		return sorterv1.Event_KIND_REGION_START
+	case route.KindRegionEnd:
+		return sorterv1.Event_KIND_REGION_END
+	case route.KindResolved:
+		return sorterv1.Event_KIND_RESOLVED
+	case route.KindLeaderResolved:
+		return sorterv1.Event_KIND_LEADER_RESOLVED
+	case route.KindLeaders:
+		return sorterv1.Event_KIND_LEADERS
+	}
+	return sorterv1.Event_KIND_UNSPECIFIED
+}
+
+// eventSize is the size of ev's Event message; the fields each kind
+// carries are ToProto's.
+func eventSize(ev *route.Event) int {
+	k := kindToWire(ev.Kind)
+	n := sizeUint(fEvKind, uint64(k)) + sizeField(fEvInc, refSize(ev.Inc)) + sizeUint(fEvTs, ev.Ts)
+	switch k {
+	case sorterv1.Event_KIND_ROW:
+		if ev.Row != nil {
+			n += sizeField(fEvRow, rowSize(ev.Row))
+		}
+	case sorterv1.Event_KIND_REGION_START:
+		n += sizeBytes(fEvStart, ev.Start) + sizeBytes(fEvEnd, ev.End) + refsSize(fEvPreds, ev.Preds)
+	case sorterv1.Event_KIND_REGION_END:
+		n += sizeBytes(fEvStart, ev.Start) + sizeBytes(fEvEnd, ev.End) + sizeUint(fEvTakeoverStore, ev.TakeoverStore) + sizeUint(fEvTakeoverSeq, ev.TakeoverSeq)
+	case sorterv1.Event_KIND_RESOLVED, sorterv1.Event_KIND_LEADER_RESOLVED, sorterv1.Event_KIND_LEADERS:
+		n += refsSize(fEvRefs, ev.Refs)
+	}
+	return n
+}
+
+func appendEvent(b []byte, ev *route.Event) []byte {
+	k := kindToWire(ev.Kind)
+	b = appendUint(b, fEvKind, uint64(k))
+	if k == sorterv1.Event_KIND_ROW && ev.Row != nil {
+		b = protowire.AppendTag(b, fEvRow, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(rowSize(ev.Row)))
+		b = appendRow(b, ev.Row)
+	}
+	b = appendRef(b, fEvInc, ev.Inc) // always present, as ToProto sets it
+	region := k == sorterv1.Event_KIND_REGION_START || k == sorterv1.Event_KIND_REGION_END
+	if region {
+		b = appendBytes(b, fEvStart, ev.Start)
+		b = appendBytes(b, fEvEnd, ev.End)
+	}
+	if k == sorterv1.Event_KIND_REGION_START {
+		for _, p := range ev.Preds {
+			b = appendRef(b, fEvPreds, p)
+		}
+	}
+	b = appendUint(b, fEvTs, ev.Ts)
+	switch k {
+	case sorterv1.Event_KIND_RESOLVED, sorterv1.Event_KIND_LEADER_RESOLVED, sorterv1.Event_KIND_LEADERS:
+		for _, r := range ev.Refs {
+			b = appendRef(b, fEvRefs, r)
+		}
+	case sorterv1.Event_KIND_REGION_END:
+		b = appendUint(b, fEvTakeoverStore, ev.TakeoverStore)
+		b = appendUint(b, fEvTakeoverSeq, ev.TakeoverSeq)
+	}
+	return b
+}
+
+func rowSize(r *cdcpb.Event_Row) int {
+	return sizeUint(fRowType, uint64(typeToProto[r.Type])) + sizeUint(fRowOp, uint64(opToProto[r.OpType])) +
+		sizeBytes(fRowKey, r.Key) + sizeBytes(fRowValue, r.Value) + sizeBytes(fRowOld, r.OldValue) +
+		sizeUint(fRowStart, r.StartTs) + sizeUint(fRowCommit, r.CommitTs) + sizeUint(fRowGeneration, r.Generation)
+}
+
+func appendRow(b []byte, r *cdcpb.Event_Row) []byte {
+	b = appendUint(b, fRowType, uint64(typeToProto[r.Type]))
+	b = appendUint(b, fRowOp, uint64(opToProto[r.OpType]))
+	b = appendBytes(b, fRowKey, r.Key)
+	b = appendBytes(b, fRowValue, r.Value)
+	b = appendBytes(b, fRowOld, r.OldValue)
+	b = appendUint(b, fRowStart, r.StartTs)
+	b = appendUint(b, fRowCommit, r.CommitTs)
+	return appendUint(b, fRowGeneration, r.Generation)
+}
+
+func refSize(r route.Ref) int {
+	return sizeUint(fIncRegion, r.RegionID) + sizeUint(fIncVersion, r.Version) + sizeUint(fIncTerm, r.Term)
+}
+
+func refsSize(num protowire.Number, rs []route.Ref) int {
+	n := 0
+	for _, r := range rs {
+		n += sizeField(num, refSize(r))
+	}
+	return n
+}
+
+// appendRef appends r as an Incarnation message in field num (present
+// even when empty: a set message field is).
+func appendRef(b []byte, num protowire.Number, r route.Ref) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(refSize(r)))
+	b = appendUint(b, fIncRegion, r.RegionID)
+	b = appendUint(b, fIncVersion, r.Version)
+	return appendUint(b, fIncTerm, r.Term)
+}
+
+// Proto3 scalars are written only when not zero; bytes only when not
+// empty.
+func sizeUint(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func appendUint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+func sizeBytes(num protowire.Number, v []byte) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return sizeField(num, len(v))
+}
+
+func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+// sizeField is the size of a length-delimited field of n bytes.
+func sizeField(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// Received is an IngestRequest as the sorter decodes it: the batches'
+// events as routed events, whose rows' keys and values point into the
+// request's bytes (which UnmarshalWire takes and keeps; region keys are
+// copied, as a range keeps them for as long as the region lives).
+type Received struct {
+	TenantID, StoreID, Seq, MaxTs uint64
+	Dispatcher                    string
+	Batches                       []ReceivedBatch
+}
+
+// ReceivedBatch is one RangeBatch of a Received.
+type ReceivedBatch struct {
+	RangeID, RangeEpoch, PrevSeq uint64
+	Events                       []route.Event
+	// Err is why the events could not be made routed events (FromProto's
+	// errors: an unknown kind, a row event without a row); the other
+	// batches of the request are unaffected, as with FromProto.
+	Err error
+}
+
+// GetTenantId is the request's tenant, as the generated message's getter
+// names it (libs/auth reads it to check the caller's tenants).
+func (r *Received) GetTenantId() uint64 { return r.TenantID }
+
+// errWire is a malformed message: what proto.Unmarshal refuses.
+var errWire = errors.New("malformed protobuf")
+
+// UnmarshalWire decodes b, which it keeps (rows point into it): the
+// caller must not change b afterwards. It fails where proto.Unmarshal of
+// a sorterv1.IngestRequest fails; fields it does not know, or known ones
+// of another wire type, are skipped as that does. A field repeated in one
+// message follows protobuf's rules: the last scalar wins, messages merge.
+func (r *Received) UnmarshalWire(b []byte) error {
+	*r = Received{}
+	for len(b) > 0 {
+		num, typ, v, rest, err := field(b)
+		if err != nil {
+			return fmt.Errorf("ingest request: %w", err)
+		}
+		b = rest
+		switch {
+		case num == fReqTenant && typ == protowire.VarintType:
+			r.TenantID = v.u
+		case num == fReqStore && typ == protowire.VarintType:
+			r.StoreID = v.u
+		case num == fReqSeq && typ == protowire.VarintType:
+			r.Seq = v.u
+		case num == fReqMaxTs && typ == protowire.VarintType:
+			r.MaxTs = v.u
+		case num == fReqDispatcher && typ == protowire.BytesType:
+			if !utf8.Valid(v.b) {
+				return fmt.Errorf("ingest request: dispatcher: invalid UTF-8")
+			}
+			r.Dispatcher = string(v.b)
+		case num == fReqBatches && typ == protowire.BytesType:
+			r.Batches = append(r.Batches, ReceivedBatch{})
+			if err := r.Batches[len(r.Batches)-1].decode(v.b); err != nil {
+				return fmt.Errorf("ingest request: batch %d: %w", len(r.Batches)-1, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (bt *ReceivedBatch) decode(b []byte) error {
+	// The events are counted first, then read into one array of events
+	// and one of rows (a slot per event, used by row events), not an
+	// object per event.
+	var evs []route.Event
+	var rows []cdcpb.Event_Row
+	var err error
+	for pass := 0; pass < 2; pass++ {
+		n := 0
+		for p := b; len(p) > 0; {
+			num, typ, v, rest, ferr := field(p)
+			if ferr != nil {
+				return ferr
+			}
+			p = rest
+			switch {
+			case pass == 1 && num == fBatchRange && typ == protowire.VarintType:
+				bt.RangeID = v.u
+			case pass == 1 && num == fBatchEpoch && typ == protowire.VarintType:
+				bt.RangeEpoch = v.u
+			case pass == 1 && num == fBatchPrevSeq && typ == protowire.VarintType:
+				bt.PrevSeq = v.u
+			case num == fBatchEvents && typ == protowire.BytesType:
+				if pass == 1 {
+					e, derr := decodeEvent(&evs[n], &rows[n], v.b)
+					if derr != nil {
+						return fmt.Errorf("event %d: %w", n, derr)
+					}
+					if err == nil {
+						err = e.route(&evs[n], &rows[n], n)
+					}
+				}
+				n++
+			}
+		}
+		if pass == 0 {
+			evs, rows = make([]route.Event, n), make([]cdcpb.Event_Row, n)
+		}
+	}
+	// An event that cannot be routed refuses the batch (FromProto's
+	// errors), once the whole batch was read: a malformed event after it
+	// fails the request, as it does for proto.Unmarshal.
+	if err != nil {
+		evs = nil
+	}
+	bt.Events, bt.Err = evs, err
+	return nil
+}
+
+// eventHead is what decides how an Event message becomes a routed event:
+// its kind, and its row's presence and enums (read in any field order).
+type eventHead struct {
+	kind          int32
+	hasRow        bool
+	rowType, opOf int32
+}
+
+// decodeEvent reads an Event message's fields into ev and row as they
+// come; route then keeps what the kind carries.
+func decodeEvent(ev *route.Event, row *cdcpb.Event_Row, b []byte) (eventHead, error) {
+	var h eventHead
+	err := fields(b, func(num protowire.Number, u uint64) {
+		switch num {
+		case fEvKind:
+			h.kind = int32(u)
+		case fEvTs:
+			ev.Ts = u
+		case fEvTakeoverStore:
+			ev.TakeoverStore = u
+		case fEvTakeoverSeq:
+			ev.TakeoverSeq = u
+		}
+	}, func(num protowire.Number, v []byte) error {
+		switch num {
+		case fEvRow:
+			h.hasRow = true // a second row message merges into the first
+			if err := decodeRow(&h, row, v); err != nil {
+				return fmt.Errorf("row: %w", err)
+			}
+		case fEvInc:
+			return decodeRef(&ev.Inc, v)
+		case fEvStart:
+			ev.Start = v
+		case fEvEnd:
+			ev.End = v
+		case fEvPreds, fEvRefs:
+			var r route.Ref
+			if err := decodeRef(&r, v); err != nil {
+				return err
+			}
+			if num == fEvPreds {
+				ev.Preds = append(ev.Preds, r)
+			} else {
+				ev.Refs = append(ev.Refs, r)
+			}
+		}
+		return nil
+	})
+	return h, err
+}
+
+// route makes ev, as read, the routed event FromProto makes of the same
+// message: the fields its kind carries, region keys copied out of the
+// request; i names the event in errors.
+func (h eventHead) route(ev *route.Event, row *cdcpb.Event_Row, i int) error {
+	got := *ev
+	*ev = route.Event{Inc: got.Inc, Ts: got.Ts}
+	switch sorterv1.Event_Kind(h.kind) {
+	case sorterv1.Event_KIND_ROW:
+		if !h.hasRow {
+			return fmt.Errorf("event %d: row event without a row", i)
+		}
+		ev.Kind, ev.Row = route.KindRow, row
+		row.Type, row.OpType = rowTypeOf(h.rowType), rowOpOf(h.opOf)
+	case sorterv1.Event_KIND_REGION_START:
+		ev.Kind, ev.Start, ev.End, ev.Preds = route.KindRegionStart, clone(got.Start), clone(got.End), got.Preds
+	case sorterv1.Event_KIND_REGION_END:
+		ev.Kind, ev.Start, ev.End = route.KindRegionEnd, clone(got.Start), clone(got.End)
+		ev.TakeoverStore, ev.TakeoverSeq = got.TakeoverStore, got.TakeoverSeq
+	case sorterv1.Event_KIND_RESOLVED:
+		ev.Kind, ev.Refs = route.KindResolved, got.Refs
+	case sorterv1.Event_KIND_LEADER_RESOLVED:
+		ev.Kind, ev.Refs = route.KindLeaderResolved, got.Refs
+	case sorterv1.Event_KIND_LEADERS:
+		ev.Kind, ev.Refs = route.KindLeaders, got.Refs
+	default:
+		return fmt.Errorf("event %d: unknown kind %v", i, sorterv1.Event_Kind(h.kind))
+	}
+	return nil
+}
+
+// rowTypeOf and rowOpOf are typeFromProto and opFromProto without a map
+// lookup per row (TestWireEnumsAreTheTables keeps them equal).
+func rowTypeOf(t int32) cdcpb.Event_LogType {
+	switch sorterv1.RowType(t) {
+	case sorterv1.RowType_ROW_TYPE_PREWRITE:
+		return cdcpb.Event_PREWRITE
+	case sorterv1.RowType_ROW_TYPE_COMMIT:
+		return cdcpb.Event_COMMIT
+	case sorterv1.RowType_ROW_TYPE_ROLLBACK:
+		return cdcpb.Event_ROLLBACK
+	case sorterv1.RowType_ROW_TYPE_COMMITTED:
+		return cdcpb.Event_COMMITTED
+	}
+	return cdcpb.Event_UNKNOWN
+}
+
+func rowOpOf(op int32) cdcpb.Event_Row_OpType {
+	switch sorterv1.RowOp(op) {
+	case sorterv1.RowOp_ROW_OP_PUT:
+		return cdcpb.Event_Row_PUT
+	case sorterv1.RowOp_ROW_OP_DELETE:
+		return cdcpb.Event_Row_DELETE
+	}
+	return cdcpb.Event_Row_UNKNOWN
+}
+
+// clone copies a region key out of the request's bytes (nil stays nil).
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func decodeRow(h *eventHead, r *cdcpb.Event_Row, b []byte) error {
+	return fields(b, func(num protowire.Number, u uint64) {
+		switch num {
+		case fRowType:
+			h.rowType = int32(u)
+		case fRowOp:
+			h.opOf = int32(u)
+		case fRowStart:
+			r.StartTs = u
+		case fRowCommit:
+			r.CommitTs = u
+		case fRowGeneration:
+			r.Generation = u
+		}
+	}, func(num protowire.Number, v []byte) error {
+		switch num {
+		case fRowKey:
+			r.Key = v
+		case fRowValue:
+			r.Value = v
+		case fRowOld:
+			r.OldValue = v
+		}
+		return nil
+	})
+}
+
+func decodeRef(r *route.Ref, b []byte) error {
+	return fields(b, func(num protowire.Number, u uint64) {
+		switch num {
+		case fIncRegion:
+			r.RegionID = u
+		case fIncVersion:
+			r.Version = u
+		case fIncTerm:
+			r.Term = u
+		}
+	}, nil)
+}
+
+// fields walks the fields of message b: varint for each varint field,
+// bytes (if not nil) for each length-delimited one; fields of other wire
+// types are skipped.
+func fields(b []byte, varint func(protowire.Number, uint64), bytes func(protowire.Number, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, v, rest, err := field(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch {
+		case typ == protowire.VarintType:
+			varint(num, v.u)
+		case typ == protowire.BytesType && bytes != nil:
+			if err := bytes(num, v.b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// value is a field's value: u for a varint, b for a length-delimited one
+// (a slice of the message's bytes).
+type value struct {
+	u uint64
+	b []byte
+}
+
+// field reads the field at the start of b; fields of other wire types
+// than varint and bytes are skipped whole (their value is zero).
+func field(b []byte) (protowire.Number, protowire.Type, value, []byte, error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, value{}, nil, fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
+	}
+	if num > protowire.MaxValidNumber {
+		return 0, 0, value{}, nil, fmt.Errorf("%w: field number %d", errWire, num)
+	}
+	b = b[n:]
+	var v value
+	switch typ {
+	case protowire.VarintType:
+		v.u, n = protowire.ConsumeVarint(b)
+	case protowire.BytesType:
+		v.b, n = protowire.ConsumeBytes(b)
+		if n >= 0 && v.b == nil {
+			v.b = b[:0] // present and empty: not nil, as proto.Unmarshal gives it
+		}
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, b)
+	}
+	if n < 0 {
+		return 0, 0, value{}, nil, fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
+	}
+	return num, typ, v, b[n:], nil
+}
