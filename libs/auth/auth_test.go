@@ -211,4 +211,18 @@ func TestGuard(t *testing.T) {
 	require.Equal(t, codes.OK, c, "health is open")
 	_, c = call(callAs(nil, "not-a-jwt"), listTables, &apiv1.ListTablesRequest{TenantId: 1})
 	require.Equal(t, codes.Unauthenticated, c)
+
+	// A message that decodes itself (libs/grpcx's codec) is checked by its
+	// tenant getter; one whose tenant cannot be read is refused, not let
+	// through unchecked.
+	_, c = call(callAs(nil, reader(2)), listTables, selfDecoded{tenant: 1})
+	require.Equal(t, codes.PermissionDenied, c, "another tenant, by the getter")
+	_, c = call(callAs(nil, reader(1)), listTables, selfDecoded{tenant: 1})
+	require.Equal(t, codes.OK, c)
+	_, c = call(callAs(nil, reader(1)), listTables, struct{}{})
+	require.Equal(t, codes.PermissionDenied, c, "a request whose tenant cannot be read")
 }
+
+type selfDecoded struct{ tenant uint64 }
+
+func (m selfDecoded) GetTenantId() uint64 { return m.tenant }

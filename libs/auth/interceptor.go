@@ -121,11 +121,12 @@ func (g *Guard) authorize(ctx context.Context, method string) (context.Context, 
 // checkTenant refuses a request for a tenant the caller does not hold.
 func (g *Guard) checkTenant(ctx context.Context, method string, req any) error {
 	id, _ := FromContext(ctx)
-	m, ok := req.(proto.Message)
+	t, ok := tenantOf(req)
 	if !ok {
-		return nil
+		// Not a message whose tenant can be read: refused, never let
+		// through unchecked.
+		return g.refuse(ctx, method, "forbidden", &id, codes.PermissionDenied, "the request's tenant cannot be read (%T)", req)
 	}
-	t := tenantOf(m)
 	if t == 0 && !id.AllTenants {
 		return g.refuse(ctx, method, "forbidden", &id, codes.PermissionDenied, "a request without a tenant needs access to every tenant")
 	}
@@ -135,14 +136,22 @@ func (g *Guard) checkTenant(ctx context.Context, method string, req any) error {
 	return nil
 }
 
-// tenantOf reads the request's tenant_id field (0 if it has none).
-func tenantOf(m proto.Message) uint64 {
-	r := m.ProtoReflect()
-	f := r.Descriptor().Fields().ByName("tenant_id")
-	if f == nil || f.Kind() != protoreflect.Uint64Kind {
-		return 0
+// tenantOf reads the request's tenant_id field (0 if it has none): a
+// generated message's, or the getter of a message that decodes itself
+// (routepb.Received). ok is false for anything else.
+func tenantOf(req any) (t uint64, ok bool) {
+	switch m := req.(type) {
+	case proto.Message:
+		r := m.ProtoReflect()
+		f := r.Descriptor().Fields().ByName("tenant_id")
+		if f == nil || f.Kind() != protoreflect.Uint64Kind {
+			return 0, true
+		}
+		return r.Get(f).Uint(), true
+	case interface{ GetTenantId() uint64 }:
+		return m.GetTenantId(), true
 	}
-	return r.Get(f).Uint()
+	return 0, false
 }
 
 func (g *Guard) refuse(ctx context.Context, method, reason string, id *Identity, code codes.Code, format string, args ...any) error {
@@ -184,7 +193,8 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	if audited[info.FullMethod] {
 		id, _ := FromContext(ctx)
-		g.log.Info("audited call", "method", info.FullMethod, "identity", id.String(), "tenant", tenantOf(req.(proto.Message)))
+		t, _ := tenantOf(req)
+		g.log.Info("audited call", "method", info.FullMethod, "identity", id.String(), "tenant", t)
 	}
 	return h(ctx, req)
 }

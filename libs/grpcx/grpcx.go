@@ -95,6 +95,7 @@ func NewServerWith(addr string, log *slog.Logger, reg prometheus.Registerer, o S
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...),
+		grpc.ForceServerCodecV2(codec), // protobuf, and messages that read their own bytes (codec.go)
 	}
 	if o.Creds != nil {
 		opts = append(opts, grpc.Creds(o.Creds))
