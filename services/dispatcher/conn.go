@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tistream/tistream/libs/grpcx"
+	"github.com/tistream/tistream/libs/route/routepb"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
@@ -112,7 +113,7 @@ func (p *connPool) close() {
 // what is sent, see delivered.go): the sender calls it right before Send.
 type sendItem struct {
 	run    *runState
-	req    *sorterv1.IngestRequest
+	req    *routepb.Request
 	commit func() bool
 	enq    time.Time
 }
@@ -158,7 +159,7 @@ func (c *sorterConn) unsubscribe(r *runState) {
 // send queues req; it blocks while the queue is full (the sorter is slow),
 // until the run ends or the connection breaks. commit may be nil (see
 // sendItem).
-func (c *sorterConn) send(r *runState, req *sorterv1.IngestRequest, commit func() bool) error {
+func (c *sorterConn) send(r *runState, req *routepb.Request, commit func() bool) error {
 	select {
 	case c.queue <- &sendItem{run: r, req: req, commit: commit, enq: time.Now()}:
 		return nil
@@ -199,7 +200,9 @@ func (c *sorterConn) fail(err error) {
 // sendLoop opens the Ingest stream and is its only sender.
 func (c *sorterConn) sendLoop() {
 	defer c.pool.wg.Done()
-	stream, err := sorterv1.NewSorterServiceClient(c.cc).Ingest(c.ctx)
+	// The requests are routepb.Requests, written by the codec straight
+	// from routed events (the bytes of an IngestRequest).
+	stream, err := sorterv1.NewSorterServiceClient(c.cc).Ingest(c.ctx, grpcx.CallCodec())
 	if err != nil {
 		c.fail(fmt.Errorf("open ingest stream to %s: %w", c.addr, err))
 		return
@@ -212,7 +215,7 @@ func (c *sorterConn) sendLoop() {
 			if it.commit != nil && !it.commit() || it.commit == nil && it.run.ended() {
 				continue
 			}
-			err := stream.Send(it.req)
+			err := stream.SendMsg(it.req)
 			c.pool.m.sendSeconds.Observe(time.Since(it.enq).Seconds())
 			if err != nil {
 				c.fail(fmt.Errorf("send to sorter %s: %w", c.addr, err))

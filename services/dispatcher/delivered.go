@@ -1,7 +1,7 @@
 package dispatcher
 
 import (
-	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
+	"github.com/tistream/tistream/libs/route/routepb"
 )
 
 // Resending only to the ranges that changed (issue 12). A run ends on a
@@ -71,7 +71,7 @@ type skipMark struct {
 // has not ended) and, if so, records its batches as delivered. It runs on
 // the connection's sender goroutine, under the stream's mutex, so a run
 // starting after r ended sees every request of r that will be sent.
-func (st *stream) commitFor(r *runState, c *sorterConn, req *sorterv1.IngestRequest) func() bool {
+func (st *stream) commitFor(r *runState, c *sorterConn, req *routepb.Request) func() bool {
 	return func() bool {
 		st.mu.Lock()
 		defer st.mu.Unlock()
@@ -82,16 +82,16 @@ func (st *stream) commitFor(r *runState, c *sorterConn, req *sorterv1.IngestRequ
 			return true
 		}
 		for _, b := range req.Batches {
-			if r.refusedRanges[b.RangeId] {
+			if r.refusedRanges[b.RangeID] {
 				continue
 			}
-			m := st.delivered[b.RangeId]
+			m := st.delivered[b.RangeID]
 			if m.conn == c && m.epoch == b.RangeEpoch {
 				m.seq = max(m.seq, req.Seq)
 			} else {
 				m = deliveredMark{conn: c, epoch: b.RangeEpoch, seq: req.Seq}
 			}
-			st.delivered[b.RangeId] = m
+			st.delivered[b.RangeID] = m
 		}
 		return true
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/route/routepb"
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
-	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
 // receivedSeqs lists, in arrival order, the seqs of the batches of (range,
@@ -311,10 +311,10 @@ func TestPlanSkipsNeedsTheSameLiveStream(t *testing.T) {
 	// run is dropped and not recorded.
 	st.delivered = map[uint64]deliveredMark{}
 	r5, _, _ := run()
-	req := func(seq uint64, ranges ...uint64) *sorterv1.IngestRequest {
-		q := &sorterv1.IngestRequest{Seq: seq}
+	req := func(seq uint64, ranges ...uint64) *routepb.Request {
+		q := &routepb.Request{Seq: seq}
 		for _, id := range ranges {
-			q.Batches = append(q.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: 1})
+			q.Batches = append(q.Batches, routepb.Batch{RangeID: id, RangeEpoch: 1})
 		}
 		return q
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/tistream/tistream/libs/route"
 	"github.com/tistream/tistream/libs/route/routepb"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
-	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
 // runOnce runs the stream from its in-memory checkpoint (every file up to
@@ -197,13 +196,13 @@ func (st *stream) watchRouting(r *runState, done chan<- struct{}) {
 // window, waiting (without dropping the file) while a range has no
 // registered owner. The requests and the window entry are built from the same
 // routing snapshot; a run whose table is no longer the tenant's ends.
-func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, file inflight) (map[string]*sorterv1.IngestRequest, string, error) {
+func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*route.Batch, file inflight) (map[string]*routepb.Request, string, error) {
 	seq, maxTs := file.seq, file.maxTs
-	events := make(map[uint64][]*sorterv1.Event, len(batches))
+	events := make(map[uint64]routepb.Events, len(batches))
 	for id, b := range batches {
-		evs, rows := routepb.ToProto(b.Events)
+		evs := routepb.EncodeEvents(b.Events) // once, whichever sorter and request it goes in
 		events[id] = evs
-		st.sm.rowsRead.Add(float64(rows))
+		st.sm.rowsRead.Add(float64(evs.Rows))
 	}
 	ids := slices.Sorted(maps.Keys(batches))
 	logged := false
@@ -214,7 +213,7 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 		if snap.table != table {
 			return nil, reasonRouting, errRoutingChanged
 		}
-		reqs := map[string]*sorterv1.IngestRequest{}
+		reqs := map[string]*routepb.Request{}
 		pending := make(map[uint64]string, len(ids))
 		var missing []uint64
 		skipped := 0
@@ -233,10 +232,10 @@ func (st *stream) requests(r *runState, table *route.Table, batches map[uint64]*
 			}
 			req := reqs[o.addr]
 			if req == nil {
-				req = &sorterv1.IngestRequest{TenantId: st.tenant, StoreId: st.store, Seq: seq, MaxTs: maxTs, Dispatcher: st.s.cfg.ID}
+				req = &routepb.Request{TenantID: st.tenant, StoreID: st.store, Seq: seq, MaxTs: maxTs, Dispatcher: st.s.cfg.ID}
 				reqs[o.addr] = req
 			}
-			req.Batches = append(req.Batches, &sorterv1.RangeBatch{RangeId: id, RangeEpoch: o.epoch, Events: events[id], PrevSeq: r.prev[id]})
+			req.Batches = append(req.Batches, routepb.Batch{RangeID: id, RangeEpoch: o.epoch, Events: events[id], PrevSeq: r.prev[id]})
 			pending[id] = o.addr
 		}
 		if len(missing) == 0 {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tistream/tistream/libs/route/routepb"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -82,7 +83,10 @@ func (a *api) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sor
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			req, err := stream.Recv()
+			// Decoded by the codec straight into routed events, rows
+			// pointing into the request's bytes (routepb.Received).
+			req := &routepb.Received{}
+			err := stream.RecvMsg(req)
 			if err != nil {
 				recvErr <- err
 				return
@@ -127,12 +131,12 @@ func (a *api) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sor
 // range sees the store's next file. The first batch is applied on the
 // stream's goroutine meanwhile (it would only wait otherwise), unless its
 // range has a later batch in the request, which must not overtake it.
-func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorterv1.NotOwner {
+func (s *Service) ingest(is *ingestStream, req *routepb.Received) []*sorterv1.NotOwner {
 	if d := s.throttle.Wait(s.rootCtx, rangesorter.MaxWriteStall); d > 0 {
 		s.m.writeStalls.Inc()
 		s.m.writeStalled.Add(d.Seconds())
 	}
-	ts := tenantStore{req.TenantId, req.StoreId}
+	ts := tenantStore{req.TenantID, req.StoreID}
 	s.mu.Lock()
 	if !is.closed {
 		f := s.feeders[ts]
@@ -145,19 +149,19 @@ func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorte
 	s.mu.Unlock()
 	bs := req.Batches
 	ok := make([]bool, len(bs))
-	inline := len(bs) > 0 && !slices.ContainsFunc(bs[1:], func(b *sorterv1.RangeBatch) bool { return b.RangeId == bs[0].RangeId })
+	inline := len(bs) > 0 && !slices.ContainsFunc(bs[1:], func(b routepb.ReceivedBatch) bool { return b.RangeID == bs[0].RangeID })
 	var r *round
-	for i, b := range bs {
+	for i := range bs {
 		if i == 0 && inline {
 			continue
 		}
 		if r == nil {
 			r = s.newRound()
 		}
-		r.run(rangeKey{req.TenantId, b.RangeId}, func() { ok[i] = s.applyBatch(req, b) })
+		r.run(rangeKey{req.TenantID, bs[i].RangeID}, func() { ok[i] = s.applyBatch(req, &bs[i]) })
 	}
 	if inline {
-		ok[0] = s.applyBatch(req, bs[0])
+		ok[0] = s.applyBatch(req, &bs[0])
 	}
 	if r != nil {
 		r.wait()
@@ -165,7 +169,7 @@ func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorte
 	var refused []*sorterv1.NotOwner
 	for i, b := range bs {
 		if !ok[i] {
-			refused = append(refused, &sorterv1.NotOwner{TenantId: req.TenantId, RangeId: b.RangeId, StoreId: req.StoreId, Seq: req.Seq})
+			refused = append(refused, &sorterv1.NotOwner{TenantId: req.TenantID, RangeId: b.RangeID, StoreId: req.StoreID, Seq: req.Seq})
 		}
 	}
 	return refused
@@ -174,12 +178,12 @@ func (s *Service) ingest(is *ingestStream, req *sorterv1.IngestRequest) []*sorte
 // applyBatch applies one range batch of req if this sorter owns the range
 // at the batch's epoch and admits it; otherwise it records the refusal
 // (sticky) and reports false.
-func (s *Service) applyBatch(req *sorterv1.IngestRequest, b *sorterv1.RangeBatch) bool {
-	k := rangeKey{req.TenantId, b.RangeId}
-	if h := s.lookup(k); h != nil && h.epoch == b.RangeEpoch && h.apply(req.StoreId, req.Seq, req.MaxTs, b) {
+func (s *Service) applyBatch(req *routepb.Received, b *routepb.ReceivedBatch) bool {
+	k := rangeKey{req.TenantID, b.RangeID}
+	if h := s.lookup(k); h != nil && h.epoch == b.RangeEpoch && h.apply(req.StoreID, req.Seq, req.MaxTs, b) {
 		return true
 	}
-	s.refuse(rangeStore{k, req.StoreId}, req.Seq)
+	s.refuse(rangeStore{k, req.StoreID}, req.Seq)
 	s.m.batches.WithLabelValues("not_owner").Inc()
 	return false
 }

@@ -319,7 +319,7 @@ func (h *holder) snapshotDueLocked(batches int64) bool {
 
 // apply applies one range batch; it reports false when the batch is
 // refused (not taken, sealed, or the range failed and is taken again).
-func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
+func (h *holder) apply(store, seq, maxTs uint64, b *routepb.ReceivedBatch) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.r
@@ -340,7 +340,7 @@ func (h *holder) apply(store, seq, maxTs uint64, b *sorterv1.RangeBatch) bool {
 	if hook := h.s.applying; hook != nil {
 		hook(h.key, store, seq)
 	}
-	evs, err := routepb.FromProto(b.Events)
+	evs, err := b.Events, b.Err
 	if err != nil {
 		h.log.Error("undecodable range batch refused", "store", store, "seq", seq, "err", err)
 		h.s.m.batches.WithLabelValues("error").Inc()

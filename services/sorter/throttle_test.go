@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tistream/tistream/libs/route/routepb"
 	"github.com/tistream/tistream/libs/sortbuf"
 	rangesorter "github.com/tistream/tistream/libs/sorter"
-	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
 // An Ingest request waits while the rows in memory are over
@@ -24,7 +24,7 @@ func TestIngestWaitsForThePublishRound(t *testing.T) {
 		feeders:  map[tenantStore]map[*ingestStream]struct{}{},
 		throttle: rangesorter.NewThrottle(used.Load, 64<<20)}
 	is := &ingestStream{durable: map[rangeStore]uint64{}, kick: make(chan struct{}, 1)}
-	req := &sorterv1.IngestRequest{TenantId: 1, StoreId: 1, Seq: 1}
+	req := &routepb.Received{TenantID: 1, StoreID: 1, Seq: 1}
 
 	used.Store(100 << 20)
 	s.ingest(is, req) // no round under way: nothing would free memory, no wait
