@@ -45,21 +45,33 @@ type Events struct {
 
 // EncodeEvents encodes evs as ToProto's messages would be on the wire.
 func EncodeEvents(evs []route.Event) Events {
-	n := 0
+	est := 0
 	for i := range evs {
-		n += sizeField(fBatchEvents, eventSize(&evs[i]))
+		est += estimate(&evs[i])
 	}
-	e := Events{b: make([]byte, 0, n)}
+	e := Events{b: make([]byte, 0, est)}
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Kind == route.KindRow {
 			e.Rows++
 		}
+		n, rowN := eventSize(ev)
 		e.b = protowire.AppendTag(e.b, fBatchEvents, protowire.BytesType)
-		e.b = protowire.AppendVarint(e.b, uint64(eventSize(ev)))
-		e.b = appendEvent(e.b, ev)
+		e.b = protowire.AppendVarint(e.b, uint64(n))
+		e.b = appendEvent(e.b, ev, rowN)
 	}
 	return e
+}
+
+// estimate is about an event's encoded size, at least what most take
+// (the buffer grows past it if needed): its bytes and room for the
+// fields around them.
+func estimate(ev *route.Event) int {
+	n := 48 + len(ev.Start) + len(ev.End) + 24*(len(ev.Refs)+len(ev.Preds))
+	if r := ev.Row; r != nil {
+		n += len(r.Key) + len(r.Value) + len(r.OldValue)
+	}
+	return n
 }
 
 // Len is the events' encoded size in bytes.
@@ -139,15 +151,16 @@ func kindToWire(k route.Kind) sorterv1.Event_Kind {
 	return sorterv1.Event_KIND_UNSPECIFIED
 }
 
-// eventSize is the size of ev's Event message; the fields each kind
-// carries are ToProto's.
-func eventSize(ev *route.Event) int {
+// eventSize is the size of ev's Event message, and of its row's (0 if it
+// carries none); the fields each kind carries are ToProto's.
+func eventSize(ev *route.Event) (n, rowN int) {
 	k := kindToWire(ev.Kind)
-	n := sizeUint(fEvKind, uint64(k)) + sizeField(fEvInc, refSize(ev.Inc)) + sizeUint(fEvTs, ev.Ts)
+	n = sizeUint(fEvKind, uint64(k)) + sizeField(fEvInc, refSize(ev.Inc)) + sizeUint(fEvTs, ev.Ts)
 	switch k {
 	case sorterv1.Event_KIND_ROW:
 		if ev.Row != nil {
-			n += sizeField(fEvRow, rowSize(ev.Row))
+			rowN = rowSize(ev.Row)
+			n += sizeField(fEvRow, rowN)
 		}
 	case sorterv1.Event_KIND_REGION_START:
 		n += sizeBytes(fEvStart, ev.Start) + sizeBytes(fEvEnd, ev.End) + refsSize(fEvPreds, ev.Preds)
@@ -156,15 +169,16 @@ func eventSize(ev *route.Event) int {
 	case sorterv1.Event_KIND_RESOLVED, sorterv1.Event_KIND_LEADER_RESOLVED, sorterv1.Event_KIND_LEADERS:
 		n += refsSize(fEvRefs, ev.Refs)
 	}
-	return n
+	return n, rowN
 }
 
-func appendEvent(b []byte, ev *route.Event) []byte {
+// appendEvent appends ev's Event message, rowN its row's size.
+func appendEvent(b []byte, ev *route.Event, rowN int) []byte {
 	k := kindToWire(ev.Kind)
 	b = appendUint(b, fEvKind, uint64(k))
 	if k == sorterv1.Event_KIND_ROW && ev.Row != nil {
 		b = protowire.AppendTag(b, fEvRow, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(rowSize(ev.Row)))
+		b = protowire.AppendVarint(b, uint64(rowN))
 		b = appendRow(b, ev.Row)
 	}
 	b = appendRef(b, fEvInc, ev.Inc) // always present, as ToProto sets it
@@ -192,14 +206,14 @@ func appendEvent(b []byte, ev *route.Event) []byte {
 }
 
 func rowSize(r *cdcpb.Event_Row) int {
-	return sizeUint(fRowType, uint64(typeToProto[r.Type])) + sizeUint(fRowOp, uint64(opToProto[r.OpType])) +
+	return sizeUint(fRowType, uint64(rowTypeToWire(r.Type))) + sizeUint(fRowOp, uint64(rowOpToWire(r.OpType))) +
 		sizeBytes(fRowKey, r.Key) + sizeBytes(fRowValue, r.Value) + sizeBytes(fRowOld, r.OldValue) +
 		sizeUint(fRowStart, r.StartTs) + sizeUint(fRowCommit, r.CommitTs) + sizeUint(fRowGeneration, r.Generation)
 }
 
 func appendRow(b []byte, r *cdcpb.Event_Row) []byte {
-	b = appendUint(b, fRowType, uint64(typeToProto[r.Type]))
-	b = appendUint(b, fRowOp, uint64(opToProto[r.OpType]))
+	b = appendUint(b, fRowType, uint64(rowTypeToWire(r.Type)))
+	b = appendUint(b, fRowOp, uint64(rowOpToWire(r.OpType)))
 	b = appendBytes(b, fRowKey, r.Key)
 	b = appendBytes(b, fRowValue, r.Value)
 	b = appendBytes(b, fRowOld, r.OldValue)
@@ -476,6 +490,32 @@ func rowTypeOf(t int32) cdcpb.Event_LogType {
 		return cdcpb.Event_COMMITTED
 	}
 	return cdcpb.Event_UNKNOWN
+}
+
+// rowTypeToWire and rowOpToWire are typeToProto and opToProto the same
+// way; types and ops outside them stay unspecified.
+func rowTypeToWire(t cdcpb.Event_LogType) sorterv1.RowType {
+	switch t {
+	case cdcpb.Event_PREWRITE:
+		return sorterv1.RowType_ROW_TYPE_PREWRITE
+	case cdcpb.Event_COMMIT:
+		return sorterv1.RowType_ROW_TYPE_COMMIT
+	case cdcpb.Event_ROLLBACK:
+		return sorterv1.RowType_ROW_TYPE_ROLLBACK
+	case cdcpb.Event_COMMITTED:
+		return sorterv1.RowType_ROW_TYPE_COMMITTED
+	}
+	return sorterv1.RowType_ROW_TYPE_UNSPECIFIED
+}
+
+func rowOpToWire(op cdcpb.Event_Row_OpType) sorterv1.RowOp {
+	switch op {
+	case cdcpb.Event_Row_PUT:
+		return sorterv1.RowOp_ROW_OP_PUT
+	case cdcpb.Event_Row_DELETE:
+		return sorterv1.RowOp_ROW_OP_DELETE
+	}
+	return sorterv1.RowOp_ROW_OP_UNSPECIFIED
 }
 
 func rowOpOf(op int32) cdcpb.Event_Row_OpType {

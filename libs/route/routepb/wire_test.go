@@ -301,5 +301,7 @@ func TestWireEnumsAreTheTables(t *testing.T) {
 			wantOp = cdcpb.Event_Row_UNKNOWN
 		}
 		require.Equal(t, wantOp, rowOpOf(v), "row op %d", v)
+		require.Equal(t, typeToProto[cdcpb.Event_LogType(v)], rowTypeToWire(cdcpb.Event_LogType(v)), "log type %d", v)
+		require.Equal(t, opToProto[cdcpb.Event_Row_OpType(v)], rowOpToWire(cdcpb.Event_Row_OpType(v)), "op type %d", v)
 	}
 }
