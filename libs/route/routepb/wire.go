@@ -476,56 +476,36 @@ func (h eventHead) route(ev *route.Event, row *cdcpb.Event_Row, i int) error {
 	return nil
 }
 
-// rowTypeOf and rowOpOf are typeFromProto and opFromProto without a map
-// lookup per row (TestWireEnumsAreTheTables keeps them equal).
+// The row types and ops in both directions without a map lookup per row:
+// sorter.proto numbers the types and ops it knows as kvproto does
+// (PREWRITE..COMMITTED 1-4, PUT and DELETE 1-2), so within those the
+// mapping is the number, and anything else is unspecified/unknown.
+// TestWireEnumsAreTheTables holds them to typeToProto and opToProto.
+const (
+	lastRowType = int32(sorterv1.RowType_ROW_TYPE_COMMITTED)
+	lastRowOp   = int32(sorterv1.RowOp_ROW_OP_DELETE)
+)
+
 func rowTypeOf(t int32) cdcpb.Event_LogType {
-	switch sorterv1.RowType(t) {
-	case sorterv1.RowType_ROW_TYPE_PREWRITE:
-		return cdcpb.Event_PREWRITE
-	case sorterv1.RowType_ROW_TYPE_COMMIT:
-		return cdcpb.Event_COMMIT
-	case sorterv1.RowType_ROW_TYPE_ROLLBACK:
-		return cdcpb.Event_ROLLBACK
-	case sorterv1.RowType_ROW_TYPE_COMMITTED:
-		return cdcpb.Event_COMMITTED
+	if t < 1 || t > lastRowType {
+		return cdcpb.Event_UNKNOWN
 	}
-	return cdcpb.Event_UNKNOWN
-}
-
-// rowTypeToWire and rowOpToWire are typeToProto and opToProto the same
-// way; types and ops outside them stay unspecified.
-func rowTypeToWire(t cdcpb.Event_LogType) sorterv1.RowType {
-	switch t {
-	case cdcpb.Event_PREWRITE:
-		return sorterv1.RowType_ROW_TYPE_PREWRITE
-	case cdcpb.Event_COMMIT:
-		return sorterv1.RowType_ROW_TYPE_COMMIT
-	case cdcpb.Event_ROLLBACK:
-		return sorterv1.RowType_ROW_TYPE_ROLLBACK
-	case cdcpb.Event_COMMITTED:
-		return sorterv1.RowType_ROW_TYPE_COMMITTED
-	}
-	return sorterv1.RowType_ROW_TYPE_UNSPECIFIED
-}
-
-func rowOpToWire(op cdcpb.Event_Row_OpType) sorterv1.RowOp {
-	switch op {
-	case cdcpb.Event_Row_PUT:
-		return sorterv1.RowOp_ROW_OP_PUT
-	case cdcpb.Event_Row_DELETE:
-		return sorterv1.RowOp_ROW_OP_DELETE
-	}
-	return sorterv1.RowOp_ROW_OP_UNSPECIFIED
+	return cdcpb.Event_LogType(t)
 }
 
 func rowOpOf(op int32) cdcpb.Event_Row_OpType {
-	switch sorterv1.RowOp(op) {
-	case sorterv1.RowOp_ROW_OP_PUT:
-		return cdcpb.Event_Row_PUT
-	case sorterv1.RowOp_ROW_OP_DELETE:
-		return cdcpb.Event_Row_DELETE
+	if op < 1 || op > lastRowOp {
+		return cdcpb.Event_Row_UNKNOWN
 	}
-	return cdcpb.Event_Row_UNKNOWN
+	return cdcpb.Event_Row_OpType(op)
+}
+
+func rowTypeToWire(t cdcpb.Event_LogType) sorterv1.RowType {
+	return sorterv1.RowType(rowTypeOf(int32(t)))
+}
+
+func rowOpToWire(op cdcpb.Event_Row_OpType) sorterv1.RowOp {
+	return sorterv1.RowOp(rowOpOf(int32(op)))
 }
 
 // clone copies a region key out of the request's bytes (nil stays nil).
