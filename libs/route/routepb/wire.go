@@ -602,8 +602,11 @@ func field(b []byte) (protowire.Number, protowire.Type, value, []byte, error) {
 		v.u, n = protowire.ConsumeVarint(b)
 	case protowire.BytesType:
 		v.b, n = protowire.ConsumeBytes(b)
-		if n >= 0 && v.b == nil {
-			v.b = b[:0] // present and empty: not nil, as proto.Unmarshal gives it
+		if n >= 0 {
+			// Capped at its length: an append to a row's key must not
+			// write over the request's next bytes. Present and empty is
+			// not nil, as proto.Unmarshal gives it.
+			v.b = b[n-len(v.b) : n : n]
 		}
 	default:
 		n = protowire.ConsumeFieldValue(num, typ, b)
