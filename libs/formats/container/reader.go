@@ -22,8 +22,9 @@ type Reader struct {
 	block    []byte // raw payload of the current block
 	blockOff int64  // offset of the current block
 	inBlock  int    // read position in block
-	buf      []byte // decompression buffer, reused
+	buf      []byte // decompression buffer, reused (unless keep)
 	decoded  bool   // block is in buf, not in data
+	keep     bool   // every block decompressed into memory of its own (KeepBlocks)
 
 	records uint64
 	blocks  uint64
@@ -116,7 +117,11 @@ func (r *Reader) readBlock(off, limit int64) (blockHeader, []byte, error) {
 		}
 		return h, stored, nil
 	case CodecZstd:
-		out, err := decompress(r.buf, stored, int(h.rawLen))
+		dst := r.buf
+		if r.keep {
+			dst = nil
+		}
+		out, err := decompress(dst, stored, int(h.rawLen))
 		if err != nil {
 			return h, nil, corrupt(r.name, off+blockHeaderLen, err, "zstd block does not decompress")
 		}
@@ -127,9 +132,15 @@ func (r *Reader) readBlock(off, limit int64) (blockHeader, []byte, error) {
 	}
 }
 
+// KeepBlocks makes the reader decompress every block into memory of its
+// own instead of one reused buffer, so that the records Next returns stay
+// valid for as long as the caller keeps them (a decoder whose results
+// point into them; the file's own data must not change either).
+func (r *Reader) KeepBlocks() { r.keep = true }
+
 // Next returns the next record. The slice is valid until the following call
-// to Next. At the end of the file it verifies the trailer's counts and returns
-// io.EOF.
+// to Next (for as long as it is kept, after KeepBlocks). At the end of the
+// file it verifies the trailer's counts and returns io.EOF.
 func (r *Reader) Next() ([]byte, error) {
 	for r.block == nil || r.inBlock >= len(r.block) {
 		if r.done {

@@ -13,7 +13,10 @@ import (
 )
 
 // Record is one decoded record after the header: exactly one of Event,
-// RegionChange and LeaderResolved is set.
+// RegionChange and LeaderResolved is set. An Event's keys and values may
+// point into the file's bytes (or a block the reader decompressed for
+// them): they stay valid as long as they are kept, and must not be
+// changed.
 type Record struct {
 	Event        *cdcpb.ChangeDataEvent
 	RegionChange *formatv1.RegionChange
@@ -101,6 +104,14 @@ func (r *Reader) next() (Record, error) {
 	raw, err := r.c.Next()
 	if err != nil {
 		return Record{}, err
+	}
+	if b, ok := changeDataEventOnly(raw); ok {
+		if ev, ok := fastChangeDataEvent(b); ok {
+			if err := r.checkEvent(ev); err != nil {
+				return Record{}, r.c.Corrupt(err, "bad change data event")
+			}
+			return Record{Event: ev}, nil
+		}
 	}
 	r.rec.Reset()
 	if err := proto.Unmarshal(raw, &r.rec); err != nil {

@@ -98,6 +98,7 @@ func (s *Stream) Open(name string, data []byte) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.KeepBlocks() // events point into the records (fastChangeDataEvent)
 	r := &Reader{c: c, s: s}
 	if err := c.NextMessage(&r.header); err != nil {
 		if err == io.EOF {
