@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -34,6 +35,8 @@ type Router struct {
 	// a store's files are much alike, instead of growing an event (160
 	// bytes) at a time — 40 % of the bytes routing allocated.
 	sizes map[uint64]int
+	// spans are the led regions' spans rows were routed with (ledSpan).
+	spans map[uint64]ledSpanCache
 }
 
 // NewRouter routes into table. A stream it starts at a delta header (not
@@ -52,7 +55,7 @@ func NewTrackedRouter(table *Table, tr *Tracker) *Router { return newRouter(tabl
 
 func newRouter(table *Table, tr *Tracker) *Router {
 	return &Router{table: table, stream: storefile.NewStream(nil), count: map[uint64]int{}, tr: tr,
-		resolved: map[uint64][]Ref{}, sizes: map[uint64]int{}}
+		resolved: map[uint64][]Ref{}, sizes: map[uint64]int{}, spans: map[uint64]ledSpanCache{}}
 }
 
 // WithBase sets how the Router reads the header of an earlier file of the
@@ -92,12 +95,16 @@ func (s *span) contains(key []byte) bool {
 }
 
 func (rt *Router) spanOf(name string, inc storefile.Incarnation) (*span, error) {
-	ref := refOf(inc)
-	start, err := tidbcodec.DecodeRegionKey(inc.Region.StartKey)
+	return rt.spanOfKeys(name, refOf(inc), inc.Region.StartKey, inc.Region.EndKey)
+}
+
+// spanOfKeys is spanOf of an incarnation's ref and encoded keys.
+func (rt *Router) spanOfKeys(name string, ref Ref, rawStart, rawEnd []byte) (*span, error) {
+	start, err := tidbcodec.DecodeRegionKey(rawStart)
 	if err != nil {
 		return nil, fmt.Errorf("%s: region %d start key: %w", name, ref.RegionID, err)
 	}
-	end, err := tidbcodec.DecodeRegionKey(inc.Region.EndKey)
+	end, err := tidbcodec.DecodeRegionKey(rawEnd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: region %d end key: %w", name, ref.RegionID, err)
 	}
@@ -309,11 +316,33 @@ func (rt *Router) regionChange(name string, rec storefile.Record, batch func(uin
 // ledSpan is the span of the incarnation the stream leads for regionID
 // (the reader checked that it leads one).
 func (rt *Router) ledSpan(name string, r *storefile.Reader, regionID uint64) (*span, error) {
-	inc, ok := r.Leader(regionID)
+	sref, start, end, ok := r.LeaderKeys(regionID)
 	if !ok {
 		return nil, fmt.Errorf("%s: region %d is not led here", name, regionID)
 	}
-	return rt.spanOf(name, inc)
+	ref := Ref(sref)
+	// A store's files name the same led regions over and over (a row
+	// event per run of rows): their spans are kept, each checked against
+	// the incarnation and keys the store leads now.
+	if c, ok := rt.spans[regionID]; ok && c.s.ref == ref && bytes.Equal(c.rawStart, start) && bytes.Equal(c.rawEnd, end) {
+		return c.s, nil
+	}
+	s, err := rt.spanOfKeys(name, ref, start, end)
+	if err != nil {
+		return nil, err
+	}
+	if len(rt.spans) >= 2*r.Leaders()+1024 {
+		clear(rt.spans) // regions no longer led: start over
+	}
+	rt.spans[regionID] = ledSpanCache{s: s, rawStart: start, rawEnd: end}
+	return s, nil
+}
+
+// ledSpanCache is a led region's span and the encoded keys it was made of
+// (the reader's, unchanged while the incarnation is led).
+type ledSpanCache struct {
+	s                *span
+	rawStart, rawEnd []byte
 }
 
 func (rt *Router) event(name string, r *storefile.Reader, ev *cdcpb.ChangeDataEvent, batch func(uint64) *Batch) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
+	"github.com/tistream/tistream/libs/tidbcodec"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
@@ -119,5 +120,70 @@ func TestRouteTakeoverEnd(t *testing.T) {
 		require.Equal(t, uint64(300), evs[1].Ts)
 		require.Equal(t, KindResolved, evs[2].Kind)
 		require.Equal(t, []Ref{{RegionID: 2, Version: 1, Term: 6}}, evs[2].Refs)
+	}
+}
+
+// A router keeps the spans it routed a led region's rows with; when the
+// store leads another incarnation of the region (a split), rows go by the
+// new one's keys: a row outside them is refused, not routed by the
+// region's old span.
+func TestRoutedSpanFollowsTheIncarnation(t *testing.T) {
+	tb, err := NewTable([]Range{{ID: 1, End: []byte("m")}, {ID: 2, Start: []byte("m")}})
+	require.NoError(t, err)
+	incOf := func(id, version uint64, start, end string) *formatv1.RegionIncarnation {
+		ri, err := storefile.Incarnation{Region: &metapb.Region{Id: id, StartKey: tidbcodec.EncodeRegionKey([]byte(start)),
+			EndKey: tidbcodec.EncodeRegionKey([]byte(end)), RegionEpoch: &metapb.RegionEpoch{ConfVer: 1, Version: version}}, Term: 1}.Encode()
+		require.NoError(t, err)
+		return ri
+	}
+	row := func(key string) *cdcpb.ChangeDataEvent {
+		return &cdcpb.ChangeDataEvent{Events: []*cdcpb.Event{{RegionId: 2, Event: &cdcpb.Event_Entries_{Entries: &cdcpb.Event_Entries{
+			Entries: []*cdcpb.Event_Row{{Type: cdcpb.Event_COMMITTED, OpType: cdcpb.Event_Row_PUT, Key: []byte(key), StartTs: 5, CommitTs: 6}}}}}}}
+	}
+	file := func(seq uint64, split bool, key string) (string, []byte) {
+		h := &formatv1.StoreFileHeader{ClusterId: 1, TenantId: 1, StoreId: 1, Seq: seq, MaxTs: 1000 * seq, PrevMaxTs: 1000 * (seq - 1)}
+		if seq > 1 {
+			h.LeaderRegions = []*formatv1.RegionIncarnation{incOf(2, 1, "a", "z")}
+		}
+		w, err := storefile.NewWriter(h)
+		require.NoError(t, err)
+		if seq == 1 {
+			require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START,
+				Reason: formatv1.RegionChange_REASON_BOOTSTRAP, Incarnation: incOf(2, 1, "a", "z")}))
+		}
+		require.NoError(t, w.AddEvent(row("b")))
+		if split { // region 2 keeps [n, z); region 3 takes [a, n)
+			pred := []*formatv1.IncarnationRef{{RegionId: 2, Version: 1, Term: 1}}
+			require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_END,
+				Reason: formatv1.RegionChange_REASON_SPLIT, Incarnation: incOf(2, 1, "a", "z"), ResolvedTs: 10}))
+			require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START,
+				Reason: formatv1.RegionChange_REASON_SPLIT, Incarnation: incOf(3, 2, "a", "n"), Predecessors: pred}))
+			require.NoError(t, w.AddRegionChange(&formatv1.RegionChange{Kind: formatv1.RegionChange_KIND_START,
+				Reason: formatv1.RegionChange_REASON_SPLIT, Incarnation: incOf(2, 2, "n", "z"), Predecessors: pred}))
+			require.NoError(t, w.AddEvent(row(key)))
+		}
+		b, err := w.Finish()
+		require.NoError(t, err)
+		return layout.StoreFileKey(1, 1, 1, seq, h.MaxTs), b
+	}
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{{"p", true}, {"c", false}} {
+		rt := NewRouter(tb)
+		k, b := file(1, false, "")
+		batches, _, err := rt.Route(k, b)
+		require.NoError(t, err)
+		require.Equal(t, []byte("b"), batches[1].Events[len(batches[1].Events)-1].Row.Key)
+		k, b = file(2, true, tc.key)
+		batches, _, err = rt.Route(k, b)
+		if !tc.ok {
+			require.ErrorContains(t, err, "lies outside the region", "row %q after the split", tc.key)
+			continue
+		}
+		require.NoError(t, err)
+		evs := batches[2].Events
+		require.Equal(t, []byte(tc.key), evs[len(evs)-1].Row.Key)
+		require.Equal(t, Ref{RegionID: 2, Version: 2, Term: 1}, evs[len(evs)-1].Inc)
 	}
 }

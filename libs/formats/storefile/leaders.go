@@ -103,15 +103,20 @@ func leanOf(inc Incarnation) led {
 
 // incarnation rebuilds the incarnation (without peers and conf_ver).
 func (l led) incarnation() Incarnation {
-	var start, end []byte
+	start, end := l.bounds()
+	return Incarnation{Region: &metapb.Region{Id: l.ref.RegionID, StartKey: start, EndKey: end,
+		RegionEpoch: &metapb.RegionEpoch{Version: l.ref.Version}}, Term: l.ref.Term}
+}
+
+// bounds are the region's encoded start and end keys (nil when empty).
+func (l led) bounds() (start, end []byte) {
 	if l.split > 0 {
 		start = l.keys[:l.split:l.split]
 	}
 	if int(l.split) < len(l.keys) {
 		end = l.keys[l.split:]
 	}
-	return Incarnation{Region: &metapb.Region{Id: l.ref.RegionID, StartKey: start, EndKey: end,
-		RegionEpoch: &metapb.RegionEpoch{Version: l.ref.Version}}, Term: l.ref.Term}
+	return start, end
 }
 
 // DefaultFullListEvery is how many files a producer writes between two full

@@ -86,6 +86,19 @@ func (r *Reader) Leader(regionID uint64) (Incarnation, bool) {
 	return l.incarnation(), true
 }
 
+// LeaderKeys is Leader without building an Incarnation (no allocation):
+// the led incarnation's ref and its region's encoded start and end keys,
+// which the caller must not change; they stay what they are while the
+// incarnation is led.
+func (r *Reader) LeaderKeys(regionID uint64) (ref Ref, start, end []byte, ok bool) {
+	l, ok := r.s.set.get(regionID)
+	if !ok {
+		return Ref{}, nil, nil, false
+	}
+	start, end = l.bounds()
+	return l.ref, start, end, true
+}
+
 // Next returns the next record, or io.EOF after the last one (the file's
 // trailer has then been checked, and the stream may go on with the next
 // file).
