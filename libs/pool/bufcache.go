@@ -21,10 +21,16 @@ type bufCache struct {
 	bytes int // capacity held
 	limit int
 	taken int // buffers handed out again (tests)
+	made  int // new buffers handed out (tests)
 }
 
-// Bounds of the cache's limit: it follows twice the latest publication's
-// bytes (a round being staged while the last one is written) within these.
+// Bounds of the cache's limit: it follows twice the capacity of the latest
+// publication's section buffers (a round being staged while the last one
+// is written) within these. The capacity, not the publication's bytes: a
+// section's buffers are sized for its rows uncompressed, with room to
+// spare, so with rows that compress a round's buffers are two to three
+// times its bytes, and a limit of twice the bytes dropped most of them
+// (the in-process fleet made 250 MB of new sections to publish ~130 MB).
 const (
 	minBufCache = 8 << 20
 	maxBufCache = 256 << 20
@@ -57,6 +63,17 @@ func (c *bufCache) take(want, least int) []byte {
 	b := c.remove(best)
 	c.taken++
 	return b[:0]
+}
+
+// get returns what take does, or else a new buffer for want bytes.
+func (c *bufCache) get(want, least int) []byte {
+	if b := c.take(want, least); b != nil {
+		return b
+	}
+	c.mu.Lock()
+	c.made++
+	c.mu.Unlock()
+	return newBuf(want)
 }
 
 func (c *bufCache) remove(i int) []byte {
@@ -113,10 +130,11 @@ func sizeClass(n int) int {
 	return (n + step - 1) / step * step
 }
 
-// follow sets the limit from the bytes of a publication just written.
-func (c *bufCache) follow(pubBytes int) {
+// follow sets the limit from the capacity of the section buffers of a
+// publication just written.
+func (c *bufCache) follow(held int) {
 	c.mu.Lock()
-	c.limit = min(max(2*pubBytes, minBufCache), maxBufCache)
+	c.limit = min(max(2*held, minBufCache), maxBufCache)
 	// Quieter rounds: drop the largest buffers beyond the new limit, so
 	// a burst's buffers are not held (they would only raise the heap the
 	// collector lets grow).

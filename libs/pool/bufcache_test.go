@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +269,56 @@ func TestNewBufSpare(t *testing.T) {
 	big := 300 << 20
 	require.GreaterOrEqual(t, cap(newBuf(big)), big)
 	require.LessOrEqual(t, cap(newBuf(big)), sizeClass(big+maxSpare), "a large one at most maxSpare more (and its size class)")
+}
+
+// Rounds of rows that compress well (as real rows and the simulator's do)
+// are built in the last rounds' buffers: the cache holds a round's section
+// buffers, which are sized for the rows uncompressed, not just twice the
+// (compressed) bytes published — with that limit every round made new
+// buffers for most of its sections. Every row still reads back.
+func TestSectionBuffersRecycledWhenRowsCompress(t *testing.T) {
+	store, err := objstore.NewLocalFS(t.TempDir())
+	require.NoError(t, err)
+	split := key(102, 0)
+	require.NoError(t, PublishManifest(ctx, store, twoRangeManifest(1, split)))
+	g := newGroup(t, store, 1, "g", GroupOptions{SegmentBytes: 1, SegmentAge: 1 << 62, Grace: -1}) // sections recycled at once
+	w1, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 1, End: split, OpenedAt: 100}, 1)
+	require.NoError(t, err)
+	w2, err := CreateRange(ctx, g, RangeSpec{Tenant: 1, RangeID: 2, Start: split, OpenedAt: 100}, 1)
+	require.NoError(t, err)
+	text := []byte(strings.Repeat("a change data stream of a table, ", 200)) // ~6.6 KB, compresses ~100x
+	const perRound, valueLen = 3000, 2000                                    // ~6 MB a range a round
+	var all []Row
+	ts := uint64(100)
+	var made []int
+	for round := 0; round < 8; round++ {
+		var staged []*Staged
+		for i, w := range []*RangeWriter{w1, w2} {
+			table := int64(100 + 2*i) // range 1 holds tables below 102, range 2 the rest
+			var rows []Row
+			for j := 0; j < perRound; j++ {
+				off := (j * 7) % (len(text) - valueLen)
+				rows = append(rows, Row{CommitTs: ts + uint64(j) + 1, StartTs: ts, Op: formatv1.Op_OP_PUT,
+					Key: key(table, int64(round*perRound+j)), Value: text[off : off+valueLen]})
+			}
+			bytes := 0
+			for _, r := range rows {
+				bytes += len(r.Key) + len(r.Value)
+			}
+			s, err := w.Stage(ts+perRound, rowsIn(rows, w.Watermark(), ts+perRound), FlushOptions{Rows: len(rows), SizeHint: bytes})
+			require.NoError(t, err)
+			staged = append(staged, s)
+			all = append(all, rows...)
+		}
+		_, err := g.Publish(ctx, staged)
+		require.NoError(t, err)
+		ts += perRound
+		made = append(made, g.bufs.made)
+	}
+	require.Equal(t, made[2], made[len(made)-1], "new section buffers made after the second round (per round: %v)", made)
+	require.Positive(t, g.bufs.taken)
+	sort.Slice(all, func(i, j int) bool { return Compare(&all[i], &all[j]) < 0 })
+	got, resolved := pullAll(t, store, 1, nil, 0)
+	require.Equal(t, ts, resolved)
+	requireSameRows(t, all, got, "the tenant")
 }

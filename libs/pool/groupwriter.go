@@ -387,8 +387,12 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 			g.pubBytes.Add(int64(size))
 			res.Seq, res.Bytes, res.Rows = seq, size, rows
 			sections := map[uint64][][]byte{}
+			held := 0 // the capacity of the sections' buffers
 			for id, s := range byRange {
 				if s.data != nil {
+					for _, b := range s.data {
+						held += cap(b)
+					}
 					sections[id] = s.data
 					if res.Conflicts > 0 {
 						// They were the body of a put that failed, which
@@ -400,7 +404,7 @@ func (g *GroupWriter) Publish(ctx context.Context, staged []*Staged) (PubResult,
 					s.data = nil // the segment buffer owns it now, then g.bufs
 				}
 			}
-			g.bufs.follow(size)
+			g.bufs.follow(held)
 			g.buffer(msg, sections)
 			return res, nil
 		}

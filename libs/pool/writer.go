@@ -393,10 +393,7 @@ func (w *RangeWriter) Stage(wm uint64, rows RowSource, opts ...FlushOptions) (*S
 	// when it fills up; new ones only for what the held ones cannot take.
 	handed := 0 // capacity handed to the writer so far
 	get := func(want, least int) []byte {
-		b := w.group.bufs.take(want, least)
-		if b == nil {
-			b = newBuf(want)
-		}
+		b := w.group.bufs.get(want, least)
 		handed += cap(b)
 		return b
 	}
