@@ -25,6 +25,13 @@ type WireUnmarshaler interface {
 	UnmarshalWire(b []byte) error
 }
 
+// WireBufferer is a WireUnmarshaler that provides the buffer its encoding
+// is copied into (out of the transport's buffers) before UnmarshalWire:
+// one it recycles (routepb.Received), instead of a new one per message.
+type WireBufferer interface {
+	WireBuffer(n int) []byte
+}
+
 // wireCodec is gRPC's "proto" codec, except for messages that encode or
 // decode themselves. The bytes on the wire are protobuf either way, and
 // the content-subtype stays "proto", so a peer using the stock codec and
@@ -69,6 +76,14 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(WireUnmarshaler)
 	if !ok {
 		return c.proto.Unmarshal(data, v)
+	}
+	if p, ok := m.(WireBufferer); ok {
+		b := p.WireBuffer(data.Len())
+		if len(b) != data.Len() {
+			return fmt.Errorf("grpcx: %T gave a buffer of %d bytes for %d", v, len(b), data.Len())
+		}
+		data.CopyTo(b)
+		return m.UnmarshalWire(b)
 	}
 	return m.UnmarshalWire(data.Materialize())
 }

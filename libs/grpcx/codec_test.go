@@ -2,6 +2,7 @@ package grpcx
 
 import (
 	"context"
+	"google.golang.org/grpc/mem"
 	"log/slog"
 	"net"
 	"testing"
@@ -109,4 +110,29 @@ func TestCodecTalksToStockProtobuf(t *testing.T) {
 		require.Equal(t, evs[1].Row.Value, b.Events[1].Row.Value)
 		require.Equal(t, evs[2].Refs, b.Events[2].Refs)
 	})
+}
+
+// ownBuffer is a WireUnmarshaler that provides its own buffer.
+type ownBuffer struct {
+	buf, got []byte
+	asked    int
+}
+
+func (o *ownBuffer) WireBuffer(n int) []byte {
+	o.asked = n
+	o.buf = make([]byte, n)
+	return o.buf
+}
+
+func (o *ownBuffer) UnmarshalWire(b []byte) error { o.got = b; return nil }
+
+// A message that provides its buffer gets the whole encoding copied into
+// it, from however many buffers the transport holds it in.
+func TestCodecCopiesIntoTheMessagesBuffer(t *testing.T) {
+	data := mem.BufferSlice{mem.SliceBuffer([]byte("ab")), mem.SliceBuffer([]byte("cde")), mem.SliceBuffer([]byte("f"))}
+	var m ownBuffer
+	require.NoError(t, Codec().Unmarshal(data, &m))
+	require.Equal(t, 6, m.asked)
+	require.Equal(t, []byte("abcdef"), m.got)
+	require.Same(t, &m.buf[0], &m.got[0], "decoded from the buffer it gave")
 }

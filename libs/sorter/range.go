@@ -1,6 +1,7 @@
 package sorter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -320,7 +321,8 @@ func (r *Range) checkLate(b *route.Batch) error {
 	}
 	for _, row := range late {
 		if !have[publishedRow{string(row.Key), row.StartTs, row.CommitTs}] {
-			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: row.Key,
+			// The key is copied: the batch's memory is reused once applied.
+			return &LateCommitError{Tenant: r.tenant, Range: r.id, Store: b.Pos.Store, Seq: b.Pos.Seq, Key: bytes.Clone(row.Key),
 				StartTs: row.StartTs, CommitTs: row.CommitTs, Published: bound}
 		}
 	}

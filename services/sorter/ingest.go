@@ -91,7 +91,11 @@ func (a *api) Ingest(stream grpc.BidiStreamingServer[sorterv1.IngestRequest, sor
 				recvErr <- err
 				return
 			}
-			if no := s.ingest(is, req); len(no) > 0 {
+			no := s.ingest(is, req)
+			// Applied: what the ranges keep of it they copied, and its
+			// bytes and arrays decode the next requests.
+			req.Release()
+			if len(no) > 0 {
 				is.queueNotOwner(no)
 			}
 		}

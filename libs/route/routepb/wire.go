@@ -3,11 +3,14 @@ package routepb
 import (
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/route"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
@@ -285,10 +288,17 @@ func sizeField(num protowire.Number, n int) int {
 // events as routed events, whose rows' keys and values point into the
 // request's bytes (which UnmarshalWire takes and keeps; region keys are
 // copied, as a range keeps them for as long as the region lives).
+//
+// A Received whose user is done with it hands its memory back with
+// Release (the sorter does, once a request is applied): the bytes a codec
+// got from WireBuffer and the batches' arrays go to free lists, and the
+// next requests are decoded into them instead of new memory.
 type Received struct {
 	TenantID, StoreID, Seq, MaxTs uint64
 	Dispatcher                    string
 	Batches                       []ReceivedBatch
+
+	buf []byte // the request's bytes, from WireBuffer; nil: the caller's
 }
 
 // ReceivedBatch is one RangeBatch of a Received.
@@ -299,7 +309,65 @@ type ReceivedBatch struct {
 	// errors: an unknown kind, a row event without a row); the other
 	// batches of the request are unaffected, as with FromProto.
 	Err error
+
+	// The arrays the events were decoded into (Events is nil after an
+	// error), for Release.
+	evs  []route.Event
+	rows []cdcpb.Event_Row
 }
+
+// Free lists of what Received.Release hands back. A sorter decodes one
+// request at a time per Ingest stream; the bounds hold a few dozen
+// requests' worth, and a request far larger than the usual ones is left to
+// the collector rather than held.
+var (
+	eventArrays = &recycle.List[route.Event]{MaxSlices: 64, MaxBytes: 64 << 20}
+	rowArrays   = &recycle.List[cdcpb.Event_Row]{MaxSlices: 64, MaxBytes: 64 << 20}
+	wireBufs    = &recycle.List[byte]{MaxSlices: 16, MaxBytes: 64 << 20}
+)
+
+// WireBuffer returns a buffer of n bytes for the request's encoding,
+// which the caller fills and passes to UnmarshalWire (a codec copying a
+// message out of its transport's buffers); Release hands it back.
+func (r *Received) WireBuffer(n int) []byte {
+	r.buf = wireBufs.Get(n)
+	return r.buf
+}
+
+// Release hands the request's memory back for later requests: its bytes
+// (if they came from WireBuffer) and its batches' arrays. Nothing of r —
+// events, rows, keys, values — may be used afterwards; r is left empty.
+// Everything a sorter keeps of a request it copies (its buffer's arena,
+// the matcher, region keys copied by the decoder).
+func (r *Received) Release() {
+	for i := range r.Batches {
+		b := &r.Batches[i]
+		eventArrays.Put(b.evs)
+		rowArrays.Put(b.rows)
+	}
+	if r.buf != nil {
+		if poison.Load() {
+			// A reference kept past Release now reads these bytes.
+			for i := range r.buf {
+				r.buf[i] = 0xA5
+			}
+		}
+		wireBufs.Put(r.buf[:0])
+	}
+	*r = Received{}
+}
+
+// poison: Release overwrites the bytes it hands back (PoisonReleased).
+var poison atomic.Bool
+
+func init() { poison.Store(os.Getenv("TISTREAM_DEBUG_POISON") == "1") }
+
+// PoisonReleased has Release overwrite a request's bytes before it hands
+// them back, so that a reference kept past Release reads garbage (and a
+// test verifying what the sorter published fails) instead of, by chance,
+// the bytes it expects. TISTREAM_DEBUG_POISON=1 in a process's environment
+// sets it (the end-to-end tests do).
+func PoisonReleased(on bool) { poison.Store(on) }
 
 // GetTenantId is the request's tenant, as the generated message's getter
 // names it (libs/auth reads it to check the caller's tenants).
@@ -314,7 +382,7 @@ var errWire = errors.New("malformed protobuf")
 // of another wire type, are skipped as that does. A field repeated in one
 // message follows protobuf's rules: the last scalar wins, messages merge.
 func (r *Received) UnmarshalWire(b []byte) error {
-	*r = Received{}
+	*r = Received{buf: r.buf}
 	for len(b) > 0 {
 		num, typ, v, rest, err := field(b)
 		if err != nil {
@@ -381,7 +449,8 @@ func (bt *ReceivedBatch) decode(b []byte) error {
 			}
 		}
 		if pass == 0 {
-			evs, rows = make([]route.Event, n), make([]cdcpb.Event_Row, n)
+			evs, rows = eventArrays.Get(n), rowArrays.Get(n)
+			bt.evs, bt.rows = evs, rows
 		}
 	}
 	// An event that cannot be routed refuses the batch (FromProto's
