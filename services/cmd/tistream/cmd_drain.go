@@ -34,6 +34,7 @@ type drainOptions struct {
 	Timeout     time.Duration // how long the drain may take
 	Pull        bool          // pull the tenant afterwards and count its rows
 	CPUProfile  string        // write a CPU profile of the drain (registration to drained) here
+	MemProfile  string        // write heap profiles at registration (MemProfile + ".start") and when drained here
 }
 
 // drainResult is what a drain run measured.
@@ -167,6 +168,9 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		return nil, fmt.Errorf("cannot write the CPU profile %s", d.CPUProfile)
 	}
 	defer func() { stopProfile() }() // also when the drain fails
+	if d.MemProfile != "" {
+		writeHeapProfile(d.MemProfile+".start", "lag --drain-memprofile", stderr)
+	}
 	start, cpu0 := time.Now(), cpuTime()
 	if err := up.RegisterTenant(ctx, o.Sim.ClusterID, 1); err != nil {
 		return nil, err
@@ -198,6 +202,9 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 		}
 	}
 	res.Drain, res.CPU = time.Since(start), cpuTime()-cpu0
+	if d.MemProfile != "" {
+		writeHeapProfile(d.MemProfile, "lag --drain-memprofile", stderr)
+	}
 	stopProfile() // the drain only, not the pull
 	stopProfile = func() {}
 	if err := scrapeCounters(f, res.Metrics); err != nil {
