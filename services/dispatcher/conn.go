@@ -217,6 +217,10 @@ func (c *sorterConn) sendLoop() {
 			}
 			err := stream.SendMsg(it.req)
 			c.pool.m.sendSeconds.Observe(time.Since(it.enq).Seconds())
+			// Sent or not, the request is done with: its events were
+			// encoded for it alone (requests), and the codec copied them.
+			// A request never sent is left to the collector.
+			it.req.Release()
 			if err != nil {
 				c.fail(fmt.Errorf("send to sorter %s: %w", c.addr, err))
 				return

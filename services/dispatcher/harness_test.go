@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/route"
+	"github.com/tistream/tistream/libs/route/routepb"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
 	"github.com/tistream/tistream/libs/svc/svctest"
@@ -29,6 +31,14 @@ import (
 	metav1 "github.com/tistream/tistream/proto/gen/go/tistream/meta/v1"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
+
+// Requests the dispatcher has sent are poisoned when it releases them: a
+// request (or its encoded events) used after its release sends garbage,
+// which the fake sorters' checks refuse.
+func TestMain(m *testing.M) {
+	routepb.PoisonReleased(true)
+	os.Exit(m.Run())
+}
 
 const (
 	testCluster = 1

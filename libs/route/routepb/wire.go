@@ -52,7 +52,7 @@ func EncodeEvents(evs []route.Event) Events {
 	for i := range evs {
 		est += estimate(&evs[i])
 	}
-	e := Events{b: make([]byte, 0, est)}
+	e := Events{b: eventBytes.Get(est)[:0]}
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Kind == route.KindRow {
@@ -79,6 +79,23 @@ func estimate(ev *route.Event) int {
 
 // Len is the events' encoded size in bytes.
 func (e Events) Len() int { return len(e.b) }
+
+// eventBytes holds encoded events handed back (Request.Release) for the
+// next batches' encoding.
+var eventBytes = &recycle.List[byte]{MaxSlices: 256, MaxBytes: 64 << 20}
+
+// Release hands the request's encoded events back for later batches (a
+// dispatcher does once the request is sent: the codec copied them into
+// the message's buffer). Only for a request whose Events are in no other
+// request that may still be sent; r's batches are emptied.
+func (r *Request) Release() {
+	for i := range r.Batches {
+		b := r.Batches[i].Events.b
+		poisonIfOn(b)
+		eventBytes.Put(b[:0])
+		r.Batches[i].Events = Events{}
+	}
+}
 
 // Request is an IngestRequest to send: its batches' events already
 // encoded. It is what a gRPC codec that knows it (libs/grpcx) writes as
@@ -346,12 +363,7 @@ func (r *Received) Release() {
 		rowArrays.Put(b.rows)
 	}
 	if r.buf != nil {
-		if poison.Load() {
-			// A reference kept past Release now reads these bytes.
-			for i := range r.buf {
-				r.buf[i] = 0xA5
-			}
-		}
+		poisonIfOn(r.buf)
 		wireBufs.Put(r.buf[:0])
 	}
 	*r = Received{}
@@ -360,12 +372,22 @@ func (r *Received) Release() {
 // poison: Release overwrites the bytes it hands back (PoisonReleased).
 var poison atomic.Bool
 
+// poisonIfOn overwrites bytes being handed back, when poisoning is on: a
+// reference kept past their release then reads garbage.
+func poisonIfOn(b []byte) {
+	if poison.Load() {
+		for i := range b {
+			b[i] = 0xA5
+		}
+	}
+}
+
 func init() { poison.Store(os.Getenv("TISTREAM_DEBUG_POISON") == "1") }
 
-// PoisonReleased has Release overwrite a request's bytes before it hands
-// them back, so that a reference kept past Release reads garbage (and a
-// test verifying what the sorter published fails) instead of, by chance,
-// the bytes it expects. TISTREAM_DEBUG_POISON=1 in a process's environment
+// PoisonReleased has Release (of a Received or a Request) overwrite the
+// bytes it hands back, so that a reference kept past Release reads
+// garbage (and a test verifying what was sent or published fails) instead
+// of, by chance, the bytes it expects. TISTREAM_DEBUG_POISON=1 in a process's environment
 // sets it (the end-to-end tests do).
 func PoisonReleased(on bool) { poison.Store(on) }
 

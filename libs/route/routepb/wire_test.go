@@ -101,6 +101,34 @@ func TestRequestBytesAreProtoMarshals(t *testing.T) {
 	}
 }
 
+// A request released once sent hands its encoded events back (poisoned,
+// with poisoning on), and later batches are encoded into them: the bytes
+// are still proto.Marshal's.
+func TestReleasedRequestsEncodeTheNextBatches(t *testing.T) {
+	PoisonReleased(true)
+	defer PoisonReleased(false)
+	rng := rand.New(rand.NewPCG(7, 8))
+	reused := eventBytes.Reused.Load()
+	for i := range 500 {
+		r, pb := both(rng)
+		want, err := proto.Marshal(pb)
+		require.NoError(t, err)
+		require.Equal(t, want, r.AppendWire(nil), "request %d", i)
+		var held [][]byte
+		for _, b := range r.Batches {
+			held = append(held, b.Events.b)
+		}
+		r.Release()
+		for j, b := range held {
+			if len(b) > 0 {
+				require.Equal(t, byte(0xA5), b[0], "batch %d's bytes are poisoned", j)
+			}
+			require.Zero(t, r.Batches[j].Events.Len(), "the request keeps none")
+		}
+	}
+	require.Greater(t, eventBytes.Reused.Load(), reused, "encoded into released bytes")
+}
+
 // fromProto is what the sorter made of a request before Received: the
 // generated decoding, then FromProto per batch.
 func fromProto(b []byte) (*Received, error) {
