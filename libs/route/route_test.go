@@ -3,6 +3,8 @@ package route
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,57 @@ func contains(r Range, k []byte) bool {
 
 func overlaps(r Range, s, e []byte) bool {
 	return (len(e) == 0 || bytes.Compare(r.Start, e) < 0) && (len(r.End) == 0 || bytes.Compare(s, r.End) < 0)
+}
+
+// A Router whose batches are given back after each file (Recycle) routes
+// every file as one that allocates new arrays does, and the next files'
+// batches take the arrays given back.
+func TestRecycledBatchesRouteTheSame(t *testing.T) {
+	store := objstore.NewMemory()
+	cfg := sim.DefaultConfig()
+	cfg.Duration = time.Second
+	cfg.SplitEvery, cfg.TransferEvery = 300*time.Millisecond, 200*time.Millisecond
+	s, err := sim.New(cfg, sim.Options{Store: store})
+	require.NoError(t, err)
+	_, err = s.Run(context.Background())
+	require.NoError(t, err)
+	tb, err := NewTable([]Range{{ID: 1, End: tidbcodec.TablePrefix(103)}, {ID: 2, Start: tidbcodec.TablePrefix(103)}})
+	require.NoError(t, err)
+	render := func(batches map[uint64]*Batch) map[uint64]string {
+		out := map[uint64]string{}
+		for id, b := range batches {
+			var sb strings.Builder
+			for _, ev := range b.Events {
+				fmt.Fprintf(&sb, "%d %v %d %x %x %v %v %d %d", ev.Kind, ev.Inc, ev.Ts, ev.Start, ev.End, ev.Refs, ev.Preds, ev.TakeoverStore, ev.TakeoverSeq)
+				if r := ev.Row; r != nil {
+					fmt.Fprintf(&sb, " row %d %d %v %v %x %x %x", r.StartTs, r.CommitTs, r.Type, r.OpType, r.Key, r.Value, r.OldValue)
+				}
+				sb.WriteByte('\n')
+			}
+			out[id] = sb.String()
+		}
+		return out
+	}
+	reused := 0
+	for storeID := uint64(1); storeID <= 3; storeID++ {
+		files, err := objstore.ListAll(context.Background(), store, layout.StorePrefix(1, 1, storeID), "")
+		require.NoError(t, err)
+		fresh, recycling := NewRouter(tb), NewRouter(tb)
+		for _, f := range files {
+			b, err := store.Get(context.Background(), f.Key)
+			require.NoError(t, err)
+			want, _, err := fresh.Route(f.Key, b)
+			require.NoError(t, err)
+			free := len(recycling.free)
+			got, _, err := recycling.Route(f.Key, b)
+			require.NoError(t, err)
+			reused += free - len(recycling.free)
+			require.Equal(t, render(want), render(got), "file %s", f.Key)
+			recycling.Recycle(got)
+			for _, g := range got {
+				require.Nil(t, g.Events, "recycled batches are emptied")
+			}
+		}
+	}
+	require.Positive(t, reused, "no batch took a recycled array")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
@@ -37,6 +38,9 @@ type Router struct {
 	sizes map[uint64]int
 	// spans are the led regions' spans rows were routed with (ledSpan).
 	spans map[uint64]ledSpanCache
+	// free holds the event arrays of batches given back (Recycle), for the
+	// next files' batches.
+	free [][]Event
 }
 
 // NewRouter routes into table. A stream it starts at a delta header (not
@@ -169,7 +173,11 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 		if b == nil {
 			b = &Batch{RangeID: id, Pos: Position{Store: h.StoreId, Seq: h.Seq}, MaxTs: h.MaxTs}
 			if n := rt.sizes[id]; n > 0 {
-				b.Events = make([]Event, 0, n)
+				if a, ok := recycle.Smallest(&rt.free, n, 0); ok {
+					b.Events = a
+				} else {
+					b.Events = make([]Event, 0, n)
+				}
 			}
 			out[id] = b
 		}
@@ -311,6 +319,24 @@ func (rt *Router) regionChange(name string, rec storefile.Record, batch func(uin
 	}
 	rt.toOverlapping(s, ev, batch)
 	return nil
+}
+
+// maxFreeArrays bounds the event arrays a Router holds for its next files
+// (a file makes one batch per range it touches).
+const maxFreeArrays = 256
+
+// Recycle gives the event arrays of batches Route returned back to the
+// Router, for the batches of the files after: call it once nothing reads
+// the batches any more (a dispatcher does once their events are encoded).
+// The batches are emptied.
+func (rt *Router) Recycle(batches map[uint64]*Batch) {
+	for _, b := range batches {
+		if cap(b.Events) > 0 && len(rt.free) < maxFreeArrays {
+			clear(b.Events)
+			rt.free = append(rt.free, b.Events[:0])
+		}
+		b.Events = nil
+	}
 }
 
 // ledSpan is the span of the incarnation the stream leads for regionID

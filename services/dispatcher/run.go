@@ -140,6 +140,9 @@ func (st *stream) runOnce(ctx context.Context) (string, error) {
 			return reason, err
 		}
 		reqs, reason, err := st.requests(r, table, batches, inflight{seq: h.Seq, maxTs: h.MaxTs, base: router.Base()})
+		// The batches' events are encoded (the requests hold the bytes):
+		// their arrays route the next files.
+		router.Recycle(batches)
 		if err != nil {
 			return reason, err
 		}
