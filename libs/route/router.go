@@ -326,10 +326,12 @@ func (rt *Router) regionChange(name string, rec storefile.Record, batch func(uin
 const maxFreeArrays = 256
 
 // Recycle gives the event arrays of batches Route returned back to the
-// Router, for the batches of the files after: call it once nothing reads
-// the batches any more (a dispatcher does once their events are encoded).
-// The batches are emptied.
+// Router, and the arrays the file's records were decoded into (the rows
+// the events point to) to its stream, for the files after: call it once
+// nothing reads the batches any more (a dispatcher does once their events
+// are encoded), before the next Route. The batches are emptied.
 func (rt *Router) Recycle(batches map[uint64]*Batch) {
+	rt.stream.Recycle()
 	for _, b := range batches {
 		if cap(b.Events) > 0 && len(rt.free) < maxFreeArrays {
 			clear(b.Events)

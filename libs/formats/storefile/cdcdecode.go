@@ -46,7 +46,7 @@ type cdeShape struct{ events, entries, rows, resolved int }
 
 // fastChangeDataEvent decodes b as cdcpb.ChangeDataEvent.Unmarshal would,
 // or reports false for the generated code to do it.
-func fastChangeDataEvent(b []byte) (*cdcpb.ChangeDataEvent, bool) {
+func fastChangeDataEvent(b []byte, a *recordArena) (*cdcpb.ChangeDataEvent, bool) {
 	var sh cdeShape
 	var rts []byte
 	haveRTs := false
@@ -78,10 +78,7 @@ func fastChangeDataEvent(b []byte) (*cdcpb.ChangeDataEvent, bool) {
 	if sh.events == 0 {
 		return out, true
 	}
-	events, ptrs := make([]cdcpb.Event, sh.events), make([]*cdcpb.Event, sh.events)
-	entries, wraps := make([]cdcpb.Event_Entries, sh.entries), make([]cdcpb.Event_Entries_, sh.entries)
-	rows, rowPtrs := make([]cdcpb.Event_Row, sh.rows), make([]*cdcpb.Event_Row, sh.rows)
-	resolved := make([]cdcpb.Event_ResolvedTs, sh.resolved)
+	events, ptrs, entries, wraps, rows, rowPtrs, resolved := a.take(sh)
 	i := 0
 	for p := b; len(p) > 0; {
 		num, v, rest, _ := bytesField(p) // as counted

@@ -85,7 +85,7 @@ func generated(b []byte) (*cdcpb.ChangeDataEvent, error) {
 // the generated code does (which must then accept b).
 func sameAsGenerated(t testing.TB, b []byte) bool {
 	t.Helper()
-	got, ok := fastChangeDataEvent(bytes.Clone(b))
+	got, ok := fastChangeDataEvent(bytes.Clone(b), nil)
 	if !ok {
 		return false
 	}
@@ -149,7 +149,7 @@ func TestFastChangeDataEventLeavesTheRest(t *testing.T) {
 		"a 10-byte varint":        msg(nil, fCDEEvents, append(tag(nil, fEvRegion, protowire.VarintType), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)),
 	}
 	for name, b := range left {
-		_, ok := fastChangeDataEvent(b)
+		_, ok := fastChangeDataEvent(b, nil)
 		require.False(t, ok, name)
 	}
 }

@@ -42,7 +42,11 @@ type Reader struct {
 
 // Open reads one file on its own: a Stream of its own without a base
 // loader, so a delta header (format version 2) fails with ErrNeedBase.
-func Open(name string, data []byte) (*Reader, error) { return NewStream(nil).Open(name, data) }
+func Open(name string, data []byte) (*Reader, error) {
+	s := NewStream(nil)
+	s.arena = nil // one file: its records' arrays sized to them, nothing to recycle
+	return s.Open(name, data)
+}
 
 // Header is the file's header.
 func (r *Reader) Header() *formatv1.StoreFileHeader { return &r.header }
@@ -119,7 +123,7 @@ func (r *Reader) next() (Record, error) {
 		return Record{}, err
 	}
 	if b, ok := changeDataEventOnly(raw); ok {
-		if ev, ok := fastChangeDataEvent(b); ok {
+		if ev, ok := fastChangeDataEvent(b, r.s.arena); ok {
 			if err := r.checkEvent(ev); err != nil {
 				return Record{}, r.c.Corrupt(err, "bad change data event")
 			}

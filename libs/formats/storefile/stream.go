@@ -61,6 +61,7 @@ type Stream struct {
 	full    uint64 // seq of the stream's last version 2 file with a full list (0: none known)
 	groupTs uint64 // ts of the last LeaderResolvedTs read
 	check   func(name string, h *formatv1.StoreFileHeader) error
+	arena   *recordArena // the arrays of the last file's records (Recycle)
 }
 
 // SetCheck makes Open call check with each file's name and header before
@@ -75,8 +76,14 @@ func (s *Stream) SetCheck(check func(name string, h *formatv1.StoreFileHeader) e
 // load (nil: a delta header is an error matching ErrNeedBase unless the
 // stream read the files before it).
 func NewStream(load BaseLoader) *Stream {
-	return &Stream{load: load, set: newLeaderSet(func(a, b led) bool { return a.ref == b.ref })}
+	return &Stream{load: load, set: newLeaderSet(func(a, b led) bool { return a.ref == b.ref }), arena: newRecordArena()}
 }
+
+// Recycle gives back the arrays the records of the last file opened were
+// decoded into (events, rows: not the keys and values, which point into
+// the file's blocks), for the next files' records: call it once nothing
+// uses those records any more. Without it, each file's arrays are new.
+func (s *Stream) Recycle() { s.arena.recycle() }
 
 // Reset makes the next file start afresh (after a file was not read whole).
 func (s *Stream) Reset() { s.at = 0 }
@@ -92,6 +99,7 @@ func (s *Stream) Base() uint64 { return s.full }
 // follows the last file read to its end; the stream carries on only once
 // its reader reaches io.EOF.
 func (s *Stream) Open(name string, data []byte) (*Reader, error) {
+	s.arena.forget() // the last file's records stay their user's unless Recycled
 	prev, prevMax := s.at, s.maxTs
 	s.at = 0
 	c, err := container.Open(name, data, container.KindStoreChange)
