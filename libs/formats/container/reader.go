@@ -18,13 +18,14 @@ type Reader struct {
 	trailer formatv1.FileTrailer
 	trailAt int64 // offset of the trailer block
 
-	pos      int64  // offset of the next block
-	block    []byte // raw payload of the current block
-	blockOff int64  // offset of the current block
-	inBlock  int    // read position in block
-	buf      []byte // decompression buffer, reused (unless keep)
-	decoded  bool   // block is in buf, not in data
-	keep     bool   // every block decompressed into memory of its own (KeepBlocks)
+	pos      int64              // offset of the next block
+	block    []byte             // raw payload of the current block
+	blockOff int64              // offset of the current block
+	inBlock  int                // read position in block
+	buf      []byte             // decompression buffer, reused (unless keep)
+	decoded  bool               // block is in buf, not in data
+	keep     bool               // every block decompressed into memory of its own (KeepBlocks)
+	alloc    func(n int) []byte // with keep: where a block's memory comes from (KeepBlocksIn)
 
 	records uint64
 	blocks  uint64
@@ -120,6 +121,9 @@ func (r *Reader) readBlock(off, limit int64) (blockHeader, []byte, error) {
 		dst := r.buf
 		if r.keep {
 			dst = nil
+			if r.alloc != nil {
+				dst = r.alloc(int(h.rawLen))
+			}
 		}
 		out, err := decompress(dst, stored, int(h.rawLen))
 		if err != nil {
@@ -137,6 +141,11 @@ func (r *Reader) readBlock(off, limit int64) (blockHeader, []byte, error) {
 // valid for as long as the caller keeps them (a decoder whose results
 // point into them; the file's own data must not change either).
 func (r *Reader) KeepBlocks() { r.keep = true }
+
+// KeepBlocksIn is KeepBlocks with each block decompressed into
+// alloc(raw length) (a caller that reuses the memory once done with the
+// records: storefile.Stream).
+func (r *Reader) KeepBlocksIn(alloc func(n int) []byte) { r.keep, r.alloc = true, alloc }
 
 // Next returns the next record. The slice is valid until the following call
 // to Next (for as long as it is kept, after KeepBlocks). At the end of the

@@ -2,24 +2,26 @@ package storefile
 
 import "github.com/pingcap/kvproto/pkg/cdcpb"
 
-// A file's change data event records are decoded into arrays (events,
-// rows and the pointers the generated types want) carved from chunks that
-// the stream reuses file after file once its caller gives them back
-// (Stream.Recycle): a dispatcher decodes hundreds of thousands of rows a
-// second into arrays that are garbage once the file's batches are encoded,
-// and new ones are memory the runtime zeroes and the kernel faults in.
-// Without Recycle every file's chunks are new, as before.
+// A file's blocks are decompressed, and its change data event records
+// decoded, into arrays (blocks; events, rows and the pointers the
+// generated types want) carved from chunks that the stream reuses file
+// after file once its caller gives them back (Stream.Recycle): a
+// dispatcher decodes hundreds of thousands of rows a second into arrays
+// that are garbage once the file's batches are encoded, and new ones are
+// memory the runtime zeroes and the kernel faults in. Without Recycle
+// every file's chunks are new, as before.
 
 // carver hands out arrays of E carved from chunks of chunkLen elements.
 type carver[E any] struct {
 	chunkLen int
+	dirty    bool  // take's arrays hold what they last held (bytes their user overwrites)
 	cur      []E   // the chunk being carved: cur[:len(cur)] handed out
 	used     [][]E // chunks carved since the last recycle, cur included
 	free     [][]E // chunks given back, zeroed
 }
 
-// take returns n zeroed elements; a request larger than half a chunk gets
-// an array of its own (not recycled).
+// take returns n zeroed elements (unless dirty); a request larger than
+// half a chunk gets an array of its own (not recycled).
 func (c *carver[E]) take(n int) []E {
 	if n == 0 {
 		return nil
@@ -51,7 +53,9 @@ const maxFreeChunks = 64
 func (c *carver[E]) recycle() {
 	for i, ch := range c.used {
 		if len(c.free) < maxFreeChunks {
-			clear(ch)
+			if !c.dirty {
+				clear(ch)
+			}
 			c.free = append(c.free, ch[:0])
 		}
 		c.used[i] = nil
@@ -75,10 +79,14 @@ type recordArena struct {
 	rows     carver[cdcpb.Event_Row]
 	rowPtrs  carver[*cdcpb.Event_Row]
 	resolved carver[cdcpb.Event_ResolvedTs]
-	all      []interface {
-		recycle()
-		forget()
-	} // the carvers above
+	blocks   carver[byte] // the file's decompressed blocks, which rows point into
+	all      []chunks     // the carvers above
+}
+
+// chunks is what the arena does with each of its carvers.
+type chunks interface {
+	recycle()
+	forget()
 }
 
 func newRecordArena() *recordArena {
@@ -87,11 +95,11 @@ func newRecordArena() *recordArena {
 		entries: carver[cdcpb.Event_Entries]{chunkLen: 1024}, wraps: carver[cdcpb.Event_Entries_]{chunkLen: 1024},
 		rows: carver[cdcpb.Event_Row]{chunkLen: 4096}, rowPtrs: carver[*cdcpb.Event_Row]{chunkLen: 4096},
 		resolved: carver[cdcpb.Event_ResolvedTs]{chunkLen: 1024},
+		// Blocks are written with 256 KiB of records or less: eight to a
+		// chunk; a larger one (a record over the block size) is its own.
+		blocks: carver[byte]{chunkLen: 2 << 20, dirty: true},
 	}
-	a.all = []interface {
-		recycle()
-		forget()
-	}{&a.events, &a.ptrs, &a.entries, &a.wraps, &a.rows, &a.rowPtrs, &a.resolved}
+	a.all = []chunks{&a.events, &a.ptrs, &a.entries, &a.wraps, &a.rows, &a.rowPtrs, &a.resolved, &a.blocks}
 	return a
 }
 

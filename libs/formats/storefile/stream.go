@@ -79,10 +79,11 @@ func NewStream(load BaseLoader) *Stream {
 	return &Stream{load: load, set: newLeaderSet(func(a, b led) bool { return a.ref == b.ref }), arena: newRecordArena()}
 }
 
-// Recycle gives back the arrays the records of the last file opened were
-// decoded into (events, rows: not the keys and values, which point into
-// the file's blocks), for the next files' records: call it once nothing
-// uses those records any more. Without it, each file's arrays are new.
+// Recycle gives back the memory the last file opened was decompressed and
+// its records decoded into (blocks, events, rows; the keys and values
+// point into the blocks, or into the file's data for blocks stored
+// uncompressed), for the next files: call it once nothing uses those
+// records any more. Without it, each file's memory is new.
 func (s *Stream) Recycle() { s.arena.recycle() }
 
 // Reset makes the next file start afresh (after a file was not read whole).
@@ -106,7 +107,13 @@ func (s *Stream) Open(name string, data []byte) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.KeepBlocks() // events point into the records (fastChangeDataEvent)
+	// Events point into the records (fastChangeDataEvent): each block
+	// stays where it was decompressed until the stream's caller is done.
+	if s.arena != nil {
+		c.KeepBlocksIn(s.arena.blocks.take)
+	} else {
+		c.KeepBlocks()
+	}
 	r := &Reader{c: c, s: s}
 	if err := c.NextMessage(&r.header); err != nil {
 		if err == io.EOF {
