@@ -1,6 +1,10 @@
 package storefile
 
-import "github.com/pingcap/kvproto/pkg/cdcpb"
+import (
+	"unsafe"
+
+	"github.com/pingcap/kvproto/pkg/cdcpb"
+)
 
 // A file's blocks are decompressed, and its change data event records
 // decoded, into arrays (blocks; events, rows and the pointers the
@@ -44,15 +48,17 @@ func (c *carver[E]) take(n int) []E {
 	return c.cur[at : at+n : at+n]
 }
 
-// maxFreeChunks bounds the chunks a carver keeps (a file's worth and more
-// of the usual files; a far larger one's are left to the collector).
-const maxFreeChunks = 64
+// maxFreeBytes bounds what a carver keeps for the next files: a usual
+// file's worth and more (a dispatcher has a stream per store and tenant,
+// each holding its last file's chunks; the much larger files of a backlog
+// leave the rest to the collector).
+const maxFreeBytes = 8 << 20
 
 // recycle takes every chunk handed out back: nothing may use their
 // elements any more.
 func (c *carver[E]) recycle() {
 	for i, ch := range c.used {
-		if len(c.free) < maxFreeChunks {
+		if (len(c.free)+1)*cap(ch)*int(unsafe.Sizeof(ch[0])) <= maxFreeBytes {
 			if !c.dirty {
 				clear(ch)
 			}

@@ -82,7 +82,7 @@ func (e Events) Len() int { return len(e.b) }
 
 // eventBytes holds encoded events handed back (Request.Release) for the
 // next batches' encoding.
-var eventBytes = &recycle.List[byte]{MaxSlices: 256, MaxBytes: 64 << 20}
+var eventBytes = &recycle.List[byte]{MaxSlices: 256, MaxBytes: 32 << 20}
 
 // Release hands the request's encoded events back for later batches (a
 // dispatcher does once the request is sent: the codec copied them into
@@ -338,9 +338,9 @@ type ReceivedBatch struct {
 // requests' worth, and a request far larger than the usual ones is left to
 // the collector rather than held.
 var (
-	eventArrays = &recycle.List[route.Event]{MaxSlices: 64, MaxBytes: 64 << 20}
-	rowArrays   = &recycle.List[cdcpb.Event_Row]{MaxSlices: 64, MaxBytes: 64 << 20}
-	wireBufs    = &recycle.List[byte]{MaxSlices: 16, MaxBytes: 64 << 20}
+	eventArrays = &recycle.List[route.Event]{MaxSlices: 64, MaxBytes: 32 << 20}
+	rowArrays   = &recycle.List[cdcpb.Event_Row]{MaxSlices: 64, MaxBytes: 32 << 20}
+	wireBufs    = &recycle.List[byte]{MaxSlices: 16, MaxBytes: 32 << 20}
 )
 
 // WireBuffer returns a buffer of n bytes for the request's encoding,
@@ -387,8 +387,8 @@ func init() { poison.Store(os.Getenv("TISTREAM_DEBUG_POISON") == "1") }
 // PoisonReleased has Release (of a Received or a Request) overwrite the
 // bytes it hands back, so that a reference kept past Release reads
 // garbage (and a test verifying what was sent or published fails) instead
-// of, by chance, the bytes it expects. TISTREAM_DEBUG_POISON=1 in a process's environment
-// sets it (the end-to-end tests do).
+// of, by chance, the bytes it expects. TISTREAM_DEBUG_POISON=1 in a
+// process's environment sets it (the end-to-end tests do).
 func PoisonReleased(on bool) { poison.Store(on) }
 
 // GetTenantId is the request's tenant, as the generated message's getter
