@@ -35,6 +35,7 @@ type drainOptions struct {
 	Pull        bool          // pull the tenant afterwards and count its rows
 	CPUProfile  string        // write a CPU profile of the drain (registration to drained) here
 	MemProfile  string        // write heap profiles at registration (MemProfile + ".start") and when drained here
+	PullProfile string        // write a CPU profile of the pull after the drain here
 }
 
 // drainResult is what a drain run measured.
@@ -227,6 +228,11 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 
 	// 5. The independent record: pull every row back.
 	if d.Pull {
+		stopPull, ok := startCPUProfile(d.PullProfile, "lag --pull-cpuprofile", stderr)
+		if !ok {
+			return nil, fmt.Errorf("cannot write the CPU profile %s", d.PullProfile)
+		}
+		defer stopPull()
 		t0 := time.Now()
 		pctx, pcancel := context.WithTimeout(ctx, d.Timeout)
 		err := lagPull(pctx, f.api.GRPCAddr(), f.admin, 1, func(*apiv1.RowChange, time.Time) { res.RowsPull++ },

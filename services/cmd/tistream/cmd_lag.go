@@ -854,6 +854,7 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&d.Pull, "backlog-pull", true, "drain mode: pull the tenant after the drain and check its row count (false = check the sorters' rows flushed instead)")
 	fs.DurationVar(&d.Timeout, "drain-timeout", 30*time.Minute, "drain mode: how long the drain (and then the pull) may take")
 	fs.StringVar(&d.MemProfile, "drain-memprofile", "", "drain mode: write heap profiles of the in-process fleet at registration (this file + .start) and once drained (this file): what the drain allocated is go tool pprof -sample_index=alloc_space -diff_base FILE.start FILE")
+	fs.StringVar(&d.PullProfile, "pull-cpuprofile", "", "drain mode: write a CPU profile of the pull after the drain (the api-server serving the tenant and the client reading it, in one process) to this file")
 	fs.StringVar(&d.CPUProfile, "drain-cpuprofile", "", "drain mode: write a CPU profile of the drain (registration until drained; the whole in-process fleet) to this file, for go tool pprof")
 	fs.DurationVar(&d.Idle, "idle-sample", 2*time.Second, "drain mode: how long to sample the idle fleet's CPU before registering the tenant")
 	if err := fs.Parse(args); err != nil {
