@@ -10,6 +10,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/tistream/tistream/libs/formats/pbwire"
 	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/route"
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
@@ -114,35 +115,35 @@ type Batch struct {
 
 // WireSize is the request's encoded size.
 func (r *Request) WireSize() int {
-	n := sizeUint(fReqTenant, r.TenantID) + sizeUint(fReqStore, r.StoreID) + sizeUint(fReqSeq, r.Seq) + sizeUint(fReqMaxTs, r.MaxTs)
+	n := pbwire.SizeUint(fReqTenant, r.TenantID) + pbwire.SizeUint(fReqStore, r.StoreID) + pbwire.SizeUint(fReqSeq, r.Seq) + pbwire.SizeUint(fReqMaxTs, r.MaxTs)
 	for i := range r.Batches {
-		n += sizeField(fReqBatches, r.Batches[i].size())
+		n += pbwire.SizeField(fReqBatches, r.Batches[i].size())
 	}
 	if r.Dispatcher != "" {
-		n += sizeField(fReqDispatcher, len(r.Dispatcher))
+		n += pbwire.SizeField(fReqDispatcher, len(r.Dispatcher))
 	}
 	return n
 }
 
 func (b *Batch) size() int {
-	return sizeUint(fBatchRange, b.RangeID) + sizeUint(fBatchEpoch, b.RangeEpoch) + len(b.Events.b) + sizeUint(fBatchPrevSeq, b.PrevSeq)
+	return pbwire.SizeUint(fBatchRange, b.RangeID) + pbwire.SizeUint(fBatchEpoch, b.RangeEpoch) + len(b.Events.b) + pbwire.SizeUint(fBatchPrevSeq, b.PrevSeq)
 }
 
 // AppendWire appends the request's encoding: the bytes proto.Marshal gives
 // for the same request built of generated messages.
 func (r *Request) AppendWire(b []byte) []byte {
-	b = appendUint(b, fReqTenant, r.TenantID)
-	b = appendUint(b, fReqStore, r.StoreID)
-	b = appendUint(b, fReqSeq, r.Seq)
-	b = appendUint(b, fReqMaxTs, r.MaxTs)
+	b = pbwire.AppendUint(b, fReqTenant, r.TenantID)
+	b = pbwire.AppendUint(b, fReqStore, r.StoreID)
+	b = pbwire.AppendUint(b, fReqSeq, r.Seq)
+	b = pbwire.AppendUint(b, fReqMaxTs, r.MaxTs)
 	for i := range r.Batches {
 		bt := &r.Batches[i]
 		b = protowire.AppendTag(b, fReqBatches, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(bt.size()))
-		b = appendUint(b, fBatchRange, bt.RangeID)
-		b = appendUint(b, fBatchEpoch, bt.RangeEpoch)
+		b = pbwire.AppendUint(b, fBatchRange, bt.RangeID)
+		b = pbwire.AppendUint(b, fBatchEpoch, bt.RangeEpoch)
 		b = append(b, bt.Events.b...)
-		b = appendUint(b, fBatchPrevSeq, bt.PrevSeq)
+		b = pbwire.AppendUint(b, fBatchPrevSeq, bt.PrevSeq)
 	}
 	if r.Dispatcher != "" {
 		b = protowire.AppendTag(b, fReqDispatcher, protowire.BytesType)
@@ -175,17 +176,17 @@ func kindToWire(k route.Kind) sorterv1.Event_Kind {
 // carries none); the fields each kind carries are ToProto's.
 func eventSize(ev *route.Event) (n, rowN int) {
 	k := kindToWire(ev.Kind)
-	n = sizeUint(fEvKind, uint64(k)) + sizeField(fEvInc, refSize(ev.Inc)) + sizeUint(fEvTs, ev.Ts)
+	n = pbwire.SizeUint(fEvKind, uint64(k)) + pbwire.SizeField(fEvInc, refSize(ev.Inc)) + pbwire.SizeUint(fEvTs, ev.Ts)
 	switch k {
 	case sorterv1.Event_KIND_ROW:
 		if ev.Row != nil {
 			rowN = rowSize(ev.Row)
-			n += sizeField(fEvRow, rowN)
+			n += pbwire.SizeField(fEvRow, rowN)
 		}
 	case sorterv1.Event_KIND_REGION_START:
-		n += sizeBytes(fEvStart, ev.Start) + sizeBytes(fEvEnd, ev.End) + refsSize(fEvPreds, ev.Preds)
+		n += pbwire.SizeBytes(fEvStart, ev.Start) + pbwire.SizeBytes(fEvEnd, ev.End) + refsSize(fEvPreds, ev.Preds)
 	case sorterv1.Event_KIND_REGION_END:
-		n += sizeBytes(fEvStart, ev.Start) + sizeBytes(fEvEnd, ev.End) + sizeUint(fEvTakeoverStore, ev.TakeoverStore) + sizeUint(fEvTakeoverSeq, ev.TakeoverSeq)
+		n += pbwire.SizeBytes(fEvStart, ev.Start) + pbwire.SizeBytes(fEvEnd, ev.End) + pbwire.SizeUint(fEvTakeoverStore, ev.TakeoverStore) + pbwire.SizeUint(fEvTakeoverSeq, ev.TakeoverSeq)
 	case sorterv1.Event_KIND_RESOLVED, sorterv1.Event_KIND_LEADER_RESOLVED, sorterv1.Event_KIND_LEADERS:
 		n += refsSize(fEvRefs, ev.Refs)
 	}
@@ -195,7 +196,7 @@ func eventSize(ev *route.Event) (n, rowN int) {
 // appendEvent appends ev's Event message, rowN its row's size.
 func appendEvent(b []byte, ev *route.Event, rowN int) []byte {
 	k := kindToWire(ev.Kind)
-	b = appendUint(b, fEvKind, uint64(k))
+	b = pbwire.AppendUint(b, fEvKind, uint64(k))
 	if k == sorterv1.Event_KIND_ROW && ev.Row != nil {
 		b = protowire.AppendTag(b, fEvRow, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(rowN))
@@ -204,52 +205,52 @@ func appendEvent(b []byte, ev *route.Event, rowN int) []byte {
 	b = appendRef(b, fEvInc, ev.Inc) // always present, as ToProto sets it
 	region := k == sorterv1.Event_KIND_REGION_START || k == sorterv1.Event_KIND_REGION_END
 	if region {
-		b = appendBytes(b, fEvStart, ev.Start)
-		b = appendBytes(b, fEvEnd, ev.End)
+		b = pbwire.AppendBytes(b, fEvStart, ev.Start)
+		b = pbwire.AppendBytes(b, fEvEnd, ev.End)
 	}
 	if k == sorterv1.Event_KIND_REGION_START {
 		for _, p := range ev.Preds {
 			b = appendRef(b, fEvPreds, p)
 		}
 	}
-	b = appendUint(b, fEvTs, ev.Ts)
+	b = pbwire.AppendUint(b, fEvTs, ev.Ts)
 	switch k {
 	case sorterv1.Event_KIND_RESOLVED, sorterv1.Event_KIND_LEADER_RESOLVED, sorterv1.Event_KIND_LEADERS:
 		for _, r := range ev.Refs {
 			b = appendRef(b, fEvRefs, r)
 		}
 	case sorterv1.Event_KIND_REGION_END:
-		b = appendUint(b, fEvTakeoverStore, ev.TakeoverStore)
-		b = appendUint(b, fEvTakeoverSeq, ev.TakeoverSeq)
+		b = pbwire.AppendUint(b, fEvTakeoverStore, ev.TakeoverStore)
+		b = pbwire.AppendUint(b, fEvTakeoverSeq, ev.TakeoverSeq)
 	}
 	return b
 }
 
 func rowSize(r *cdcpb.Event_Row) int {
-	return sizeUint(fRowType, uint64(rowTypeToWire(r.Type))) + sizeUint(fRowOp, uint64(rowOpToWire(r.OpType))) +
-		sizeBytes(fRowKey, r.Key) + sizeBytes(fRowValue, r.Value) + sizeBytes(fRowOld, r.OldValue) +
-		sizeUint(fRowStart, r.StartTs) + sizeUint(fRowCommit, r.CommitTs) + sizeUint(fRowGeneration, r.Generation)
+	return pbwire.SizeUint(fRowType, uint64(rowTypeToWire(r.Type))) + pbwire.SizeUint(fRowOp, uint64(rowOpToWire(r.OpType))) +
+		pbwire.SizeBytes(fRowKey, r.Key) + pbwire.SizeBytes(fRowValue, r.Value) + pbwire.SizeBytes(fRowOld, r.OldValue) +
+		pbwire.SizeUint(fRowStart, r.StartTs) + pbwire.SizeUint(fRowCommit, r.CommitTs) + pbwire.SizeUint(fRowGeneration, r.Generation)
 }
 
 func appendRow(b []byte, r *cdcpb.Event_Row) []byte {
-	b = appendUint(b, fRowType, uint64(rowTypeToWire(r.Type)))
-	b = appendUint(b, fRowOp, uint64(rowOpToWire(r.OpType)))
-	b = appendBytes(b, fRowKey, r.Key)
-	b = appendBytes(b, fRowValue, r.Value)
-	b = appendBytes(b, fRowOld, r.OldValue)
-	b = appendUint(b, fRowStart, r.StartTs)
-	b = appendUint(b, fRowCommit, r.CommitTs)
-	return appendUint(b, fRowGeneration, r.Generation)
+	b = pbwire.AppendUint(b, fRowType, uint64(rowTypeToWire(r.Type)))
+	b = pbwire.AppendUint(b, fRowOp, uint64(rowOpToWire(r.OpType)))
+	b = pbwire.AppendBytes(b, fRowKey, r.Key)
+	b = pbwire.AppendBytes(b, fRowValue, r.Value)
+	b = pbwire.AppendBytes(b, fRowOld, r.OldValue)
+	b = pbwire.AppendUint(b, fRowStart, r.StartTs)
+	b = pbwire.AppendUint(b, fRowCommit, r.CommitTs)
+	return pbwire.AppendUint(b, fRowGeneration, r.Generation)
 }
 
 func refSize(r route.Ref) int {
-	return sizeUint(fIncRegion, r.RegionID) + sizeUint(fIncVersion, r.Version) + sizeUint(fIncTerm, r.Term)
+	return pbwire.SizeUint(fIncRegion, r.RegionID) + pbwire.SizeUint(fIncVersion, r.Version) + pbwire.SizeUint(fIncTerm, r.Term)
 }
 
 func refsSize(num protowire.Number, rs []route.Ref) int {
 	n := 0
 	for _, r := range rs {
-		n += sizeField(num, refSize(r))
+		n += pbwire.SizeField(num, refSize(r))
 	}
 	return n
 }
@@ -259,46 +260,9 @@ func refsSize(num protowire.Number, rs []route.Ref) int {
 func appendRef(b []byte, num protowire.Number, r route.Ref) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(refSize(r)))
-	b = appendUint(b, fIncRegion, r.RegionID)
-	b = appendUint(b, fIncVersion, r.Version)
-	return appendUint(b, fIncTerm, r.Term)
-}
-
-// Proto3 scalars are written only when not zero; bytes only when not
-// empty.
-func sizeUint(num protowire.Number, v uint64) int {
-	if v == 0 {
-		return 0
-	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
-}
-
-func appendUint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
-func sizeBytes(num protowire.Number, v []byte) int {
-	if len(v) == 0 {
-		return 0
-	}
-	return sizeField(num, len(v))
-}
-
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-// sizeField is the size of a length-delimited field of n bytes.
-func sizeField(num protowire.Number, n int) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+	b = pbwire.AppendUint(b, fIncRegion, r.RegionID)
+	b = pbwire.AppendUint(b, fIncVersion, r.Version)
+	return pbwire.AppendUint(b, fIncTerm, r.Term)
 }
 
 // Received is an IngestRequest as the sorter decodes it: the batches'
