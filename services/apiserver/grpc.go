@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // handler serves TiStreamService.
@@ -31,9 +30,7 @@ func (h *handler) PullTable(req *apiv1.PullTableRequest, stream grpc.ServerStrea
 	case req.TableId == 0 && (req.Db == "" || req.Table == ""):
 		return status.Error(codes.InvalidArgument, "give table_id, or both db and table")
 	}
-	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		return sendEncoded(stream, &apiv1.PullTableResponse{Events: ev})
-	})
+	return h.s.serve(stream.Context(), sp, func(m *response) (int, error) { return m.WireSize(), stream.SendMsg(m) })
 }
 
 func (h *handler) PullDB(req *apiv1.PullDBRequest, stream grpc.ServerStreamingServer[apiv1.PullDBResponse]) error {
@@ -44,9 +41,7 @@ func (h *handler) PullDB(req *apiv1.PullDBRequest, stream grpc.ServerStreamingSe
 		return status.Error(codes.InvalidArgument, "db is required")
 	}
 	sp := spec{kind: kindDB, tenant: req.TenantId, db: req.Db, start: req.StartTs}
-	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		return sendEncoded(stream, &apiv1.PullDBResponse{Events: ev})
-	})
+	return h.s.serve(stream.Context(), sp, func(m *response) (int, error) { return m.WireSize(), stream.SendMsg(m) })
 }
 
 func (h *handler) PullTenant(req *apiv1.PullTenantRequest, stream grpc.ServerStreamingServer[apiv1.PullTenantResponse]) error {
@@ -54,25 +49,10 @@ func (h *handler) PullTenant(req *apiv1.PullTenantRequest, stream grpc.ServerStr
 		return errNoTenant
 	}
 	sp := spec{kind: kindTenant, tenant: req.TenantId, start: req.StartTs}
-	return h.s.serve(stream.Context(), sp, func(ev []*apiv1.PullEvent) (int, error) {
-		return sendEncoded(stream, &apiv1.PullTenantResponse{Events: ev})
-	})
+	return h.s.serve(stream.Context(), sp, func(m *response) (int, error) { return m.WireSize(), stream.SendMsg(m) })
 }
 
 var errNoTenant = status.Error(codes.InvalidArgument, "tenant_id is required")
-
-// sendEncoded encodes a response before sending it, and returns its size.
-// A message given to SendMsg may still be read after it returns (grpc lets
-// stats handlers read it lazily); an encoded one holds its own copy of the
-// rows' bytes, which point into read buffers the pull recycles once they
-// are sent (pool.Puller.Release).
-func sendEncoded(stream grpc.ServerStream, m proto.Message) (int, error) {
-	var pm grpc.PreparedMsg
-	if err := pm.Encode(stream, m); err != nil {
-		return 0, err
-	}
-	return proto.Size(m), stream.SendMsg(&pm)
-}
 
 // serve runs one pull to its end and returns the status it ends with.
 func (s *Service) serve(ctx context.Context, sp spec, send sendFunc) error {

@@ -13,7 +13,6 @@ import (
 	"github.com/tistream/tistream/libs/ratelimit"
 	"github.com/tistream/tistream/libs/tenantcfg"
 	"github.com/tistream/tistream/libs/usage"
-	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 )
 
 // The tenants' pull quotas (docs/tenants.md, "Quotas"): max_concurrent_pulls
@@ -74,8 +73,8 @@ func (q *pullQuotas) admitPull(tenant uint64, open int) error {
 // reordered, and the long-run rate stays within the quota.
 func (q *pullQuotas) throttle(ctx context.Context, tenant uint64, send sendFunc) sendFunc {
 	label := q.labels.LabelOf(tenant)
-	return func(events []*apiv1.PullEvent) (int, error) {
-		n, err := send(events)
+	return func(m *response) (int, error) {
+		n, err := send(m)
 		if err != nil || n <= 0 {
 			return n, err
 		}
