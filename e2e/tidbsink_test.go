@@ -484,14 +484,26 @@ func compareImages(t *testing.T, want, got *sqlImage) (tables, rows, diffs int) 
 				extra = append(extra, k)
 			}
 		}
-		if len(missing)+len(extra)+len(differ) > 0 {
+		sameRows := len(missing)+len(extra)+len(differ) == 0
+		if !sameRows {
 			slices.Sort(missing)
 			slices.Sort(extra)
 			slices.Sort(differ)
 			errorf("%s: %d rows in TiDB, %d downstream; %d missing downstream %v, %d extra %v, %d different %v", n, len(w.rows), len(g.rows),
 				len(missing), first(missing, 5), len(extra), first(extra, 5), len(differ), first(differ, 3))
 		}
-		if w.count != g.count || w.crc != g.crc {
+		// TiDB's checksum query can disagree with the rows the same
+		// connection read at the same snapshot just before it (seen a few
+		// times in ten-minute runs, bank.accounts counted 199 of its 200
+		// rows, under the workload's chaos splits): then the rows, equal
+		// downstream, and the downstream's own checksum of them are the
+		// record, and the line says so instead of failing the point.
+		tidbOff := sameRows && g.count == len(g.rows) && g.crc == g.ownCRC && w.ownCRC == g.ownCRC &&
+			(w.count != len(w.rows) || w.crc != w.ownCRC)
+		if tidbOff {
+			t.Logf("%s: TiDB's checksum query said %d rows crc %08x, but the %d rows it returned at the same snapshot (crc %08x) equal the downstream's rows and checksum: TiDB's aggregate disagrees with itself, not the replication",
+				n, w.count, w.crc, len(w.rows), w.ownCRC)
+		} else if w.count != g.count || w.crc != g.crc {
 			errorf("%s: checksum in TiDB %d rows crc %08x, downstream %d rows crc %08x (of the rows as read: TiDB's %08x, the downstream's %08x)",
 				n, w.count, w.crc, g.count, g.crc, w.ownCRC, g.ownCRC)
 		}
