@@ -30,7 +30,11 @@ const (
 )
 
 // response is one pull response message's encoding: its events entries.
-// The codec (libs/grpcx) sends its bytes as they are.
+// The servers' codec (libs/grpcx) sends its bytes as they are. They are a
+// copy of the rows' bytes, which point into read buffers the pull
+// recycles once the message is sent (pool.Puller.Release), and a message
+// is never changed once given to SendMsg (gRPC may let a stats handler
+// read it afterwards).
 type response struct{ b []byte }
 
 func (r *response) WireSize() int              { return len(r.b) }
