@@ -3,6 +3,7 @@ package sortbuf
 import (
 	"bytes"
 	"cmp"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -330,7 +331,6 @@ type memRows struct {
 	stored     int    // bytes stored since the index was last emptied
 	nextChunk  int
 	chunkBytes int64
-	tmp        []memRow
 	cache      *chunkCache // nil: no recycling
 	nextSeq    uint32      // the seq of the next row inserted
 	// shared counts scans in progress: their views alias rows[lo:sorted]
@@ -342,7 +342,7 @@ type memRows struct {
 
 // charged is what the rows hold in memory: arena chunks and the index.
 func (m *memRows) charged() int64 {
-	return m.chunkBytes + int64(cap(m.rows)+cap(m.tmp))*memRowSize
+	return m.chunkBytes + int64(cap(m.rows))*memRowSize
 }
 
 func (m *memRows) count() int { return len(m.rows) - m.lo }
@@ -480,19 +480,15 @@ func (m *memRows) normalize() {
 	if m.sorted == n {
 		return
 	}
-	// The tail is past every scan's view (views end at sorted), so it can
-	// be sorted in place.
-	tail := m.rows[m.sorted:]
-	// The tail is in arrival order: its first row has the lowest seq. An
-	// unstable sort by identity and then arrival takes ~40 % of the time
-	// of a stable one (in the fleet tails are thousands of rows in nearly
-	// random order; BenchmarkNormalizeTail).
-	base := tail[0].seq
-	slices.SortFunc(tail, func(a, b memRow) int { return compareArrivals(&a, &b, base) })
+	// The tail is past every scan's view (views end at sorted): it is
+	// sorted into scratch memory and merged back from there.
+	sc := tailScratches.Get().(*tailScratch)
+	defer sc.put()
+	tail := sc.sort(m.rows[m.sorted:])
 	k := 0
 	for i := range tail {
 		if i+1 < len(tail) && compareMemRows(tail[i], tail[i+1]) == 0 {
-			m.release(&tail[i])
+			m.release(&tail[i]) // the later of one identity follows it
 			continue
 		}
 		tail[k] = tail[i]
@@ -500,49 +496,161 @@ func (m *memRows) normalize() {
 	}
 	clear(tail[k:])
 	tail = tail[:k]
-	m.rows = m.rows[:m.sorted+k]
 	// Where the tail starts within the sorted rows.
 	p := m.lo + sort.Search(m.sorted-m.lo, func(i int) bool {
 		return compareMemRows(m.rows[m.lo+i], tail[0]) >= 0
 	})
-	if p == m.sorted {
-		m.sorted = len(m.rows)
-		return
-	}
-	m.tmp = append(m.tmp[:0], m.rows[p:m.sorted]...)
 	dst := m.rows
-	if m.shared > 0 {
+	if p < m.sorted && m.shared > 0 {
 		// Scans read rows[lo:sorted]: build the result in a new array.
-		dst = newIndex(cap(m.rows))[:len(m.rows)]
+		dst = newIndex(cap(m.rows))[:n]
 		copy(dst[m.lo:p], m.rows[m.lo:p])
 	}
-	w, i, j := p, 0, 0
-	for i < len(m.tmp) && j < len(tail) {
-		switch c := compareMemRows(m.tmp[i], tail[j]); {
-		case c < 0:
-			dst[w] = m.tmp[i]
-			i++
-		case c > 0:
-			dst[w] = tail[j]
-			j++
-		default: // the tail's row is the later one
-			m.release(&m.tmp[i])
-			i++
-			continue
+	end := m.mergeBack(dst, p, tail)
+	clear(dst[end:n])
+	m.rows = dst[:end]
+	m.sorted = end
+	clear(tail) // no chunk kept alive by the scratch
+}
+
+// mergeBack merges the sorted rows[p:sorted] with tail (sorted, each
+// identity once) into dst[p:], from the back, and returns where the rows
+// end in dst. Of two rows of one identity the tail's wins. dst is rows
+// itself or a new array: from the back, no row of rows[p:sorted] is
+// overwritten before it is read, and only the tail (not the sorted rows
+// after p, usually many more) is copied out of the way.
+func (m *memRows) mergeBack(dst []memRow, p int, tail []memRow) int {
+	i, j := m.sorted-1, len(tail)-1
+	w := m.sorted + len(tail) - 1
+	dups := 0
+	for j >= 0 {
+		if i >= p {
+			switch c := compareMemRows(m.rows[i], tail[j]); {
+			case c > 0:
+				dst[w] = m.rows[i]
+				i, w = i-1, w-1
+				continue
+			case c == 0:
+				m.release(&m.rows[i])
+				i--
+				dups++
+			}
 		}
-		w++
+		dst[w] = tail[j]
+		j, w = j-1, w-1
 	}
-	w += copy(dst[w:], m.tmp[i:])
-	w += copy(dst[w:], tail[j:])
-	clear(dst[w:])
-	m.rows = dst[:w]
-	m.sorted = w
-	clear(m.tmp)
-	if cap(m.tmp) > 4096 {
-		m.tmp = nil
-	} else {
-		m.tmp = m.tmp[:0]
+	// rows[p:i+1] are what is left: in place unless a duplicate moved
+	// them or dst is another array. The merged rows are dst[p+dups:].
+	copy(dst[p+dups:i+1+dups], m.rows[p:i+1])
+	end := m.sorted + len(tail)
+	if dups > 0 {
+		end -= dups
+		copy(dst[p:end], dst[p+dups:end+dups])
 	}
+	return end
+}
+
+// radixMin is the least tail sorted by radix on commit ts; shorter ones go
+// to a comparison sort.
+const radixMin = 64
+
+// tsIndex is a row's commit ts and its place in the tail, what the radix
+// passes move.
+type tsIndex struct {
+	ts uint64
+	i  uint32
+}
+
+// tailScratch is the memory a tail is sorted in: a copy of its rows and
+// two arrays for the radix passes. The buffers of a process share them
+// (ranges sort their tails on different workers at once).
+type tailScratch struct {
+	rows        []memRow
+	ents, spare []tsIndex
+}
+
+var tailScratches = sync.Pool{New: func() any { return new(tailScratch) }}
+
+// put gives the scratch back, unless it grew past maxTailScratch; its
+// rows must be cleared.
+func (sc *tailScratch) put() {
+	if cap(sc.rows) <= maxTailScratch {
+		tailScratches.Put(sc)
+	}
+}
+
+// maxTailScratch bounds the tail a scratch is kept for (in rows; 80 bytes
+// each).
+const maxTailScratch = 1 << 18
+
+// sort returns the tail's rows (in arrival order) sorted by identity and
+// then arrival, in sc.rows. In the fleet a range's tail is thousands of
+// rows from many regions in nearly random order, and what orders them is
+// mostly the commit ts: they are sorted by a stable radix sort of their
+// commit ts's bytes that differ (a tail spans a few seconds: three or four
+// of the eight), and the rows of one commit ts, a transaction's, by start
+// ts, key and arrival. Rows of one identity stay in arrival order in both
+// steps, the last added last.
+func (sc *tailScratch) sort(tail []memRow) []memRow {
+	n := len(tail)
+	base := tail[0].seq
+	byArrival := func(a, b memRow) int { return compareArrivals(&a, &b, base) }
+	out := slices.Grow(sc.rows[:0], n)[:n]
+	sc.rows = out
+	if n < radixMin || n > math.MaxUint32 {
+		copy(out, tail)
+		slices.SortFunc(out, byArrival)
+		return out
+	}
+	ents, spare := slices.Grow(sc.ents[:0], n)[:n], slices.Grow(sc.spare[:0], n)[:n]
+	first := tail[0].commitTs
+	var differ uint64
+	for i := range tail {
+		ts := tail[i].commitTs
+		ents[i] = tsIndex{ts, uint32(i)}
+		differ |= ts ^ first
+	}
+	for shift := 0; shift < 64; shift += 8 {
+		if (differ>>shift)&0xff == 0 {
+			continue // every row has the same byte here
+		}
+		var at [256]uint32
+		for _, e := range ents {
+			at[byte(e.ts>>shift)]++
+		}
+		sum := uint32(0)
+		for d, c := range at {
+			at[d] = sum
+			sum += c
+		}
+		for _, e := range ents {
+			d := byte(e.ts >> shift)
+			spare[at[d]] = e
+			at[d]++
+		}
+		ents, spare = spare, ents
+	}
+	for k, e := range ents {
+		out[k] = tail[e.i]
+	}
+	sc.ents, sc.spare = ents[:0], spare[:0]
+	for lo := 0; lo < n; {
+		hi := lo + 1
+		for hi < n && out[hi].commitTs == out[lo].commitTs {
+			hi++
+		}
+		if g := out[lo:hi]; len(g) > 12 {
+			slices.SortFunc(g, byArrival)
+		} else {
+			for a := 1; a < len(g); a++ {
+				for b := a; b > 0 && compareArrivals(&g[b-1], &g[b], base) > 0; b-- {
+					g[b-1], g[b] = g[b], g[b-1]
+				}
+			}
+		}
+		lo = hi
+	}
+	return out
 }
 
 // view returns the rows with commit_ts <= upTo; call normalize first.
@@ -594,7 +702,6 @@ func (m *memRows) reset() {
 	if m.rows == nil {
 		// Already empty (a batch without rows committed): the hint is
 		// still the last cycle's.
-		m.tmp = nil
 		m.freeCur()
 		return
 	}
@@ -604,7 +711,7 @@ func (m *memRows) reset() {
 		// take it rather than allocate one.
 		m.cache.putIndex(m.rows)
 	}
-	m.rows, m.tmp = nil, nil
+	m.rows = nil
 	m.lo, m.sorted = 0, 0
 	m.freeCur()
 	// The next cycle's chunks start at a quarter of what this one stored:
