@@ -461,44 +461,53 @@ type eventHead struct {
 // come; route then keeps what the kind carries.
 func decodeEvent(ev *route.Event, row *cdcpb.Event_Row, b []byte) (eventHead, error) {
 	var h eventHead
-	err := fields(b, func(num protowire.Number, u uint64) {
-		switch num {
-		case fEvKind:
-			h.kind = int32(u)
-		case fEvTs:
-			ev.Ts = u
-		case fEvTakeoverStore:
-			ev.TakeoverStore = u
-		case fEvTakeoverSeq:
-			ev.TakeoverSeq = u
+	for len(b) > 0 {
+		num, typ, v, rest, err := field(b)
+		if err != nil {
+			return h, err
 		}
-	}, func(num protowire.Number, v []byte) error {
-		switch num {
-		case fEvRow:
-			h.hasRow = true // a second row message merges into the first
-			if err := decodeRow(&h, row, v); err != nil {
-				return fmt.Errorf("row: %w", err)
+		b = rest
+		switch typ {
+		case protowire.VarintType:
+			switch num {
+			case fEvKind:
+				h.kind = int32(v.u)
+			case fEvTs:
+				ev.Ts = v.u
+			case fEvTakeoverStore:
+				ev.TakeoverStore = v.u
+			case fEvTakeoverSeq:
+				ev.TakeoverSeq = v.u
 			}
-		case fEvInc:
-			return decodeRef(&ev.Inc, v)
-		case fEvStart:
-			ev.Start = v
-		case fEvEnd:
-			ev.End = v
-		case fEvPreds, fEvRefs:
-			var r route.Ref
-			if err := decodeRef(&r, v); err != nil {
-				return err
-			}
-			if num == fEvPreds {
-				ev.Preds = append(ev.Preds, r)
-			} else {
-				ev.Refs = append(ev.Refs, r)
+		case protowire.BytesType:
+			switch num {
+			case fEvRow:
+				h.hasRow = true // a second row message merges into the first
+				if err := decodeRow(&h, row, v.b); err != nil {
+					return h, fmt.Errorf("row: %w", err)
+				}
+			case fEvInc:
+				if err := decodeRef(&ev.Inc, v.b); err != nil {
+					return h, err
+				}
+			case fEvStart:
+				ev.Start = v.b
+			case fEvEnd:
+				ev.End = v.b
+			case fEvPreds, fEvRefs:
+				var r route.Ref
+				if err := decodeRef(&r, v.b); err != nil {
+					return h, err
+				}
+				if num == fEvPreds {
+					ev.Preds = append(ev.Preds, r)
+				} else {
+					ev.Refs = append(ev.Refs, r)
+				}
 			}
 		}
-		return nil
-	})
-	return h, err
+	}
+	return h, nil
 }
 
 // route makes ev, as read, the routed event FromProto makes of the same
@@ -572,61 +581,55 @@ func clone(b []byte) []byte {
 }
 
 func decodeRow(h *eventHead, r *cdcpb.Event_Row, b []byte) error {
-	return fields(b, func(num protowire.Number, u uint64) {
-		switch num {
-		case fRowType:
-			h.rowType = int32(u)
-		case fRowOp:
-			h.opOf = int32(u)
-		case fRowStart:
-			r.StartTs = u
-		case fRowCommit:
-			r.CommitTs = u
-		case fRowGeneration:
-			r.Generation = u
-		}
-	}, func(num protowire.Number, v []byte) error {
-		switch num {
-		case fRowKey:
-			r.Key = v
-		case fRowValue:
-			r.Value = v
-		case fRowOld:
-			r.OldValue = v
-		}
-		return nil
-	})
-}
-
-func decodeRef(r *route.Ref, b []byte) error {
-	return fields(b, func(num protowire.Number, u uint64) {
-		switch num {
-		case fIncRegion:
-			r.RegionID = u
-		case fIncVersion:
-			r.Version = u
-		case fIncTerm:
-			r.Term = u
-		}
-	}, nil)
-}
-
-// fields walks the fields of message b: varint for each varint field,
-// bytes (if not nil) for each length-delimited one; fields of other wire
-// types are skipped.
-func fields(b []byte, varint func(protowire.Number, uint64), bytes func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
 		num, typ, v, rest, err := field(b)
 		if err != nil {
 			return err
 		}
 		b = rest
-		switch {
-		case typ == protowire.VarintType:
-			varint(num, v.u)
-		case typ == protowire.BytesType && bytes != nil:
-			if err := bytes(num, v.b); err != nil {
-				return err
+		switch typ {
+		case protowire.VarintType:
+			switch num {
+			case fRowType:
+				h.rowType = int32(v.u)
+			case fRowOp:
+				h.opOf = int32(v.u)
+			case fRowStart:
+				r.StartTs = v.u
+			case fRowCommit:
+				r.CommitTs = v.u
+			case fRowGeneration:
+				r.Generation = v.u
+			}
+		case protowire.BytesType:
+			switch num {
+			case fRowKey:
+				r.Key = v.b
+			case fRowValue:
+				r.Value = v.b
+			case fRowOld:
+				r.OldValue = v.b
+			}
+		}
+	}
+	return nil
+}
+
+func decodeRef(r *route.Ref, b []byte) error {
+	for len(b) > 0 {
+		num, typ, v, rest, err := field(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		if typ == protowire.VarintType {
+			switch num {
+			case fIncRegion:
+				r.RegionID = v.u
+			case fIncVersion:
+				r.Version = v.u
+			case fIncTerm:
+				r.Term = v.u
 			}
 		}
 	}
@@ -641,8 +644,25 @@ type value struct {
 }
 
 // field reads the field at the start of b; fields of other wire types
-// than varint and bytes are skipped whole (their value is zero).
+// than varint and bytes are skipped whole (their value is zero). Most
+// fields of these messages have a one-byte tag (numbers 1-15) and a
+// one-byte varint or length: those are read here, the rest by anyField.
 func field(b []byte) (protowire.Number, protowire.Type, value, []byte, error) {
+	if len(b) >= 2 && b[0] >= 1<<3 && b[0] < 0x80 && b[1] < 0x80 {
+		num, typ := protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch {
+		case typ == protowire.VarintType:
+			return num, typ, value{u: uint64(b[1])}, b[2:], nil
+		case typ == protowire.BytesType && len(b) >= 2+int(b[1]):
+			n := 2 + int(b[1])
+			return num, typ, value{b: b[2:n:n]}, b[n:], nil
+		}
+	}
+	return anyField(b)
+}
+
+// anyField is field for every field.
+func anyField(b []byte) (protowire.Number, protowire.Type, value, []byte, error) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, value{}, nil, fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
