@@ -270,3 +270,21 @@ func TestReassign(t *testing.T) {
 	require.Equal(t, want, rows, "nothing published twice")
 	require.Equal(t, uint64(160), wm)
 }
+
+// A commit that comes before its prewrite waits in the matcher across
+// requests: the request that carried it is released (and, in these tests,
+// poisoned: TestMain) and its buffer reused for the next ones before the
+// prewrite arrives, so what the waiting commit keeps must be its own copy.
+// Kept as a slice of the request, its key would read as the poison, the
+// prewrite would not find it, and the range would never publish past it.
+func TestCommitWaitsAcrossRequestsForItsPrewrite(t *testing.T) {
+	e := newEnv(t)
+	_, f := e.sorterFeedingRange1(nil)
+	f.send(tenant, 1, 1, 1, 1, regionStart(), commit(1, 100, 110), resolvedAt(99))
+	for seq := uint64(2); seq < 6; seq++ { // requests of the same size reuse the buffer
+		f.send(tenant, 1, seq, 1, 1, regionStart(), committed(int64(10+seq), "filler", 50, 60+seq), resolvedAt(99))
+	}
+	f.send(tenant, 1, 6, 1, 1, prewrite(1, "v1", 100), resolvedAt(130))
+	require.Equal(t, []string{"12@62 OP_PUT=filler", "13@63 OP_PUT=filler", "14@64 OP_PUT=filler", "15@65 OP_PUT=filler", "1@110 OP_PUT=v1"},
+		e.waitPublished(tenant, 1, 130))
+}
