@@ -136,12 +136,20 @@ func (r *RangeReader) readCachedFile(ctx context.Context, e *formatv1.RangeLogEn
 	return f.rows[i:len(f.rows):len(f.rows)], nil
 }
 
-// decodeFile decodes every row of a data file. When own is set, b is the
-// file's alone and never changes: the rows of its uncompressed blocks
-// point into it, and only those of compressed blocks are copied, into a
-// few shared arenas.
+// decodeFile decodes every row of a data file. The rows of compressed
+// blocks point into the blocks, each decompressed into memory of its own.
+// When own is set, b is the file's alone and never changes: the rows of its
+// uncompressed blocks point into it; otherwise they are copied, into a few
+// shared arenas.
 func decodeFile(key string, b []byte, own bool, alloc func(n int) []Row) (any, int64, error) {
-	f, err := OpenDataFile(key, b)
+	var arenas int64
+	// Compressed blocks are decompressed into memory the rows keep (and
+	// point into), not into one buffer their keys and values are then
+	// copied out of.
+	f, err := openDataFile(key, b, func(n int) []byte {
+		arenas += int64(n)
+		return make([]byte, 0, n)
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -151,7 +159,6 @@ func decodeFile(key string, b []byte, own bool, alloc func(n int) []Row) (any, i
 	var (
 		rows    []Row
 		arena   []byte
-		arenas  int64
 		inPlace bool
 	)
 	if alloc != nil {
@@ -163,7 +170,10 @@ func decodeFile(key string, b []byte, own bool, alloc func(n int) []Row) (any, i
 		if v == nil {
 			return nil
 		}
-		if own && f.r.InPlace() {
+		switch {
+		case !f.r.InPlace(): // in a block of its own (above)
+			return v[:len(v):len(v)]
+		case own:
 			inPlace = true
 			return v[:len(v):len(v)]
 		}

@@ -143,10 +143,18 @@ type DataFile struct {
 }
 
 // OpenDataFile checks a data file's framing and header.
-func OpenDataFile(name string, data []byte) (*DataFile, error) {
+func OpenDataFile(name string, data []byte) (*DataFile, error) { return openDataFile(name, data, nil) }
+
+// openDataFile is OpenDataFile; with keep, each compressed block is
+// decompressed into keep(raw length) (container.Reader.KeepBlocksIn), so
+// that rows read from it stay valid after the following calls.
+func openDataFile(name string, data []byte, keep func(n int) []byte) (*DataFile, error) {
 	r, err := container.Open(name, data, container.KindCommittedData)
 	if err != nil {
 		return nil, err
+	}
+	if keep != nil {
+		r.KeepBlocksIn(keep)
 	}
 	f := &DataFile{Header: &formatv1.CommittedFileHeader{}, r: r}
 	if err := r.NextMessage(f.Header); err != nil {
