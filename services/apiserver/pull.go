@@ -56,7 +56,15 @@ func (p *pull) round(ctx context.Context) (busy bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("read the pool of tenant %d: %w", p.tenant, err)
 		}
-		p.held = append(p.held, rows...)
+		if len(p.held) == 0 {
+			// Nothing waits (the usual case): the rows are held as Poll
+			// returned them, valid until Release, which waits until they
+			// are all sent; capped, so that rows appended later go to an
+			// array of the pull's own.
+			p.held = rows[:len(rows):len(rows)]
+		} else {
+			p.held = append(p.held, rows...)
+		}
 		p.dataAt = max(p.dataAt, resolved)
 		busy = !caughtUp
 	}
