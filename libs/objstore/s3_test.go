@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -231,4 +232,34 @@ func TestS3ErrorsNameKeyAndBucket(t *testing.T) {
 	_, err = s.Get(ctx, "some/missing/key")
 	require.ErrorIs(t, err, objstore.ErrNotFound)
 	require.True(t, strings.Contains(err.Error(), "some/missing/key") && strings.Contains(err.Error(), srv.Bucket), err.Error())
+}
+
+// A ranged read into a buffer that holds the range reads the body into it:
+// the pool's readers recycle their read buffers, and on S3 that is only
+// worth anything if a read does not make a new buffer of the range's size
+// (and copy it into the caller's).
+func TestS3GetRangeIntoAllocatesNoBody(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := context.Background()
+	s, err := objstore.NewS3(ctx, s3Config(srv, "into"))
+	require.NoError(t, err)
+	const size = 4 << 20
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	require.NoError(t, s.Put(ctx, "obj", data))
+	buf := make([]byte, size)                             // exactly the range: no room to spare
+	_, err = objstore.GetRangeInto(ctx, s, "obj", 0, buf) // warm the client
+	require.NoError(t, err)
+	clear(buf)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := objstore.GetRangeInto(ctx, s, "obj", 0, buf)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+	require.Equal(t, &buf[0], &got[0])
+	allocated := after.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(size/4), "a read into a buffer that holds it allocated %d bytes for a %d-byte body", allocated, size)
 }
