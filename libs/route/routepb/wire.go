@@ -3,8 +3,6 @@ package routepb
 import (
 	"errors"
 	"fmt"
-	"os"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
@@ -92,7 +90,7 @@ var eventBytes = &recycle.List[byte]{MaxSlices: 256, MaxBytes: 32 << 20}
 func (r *Request) Release() {
 	for i := range r.Batches {
 		b := r.Batches[i].Events.b
-		poisonIfOn(b)
+		recycle.Poison(b)
 		eventBytes.Put(b[:0])
 		r.Batches[i].Events = Events{}
 	}
@@ -327,33 +325,16 @@ func (r *Received) Release() {
 		rowArrays.Put(b.rows)
 	}
 	if r.buf != nil {
-		poisonIfOn(r.buf)
+		recycle.Poison(r.buf)
 		wireBufs.Put(r.buf[:0])
 	}
 	*r = Received{}
 }
 
-// poison: Release overwrites the bytes it hands back (PoisonReleased).
-var poison atomic.Bool
-
-// poisonIfOn overwrites bytes being handed back, when poisoning is on: a
-// reference kept past their release then reads garbage.
-func poisonIfOn(b []byte) {
-	if poison.Load() {
-		for i := range b {
-			b[i] = 0xA5
-		}
-	}
-}
-
-func init() { poison.Store(os.Getenv("TISTREAM_DEBUG_POISON") == "1") }
-
 // PoisonReleased has Release (of a Received or a Request) overwrite the
-// bytes it hands back, so that a reference kept past Release reads
-// garbage (and a test verifying what was sent or published fails) instead
-// of, by chance, the bytes it expects. TISTREAM_DEBUG_POISON=1 in a
-// process's environment sets it (the end-to-end tests do).
-func PoisonReleased(on bool) { poison.Store(on) }
+// bytes it hands back: recycle.SetPoison, which every owner of recycled
+// bytes follows (TISTREAM_DEBUG_POISON=1 sets it too).
+func PoisonReleased(on bool) { recycle.SetPoison(on) }
 
 // GetTenantId is the request's tenant, as the generated message's getter
 // names it (libs/auth reads it to check the caller's tenants).
