@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"github.com/tistream/tistream/libs/pool"
+	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/usage"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 )
@@ -18,6 +19,7 @@ type batcher struct {
 	m                 *metrics
 	maxRows, maxBytes int
 	buf               []byte // the events packed, encoded
+	spare             []byte // the last message's buffer, for the next one
 	last              int    // the length of the last message sent
 	events            int
 	rows, bytes       int
@@ -33,7 +35,7 @@ func (b *batcher) row(r *pool.Row, tableID, version int64) error {
 		// Room for a message like the last one, or a few rows like this
 		// one: a pull catching up sends full messages, a live one
 		// messages of a row or two.
-		b.buf = make([]byte, 0, min(b.maxBytes+b.maxBytes/8, max(4<<10, b.last+b.last/8, 16*(len(r.Key)+len(r.Value)+len(r.OldValue)+rowEventOverhead))))
+		b.buf = b.take(min(b.maxBytes+b.maxBytes/8, max(4<<10, b.last+b.last/8, 16*(len(r.Key)+len(r.Value)+len(r.OldValue)+rowEventOverhead))))
 	}
 	b.buf = appendRow(b.buf, r, tableID, version)
 	b.events++
@@ -46,6 +48,9 @@ func (b *batcher) row(r *pool.Row, tableID, version int64) error {
 }
 
 func (b *batcher) ddl(d *apiv1.DDL) error {
+	if b.buf == nil {
+		b.buf = b.take(4 << 10)
+	}
 	var err error
 	if b.buf, err = appendDDL(b.buf, d); err != nil {
 		return err
@@ -57,13 +62,29 @@ func (b *batcher) ddl(d *apiv1.DDL) error {
 }
 
 func (b *batcher) resolved(ts uint64) {
+	if b.buf == nil {
+		b.buf = b.take(64)
+	}
 	b.buf = appendResolved(b.buf, ts)
 	b.events++
 }
 
-// flush sends what is packed. A message is never modified after it is
-// sent (the next one is written in a new buffer: gRPC may let a stats
-// handler read a message after SendMsg returns).
+// take returns an empty buffer for the next message: the last one's,
+// else a new one of capacity n.
+func (b *batcher) take(n int) []byte {
+	if s := b.spare; s != nil {
+		b.spare = nil
+		return s
+	}
+	return make([]byte, 0, n)
+}
+
+// flush sends what is packed. Once SendMsg has returned, gRPC holds
+// nothing of the message's buffer (the codec copied it into one of gRPC's
+// own, libs/grpcx; no stats handler is registered, and gRPC calls those
+// before SendMsg returns anyway): it takes the next message, so that a
+// pull writes into memory it has touched, not a new buffer per message.
+// Under TISTREAM_DEBUG_POISON=1 it is overwritten first.
 func (b *batcher) flush() error {
 	if b.events == 0 {
 		return nil
@@ -71,6 +92,10 @@ func (b *batcher) flush() error {
 	n, err := b.send(&response{b: b.buf})
 	rows := b.rows
 	b.last = len(b.buf)
+	if cap(b.buf) <= 2*b.maxBytes {
+		recycle.Poison(b.buf)
+		b.spare = b.buf[:0]
+	}
 	b.buf, b.events, b.rows, b.bytes = nil, 0, 0, 0
 	if err != nil {
 		return err

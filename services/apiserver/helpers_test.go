@@ -18,6 +18,7 @@ import (
 	"github.com/tistream/tistream/libs/etcdx"
 	"github.com/tistream/tistream/libs/grpcx"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/replay"
 	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/sim"
@@ -56,6 +57,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	testDir = dir
+	// A response buffer is written over once its message is sent: poisoned
+	// first, so that a message gRPC still held would reach the client as
+	// garbage and fail the pulls' checks.
+	recycle.SetPoison(true)
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)

@@ -30,11 +30,11 @@ const (
 )
 
 // response is one pull response message's encoding: its events entries.
-// The servers' codec (libs/grpcx) sends its bytes as they are. They are a
-// copy of the rows' bytes, which point into read buffers the pull
-// recycles once the message is sent (pool.Puller.Release), and a message
-// is never changed once given to SendMsg (gRPC may let a stats handler
-// read it afterwards).
+// The servers' codec (libs/grpcx) copies its bytes into a buffer of
+// gRPC's. They are a copy of the rows' bytes, which point into read
+// buffers the pull recycles once the message is sent
+// (pool.Puller.Release); the batcher writes its next message into the
+// same buffer once SendMsg has returned (batch.go).
 type response struct{ b []byte }
 
 func (r *response) WireSize() int              { return len(r.b) }

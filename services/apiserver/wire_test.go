@@ -48,7 +48,12 @@ func TestResponseBytesAreProtoMarshals(t *testing.T) {
 	}
 	var sent []*response
 	b := &batcher{maxRows: 7, maxBytes: 2000, m: newMetrics(prometheus.NewRegistry(), nil), kind: kindTenant,
-		send: func(m *response) (int, error) { sent = append(sent, m); return m.WireSize(), nil }}
+		send: func(m *response) (int, error) {
+			// As the servers' codec does: the bytes are copied by the time
+			// SendMsg returns (the batcher writes the next message over them).
+			sent = append(sent, &response{b: m.AppendWire(nil)})
+			return m.WireSize(), nil
+		}}
 	var want [][]*apiv1.PullEvent
 	var cur []*apiv1.PullEvent
 	for i := 0; i < 3000; i++ {
