@@ -177,21 +177,22 @@ func (t Target) validate() error {
 
 // open starts one server stream of the target from start.
 func (c *Client) open(ctx context.Context, t Target, start uint64) (func() ([]*apiv1.PullEvent, error), error) {
+	decode := newPullCodec().callOption() // responses decoded without proto's per-field work (wire.go)
 	switch {
 	case t.isTable():
-		s, err := c.api.PullTable(ctx, &apiv1.PullTableRequest{TenantId: t.Tenant, TableId: t.TableID, Db: t.DB, Table: t.Table, StartTs: start})
+		s, err := c.api.PullTable(ctx, &apiv1.PullTableRequest{TenantId: t.Tenant, TableId: t.TableID, Db: t.DB, Table: t.Table, StartTs: start}, decode)
 		if err != nil {
 			return nil, err
 		}
 		return func() ([]*apiv1.PullEvent, error) { r, err := s.Recv(); return r.GetEvents(), err }, nil
 	case t.DB != "":
-		s, err := c.api.PullDB(ctx, &apiv1.PullDBRequest{TenantId: t.Tenant, Db: t.DB, StartTs: start})
+		s, err := c.api.PullDB(ctx, &apiv1.PullDBRequest{TenantId: t.Tenant, Db: t.DB, StartTs: start}, decode)
 		if err != nil {
 			return nil, err
 		}
 		return func() ([]*apiv1.PullEvent, error) { r, err := s.Recv(); return r.GetEvents(), err }, nil
 	}
-	s, err := c.api.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: t.Tenant, StartTs: start})
+	s, err := c.api.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: t.Tenant, StartTs: start}, decode)
 	if err != nil {
 		return nil, err
 	}
