@@ -21,6 +21,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/tistream/tistream/client"
 	"github.com/tistream/tistream/libs/formats/storefile"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
@@ -676,7 +677,7 @@ sampling:
 // resolved returns true.
 func lagPull(ctx context.Context, addr string, creds *clientCreds, tenant uint64, row func(*apiv1.RowChange, time.Time), resolved func(uint64) bool) error {
 	return lagPullWith(ctx, addr, creds, func(ctx context.Context, c apiv1.TiStreamServiceClient) (func() ([]*apiv1.PullEvent, error), error) {
-		return recvOf(c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant}))
+		return recvOf(c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant}, client.PullDecoding()))
 	}, fmt.Sprintf("tenant %d", tenant), row, resolved)
 }
 

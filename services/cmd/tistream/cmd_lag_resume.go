@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tistream/tistream/client"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 )
 
@@ -34,7 +35,7 @@ func lagPullResuming(ctx context.Context, addr string, creds *clientCreds, tenan
 	)
 	for {
 		err := lagPullWith(ctx, addr, creds, func(ctx context.Context, c apiv1.TiStreamServiceClient) (func() ([]*apiv1.PullEvent, error), error) {
-			return recvOf(c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant, StartTs: startAfter(last)}))
+			return recvOf(c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: tenant, StartTs: startAfter(last)}, client.PullDecoding()))
 		}, fmt.Sprintf("tenant %d", tenant), func(r *apiv1.RowChange, now time.Time) {
 			pending = append(pending, got{r, now})
 		}, func(ts uint64) bool {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tistream/tistream/client"
 	"github.com/tistream/tistream/libs/truth"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 	"google.golang.org/grpc/codes"
@@ -53,7 +54,7 @@ func (p *apiPull) open(ctx context.Context, c apiv1.TiStreamServiceClient) (pull
 		}
 		return recvFunc(func() ([]*apiv1.PullEvent, error) { r, err := s.Recv(); return r.GetEvents(), err }), nil
 	default:
-		s, err := c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: p.tenant, StartTs: p.from})
+		s, err := c.PullTenant(ctx, &apiv1.PullTenantRequest{TenantId: p.tenant, StartTs: p.from}, client.PullDecoding())
 		if err != nil {
 			return nil, err
 		}
