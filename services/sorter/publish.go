@@ -273,12 +273,17 @@ func (h *holder) stage() staged {
 // commit ends the range's staged flush after the round's publication.
 func (h *holder) commit(it staged) {
 	s := h.s
+	if it.st.Done() {
+		// Counted here, once per staged flush a publication made durable,
+		// also when the range was dropped or taken again meanwhile (a
+		// drain hands it over) and its Commit does not run here.
+		s.m.rowsFlushed.Add(float64(it.st.Rows()))
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.r != it.r {
 		return // dropped or taken again meanwhile
 	}
-	before := it.r.Stats().RowsFlushed
 	start := time.Now()
 	err := it.r.Commit(it.st)
 	published := 0
@@ -290,7 +295,6 @@ func (h *holder) commit(it staged) {
 	case err == nil:
 		if it.st.Done() {
 			s.m.flushes.Inc()
-			s.m.rowsFlushed.Add(float64(it.r.Stats().RowsFlushed - before))
 		}
 		h.watchStallLocked(it.st.Done())
 	case errors.Is(err, pool.ErrFenced):
