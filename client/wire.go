@@ -80,12 +80,12 @@ func decodeEvents(b []byte) ([]*apiv1.PullEvent, bool) {
 	// Count the events and their kinds first: one array of each.
 	var n, rows, resolved int
 	for p := b; len(p) > 0; {
-		num, typ, v, rest, ok := field(p)
+		num, typ, _, v, rest, ok := field(p)
 		if !ok || num != fRespEvents || typ != protowire.BytesType {
 			return nil, false
 		}
 		p = rest
-		enum, etyp, _, erest, ok := field(v)
+		enum, etyp, _, _, erest, ok := field(v)
 		if !ok || len(erest) != 0 || etyp != protowire.BytesType {
 			return nil, false // not exactly one oneof field (or a DDL: below)
 		}
@@ -109,9 +109,9 @@ func decodeEvents(b []byte) ([]*apiv1.PullEvent, bool) {
 	)
 	ri, si := 0, 0 // the next row and resolved slots
 	for i, p := 0, b; len(p) > 0; i++ {
-		_, _, v, rest, _ := field(p) // read whole above
+		_, _, _, v, rest, _ := field(p) // read whole above
 		p = rest
-		enum, _, msg, _, _ := field(v)
+		enum, _, _, msg, _, _ := field(v)
 		ev := &evs[i]
 		out[i] = ev
 		if enum == fEvRow {
@@ -126,12 +126,12 @@ func decodeEvents(b []byte) ([]*apiv1.PullEvent, bool) {
 		}
 		r := &resMsgs[si]
 		for q := msg; len(q) > 0; {
-			num, typ, x, rest, ok := field(q)
+			num, typ, u, _, rest, ok := field(q)
 			if !ok || num != fResolvedTs || typ != protowire.VarintType {
 				return nil, false
 			}
 			q = rest
-			r.Ts = varintOf(x)
+			r.Ts = u
 		}
 		resWrap[si].Resolved = r
 		ev.Event = &resWrap[si]
@@ -143,13 +143,12 @@ func decodeEvents(b []byte) ([]*apiv1.PullEvent, bool) {
 // decodeRow reads a RowChange; false for a field it does not know.
 func decodeRow(r *apiv1.RowChange, b []byte) bool {
 	for len(b) > 0 {
-		num, typ, v, rest, ok := field(b)
+		num, typ, u, v, rest, ok := field(b)
 		if !ok {
 			return false
 		}
 		b = rest
 		if typ == protowire.VarintType {
-			u := varintOf(v)
 			switch num {
 			case fRowTable:
 				r.TableId = int64(u)
@@ -183,34 +182,28 @@ func decodeRow(r *apiv1.RowChange, b []byte) bool {
 	return true
 }
 
-// field reads the field at the start of b: a varint's bytes or a
+// field reads the field at the start of b: a varint's value in u or a
 // length-delimited field's value (capped at its length) in v, and the rest
 // of b; ok is false for other wire types and malformed bytes.
-func field(b []byte) (num protowire.Number, typ protowire.Type, v, rest []byte, ok bool) {
+func field(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v, rest []byte, ok bool) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
-		return 0, 0, nil, nil, false
+		return 0, 0, 0, nil, nil, false
 	}
 	b = b[n:]
 	switch typ {
 	case protowire.VarintType:
-		_, m := protowire.ConsumeVarint(b)
+		x, m := protowire.ConsumeVarint(b)
 		if m < 0 {
-			return 0, 0, nil, nil, false
+			return 0, 0, 0, nil, nil, false
 		}
-		return num, typ, b[:m:m], b[m:], true
+		return num, typ, x, nil, b[m:], true
 	case protowire.BytesType:
 		x, m := protowire.ConsumeBytes(b)
 		if m < 0 {
-			return 0, 0, nil, nil, false
+			return 0, 0, 0, nil, nil, false
 		}
-		return num, typ, b[m-len(x) : m : m], b[m:], true
+		return num, typ, 0, b[m-len(x) : m : m], b[m:], true
 	}
-	return 0, 0, nil, nil, false
-}
-
-// varintOf is the value of a varint field's bytes as field returned them.
-func varintOf(v []byte) uint64 {
-	u, _ := protowire.ConsumeVarint(v)
-	return u
+	return 0, 0, 0, nil, nil, false
 }
