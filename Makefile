@@ -44,6 +44,8 @@ test: tools check-generate lint unit conformance tidb
 
 unit:
 	TISTREAM_REQUIRE_S3=1 TISTREAM_REQUIRE_KMS=1 TISTREAM_REQUIRE_MARIADB=1 go test -count=1 $(GO_PKGS)
+	# A build without cgo has only the Go zstd codec (libs/formats/container).
+	CGO_ENABLED=0 go test -count=1 ./libs/formats/container
 
 # Byte-for-byte conformance of libs/tidbcodec with TiDB's own codec. A separate
 # module (GOWORK=off) so TiDB's pinned dependencies never reach the product.
