@@ -57,6 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	settle := fs.Duration("settle", 4*time.Second, "pause before each child run, so each starts with memory the host has taken back (the memory a run frees is cheap to touch again for ~2 s: without the pause, a run right after a TiStream run measured ~25 % faster); 0: back to back")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory, created if missing: each run gets a temporary directory inside it (default: the system's temporary directory); with --child, the run's own directory")
+	pin := fs.Bool("pin", true, "run each child on CPUs 0..GOMAXPROCS-1 with taskset when the machine has more (GOMAXPROCS alone lets system calls and cgo calls use other cores); --pin=false for GOMAXPROCS only")
 	warm := fs.Bool("warm", false, "every child runs the workload once untimed before the timed run, in the same process (memory and page cache it touched are reused: a long-running process, not a fresh one); passed to --before's binary too, which must know it")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
@@ -141,7 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 						return 1
 					}
 				}
-				r, err := benchRun(ctx, c, p, *rows, settings, both, *dir, stderr)
+				r, err := benchRun(ctx, c, p, *pin, *rows, settings, both, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
 					return 1
@@ -159,7 +160,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
 	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
 	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", offheap.HugeHeapSetting(*hugeHeap)>>20)
-	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the services' default; pebble's runs too).\n")
+	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the services' default; pebble's runs too); %s.\n", pinNote(procList, *pin))
 	if *warm {
 		fmt.Fprintf(stdout, "--warm: every child (pebble's too) ran the workload once untimed first, in the same process, and deleted its files:\n")
 		fmt.Fprintf(stdout, "these are a long-running process's figures, its memory and page cache touched before; RSS is the peak of both runs.\n")
@@ -298,7 +299,7 @@ func flushBytesLabel(v int64) string {
 }
 
 // benchRun runs one configuration once in a child process.
-func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settings, both []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
+func benchRun(ctx context.Context, c benchConfig, procs string, pinned bool, rows int, settings, both []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
 	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
 	if err != nil {
 		return sorterbench.Result{}, err
@@ -309,6 +310,9 @@ func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settin
 		args = append(args, settings...)
 	}
 	cmd := exec.CommandContext(ctx, c.exe, args...)
+	if pin := pinCommand(procs); pinned && pin != nil {
+		cmd = exec.CommandContext(ctx, pin[0], append(pin[1:], append([]string{c.exe}, args...)...)...)
+	}
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, stderr
@@ -324,6 +328,41 @@ func benchRun(ctx context.Context, c benchConfig, procs string, rows int, settin
 	}
 	r.ProcessCPUSec = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return r, nil
+}
+
+// pinCommand is the taskset prefix that runs a child on CPUs 0..procs-1
+// when the machine has more, or nil (taskset missing, or procs covers every
+// CPU). GOMAXPROCS bounds the threads running Go code only: system calls
+// and cgo calls (libzstd's compression, libs/formats/container) run on
+// other threads, so a child at GOMAXPROCS=1 could use a second core.
+// Pinned, "1 core" means one core for every configuration, Pebble too.
+func pinCommand(procs string) []string {
+	n, err := strconv.Atoi(procs)
+	if err != nil || n >= runtime.NumCPU() {
+		return nil
+	}
+	path, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil
+	}
+	return []string{path, "--cpu-list", fmt.Sprintf("0-%d", n-1)}
+}
+
+// pinNote says how the children are pinned, for the table's header.
+func pinNote(procList []string, pin bool) string {
+	var pinned []string
+	if !pin {
+		procList = nil
+	}
+	for _, p := range procList {
+		if pinCommand(p) != nil {
+			pinned = append(pinned, p)
+		}
+	}
+	if len(pinned) == 0 {
+		return "children not pinned to CPUs (GOMAXPROCS only)"
+	}
+	return fmt.Sprintf("children at GOMAXPROCS=%s pinned to as many CPUs (taskset)", strings.Join(pinned, ","))
 }
 
 // A phase's figures from one run.
