@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -29,11 +30,14 @@ type codec interface {
 	decompress(dst, src []byte, want int) ([]byte, error)
 }
 
-// codecs are the available codecs, the default first.
+// codecs are the available codecs, the default first (set up by init
+// functions, never changed after).
 var codecs = []codec{goCodec{}}
 
-// active is the codec writers and readers use.
-var active = codecs[0]
+// active is the index in codecs of the codec writers and readers use.
+var active atomic.Int32
+
+func activeCodec() codec { return codecs[active.Load()] }
 
 // Codecs names the available zstd codecs, the default first: "c"
 // (libzstd through cgo, where the binary was built with cgo) and "go".
@@ -47,23 +51,23 @@ func Codecs() []string {
 
 // UseCodec makes every writer and reader of the process use the named
 // codec (see Codecs) from now on and returns a function that restores the
-// one before. It is meant for tests and benchmarks that compare the two,
-// and is not safe to call while files are written or read.
+// one before. It is meant for tests and benchmarks that compare the two;
+// a file written while it switches has blocks of both (which every reader
+// reads, but whose bytes no golden hash pins).
 func UseCodec(name string) (restore func(), err error) {
-	for _, c := range codecs {
+	for i, c := range codecs {
 		if c.name() == name {
-			prev := active
-			active = c
-			return func() { active = prev }, nil
+			prev := active.Swap(int32(i))
+			return func() { active.Store(prev) }, nil
 		}
 	}
 	return nil, fmt.Errorf("container: no zstd codec %q (have %v)", name, Codecs())
 }
 
-func compress(dst, src []byte) []byte { return active.compress(dst, src) }
+func compress(dst, src []byte) []byte { return activeCodec().compress(dst, src) }
 
 func decompress(dst, src []byte, want int) ([]byte, error) {
-	return active.decompress(dst, src, want)
+	return activeCodec().decompress(dst, src, want)
 }
 
 // goCodec is klauspost/compress's zstd.

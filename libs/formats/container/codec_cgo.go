@@ -11,8 +11,8 @@ import (
 )
 
 func init() {
+	// The default: first in the list, index 0.
 	codecs = append([]codec{cCodec{}}, codecs...)
-	active = codecs[0]
 }
 
 // cCodec is libzstd (DataDog/zstd, the library Pebble links).
