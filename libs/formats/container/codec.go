@@ -16,8 +16,8 @@ import (
 // only the bytes of a compressed block differ.
 //
 // Why two: at the same ratio libzstd's level 1 compresses the simulator's
-// rows about 1.6 times as fast as klauspost's fastest level, and decodes
-// them 1.6 times as fast (`go test ./libs/formats/container -run '^$'
+// rows about 1.5 times as fast as klauspost's fastest level, and decodes
+// them about 1.8 times as fast (`go test ./libs/formats/container -run '^$'
 // -bench Codec`); the pool writer's compression was the largest single
 // item of the fleet's CPU. The Go codec stays for builds without cgo and
 // as the reference the tests hold the other to.
