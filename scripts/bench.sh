@@ -41,8 +41,8 @@ go test ./libs/sortbuf -run '^$' -bench StandardIngest -cpu 1,2 -benchtime 1x | 
 go test ./libs/txnmatch -run '^$' -bench MatcherPairs -cpu 1,2 -benchtime 1x | ordering_table
 
 echo
-echo "== the whole ordering core and plain Pebble, one process per run ($runs runs each, alternating)"
-bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs
+echo "== the whole ordering core and plain Pebble, one process per run ($runs runs each, alternating); floor = the pool path alone, no ordering core (a bound, not a sorter)"
+bin/tistream bench --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs,floor
 echo
 echo "== the same, warm: every child runs the workload once untimed first (a long-running process's memory and page cache)"
 bin/tistream bench --warm --rows "$rows" --runs "$runs" --procs 1,2 --modes committed,pairs

@@ -178,10 +178,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Pairs {
 		res.Mode = "pairs"
 	}
-	store, err := objstore.Open(ctx, "file://"+o.Dir+"/pool")
+	store, group, err := openPool(ctx, o.Dir)
 	if err != nil {
 		return res, err
 	}
+	defer group.Close()
 	engine, err := sortbuf.Open(o.Dir+"/sortbuf", sortbuf.DefaultConfig())
 	if err != nil {
 		return res, err
@@ -191,11 +192,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	group, err := pool.NewGroupWriter(store, 1, pool.GroupID("bench", uint64(time.Now().UnixMilli())), "bench", pool.GroupOptions{})
-	if err != nil {
-		return res, err
-	}
-	defer group.Close()
 	deps := sorter.Deps{Pool: store, Snapshots: store, Buffers: buffers, Budget: txnmatch.NewBudget(256 << 20), Owner: "bench",
 		Group: func(uint64) (*pool.GroupWriter, error) { return group, nil }}
 	ranges, table, err := setup(ctx, deps, store)
@@ -323,11 +319,20 @@ func (g *generator) txn(k int) {
 	}
 }
 
-// setup publishes a manifest of one range per table and opens the ranges,
-// each with one bootstrap region covering it.
-func setup(ctx context.Context, deps sorter.Deps, store objstore.Store) ([]*sorter.Range, *route.Table, error) {
+// openPool opens the run's committed data pool on local disk and the
+// group writer that publishes every range.
+func openPool(ctx context.Context, dir string) (objstore.Store, *pool.GroupWriter, error) {
+	store, err := objstore.Open(ctx, "file://"+dir+"/pool")
+	if err != nil {
+		return nil, nil, err
+	}
+	group, err := pool.NewGroupWriter(store, 1, pool.GroupID("bench", uint64(time.Now().UnixMilli())), "bench", pool.GroupOptions{})
+	return store, group, err
+}
+
+// publishManifest publishes a manifest of one range per table.
+func publishManifest(ctx context.Context, store objstore.Store) (*formatv1.Manifest, error) {
 	m := &formatv1.Manifest{TenantId: 1, Version: 1, NextRangeId: Tables + 1}
-	var rts []route.Range
 	for i := 0; i < Tables; i++ {
 		var start, end []byte
 		if i > 0 {
@@ -336,13 +341,22 @@ func setup(ctx context.Context, deps sorter.Deps, store objstore.Store) ([]*sort
 		if i < Tables-1 {
 			end = tidbcodec.TablePrefix(int64(FirstTable + i + 1))
 		}
-		id := uint64(i + 1)
-		m.Ranges = append(m.Ranges, &formatv1.RangeDescriptor{RangeId: id, StartKey: start, EndKey: end,
+		m.Ranges = append(m.Ranges, &formatv1.RangeDescriptor{RangeId: uint64(i + 1), StartKey: start, EndKey: end,
 			State: formatv1.RangeDescriptor_STATE_ACTIVE, OpenedAtTs: 1})
-		rts = append(rts, route.Range{ID: id, Start: start, End: end})
 	}
-	if err := pool.PublishManifest(ctx, store, m); err != nil {
+	return m, pool.PublishManifest(ctx, store, m)
+}
+
+// setup publishes the manifest and opens the ranges, each with one
+// bootstrap region covering it.
+func setup(ctx context.Context, deps sorter.Deps, store objstore.Store) ([]*sorter.Range, *route.Table, error) {
+	m, err := publishManifest(ctx, store)
+	if err != nil {
 		return nil, nil, err
+	}
+	var rts []route.Range
+	for _, d := range m.Ranges {
+		rts = append(rts, route.Range{ID: d.RangeId, Start: d.StartKey, End: d.EndKey})
 	}
 	table, err := route.NewTable(rts)
 	if err != nil {

@@ -31,7 +31,7 @@ func init() {
 type benchConfig struct {
 	label string
 	exe   string // the binary whose `bench --child` runs it
-	mode  string // --modes of the child: pebble, committed or pairs
+	mode  string // --modes of the child: pebble, committed, pairs or floor
 	// before: another binary, which may not know this one's flags
 	before bool
 }
@@ -46,7 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rows := fs.Int("rows", 1_000_000, "rows of the standard workload")
 	runs := fs.Int("runs", 3, "runs per configuration")
 	procs := fs.String("procs", "1,2", "GOMAXPROCS values, comma-separated")
-	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher); with --child also pebble (the baseline)")
+	modes := fs.String("modes", "committed,pairs", "committed (1PC rows) and/or pairs (prewrite + commit through the matcher), and/or floor (the pool path alone: rows copied once into reused memory, published and read back, no ordering core; a bound, not a sorter); with --child also pebble (the baseline)")
 	workers := fs.Int("workers", 0, "worker goroutines driving the ranges (default: four times GOMAXPROCS, at least 8)")
 	budget := fs.Int64("memory-budget", 0, "memory-first buffer budget in bytes (default 512 MiB)")
 	flush := fs.Duration("flush-interval", sorter.DefaultFlushInterval, "how often every range is published (default: the sorter's default flush_interval; not passed to --before's binary)")
@@ -92,12 +92,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	configs := []benchConfig{{label: "pebble", exe: exe, mode: "pebble"}}
 	for _, m := range strings.Split(*modes, ",") {
-		if m != "committed" && m != "pairs" {
-			fmt.Fprintf(stderr, "tistream bench: unknown mode %q (committed, pairs)\n", m)
+		if m != "committed" && m != "pairs" && m != "floor" {
+			fmt.Fprintf(stderr, "tistream bench: unknown mode %q (committed, pairs, floor)\n", m)
 			return 2
 		}
 		configs = append(configs, benchConfig{label: m, exe: exe, mode: m})
-		if *before != "" {
+		if *before != "" && m != "floor" { // a probe of this binary's pool path, not a sorter to compare
 			configs = append(configs, benchConfig{label: m + " (before)", exe: *before, mode: m, before: true})
 		}
 	}
@@ -186,8 +186,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm bool, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
 	run := sorterbench.Run
-	if mode == "pebble" {
+	switch mode {
+	case "pebble":
 		run = sorterbench.RunBaseline
+	case "floor":
+		run = sorterbench.RunFloor
 	}
 	if warm {
 		if err := warmUp(ctx, run, opts); err != nil {
@@ -247,8 +250,8 @@ func checkBenchFlags(rows, runs int, procs, modes string, child bool, settle, fl
 		return fmt.Errorf("--memory-budget %d: want 0 (the default) or more", budget)
 	}
 	if child {
-		if modes != "pebble" && modes != "committed" && modes != "pairs" {
-			return fmt.Errorf("--modes %q with --child: want one of pebble, committed, pairs", modes)
+		if modes != "pebble" && modes != "committed" && modes != "pairs" && modes != "floor" {
+			return fmt.Errorf("--modes %q with --child: want one of pebble, committed, pairs, floor", modes)
 		}
 		return nil
 	}

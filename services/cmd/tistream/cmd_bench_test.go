@@ -47,7 +47,7 @@ func TestWarmUpRunsInItsOwnDirectory(t *testing.T) {
 // that every row read back), leaves no untimed run's files behind and
 // says it was warm.
 func TestBenchChildWarm(t *testing.T) {
-	for _, mode := range []string{"pebble", "committed"} {
+	for _, mode := range []string{"pebble", "committed", "floor"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			var out, errs bytes.Buffer
