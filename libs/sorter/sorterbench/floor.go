@@ -166,6 +166,9 @@ func RunFloor(ctx context.Context, o Options) (Result, error) {
 		return res, pubErr
 	}
 	ingested := start.End()
+	if o.AfterIngest != nil {
+		o.AfterIngest()
+	}
 	for _, fr := range ranges {
 		fr.rows, fr.bytes = [2][]pool.Row{}, [2][]byte{} // garbage for the output's allocations, as Run's are
 	}
@@ -175,6 +178,9 @@ func RunFloor(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.setPhases(ingested, start.End())
+	if o.AfterOutput != nil {
+		o.AfterOutput()
+	}
 	if n != res.Rows {
 		return res, fmt.Errorf("sorterbench: read back %d rows, wrote %d", n, res.Rows)
 	}
