@@ -172,21 +172,8 @@ func RunFloor(ctx context.Context, o Options) (Result, error) {
 	for _, fr := range ranges {
 		fr.rows, fr.bytes = [2][]pool.Row{}, [2][]byte{} // garbage for the output's allocations, as Run's are
 	}
-	start = procstat.Begin()
-	n, err := output(ctx, workers, store)
-	if err != nil {
+	if err := readBack(ctx, o, &res, ingested, workers, store); err != nil {
 		return res, err
 	}
-	res.setPhases(ingested, start.End())
-	if o.AfterOutput != nil {
-		o.AfterOutput()
-	}
-	if n != res.Rows {
-		return res, fmt.Errorf("sorterbench: read back %d rows, wrote %d", n, res.Rows)
-	}
-	if res.Files, err = poolFiles(ctx, store); err != nil {
-		return res, err
-	}
-	res.PoolMiB = dirMiB(o.Dir + "/pool")
 	return res, nil
 }

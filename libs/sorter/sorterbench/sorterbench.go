@@ -215,22 +215,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.AfterIngest()
 	}
 
-	start = procstat.Begin()
-	n, err := output(ctx, workers, store)
-	if err != nil {
+	if err := readBack(ctx, o, &res, ingested, workers, store); err != nil {
 		return res, err
 	}
-	res.setPhases(ingested, start.End())
-	if o.AfterOutput != nil {
-		o.AfterOutput()
-	}
-	if n != res.Rows {
-		return res, fmt.Errorf("sorterbench: read back %d rows, wrote %d", n, res.Rows)
-	}
-	if res.Files, err = poolFiles(ctx, store); err != nil {
-		return res, err
-	}
-	res.PoolMiB = dirMiB(o.Dir + "/pool")
 	res.Spills = buffers.Metrics().Spills
 	st := throttle.Stats()
 	res.Stalls, res.StalledSec = st.Stalls, st.Stalled.Seconds()
@@ -238,6 +225,29 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Flushes += r.Stats().Flushes
 	}
 	return res, nil
+}
+
+// readBack times the output phase (every table read back from the pool),
+// runs the AfterOutput hook, checks that every row came back, and fills in
+// the result's phases and pool figures.
+func readBack(ctx context.Context, o Options, res *Result, ingested procstat.Phase, workers *workpool.Pool, store objstore.Store) error {
+	start := procstat.Begin()
+	n, err := output(ctx, workers, store)
+	if err != nil {
+		return err
+	}
+	res.setPhases(ingested, start.End())
+	if o.AfterOutput != nil {
+		o.AfterOutput()
+	}
+	if n != res.Rows {
+		return fmt.Errorf("sorterbench: read back %d rows, wrote %d", n, res.Rows)
+	}
+	if res.Files, err = poolFiles(ctx, store); err != nil {
+		return err
+	}
+	res.PoolMiB = dirMiB(o.Dir + "/pool")
+	return nil
 }
 
 // RunBaseline writes the same rows to one plain Pebble instance
