@@ -28,6 +28,10 @@ func init() {
 }
 
 // benchConfig is one line of the table: an implementation and its mode.
+// benchModes are the modes a run compares with plain Pebble (a child also
+// runs "pebble", the baseline itself).
+var benchModes = []string{"committed", "pairs", "floor"}
+
 type benchConfig struct {
 	label string
 	exe   string // the binary whose `bench --child` runs it
@@ -92,8 +96,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	configs := []benchConfig{{label: "pebble", exe: exe, mode: "pebble"}}
 	for _, m := range strings.Split(*modes, ",") {
-		if m != "committed" && m != "pairs" && m != "floor" {
-			fmt.Fprintf(stderr, "tistream bench: unknown mode %q (committed, pairs, floor)\n", m)
+		if !slices.Contains(benchModes, m) {
+			fmt.Fprintf(stderr, "tistream bench: unknown mode %q (%s)\n", m, strings.Join(benchModes, ", "))
 			return 2
 		}
 		configs = append(configs, benchConfig{label: m, exe: exe, mode: m})
@@ -250,8 +254,8 @@ func checkBenchFlags(rows, runs int, procs, modes string, child bool, settle, fl
 		return fmt.Errorf("--memory-budget %d: want 0 (the default) or more", budget)
 	}
 	if child {
-		if modes != "pebble" && modes != "committed" && modes != "pairs" && modes != "floor" {
-			return fmt.Errorf("--modes %q with --child: want one of pebble, committed, pairs, floor", modes)
+		if modes != "pebble" && !slices.Contains(benchModes, modes) {
+			return fmt.Errorf("--modes %q with --child: want one of pebble, %s", modes, strings.Join(benchModes, ", "))
 		}
 		return nil
 	}
