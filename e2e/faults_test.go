@@ -184,7 +184,12 @@ func TestNetworkFaults(t *testing.T) {
 		"dispatcher": {"--lease-ttl", lease.String()},
 	}})
 	truthPath := filepath.Join(f.dir, "truth.jsonl")
-	duration := 45 * time.Second
+	// The workload must outlast the last fault's recovery: lag is measured
+	// against the workload's clock, which stops with it. The faults take
+	// 26 s of outage, and with their recoveries 40–50 s on a busy machine:
+	// at 45 s a CI run's last fault (etcd cut at +36 s, back at +45 s)
+	// ended with the workload and could never be seen to recover.
+	duration := 75 * time.Second
 	sim := start(t, "sim", simArgs(f.bufferURL, f.first("meta-server").grpcAddr, truthPath, duration.String(), f.clients().upstream)...)
 	began := time.Now()
 	if d, ok := waitRecovered(f, began, recoveryBound); !ok {
