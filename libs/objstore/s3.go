@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -322,6 +323,29 @@ func (s *S3) getInto(ctx context.Context, key, rng string, buf []byte) ([]byte, 
 	// Size the buffer from Content-Length, but do not let a bogus header
 	// allocate more than a sane object up front.
 	want := aws.ToInt64(out.ContentLength)
+	if out.ContentLength != nil && want >= 0 && int64(cap(buf)) >= want {
+		// The body fits: read it straight into buf. (A bytes.Buffer
+		// whose buffer the body fills exactly grows it to look for the
+		// end, when the end does not come with the last bytes: a new
+		// buffer of twice the size and a copy.)
+		data := buf[:want]
+		n, err := io.ReadFull(out.Body, data)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, false, fmt.Errorf("get %s in %s: body has %d bytes, Content-Length said %d", key, s, n, want)
+		}
+		if err == nil {
+			var extra [1]byte
+			if m, end := io.ReadFull(out.Body, extra[:]); m > 0 {
+				return nil, false, fmt.Errorf("get %s in %s: body has more than the %d bytes Content-Length said", key, s, want)
+			} else if !errors.Is(end, io.EOF) {
+				err = end
+			}
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("get %s in %s: read body: %w", key, s, err)
+		}
+		return data, out.ContentRange != nil, nil
+	}
 	if want < 0 || int64(cap(buf)) < want {
 		buf = make([]byte, 0, min(max(want, 0), 64<<20))
 	}
