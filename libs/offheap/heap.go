@@ -10,8 +10,9 @@ import (
 // HugeHeap makes the Go heap's next n bytes of growth come in transparent
 // huge pages: one page fault per 2 MiB where the heap would otherwise take
 // one per 4 KiB page. It returns the bytes advised: 0 when n <= 0, on
-// systems without the advice, or after the first call that acted (the
-// setting is the process's, once).
+// systems without the advice, when the process decided on base pages
+// (Pages), or after the first call that acted (the setting is the
+// process's, once).
 //
 // Why: a sorter's heap holds its row indexes, its staged publications and
 // what it decodes, hundreds of MiB filled and emptied every flush, and the
@@ -46,7 +47,7 @@ func HugeHeap(n int64) int64 {
 		return 0
 	}
 	hugeHeap.done = true
-	if !HugeHeapAvailable() {
+	if !HugeHeapAvailable() || !hugePages() {
 		return 0
 	}
 	n = (n + PageSize - 1) &^ (PageSize - 1)

@@ -11,6 +11,14 @@
 // pages are "madvise" or "always"), so a page of rows costs one fault
 // instead of 512, and the collector neither counts nor scans them.
 //
+// Whether huge pages are used is the process's decision (Pages, the
+// services' --huge-pages): where 4 KiB faults are cheap and 2 MiB pages
+// must be backed anew by the host, huge pages cost up to 30 times more a
+// MiB, so by default the process measures both at its first use and takes
+// base pages unless huge ones are clearly cheaper (Decide). With base
+// pages the same blocks, slabs and heap work unadvised (the pool's own
+// mappings advised against huge pages), and Touch does nothing.
+//
 // Blocks are carved from 2 MiB-aligned pages; a block is returned with Put
 // exactly once. A page whose blocks are all free stays resident while at
 // most Options.KeepPages such pages do; beyond that its memory goes back to

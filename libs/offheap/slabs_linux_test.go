@@ -27,7 +27,11 @@ func TestSlabsAreAdvisedForHugePages(t *testing.T) {
 }
 
 // advised reports whether the mapping holding addr has VM_HUGEPAGE.
-func advised(t *testing.T, addr uintptr) bool {
+func advised(t *testing.T, addr uintptr) bool { return vmFlag(t, addr, "hg") }
+
+// vmFlag reports whether the mapping holding addr has the flag (two
+// letters, as smaps' VmFlags spells them).
+func vmFlag(t *testing.T, addr uintptr, flag string) bool {
 	f, err := os.Open("/proc/self/smaps")
 	require.NoError(t, err)
 	defer f.Close()
@@ -41,7 +45,7 @@ func advised(t *testing.T, addr uintptr) bool {
 			continue
 		}
 		if in && strings.HasPrefix(line, "VmFlags:") {
-			return strings.Contains(" "+line+" ", " hg ")
+			return strings.Contains(" "+line+" ", " "+flag+" ")
 		}
 	}
 	require.NoError(t, sc.Err())

@@ -2,15 +2,34 @@
 
 package offheap
 
-import "syscall"
+import (
+	"slices"
+	"syscall"
+	"time"
+	"unsafe"
+)
 
 const supported = true
 
-// madvHugePage is MADV_HUGEPAGE (the syscall package does not name it).
-const madvHugePage = 14
+// madvHugePage and madvNoHugePage are MADV_HUGEPAGE and MADV_NOHUGEPAGE
+// (the syscall package does not name them).
+const (
+	madvHugePage   = 14
+	madvNoHugePage = 15
+)
+
+// pageAdvice is the advice for new mappings: huge pages or not, as the
+// process decided (Pages).
+func pageAdvice() int {
+	if hugePages() {
+		return madvHugePage
+	}
+	return madvNoHugePage
+}
 
 // mapAligned maps n bytes (a multiple of PageSize) of anonymous memory
-// aligned to PageSize, advised for huge pages.
+// aligned to PageSize, advised for huge pages or against them as the
+// process decided (Pages).
 func mapAligned(n int) ([]byte, error) {
 	raw, err := syscall.Mmap(-1, 0, n+PageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
@@ -33,7 +52,7 @@ func mapAligned(n int) ([]byte, error) {
 	mem := raw[head : head+n : head+n]
 	// A kernel without transparent huge pages refuses the advice; the
 	// memory works the same with small pages.
-	_ = syscall.Madvise(mem, madvHugePage)
+	_ = syscall.Madvise(mem, pageAdvice())
 	return mem, nil
 }
 
@@ -49,12 +68,12 @@ func munmap(b []byte) error {
 func release(b []byte) error { return syscall.Madvise(b, syscall.MADV_DONTNEED) }
 
 // AdviseHuge advises the 2 MiB-aligned pages inside b for transparent huge
-// pages (a no-op for the part of b outside them, or when the kernel does
-// not have them). b's memory must not have been touched yet for the advice
+// pages (a no-op for the part of b outside them, when the kernel does not
+// have them, or when the process decided against them: Pages). b's memory must not have been touched yet for the advice
 // to matter: pages already resident stay small until the kernel's
 // background collapse.
 func AdviseHuge(b []byte) {
-	if cap(b) == 0 {
+	if cap(b) == 0 || !hugePages() {
 		return
 	}
 	start := (base(b) + PageSize - 1) &^ (PageSize - 1)
@@ -63,4 +82,50 @@ func AdviseHuge(b []byte) {
 		return
 	}
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvHugePage)
+}
+
+// probeFaults measures what first touching a MiB of fresh anonymous memory
+// costs in 4 KiB pages and in 2 MiB pages, a write to every 4 KiB page of
+// 2 MiB stretches: the median of four stretches of small pages (one
+// preempted stretch does not decide), the cheaper of two of huge pages.
+// Writing every 4 KiB page of the huge stretches too keeps a kernel that
+// falls back to small pages there from looking cheap. The memory is
+// unmapped after; the probe costs a few milliseconds where pages are
+// cheap, up to ~60 where they are not.
+func probeFaults() (small, huge time.Duration, err error) {
+	s, err := probeKind(madvNoHugePage, 4)
+	if err != nil {
+		return 0, 0, err
+	}
+	h, err := probeKind(madvHugePage, 2)
+	if err != nil {
+		return 0, 0, err
+	}
+	slices.Sort(s)
+	return (s[1] + s[2]) / 2, min(h[0], h[1]), nil
+}
+
+// probeKind times first writes to stretches fresh 2 MiB stretches under
+// one advice, each as time per MiB.
+func probeKind(advice, stretches int) ([]time.Duration, error) {
+	raw, err := syscall.Mmap(-1, 0, (stretches+1)*PageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Munmap(raw)
+	head := int((PageSize - base(raw)%PageSize) % PageSize)
+	mem := raw[head : head+stretches*PageSize]
+	if err := syscall.Madvise(mem, advice); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, stretches)
+	for s := range out {
+		p := unsafe.Pointer(&mem[s*PageSize])
+		start := time.Now()
+		for off := uintptr(0); off < PageSize; off += 4096 {
+			*(*byte)(unsafe.Add(p, off)) = 1
+		}
+		out[s] = time.Since(start) * (1 << 20) / PageSize
+	}
+	return out, nil
 }

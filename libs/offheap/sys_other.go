@@ -2,7 +2,10 @@
 
 package offheap
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Elsewhere blocks come from the Go heap (Get and Put do not call these).
 const supported = false
@@ -13,3 +16,7 @@ func release([]byte) error { return nil }
 
 // AdviseHuge does nothing here.
 func AdviseHuge([]byte) {}
+
+func probeFaults() (time.Duration, time.Duration, error) {
+	return 0, 0, errors.New("offheap: not supported")
+}

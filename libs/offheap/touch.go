@@ -26,9 +26,10 @@ import (
 // yet; their contents are kept (an atomic add of zero to a word, which
 // faults the page for writing: a read would map the zero page, and writing
 // it later would fault again and split it). Buffers under MinCarve are not
-// worth the lock and are left alone.
+// worth the lock and are left alone, as is everything when the process
+// uses base pages (Pages), whose faults are the kernel's usual kind.
 func Touch(p unsafe.Pointer, n uintptr) {
-	if p == nil || n < MinCarve {
+	if p == nil || n < MinCarve || !hugePages() {
 		return
 	}
 	first := uintptr(p)

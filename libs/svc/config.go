@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tistream/tistream/libs/offheap"
 )
 
 // Common are the settings every service has.
@@ -45,6 +47,13 @@ type Common struct {
 	// price is resident memory (docs/operations.md). Process-wide: the
 	// first service of a process to start sets it.
 	HugePageHeap int64 `yaml:"huge_page_heap"`
+	// HugePages: whether the process's large buffers (the sorter's arena,
+	// publication sections, read buffers, and the Go heap's growth above)
+	// take transparent huge pages: "on", "off", or "auto" (the default:
+	// measured at start, huge pages only where 4 KiB page faults are
+	// expensive and 2 MiB ones cheaper; offheap.Decide). Process-wide: the
+	// first service of a process to start sets it.
+	HugePages string `yaml:"huge_pages"`
 	// Security: TLS, certificates, tokens (security.go).
 	Security Security `yaml:",inline"`
 }
@@ -63,6 +72,7 @@ func (c *Common) RegisterFlags(fs *flag.FlagSet, prefix string) {
 	})
 	fs.Int64Var(&c.GCMaxHeadroom, prefix+"gc-max-headroom", c.GCMaxHeadroom, "bytes the Go heap may grow past its live data before the next collection (0 = 128 MiB; -1 = GOGC alone); process-wide, set by the first service to start")
 	fs.Int64Var(&c.HugePageHeap, prefix+"huge-page-heap", c.HugePageHeap, "bytes of the Go heap's growth advised for transparent huge pages at start: fewer page faults, more resident memory (0 = 1 GiB; -1 = off); process-wide, set by the first service to start")
+	fs.StringVar(&c.HugePages, prefix+"huge-pages", c.HugePages, "transparent huge pages for large buffers: auto (measure page faults at start, the default), on, off; process-wide, set by the first service to start")
 	c.Security.RegisterFlags(fs, prefix)
 	fs.StringVar(&c.LogLevel, prefix+"log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, prefix+"log-format", c.LogFormat, "log format: text or json")
@@ -83,6 +93,9 @@ func (c *Common) Validate(prefix string) error {
 	}
 	if c.StopTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--%sstop-timeout must be positive", prefix))
+	}
+	if _, err := offheap.ParsePageMode(c.HugePages); err != nil {
+		errs = append(errs, fmt.Errorf("--%shuge-pages: %w", prefix, err))
 	}
 	if _, err := NewLogger(c.LogLevel, c.LogFormat, os.Stderr); err != nil {
 		errs = append(errs, fmt.Errorf("--%slog-level/--%slog-format: %w", prefix, prefix, err))

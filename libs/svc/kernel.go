@@ -331,17 +331,40 @@ func (k *Kernel) stop(ctx context.Context) error {
 	return nil
 }
 
-// hugeHeap advises the process's Go heap growth for huge pages with
-// Common.HugePageHeap, before the service's Start allocates (the first
-// service of a process to start sets it for all; negative: none), and
-// exports what the process advised.
+// hugeHeap sets the process's page mode from Common.HugePages and advises
+// its Go heap growth for huge pages with Common.HugePageHeap when huge
+// pages are in use, before the service's Start allocates (the first
+// service of a process to start sets both for all; later ones find them
+// decided), and exports what the process chose.
 func (k *Kernel) hugeHeap() {
+	if m, err := offheap.ParsePageMode(k.cfg.Common.HugePages); err == nil { // Validate names a wrong one
+		offheap.SetPageMode(m)
+	}
+	c := offheap.Pages()
+	k.log.Info("page size for large buffers", "huge", c.Huge, "why", c.String())
 	if got := offheap.HugeHeap(offheap.HugeHeapSetting(k.cfg.Common.HugePageHeap)); got > 0 {
 		k.log.Info("Go heap growth advised for huge pages", "bytes", got)
 	}
 	_ = k.cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_process_huge_page_heap_bytes",
 		Help: "Bytes of the Go heap's growth advised for transparent huge pages at the process's start (--huge-page-heap; 0: none)."},
 		func() float64 { return float64(offheap.HugeHeapBytes()) }))
+	_ = k.cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tistream_process_huge_pages",
+		Help: "1 when the process's large buffers take transparent huge pages, 0 when 4 KiB pages (--huge-pages; auto measures page faults at start)."},
+		func() float64 {
+			if offheap.Pages().Huge {
+				return 1
+			}
+			return 0
+		}))
+	if c.SmallPerMiB > 0 {
+		for page, d := range map[string]time.Duration{"4KiB": c.SmallPerMiB, "2MiB": c.HugePerMiB} {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tistream_process_page_fault_probe_seconds_per_mib",
+				Help:        "What first touching a MiB of fresh memory cost at the process's start, by page size (--huge-pages auto's measurement).",
+				ConstLabels: prometheus.Labels{"page": page}})
+			g.Set(d.Seconds())
+			_ = k.cfg.Registry.Register(g)
+		}
+	}
 }
 
 // pace takes the process's GC pacer with Common.GCMaxHeadroom (the first

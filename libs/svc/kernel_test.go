@@ -204,23 +204,49 @@ func TestKernelPacesTheCollector(t *testing.T) {
 	require.False(t, ok, "a kernel with --gc-max-headroom -1 exports a pacer's GOGC")
 }
 
-// A kernel's start advises the process's heap growth for huge pages (the
-// first to start; offheap's own test checks the advice reaches the heap)
-// and exports what was advised.
+// A kernel's start decides the process's page size (--huge-pages, auto by
+// default: measured), advises the heap growth for huge pages when they
+// were chosen (the first kernel to start; offheap's own tests check the
+// advice reaches the heap), and exports both.
 func TestKernelAdvisesTheHeap(t *testing.T) {
 	k := newTestKernel(&fakeLogic{}, false)
 	require.NoError(t, k.Start(context.Background()))
 	defer k.Stop(context.Background())
+	pages := offheap.Pages()
+	require.Equal(t, offheap.PagesAuto, pages.Mode, "the default --huge-pages")
 	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil && offheap.HugeHeapAvailable() {
-		require.Equal(t, int64(offheap.DefaultHugeHeap), offheap.HugeHeapBytes(), "the default setting advises 1 GiB")
+		want := int64(0)
+		if pages.Huge {
+			want = offheap.DefaultHugeHeap // the default setting advises 1 GiB
+		}
+		require.Equal(t, want, offheap.HugeHeapBytes(), "%s", pages)
+		require.Positive(t, pages.SmallPerMiB, "auto measured the page faults")
 	}
 	mfs, err := k.cfg.Registry.Gather()
 	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == "tistream_process_huge_page_heap_bytes" {
-			require.Equal(t, float64(offheap.HugeHeapBytes()), mf.GetMetric()[0].GetGauge().GetValue())
-			return
-		}
+	found := map[string]int{} // name -> index in mfs
+	for i, mf := range mfs {
+		found[mf.GetName()] = i
 	}
-	t.Fatal("no tistream_process_huge_page_heap_bytes")
+	gauge := func(name string) float64 { return mfs[found[name]].GetMetric()[0].GetGauge().GetValue() }
+	require.Contains(t, found, "tistream_process_huge_page_heap_bytes")
+	require.Equal(t, float64(offheap.HugeHeapBytes()), gauge("tistream_process_huge_page_heap_bytes"))
+	require.Contains(t, found, "tistream_process_huge_pages")
+	huge := 0.0
+	if pages.Huge {
+		huge = 1
+	}
+	require.Equal(t, huge, gauge("tistream_process_huge_pages"))
+	if pages.SmallPerMiB > 0 {
+		require.Contains(t, found, "tistream_process_page_fault_probe_seconds_per_mib")
+		require.Len(t, mfs[found["tistream_process_page_fault_probe_seconds_per_mib"]].GetMetric(), 2)
+	}
+}
+
+// A wrong --huge-pages is named by Validate, not taken for a default.
+func TestHugePagesSettingValidated(t *testing.T) {
+	c := Common{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StopTimeout: time.Second, LogLevel: "info", LogFormat: "text", HugePages: "sometimes", Security: Security{Insecure: true}}
+	require.ErrorContains(t, c.Validate("x-"), `--x-huge-pages: huge pages "sometimes"`)
+	c.HugePages = "off"
+	require.NoError(t, c.Validate("x-"))
 }

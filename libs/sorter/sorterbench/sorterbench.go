@@ -159,6 +159,9 @@ type Result struct {
 	Spills        int64   `json:"spills"`            // ranges the memory-first buffer moved to Pebble
 	Stalls        int64   `json:"stalls,omitempty"`  // feeder waits for a flush round (write stall)
 	StalledSec    float64 `json:"stalled_sec,omitempty"`
+	// Pages is the page size the child's large buffers took ("huge" or
+	// "small", offheap.Pages), filled in by `tistream bench --child`.
+	Pages string `json:"pages,omitempty"`
 }
 
 func (r *Result) setPhases(ingest, output procstat.Phase) {

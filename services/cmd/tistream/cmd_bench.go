@@ -58,6 +58,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stall := fs.Int64("write-stall-bytes", 0, fmt.Sprintf("the feeder waits while the rows in memory pass this many bytes and a flush round is under way, as the sorter's ingest does (default: the sorter's --write-stall-bytes default, %d MiB; -1: never; not passed to --before's binary)", sorter.DefaultWriteStallBytes>>20))
 	headroom := fs.Int64("gc-max-headroom", 0, "bytes the Go heap may grow past its live data before the next collection, as every service's --gc-max-headroom (package gcpace; 0 = the services' default, 128 MiB; -1 = GOGC alone; not passed to --before's binary)")
 	hugeHeap := fs.Int64("huge-page-heap", 0, "bytes of each child's Go heap growth advised for huge pages at its start, as every service's --huge-page-heap, for every run, pebble's included (0 = the services' default, 1 GiB; -1 = off; not passed to --before's binary)")
+	hugePages := fs.String("huge-pages", "auto", "transparent huge pages for each child's large buffers, as every service's --huge-pages: auto (measured at the child's start), on, off; pebble's runs too (its Go heap); not passed to --before's binary")
 	settle := fs.Duration("settle", 4*time.Second, "pause before each child run, so each starts with memory the host has taken back (the memory a run frees is cheap to touch again for ~2 s: without the pause, a run right after a TiStream run measured ~25 % faster); 0: back to back")
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory, created if missing: each run gets a temporary directory inside it (default: the system's temporary directory); with --child, the run's own directory")
@@ -73,7 +74,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
 		return 2
 	}
+	pageMode, err := offheap.ParsePageMode(*hugePages)
+	if err != nil {
+		fmt.Fprintf(stderr, "tistream bench: --huge-pages: %v\n", err)
+		return 2
+	}
 	if *child {
+		offheap.SetPageMode(pageMode)
 		offheap.HugeHeap(offheap.HugeHeapSetting(*hugeHeap)) // first: it wants a heap with no free space of its own
 		if *headroom >= 0 {
 			_, release := gcpace.Acquire(gcpace.Options{MaxHeadroom: *headroom})
@@ -124,6 +131,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *hugeHeap != 0 {
 		settings = append(settings, "--huge-page-heap", strconv.FormatInt(*hugeHeap, 10))
 	}
+	if pageMode != offheap.PagesAuto {
+		settings = append(settings, "--huge-pages", pageMode.String())
+	}
 	if *flushBytes != 0 {
 		settings = append(settings, "--flush-bytes", strconv.FormatInt(*flushBytes, 10))
 	}
@@ -163,8 +173,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "configuration, %v of pause before each run (--settle); medians [min-max]; x pebble = median\n", *settle)
 	fmt.Fprintf(stdout, "rows/s over pebble's median at the same GOMAXPROCS in this run; rows/CPU-s divides by the process's CPU time in the\n")
 	fmt.Fprintf(stdout, "phase (* the whole child process: an older binary reports no phases), robust to other load; cores = CPU / wall;\n")
-	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Every child of this binary advises %d MiB of its heap's\n", offheap.HugeHeapSetting(*hugeHeap)>>20)
-	fmt.Fprintf(stdout, "growth for huge pages at start (--huge-page-heap, the services' default; pebble's runs too); %s.\n", pinNote(procList, *pin))
+	fmt.Fprintf(stdout, "allocs and B per row are Go heap allocations; RSS is the peak. Page size of large buffers (--huge-pages %s, the\n", pageMode)
+	fmt.Fprintf(stdout, "services' setting; pebble's runs too): %s; with huge pages a child also advises %d MiB of its heap's growth\n", pageCounts(results), offheap.HugeHeapSetting(*hugeHeap)>>20)
+	fmt.Fprintf(stdout, "(--huge-page-heap); %s.\n", pinNote(procList, *pin))
 	if *warm {
 		fmt.Fprintf(stdout, "--warm: every child (pebble's too) ran the workload once untimed first, in the same process, and deleted its files:\n")
 		fmt.Fprintf(stdout, "these are a long-running process's figures, its memory and page cache touched before; RSS is the peak of both runs.\n")
@@ -230,8 +241,35 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm
 		return 1
 	}
 	res.Warm = warm
+	res.Pages = "small"
+	if offheap.Pages().Huge {
+		res.Pages = "huge"
+	}
 	_ = json.NewEncoder(stdout).Encode(res)
 	return 0
+}
+
+// pageCounts says which page size this binary's children took, over all
+// their runs ("huge pages in 3 runs, small in 27").
+func pageCounts(results map[string][]sorterbench.Result) string {
+	n := map[string]int{}
+	for _, rs := range results {
+		for _, r := range rs {
+			if r.Pages != "" {
+				n[r.Pages]++
+			}
+		}
+	}
+	var parts []string
+	for _, k := range []string{"small", "huge"} {
+		if n[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s pages in %d runs", k, n[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "not reported"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkBenchFlags rejects settings the runs would otherwise take silently
