@@ -44,12 +44,13 @@ func TestDecide(t *testing.T) {
 		small, huge float64 // ms per MiB
 		want        bool
 	}{
-		{0.3, 10, false},  // small faults cheap, huge ones backed anew: base pages
-		{0.3, 0.1, false}, // small faults cheap: huge pages gain little, cost memory
-		{3, 0.2, true},    // small faults expensive (9-16 µs each), huge cheap
-		{3, 5, false},     // both expensive, huge more so
-		{1, 0.4, true},    // at the threshold
-		{1, 0.5, false},   // huge pages must cost under half
+		{0.3, 10, false},   // small faults cheap, huge ones backed anew: base pages
+		{0.3, 0.1, false},  // small faults cheap: huge pages gain little, cost memory
+		{3, 0.2, true},     // small faults expensive (9-16 µs each), huge cheap
+		{3, 5, false},      // both expensive, huge more so
+		{0.7, 0.1, false},  // the cheap guest's figure under load
+		{1.5, 0.6, true},   // at the threshold
+		{1.5, 0.75, false}, // huge pages must cost under half
 		{3, 2, false},
 	} {
 		require.Equal(t, c.want, Decide(ms(c.small), ms(c.huge)), "small %v huge %v ms/MiB", c.small, c.huge)

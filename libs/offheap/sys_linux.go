@@ -3,6 +3,7 @@
 package offheap
 
 import (
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -85,8 +86,8 @@ func AdviseHuge(b []byte) {
 }
 
 // probeFaults measures what first touching a MiB of fresh anonymous memory
-// costs in 4 KiB pages and in 2 MiB pages, a write to every 4 KiB page of
-// 2 MiB stretches: the median of four stretches of small pages (one
+// costs in 4 KiB pages and in 2 MiB pages, in the probing thread's CPU
+// time, a write to every 4 KiB page of 2 MiB stretches: the median of four stretches of small pages (one
 // preempted stretch does not decide), the cheaper of two of huge pages.
 // Writing every 4 KiB page of the huge stretches too keeps a kernel that
 // falls back to small pages there from looking cheap. The memory is
@@ -118,14 +119,40 @@ func probeKind(advice, stretches int) ([]time.Duration, error) {
 	if err := syscall.Madvise(mem, advice); err != nil {
 		return nil, err
 	}
+	// The thread's CPU time, not the wall clock: a fault's cost is the
+	// faulting thread's (the kernel's handling, and the host's backing of
+	// the page while the virtual CPU waits for it), while time the thread
+	// spends descheduled by other work is not, and on a loaded machine
+	// would make small pages look expensive.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	out := make([]time.Duration, stretches)
 	for s := range out {
 		p := unsafe.Pointer(&mem[s*PageSize])
-		start := time.Now()
+		start, err := threadCPU()
+		if err != nil {
+			return nil, err
+		}
 		for off := uintptr(0); off < PageSize; off += 4096 {
 			*(*byte)(unsafe.Add(p, off)) = 1
 		}
-		out[s] = time.Since(start) * (1 << 20) / PageSize
+		end, err := threadCPU()
+		if err != nil {
+			return nil, err
+		}
+		out[s] = (end - start) * (1 << 20) / PageSize
 	}
 	return out, nil
+}
+
+// clockThreadCPUTime is CLOCK_THREAD_CPUTIME_ID.
+const clockThreadCPUTime = 3
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() (time.Duration, error) {
+	var ts syscall.Timespec
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return 0, errno
+	}
+	return time.Duration(ts.Nano()), nil
 }
