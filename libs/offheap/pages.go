@@ -52,11 +52,12 @@ func ParsePageMode(s string) (PageMode, error) {
 // SmallPagesCheap is the cost of first touching a MiB of base pages under
 // which Decide keeps base pages whatever huge pages cost: ~6 µs a 4 KiB
 // fault, between the guests measured (0.3–0.7 ms a MiB in the probing
-// thread's CPU time on one, loaded or not; 2.3–4 ms on the other). Below it huge pages can save at most this much per MiB (a sorter
-// touches a few hundred MiB when it starts), while they cost resident
-// memory (a 2 MiB page is resident whole) and, where the host must back a
-// whole 2 MiB page anew, up to 10 ms a MiB (docs/benchmarks.md, "Huge
-// pages, chosen by measuring").
+// thread's CPU time on one, loaded or not; 2.3–4 ms on the other). Below
+// it huge pages can save at most this much per MiB (a sorter touches a
+// few hundred MiB when it starts), while they cost resident memory (a
+// 2 MiB page is resident whole) and, where the host must back a whole
+// 2 MiB page anew, up to 10 ms a MiB (docs/benchmarks.md, "Huge pages,
+// chosen by measuring").
 const SmallPagesCheap = 1500 * time.Microsecond
 
 // Decide is the auto mode's rule, given what first touching a MiB cost in

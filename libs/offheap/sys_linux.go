@@ -70,9 +70,9 @@ func release(b []byte) error { return syscall.Madvise(b, syscall.MADV_DONTNEED) 
 
 // AdviseHuge advises the 2 MiB-aligned pages inside b for transparent huge
 // pages (a no-op for the part of b outside them, when the kernel does not
-// have them, or when the process decided against them: Pages). b's memory must not have been touched yet for the advice
-// to matter: pages already resident stay small until the kernel's
-// background collapse.
+// have them, or when the process decided against them: Pages). b's memory
+// must not have been touched yet for the advice to matter: pages already
+// resident stay small until the kernel's background collapse.
 func AdviseHuge(b []byte) {
 	if cap(b) == 0 || !hugePages() {
 		return
@@ -87,12 +87,12 @@ func AdviseHuge(b []byte) {
 
 // probeFaults measures what first touching a MiB of fresh anonymous memory
 // costs in 4 KiB pages and in 2 MiB pages, in the probing thread's CPU
-// time, a write to every 4 KiB page of 2 MiB stretches: the median of four stretches of small pages (one
-// preempted stretch does not decide), the cheaper of two of huge pages.
-// Writing every 4 KiB page of the huge stretches too keeps a kernel that
-// falls back to small pages there from looking cheap. The memory is
-// unmapped after; the probe costs a few milliseconds where pages are
-// cheap, up to ~60 where they are not.
+// time, by a write to every 4 KiB page of 2 MiB stretches: the median of
+// four stretches of small pages (one odd stretch does not decide), the
+// cheaper of two of huge pages. Writing every 4 KiB page of the huge
+// stretches too keeps a kernel that falls back to small pages there from
+// looking cheap. The memory is unmapped after; the probe costs a few
+// milliseconds where pages are cheap, up to ~60 where they are not.
 func probeFaults() (small, huge time.Duration, err error) {
 	s, err := probeKind(madvNoHugePage, 4)
 	if err != nil {
@@ -106,16 +106,16 @@ func probeFaults() (small, huge time.Duration, err error) {
 	return (s[1] + s[2]) / 2, min(h[0], h[1]), nil
 }
 
-// probeKind times first writes to stretches fresh 2 MiB stretches under
-// one advice, each as time per MiB.
-func probeKind(advice, stretches int) ([]time.Duration, error) {
-	raw, err := syscall.Mmap(-1, 0, (stretches+1)*PageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+// probeKind times the first writes to n fresh 2 MiB stretches under one
+// advice, each as time per MiB.
+func probeKind(advice, n int) ([]time.Duration, error) {
+	raw, err := syscall.Mmap(-1, 0, (n+1)*PageSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, err
 	}
 	defer syscall.Munmap(raw)
 	head := int((PageSize - base(raw)%PageSize) % PageSize)
-	mem := raw[head : head+stretches*PageSize]
+	mem := raw[head : head+n*PageSize]
 	if err := syscall.Madvise(mem, advice); err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func probeKind(advice, stretches int) ([]time.Duration, error) {
 	// would make small pages look expensive.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	out := make([]time.Duration, stretches)
+	out := make([]time.Duration, n)
 	for s := range out {
 		p := unsafe.Pointer(&mem[s*PageSize])
 		start, err := threadCPU()
