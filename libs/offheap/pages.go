@@ -148,7 +148,10 @@ func thpSetting() string {
 func choose(m PageMode, thp string, probe func() (small, huge time.Duration, err error)) PageChoice {
 	c := PageChoice{Mode: m}
 	switch {
-	case !supported || thp == "" || thp == "never":
+	case !supported || thp == "never":
+		// An unknown setting ("": no file to read) counts as available,
+		// as for HugeHeap: the advice is refused harmlessly where there is
+		// nothing to advise, and auto's probe measures what the kernel does.
 		c.Reason = "the kernel has no transparent huge pages to advise"
 		return c
 	case m == PagesHuge:
