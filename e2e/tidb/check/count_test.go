@@ -30,6 +30,17 @@ func TestPartitionCounts(t *testing.T) {
 	require.Len(t, plan.skipped, 1)
 	require.Contains(t, plan.skipped[0], "[143]")
 
+	// The write-only step of DROP PARTITION p1: the meta keys and SQL still
+	// list it, SQL reads nothing of it (seen in CI: COUNT(*) 0, 111 keys).
+	dropping := tb
+	dropping.PartitionsInDDL = []int64{143}
+	plan = partitionCounts(dropping, 7, perID, []partition{{"p0", 141}, {"p1", 143}, {"p2", 144}})
+	require.Equal(t, []partition{{"p2", 144}}, plan.count)
+	require.Len(t, plan.skipped, 1)
+	for _, s := range []string{"ddl1.p", "[143]", "at 7", "DDL job"} {
+		require.True(t, strings.Contains(plan.skipped[0], s), "%q in %q", s, plan.skipped[0])
+	}
+
 	// Agreeing schemas: every read partition counted, nothing skipped.
 	plan = partitionCounts(tb, 7, perID, []partition{{"p0", 141}, {"p1", 143}, {"p2", 144}})
 	require.Equal(t, []partition{{"p1", 143}, {"p2", 144}}, plan.count)

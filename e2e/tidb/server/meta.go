@@ -20,6 +20,12 @@ type Table struct {
 	ID          int64   `json:"id"`
 	Name        string  `json:"name"`
 	PhysicalIDs []int64 `json:"physical_ids"` // the table's id, or its partitions' ids
+	// PartitionsInDDL are the partition ids a partition DDL job is moving
+	// at the ts (listed in the partition info's dropping or adding
+	// definitions): DROP and TRUNCATE PARTITION keep a dropped partition in
+	// the definitions at their write-only step while TiDB's SQL no longer
+	// reads it, so its SQL count there says nothing about its keys.
+	PartitionsInDDL []int64 `json:"partitions_in_ddl,omitempty"`
 	// Columns maps each public column's lower-case name to its id and
 	// type, for the checks that decode values.
 	Columns map[string]Column `json:"columns"`
@@ -104,6 +110,11 @@ func (s *Server) ReadSchema(ts uint64) (*Schema, error) {
 			if pi := x.info.GetPartitionInfo(); pi != nil {
 				for _, def := range pi.Definitions {
 					tb.PhysicalIDs = append(tb.PhysicalIDs, def.ID)
+				}
+				for _, defs := range [][]model.PartitionDefinition{pi.DroppingDefinitions, pi.AddingDefinitions} {
+					for _, def := range defs {
+						tb.PartitionsInDDL = append(tb.PartitionsInDDL, def.ID)
+					}
 				}
 			} else {
 				tb.PhysicalIDs = []int64{x.info.ID}
