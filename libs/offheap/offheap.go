@@ -16,8 +16,9 @@
 // must be backed anew by the host, huge pages cost up to 30 times more a
 // MiB, so by default the process measures both at its first use and takes
 // base pages unless huge ones are clearly cheaper (Decide). With base
-// pages the same blocks, slabs and heap work unadvised (the pool's own
-// mappings advised against huge pages), and Touch does nothing.
+// pages the pool's blocks come from mappings advised against huge pages,
+// Slabs hands out plain allocations, the heap is left unadvised, and
+// Touch does nothing.
 //
 // Blocks are carved from 2 MiB-aligned pages; a block is returned with Put
 // exactly once. A page whose blocks are all free stays resident while at

@@ -52,7 +52,9 @@ func (s *Slabs) Make(n int) []byte {
 	switch {
 	case n <= 0:
 		return nil
-	case n < MinCarve || !supported:
+	case n < MinCarve || !supported || !hugePages():
+		// With base pages there is nothing to advise: aligning to 2 MiB
+		// would only add a huge page of heap to each slab and large buffer.
 		return make([]byte, 0, n)
 	case n >= s.size/4:
 		return hugeAligned(n)[:0]
