@@ -73,8 +73,11 @@ type Logic interface {
 
 // KernelConfig describes one service to the kernel.
 type KernelConfig struct {
-	Name     string // for logs and errors: "sorter", "api-server", ...
-	Common   Common
+	Name   string // for logs and errors: "sorter", "api-server", ...
+	Common Common
+	// Log is the service's logger, carrying its name (every service's is
+	// With("service", name)): the kernel's lines add no name of their own,
+	// which named the service twice in each.
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// HealthNames are the gRPC service names whose health follows the
@@ -220,7 +223,7 @@ func (k *Kernel) Start(ctx context.Context) error {
 	k.probe()
 	k.probeWg.Add(1)
 	go k.probeLoop()
-	k.log.Info("service serving", "service", k.cfg.Name, "grpc_addr", g.Addr(), "http_addr", h.Addr())
+	k.log.Info("service serving", "grpc_addr", g.Addr(), "http_addr", h.Addr())
 	return nil
 }
 
@@ -231,7 +234,7 @@ func (k *Kernel) Fail(err error) {
 	first := false
 	k.failOnce.Do(func() {
 		first = true
-		k.log.Error("service failed", "service", k.cfg.Name, "err", err)
+		k.log.Error("service failed", "err", err)
 		for {
 			cur := k.state.Load()
 			if State(cur) >= StateStopping || k.state.CompareAndSwap(cur, int32(StateFailed)) {
@@ -242,7 +245,7 @@ func (k *Kernel) Fail(err error) {
 		close(k.failed)
 	})
 	if !first {
-		k.log.Warn("service failure after the first", "service", k.cfg.Name, "err", err)
+		k.log.Warn("service failure after the first", "err", err)
 	}
 	k.probe()
 }
@@ -324,7 +327,7 @@ func (k *Kernel) stop(ctx context.Context) error {
 	} else {
 		k.state.Store(int32(StateTerminated))
 	}
-	k.log.Info("service stopped", "service", k.cfg.Name)
+	k.log.Info("service stopped")
 	if err != nil {
 		return fmt.Errorf("%s stop: %w", k.cfg.Name, err)
 	}

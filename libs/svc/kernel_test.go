@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +93,40 @@ func TestKernelLifecycle(t *testing.T) {
 	k2 := newTestKernel(&fakeLogic{}, false)
 	require.NoError(t, k2.Stop(context.Background()))
 	require.Error(t, k2.Start(context.Background()))
+}
+
+// The kernel's own lines (serving, stopped) name the service once: its
+// logger already carries the name, as every service's does.
+func TestKernelLinesNameTheServiceOnce(t *testing.T) {
+	var out strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &out}, nil)).With("service", "test")
+	k := NewKernel(KernelConfig{Name: "test", Log: log, ProbeInterval: 10 * time.Millisecond,
+		Common: Common{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", StopTimeout: time.Second,
+			Security: Security{Insecure: true}}}, &fakeLogic{})
+	require.NoError(t, k.Start(context.Background()))
+	require.NoError(t, k.Stop(context.Background()))
+	mu.Lock()
+	defer mu.Unlock()
+	lines := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.Contains(line, `msg="service serving"`) || strings.Contains(line, `msg="service stopped"`) {
+			lines++
+			require.Equal(t, 1, strings.Count(line, "service=test"), line)
+		}
+	}
+	require.Equal(t, 2, lines, out.String())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // The gRPC health service and /readyz come from one probe and agree: a

@@ -38,11 +38,9 @@ func Run(ctx context.Context, log *slog.Logger, stopTimeout time.Duration, servi
 			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 			err := s.Stop(sctx)
 			cancel()
-			if err != nil {
+			if err != nil { // a stopped service logs it itself (the kernel's "service stopped")
 				log.Error("service stop failed", "service", s.Name(), "err", err)
 				errs = append(errs, fmt.Errorf("stop %s: %w", s.Name(), err))
-			} else {
-				log.Info("service stopped", "service", s.Name())
 			}
 		}
 		return errors.Join(errs...)
