@@ -67,127 +67,22 @@ func tableID(o *formatv1.SchemaObject) (int64, error) {
 // object (as encoding/json would: the last of duplicates wins), 0 if there
 // is none; ok is false when b is not an object it can walk.
 func topLevelID(b []byte) (id int64, ok bool) {
-	i := skipSpace(b, 0)
-	if i == len(b) || b[i] != '{' {
+	good := true
+	ok = tidbcodec.WalkObject(b, func(key, v []byte) {
+		if !tidbcodec.KeyIs(key, "id") {
+			return
+		}
+		n, isInt := tidbcodec.JSONInt(v)
+		if !isInt {
+			good = false
+			return
+		}
+		id = n
+	})
+	if !ok || !good {
 		return 0, false
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return 0, skipSpace(b, i+1) == len(b)
-	}
-	for {
-		if i == len(b) || b[i] != '"' {
-			return 0, false
-		}
-		end := i + 1
-		for end < len(b) && b[end] != '"' && b[end] != '\\' && b[end] >= 0x20 && b[end] < 0x80 {
-			end++
-		}
-		if end == len(b) || b[end] != '"' {
-			return 0, false // escapes and non-ASCII keys: the decoder's case folding
-		}
-		key := b[i+1 : end]
-		i = skipSpace(b, end+1)
-		if i == len(b) || b[i] != ':' {
-			return 0, false
-		}
-		i = skipSpace(b, i+1)
-		start := i
-		if i = skipValue(b, i); i <= start {
-			return 0, false
-		}
-		if len(key) == 2 && (key[0] == 'i' || key[0] == 'I') && (key[1] == 'd' || key[1] == 'D') {
-			// encoding/json matches keys case-insensitively.
-			v, err := strconv.ParseInt(string(b[start:i]), 10, 64)
-			if err != nil || (b[start] == '0' && i-start > 1) || (b[start] == '-' && (i-start == 1 || b[start+1] == '0')) {
-				return 0, false
-			}
-			id = v
-		}
-		i = skipSpace(b, i)
-		if i == len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return id, skipSpace(b, i+1) == len(b)
-		default:
-			return 0, false
-		}
-	}
-}
-
-// stringEnd returns the index after the closing quote of the JSON string
-// whose contents start at i, or -1: a quote ends it unless an odd number
-// of backslashes precedes it.
-func stringEnd(b []byte, i int) int {
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return -1
-		}
-		q := i + j
-		n := 0
-		for k := q - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		i = q + 1
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index after the JSON value at i (strings, nested
-// objects and arrays by their brackets, scalars up to a delimiter), or -1.
-// It does not check the contents of scalars: the caller parses what it uses.
-func skipValue(b []byte, i int) int {
-	if i == len(b) {
-		return -1
-	}
-	depth := 0
-	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			if i = stringEnd(b, i+1); i < 0 {
-				return -1
-			}
-		case c == '{' || c == '[':
-			depth++
-			i++
-		case c == '}' || c == ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			i++
-		case c == ',' && depth == 0:
-			return i
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if depth == 0 {
-				return i
-			}
-			i++
-		default:
-			i++
-		}
-		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
-			return i
-		}
-	}
-	if depth != 0 {
-		return -1
-	}
-	return i
+	return id, true
 }
 
 // partialHistory loads the snapshot's databases and, for a table pull, the

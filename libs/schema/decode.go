@@ -30,12 +30,19 @@ type decoder struct {
 
 // Decode reads a history written by Encode. Every problem is a
 // *container.CorruptError naming the object and the offset of the block
-// that holds the bad record.
+// that holds the bad record. The history may keep parts of data (blocks
+// stored uncompressed): data must not change while it lives.
 func Decode(name string, data []byte) (*History, error) {
 	r, err := container.Open(name, data, container.KindSchemaHistory)
 	if err != nil {
 		return nil, err
 	}
+	// Table versions keep their TableInfo JSON where the reader put it:
+	// every block in memory of its own (or data itself, for a block stored
+	// uncompressed), not one copy per table — a million copies were a third
+	// of a 1,000,000-table registry's load. A block stays while any table
+	// version in it does; all of them together are the file's size.
+	r.KeepBlocks()
 	d := &decoder{r: r}
 	rec, err := r.Next()
 	if err == io.EOF {
@@ -168,14 +175,14 @@ func (d *decoder) table(f *fields) error {
 	}
 	v := Table{Ts: ts, DBID: dbID}
 	if len(raw) > 0 {
-		info, err := parseTableInfo(raw)
+		info, err := tableHeadOf(raw)
 		if err != nil {
 			return d.r.Corrupt(err, "table %d at %d: TableInfo", id, ts)
 		}
 		if info.ID != id {
 			return d.r.Corrupt(nil, "table %d at %d: TableInfo has id %d", id, ts, info.ID)
 		}
-		v.Info, v.Raw = info, bytes.Clone(raw)
+		v.Info, v.Raw = info, raw // in the kept block (Decode)
 	}
 	d.h.tables[id] = append(d.h.tables[id], v) // a new History, not indexed until it is first listed
 	return nil

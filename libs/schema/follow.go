@@ -2,10 +2,11 @@ package schema
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/tistream/tistream/libs/formats/schemasnap"
+	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/pool"
@@ -64,12 +65,12 @@ func LoadFromPool(ctx context.Context, store objstore.Store, tenant uint64) (*Hi
 	if err != nil {
 		return nil, err
 	}
-	snap, err := schemasnap.Decode(key, b)
-	if err != nil {
-		return nil, err
-	}
 	h := New(tenant)
-	if err := h.LoadSnapshot(snap); err != nil {
+	if err := h.LoadSnapshotFile(key, b); err != nil {
+		var corrupt *container.CorruptError
+		if errors.As(err, &corrupt) {
+			return nil, err // it names the file
+		}
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return h, nil

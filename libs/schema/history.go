@@ -26,8 +26,39 @@ type DB struct {
 type Table struct {
 	Ts   uint64
 	DBID int64
-	Info *tidbcodec.TableInfo
-	Raw  json.RawMessage
+	Info *TableHead
+	Raw  json.RawMessage // TiDB's TableInfo; Decode reads all of it
+}
+
+// TableHead is what a history keeps decoded of a TableInfo: what it answers
+// with (the id, the name, the partitions' ids). The rest of the TableInfo —
+// columns, indexes, options, most of its bytes — stays in Table.Raw,
+// TiDB's own JSON, which the history serves and its readers decode: kept
+// decoded too, a registry held a TableInfo's JSON twice over, 4 KB a table
+// (4 GiB at 1,000,000 tables), and decoding it was most of a snapshot's
+// load.
+type TableHead struct {
+	ID   int64           `json:"id"`
+	Name tidbcodec.CIStr `json:"name"`
+	// Partition is the TableInfo's "partition" member, nil when it is null
+	// or absent (not partitioned); PhysicalIDs reads it.
+	Partition json.RawMessage `json:"partition"`
+}
+
+// PhysicalIDs returns the ids that appear in the table's record keys, as
+// tidbcodec.TableInfo.PhysicalIDs.
+func (h *TableHead) PhysicalIDs() ([]int64, error) { return tidbcodec.PhysicalIDs(h.ID, h.Partition) }
+
+// Decode decodes the whole TableInfo of a version that has one (Raw).
+func (t Table) Decode() (*tidbcodec.TableInfo, error) {
+	if t.Info == nil || len(t.Raw) == 0 {
+		return nil, fmt.Errorf("table version at %d has no TableInfo", t.Ts)
+	}
+	info := &tidbcodec.TableInfo{}
+	if err := json.Unmarshal(t.Raw, info); err != nil {
+		return nil, fmt.Errorf("TableInfo of table %d at %d: %w", t.Info.ID, t.Ts, err)
+	}
+	return info, nil
 }
 
 // History is the schema of one tenant over time. Changes must be applied in
@@ -158,27 +189,69 @@ func (h *History) SetResolved(ts uint64) {
 
 // LoadSnapshot sets the schema at the snapshot's ts.
 func (h *History) LoadSnapshot(s *schemasnap.Snapshot) error {
-	if s.Header.TenantId != h.Tenant {
-		return fmt.Errorf("schema snapshot of tenant %d loaded into tenant %d", s.Header.TenantId, h.Tenant)
+	if err := h.snapshotHeader(s.Header); err != nil {
+		return err
 	}
-	ts := s.Header.Ts
 	for _, o := range s.Objects {
-		switch o.Kind {
-		case formatv1.SchemaObject_KIND_DATABASE:
-			if err := h.putDB(ts, o.DbId, o.InfoJson); err != nil {
-				return err
-			}
-		case formatv1.SchemaObject_KIND_TABLE:
-			info, err := parseTableInfo(o.InfoJson)
-			if err != nil {
-				return fmt.Errorf("TableInfo in db %d of the snapshot at %d: %w", o.DbId, ts, err)
-			}
-			h.putTable(ts, o.DbId, info, o.InfoJson)
+		if err := h.snapshotObject(s.Header.Ts, o, false); err != nil {
+			return err
 		}
 	}
-	h.versions = append(h.versions[:0], versionPoint{ts: ts, version: s.Header.SchemaVersion})
-	h.base, h.floor, h.last, h.resolved = ts, ts, ts, ts
+	h.snapshotLoaded(s.Header)
 	return nil
+}
+
+// LoadSnapshotFile sets the schema at the ts of the snapshot file data
+// (named name), reading it object by object (schemasnap.ScanWithHeader):
+// only the history's own copy of each TableInfo is held, not the decoded
+// file's as well (half of a registry's peak memory at 1,000,000 tables).
+// On an error the history is left part loaded: drop it.
+func (h *History) LoadSnapshotFile(name string, data []byte) error {
+	var ts uint64
+	hdr, err := schemasnap.ScanWithHeader(name, data, func(hdr *formatv1.SchemaSnapshotHeader) error {
+		ts = hdr.Ts
+		return h.snapshotHeader(hdr)
+	}, func(o *formatv1.SchemaObject) error {
+		return h.snapshotObject(ts, o, true) // each object is new: its info is the history's to keep
+	})
+	if err != nil {
+		return err
+	}
+	h.snapshotLoaded(hdr)
+	return nil
+}
+
+func (h *History) snapshotHeader(hdr *formatv1.SchemaSnapshotHeader) error {
+	if hdr.TenantId != h.Tenant {
+		return fmt.Errorf("schema snapshot of tenant %d loaded into tenant %d", hdr.TenantId, h.Tenant)
+	}
+	return nil
+}
+
+// snapshotObject puts a snapshot's database or table at ts; own: the
+// object's info_json may be kept as it is (not copied).
+func (h *History) snapshotObject(ts uint64, o *formatv1.SchemaObject, own bool) error {
+	switch o.Kind {
+	case formatv1.SchemaObject_KIND_DATABASE:
+		return h.putDB(ts, o.DbId, o.InfoJson)
+	case formatv1.SchemaObject_KIND_TABLE:
+		info, err := tableHeadOf(o.InfoJson)
+		if err != nil {
+			return fmt.Errorf("TableInfo in db %d of the snapshot at %d: %w", o.DbId, ts, err)
+		}
+		raw := o.InfoJson
+		if !own {
+			raw = slices.Clone(raw)
+		}
+		h.putTableRaw(ts, o.DbId, info, raw)
+	}
+	return nil
+}
+
+func (h *History) snapshotLoaded(hdr *formatv1.SchemaSnapshotHeader) {
+	ts := hdr.Ts
+	h.versions = append(h.versions[:0], versionPoint{ts: ts, version: hdr.SchemaVersion})
+	h.base, h.floor, h.last, h.resolved = ts, ts, ts, ts
 }
 
 // SeedTableID adds a table of the snapshot the history was loaded from,
@@ -193,7 +266,7 @@ func (h *History) SeedTableID(dbID, id int64) error {
 	if len(h.tables[id]) > 0 {
 		return fmt.Errorf("table %d seeded after it has versions", id)
 	}
-	h.putTable(h.base, dbID, &tidbcodec.TableInfo{ID: id}, nil)
+	h.putTable(h.base, dbID, &TableHead{ID: id}, nil)
 	return nil
 }
 
@@ -209,16 +282,61 @@ func parseDBInfo(raw []byte) (*tidbcodec.DBInfo, error) {
 	return info, nil
 }
 
-// parseTableInfo decodes a TableInfo as TiDB stores it (a JSON object).
-func parseTableInfo(raw []byte) (*tidbcodec.TableInfo, error) {
+// tableHeadOf reads the head of a TableInfo that was checked to be valid
+// JSON where it entered the project (a schema snapshot, by the meta-server
+// before it copied the snapshot into the pool; a persisted history, by the
+// registry that built it; both files carry checksums): its top-level id,
+// name and partition members, the rest skipped, not decoded — a third of
+// the time of decoding it, which was most of a 1,000,000-table load. What
+// the walk does not take (an escaped key, an id that is not a plain
+// integer) goes to parseTableHead.
+func tableHeadOf(raw []byte) (*TableHead, error) {
+	h := &TableHead{}
+	var id, name, part []byte
+	if len(raw) == 0 || raw[0] != '{' || !tidbcodec.WalkObject(raw, func(key, v []byte) {
+		switch {
+		case tidbcodec.KeyIs(key, "id"):
+			id = v
+		case tidbcodec.KeyIs(key, "name"):
+			name = v
+		case tidbcodec.KeyIs(key, "partition"):
+			part = v
+		}
+	}) {
+		return parseTableHead(raw)
+	}
+	var ok bool
+	if id != nil {
+		if h.ID, ok = tidbcodec.JSONInt(id); !ok {
+			return parseTableHead(raw)
+		}
+	}
+	if name != nil {
+		if err := json.Unmarshal(name, &h.Name); err != nil {
+			return parseTableHead(raw) // its error names what is wrong
+		}
+	}
+	if !tidbcodec.IsNullJSON(part) {
+		h.Partition = part
+	}
+	return h, nil
+}
+
+// parseTableHead decodes the head of a TableInfo as TiDB stores it (a
+// JSON object): the whole of it must be JSON, its id a number, its name a
+// string; the rest is not decoded.
+func parseTableHead(raw []byte) (*TableHead, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("TableInfo is not a JSON object")
 	}
-	info := &tidbcodec.TableInfo{}
-	if err := json.Unmarshal(raw, info); err != nil {
+	h := &TableHead{}
+	if err := json.Unmarshal(raw, h); err != nil {
 		return nil, err
 	}
-	return info, nil
+	if tidbcodec.IsNullJSON(h.Partition) {
+		h.Partition = nil
+	}
+	return h, nil
 }
 
 func (h *History) putDB(ts uint64, id int64, raw []byte) error {
@@ -233,8 +351,13 @@ func (h *History) putDB(ts uint64, id int64, raw []byte) error {
 	return nil
 }
 
-func (h *History) putTable(ts uint64, dbID int64, info *tidbcodec.TableInfo, raw []byte) {
-	h.tables[info.ID] = appendVersion(h.tables[info.ID], Table{Ts: ts, DBID: dbID, Info: info, Raw: slices.Clone(raw)}, tableTs)
+func (h *History) putTable(ts uint64, dbID int64, info *TableHead, raw []byte) {
+	h.putTableRaw(ts, dbID, info, slices.Clone(raw))
+}
+
+// putTableRaw is putTable keeping raw itself.
+func (h *History) putTableRaw(ts uint64, dbID int64, info *TableHead, raw []byte) {
+	h.tables[info.ID] = appendVersion(h.tables[info.ID], Table{Ts: ts, DBID: dbID, Info: info, Raw: raw}, tableTs)
 	h.tableAdded(dbID, info.ID)
 }
 
@@ -314,7 +437,7 @@ func (h *History) ApplyMeta(commitTs uint64, key []byte, op formatv1.Op, value [
 	if op == formatv1.Op_OP_DELETE {
 		return h.dropTable(commitTs, dbID, tableID), nil
 	}
-	info, err := parseTableInfo(value)
+	info, err := parseTableHead(value)
 	if err != nil {
 		return false, fmt.Errorf("TableInfo in db %d at %d: %w", dbID, commitTs, err)
 	}

@@ -2,14 +2,11 @@ package schema_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tistream/tistream/libs/formats/schemasnap"
-	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
@@ -28,13 +25,7 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 	store, truthBytes, st := simtest.Run(t, cfg)
 	require.Greater(t, st.DDLs, int64(10))
 
-	ctx := context.Background()
-	snaps, _, err := store.List(ctx, layout.SchemaSnapshotPrefix(cfg.ClusterID, 1), "", 1)
-	require.NoError(t, err)
-	b, err := store.Get(ctx, snaps[0].Key)
-	require.NoError(t, err)
-	snap, err := schemasnap.Decode(snaps[0].Key, b)
-	require.NoError(t, err)
+	_, _, snap := simSnapshot(t, store, cfg.ClusterID)
 	h := schema.New(1)
 	require.NoError(t, h.LoadSnapshot(snap))
 	require.Len(t, h.DBs(snap.Header.Ts), cfg.DBs)
@@ -80,6 +71,17 @@ func TestHistoryFollowsSimulatedDDL(t *testing.T) {
 	}
 }
 
+// decodeInfo decodes a version's whole TableInfo (the history keeps its
+// head decoded; Raw is TiDB's JSON), checking the head agrees with it.
+func decodeInfo(t *testing.T, v schema.Table) *tidbcodec.TableInfo {
+	t.Helper()
+	info, err := v.Decode()
+	require.NoError(t, err)
+	require.Equal(t, v.Info.ID, info.ID)
+	require.Equal(t, v.Info.Name, info.Name)
+	return info
+}
+
 // checkDDL checks one truth DDL against the history: the schema version,
 // the table before and after, its TableInfo, and the DDL job attached to
 // the change (only to a statement's last step).
@@ -99,11 +101,12 @@ func checkDDL(t *testing.T, h *schema.History, d truth.DDL) {
 		_, oldAfter := h.Table(d.OldTableID, d.CommitTs)
 		require.True(t, existsAfter && !existsBefore && oldBefore && !oldAfter, "%+v", d)
 	case "add_column":
-		require.Len(t, after.Info.Columns, len(before.Info.Columns)+1, "%+v", d)
+		require.Len(t, decodeInfo(t, after).Columns, len(decodeInfo(t, before).Columns)+1, "%+v", d)
 	case "drop_column":
-		require.Len(t, after.Info.Columns, len(before.Info.Columns)-1, "%+v", d)
+		require.Len(t, decodeInfo(t, after).Columns, len(decodeInfo(t, before).Columns)-1, "%+v", d)
 	case "add_index":
-		require.Equal(t, tidbcodec.StatePublic, after.Info.Indices[len(after.Info.Indices)-1].State, "%+v", d)
+		idx := decodeInfo(t, after).Indices
+		require.Equal(t, tidbcodec.StatePublic, idx[len(idx)-1].State, "%+v", d)
 	case "rename_table":
 		require.NotEqual(t, before.Info.Name.O, after.Info.Name.O, "%+v", d)
 	case "alter_table":

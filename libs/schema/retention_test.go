@@ -2,14 +2,11 @@ package schema_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tistream/tistream/libs/formats/schemasnap"
-	"github.com/tistream/tistream/libs/layout"
 	"github.com/tistream/tistream/libs/schema"
 	"github.com/tistream/tistream/libs/sim"
 	"github.com/tistream/tistream/libs/sim/simtest"
@@ -25,13 +22,7 @@ func simHistory(t testing.TB) (*schema.History, []truth.DDL) {
 	cfg.RowsPerSec = 200
 	cfg.DDLEvery = 200 * time.Millisecond
 	store, truthBytes, st := simtest.Run(t, cfg)
-	ctx := context.Background()
-	snaps, _, err := store.List(ctx, layout.SchemaSnapshotPrefix(cfg.ClusterID, 1), "", 1)
-	require.NoError(t, err)
-	b, err := store.Get(ctx, snaps[0].Key)
-	require.NoError(t, err)
-	snap, err := schemasnap.Decode(snaps[0].Key, b)
-	require.NoError(t, err)
+	_, _, snap := simSnapshot(t, store, cfg.ClusterID)
 	h := schema.New(1)
 	require.NoError(t, h.LoadSnapshot(snap))
 	for _, c := range simtest.CommittedChanges(t, store, cfg.ClusterID, 1, cfg.Stores) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tistream/tistream/libs/tidbcodec"
 )
 
 // tablesByWalk and idsSinceByWalk are Tables and TableIDsSince as they were
@@ -61,7 +60,7 @@ func TestTableIndexAgreesWithAWalk(t *testing.T) {
 			db := int64(1 + rng.IntN(3))
 			switch op := rng.IntN(10); {
 			case op < 6: // create, or move to db
-				h.putTable(ts, db, &tidbcodec.TableInfo{ID: id}, fmt.Appendf(nil, `{"id":%d}`, id))
+				h.putTable(ts, db, &TableHead{ID: id}, fmt.Appendf(nil, `{"id":%d}`, id))
 			case op < 9:
 				if vs := h.tables[id]; len(vs) > 0 {
 					h.dropTable(ts, vs[len(vs)-1].DBID, id)
@@ -94,7 +93,7 @@ func TestTableIndexAgreesWithAWalk(t *testing.T) {
 func TestTableIndexConcurrentReaders(t *testing.T) {
 	h := New(1)
 	for id := int64(1); id <= 999; id++ {
-		h.putTable(100, 1+id%3, &tidbcodec.TableInfo{ID: id}, []byte(`{}`))
+		h.putTable(100, 1+id%3, &TableHead{ID: id}, []byte(`{}`))
 	}
 	got := make([]int, 8)
 	var wg sync.WaitGroup
@@ -118,17 +117,17 @@ func BenchmarkTableListAfterCreate(b *testing.B) {
 	const big = 200_000
 	h := New(1)
 	for id := int64(1); id <= big; id++ {
-		h.putTable(100, 1, &tidbcodec.TableInfo{ID: id}, []byte(`{}`))
+		h.putTable(100, 1, &TableHead{ID: id}, []byte(`{}`))
 	}
 	for id := int64(big + 1); id <= big+10; id++ {
-		h.putTable(100, 2, &tidbcodec.TableInfo{ID: id}, []byte(`{}`))
+		h.putTable(100, 2, &TableHead{ID: id}, []byte(`{}`))
 	}
 	require.Len(b, h.Tables(2, 100), 10)
 	id := int64(big + 10)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id++
-		h.putTable(100, 1, &tidbcodec.TableInfo{ID: id}, []byte(`{}`))
+		h.putTable(100, 1, &TableHead{ID: id}, []byte(`{}`))
 		if len(h.Tables(2, 100)) != 10 {
 			b.Fatal("db 2 lists other tables")
 		}

@@ -226,16 +226,20 @@ func (t *TableInfo) HandleColumn() *ColumnInfo {
 // PhysicalIDs returns the ids that appear in the table's record keys: the
 // partition ids of a partitioned table, else the table id. Partitions being
 // added or dropped by a running DDL are not included.
-func (t *TableInfo) PhysicalIDs() ([]int64, error) {
-	if IsNullJSON(t.Partition) {
-		return []int64{t.ID}, nil
+func (t *TableInfo) PhysicalIDs() ([]int64, error) { return PhysicalIDs(t.ID, t.Partition) }
+
+// PhysicalIDs is TableInfo.PhysicalIDs of the table id whose TableInfo has
+// partition (its "partition" member, JSON; null or empty: not partitioned).
+func PhysicalIDs(id int64, partition json.RawMessage) ([]int64, error) {
+	if IsNullJSON(partition) {
+		return []int64{id}, nil
 	}
 	var p struct {
 		Definitions []struct {
 			ID int64 `json:"id"`
 		} `json:"definitions"`
 	}
-	if err := json.Unmarshal(t.Partition, &p); err != nil {
+	if err := json.Unmarshal(partition, &p); err != nil {
 		return nil, err
 	}
 	ids := make([]int64, len(p.Definitions))

@@ -94,6 +94,14 @@ func Decode(name string, data []byte) (*Snapshot, error) {
 // The counts are checked at the end: a reader must drop what it kept when
 // Scan fails.
 func Scan(name string, data []byte, fn func(*formatv1.SchemaObject) error) (*formatv1.SchemaSnapshotHeader, error) {
+	return ScanWithHeader(name, data, nil, fn)
+}
+
+// ScanWithHeader is Scan, handing the header to head (if not nil) before
+// the first object: a reader that builds something at the snapshot's ts
+// from each object as it comes (the schema registry's history) needs the
+// ts first. The header's counts are checked only at the end.
+func ScanWithHeader(name string, data []byte, head func(*formatv1.SchemaSnapshotHeader) error, fn func(*formatv1.SchemaObject) error) (*formatv1.SchemaSnapshotHeader, error) {
 	r, err := container.Open(name, data, container.KindSchemaSnapshot)
 	if err != nil {
 		return nil, err
@@ -104,6 +112,11 @@ func Scan(name string, data []byte, fn func(*formatv1.SchemaObject) error) (*for
 			return nil, r.Corrupt(nil, "no header")
 		}
 		return nil, err
+	}
+	if head != nil {
+		if err := head(h); err != nil {
+			return nil, err
+		}
 	}
 	var dbs, tables uint64
 	var curDB int64

@@ -1,0 +1,67 @@
+package tidbcodec
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func walked(b string) (map[string]string, bool) {
+	m := map[string]string{}
+	ok := WalkObject([]byte(b), func(k, v []byte) { m[string(k)] = string(v) })
+	return m, ok
+}
+
+func TestWalkObject(t *testing.T) {
+	m, ok := walked(` { "id" : 42 , "name":{"O":"T","L":"t"},"cols":[{"id":1},"]}"], "s":"a\"}b" ,"n":null } `)
+	require.True(t, ok)
+	require.Equal(t, map[string]string{"id": "42", "name": `{"O":"T","L":"t"}`, "cols": `[{"id":1},"]}"]`, "s": `"a\"}b"`, "n": "null"}, m)
+	for _, bad := range []string{``, `[1]`, `{`, `{"id":1`, `{"id":}`, `{"id" 1}`, `{"i\u0064":1}`, "{\"\xc3\xa9\":1}", `{"a":1}}`, `{"a":[1}`, `{"a":"x}`} {
+		_, ok := walked(bad)
+		require.False(t, ok, bad)
+	}
+	_, ok = walked(`{}`)
+	require.True(t, ok)
+}
+
+func TestJSONInt(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "7": 7, "-12": -12, "9223372036854775807": 1<<63 - 1} {
+		n, ok := JSONInt([]byte(in))
+		require.True(t, ok, in)
+		require.Equal(t, want, n, in)
+	}
+	for _, in := range []string{"", "-", "-0", "01", "+1", "1.0", "1e3", `"1"`, "9223372036854775808", "null"} {
+		_, ok := JSONInt([]byte(in))
+		require.False(t, ok, in)
+	}
+}
+
+// FuzzWalkObject: on valid JSON the walk, when it takes the object, gives
+// every key's last value as encoding/json reads it; on anything it never
+// panics.
+func FuzzWalkObject(f *testing.F) {
+	for _, s := range []string{`{"id":42,"cols":[{"id":1}]}`, `{"a":"\"}","b":[1,{"c":"]"}]}`, `{"x":1,"x":2}`, `{}`, ` {"a" : true } `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := map[string][]byte{}
+		ok := WalkObject(b, func(k, v []byte) { got[string(k)] = v })
+		if !ok || !json.Valid(b) {
+			return
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: walked, the decoder fails: %v", b, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: walked %d keys, the decoder %d", b, len(got), len(want))
+		}
+		for k, v := range want {
+			if !bytes.Equal(got[k], v) {
+				t.Fatalf("%q: key %q walked as %q, decoded as %q", b, k, got[k], v)
+			}
+		}
+	})
+}
