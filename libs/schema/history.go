@@ -235,13 +235,13 @@ func (h *History) snapshotObject(ts uint64, o *formatv1.SchemaObject, own bool) 
 	case formatv1.SchemaObject_KIND_DATABASE:
 		return h.putDB(ts, o.DbId, o.InfoJson)
 	case formatv1.SchemaObject_KIND_TABLE:
-		info, err := tableHeadOf(o.InfoJson)
-		if err != nil {
-			return fmt.Errorf("TableInfo in db %d of the snapshot at %d: %w", o.DbId, ts, err)
-		}
 		raw := o.InfoJson
 		if !own {
 			raw = slices.Clone(raw)
+		}
+		info, err := tableHeadOf(raw) // its Partition points into raw
+		if err != nil {
+			return fmt.Errorf("TableInfo in db %d of the snapshot at %d: %w", o.DbId, ts, err)
 		}
 		h.putTableRaw(ts, o.DbId, info, raw)
 	}
