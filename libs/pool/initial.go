@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -18,13 +17,11 @@ func SnapshotTableIDs(snap *schemasnap.Snapshot) ([]int64, error) {
 		if o.Kind != formatv1.SchemaObject_KIND_TABLE {
 			continue
 		}
-		var ti struct {
-			ID int64 `json:"id"`
-		}
-		if err := json.Unmarshal(o.InfoJson, &ti); err != nil {
+		id, err := tidbcodec.TableInfoID(o.InfoJson)
+		if err != nil {
 			return nil, fmt.Errorf("schema snapshot: table of db %d: %w", o.DbId, err)
 		}
-		tables = append(tables, ti.ID)
+		tables = append(tables, id)
 	}
 	slices.Sort(tables)
 	return tables, nil

@@ -45,3 +45,21 @@ func TestInitialManifestLayout(t *testing.T) {
 	meta := tidbcodec.EncodeMetaHashKey([]byte("DB:2"), []byte("Table:101"))
 	require.Negative(t, bytes.Compare(meta, tp(101)), "the meta keys sort before every table: they are range 1's alone")
 }
+
+// A table whose TableInfo has no readable id stops the manifest with an
+// error naming its database; ids are read whatever order the keys come in.
+func TestSnapshotTableIDs(t *testing.T) {
+	snap := &schemasnap.Snapshot{Header: &formatv1.SchemaSnapshotHeader{Ts: 100}}
+	for _, j := range []string{`{"name":{"O":"a","L":"a"},"id":12}`, `{"id":11}`, `{"I\u0044":13}`} {
+		snap.Objects = append(snap.Objects, &formatv1.SchemaObject{Kind: formatv1.SchemaObject_KIND_TABLE, DbId: 2, InfoJson: []byte(j)})
+	}
+	ids, err := SnapshotTableIDs(snap)
+	require.NoError(t, err)
+	require.Equal(t, []int64{11, 12, 13}, ids)
+
+	snap.Objects = append(snap.Objects, &formatv1.SchemaObject{Kind: formatv1.SchemaObject_KIND_TABLE, DbId: 3, InfoJson: []byte(`{"id":"14"}`)})
+	_, err = SnapshotTableIDs(snap)
+	require.ErrorContains(t, err, "table of db 3")
+	_, err = InitialManifest(9, snap, 2, time.Now())
+	require.ErrorContains(t, err, "tenant 9")
+}

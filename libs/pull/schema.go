@@ -45,44 +45,13 @@ func readSnapshot(ctx context.Context, store objstore.Store, tenant uint64) (*sn
 	return &snapshot{key: key, data: b}, nil
 }
 
-// tableID reads a TableInfo's id without decoding the rest of it: a
-// scan of the object's top-level keys (a snapshot's TableInfos are most of
-// its bytes, and a database pull reads the id of each of its tables); what
-// the scan does not take (an escaped key, an id that is not a plain
-// integer, a malformed object) goes to the JSON decoder.
+// tableID reads a snapshot table's id (tidbcodec.TableInfoID).
 func tableID(o *formatv1.SchemaObject) (int64, error) {
-	if id, ok := topLevelID(o.InfoJson); ok {
-		return id, nil
-	}
-	var ti struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(o.InfoJson, &ti); err != nil {
+	id, err := tidbcodec.TableInfoID(o.InfoJson)
+	if err != nil {
 		return 0, fmt.Errorf("schema snapshot: table of db %d: %w", o.DbId, err)
 	}
-	return ti.ID, nil
-}
-
-// topLevelID returns the value of the last top-level "id" key of a JSON
-// object (as encoding/json would: the last of duplicates wins), 0 if there
-// is none; ok is false when b is not an object it can walk.
-func topLevelID(b []byte) (id int64, ok bool) {
-	good := true
-	ok = tidbcodec.WalkObject(b, func(key, v []byte) {
-		if !tidbcodec.KeyIs(key, "id") {
-			return
-		}
-		n, isInt := tidbcodec.JSONInt(v)
-		if !isInt {
-			good = false
-			return
-		}
-		id = n
-	})
-	if !ok || !good {
-		return 0, false
-	}
-	return id, true
+	return id, nil
 }
 
 // partialHistory loads the snapshot's databases and, for a table pull, the

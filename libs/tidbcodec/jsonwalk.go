@@ -2,6 +2,7 @@ package tidbcodec
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 )
 
@@ -74,6 +75,49 @@ func JSONInt(v []byte) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	return n, err == nil
+}
+
+// TableInfoID reads the id of a TableInfo (TiDB's JSON) without decoding
+// the rest of it: a walk of the object's top-level keys, where a decode of a
+// snapshot's TableInfos would cost most of reading the snapshot (they are
+// most of its bytes). What the walk does not take (an escaped key, an id
+// that is not a plain integer, a malformed object) goes to encoding/json,
+// whose error names what is wrong. The walk does not check the rest of the
+// JSON: raw must already be known valid where that matters (a snapshot's
+// objects are checked when it is decoded, schemasnap.Decode).
+func TableInfoID(raw []byte) (int64, error) {
+	if id, ok := topLevelID(raw); ok {
+		return id, nil
+	}
+	var ti struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &ti); err != nil {
+		return 0, err
+	}
+	return ti.ID, nil
+}
+
+// topLevelID returns the value of the last top-level "id" key of a JSON
+// object (as encoding/json would: the last of duplicates wins), 0 if there
+// is none; ok is false when b is not an object it can walk.
+func topLevelID(b []byte) (id int64, ok bool) {
+	good := true
+	ok = WalkObject(b, func(key, v []byte) {
+		if !KeyIs(key, "id") {
+			return
+		}
+		n, isInt := JSONInt(v)
+		if !isInt {
+			good = false
+			return
+		}
+		id = n
+	})
+	if !ok || !good {
+		return 0, false
+	}
+	return id, true
 }
 
 // stringEnd returns the index after the closing quote of the JSON string
