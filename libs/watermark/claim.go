@@ -6,14 +6,29 @@ package watermark
 // complete, and its successors commit above its resolved ts), and so does
 // x's own. Sub-ranges held by newer incarnations are left alone: newer
 // versions win wherever they overlap, in any arrival order.
-func (m *Map) claim(x *inc, r keyRange) {
-	r = r.intersect(x.rng())
+func (m *Map) claim(x *inc, r keyRange) { m.claimOver(x, r, nil) }
+
+// claimOver is claim with, when the caller has it, over: the entries that
+// overlap r as the tree holds them now (m.overlapping(r)). When r starts at
+// an entry's boundary, those are the entries claim would look up again
+// (splitting at r.end adds one that starts at r.end, outside r): a START
+// over holes, the common case, then costs fewer tree searches.
+func (m *Map) claimOver(x *inc, r keyRange, over []*entry) {
+	if c := r.intersect(x.rng()); c != r {
+		r, over = c, nil
+	}
 	if r.empty() {
 		return
 	}
-	m.splitAt(r.start)
+	if len(over) == 0 || over[0].start != r.start {
+		m.splitAt(r.start)
+		over = nil
+	}
 	m.splitAt(r.end)
-	for _, e := range m.within(r) {
+	if over == nil {
+		over = m.within(r)
+	}
+	for _, e := range over {
 		o := e.owner
 		if o == x {
 			continue
