@@ -14,8 +14,9 @@ import (
 // invariants the encoder keeps, so a file that decodes answers like the
 // history that wrote it.
 type decoder struct {
-	r *container.Reader
-	h *History
+	r        *container.Reader
+	h        *History
+	progress *LoadProgress
 
 	section       byte // tag of the last record
 	lastID        int64
@@ -32,7 +33,10 @@ type decoder struct {
 // *container.CorruptError naming the object and the offset of the block
 // that holds the bad record. The history may keep parts of data (blocks
 // stored uncompressed): data must not change while it lives.
-func Decode(name string, data []byte) (*History, error) {
+func Decode(name string, data []byte) (*History, error) { return DecodeWith(name, data, nil) }
+
+// DecodeWith is Decode counting the table versions it reads in p.
+func DecodeWith(name string, data []byte, p *LoadProgress) (*History, error) {
 	r, err := container.Open(name, data, container.KindSchemaHistory)
 	if err != nil {
 		return nil, err
@@ -43,7 +47,7 @@ func Decode(name string, data []byte) (*History, error) {
 	// of a 1,000,000-table registry's load. A block stays while any table
 	// version in it does; all of them together are the file's size.
 	r.KeepBlocks()
-	d := &decoder{r: r}
+	d := &decoder{r: r, progress: p}
 	rec, err := r.Next()
 	if err == io.EOF {
 		return nil, &container.CorruptError{Object: name, Reason: "no header record"}
@@ -93,6 +97,7 @@ func (d *decoder) header(rec []byte) error {
 		return d.r.Corrupt(nil, "header: inconsistent ts: base %d, floor %d, last applied %d, resolved %d", h.base, h.floor, h.last, h.resolved)
 	}
 	d.h, d.section = h, recHeader
+	d.progress.announce(d.wantCounts[1])
 	return nil
 }
 
@@ -185,6 +190,7 @@ func (d *decoder) table(f *fields) error {
 		v.Info, v.Raw = info, raw // in the kept block (Decode)
 	}
 	d.h.tables[id] = append(d.h.tables[id], v) // a new History, not indexed until it is first listed
+	d.progress.table()
 	return nil
 }
 

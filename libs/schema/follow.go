@@ -61,12 +61,17 @@ func ReadPoolSnapshot(ctx context.Context, store objstore.Store, tenant uint64) 
 // committed data pool. Without one it fails with pool.ErrNoManifest (the
 // tenant is not in the pool yet).
 func LoadFromPool(ctx context.Context, store objstore.Store, tenant uint64) (*History, error) {
+	return LoadFromPoolWith(ctx, store, tenant, nil)
+}
+
+// LoadFromPoolWith is LoadFromPool counting the tables it loads in p.
+func LoadFromPoolWith(ctx context.Context, store objstore.Store, tenant uint64, p *LoadProgress) (*History, error) {
 	key, b, err := ReadPoolSnapshot(ctx, store, tenant)
 	if err != nil {
 		return nil, err
 	}
 	h := New(tenant)
-	if err := h.LoadSnapshotFile(key, b); err != nil {
+	if err := h.loadSnapshotFile(key, b, p); err != nil {
 		var corrupt *container.CorruptError
 		if errors.As(err, &corrupt) {
 			return nil, err // it names the file

@@ -166,3 +166,37 @@ func simSnapshot(t testing.TB, store objstore.Store, cluster uint64) (string, []
 	require.NoError(t, err)
 	return snaps[0].Key, b, snap
 }
+
+// A load counts the table versions it has put into the history, of the
+// total the file announced: from the pool's snapshot and from a persisted
+// history, which holds a second version of one table.
+func TestLoadProgressCounts(t *testing.T) {
+	ctx := context.Background()
+	var raws []string
+	for i := 0; i < 50; i++ {
+		raws = append(raws, fmt.Sprintf(`{"id":%d,"name":{"O":"t%d","L":"t%d"}}`, 1000+i, i, i))
+	}
+	store := objstore.NewMemory()
+	require.NoError(t, store.Put(ctx, layout.PoolSchemaSnapshotKey(1, 100), snapshotWith(t, raws...)))
+	var p schema.LoadProgress
+	h, err := schema.LoadFromPoolWith(ctx, store, 1, &p)
+	require.NoError(t, err)
+	done, total := p.Tables()
+	require.Equal(t, [2]int64{50, 50}, [2]int64{done, total})
+
+	changed, err := h.ApplyMeta(200, tidbcodec.EncodeMetaHashKey([]byte("DB:1"), []byte("Table:1000")), formatv1.Op_OP_PUT,
+		[]byte(`{"id":1000,"name":{"O":"renamed","L":"renamed"}}`))
+	require.NoError(t, err)
+	require.True(t, changed)
+	h.SetResolved(200)
+	b, err := h.Encode()
+	require.NoError(t, err)
+	var q schema.LoadProgress
+	_, err = schema.DecodeWith("h", b, &q)
+	require.NoError(t, err)
+	done, total = q.Tables()
+	require.Equal(t, [2]int64{51, 51}, [2]int64{done, total})
+
+	_, err = schema.DecodeWith("h", b, nil) // nil counts nothing
+	require.NoError(t, err)
+}

@@ -207,11 +207,20 @@ func (h *History) LoadSnapshot(s *schemasnap.Snapshot) error {
 // file's as well (half of a registry's peak memory at 1,000,000 tables).
 // On an error the history is left part loaded: drop it.
 func (h *History) LoadSnapshotFile(name string, data []byte) error {
+	return h.loadSnapshotFile(name, data, nil)
+}
+
+// loadSnapshotFile is LoadSnapshotFile counting the tables in p.
+func (h *History) loadSnapshotFile(name string, data []byte, p *LoadProgress) error {
 	var ts uint64
 	hdr, err := schemasnap.ScanWithHeader(name, data, func(hdr *formatv1.SchemaSnapshotHeader) error {
 		ts = hdr.Ts
+		p.announce(hdr.TableCount)
 		return h.snapshotHeader(hdr)
 	}, func(o *formatv1.SchemaObject) error {
+		if o.Kind == formatv1.SchemaObject_KIND_TABLE {
+			p.table()
+		}
 		return h.snapshotObject(ts, o, true) // each object is new: its info is the history's to keep
 	})
 	if err != nil {

@@ -23,6 +23,42 @@ type restored struct {
 	// loadedLast is the history's last applied ts as restored, before
 	// the changes applied while checking it.
 	loadedLast uint64
+	tables     int64 // table versions loaded
+}
+
+// loadReportEvery is how often a long load of a tenant's history logs how
+// far it has got (a variable for the tests).
+var loadReportEvery = 10 * time.Second
+
+// reportLoad logs, every loadReportEvery until the returned stop is
+// called, how far the load of key has got: a registry loading 1,000,000
+// tables is otherwise silent for about 20 s.
+func (t *tenant) reportLoad(key string, p *schema.LoadProgress) (stop func()) {
+	began := time.Now()
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(loadReportEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				n, total := p.Tables()
+				if total == 0 {
+					t.log.Info("loading the schema history: reading it", "key", key, "elapsed", time.Since(began).Round(time.Second))
+					continue
+				}
+				t.log.Info("loading the schema history", "key", key, "table_versions_loaded", n, "table_versions_total", total,
+					"elapsed", time.Since(began).Round(time.Second))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
 }
 
 // unusableError is a persisted history that must be skipped: it does not
@@ -73,7 +109,10 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 		return nil, err
 	}
 	for i := len(keys) - 1; i >= 0; i-- {
-		r, err := t.tryPersisted(ctx, keys[i], snapTs)
+		progress := &schema.LoadProgress{}
+		stop := t.reportLoad(keys[i], progress)
+		r, err := t.tryPersisted(ctx, keys[i], snapTs, progress)
+		stop()
 		var u *unusableError
 		if errors.As(err, &u) {
 			t.s.m.restoreFallbacks.Inc()
@@ -85,9 +124,13 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 			return nil, err
 		}
 		t.s.m.restores.WithLabelValues("persisted").Inc()
+		r.tables, _ = progress.Tables()
 		return r, nil
 	}
-	h, err := schema.LoadFromPool(ctx, pl, t.id)
+	progress := &schema.LoadProgress{}
+	stop := t.reportLoad(snapKey, progress)
+	h, err := schema.LoadFromPoolWith(ctx, pl, t.id, progress)
+	stop()
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +140,15 @@ func (t *tenant) restore(ctx context.Context) (*restored, error) {
 		return nil, err
 	}
 	t.s.m.restores.WithLabelValues("snapshot").Inc()
-	return &restored{hist: h, follower: f, source: "snapshot:" + snapKey, loadedLast: h.LastApplied()}, nil
+	tables, _ := progress.Tables()
+	return &restored{hist: h, follower: f, source: "snapshot:" + snapKey, loadedLast: h.LastApplied(), tables: tables}, nil
 }
 
 // tryPersisted decodes one persisted history and checks it against the
 // pool: built from the pool's snapshot, the pool still holds the meta rows
 // after its resolved ts, and the pool has read at least as far (a history
 // ahead of the pool belongs to a pool that was replaced).
-func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64) (*restored, error) {
+func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64, progress *schema.LoadProgress) (*restored, error) {
 	data, err := t.s.deps.Store.Get(ctx, key)
 	if errors.Is(err, objstore.ErrNotFound) {
 		return nil, unusable("%s disappeared", key)
@@ -112,7 +156,7 @@ func (t *tenant) tryPersisted(ctx context.Context, key string, snapTs uint64) (*
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	h, err := schema.Decode(key, data)
+	h, err := schema.DecodeWith(key, data, progress)
 	if err != nil {
 		return nil, &unusableError{reason: err}
 	}

@@ -110,6 +110,7 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 		}
 	}
 	if r == nil {
+		began := time.Now()
 		if r, err = t.restore(ctx); err != nil {
 			return false, fmt.Errorf("restore: %w", err)
 		}
@@ -119,8 +120,8 @@ func (t *tenant) follow(ctx context.Context) (progressed bool, err error) {
 		t.mu.Unlock()
 		t.s.m.changes.Add(float64(r.applied))
 		t.observeLag(r.hist.Resolved())
-		t.log.Info("schema history loaded", "source", r.source, "last_applied_ts", r.hist.LastApplied(),
-			"resolved_ts", r.hist.Resolved(), "floor_ts", r.hist.Floor())
+		t.log.Info("schema history loaded", "source", r.source, "table_versions", r.tables, "took", time.Since(began).Round(time.Millisecond),
+			"last_applied_ts", r.hist.LastApplied(), "resolved_ts", r.hist.Resolved(), "floor_ts", r.hist.Floor())
 	}
 	if t.lastPersist.IsZero() {
 		t.lastPersist = t.s.deps.Now()

@@ -1,5 +1,5 @@
 // Package svctest is what the services' tests share: a real etcd for one
-// test, and a logger that writes to the test's log.
+// test, a logger that writes to the test's log, a buffer to read while it is written.
 package svctest
 
 import (

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tistream/tistream/libs/svc/svctest"
 	"github.com/tistream/tistream/libs/truth"
 	apiv1 "github.com/tistream/tistream/proto/gen/go/tistream/api/v1"
 )
@@ -91,24 +91,6 @@ func pulledLines(t *testing.T, out []byte) (rows []uint64, ddls []truth.DDL, res
 	}
 }
 
-// syncBuffer is a stdout the test reads while pull writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
-}
-
 // A pull of a stuck stream that --timeout ends writes everything it
 // received, says on stderr how far it got and why it stopped, and fails
 // when --until-resolved was not reached.
@@ -145,7 +127,7 @@ func TestPullAPIWritesAsItReceives(t *testing.T) {
 	addr := startStuckAPI(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout syncBuffer
+	var stdout svctest.Buffer
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
