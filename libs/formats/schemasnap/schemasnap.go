@@ -4,12 +4,12 @@
 package schemasnap
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/tistream/tistream/libs/formats/container"
+	"github.com/tistream/tistream/libs/tidbcodec"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
@@ -68,7 +68,7 @@ func Decode(name string, data []byte) (*Snapshot, error) {
 	s := &Snapshot{}
 	var bad *formatv1.SchemaObject
 	h, err := Scan(name, data, func(o *formatv1.SchemaObject) error {
-		if bad == nil && !json.Valid(o.InfoJson) {
+		if bad == nil && !tidbcodec.ValidJSON(o.InfoJson) { // encoding/json.Valid, faster
 			bad = o
 		}
 		s.Objects = append(s.Objects, o)
