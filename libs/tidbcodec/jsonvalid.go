@@ -148,6 +148,7 @@ func (v *validator) number(i int) int {
 	return i
 }
 
+// object checks an object whose members start at i.
 func (v *validator) object(i, depth int) int {
 	if depth > maxJSONDepth {
 		return -1
@@ -157,59 +158,56 @@ func (v *validator) object(i, depth int) int {
 	if i < len(b) && b[i] == '}' {
 		return i + 1
 	}
-	for {
+	for done := false; ; {
 		if i >= len(b) || b[i] != '"' {
 			return -1
 		}
 		if i = v.str(i + 1); i < 0 {
 			return -1
 		}
-		i = v.space(i)
-		if i >= len(b) || b[i] != ':' {
+		if i = v.space(i); i >= len(b) || b[i] != ':' {
 			return -1
 		}
 		if i = v.value(v.space(i+1), depth); i < 0 {
 			return -1
 		}
-		i = v.space(i)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = v.space(i + 1)
-		case '}':
-			return i + 1
-		default:
-			return -1
+		if i, done = v.next(i, '}'); done {
+			return i
 		}
 	}
 }
 
+// array checks an array whose elements start at i.
 func (v *validator) array(i, depth int) int {
 	if depth > maxJSONDepth {
 		return -1
 	}
-	b := v.b
 	i = v.space(i)
-	if i < len(b) && b[i] == ']' {
+	if i < len(v.b) && v.b[i] == ']' {
 		return i + 1
 	}
-	for {
+	for done := false; ; {
 		if i = v.value(i, depth); i < 0 {
 			return -1
 		}
-		i = v.space(i)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = v.space(i + 1)
-		case ']':
-			return i + 1
-		default:
-			return -1
+		if i, done = v.next(i, ']'); done {
+			return i
 		}
 	}
+}
+
+// next reads what follows a member or an element at i: a comma (another
+// follows at the index returned) or end (done, the index after it); -1
+// and done for anything else.
+func (v *validator) next(i int, end byte) (int, bool) {
+	i = v.space(i)
+	switch {
+	case i >= len(v.b):
+		return -1, true
+	case v.b[i] == ',':
+		return v.space(i + 1), false
+	case v.b[i] == end:
+		return i + 1, true
+	}
+	return -1, true
 }
