@@ -95,7 +95,7 @@ func (s *Sim) startDDL(tn *tenant) {
 	if d.before != nil {
 		d.oldName = d.before.name
 		d.before.ddlBusy = true
-		tn.liveDirty = true
+		tn.setLive(d.before, false)
 	}
 	s.stats.DDLStarted++
 	s.runStep(d)
@@ -247,7 +247,11 @@ func (s *Sim) finishDDL(d *ddl) {
 	if d.after != nil {
 		d.after.jobBusy = true
 	}
-	tn.liveDirty = true
+	for _, t := range []*table{b, a, d.after} {
+		if t != nil {
+			tn.setLive(t, tn.tables[t.id] == t && !t.dropped && !t.ddlBusy)
+		}
+	}
 	s.stats.DDLs++
 }
 

@@ -1,10 +1,11 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"sort"
+	"slices"
 
 	"github.com/tistream/tistream/libs/tidbcodec"
 )
@@ -201,6 +202,8 @@ func liveTables(tables map[int64]*table) []*table {
 			out = append(out, t)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	// Ids are unique: any sort gives the one order. Built once; DDLs
+	// update it (tenant.setLive).
+	slices.SortFunc(out, func(a, b *table) int { return cmp.Compare(a.id, b.id) })
 	return out
 }
