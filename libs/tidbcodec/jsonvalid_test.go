@@ -41,13 +41,30 @@ func FuzzValidJSON(f *testing.F) {
 	})
 }
 
-func BenchmarkValidJSON(b *testing.B) {
+// benchTableInfo is a TableInfo of three columns as TiDB writes it.
+func benchTableInfo(b *testing.B) []byte {
 	ti, err := NewTableBuilder(10, "t").IntPrimaryKey("id", IntType(TypeLonglong, false)).Column("v", VarcharType(10)).
 		Column("w", VarcharType(20)).Build()
 	require.NoError(b, err)
 	raw, err := json.Marshal(ti)
 	require.NoError(b, err)
+	return raw
+}
+
+// BenchmarkTableInfoID: reading a TableInfo's id, as a snapshot's table
+// ids are read (pool.SnapshotTableIDs).
+func BenchmarkTableInfoID(b *testing.B) {
+	raw := benchTableInfo(b)
 	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if id, err := TableInfoID(raw); err != nil || id != 10 {
+			b.Fatal(id, err)
+		}
+	}
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	raw := benchTableInfo(b)
 	for _, c := range []struct {
 		name  string
 		valid func([]byte) bool

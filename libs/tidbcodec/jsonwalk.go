@@ -12,10 +12,10 @@ import (
 // few members of a large object (a TableInfo's id and name) this way costs
 // a pass over its bytes, not a decode. It reports false — fn may have been
 // called for some keys — when b is not an object it can walk: malformed
-// structure, or a key with an escape or a non-ASCII byte (encoding/json
-// matches keys by Unicode case folding; leave those to it). It does not
-// check the contents of scalars or of nested values: a caller that uses a
-// value parses it, and one that needs b valid checks it (json.Valid).
+// JSON, or a key with an escape or a non-ASCII byte (encoding/json
+// matches keys by Unicode case folding; leave those to it). Each value is
+// checked as ValidJSON checks it on the way, so an object it walks is
+// valid JSON (FuzzWalkObject holds it to encoding/json.Valid).
 func WalkObject(b []byte, fn func(key, value []byte)) bool {
 	i := skipSpace(b, 0)
 	if i == len(b) || b[i] != '{' {
@@ -82,9 +82,7 @@ func JSONInt(v []byte) (int64, bool) {
 // snapshot's TableInfos would cost most of reading the snapshot (they are
 // most of its bytes). What the walk does not take (an escaped key, an id
 // that is not a plain integer, a malformed object) goes to encoding/json,
-// whose error names what is wrong. The walk does not check the rest of the
-// JSON: raw must already be known valid where that matters (a snapshot's
-// objects are checked when it is decoded, schemasnap.Decode).
+// whose error names what is wrong. Either way raw is checked whole.
 func TableInfoID(raw []byte) (int64, error) {
 	if id, ok := topLevelID(raw); ok {
 		return id, nil
@@ -120,27 +118,6 @@ func topLevelID(b []byte) (id int64, ok bool) {
 	return id, true
 }
 
-// stringEnd returns the index after the closing quote of the JSON string
-// whose contents start at i, or -1: a quote ends it unless an odd number
-// of backslashes precedes it.
-func stringEnd(b []byte, i int) int {
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return -1
-		}
-		q := i + j
-		n := 0
-		for k := q - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		i = q + 1
-	}
-}
-
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
@@ -148,44 +125,9 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipValue returns the index after the JSON value at i (strings, nested
-// objects and arrays by their brackets, scalars up to a delimiter), or -1.
+// skipValue returns the index after the JSON value at i, a member of a
+// top-level object, checked as ValidJSON checks it; -1 if it is not one.
 func skipValue(b []byte, i int) int {
-	if i == len(b) {
-		return -1
-	}
-	depth := 0
-	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			if i = stringEnd(b, i+1); i < 0 {
-				return -1
-			}
-		case c == '{' || c == '[':
-			depth++
-			i++
-		case c == '}' || c == ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			i++
-		case c == ',' && depth == 0:
-			return i
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if depth == 0 {
-				return i
-			}
-			i++
-		default:
-			i++
-		}
-		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
-			return i
-		}
-	}
-	if depth != 0 {
-		return -1
-	}
-	return i
+	v := validator{b: b}
+	return v.value(i, 1)
 }
