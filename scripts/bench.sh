@@ -80,9 +80,9 @@ if [[ $quick != 1 ]]; then
     echo
     echo "== scale: 100,000 tables and $regions regions, 20 simulated seconds at 5,000 rows/s, replayed in one process"
     rm -rf "${dir:?}"/*
-    /usr/bin/time -f "sim: %e s wall, peak RSS %M KiB" bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" \
+    /usr/bin/time -f "sim: %e s wall, %U s user, %S s system, peak RSS %M KiB" bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" \
       --tables 100000 --regions "$regions" --duration 20s --quiet | grep -E 'simulated|files'
-    /usr/bin/time -f "replay: %e s wall, peak RSS %M KiB" bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
+    /usr/bin/time -f "replay: %e s wall, %U s user, %S s system, peak RSS %M KiB" bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
     bin/tistream pull --pool "file://$dir/pool" --tenant 1 > "$dir/pulled.jsonl"
     bin/tistream verify --truth "$dir/truth.jsonl" --pulled "$dir/pulled.jsonl" | sed -n 1p
   done
@@ -90,9 +90,11 @@ if [[ $quick != 1 ]]; then
   echo
   echo "== pulls over 1,000,000 tables (1,000,000 regions, 20 simulated seconds): pull --pool, PullTenant and PullDB, time and peak RSS (issue 11)"
   rm -rf "${dir:?}"/*
-  bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" --tables 1000000 --regions 1000000 --duration 20s --quiet > "$dir/sim.txt"
+  /usr/bin/time -f "sim: %e s wall, %U s user, %S s system, peak RSS %M KiB" \
+    bin/tistream sim --store "file://$dir/buf" --truth "$dir/truth.jsonl" --tables 1000000 --regions 1000000 --duration 20s --quiet > "$dir/sim.txt"
   grep -E 'simulated|files' "$dir/sim.txt"
-  bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
+  /usr/bin/time -f "replay: %e s wall, %U s user, %S s system, peak RSS %M KiB" \
+    bin/tistream replay --store "file://$dir/buf" --pool "file://$dir/pool" --quiet | sed -n 1p
   until=$(sed -n 's/^final resolved ts \([0-9]*\).*/\1/p' "$dir/sim.txt")
   table=$(grep -m1 -o '"table_id":[0-9]*' "$dir/truth.jsonl" | cut -d: -f2)
   scripts/bench-pulls.sh "$dir/pool" "$until" db2 "$table"
