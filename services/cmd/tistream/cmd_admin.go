@@ -150,6 +150,10 @@ func printAdmin(w io.Writer, resp proto.Message) {
 			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%d\n", t.StoreId, t.Epoch, orDash(t.Owner), orDash(s.OwnerAddr),
 				t.LatestSeq, s.Checkpoint.GetSeq(), s.PendingFiles)
 		}
+		if len(r.Streams) > 0 {
+			fmt.Fprintln(tw, "\nPENDING FILES: store files after the checkpoint, which moves once the sorters' snapshots cover them;")
+			fmt.Fprintln(tw, "they stay in the buffer until then. A few are normal; a count that keeps rising is a stuck stream.")
+		}
 	case *metav1.SplitRangeResponse:
 		fmt.Fprintf(tw, "split: new ranges %v (they take over once the range is sealed)\n", r.NewRangeIds)
 	case *metav1.MergeRangesResponse:

@@ -23,3 +23,21 @@ func TestAdminTasksLoadColumns(t *testing.T) {
 	require.Equal(t, []string{"1234", "2.0Ki", "0.26", "300.0Mi", "512"}, strings.Fields(lines[1])[9:])
 	require.Equal(t, []string{"-", "-", "-", "-", "-"}, strings.Fields(lines[2])[9:])
 }
+
+// The store table says what its PENDING FILES are, under the table: the
+// columns above it stay aligned.
+func TestAdminTasksExplainsPendingFiles(t *testing.T) {
+	var out bytes.Buffer
+	printAdmin(&out, &metav1.ListTasksResponse{Streams: []*metav1.StreamStatus{
+		{Task: &metav1.StreamTask{StoreId: 1, Epoch: 2, Owner: "dispatcher-1", LatestSeq: 11}, Checkpoint: &metav1.Checkpoint{Seq: 5}, PendingFiles: 6},
+	}})
+	lines := strings.Split(out.String(), "\n")
+	require.Equal(t, []string{"STORE", "EPOCH", "OWNER", "ADDR", "LATEST", "SEQ", "CHECKPOINT", "SEQ", "PENDING", "FILES"}, strings.Fields(lines[2]))
+	require.Equal(t, []string{"1", "2", "dispatcher-1", "-", "11", "5", "6"}, strings.Fields(lines[3]))
+	require.Equal(t, strings.Index(lines[2], "PENDING"), strings.Index(lines[3], "6"), "aligned:\n%s", out.String())
+	require.Contains(t, out.String(), "PENDING FILES: store files after the checkpoint")
+
+	out.Reset()
+	printAdmin(&out, &metav1.ListTasksResponse{})
+	require.NotContains(t, out.String(), "PENDING FILES:", "no streams, no note")
+}
