@@ -7,21 +7,28 @@ import (
 
 	"github.com/tistream/tistream/libs/formats/schemasnap"
 	"github.com/tistream/tistream/libs/tidbcodec"
+	"github.com/tistream/tistream/libs/workpool"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
 // SnapshotTableIDs returns the ids of the tables in a schema snapshot, sorted.
 func SnapshotTableIDs(snap *schemasnap.Snapshot) ([]int64, error) {
-	var tables []int64
+	var objs []*formatv1.SchemaObject
 	for _, o := range snap.Objects {
-		if o.Kind != formatv1.SchemaObject_KIND_TABLE {
-			continue
+		if o.Kind == formatv1.SchemaObject_KIND_TABLE {
+			objs = append(objs, o)
 		}
-		id, err := tidbcodec.TableInfoID(o.InfoJson)
-		if err != nil {
-			return nil, fmt.Errorf("schema snapshot: table of db %d: %w", o.DbId, err)
+	}
+	// Read on every core: 1,000,000 TableInfos took one core 3.5 s, in
+	// every registration of such a tenant.
+	tables := make([]int64, len(objs))
+	if err := workpool.Each(len(objs), func(i int) (err error) {
+		if tables[i], err = tidbcodec.TableInfoID(objs[i].InfoJson); err != nil {
+			return fmt.Errorf("schema snapshot: table of db %d: %w", objs[i].DbId, err)
 		}
-		tables = append(tables, id)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	slices.Sort(tables)
 	return tables, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tistream/tistream/libs/formats/container"
 	"github.com/tistream/tistream/libs/tidbcodec"
+	"github.com/tistream/tistream/libs/workpool"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
 )
 
@@ -66,19 +67,22 @@ type Snapshot struct {
 // database-then-tables order and that every info is a JSON object.
 func Decode(name string, data []byte) (*Snapshot, error) {
 	s := &Snapshot{}
-	var bad *formatv1.SchemaObject
 	h, err := Scan(name, data, func(o *formatv1.SchemaObject) error {
-		if bad == nil && !tidbcodec.ValidJSON(o.InfoJson) { // encoding/json.Valid, faster
-			bad = o
-		}
 		s.Objects = append(s.Objects, o)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if bad != nil {
-		return nil, &container.CorruptError{Object: name, Reason: fmt.Sprintf("info_json of %s %d is not a JSON object", bad.Kind, bad.DbId)}
+	// Every object's JSON, checked on every core (1,000,000 TableInfos
+	// are 2.6 GB); the first bad one in the file is the one named.
+	if err := workpool.Each(len(s.Objects), func(i int) error {
+		if o := s.Objects[i]; !tidbcodec.ValidJSON(o.InfoJson) { // encoding/json.Valid, faster
+			return &container.CorruptError{Object: name, Reason: fmt.Sprintf("info_json of %s %d is not a JSON object", o.Kind, o.DbId)}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	s.Header = h
 	return s, nil
