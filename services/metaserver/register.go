@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tistream/tistream/libs/crypt"
 	"github.com/tistream/tistream/libs/etcdx"
@@ -64,6 +65,7 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 	if st := req.GetSettings(); st != nil && st.KekRef != nil {
 		ctx = crypt.WithTenantKEK(ctx, req.TenantId, *st.KekRef)
 	}
+	began := s.now()
 	snap, err := s.copySchemaSnapshot(ctx, req.ClusterId, req.TenantId, req.Settings)
 	if err != nil {
 		return nil, err
@@ -101,7 +103,8 @@ func (s *Service) registerTenant(ctx context.Context, t *term, req *metav1.Regis
 		return &metav1.RegisterTenantResponse{Tenant: info}, err
 	}
 	s.log.Info("tenant registered", "cluster", req.ClusterId, "tenant", req.TenantId, "ranges", len(m.Ranges),
-		"manifest_version", m.Version, "schema_snapshot_ts", snap.Header.Ts)
+		"manifest_version", m.Version, "schema_snapshot_ts", snap.Header.Ts, "tables", snap.Header.TableCount,
+		"took", s.now().Sub(began).Round(time.Millisecond))
 	return &metav1.RegisterTenantResponse{Tenant: info, Created: true}, nil
 }
 

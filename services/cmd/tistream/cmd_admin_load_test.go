@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -40,4 +41,16 @@ func TestAdminTasksExplainsPendingFiles(t *testing.T) {
 	out.Reset()
 	printAdmin(&out, &metav1.ListTasksResponse{})
 	require.NotContains(t, out.String(), "PENDING FILES:", "no streams, no note")
+}
+
+// admin register waits for the meta-server longer than the other admin
+// calls: it reads and checks the tenant's whole schema snapshot.
+func TestAdminRegisterWaitsLonger(t *testing.T) {
+	help := func(sub string) string {
+		var out bytes.Buffer
+		require.Equal(t, 0, runAdminTenants(context.Background(), sub, []string{"-h"}, &out, &out))
+		return out.String()
+	}
+	require.Regexp(t, `-timeout duration\s+timeout of the call \(the meta-server reads and checks .*\(default 2m0s\)`, help("register"))
+	require.Regexp(t, `-timeout duration\s+timeout of the call \(default 10s\)`, help("tenants"))
 }

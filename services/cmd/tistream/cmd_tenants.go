@@ -114,7 +114,11 @@ func runAdminTenants(ctx context.Context, sub string, args []string, stdout, std
 	fs.Usage = func() { fmt.Fprint(stderr, adminTenantsUsage); fs.PrintDefaults() }
 	meta := fs.String("meta", "127.0.0.1:7100", "the meta-server's gRPC address (any member)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	timeout := fs.Duration("timeout", 10*time.Second, "timeout of the call")
+	callTimeout, what := 10*time.Second, "timeout of the call"
+	if sub == "register" {
+		callTimeout, what = registerTimeout, "timeout of the call (the meta-server reads and checks the tenant's schema snapshot: ~10 s at 1,000,000 tables)"
+	}
+	timeout := fs.Duration("timeout", callTimeout, what)
 	tenant := fs.Uint64("tenant", 0, "tenant id")
 	cluster := fs.Uint64("cluster", 0, "register: the tenant's upstream cluster id")
 	initial := fs.Uint("initial-ranges", 0, "register: ranges to start with (0 = the meta-server's --initial-ranges)")

@@ -34,12 +34,18 @@ func newUpstream(addr string, cc *clientCreds, initialRanges uint32, stderr io.W
 
 func (u *upstream) Close() error { return u.conn.Close() }
 
+// registerTimeout bounds one RegisterTenant call: the meta-server reads
+// and checks the tenant's whole schema snapshot in it, about 10 s at
+// 1,000,000 tables on a 2-core machine (a 10 s bound made such a
+// registration time out, and each retry start over).
+const registerTimeout = 2 * time.Minute
+
 // RegisterTenant retries for up to a minute: a fleet that just started may
 // still be electing its meta-server leader.
 func (u *upstream) RegisterTenant(ctx context.Context, cluster, tenant uint64) error {
 	deadline := time.Now().Add(time.Minute)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, registerTimeout)
 		_, err := u.meta.RegisterTenant(cctx, &metav1.RegisterTenantRequest{ClusterId: cluster, TenantId: tenant, InitialRanges: u.initialRanges, Settings: u.settings})
 		cancel()
 		if err == nil {
