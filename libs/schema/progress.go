@@ -5,7 +5,7 @@ import "sync/atomic"
 // LoadProgress is how far a load of a history has got: the table versions
 // put into it, of the total its file announced (a schema snapshot's
 // table_count, a persisted history's header). Another goroutine reads it
-// to report on a long load: 1,000,000 tables take a registry about 20 s.
+// to report on a long load: 1,000,000 tables take a registry 10-20 s.
 // The zero value is ready; a nil *LoadProgress counts nothing.
 type LoadProgress struct {
 	tables, total atomic.Int64

@@ -32,7 +32,7 @@ var loadReportEvery = 10 * time.Second
 
 // reportLoad logs, every loadReportEvery until the returned stop is
 // called, how far the load of key has got: a registry loading 1,000,000
-// tables is otherwise silent for about 20 s.
+// tables is otherwise silent for 10-20 s.
 func (t *tenant) reportLoad(key string, p *schema.LoadProgress) (stop func()) {
 	began := time.Now()
 	done, exited := make(chan struct{}), make(chan struct{})
