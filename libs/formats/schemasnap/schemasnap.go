@@ -78,7 +78,7 @@ func Decode(name string, data []byte) (*Snapshot, error) {
 	// are 2.6 GB); the first bad one in the file is the one named.
 	if err := workpool.Each(len(s.Objects), func(i int) error {
 		if o := s.Objects[i]; !tidbcodec.ValidJSON(o.InfoJson) { // encoding/json.Valid, faster
-			return &container.CorruptError{Object: name, Reason: fmt.Sprintf("info_json of %s %d is not a JSON object", o.Kind, o.DbId)}
+			return &container.CorruptError{Object: name, Reason: fmt.Sprintf("info_json of %s %d is not valid JSON", o.Kind, o.DbId)}
 		}
 		return nil
 	}); err != nil {

@@ -2,6 +2,7 @@ package schemasnap
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,33 @@ func TestRoundTripAndRules(t *testing.T) {
 	require.NoError(t, w.AddDatabase(10, []byte(`{}`)))
 	_, err = w.Finish()
 	require.ErrorContains(t, err, "header counts")
+}
+
+// Decode names the first object whose JSON is not valid, however many
+// objects there are (they are checked in parallel parts): here the last
+// table of db 10, though db 20's own info, later in the file, is bad too.
+func TestDecodeNamesTheFirstBadJSON(t *testing.T) {
+	for _, n := range []int{4, 10_000} {
+		w, err := NewWriter(&formatv1.SchemaSnapshotHeader{ClusterId: 1, TenantId: 2, Ts: 100, DbCount: 2, TableCount: uint64(n)})
+		require.NoError(t, err)
+		require.NoError(t, w.AddDatabase(10, []byte(`{"id":10}`)))
+		for i := range n / 2 {
+			info := fmt.Sprintf(`{"id":%d}`, 100+i)
+			if i == n/2-1 {
+				info = fmt.Sprintf(`{"id":%d,}`, 100+i)
+			}
+			require.NoError(t, w.AddTable(10, []byte(info)))
+		}
+		require.NoError(t, w.AddDatabase(20, []byte(`{"id":20,"db_name":}`)))
+		for i := n / 2; i < n; i++ {
+			require.NoError(t, w.AddTable(20, []byte(fmt.Sprintf(`{"id":%d}`, 100+i))))
+		}
+		b, err := w.Finish()
+		require.NoError(t, err)
+		_, err = Decode("snap", b)
+		require.ErrorIs(t, err, container.ErrCorrupt)
+		require.ErrorContains(t, err, "info_json of KIND_TABLE 10 is not valid JSON", "%d tables", n)
+	}
 }
 
 func FuzzDecode(f *testing.F) {
