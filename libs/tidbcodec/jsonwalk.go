@@ -17,13 +17,14 @@ import (
 // checked as ValidJSON checks it on the way, so an object it walks is
 // valid JSON (FuzzWalkObject holds it to encoding/json.Valid).
 func WalkObject(b []byte, fn func(key, value []byte)) bool {
-	i := skipSpace(b, 0)
+	v := validator{b: b}
+	i := v.space(0)
 	if i == len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipSpace(b, i+1)
+	i = v.space(i + 1)
 	if i < len(b) && b[i] == '}' {
-		return skipSpace(b, i+1) == len(b)
+		return v.space(i+1) == len(b)
 	}
 	for {
 		if i == len(b) || b[i] != '"' {
@@ -37,25 +38,25 @@ func WalkObject(b []byte, fn func(key, value []byte)) bool {
 			return false
 		}
 		key := b[i+1 : end]
-		i = skipSpace(b, end+1)
+		i = v.space(end + 1)
 		if i == len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipSpace(b, i+1)
+		i = v.space(i + 1)
 		start := i
-		if i = skipValue(b, i); i <= start {
+		if i = v.value(i, 1); i <= start { // a member of a top-level object
 			return false
 		}
 		fn(key, b[start:i])
-		i = skipSpace(b, i)
+		i = v.space(i)
 		if i == len(b) {
 			return false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = v.space(i + 1)
 		case '}':
-			return skipSpace(b, i+1) == len(b)
+			return v.space(i+1) == len(b)
 		default:
 			return false
 		}
@@ -116,18 +117,4 @@ func topLevelID(b []byte) (id int64, ok bool) {
 		return 0, false
 	}
 	return id, true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index after the JSON value at i, a member of a
-// top-level object, checked as ValidJSON checks it; -1 if it is not one.
-func skipValue(b []byte, i int) int {
-	v := validator{b: b}
-	return v.value(i, 1)
 }
