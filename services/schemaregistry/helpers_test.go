@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,24 +211,25 @@ func (r *running) counter(t *testing.T, name string) float64 {
 	return sum
 }
 
-// countingStore counts reads of schema snapshots.
-type countingStore struct {
+// snapshotReads calls onRead before every read of a schema snapshot: to
+// count them, or to hold them.
+type snapshotReads struct {
 	objstore.Store
-	snapReads atomic.Int64
+	onRead func()
 }
 
-func (c *countingStore) count(key string) {
+func (s *snapshotReads) seen(key string) {
 	if strings.Contains(key, "/schema_snap/") {
-		c.snapReads.Add(1)
+		s.onRead()
 	}
 }
 
-func (c *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
-	c.count(key)
-	return c.Store.Get(ctx, key)
+func (s *snapshotReads) Get(ctx context.Context, key string) ([]byte, error) {
+	s.seen(key)
+	return s.Store.Get(ctx, key)
 }
 
-func (c *countingStore) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	c.count(key)
-	return c.Store.GetRange(ctx, key, off, n)
+func (s *snapshotReads) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	s.seen(key)
+	return s.Store.GetRange(ctx, key, off, n)
 }

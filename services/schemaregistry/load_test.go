@@ -11,32 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"github.com/tistream/tistream/libs/objstore"
 	"github.com/tistream/tistream/libs/svc/svctest"
 )
-
-// slowSnapshot holds every read of a schema snapshot until ready says so
-// (at most 10 s).
-type slowSnapshot struct {
-	objstore.Store
-	ready func() bool
-}
-
-func (s *slowSnapshot) wait(key string) {
-	for i := 0; i < 1000 && strings.Contains(key, "/schema_snap/") && !s.ready(); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *slowSnapshot) Get(ctx context.Context, key string) ([]byte, error) {
-	s.wait(key)
-	return s.Store.Get(ctx, key)
-}
-
-func (s *slowSnapshot) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	s.wait(key)
-	return s.Store.GetRange(ctx, key, off, n)
-}
 
 // A load that takes long says so while it runs, and the line that ends it
 // says how many table versions it read and how long it took.
@@ -48,8 +24,12 @@ func TestLoadReportsProgress(t *testing.T) {
 	registerTenant(t, cli, w, 1)
 
 	logs := &svctest.Buffer{}
-	pl := &slowSnapshot{Store: w.pool, ready: func() bool {
-		return strings.Contains(logs.String(), `msg="loading the schema history: reading it"`)
+	// Every read of the snapshot waits (at most 10 s) for the line that
+	// says the load is still reading it.
+	pl := &snapshotReads{Store: w.pool, onRead: func() {
+		for i := 0; i < 1000 && !strings.Contains(logs.String(), `msg="loading the schema history: reading it"`); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}}
 	s, err := New(testConfig(), Deps{Log: slog.New(slog.NewTextHandler(logs, nil)), Registry: prometheus.NewRegistry(),
 		Etcd: cli, Pool: pl, Store: mustLocalFS(t)})
