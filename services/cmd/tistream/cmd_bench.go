@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,10 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tistream/tistream/libs/gcpace"
@@ -63,6 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	before := fs.String("before", "", "another tistream binary whose `bench --child` runs alternate with these (a before/after comparison)")
 	dir := fs.String("dir", "", "scratch directory, created if missing: each run gets a temporary directory inside it (default: the system's temporary directory); with --child, the run's own directory")
 	pin := fs.Bool("pin", true, "run each child on CPUs 0..GOMAXPROCS-1 with taskset when the machine has more (GOMAXPROCS alone lets system calls and cgo calls use other cores); --pin=false for GOMAXPROCS only")
+	independent := fs.Bool("independent", true, "also run, at the largest GOMAXPROCS N of --procs when --procs has 1 too, N one-core children of each configuration (not --before's) at once, each pinned to a CPU of its own: what this machine gives N copies of the work that share nothing but the machine, to read the scaling line against")
 	warm := fs.Bool("warm", false, "every child runs the workload once untimed before the timed run, in the same process (memory and page cache it touched are reused: a long-running process, not a fresh one); passed to --before's binary too, which must know it")
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
@@ -141,7 +143,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		settings = append(settings, "--write-stall-bytes", strconv.FormatInt(*stall, 10))
 	}
 	procList := strings.Split(*procs, ",")
-	results := map[string][]sorterbench.Result{} // label + procs -> runs
+	copies := 0 // independent one-core children run at once, 0: none
+	if *independent {
+		copies = independentCopies(procList)
+	}
+	results := map[string][]sorterbench.Result{} // label + procs -> runs; label + "/alone": every independent child
 	for i := 0; i < *runs; i++ {
 		for _, p := range procList {
 			// Each round starts with another configuration, so none always
@@ -156,12 +162,38 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 						return 1
 					}
 				}
-				r, err := benchRun(ctx, c, p, *pin, *rows, settings, both, *dir, stderr)
+				var cpus []string
+				if *pin {
+					cpus = pinCommand(p)
+				}
+				r, err := benchRun(ctx, c, p, cpus, *rows, settings, both, *dir, stderr)
 				if err != nil {
 					fmt.Fprintf(stderr, "tistream bench: run %d of %s with GOMAXPROCS=%s: %v\n", i+1, c.label, p, err)
 					return 1
 				}
 				results[c.label+"/"+p] = append(results[c.label+"/"+p], r)
+			}
+			if strconv.Itoa(copies) != p {
+				continue
+			}
+			for j := range configs {
+				c := configs[(i+j)%len(configs)]
+				if c.before {
+					continue
+				}
+				if *settle > 0 {
+					select {
+					case <-time.After(*settle):
+					case <-ctx.Done():
+						return 1
+					}
+				}
+				rs, err := benchIndependent(ctx, c, copies, *pin, *rows, settings, both, *dir, stderr)
+				if err != nil {
+					fmt.Fprintf(stderr, "tistream bench: run %d of %s as %d independent one-core children: %v\n", i+1, c.label, copies, err)
+					return 1
+				}
+				results[c.label+"/alone"] = append(results[c.label+"/alone"], rs...)
 			}
 		}
 	}
@@ -193,10 +225,94 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		for _, c := range configs {
 			a, b := results[c.label+"/"+lo], results[c.label+"/"+hi]
 			fmt.Fprintf(stdout, "  %s %.2fx", c.label, median(b, e2eRate)/median(a, e2eRate))
+			if alone := results[c.label+"/alone"]; len(alone) > 0 && lo == "1" && hi == strconv.Itoa(copies) {
+				fmt.Fprintf(stdout, " (%d copies %.2fx)", copies, float64(copies)*median(alone, e2eRate)/median(a, e2eRate))
+			}
 		}
 		fmt.Fprintln(stdout)
 	}
+	if copies > 0 {
+		fmt.Fprintf(stdout, "copies: %d independent one-core children of a configuration at once (--independent), each pinned to a CPU of its own,\n", copies)
+		fmt.Fprintf(stdout, "sharing nothing but the machine (caches, memory bandwidth, disk, the host): what this machine gives %d copies of the\n", copies)
+		fmt.Fprintf(stdout, "work, to read the scaling of one process against; %d x their median rows/s over the median of one alone at GOMAXPROCS=1:\n", copies)
+		for _, c := range configs {
+			if !c.before {
+				printIndependent(stdout, c.label, copies, results[c.label+"/alone"], results[c.label+"/1"])
+			}
+		}
+	}
 	return 0
+}
+
+// independentCopies is how many independent one-core children measure the
+// machine's scaling: the largest GOMAXPROCS of the list when the list has
+// 1 too and the machine has that many CPUs, else 0 (none).
+func independentCopies(procList []string) int {
+	n := 0
+	one := false
+	for _, p := range procList {
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			return 0
+		}
+		one = one || v == 1
+		n = max(n, v)
+	}
+	if !one || n < 2 || n > runtime.NumCPU() {
+		return 0
+	}
+	return n
+}
+
+// benchIndependent runs n one-core children of c at once, child k pinned to
+// CPU k if pinned (and taskset is there), and returns their results.
+func benchIndependent(ctx context.Context, c benchConfig, n int, pinned bool, rows int, settings, both []string, dir string, stderr io.Writer) ([]sorterbench.Result, error) {
+	results := make([]sorterbench.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := 0; k < n; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cpu []string
+			if pinned {
+				cpu = pinCPU(k)
+			}
+			results[k], errs[k] = benchRun(ctx, c, "1", cpu, rows, settings, both, dir, stderr)
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// printIndependent prints a configuration's line of the independent
+// copies: their rows/s each, and n times that over one child alone, by
+// phase. Each child times its own phases; started together and doing the
+// same work, their phases overlap nearly exactly.
+func printIndependent(w io.Writer, label string, n int, alone, one []sorterbench.Result) {
+	if len(alone) == 0 || len(one) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  %-18s", label)
+	for _, ph := range []struct {
+		name string
+		rate func(sorterbench.Result) float64
+	}{{"ingest", ingestRate}, {"output", outputRate}, {"e2e", e2eRate}} {
+		lo, med, hi := spread(alone, ph.rate)
+		fmt.Fprintf(w, "  %s %.0fk each [%.0fk-%.0fk] %.2fx", ph.name, med/1e3, lo/1e3, hi/1e3, float64(n)*med/median(one, ph.rate))
+	}
+	// CPU a row, copies against one alone: a copy slowed by the machine
+	// (caches, memory, the host) pays more of it.
+	perCPU := func(r sorterbench.Result) float64 {
+		if cpu := r.IngestCPUSec + r.OutputCPUSec; cpu > 0 {
+			return float64(r.Rows) / cpu
+		}
+		return 0
+	}
+	if a, b := median(alone, perCPU), median(one, perCPU); a > 0 && b > 0 {
+		fmt.Fprintf(w, "  e2e rows/CPU-s %.0fk each, %.0fk alone", a/1e3, b/1e3)
+	}
+	fmt.Fprintln(w)
 }
 
 func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm bool, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
@@ -213,24 +329,16 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm
 			return 1
 		}
 	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "tistream bench: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, ok := startCPUProfile(cpuProfile, "bench", stderr)
+	if !ok {
+		return 2
 	}
+	defer stop()
 	if memProfile != "" {
 		write := func(path string) func() {
 			return func() {
-				if f, err := os.Create(path); err == nil {
-					runtime.GC() // the profile then counts every allocation up to here
-					_ = pprof.WriteHeapProfile(f)
-					f.Close()
-				}
+				runtime.GC() // the profile then counts every allocation up to here
+				writeHeapProfile(path, "bench", stderr)
 			}
 		}
 		opts.AfterIngest, opts.AfterOutput = write(memProfile), write(memProfile+".end")
@@ -343,8 +451,9 @@ func flushBytesLabel(v int64) string {
 	return fmt.Sprintf(" or once %d MiB of rows were fed, whichever first", v>>20)
 }
 
-// benchRun runs one configuration once in a child process.
-func benchRun(ctx context.Context, c benchConfig, procs string, pinned bool, rows int, settings, both []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
+// benchRun runs one configuration once in a child process, under the
+// pin prefix if there is one (pinCommand, pinCPU).
+func benchRun(ctx context.Context, c benchConfig, procs string, pin []string, rows int, settings, both []string, dir string, stderr io.Writer) (sorterbench.Result, error) {
 	scratch, err := os.MkdirTemp(dir, "tistream-bench-")
 	if err != nil {
 		return sorterbench.Result{}, err
@@ -355,7 +464,7 @@ func benchRun(ctx context.Context, c benchConfig, procs string, pinned bool, row
 		args = append(args, settings...)
 	}
 	cmd := exec.CommandContext(ctx, c.exe, args...)
-	if pin := pinCommand(procs); pinned && pin != nil {
+	if pin != nil {
 		cmd = exec.CommandContext(ctx, pin[0], append(pin[1:], append([]string{c.exe}, args...)...)...)
 	}
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs)
@@ -391,6 +500,16 @@ func pinCommand(procs string) []string {
 		return nil
 	}
 	return []string{path, "--cpu-list", fmt.Sprintf("0-%d", n-1)}
+}
+
+// pinCPU is the taskset prefix that runs a child on CPU k alone, or nil
+// when taskset is missing.
+func pinCPU(k int) []string {
+	path, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil
+	}
+	return []string{path, "--cpu-list", strconv.Itoa(k)}
 }
 
 // pinNote says how the children are pinned, for the table's header.
@@ -431,7 +550,11 @@ func spread(rs []sorterbench.Result, f func(sorterbench.Result) float64) (lo, me
 		v[i] = f(r)
 	}
 	slices.Sort(v)
-	return v[0], v[len(v)/2], v[len(v)-1]
+	med = v[len(v)/2]
+	if len(v)%2 == 0 { // the independent children come in pairs
+		med = (v[len(v)/2-1] + med) / 2
+	}
+	return v[0], med, v[len(v)-1]
 }
 
 func printPhases(w io.Writer, label, procs string, rs, base []sorterbench.Result) {

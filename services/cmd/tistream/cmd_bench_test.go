@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,4 +110,41 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		require.Contains(t, errs.String(), tc.want, "%v", tc.args)
 		require.Empty(t, out.String(), "%v: no table", tc.args)
 	}
+}
+
+// The independent copies run at the largest GOMAXPROCS of the list, and
+// only when the list has 1 (the figure they are a multiple of) and the
+// machine has that many CPUs.
+func TestIndependentCopies(t *testing.T) {
+	n := runtime.NumCPU()
+	require.Equal(t, 0, independentCopies([]string{"1"}), "nothing to scale to")
+	require.Equal(t, 0, independentCopies([]string{"2", "4"}), "no one-core figure")
+	require.Equal(t, 0, independentCopies([]string{"1", strconv.Itoa(n + 1)}), "more copies than CPUs")
+	if n >= 2 {
+		require.Equal(t, 2, independentCopies([]string{"2", "1"}))
+		require.Equal(t, n, independentCopies([]string{"1", "2", strconv.Itoa(n)}))
+	}
+	require.Equal(t, []string{"--cpu-list", "1"}, pinCPU(1)[1:])
+}
+
+// A configuration's line of independent copies: each child's rate, and
+// the copies' count times it over one alone, by phase; the median of an
+// even count is the mean of the middle two.
+func TestPrintIndependent(t *testing.T) {
+	res := func(ingest, output float64) sorterbench.Result {
+		return sorterbench.Result{Rows: 1_000_000, IngestSec: ingest, OutputSec: output, IngestCPUSec: ingest, OutputCPUSec: output / 2}
+	}
+	one := []sorterbench.Result{res(1, 0.25), res(1.2, 0.3), res(0.8, 0.2)} // median 1M/s ingest, 4M/s output, 800k/s e2e
+	alone := []sorterbench.Result{res(1.25, 0.25), res(1.25, 0.25), res(1, 0.2), res(2, 0.5)}
+	var out bytes.Buffer
+	printIndependent(&out, "committed", 2, alone, one)
+	require.Equal(t, "  committed           ingest 800k each [500k-1000k] 1.60x  output 4000k each [2000k-5000k] 2.00x  e2e 667k each [400k-833k] 1.67x  e2e rows/CPU-s 727k each, 889k alone\n", out.String())
+	out.Reset()
+	one[0].IngestCPUSec, one[0].OutputCPUSec = 0, 0 // an older binary's: no CPU figure, none printed
+	one[1].IngestCPUSec, one[1].OutputCPUSec = 0, 0
+	printIndependent(&out, "committed", 2, alone, one)
+	require.NotContains(t, out.String(), "CPU")
+	out.Reset()
+	printIndependent(&out, "committed", 2, nil, one)
+	require.Empty(t, out.String(), "no line without independent runs")
 }
