@@ -148,3 +148,40 @@ func TestPrintIndependent(t *testing.T) {
 	printIndependent(&out, "committed", 2, nil, one)
 	require.Empty(t, out.String(), "no line without independent runs")
 }
+
+// The parent of a bench run, whole: its children (this test binary as
+// the command) run every configuration at each GOMAXPROCS and, when the
+// machine has two CPUs, two independent one-core copies of each at once;
+// the table has a line for every phase of every configuration and the
+// copies' lines and figures.
+func TestBenchParentRunsChildrenAndCopies(t *testing.T) {
+	t.Setenv(asCommand, "1")
+	var out, errs bytes.Buffer
+	code := runBench(context.Background(), []string{"--rows", "20000", "--runs", "1", "--procs", "1,2", "--modes", "committed",
+		"--settle", "0", "--dir", t.TempDir(), "--huge-page-heap", "-1"}, &out, &errs)
+	require.Zero(t, code, errs.String())
+	table := out.String()
+	for _, procs := range []string{"1", "2"} {
+		for _, config := range []string{"pebble", "committed"} {
+			for _, phase := range []string{"ingest", "output", "e2e"} {
+				require.Regexp(t, `(?m)^`+config+` +`+procs+` `+phase+` +\d+k `, table)
+			}
+		}
+	}
+	require.Regexp(t, `scaling, end-to-end median rows/s at GOMAXPROCS=2 over GOMAXPROCS=1: +pebble \d+\.\d\dx`, table)
+	if runtime.NumCPU() < 2 {
+		require.NotContains(t, table, "copies")
+		return
+	}
+	require.Regexp(t, `committed \d+\.\d\dx \(2 copies \d+\.\d\dx\)`, table)
+	for _, config := range []string{"pebble", "committed"} {
+		require.Regexp(t, `(?m)^  `+config+` +ingest \d+k each \[\d+k-\d+k\] \d+\.\d\dx  output .* e2e \d+k each .*e2e rows/CPU-s \d+k each, \d+k alone$`, table)
+	}
+
+	// --independent=false: no copies.
+	out.Reset()
+	code = runBench(context.Background(), []string{"--rows", "20000", "--runs", "1", "--procs", "1,2", "--modes", "committed",
+		"--settle", "0", "--dir", t.TempDir(), "--huge-page-heap", "-1", "--independent=false"}, &out, &errs)
+	require.Zero(t, code, errs.String())
+	require.NotContains(t, out.String(), "copies")
+}
