@@ -4,22 +4,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	sorterv1 "github.com/tistream/tistream/proto/gen/go/tistream/sorter/v1"
 )
 
-// gaugeValue sums the gauge name over the series whose labels include want.
-func gaugeValue(t *testing.T, s *Service, name string, want map[string]string) float64 {
+// series calls fn with every series of the metric name in g whose labels
+// include want.
+func series(t *testing.T, g prometheus.Gatherer, name string, want map[string]string, fn func(*dto.Metric)) {
 	t.Helper()
-	fams, err := s.registry.Gather()
+	fams, err := g.Gather()
 	require.NoError(t, err)
-	sum := 0.0
 	for _, fam := range fams {
 		if fam.GetName() != name {
 			continue
 		}
-	series:
+	next:
 		for _, m := range fam.Metric {
 			l := map[string]string{}
 			for _, p := range m.Label {
@@ -27,12 +29,19 @@ func gaugeValue(t *testing.T, s *Service, name string, want map[string]string) f
 			}
 			for k, v := range want {
 				if l[k] != v {
-					continue series
+					continue next
 				}
 			}
-			sum += m.GetGauge().GetValue()
+			fn(m)
 		}
 	}
+}
+
+// gaugeValue sums the gauge name over the series whose labels include want.
+func gaugeValue(t *testing.T, s *Service, name string, want map[string]string) float64 {
+	t.Helper()
+	sum := 0.0
+	series(t, s.registry, name, want, func(m *dto.Metric) { sum += m.GetGauge().GetValue() })
 	return sum
 }
 
@@ -43,21 +52,9 @@ func blockedGauge(t *testing.T, s *Service, rangeID, store string) float64 {
 
 func counterValue(t *testing.T, s *Service, name, label, value string) float64 {
 	t.Helper()
-	fams, err := s.registry.Gather()
-	require.NoError(t, err)
-	for _, fam := range fams {
-		if fam.GetName() != name {
-			continue
-		}
-		for _, m := range fam.Metric {
-			for _, p := range m.Label {
-				if p.GetName() == label && p.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	sum := 0.0
+	series(t, s.registry, name, map[string]string{label: value}, func(m *dto.Metric) { sum += m.GetCounter().GetValue() })
+	return sum
 }
 
 // Bad input case 9 (docs/bad-input.md): a commit at or below the range's

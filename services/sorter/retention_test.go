@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tistream/tistream/libs/pool"
@@ -59,17 +60,18 @@ func (e *testEnv) readFrom(tenant, id, from uint64) ([]string, uint64, error) {
 
 func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
 	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.Metric {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
+	series(t, reg, name, nil, func(m *dto.Metric) { sum += m.GetCounter().GetValue() })
 	return sum
+}
+
+// histogramCount is the observations of a histogram's series whose label
+// has the value.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name, label, value string) uint64 {
+	t.Helper()
+	var n uint64
+	series(t, reg, name, map[string]string{label: value}, func(m *dto.Metric) { n += m.GetHistogram().GetSampleCount() })
+	return n
 }
 
 // groupOf returns the group that publishes a range (its log head's) and
@@ -126,6 +128,14 @@ func TestRetentionCompactsHeldRanges(t *testing.T) {
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_retention_compactions_total"))
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_publications_total"))
 	require.Positive(t, counterSum(t, reg, "tistream_sorter_publication_bytes_total"))
+	// Every round that published is timed, each of its steps once (a round
+	// still running may have timed its first steps only).
+	require.Eventually(t, func() bool {
+		stage := histogramCount(t, reg, "tistream_sorter_publish_round_seconds", "step", "stage")
+		put := histogramCount(t, reg, "tistream_sorter_publish_round_seconds", "step", "put")
+		commit := histogramCount(t, reg, "tistream_sorter_publish_round_seconds", "step", "commit")
+		return stage == put && put == commit && float64(put) >= counterSum(t, reg, "tistream_sorter_publications_total")
+	}, waitFor, pollEvery, "every round that published has its three steps timed")
 
 	// The range keeps working: a reader from after the head gets what is
 	// published next.
