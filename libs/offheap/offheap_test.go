@@ -177,3 +177,31 @@ func TestLowestPartlyUsedPageFirst(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, base(high), base(got))
 }
+
+// WritePages leaves a slice as it was: length, capacity, elements, small
+// and zero-size element types.
+func TestWritePagesKeepsTheSlice(t *testing.T) {
+	type row struct {
+		p *int
+		v [13]byte
+	}
+	x := 7
+	for _, c := range []int{0, 1, 100, 4096, 100_000} {
+		s := make([]row, 0, c)
+		if c > 0 {
+			s = append(s, row{p: &x, v: [13]byte{1}})
+		}
+		got := WritePages(s)
+		require.Equal(t, len(s), len(got))
+		require.Equal(t, cap(s), cap(got))
+		if c > 0 {
+			require.Equal(t, &x, got[0].p)
+			require.Equal(t, byte(1), got[0].v[0])
+		}
+		for _, e := range got[len(got):cap(got)] {
+			require.Zero(t, e)
+		}
+	}
+	require.Len(t, WritePages(make([]struct{}, 3, 1<<20)), 3)
+	require.Equal(t, 1<<20, cap(WritePages(make([]struct{}, 3, 1<<20))))
+}

@@ -67,3 +67,36 @@ func touchWord(w unsafe.Pointer) {
 	atomic.AddUint32((*uint32)(w), 0)
 	l.Unlock()
 }
+
+// smallPage is the base page size WritePages writes to.
+const smallPage = 4096
+
+// WritePages writes every base page of s's spare capacity (s[len:cap])
+// once, for an array of pointerful elements that will be filled over a
+// while (a row index, a batch's events). The elements written must be
+// zero, as those of a new array are: nothing changes but where the pages
+// come from.
+//
+// Why: the garbage collector scans such an array to its capacity, the part
+// not yet filled included. A page it reads before anything wrote it is
+// mapped to the kernel's shared zero page, and the first write there
+// faults a second time, to give it a page of its own; with the process on
+// more than one CPU that fault also makes the other CPUs running it flush
+// their TLBs, an interprocessor interrupt each, costly in a virtual
+// machine (docs/benchmarks.md, "Pages the collector read first"). Written
+// first, each page faults once, as its first write would have anyway.
+func WritePages[T any](s []T) []T {
+	var zero T
+	size := unsafe.Sizeof(zero)
+	n, c := len(s), cap(s)
+	if size == 0 || uintptr(c-n)*size < smallPage {
+		return s
+	}
+	all := s[:c]
+	step := max(1, int(smallPage/size))
+	for i := n; i < c; i += step {
+		all[i] = zero
+	}
+	all[c-1] = zero
+	return s
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/formats/storefile"
+	"github.com/tistream/tistream/libs/offheap"
 	"github.com/tistream/tistream/libs/recycle"
 	"github.com/tistream/tistream/libs/tidbcodec"
 	formatv1 "github.com/tistream/tistream/proto/gen/go/tistream/format/v1"
@@ -176,7 +177,10 @@ func (rt *Router) Route(name string, data []byte) (_ map[uint64]*Batch, _ *forma
 				if a, ok := recycle.Smallest(&rt.free, n, 0); ok {
 					b.Events = a
 				} else {
-					b.Events = make([]Event, 0, n)
+					// Every page written now: the collector scans
+					// the array to its capacity while it fills
+					// (offheap.WritePages).
+					b.Events = offheap.WritePages(make([]Event, 0, n))
 				}
 			}
 			out[id] = b

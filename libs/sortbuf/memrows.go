@@ -193,11 +193,13 @@ func (cc *chunkCache) getIndex(n int) []memRow {
 // newIndex makes an empty index array with room for n rows. Workers fill
 // the indexes of different ranges at once, and a large one's first and
 // last page may be those of another's: offheap.Touch has them faulted
-// once, not by two workers at a time.
+// once, not by two workers at a time. Then every page is written
+// (offheap.WritePages): the collector scans the array to its capacity
+// while rows fill it.
 func newIndex(n int) []memRow {
 	a := make([]memRow, 0, n)
 	offheap.Touch(unsafe.Pointer(unsafe.SliceData(a)), uintptr(n)*uintptr(memRowSize))
-	return a
+	return offheap.WritePages(a)
 }
 
 // room makes room in rows for one more row: a full array moves to a new

@@ -36,6 +36,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/cdcpb"
 	"github.com/tistream/tistream/libs/objstore"
+	"github.com/tistream/tistream/libs/offheap"
 	"github.com/tistream/tistream/libs/pebblebase"
 	"github.com/tistream/tistream/libs/pool"
 	"github.com/tistream/tistream/libs/procstat"
@@ -412,10 +413,13 @@ type file struct {
 func ingest(ctx context.Context, o Options, g *generator, workers *workpool.Pool, group *pool.GroupWriter, ranges []*sorter.Range, table *route.Table, throttle *sorter.Throttle) error {
 	free := make(chan *file, filesInFlight)
 	for i := 0; i < filesInFlight; i++ {
-		f := &file{rows: make([]cdcpb.Event_Row, 0, 2*o.BatchRows), batches: make([]route.Batch, len(ranges)),
+		f := &file{rows: offheap.WritePages(make([]cdcpb.Event_Row, 0, 2*o.BatchRows)), batches: make([]route.Batch, len(ranges)),
 			refs: make([][]route.Ref, len(ranges))}
 		for j := range f.refs {
 			f.refs[j] = []route.Ref{{RegionID: uint64(j + 1), Version: 1, Term: 1}}
+			// Room for twice a range's share of a batch, every page
+			// written, as the router sizes a store file's batches.
+			f.batches[j].Events = offheap.WritePages(make([]route.Event, 0, 2*o.BatchRows/len(ranges)+8))
 		}
 		free <- f
 	}
