@@ -96,7 +96,7 @@ var writeback = startWriteback
 // that ends the file waits for about its last piece instead of for all of
 // it. On this project's 2-core guest a publication of ~20 MiB waited
 // 15–18 ms in fsync without it and 4–11 ms with it (docs/benchmarks.md,
-// "Write-back started while a file is written").
+// "Write-back behind the writes; pages the collector read first").
 type syncBehind struct {
 	f      *os.File
 	off    int64 // bytes written

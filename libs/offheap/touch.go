@@ -83,8 +83,9 @@ const smallPage = 4096
 // faults a second time, to give it a page of its own; with the process on
 // more than one CPU that fault also makes the other CPUs running it flush
 // their TLBs, an interprocessor interrupt each, costly in a virtual
-// machine (docs/benchmarks.md, "Pages the collector read first"). Written
-// first, each page faults once, as its first write would have anyway.
+// machine (docs/benchmarks.md, "Write-back behind the writes; pages the
+// collector read first"). Written first, each page faults once, as its
+// first write would have anyway.
 func WritePages[T any](s []T) []T {
 	var zero T
 	size := unsafe.Sizeof(zero)
