@@ -155,12 +155,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			// memory the host still backs, favours the next).
 			for j := range configs {
 				c := configs[(i+j)%len(configs)]
-				if *settle > 0 {
-					select {
-					case <-time.After(*settle):
-					case <-ctx.Done():
-						return 1
-					}
+				if !settleFor(ctx, *settle) {
+					return 1
 				}
 				var cpus []string
 				if *pin {
@@ -181,12 +177,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				if c.before {
 					continue
 				}
-				if *settle > 0 {
-					select {
-					case <-time.After(*settle):
-					case <-ctx.Done():
-						return 1
-					}
+				if !settleFor(ctx, *settle) {
+					return 1
 				}
 				rs, err := benchIndependent(ctx, c, copies, *pin, *rows, settings, both, *dir, stderr)
 				if err != nil {
@@ -495,21 +487,34 @@ func pinCommand(procs string) []string {
 	if err != nil || n >= runtime.NumCPU() {
 		return nil
 	}
-	path, err := exec.LookPath("taskset")
-	if err != nil {
-		return nil
-	}
-	return []string{path, "--cpu-list", fmt.Sprintf("0-%d", n-1)}
+	return taskset(fmt.Sprintf("0-%d", n-1))
 }
 
 // pinCPU is the taskset prefix that runs a child on CPU k alone, or nil
 // when taskset is missing.
-func pinCPU(k int) []string {
+func pinCPU(k int) []string { return taskset(strconv.Itoa(k)) }
+
+// taskset is the prefix that runs a command on the CPUs of list, or nil
+// when taskset is missing.
+func taskset(list string) []string {
 	path, err := exec.LookPath("taskset")
 	if err != nil {
 		return nil
 	}
-	return []string{path, "--cpu-list", strconv.Itoa(k)}
+	return []string{path, "--cpu-list", list}
+}
+
+// settleFor waits d before a child run (--settle); false if ctx ended.
+func settleFor(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // pinNote says how the children are pinned, for the table's header.
