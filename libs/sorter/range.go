@@ -268,6 +268,7 @@ func (r *Range) Apply(b *route.Batch) error {
 		r.stats.RefusedLate++
 		return err
 	}
+	defer r.match.Settle() // the matcher's charges, once a batch (txnmatch.Budget)
 	for i := range b.Events {
 		if err := r.applyEvent(b.Pos, &b.Events[i]); err != nil {
 			return fmt.Errorf("range %d of tenant %d: store %d file %d: %w", r.id, r.tenant, b.Pos.Store, b.Pos.Seq, err)

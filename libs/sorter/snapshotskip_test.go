@@ -199,3 +199,23 @@ func TestRestoreAfterSkippedSnapshots(t *testing.T) {
 	require.Equal(t, len(want), len(got))
 	require.Equal(t, want, got)
 }
+
+// Apply settles the matcher's charges once a batch: after it the shared
+// budget counts exactly what the range's matcher holds.
+func TestApplySettlesTheMatcherBudget(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	budget := txnmatch.NewBudget(1 << 30)
+	deps := Deps{Pool: store, Snapshots: store, Buffers: sortbuf.NewMemory(), Budget: budget, Owner: "t"}
+	r, err := Create(ctx, deps, pool.RangeSpec{Tenant: 1, RangeID: 1, Start: []byte("a"), End: []byte("c"), OpenedAt: 10}, 1)
+	require.NoError(t, err)
+	require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: 1},
+		Events: []route.Event{start(1, 1, 1, "a", "c"), row(cdcpb.Event_PREWRITE, "b", "x", 105, 0), row(cdcpb.Event_COMMIT, "bb", "", 107, 108)}}))
+	held := r.Matcher().Bytes
+	require.Positive(t, held, "a prewrite and a commit wait")
+	require.Equal(t, held, budget.Used())
+	require.NoError(t, r.Apply(&route.Batch{RangeID: 1, Pos: route.Position{Store: 1, Seq: 2},
+		Events: []route.Event{row(cdcpb.Event_COMMIT, "b", "", 105, 110), row(cdcpb.Event_PREWRITE, "bb", "y", 107, 0)}}))
+	require.Zero(t, r.Matcher().Bytes, "both matched")
+	require.Zero(t, budget.Used())
+}

@@ -98,4 +98,5 @@ func (m *Matcher) Forget(upTo uint64) {
 	if m.rollbacks.n > 0 {
 		m.charge(-m.rollbacks.dropBelow(upTo))
 	}
+	m.Settle()
 }

@@ -65,7 +65,7 @@ func TestDropCommitEveryOrder(t *testing.T) {
 			h.m.Forget(commitTs)
 			require.Zero(t, h.m.Stats().PendingRollbacks, name)
 			require.Zero(t, h.m.Stats().Bytes, name)
-			require.Zero(t, h.budget.Used(), name)
+			require.Zero(t, h.used(), name)
 		}
 	}
 }

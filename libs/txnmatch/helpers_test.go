@@ -78,11 +78,18 @@ func (h *harness) spillCount() int {
 	return n
 }
 
+// used settles the matcher, as its caller does after each batch, and
+// returns what the budget counts.
+func (h *harness) used() int64 {
+	h.m.Settle()
+	return h.budget.Used()
+}
+
 // requireConsistent checks the matcher's accounting against its budget.
 func (h *harness) requireConsistent() {
 	h.t.Helper()
 	st := h.m.Stats()
-	require.Equal(h.t, h.budget.Used(), st.Bytes, "a single matcher holds the whole budget use")
+	require.Equal(h.t, h.used(), st.Bytes, "a single matcher holds the whole budget use")
 	require.GreaterOrEqual(h.t, st.Bytes, int64(0))
 	require.Equal(h.t, int64(h.spillCount()), st.SpilledPrewrites)
 }

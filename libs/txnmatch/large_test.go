@@ -78,6 +78,7 @@ func TestLargeTransactionBoundedHeap(t *testing.T) {
 	}
 	st := m.Stats()
 	require.Equal(t, 1, st.SpilledTxns)
+	m.Settle()
 	require.LessOrEqual(t, budget.Used(), budget.Limit())
 	for i := uint64(0); i < rows; i++ {
 		fill(i)

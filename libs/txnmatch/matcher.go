@@ -27,6 +27,7 @@ type Matcher struct {
 
 	prewrites  int   // in memory
 	charged    int64 // bytes this matcher holds in the budget
+	unsettled  int64 // of charged, not yet passed on to the budget
 	spilledN   int64 // prewrites in the spill store
 	emitted    uint64
 	spills     uint64 // transactions moved to the spill store so far
@@ -122,7 +123,8 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 	delta += p.size()
 	t.put(p)
 	t.bytes += delta
-	if m.charge(delta) > m.budget.limit {
+	m.charge(delta)
+	if m.used() > m.budget.limit {
 		return m.spillLargest()
 	}
 	return nil
@@ -265,6 +267,7 @@ func (m *Matcher) DropPendingCommit(key []byte, startTs uint64) {
 	if c := m.commits.get(startTs, key); c != nil {
 		m.commits.remove(c)
 		m.charge(-commitSize(c.key))
+		m.Settle()
 	}
 }
 
@@ -285,6 +288,7 @@ func (m *Matcher) PendingRollbacks(fn func(key []byte, startTs uint64) bool) {
 func (m *Matcher) DropPendingRollback(key []byte, startTs uint64) {
 	if m.rollbacks.remove(startTs, key) {
 		m.charge(-rollbackSize(len(key)))
+		m.Settle()
 	}
 }
 
@@ -307,12 +311,31 @@ func (m *Matcher) dropInMemory(t *txn, startTs uint64, key []byte, p prewrite) {
 	}
 }
 
-// charge adds n bytes to this matcher's share of the budget and returns the
-// budget's new total.
-func (m *Matcher) charge(n int64) int64 {
+// charge adds n bytes to this matcher's share of the budget, passing its
+// unsettled charges on once they reach the budget's step (see Budget).
+func (m *Matcher) charge(n int64) {
 	m.charged += n
-	return m.budget.charge(n)
+	m.unsettled += n
+	if m.unsettled > m.budget.step || m.unsettled < -m.budget.step {
+		m.Settle()
+	}
 }
+
+// Settle passes on to the budget what this matcher has charged and not yet
+// passed on. The per-event methods (Prewrite, Commit, Committed, Rollback,
+// DropCommit) may leave up to the budget's step unsettled; their caller
+// settles at the end of each batch of events. Every other method leaves
+// the matcher settled.
+func (m *Matcher) Settle() {
+	if m.unsettled != 0 {
+		m.budget.used.Add(m.unsettled)
+		m.unsettled = 0
+	}
+}
+
+// used is the budget's total as this matcher sees it: what every matcher
+// settled and what this one has not.
+func (m *Matcher) used() int64 { return m.budget.Used() + m.unsettled }
 
 // Waiting commits and rollbacks are small but unbounded in count, so they
 // are charged too (they cannot be spilled; they end when their prewrite

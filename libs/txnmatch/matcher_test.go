@@ -206,7 +206,7 @@ func TestPendingCommitsInspection(t *testing.T) {
 	h.m.DropPendingCommit([]byte("a"), 10)
 	require.Zero(t, h.m.MinPendingCommit())
 	h.requireConsistent()
-	require.Zero(t, h.budget.Used())
+	require.Zero(t, h.used())
 }
 
 func TestPendingRollbacksInspection(t *testing.T) {
@@ -235,6 +235,8 @@ func TestBudgetSharedAndReleased(t *testing.T) {
 	require.NoError(t, a.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 1000), nil, 1, 0))
 	require.NoError(t, b.Prewrite([]byte("k"), sortbuf.OpPut, make([]byte, 500), nil, 1, 0))
 	require.NoError(t, b.Commit([]byte("x"), 0, 5, 6))
+	a.Settle()
+	b.Settle()
 	require.Equal(t, a.Stats().Bytes+b.Stats().Bytes, budget.Used())
 	require.Greater(t, a.Stats().Bytes, int64(1000))
 	a.Close()

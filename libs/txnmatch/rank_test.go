@@ -107,7 +107,7 @@ func rankCase(t *testing.T, evs []rankEvent, want sortbuf.Row, leftover func(ord
 					require.Equal(t, 1, held, "%s: the known leftover", desc)
 				} else {
 					require.Zero(t, held, "%s: nothing is kept", desc)
-					require.Zero(t, h.budget.Used(), desc)
+					require.Zero(t, h.used(), desc)
 				}
 				h.requireConsistent()
 			}
@@ -227,7 +227,7 @@ func TestForget(t *testing.T) {
 	h.commit("b", 11, 20)
 	h.commit("c", 12, 25) // an ordinary row: not indexed
 	require.Equal(t, 2, h.m.Stats().Corrections)
-	require.Positive(t, h.budget.Used(), "index entries are charged")
+	require.Positive(t, h.used(), "index entries are charged")
 	h.m.Forget(19)
 	require.Equal(t, 2, h.m.Stats().Corrections)
 	h.m.Forget(29)
@@ -241,7 +241,7 @@ func TestForget(t *testing.T) {
 	h.m.Forget(math.MaxUint64)
 	require.Zero(t, h.m.Stats().Corrections)
 	h.rollback("b", 11)
-	require.Zero(t, h.budget.Used())
+	require.Zero(t, h.used())
 	h.requireConsistent()
 }
 
@@ -289,9 +289,9 @@ func TestForgetDropsRollbacksBelowWatermark(t *testing.T) {
 	require.Equal(t, 3, h.m.Stats().PendingRollbacks, "a resolved ts may equal a lock's start_ts: kept")
 	h.m.Forget(11)
 	require.Equal(t, 1, h.m.Stats().PendingRollbacks)
-	require.Positive(t, h.budget.Used())
+	require.Positive(t, h.used())
 	h.m.Forget(21)
 	require.Zero(t, h.m.Stats().PendingRollbacks)
-	require.Zero(t, h.budget.Used())
+	require.Zero(t, h.used())
 	h.requireConsistent()
 }

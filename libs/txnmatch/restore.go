@@ -272,4 +272,5 @@ func (m *Matcher) install(st *decoded) {
 		bytes += commitSize(c.key)
 	}
 	m.charge(bytes)
+	m.Settle()
 }

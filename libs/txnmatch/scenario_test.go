@@ -124,7 +124,7 @@ func TestRandomInterleavings(t *testing.T) {
 		require.Len(t, got, len(sc.committed), "seed %d: every committed row comes out", seed)
 		require.Zero(t, h.m.MinPendingCommit())
 		require.Equal(t, Stats{Emitted: uint64(len(sc.committed))}, h.m.Stats(), "seed %d", seed)
-		require.Zero(t, h.budget.Used())
+		require.Zero(t, h.used())
 	}
 }
 
@@ -188,7 +188,7 @@ func TestSpillGivesSameOutput(t *testing.T) {
 			if seed%2 == 1 { // without duplicates nothing is left behind
 				require.Zero(t, h.spillCount(), "seed %d: matched spilled rows are deleted", seed)
 				require.Zero(t, h.m.Stats().SpilledTxns)
-				require.Zero(t, h.budget.Used())
+				require.Zero(t, h.used())
 			}
 		}
 	}

@@ -56,7 +56,7 @@ func TestSnapshotMidway(t *testing.T) {
 		st.Emitted, st.Spills, st.Superseded, st.Reemitted = 0, 0, 0, 0 // counters, not state
 		bst.Emitted, bst.Spills, bst.Superseded, bst.Reemitted = 0, 0, 0, 0
 		require.Equal(t, st, bst, "seed %d: restored state", seed)
-		require.Equal(t, a.budget.Used(), b.budget.Used())
+		require.Equal(t, a.used(), b.used())
 		var again bytes.Buffer
 		require.NoError(t, b.m.Snapshot(&again))
 		require.Equal(t, snap.Bytes(), again.Bytes(), "seed %d: equal states encode equally", seed)

@@ -127,7 +127,7 @@ func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want b
 // spill store until the budget is back under its low-water mark or nothing
 // is left in memory.
 func (m *Matcher) spillLargest() error {
-	need := m.budget.Used() - m.budget.lowWater()
+	need := m.used() - m.budget.lowWater()
 	if need <= 0 || len(m.txns) == 0 {
 		return nil
 	}

@@ -52,6 +52,7 @@ func (m *Matcher) Stats() Stats {
 // range's buffer.
 func (m *Matcher) Close() {
 	m.charge(-m.charged)
+	m.Settle()
 	m.txns, m.spilled = make(map[uint64]*txn), make(map[uint64]*spilledTxn)
 	m.commits, m.rollbacks, m.corrections = newPendingCommits(), newPendingRollbacks(), newPendingCommits()
 	m.prewrites, m.spilledN = 0, 0
