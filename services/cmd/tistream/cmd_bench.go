@@ -69,6 +69,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	child := fs.Bool("child", false, "run once in this process and print a JSON result (used by the parent)")
 	cpuProfile := fs.String("cpuprofile", "", "with --child: write a CPU profile of the run")
 	memProfile := fs.String("memprofile", "", "with --child: write a heap profile after the ingest phase (and FILE.end after the output phase); with --warm its allocation counts include the untimed run's")
+	traceFile := fs.String("trace", "", "with --child: write an execution trace of the run (go tool trace FILE): where goroutines waited and the processors were idle")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -89,7 +90,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			defer release()
 		}
 		return benchChild(ctx, sorterbench.Options{Rows: *rows, Pairs: *modes == "pairs", Dir: *dir, Seed: 1, Workers: *workers,
-			MemoryBudget: *budget, FlushEvery: *flush, FlushBytes: *flushBytes, WriteStallBytes: *stall}, *modes, *warm, *cpuProfile, *memProfile, stdout, stderr)
+			MemoryBudget: *budget, FlushEvery: *flush, FlushBytes: *flushBytes, WriteStallBytes: *stall}, *modes, *warm,
+			benchProfiles{cpu: *cpuProfile, mem: *memProfile, trace: *traceFile}, stdout, stderr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -307,7 +309,10 @@ func printIndependent(w io.Writer, label string, n int, alone, one []sorterbench
 	fmt.Fprintln(w)
 }
 
-func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm bool, cpuProfile, memProfile string, stdout, stderr io.Writer) int {
+// benchProfiles are a child's profile and trace files ("": none).
+type benchProfiles struct{ cpu, mem, trace string }
+
+func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm bool, prof benchProfiles, stdout, stderr io.Writer) int {
 	run := sorterbench.Run
 	switch mode {
 	case "pebble":
@@ -321,12 +326,17 @@ func benchChild(ctx context.Context, opts sorterbench.Options, mode string, warm
 			return 1
 		}
 	}
-	stop, ok := startCPUProfile(cpuProfile, "bench", stderr)
+	stop, ok := startCPUProfile(prof.cpu, "bench", stderr)
 	if !ok {
 		return 2
 	}
 	defer stop()
-	if memProfile != "" {
+	stopTrace, ok := startTrace(prof.trace, "bench", stderr)
+	if !ok {
+		return 2
+	}
+	defer stopTrace()
+	if memProfile := prof.mem; memProfile != "" {
 		write := func(path string) func() {
 			return func() {
 				runtime.GC() // the profile then counts every allocation up to here

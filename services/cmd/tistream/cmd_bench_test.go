@@ -85,6 +85,31 @@ func TestBenchChildWarm(t *testing.T) {
 	require.True(t, strings.Contains(errs.String(), "--dir"), errs.String())
 }
 
+// A child writes the CPU profile and the execution trace it is asked for;
+// a trace it cannot write is an error naming the flag, before any run.
+func TestBenchChildProfileAndTrace(t *testing.T) {
+	dir := t.TempDir()
+	prof, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "run.trace")
+	var out, errs bytes.Buffer
+	code := runBench(context.Background(), []string{"--child", "--rows", "20000", "--modes", "committed", "--dir", filepath.Join(dir, "run"),
+		"--huge-page-heap", "-1", "--gc-max-headroom", "-1", "--cpuprofile", prof, "--trace", tr}, &out, &errs)
+	require.Zero(t, code, errs.String())
+	b, err := os.ReadFile(tr)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(b, []byte("go 1.")), "an execution trace starts with its version header: %q", b[:min(len(b), 16)])
+	st, err := os.Stat(prof)
+	require.NoError(t, err)
+	require.Positive(t, st.Size())
+
+	out.Reset()
+	errs.Reset()
+	code = runBench(context.Background(), []string{"--child", "--rows", "20000", "--modes", "committed", "--dir", filepath.Join(dir, "run2"),
+		"--huge-page-heap", "-1", "--gc-max-headroom", "-1", "--trace", filepath.Join(dir, "missing", "run.trace")}, &out, &errs)
+	require.Equal(t, 2, code)
+	require.Contains(t, errs.String(), "--trace")
+	require.Empty(t, out.String(), "no run without its trace")
+}
+
 // Settings a run would take for something else are refused before any
 // child runs, each naming the flag.
 func TestBenchRefusesBadFlags(t *testing.T) {
