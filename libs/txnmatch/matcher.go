@@ -110,7 +110,8 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 		t = m.pool.get()
 		m.txns[startTs] = t
 	}
-	if old, ok := t.rows[string(key)]; ok { // a repeated prewrite: the first of the highest rank wins
+	old, held := t.rows.get(key)
+	if held { // a repeated prewrite: the first of the highest rank wins
 		m.superseded++
 		if !old.rank().less(rk) {
 			return nil
@@ -121,7 +122,7 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 	}
 	p := makePrewrite(t.alloc(len(key)+len(value)+len(oldValue)), key, op, generation, value, oldValue)
 	delta += p.size()
-	t.put(p)
+	t.rows.set(p, held)
 	t.bytes += delta
 	m.charge(delta)
 	if m.used() > m.budget.limit {
@@ -137,7 +138,7 @@ func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) er
 		return fmt.Errorf("%w: commit with commit_ts %d and %s", ErrInvalidEvent, commitTs, op)
 	}
 	if t := m.txns[startTs]; t != nil {
-		if p, ok := t.rows[string(key)]; ok {
+		if p, ok := t.rows.get(key); ok {
 			if err := m.emitRow(p.row(op, startTs, commitTs)); err != nil {
 				return err
 			}
@@ -180,7 +181,7 @@ func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) er
 // Rollback drops the prewrite, or waits for it to drop it on arrival.
 func (m *Matcher) Rollback(key []byte, startTs uint64) error {
 	if t := m.txns[startTs]; t != nil {
-		if p, ok := t.rows[string(key)]; ok {
+		if p, ok := t.rows.get(key); ok {
 			m.dropInMemory(t, startTs, key, p)
 			return nil
 		}
@@ -223,7 +224,7 @@ func (m *Matcher) Rollback(key []byte, startTs uint64) error {
 func (m *Matcher) DropCommit(key []byte, startTs, commitTs uint64) error {
 	m.DropPendingCommit(key, startTs)
 	if t := m.txns[startTs]; t != nil {
-		if p, ok := t.rows[string(key)]; ok {
+		if p, ok := t.rows.get(key); ok {
 			m.dropInMemory(t, startTs, key, p)
 		}
 	}
@@ -301,11 +302,11 @@ func (m *Matcher) emitRow(r sortbuf.Row) error {
 }
 
 func (m *Matcher) dropInMemory(t *txn, startTs uint64, key []byte, p prewrite) {
-	delete(t.rows, string(key))
+	t.rows.remove(key)
 	t.bytes -= p.size()
 	m.prewrites--
 	m.charge(-p.size())
-	if len(t.rows) == 0 {
+	if t.rows.len() == 0 {
 		delete(m.txns, startTs)
 		m.pool.put(t)
 	}

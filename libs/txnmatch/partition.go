@@ -27,16 +27,16 @@ func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 	}
 	for ts, t := range m.txns {
 		var kept *txn
-		for k, p := range t.rows {
-			if !keep(p.key()) {
-				continue
+		t.rows.each(func(p prewrite) bool {
+			if keep(p.key()) {
+				if kept == nil {
+					kept = &txn{}
+					part.txns[ts] = kept
+				}
+				kept.rows.set(p, false) // shared, read-only: Snapshot only reads it
 			}
-			if kept == nil {
-				kept = &txn{rows: make(map[string]prewrite)}
-				part.txns[ts] = kept
-			}
-			kept.rows[k] = p // shared, read-only: Snapshot only reads it
-		}
+			return true
+		})
 	}
 	if len(m.spilled) > 0 {
 		err := m.spill.ForEach(func(startTs uint64, key, _ []byte) error {
@@ -101,14 +101,20 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 		for ts, t := range st.txns {
 			dst := out.txns[ts]
 			if dst == nil {
-				dst = &txn{rows: make(map[string]prewrite, len(t.rows))}
+				dst = &txn{}
 				out.txns[ts] = dst
 			}
-			for k, p := range t.rows {
-				if _, dup := dst.rows[k]; dup {
-					return fmt.Errorf("merge snapshot %d: %w: prewrite of %q at %d in two inputs", i, ErrCorruptSnapshot, k, ts)
+			var dupErr error
+			t.rows.each(func(p prewrite) bool {
+				if _, dup := dst.rows.get(p.key()); dup {
+					dupErr = fmt.Errorf("merge snapshot %d: %w: prewrite of %q at %d in two inputs", i, ErrCorruptSnapshot, p.key(), ts)
+					return false
 				}
-				dst.rows[k] = p
+				dst.rows.set(p, false)
+				return true
+			})
+			if dupErr != nil {
+				return dupErr
 			}
 		}
 		for ts, s := range st.spilled {
@@ -140,14 +146,13 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 		if t == nil {
 			continue
 		}
-		keys := sortedKeys(t.rows)
-		for _, k := range keys {
-			p := t.rows[k]
+		rows := t.rows.sorted()
+		for _, p := range rows {
 			if err := respill(ts, p.key(), appendSpillValue(nil, p.op, p.gen, p.value(), p.old())); err != nil {
 				return fmt.Errorf("txnmatch: respill: %w", err)
 			}
 		}
-		out.spilled[ts].keys += int64(len(keys))
+		out.spilled[ts].keys += int64(len(rows))
 		delete(out.txns, ts)
 	}
 	return out.Snapshot(w)

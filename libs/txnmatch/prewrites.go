@@ -1,6 +1,9 @@
 package txnmatch
 
 import (
+	"bytes"
+	"encoding/binary"
+	"slices"
 	"unsafe"
 
 	"github.com/tistream/tistream/libs/sortbuf"
@@ -10,7 +13,10 @@ import (
 // allocation; the map key of a txn's rows is a string view of its key part,
 // so a prewrite costs one allocation besides its map slot.
 type prewrite struct {
-	op   sortbuf.Op
+	op sortbuf.Op
+	// tail is the key's last bytes (keyTail): rows searched in a slice
+	// compare it before the key.
+	tail uint32
 	buf  []byte
 	klen int32
 	vlen int32
@@ -31,7 +37,21 @@ func makePrewrite(buf []byte, key []byte, op sortbuf.Op, gen uint64, value, old 
 	buf = append(buf, key...)
 	buf = append(buf, value...)
 	buf = append(buf, old...)
-	return prewrite{op: op, buf: buf, klen: int32(len(key)), vlen: int32(len(value)), gen: gen}
+	return prewrite{op: op, tail: keyTail(key), buf: buf, klen: int32(len(key)), vlen: int32(len(value)), gen: gen}
+}
+
+// keyTail is the last four bytes of key (fewer when it is shorter): where
+// the keys of one transaction's rows differ most often (a record key ends
+// with its handle), so two keys with the same tail are likely the same.
+func keyTail(key []byte) uint32 {
+	if n := len(key); n >= 4 {
+		return binary.LittleEndian.Uint32(key[n-4:])
+	}
+	var t uint32
+	for _, b := range key {
+		t = t<<8 | uint32(b)
+	}
+	return t
 }
 
 // keyString is a string view of the key bytes, which are never modified.
@@ -50,13 +70,12 @@ func (p *prewrite) rank() rank    { return rankOf(p.gen) }
 
 // txn holds the in-memory prewrites of one transaction. Their bytes are
 // carved out of chunks owned by the txn, so a prewrite allocates nothing in
-// the common case, and a finished txn is recycled with its map and last
-// chunk (see txnPool).
+// the common case, and a finished txn is recycled with its rows' memory
+// and last chunk (see txnPool).
 type txn struct {
-	rows  map[string]prewrite
+	rows  txnRows
 	bytes int64
 	chunk []byte
-	peak  int // most rows held at once, to keep big maps out of the pool
 }
 
 const (
@@ -78,9 +97,129 @@ func (t *txn) alloc(n int) []byte {
 	return t.chunk[start : start : start+n]
 }
 
-func (t *txn) put(p prewrite) {
-	t.rows[p.keyString()] = p
-	t.peak = max(t.peak, len(t.rows))
+// txnRows are a transaction's in-memory prewrites by key. Most
+// transactions have a few rows, each prewritten and then committed once:
+// up to fewRows they are a slice searched in order, which costs less than
+// a map's hashing, and nothing when the last one goes (a Go map draws a
+// new hash seed each time it is emptied). Past fewRows they move to a map
+// for good (until the transaction is recycled).
+type txnRows struct {
+	few  []prewrite
+	many map[string]prewrite // holds the rows when big
+	big  bool
+	peak int // most rows held at once, to keep big maps out of the pool
+}
+
+// fewRows is the most rows kept in the slice.
+const fewRows = 16
+
+func (r *txnRows) len() int {
+	if r.big {
+		return len(r.many)
+	}
+	return len(r.few)
+}
+
+// find returns the place of key's row in few, or -1.
+func (r *txnRows) find(key []byte) int {
+	tail := keyTail(key)
+	for i := range r.few {
+		if p := &r.few[i]; p.tail == tail && int(p.klen) == len(key) && string(p.key()) == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns key's row.
+func (r *txnRows) get(key []byte) (prewrite, bool) {
+	if r.big {
+		p, ok := r.many[string(key)]
+		return p, ok
+	}
+	if i := r.find(key); i >= 0 {
+		return r.few[i], true
+	}
+	return prewrite{}, false
+}
+
+// set adds p, or replaces the row of its key; held says whether there is
+// one (the caller has just looked it up).
+func (r *txnRows) set(p prewrite, held bool) {
+	switch {
+	case r.big:
+		r.many[p.keyString()] = p
+	case held:
+		r.few[r.find(p.key())] = p
+		return
+	case len(r.few) < fewRows:
+		r.few = append(r.few, p)
+	default:
+		if r.many == nil {
+			r.many = make(map[string]prewrite, 2*fewRows)
+		}
+		for i := range r.few {
+			r.many[r.few[i].keyString()] = r.few[i]
+		}
+		clear(r.few)
+		r.few = r.few[:0]
+		r.big = true
+		r.many[p.keyString()] = p
+	}
+	r.peak = max(r.peak, r.len())
+}
+
+// remove deletes key's row, if any.
+func (r *txnRows) remove(key []byte) {
+	if r.big {
+		delete(r.many, string(key))
+		return
+	}
+	if i := r.find(key); i >= 0 {
+		last := len(r.few) - 1
+		r.few[i] = r.few[last]
+		r.few[last] = prewrite{}
+		r.few = r.few[:last]
+	}
+}
+
+// each calls fn for every row, in no particular order, until fn returns
+// false. fn may remove the row it is given, and no other.
+func (r *txnRows) each(fn func(p prewrite) bool) {
+	if r.big {
+		for _, p := range r.many {
+			if !fn(p) {
+				return
+			}
+		}
+		return
+	}
+	for i := len(r.few) - 1; i >= 0; i-- { // from the back: fn may remove few[i]
+		if !fn(r.few[i]) {
+			return
+		}
+	}
+}
+
+// sorted returns the rows in key order.
+func (r *txnRows) sorted() []prewrite {
+	out := make([]prewrite, 0, r.len())
+	r.each(func(p prewrite) bool {
+		out = append(out, p)
+		return true
+	})
+	slices.SortFunc(out, func(a, b prewrite) int { return bytes.Compare(a.key(), b.key()) })
+	return out
+}
+
+// reset empties the rows for a recycled transaction.
+func (r *txnRows) reset() {
+	clear(r.few)
+	r.few = r.few[:0]
+	if r.many != nil {
+		clear(r.many)
+	}
+	r.big, r.peak = false, 0
 }
 
 // txnPool recycles finished transactions of one matcher.
@@ -92,17 +231,17 @@ func (p *txnPool) get() *txn {
 		p.free = p.free[:n-1]
 		return t
 	}
-	return &txn{rows: make(map[string]prewrite, 16)}
+	return &txn{}
 }
 
 // put recycles t, whose rows are all gone: no emitted row or map key
 // refers to its chunk any more.
 func (p *txnPool) put(t *txn) {
-	if len(p.free) >= maxPooledTxns || t.peak > maxPooledRows || cap(t.chunk) > maxPooledChunk {
+	if len(p.free) >= maxPooledTxns || t.rows.peak > maxPooledRows || cap(t.chunk) > maxPooledChunk {
 		return
 	}
-	clear(t.rows)
-	t.bytes, t.peak = 0, 0
+	t.rows.reset()
+	t.bytes = 0
 	t.chunk = t.chunk[:0]
 	p.free = append(p.free, t)
 }

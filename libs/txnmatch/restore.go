@@ -145,7 +145,7 @@ func (d *decoder) txns(st *decoded) {
 		if _, dup := st.txns[startTs]; dup && d.err == nil {
 			d.fail("transaction %d twice", startTs)
 		}
-		t := &txn{rows: make(map[string]prewrite, rows)}
+		t := &txn{}
 		for j := 0; j < rows && d.err == nil; j++ {
 			op := d.op(false)
 			var gen uint64
@@ -156,12 +156,12 @@ func (d *decoder) txns(st *decoded) {
 			if d.err != nil {
 				break
 			}
-			if _, dup := t.rows[string(key)]; dup {
+			if _, dup := t.rows.get(key); dup {
 				d.fail("key %q of transaction %d twice", key, startTs)
 				break
 			}
 			p := newPrewrite(key, op, gen, value, old)
-			t.put(p)
+			t.rows.set(p, false)
 			t.bytes += p.size()
 			st.prewrites++
 		}

@@ -46,11 +46,10 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 	e.uint(uint64(len(starts)))
 	for _, ts := range starts {
 		t := m.txns[ts]
-		keys := sortedKeys(t.rows)
+		rows := t.rows.sorted()
 		e.uint(ts)
-		e.uint(uint64(len(keys)))
-		for _, k := range keys {
-			p := t.rows[k]
+		e.uint(uint64(len(rows)))
+		for _, p := range rows {
 			e.buf = append(e.buf, byte(p.op))
 			e.uint(p.gen)
 			e.bytes(p.key())

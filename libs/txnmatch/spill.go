@@ -162,18 +162,24 @@ func (m *Matcher) spillTxn(startTs uint64) (int64, error) {
 	// are accounted to the spilled transaction, the rest stay in memory.
 	m.spilled[startTs] = st
 	var freed int64
-	for k, p := range t.rows {
+	var err error
+	t.rows.each(func(p prewrite) bool {
 		m.scratch = appendSpillValue(m.scratch[:0], p.op, p.gen, p.value(), p.old())
-		if err := m.spill.Put(startTs, p.key(), m.scratch); err != nil {
-			return freed, fmt.Errorf("txnmatch: spill put: %w", err)
+		if err = m.spill.Put(startTs, p.key(), m.scratch); err != nil {
+			err = fmt.Errorf("txnmatch: spill put: %w", err)
+			return false
 		}
 		st.keys++
 		m.spilledN++
-		delete(t.rows, k)
+		t.rows.remove(p.key())
 		t.bytes -= p.size()
 		m.prewrites--
 		m.charge(-p.size())
 		freed += p.size()
+		return true
+	})
+	if err != nil {
+		return freed, err
 	}
 	delete(m.txns, startTs)
 	m.pool.put(t)
