@@ -17,7 +17,7 @@ type Matcher struct {
 	budget *Budget
 	emit   func(sortbuf.Row) error
 
-	txns      map[uint64]*txn        // in-memory prewrites by start_ts
+	txns      txnTable               // in-memory prewrites by start_ts
 	spilled   map[uint64]*spilledTxn // transactions in the spill store
 	commits   pendingCommits
 	rollbacks pendingRollbacks
@@ -43,7 +43,6 @@ type Matcher struct {
 func New(spill sortbuf.SpillStore, budget *Budget, emit func(sortbuf.Row) error) *Matcher {
 	return &Matcher{
 		spill: spill, budget: budget, emit: emit,
-		txns:        make(map[uint64]*txn),
 		spilled:     make(map[uint64]*spilledTxn),
 		commits:     newPendingCommits(),
 		rollbacks:   newPendingRollbacks(),
@@ -104,11 +103,11 @@ func (m *Matcher) Prewrite(key []byte, op sortbuf.Op, value, oldValue []byte, st
 	if st := m.spilled[startTs]; st != nil {
 		return m.putSpilled(st, startTs, key, op, value, oldValue, generation)
 	}
-	t := m.txns[startTs]
+	t := m.txns.get(startTs)
 	var delta int64
 	if t == nil {
 		t = m.pool.get()
-		m.txns[startTs] = t
+		m.txns.add(startTs, t)
 	}
 	old, held := t.rows.get(key)
 	if held { // a repeated prewrite: the first of the highest rank wins
@@ -137,7 +136,7 @@ func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) er
 	if commitTs == 0 || (op != 0 && !op.Valid()) {
 		return fmt.Errorf("%w: commit with commit_ts %d and %s", ErrInvalidEvent, commitTs, op)
 	}
-	if t := m.txns[startTs]; t != nil {
+	if t := m.txns.get(startTs); t != nil {
 		if p, ok := t.rows.get(key); ok {
 			if err := m.emitRow(p.row(op, startTs, commitTs)); err != nil {
 				return err
@@ -180,7 +179,7 @@ func (m *Matcher) Commit(key []byte, op sortbuf.Op, startTs, commitTs uint64) er
 
 // Rollback drops the prewrite, or waits for it to drop it on arrival.
 func (m *Matcher) Rollback(key []byte, startTs uint64) error {
-	if t := m.txns[startTs]; t != nil {
+	if t := m.txns.get(startTs); t != nil {
 		if p, ok := t.rows.get(key); ok {
 			m.dropInMemory(t, startTs, key, p)
 			return nil
@@ -223,7 +222,7 @@ func (m *Matcher) Rollback(key []byte, startTs uint64) error {
 // (never a row); one kept costs a few bytes until the next flush.
 func (m *Matcher) DropCommit(key []byte, startTs, commitTs uint64) error {
 	m.DropPendingCommit(key, startTs)
-	if t := m.txns[startTs]; t != nil {
+	if t := m.txns.get(startTs); t != nil {
 		if p, ok := t.rows.get(key); ok {
 			m.dropInMemory(t, startTs, key, p)
 		}
@@ -307,7 +306,7 @@ func (m *Matcher) dropInMemory(t *txn, startTs uint64, key []byte, p prewrite) {
 	m.prewrites--
 	m.charge(-p.size())
 	if t.rows.len() == 0 {
-		delete(m.txns, startTs)
+		m.txns.remove(startTs)
 		m.pool.put(t)
 	}
 }

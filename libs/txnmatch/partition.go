@@ -19,25 +19,25 @@ import (
 // SpillStore (ForEach). The matcher is not changed.
 func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 	part := &Matcher{
-		txns:        make(map[uint64]*txn),
 		spilled:     make(map[uint64]*spilledTxn),
 		commits:     newPendingCommits(),
 		rollbacks:   newPendingRollbacks(),
 		corrections: newPendingCommits(),
 	}
-	for ts, t := range m.txns {
+	m.txns.each(func(ts uint64, t *txn) bool {
 		var kept *txn
 		t.rows.each(func(p prewrite) bool {
 			if keep(p.key()) {
 				if kept == nil {
 					kept = &txn{}
-					part.txns[ts] = kept
+					part.txns.add(ts, kept)
 				}
 				kept.rows.set(p, false) // shared, read-only: Snapshot only reads it
 			}
 			return true
 		})
-	}
+		return true
+	})
 	if len(m.spilled) > 0 {
 		err := m.spill.ForEach(func(startTs uint64, key, _ []byte) error {
 			if _, ok := m.spilled[startTs]; !ok || !keep(key) {
@@ -87,7 +87,6 @@ func (m *Matcher) SnapshotKeys(w io.Writer, keep func(key []byte) bool) error {
 // spill stores.
 func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte) error, snaps ...[]byte) error {
 	out := &Matcher{
-		txns:        make(map[uint64]*txn),
 		spilled:     make(map[uint64]*spilledTxn),
 		commits:     newPendingCommits(),
 		rollbacks:   newPendingRollbacks(),
@@ -99,10 +98,10 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 			return fmt.Errorf("merge snapshot %d: %w", i, err)
 		}
 		for ts, t := range st.txns {
-			dst := out.txns[ts]
+			dst := out.txns.get(ts)
 			if dst == nil {
 				dst = &txn{}
-				out.txns[ts] = dst
+				out.txns.add(ts, dst)
 			}
 			var dupErr error
 			t.rows.each(func(p prewrite) bool {
@@ -142,7 +141,7 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 		}
 	}
 	for _, ts := range sortedKeys(out.spilled) {
-		t := out.txns[ts]
+		t := out.txns.get(ts)
 		if t == nil {
 			continue
 		}
@@ -153,7 +152,7 @@ func MergeSnapshots(w io.Writer, respill func(startTs uint64, key, value []byte)
 			}
 		}
 		out.spilled[ts].keys += int64(len(rows))
-		delete(out.txns, ts)
+		out.txns.remove(ts)
 	}
 	return out.Snapshot(w)
 }

@@ -222,6 +222,120 @@ func (r *txnRows) reset() {
 	r.big, r.peak = false, 0
 }
 
+// txnTable is a matcher's in-memory transactions by start_ts. A range's
+// transactions mostly begin and end within a batch, a few open at a time:
+// up to fewTxns they are a slice searched in order (no hashing, and no new
+// hash seed drawn each time the last one ends, as a Go map does when
+// emptied); more move to a map, and back to the slice once at most
+// fewTxns/4 are left.
+type txnTable struct {
+	few  []txnEntry
+	many map[uint64]*txn // holds the transactions when big
+	big  bool
+}
+
+type txnEntry struct {
+	startTs uint64
+	t       *txn
+}
+
+// fewTxns is the most transactions kept in the slice.
+const fewTxns = 8
+
+func (tt *txnTable) len() int {
+	if tt.big {
+		return len(tt.many)
+	}
+	return len(tt.few)
+}
+
+// get returns the transaction of startTs, or nil.
+func (tt *txnTable) get(startTs uint64) *txn {
+	if tt.big {
+		return tt.many[startTs]
+	}
+	for i := range tt.few {
+		if tt.few[i].startTs == startTs {
+			return tt.few[i].t
+		}
+	}
+	return nil
+}
+
+// add adds t as the transaction of startTs, which has none.
+func (tt *txnTable) add(startTs uint64, t *txn) {
+	switch {
+	case tt.big:
+		tt.many[startTs] = t
+	case len(tt.few) < fewTxns:
+		tt.few = append(tt.few, txnEntry{startTs, t})
+	default:
+		if tt.many == nil {
+			tt.many = make(map[uint64]*txn, 4*fewTxns)
+		}
+		for _, e := range tt.few {
+			tt.many[e.startTs] = e.t
+		}
+		clear(tt.few)
+		tt.few = tt.few[:0]
+		tt.big = true
+		tt.many[startTs] = t
+	}
+}
+
+// remove drops the transaction of startTs, if any.
+func (tt *txnTable) remove(startTs uint64) {
+	if tt.big {
+		delete(tt.many, startTs)
+		if len(tt.many) <= fewTxns/4 {
+			for ts, t := range tt.many {
+				tt.few = append(tt.few, txnEntry{ts, t})
+			}
+			clear(tt.many)
+			tt.big = false
+		}
+		return
+	}
+	for i := range tt.few {
+		if tt.few[i].startTs == startTs {
+			last := len(tt.few) - 1
+			tt.few[i] = tt.few[last]
+			tt.few[last] = txnEntry{}
+			tt.few = tt.few[:last]
+			return
+		}
+	}
+}
+
+// each calls fn for every transaction, in no particular order, until fn
+// returns false. fn must not add or remove transactions.
+func (tt *txnTable) each(fn func(startTs uint64, t *txn) bool) {
+	if tt.big {
+		for ts, t := range tt.many {
+			if !fn(ts, t) {
+				return
+			}
+		}
+		return
+	}
+	for _, e := range tt.few {
+		if !fn(e.startTs, e.t) {
+			return
+		}
+	}
+}
+
+// sortedStarts returns the start_ts of every transaction, ascending.
+func (tt *txnTable) sortedStarts() []uint64 {
+	out := make([]uint64, 0, tt.len())
+	tt.each(func(ts uint64, _ *txn) bool {
+		out = append(out, ts)
+		return true
+	})
+	slices.Sort(out)
+	return out
+}
+
 // txnPool recycles finished transactions of one matcher.
 type txnPool struct{ free []*txn }
 

@@ -102,3 +102,50 @@ func TestTxnRowsEachRemoving(t *testing.T) {
 		require.Equal(t, max(0, n-n/2-min(2, n-n/2)), r.len(), "n %d: stopped after two", n)
 	}
 }
+
+// txnTable, as a slice, past fewTxns as a map and back, against a plain
+// map: random adds and removals with every read checked after each step.
+func TestTxnTableAgainstAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	var tt txnTable
+	want := map[uint64]*txn{}
+	for step := range 20000 {
+		space := uint64(6)
+		if step/1000%2 == 1 {
+			space = 40
+		}
+		ts := 1 + rng.Uint64N(space)
+		if rng.IntN(2) == 0 {
+			if want[ts] == nil {
+				x := &txn{bytes: int64(step)}
+				tt.add(ts, x)
+				want[ts] = x
+			}
+		} else {
+			tt.remove(ts)
+			delete(want, ts)
+		}
+		require.Equal(t, len(want), tt.len(), "step %d", step)
+		if len(want) > fewTxns {
+			require.True(t, tt.big, "step %d: more than fewTxns transactions are in the map", step)
+		}
+		if len(want) <= fewTxns/4 {
+			require.False(t, tt.big, "step %d: a few left go back to the slice", step)
+		}
+		for ts, x := range want {
+			require.Same(t, x, tt.get(ts), "step %d: %d", step, ts)
+		}
+		require.Nil(t, tt.get(1<<40), "a start_ts never added")
+		seen := map[uint64]bool{}
+		tt.each(func(ts uint64, x *txn) bool {
+			require.False(t, seen[ts])
+			seen[ts] = true
+			require.Same(t, want[ts], x)
+			return true
+		})
+		require.Len(t, seen, len(want))
+		starts := tt.sortedStarts()
+		require.True(t, slices.IsSorted(starts))
+		require.Len(t, starts, len(want))
+	}
+}

@@ -252,10 +252,12 @@ func (d *decoder) corrections(st *decoded) {
 
 // install makes st the matcher's state and charges it to the budget.
 func (m *Matcher) install(st *decoded) {
-	m.txns, m.spilled, m.rollbacks = st.txns, st.spilled, st.rollbacks
+	m.spilled, m.rollbacks = st.spilled, st.rollbacks
 	m.prewrites, m.spilledN = st.prewrites, st.spilledN
+	m.txns = txnTable{}
 	var bytes int64
-	for _, t := range m.txns {
+	for ts, t := range st.txns {
+		m.txns.add(ts, t)
 		bytes += t.bytes
 	}
 	for _, c := range st.commits {

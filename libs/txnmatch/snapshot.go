@@ -42,10 +42,10 @@ func (m *Matcher) Snapshot(w io.Writer) error {
 	e := encoder{buf: append(make([]byte, 0, 4096), snapshotMagic...)}
 	e.buf = append(e.buf, snapshotVersion)
 
-	starts := sortedKeys(m.txns)
+	starts := m.txns.sortedStarts()
 	e.uint(uint64(len(starts)))
 	for _, ts := range starts {
-		t := m.txns[ts]
+		t := m.txns.get(ts)
 		rows := t.rows.sorted()
 		e.uint(ts)
 		e.uint(uint64(len(rows)))
@@ -149,7 +149,7 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 // bound it (io.LimitReader) when its source is not trusted to be small.
 // Any malformed input is an error and leaves the matcher empty.
 func (m *Matcher) Restore(r io.Reader) error {
-	if len(m.txns) > 0 || len(m.spilled) > 0 || m.commits.len() > 0 || m.rollbacks.n > 0 || m.corrections.len() > 0 {
+	if m.txns.len() > 0 || len(m.spilled) > 0 || m.commits.len() > 0 || m.rollbacks.n > 0 || m.corrections.len() > 0 {
 		return fmt.Errorf("txnmatch: restore into a matcher that is not empty")
 	}
 	data, err := io.ReadAll(r)

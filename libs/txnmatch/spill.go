@@ -128,17 +128,18 @@ func (m *Matcher) takeSpilled(st *spilledTxn, startTs uint64, key []byte, want b
 // is left in memory.
 func (m *Matcher) spillLargest() error {
 	need := m.used() - m.budget.lowWater()
-	if need <= 0 || len(m.txns) == 0 {
+	if need <= 0 || m.txns.len() == 0 {
 		return nil
 	}
 	type cand struct {
 		startTs uint64
 		bytes   int64
 	}
-	cands := make([]cand, 0, len(m.txns))
-	for ts, t := range m.txns {
+	cands := make([]cand, 0, m.txns.len())
+	m.txns.each(func(ts uint64, t *txn) bool {
 		cands = append(cands, cand{ts, t.bytes})
-	}
+		return true
+	})
 	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.bytes, a.bytes) })
 	for _, c := range cands {
 		if need <= 0 {
@@ -156,7 +157,7 @@ func (m *Matcher) spillLargest() error {
 // spillTxn moves one transaction to the spill store and returns the bytes
 // it freed.
 func (m *Matcher) spillTxn(startTs uint64) (int64, error) {
-	t := m.txns[startTs]
+	t := m.txns.get(startTs)
 	st := &spilledTxn{}
 	// Registered first: if a Put fails midway, the rows already written
 	// are accounted to the spilled transaction, the rest stay in memory.
@@ -181,7 +182,7 @@ func (m *Matcher) spillTxn(startTs uint64) (int64, error) {
 	if err != nil {
 		return freed, err
 	}
-	delete(m.txns, startTs)
+	m.txns.remove(startTs)
 	m.pool.put(t)
 	m.spills++
 	return freed, nil

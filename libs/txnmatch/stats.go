@@ -31,7 +31,7 @@ type Stats struct {
 // Stats is O(1).
 func (m *Matcher) Stats() Stats {
 	return Stats{
-		Txns:             len(m.txns),
+		Txns:             m.txns.len(),
 		Prewrites:        m.prewrites,
 		SpilledTxns:      len(m.spilled),
 		SpilledPrewrites: m.spilledN,
@@ -53,7 +53,7 @@ func (m *Matcher) Stats() Stats {
 func (m *Matcher) Close() {
 	m.charge(-m.charged)
 	m.Settle()
-	m.txns, m.spilled = make(map[uint64]*txn), make(map[uint64]*spilledTxn)
+	m.txns, m.spilled = txnTable{}, make(map[uint64]*spilledTxn)
 	m.commits, m.rollbacks, m.corrections = newPendingCommits(), newPendingRollbacks(), newPendingCommits()
 	m.prewrites, m.spilledN = 0, 0
 }
