@@ -13,11 +13,11 @@ import "sync/atomic"
 // (Matcher.Settle). The shared counter is one cache line that every
 // worker writes; written on every prewrite and commit, it doubled the
 // CPU the matcher's prewrites and drops took on two cores against one
-// (docs/benchmarks.md, "One counter every worker wrote"). A matcher compares against the
-// limit the settled total plus its own unsettled charges, so the total it
-// sees is short by at most the unsettled charges of the other matchers in
-// the middle of a batch: under step bytes each, and at most one matcher
-// per worker.
+// (docs/benchmarks.md, "One counter every worker wrote"). A matcher
+// compares against the limit the settled total plus its own unsettled
+// charges, so the total it sees is short by at most the unsettled charges
+// of the other matchers in the middle of a batch: under step bytes each,
+// and at most one matcher per worker.
 type Budget struct {
 	limit int64
 	step  int64

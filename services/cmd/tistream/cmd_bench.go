@@ -77,6 +77,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tistream bench: %v\n", err)
 		return 2
 	}
+	if !*child && (*cpuProfile != "" || *memProfile != "" || *traceFile != "") {
+		fmt.Fprintln(stderr, "tistream bench: --cpuprofile, --memprofile and --trace record one child's run: give them with --child")
+		return 2
+	}
 	pageMode, err := offheap.ParsePageMode(*hugePages)
 	if err != nil {
 		fmt.Fprintf(stderr, "tistream bench: --huge-pages: %v\n", err)

@@ -129,6 +129,8 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--memory-budget", "-1"}, "--memory-budget -1"},
 		{[]string{"--modes", "committed,bogus"}, `unknown mode "bogus"`},
 		{[]string{"--child", "--modes", "committed,pairs", "--dir", "d"}, "with --child: want one of"},
+		{[]string{"--trace", "t"}, "give them with --child"},
+		{[]string{"--cpuprofile", "p"}, "give them with --child"},
 	} {
 		var out, errs bytes.Buffer
 		require.Equal(t, 2, runBench(context.Background(), tc.args, &out, &errs), "%v", tc.args)
