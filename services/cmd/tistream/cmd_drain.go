@@ -208,11 +208,8 @@ func drainBench(ctx context.Context, o lagOptions, d drainOptions, stderr io.Wri
 	}
 	stopProfile() // the drain only, not the pull
 	stopProfile = func() {}
-	if err := scrapeCounters(f, res.Metrics); err != nil {
+	if err := scrapeAfterDrain(ctx, f, before, res.Metrics, res.Sim.RowsCommitted, 5*time.Second); err != nil {
 		return nil, err
-	}
-	for k, v := range before {
-		res.Metrics[k] -= v
 	}
 	rec.mu.Lock()
 	for k, c := range rec.objects {
@@ -312,4 +309,31 @@ func drainCheck(r *drainResult) error {
 		return fmt.Errorf("the sorters flushed %d rows, fewer than the %d the simulator committed", n, r.Sim.RowsCommitted)
 	}
 	return nil
+}
+
+// scrapeAfterDrain reads the fleet's counters, less before, into into.
+// The drain is seen in the published objects, and a sorter counts a
+// flush's rows once the round's publication has returned (its commit
+// step), a moment later: until the sorters' flushed rows reach rows, or
+// for at most wait, it reads them again every 10 ms, so that a loaded
+// machine's late commit step is not taken for rows never flushed.
+func scrapeAfterDrain(ctx context.Context, f *fleet, before, into map[string]float64, rows int64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		clear(into)
+		if err := scrapeCounters(f, into); err != nil {
+			return err
+		}
+		for k, v := range before {
+			into[k] -= v
+		}
+		if into["tistream_sorter_rows_flushed_total"] >= float64(rows) || !time.Now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/tistream/tistream/libs/sim"
 )
@@ -118,4 +119,34 @@ func TestDrainBench(t *testing.T) {
 func TestBacklogDuration(t *testing.T) {
 	require.Equal(t, 100*time.Second, backlogDuration(1_000_000, 10000))
 	require.Equal(t, 100*time.Millisecond, backlogDuration(1, 10000))
+}
+
+// The drain's counters are read again until the sorters' flushed rows
+// show the drain (their commit step follows the publication the drain is
+// seen in), within a bound; counters read before the drain are taken off.
+func TestScrapeAfterDrain(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	flushed := prometheus.NewCounter(prometheus.CounterOpts{Name: "tistream_sorter_rows_flushed_total"})
+	reg.MustRegister(flushed)
+	f := &fleet{members: []member{{name: "sorter-1", reg: reg}}}
+	flushed.Add(7)
+	before := map[string]float64{}
+	require.NoError(t, scrapeCounters(f, before))
+	require.Equal(t, 7.0, before["tistream_sorter_rows_flushed_total"])
+
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		flushed.Add(100) // the commit step, late
+	}()
+	got := map[string]float64{}
+	start := time.Now()
+	require.NoError(t, scrapeAfterDrain(context.Background(), f, before, got, 100, 10*time.Second))
+	require.Equal(t, 100.0, got["tistream_sorter_rows_flushed_total"])
+	require.Less(t, time.Since(start), 5*time.Second, "it stops once the rows are there")
+
+	// Never enough: it gives up after the bound and reports what it read.
+	start = time.Now()
+	require.NoError(t, scrapeAfterDrain(context.Background(), f, before, got, 1000, 100*time.Millisecond))
+	require.Equal(t, 100.0, got["tistream_sorter_rows_flushed_total"])
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 }
