@@ -10,8 +10,8 @@ import (
 )
 
 // prewrite is one pending prewrite. Key, value and old value share one
-// allocation; the map key of a txn's rows is a string view of its key part,
-// so a prewrite costs one allocation besides its map slot.
+// allocation, carved from the txn's chunk (txn.alloc); a txn's rows find
+// a prewrite by its key part (txnRows).
 type prewrite struct {
 	op sortbuf.Op
 	// tail is the key's last bytes (keyTail): rows searched in a slice
